@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * JSON-RPC 2.0 parsing and reply building (https://www.jsonrpc.org/specification).
+ *
+ * json-c ownership rules, used throughout the project:
+ *   - json_object_object_add() and json_object_array_add() *steal* the reference passed in;
+ *   - json_object_object_get_ex() and json_object_array_get_idx() return *borrowed* pointers;
+ *   - json_object_get() takes an extra reference, json_object_put() releases one;
+ *   - JSON null is represented by a NULL json_object pointer, so "member present with value
+ *     null" and "member absent" are told apart with json_object_object_get_ex()'s return.
+ * Every function here documents whether it takes or borrows its json_object arguments.
+ *
+ * Untrusted text is parsed with a depth limit, strict mode and UTF-8 validation, and trailing
+ * bytes after the JSON text are an error. Pure code: no I/O, no logging.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One entry of a message: a request, a notification, or an entry that is not a valid
+ * request object (error != 0). */
+typedef struct JsonRpcCall {
+        bool has_id;          /* false for a notification */
+        json_object *id;      /* owned reference; NULL when has_id is false or when id is null */
+        char *method;         /* owned; NULL when error != 0 */
+        json_object *params;  /* owned reference; NULL when params were absent */
+        int error;            /* 0, or RPC_INVALID_REQUEST for an invalid entry */
+        const char *error_detail; /* static text for the invalid entry's error.data.detail */
+} JsonRpcCall;
+
+typedef struct JsonRpcMessage {
+        bool is_batch;        /* the frame was an array */
+        size_t n_calls;
+        JsonRpcCall *calls;   /* owned array of n_calls entries */
+} JsonRpcMessage;
+
+/* Parses one frame. On success returns 0 and a message with at least one call.
+ * When the frame cannot become a message, returns a negative errno and sets *ret_error_reply
+ * to the complete reply object to send (id null):
+ *   -EBADMSG: not valid JSON, not UTF-8, nested deeper than max_depth, or trailing bytes
+ *             → Parse error (-32700);
+ *   -EINVAL:  not an object or array, or an empty array → Invalid Request (-32600);
+ *   -E2BIG:   a batch with more than max_batch entries → Invalid Request (-32600) whose
+ *             data.detail names the limit;
+ *   -ENOMEM:  no reply (*ret_error_reply is NULL).
+ * An invalid entry inside a batch does not fail the batch: it becomes a call with error set,
+ * and its id is kept when the entry had a valid one. A single invalid request object is a
+ * message of one call with error set. */
+int jsonrpc_parse(const char *text, size_t len, unsigned max_depth, size_t max_batch,
+                  JsonRpcMessage **ret, json_object **ret_error_reply);
+
+/* Frees a message; NULL-safe; returns NULL. */
+JsonRpcMessage *jsonrpc_message_free(JsonRpcMessage *m);
+
+/* Moves the contents of calls[i] out to the caller (who then owns id/method/params) and
+ * leaves the slot empty so jsonrpc_message_free() skips it. */
+void jsonrpc_call_take(JsonRpcMessage *m, size_t i, JsonRpcCall *ret);
+
+/* Releases the members of a call taken with jsonrpc_call_take(); the struct itself is the
+ * caller's. */
+void jsonrpc_call_done(JsonRpcCall *c);
+
+/* Builds {"jsonrpc":"2.0","result":result,"id":id}. Borrows id (takes its own reference);
+ * takes result (NULL means JSON null). Returns NULL on OOM (result is released). */
+json_object *jsonrpc_result_new(json_object *id, json_object *result);
+
+/* Builds {"jsonrpc":"2.0","error":error,"id":id}. Borrows id; takes `error` (an object from
+ * rpc_error_object_new()). Returns NULL on OOM. */
+json_object *jsonrpc_error_reply_new(json_object *id, json_object *error);
+
+/* Shorthand: the error object built from (code, message, data) wrapped in a reply.
+ * Borrows id; takes data. */
+json_object *jsonrpc_error_new(json_object *id, int code, const char *message, json_object *data);
+
+/* Builds a notification {"jsonrpc":"2.0","method":method,"params":params}. Takes params. */
+json_object *jsonrpc_notification_new(const char *method, json_object *params);
+
+/* Builds a request {"jsonrpc":"2.0","method","params","id"}: the client side. Takes params
+ * (NULL omits the member); id is a number. */
+json_object *jsonrpc_request_new(const char *method, json_object *params, long long id);
+
+/* Serializes compactly for the wire (no slash escaping, no raw newlines) and appends "\n".
+ * Returns 0 and a malloc'd string in *ret of *ret_len bytes (terminator included, plus a NUL
+ * not counted), or -ENOMEM. */
+int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len);
+
+/* The serializer flags every component uses on the wire. */
+#define JSONRPC_WIRE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/* Parses untrusted JSON text of exactly `len` bytes (no trailing bytes allowed) with the
+ * given depth limit, strict mode and UTF-8 validation. Returns 0 and a new reference (may be
+ * NULL for the text "null"), -EBADMSG on any syntax error, -ENOMEM. Shared by the daemon
+ * (upstream bodies, state files) and the client library. */
+int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_object **ret);
