@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "client.h"
+#include "dispatch.h"
+#include "errors.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "protocol.h"
+#include "server.h"
+
+/* Most supplementary groups read from SO_PEERGROUPS (NGROUPS_MAX is 65536; real systems
+ * have a handful). */
+#define PEER_GROUPS_MAX 1024
+
+/* Most descriptors queued for frames not yet complete: one message's worth plus slack. */
+#define PENDING_FDS_MAX (PROTO_FDS_PER_MESSAGE_MAX * 4)
+
+/* Bytes asked for per recvmsg. */
+#define READ_CHUNK (64u * 1024u)
+
+static const char *const client_state_table[_CLIENT_STATE_MAX] = {
+        [CLIENT_RUNNING] = "running",
+        [CLIENT_CLOSING] = "closing",
+        [CLIENT_DEAD] = "dead",
+};
+
+/* Returns the name of a state. */
+const char *client_state_to_string(ClientState s) {
+        if (s < 0 || s >= _CLIENT_STATE_MAX)
+                return NULL;
+        return client_state_table[s];
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *userdata);
+static void on_writable(evutil_socket_t fd, short what, void *userdata);
+static void on_idle(evutil_socket_t fd, short what, void *userdata);
+static void on_resume(evutil_socket_t fd, short what, void *userdata);
+
+/* Logs a state change at debug level and applies it. */
+static void client_set_state(Client *c, ClientState s) {
+        if (c->state == s)
+                return;
+        log_debug("Client %" PRIu64 ": %s → %s", c->id, client_state_to_string(c->state),
+                  client_state_to_string(s));
+        c->state = s;
+}
+
+/* Reads SO_PEERCRED, SO_PEERGROUPS and the peer's command name. */
+static int client_read_peer(Client *c) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        char path[64];
+        int fd;
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return -errno;
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->pid = cred.pid;
+
+        len = 16 * sizeof(gid_t);
+        for (;;) {
+                gid_t *g = malloc(len ? len : sizeof(gid_t));
+
+                if (!g)
+                        return -ENOMEM;
+                if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) >= 0) {
+                        c->groups = g;
+                        c->n_groups = len / sizeof(gid_t);
+                        break;
+                }
+                free(g);
+                if (errno != ERANGE || len / sizeof(gid_t) > PEER_GROUPS_MAX)
+                        break; /* older kernels: primary gid only */
+        }
+
+        /* the command name is for logs only; a failure leaves it empty */
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) c->pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0) {
+                ssize_t n = read(fd, c->comm, sizeof(c->comm) - 1);
+
+                if (n > 0) {
+                        c->comm[n] = '\0';
+                        c->comm[strcspn(c->comm, "\n")] = '\0';
+                }
+                close(fd);
+        }
+        return 0;
+}
+
+/* Accepts ownership of a connected socket and starts serving it. */
+int client_new(Server *s, int fd, Client **ret) {
+        _cleanup_(client_unrefp) Client *c = NULL;
+        int r;
+
+        c = calloc(1, sizeof(Client));
+        if (!c) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        c->n_ref = 1;
+        c->server = s;
+        c->fd = fd;
+        c->id = ++s->next_client_id;
+        TAILQ_INIT(&c->calls);
+        c->state = CLIENT_DEAD; /* until fully set up, so a failure path does not unlink */
+
+        r = client_read_peer(c);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to read peer credentials, refusing connection: %m");
+
+        r = frame_decoder_new(s->config->max_frame_bytes, &c->decoder);
+        if (r < 0)
+                return r;
+        c->out = evbuffer_new();
+        c->read_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+        c->write_ev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
+        c->idle_timer = evtimer_new(s->base, on_idle, c);
+        c->resume_ev = event_new(s->base, -1, 0, on_resume, c);
+        if (!c->out || !c->read_ev || !c->write_ev || !c->idle_timer || !c->resume_ev)
+                return -ENOMEM;
+
+        r = server_uid_ref(s, c->uid);
+        if (r < 0)
+                return r;
+
+        c->state = CLIENT_RUNNING;
+        TAILQ_INSERT_TAIL(&s->clients, c, link);
+        s->n_clients++;
+        if (event_add(c->read_ev, NULL) < 0) {
+                client_disconnect(c, "event_add failed");
+                return -EIO;
+        }
+        if (s->config->idle_timeout_s > 0) {
+                struct timeval tv = { .tv_sec = s->config->idle_timeout_s };
+                evtimer_add(c->idle_timer, &tv);
+        }
+        log_debug("Client %" PRIu64 " connected: pid=%d uid=%u gid=%u comm=%s", c->id, (int) c->pid,
+                  (unsigned) c->uid, (unsigned) c->gid, c->comm);
+        if (ret)
+                *ret = c;
+        TAKE_PTR(c); /* the server's client list holds the initial reference */
+        return 0;
+}
+
+/* Takes a reference. */
+Client *client_ref(Client *c) {
+        if (!c)
+                return NULL;
+        assert(c->n_ref > 0);
+        c->n_ref++;
+        return c;
+}
+
+/* Closes every queued descriptor. */
+static void client_close_pending_fds(Client *c) {
+        for (size_t i = 0; i < c->n_pending_fds; i++)
+                safe_close(c->pending_fds[i].fd);
+        c->n_pending_fds = 0;
+}
+
+/* Frees the struct (the connection is already closed). */
+static Client *client_free(Client *c) {
+        assert(c->state == CLIENT_DEAD);
+        assert(TAILQ_EMPTY(&c->calls));
+        client_close_pending_fds(c);
+        free(c->pending_fds);
+        if (c->read_ev)
+                event_free(c->read_ev);
+        if (c->write_ev)
+                event_free(c->write_ev);
+        if (c->idle_timer)
+                event_free(c->idle_timer);
+        if (c->resume_ev)
+                event_free(c->resume_ev);
+        if (c->out)
+                evbuffer_free(c->out);
+        frame_decoder_free(c->decoder);
+        safe_close(c->fd);
+        free(c->groups);
+        free(c);
+        return NULL;
+}
+
+/* Drops a reference; frees on the last one. */
+Client *client_unref(Client *c) {
+        if (!c)
+                return NULL;
+        assert(c->n_ref > 0);
+        if (--c->n_ref > 0)
+                return NULL;
+        return client_free(c);
+}
+
+/* Whether the client may still receive data. */
+bool client_is_alive(const Client *c) {
+        return c && c->state == CLIENT_RUNNING;
+}
+
+/* Closes the connection now and cancels its calls. */
+void client_disconnect(Client *c, const char *reason) {
+        Server *s = c->server;
+        Call *call, *next;
+
+        if (c->state == CLIENT_DEAD)
+                return;
+        log_debug("Client %" PRIu64 " disconnected: %s", c->id, reason);
+        client_set_state(c, CLIENT_DEAD);
+
+        event_del(c->read_ev);
+        event_del(c->write_ev);
+        event_del(c->idle_timer);
+        event_del(c->resume_ev);
+        c->fd = safe_close(c->fd);
+        client_close_pending_fds(c);
+        evbuffer_drain(c->out, evbuffer_get_length(c->out));
+
+        TAILQ_REMOVE(&s->clients, c, link);
+        s->n_clients--;
+        server_uid_unref(s, c->uid);
+
+        /* calls with a cancel callback stop now; others finish on their own and their reply
+         * is dropped (they hold a reference, so the struct outlives them) */
+        client_ref(c);
+        for (call = TAILQ_FIRST(&c->calls); call; call = next) {
+                next = TAILQ_NEXT(call, link);
+                (void) call_cancel(call);
+        }
+        client_unref(c); /* the server list's reference */
+        client_unref(c);
+        server_update_status(s);
+}
+
+/* Re-arms the idle timer. */
+static void client_touch(Client *c) {
+        if (c->server->config->idle_timeout_s > 0 && c->state == CLIENT_RUNNING) {
+                struct timeval tv = { .tv_sec = c->server->config->idle_timeout_s };
+                evtimer_add(c->idle_timer, &tv);
+        }
+}
+
+/* Whether reading must pause: too many calls in flight or too much queued output. */
+static bool client_over_limits(const Client *c) {
+        const Config *cfg = c->server->config;
+
+        return c->n_inflight >= cfg->max_inflight_per_connection ||
+               evbuffer_get_length(c->out) >= cfg->max_output_bytes;
+}
+
+/* Stops reading (backpressure). */
+static void client_pause_reading(Client *c) {
+        if (c->read_paused)
+                return;
+        c->read_paused = true;
+        event_del(c->read_ev);
+}
+
+/* Schedules frame processing on the next loop turn. */
+static void client_schedule_resume(Client *c) {
+        if (c->state == CLIENT_RUNNING)
+                event_active(c->resume_ev, 0, 0);
+}
+
+/* Flushes output then closes; used after a protocol error. */
+static void client_close_after_flush(Client *c, const char *reason) {
+        if (c->state != CLIENT_RUNNING)
+                return;
+        log_debug("Client %" PRIu64 ": closing after output is flushed: %s", c->id, reason);
+        client_set_state(c, CLIENT_CLOSING);
+        event_del(c->read_ev);
+        c->read_paused = true;
+        c->server->connections_closed_protocol++;
+        if (evbuffer_get_length(c->out) == 0)
+                client_disconnect(c, reason);
+        else
+                event_add(c->write_ev, NULL);
+}
+
+/* Queues a JSON value for sending. */
+int client_send_json(Client *c, json_object *o) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r;
+
+        if (!c || c->state == CLIENT_DEAD || c->fd < 0)
+                return -ENOTCONN;
+        r = jsonrpc_serialize(o, &text, &len);
+        if (r < 0)
+                return r;
+        /* replies are bounded by the in-flight limit; only a peer that reads nothing while
+         * notifications pile up can get here, and it is let go rather than buffered forever */
+        if (evbuffer_get_length(c->out) + len > 2 * c->server->config->max_output_bytes) {
+                log_warning("Client %" PRIu64 " (pid %d) is not reading its replies, disconnecting.",
+                            c->id, (int) c->pid);
+                client_disconnect(c, "output queue overflow");
+                return -ENOBUFS;
+        }
+        if (evbuffer_add(c->out, text, len) < 0)
+                return -ENOMEM;
+        if (event_add(c->write_ev, NULL) < 0)
+                return -EIO;
+        if (client_over_limits(c))
+                client_pause_reading(c);
+        return 0;
+}
+
+/* Sends a notification. */
+int client_send_notification(Client *c, const char *method, json_object *params) {
+        json_object *n = jsonrpc_notification_new(method, params);
+        int r;
+
+        if (!n)
+                return -ENOMEM;
+        r = client_send_json(c, n);
+        json_object_put(n);
+        return r;
+}
+
+/* Writes queued output; resumes reading once it drains below half the cap. */
+static void on_writable(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = userdata;
+        int n;
+
+        (void) fd;
+        (void) what;
+        n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return;
+                client_disconnect(c, "write error");
+                return;
+        }
+        c->server->bytes_sent += (uint64_t) n;
+        client_touch(c);
+        if (evbuffer_get_length(c->out) == 0) {
+                event_del(c->write_ev);
+                if (c->state == CLIENT_CLOSING) {
+                        client_disconnect(c, "closed after protocol error");
+                        return;
+                }
+        }
+        if (evbuffer_get_length(c->out) <= c->server->config->max_output_bytes / 2)
+                client_maybe_resume(c);
+}
+
+/* Sends an error reply with id null and closes the connection once it is flushed. */
+static void client_protocol_error(Client *c, int code, const char *message, json_object *data) {
+        json_object *reply = jsonrpc_error_new(NULL, code, message, data);
+
+        if (reply) {
+                (void) client_send_json(c, reply);
+                json_object_put(reply);
+        }
+        client_close_after_flush(c, message);
+}
+
+/* Collects the descriptors of one frame (those that arrived within its bytes), closing
+ * stray ones that arrived before it. Returns the count placed in fds[]. */
+static size_t client_collect_fds(Client *c, const Frame *f, int *fds, size_t max) {
+        size_t n = 0, keep = 0;
+
+        for (size_t i = 0; i < c->n_pending_fds; i++) {
+                PendingFd *p = &c->pending_fds[i];
+
+                if (p->offset < f->start_offset) {
+                        /* arrived with bytes that were not part of any frame (blank lines) */
+                        safe_close(p->fd);
+                } else if (p->offset < f->end_offset) {
+                        if (n < max)
+                                fds[n++] = p->fd;
+                        else
+                                safe_close(p->fd);
+                } else
+                        c->pending_fds[keep++] = *p;
+        }
+        c->n_pending_fds = keep;
+        return n;
+}
+
+/* Handles complete frames, at most PROTO_FRAMES_PER_WAKEUP per call (fairness); yields by
+ * scheduling itself again when more are buffered. */
+static void client_process_frames(Client *c) {
+        unsigned handled = 0;
+        int r;
+
+        client_ref(c);
+        while (c->state == CLIENT_RUNNING && !client_over_limits(c)) {
+                int fds[PROTO_FDS_PER_MESSAGE_MAX];
+                size_t n_fds;
+                Frame f;
+
+                if (handled >= PROTO_FRAMES_PER_WAKEUP) {
+                        client_schedule_resume(c);
+                        break;
+                }
+                r = frame_decoder_next(c->decoder, &f);
+                if (r == -EMSGSIZE) {
+                        json_object *data = json_object_new_object();
+                        char detail[128];
+
+                        snprintf(detail, sizeof(detail), "frame larger than %" PRIu64 " bytes",
+                                 c->server->config->max_frame_bytes);
+                        if (data)
+                                json_object_object_add(data, "detail", json_object_new_string(detail));
+                        client_protocol_error(c, RPC_INVALID_REQUEST, "Invalid Request: frame too large",
+                                              data);
+                        break;
+                }
+                if (r <= 0)
+                        break;
+                handled++;
+                c->server->frames_received++;
+                c->requests++;
+                n_fds = client_collect_fds(c, &f, fds, ELEMENTSOF(fds));
+                r = dispatch_frame(c->server->dispatch, c, f.data, f.len, fds, n_fds);
+                for (size_t i = 0; i < n_fds; i++)
+                        safe_close(fds[i]);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to dispatch a request: %m");
+                        client_disconnect(c, "internal error");
+                        break;
+                }
+        }
+        if (c->state == CLIENT_RUNNING && c->read_eof && c->n_inflight == 0 &&
+            evbuffer_get_length(c->out) == 0 && frame_decoder_pending(c->decoder) == 0)
+                client_disconnect(c, "end of input");
+        client_unref(c);
+}
+
+/* Stores received descriptors at the stream offset they arrived at. */
+static int client_take_rights(Client *c, struct msghdr *mh, uint64_t offset) {
+        int r = 0;
+
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+                size_t n;
+                int *fds;
+
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                fds = (int *) CMSG_DATA(cm);
+                for (size_t i = 0; i < n; i++) {
+                        int fd;
+
+                        memcpy(&fd, &fds[i], sizeof(int));
+                        if (r < 0 || c->n_pending_fds >= PENDING_FDS_MAX) {
+                                safe_close(fd);
+                                r = -EMFILE;
+                                continue;
+                        }
+                        if (!c->pending_fds) {
+                                c->pending_fds = calloc(PENDING_FDS_MAX, sizeof(PendingFd));
+                                if (!c->pending_fds) {
+                                        safe_close(fd);
+                                        r = -ENOMEM;
+                                        continue;
+                                }
+                        }
+                        c->pending_fds[c->n_pending_fds++] = (PendingFd){ offset, fd };
+                }
+        }
+        return r;
+}
+
+/* Reads what is available with recvmsg() into the decoder, then handles frames. */
+static void on_readable(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = userdata;
+        union {
+                struct cmsghdr cm;
+                char buf[CMSG_SPACE(sizeof(int) * PROTO_FDS_PER_MESSAGE_MAX)];
+        } control;
+        struct iovec iov;
+        struct msghdr mh = {};
+        uint64_t offset;
+        size_t avail;
+        char *p;
+        ssize_t n;
+        int r;
+
+        (void) fd;
+        (void) what;
+        r = frame_decoder_reserve(c->decoder, READ_CHUNK, &p, &avail);
+        if (r == -EMSGSIZE) {
+                /* the buffer holds an unterminated line at the limit: report and close */
+                client_process_frames(c);
+                return;
+        }
+        if (r < 0) {
+                client_disconnect(c, "out of memory");
+                return;
+        }
+        iov = (struct iovec){ p, avail };
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = &control;
+        mh.msg_controllen = sizeof(control);
+        offset = frame_decoder_offset(c->decoder);
+
+        n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return;
+                client_disconnect(c, "read error");
+                return;
+        }
+        r = client_take_rights(c, &mh, offset);
+        if (mh.msg_flags & MSG_CTRUNC) {
+                client_protocol_error(c, RPC_INVALID_REQUEST, "Invalid Request: too many descriptors",
+                                      NULL);
+                return;
+        }
+        if (r < 0) {
+                client_protocol_error(c, RPC_INVALID_REQUEST,
+                                      "Invalid Request: too many descriptors queued", NULL);
+                return;
+        }
+        if (n == 0) {
+                c->read_eof = true;
+                event_del(c->read_ev);
+                client_process_frames(c);
+                if (c->state == CLIENT_RUNNING && c->n_inflight == 0 &&
+                    evbuffer_get_length(c->out) == 0)
+                        client_disconnect(c, "end of input");
+                return;
+        }
+        frame_decoder_commit(c->decoder, (size_t) n);
+        c->server->bytes_received += (uint64_t) n;
+        client_touch(c);
+        client_process_frames(c);
+}
+
+/* Continues frame processing after a yield or after backpressure cleared. */
+static void on_resume(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = userdata;
+
+        (void) fd;
+        (void) what;
+        client_maybe_resume(c);
+}
+
+/* Re-evaluates backpressure and resumes reading and processing if possible. */
+void client_maybe_resume(Client *c) {
+        if (c->state != CLIENT_RUNNING || client_over_limits(c))
+                return;
+        if (c->read_paused && !c->read_eof) {
+                c->read_paused = false;
+                event_add(c->read_ev, NULL);
+        }
+        client_process_frames(c);
+}
+
+/* Called when one of its calls finished. */
+void client_call_finished(Client *c, Call *call) {
+        (void) call;
+        assert(c->n_inflight > 0);
+        c->n_inflight--;
+        client_touch(c);
+        if (c->state == CLIENT_RUNNING) {
+                if (c->read_eof && c->n_inflight == 0 && evbuffer_get_length(c->out) == 0) {
+                        client_disconnect(c, "end of input");
+                        return;
+                }
+                if (!client_over_limits(c))
+                        client_schedule_resume(c);
+        }
+}
+
+/* Closes the connection when it was idle for limits.idle_timeout_s. */
+static void on_idle(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = userdata;
+
+        (void) fd;
+        (void) what;
+        if (c->n_inflight > 0 || c->n_subscriptions > 0 || evbuffer_get_length(c->out) > 0) {
+                client_touch(c);
+                return;
+        }
+        c->server->connections_closed_idle++;
+        client_disconnect(c, "idle timeout");
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* Methods about the daemon itself: rpc.discover, daemon.status, daemon.reload. */
+#include <stdlib.h>
+
+#include "dispatch.h"
+#include "errors.h"
+#include "openrpc.h"
+#include "server.h"
+
+/* rpc.discover: the OpenRPC document this daemon serves. */
+static int method_rpc_discover(Call *c, json_object *params) {
+        json_object *doc = NULL;
+        int r;
+
+        (void) params;
+        r = json_object_deep_copy(openrpc_document(c->server->openrpc), &doc, NULL);
+        if (r < 0 || !doc)
+                return -ENOMEM;
+        return call_reply(c, doc);
+}
+
+/* daemon.status: version, limits, connections, requests and errors. */
+static int method_daemon_status(Call *c, json_object *params) {
+        json_object *o;
+
+        (void) params;
+        o = server_status_json(c->server);
+        if (!o)
+                return -ENOMEM;
+        return call_reply(c, o);
+}
+
+/* daemon.reload: re-reads the configuration as SIGHUP does and says whether it took. */
+static int method_daemon_reload(Call *c, json_object *params) {
+        _cleanup_free_ char *err = NULL;
+        json_object *o;
+        int r;
+
+        (void) params;
+        r = server_reload(c->server, &err);
+        if (r < 0) {
+                json_object *data = json_object_new_object();
+
+                if (data && err)
+                        json_object_object_add(data, "detail", json_object_new_string(err));
+                return call_reply_errorf(c, RPC_INVALID_STATE, data,
+                                         "The new configuration was rejected and the current one kept: %s",
+                                         err ?: "unknown error");
+        }
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "reloaded", json_object_new_boolean(true));
+        json_object_object_add(o, "config", c->server->config->source ?
+                               json_object_new_string(c->server->config->source) : NULL);
+        return call_reply(c, o);
+}
+
+const MethodDef methods_daemon[] = {
+        { "rpc.discover", method_rpc_discover, 0 },
+        { "daemon.status", method_daemon_status, 0 },
+        { "daemon.reload", method_daemon_reload, METHOD_MUTATING },
+        {}
+};

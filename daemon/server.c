@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "build-config.h"
+#include "client.h"
+#include "dispatch.h"
+#include "listener.h"
+#include "log.h"
+#include "notify.h"
+#include "openrpc.h"
+#include "protocol.h"
+#include "server.h"
+
+/* The OpenRPC document compiled in from proto/avatard.openrpc.json. */
+extern const char openrpc_document_text[];
+extern const size_t openrpc_document_text_len;
+
+/* Descriptors kept back from the connection cap for listeners, upstream sockets, state
+ * files and descriptors in transit. */
+#define FD_RESERVE 256
+
+static const char *const server_state_table[_SERVER_STATE_MAX] = {
+        [SERVER_STARTING] = "starting",
+        [SERVER_RUNNING] = "running",
+        [SERVER_DRAINING] = "draining",
+        [SERVER_STOPPED] = "stopped",
+};
+
+/* Returns the name of a state. */
+const char *server_state_to_string(ServerState s) {
+        if (s < 0 || s >= _SERVER_STATE_MAX)
+                return NULL;
+        return server_state_table[s];
+}
+
+/* Monotonic time in microseconds. */
+uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Wall-clock time in microseconds. */
+uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Builds a complete configuration from the options. */
+static int server_build_config(const ServerOptions *o, Config **ret, char **ret_error) {
+        _cleanup_(config_freep) Config *c = NULL;
+        ConfigError e = {};
+        int r;
+
+        r = config_new(&c);
+        if (r < 0)
+                return r;
+        r = config_apply_env(c, o->envp, &e);
+        if (r >= 0)
+                r = config_load_file(c, o->config_path ?: AVATARD_DEFAULT_CONFIG,
+                                     o->config_optional || !o->config_path, &e);
+        for (char *const *ov = o->overrides; r >= 0 && ov && ov[0] && ov[1]; ov += 2)
+                r = config_set(c, ov[0], ov[1], &e);
+        if (r >= 0)
+                r = config_finalize(c, &e);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = e.message ? config_error_to_string(&e) : strdup(strerror(-r));
+                config_error_done(&e);
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* Creates the server and its configuration. */
+int server_new(struct event_base *base, const ServerOptions *opts, Server **ret, char **ret_error) {
+        _cleanup_(server_freep) Server *s = NULL;
+        const char *err = NULL;
+        int r;
+
+        s = calloc(1, sizeof(Server));
+        if (!s)
+                return -ENOMEM;
+        s->base = base;
+        s->options = *opts;
+        s->state = SERVER_STARTING;
+        s->start_usec = now_usec();
+        s->start_realtime_usec = now_realtime_usec();
+        TAILQ_INIT(&s->clients);
+
+        r = server_build_config(opts, &s->config, ret_error);
+        if (r < 0)
+                return r;
+        log_set_max_level(s->config->log_level);
+        s->max_connections = s->config->max_connections;
+
+        r = openrpc_load(openrpc_document_text, openrpc_document_text_len, &s->openrpc, &err);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = strdup(err ?: "the built-in OpenRPC document is invalid");
+                return r;
+        }
+        r = dispatch_new(s, s->openrpc, &s->dispatch, &err);
+        if (r < 0) {
+                if (ret_error && asprintf(ret_error, "method '%s' lacks a handler or a description",
+                                          strna(err)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* Frees the server. */
+Server *server_free(Server *s) {
+        Client *c;
+
+        if (!s)
+                return NULL;
+        s->state = SERVER_STOPPED;
+        while ((c = TAILQ_FIRST(&s->clients)))
+                client_disconnect(c, "daemon stopped");
+        listener_free(s->listener);
+        dispatch_free(s->dispatch);
+        openrpc_free(s->openrpc);
+        config_free(s->config);
+        if (s->sig_term)
+                event_free(s->sig_term);
+        if (s->sig_int)
+                event_free(s->sig_int);
+        if (s->sig_hup)
+                event_free(s->sig_hup);
+        if (s->watchdog_timer)
+                event_free(s->watchdog_timer);
+        if (s->drain_timer)
+                event_free(s->drain_timer);
+        free(s->uid_counts);
+        free(s->last_reload_error);
+        free(s);
+        return NULL;
+}
+
+/* Raises the soft descriptor limit to the hard limit and sizes the connection cap from it. */
+static void server_raise_nofile(Server *s) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        if (rl.rlim_cur < rl.rlim_max) {
+                rlim_t old = rl.rlim_cur;
+
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                        log_debug_errno(errno, "Failed to raise RLIMIT_NOFILE, ignoring: %m");
+                        rl.rlim_cur = old;
+                }
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > FD_RESERVE &&
+            rl.rlim_cur - FD_RESERVE < s->config->max_connections) {
+                s->max_connections = (unsigned) (rl.rlim_cur - FD_RESERVE);
+                log_notice("Limiting connections to %u (RLIMIT_NOFILE is %llu).", s->max_connections,
+                           (unsigned long long) rl.rlim_cur);
+        } else
+                s->max_connections = s->config->max_connections;
+}
+
+/* SIGTERM/SIGINT: graceful stop. */
+static void on_stop_signal(evutil_socket_t sig, short what, void *userdata) {
+        Server *s = userdata;
+
+        (void) what;
+        log_info("Received %s, stopping.", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        server_stop(s);
+}
+
+/* SIGHUP: reload. */
+static void on_hup(evutil_socket_t sig, short what, void *userdata) {
+        (void) sig;
+        (void) what;
+        log_info("Received SIGHUP, reloading the configuration.");
+        (void) server_reload(userdata, NULL);
+}
+
+/* Watchdog ping from the loop: proves the loop turns. */
+static void on_watchdog(evutil_socket_t fd, short what, void *userdata) {
+        (void) fd;
+        (void) what;
+        (void) userdata;
+        notify_watchdog();
+}
+
+/* The drain deadline passed: leave the loop with requests still in flight. */
+static void on_drain_deadline(evutil_socket_t fd, short what, void *userdata) {
+        Server *s = userdata;
+
+        (void) fd;
+        (void) what;
+        log_warning("Stopping with %u request(s) still in flight after %us.", s->n_inflight,
+                    s->config->shutdown_timeout_s);
+        s->state = SERVER_STOPPED;
+        event_base_loopexit(s->base, NULL);
+}
+
+/* Starts serving. */
+int server_start(Server *s) {
+        struct sigaction sa = { .sa_handler = SIG_IGN };
+        int r;
+
+        /* CURLOPT_NOSIGNAL stops libcurl from ignoring SIGPIPE for us, and clients vanish */
+        (void) sigaction(SIGPIPE, &sa, NULL);
+        server_raise_nofile(s);
+
+        r = listener_new(s, &s->listener);
+        if (r < 0)
+                return r;
+
+        s->sig_term = evsignal_new(s->base, SIGTERM, on_stop_signal, s);
+        s->sig_int = evsignal_new(s->base, SIGINT, on_stop_signal, s);
+        s->sig_hup = evsignal_new(s->base, SIGHUP, on_hup, s);
+        s->drain_timer = evtimer_new(s->base, on_drain_deadline, s);
+        if (!s->sig_term || !s->sig_int || !s->sig_hup || !s->drain_timer ||
+            evsignal_add(s->sig_term, NULL) < 0 || evsignal_add(s->sig_int, NULL) < 0 ||
+            evsignal_add(s->sig_hup, NULL) < 0)
+                return log_oom();
+
+        s->watchdog_usec = notify_watchdog_usec();
+        if (s->watchdog_usec > 0) {
+                struct timeval tv = {
+                        .tv_sec = (time_t) (s->watchdog_usec / 2 / USEC_PER_SEC),
+                        .tv_usec = (suseconds_t) (s->watchdog_usec / 2 % USEC_PER_SEC),
+                };
+
+                s->watchdog_timer = event_new(s->base, -1, EV_PERSIST, on_watchdog, s);
+                if (!s->watchdog_timer || event_add(s->watchdog_timer, &tv) < 0)
+                        return log_oom();
+                log_debug("Watchdog enabled: pinging every %" PRIu64 " ms.", s->watchdog_usec / 2 / 1000);
+        }
+
+        s->state = SERVER_RUNNING;
+        server_update_status(s);
+        notify_ready();
+        log_info("avatard " AVATARD_VERSION " ready (protocol %d, pid %d).", PROTOCOL_VERSION, (int) getpid());
+        return 0;
+}
+
+/* Begins the graceful stop. */
+void server_stop(Server *s) {
+        Client *c, *next;
+
+        if (s->state == SERVER_DRAINING || s->state == SERVER_STOPPED)
+                return;
+        s->state = SERVER_DRAINING;
+        notify_stopping();
+        listener_stop(s->listener);
+
+        /* long waits (runner.wait, watches) end now with shutting_down; the rest may finish */
+        for (c = TAILQ_FIRST(&s->clients); c; c = next) {
+                Call *call, *cnext;
+
+                next = TAILQ_NEXT(c, link);
+                client_ref(c);
+                for (call = TAILQ_FIRST(&c->calls); call; call = cnext) {
+                        cnext = TAILQ_NEXT(call, link);
+                        (void) call_cancel(call);
+                }
+                client_unref(c);
+        }
+
+        if (s->n_inflight == 0) {
+                s->state = SERVER_STOPPED;
+                event_base_loopexit(s->base, NULL);
+                return;
+        }
+        log_info("Waiting up to %us for %u request(s) in flight.", s->config->shutdown_timeout_s,
+                 s->n_inflight);
+        notify_status("Stopping: waiting for %u request(s)", s->n_inflight);
+        {
+                struct timeval tv = { .tv_sec = s->config->shutdown_timeout_s };
+                evtimer_add(s->drain_timer, &tv);
+        }
+}
+
+/* Leaves the loop once a drain has no more calls in flight. */
+void server_check_drained(Server *s) {
+        if (s->state != SERVER_DRAINING || s->n_inflight > 0)
+                return;
+        log_info("All requests finished.");
+        s->state = SERVER_STOPPED;
+        event_del(s->drain_timer);
+        event_base_loopexit(s->base, NULL);
+}
+
+/* Re-reads the configuration. */
+int server_reload(Server *s, char **ret_error) {
+        _cleanup_free_ char *err = NULL;
+        Config *n = NULL;
+        int r;
+
+        notify_reloading();
+        r = server_build_config(&s->options, &n, &err);
+        if (r < 0) {
+                s->reload_failures++;
+                log_error("Configuration rejected, keeping the current one: %s", strna(err));
+                free(s->last_reload_error);
+                s->last_reload_error = err ? strdup(err) : NULL;
+                notify_ready();
+                server_update_status(s);
+                if (ret_error)
+                        *ret_error = TAKE_PTR(err);
+                return -EINVAL;
+        }
+        if (!streq(n->socket_path, s->config->socket_path))
+                log_notice("The socket path changed to '%s'; it takes effect at the next start.",
+                           n->socket_path);
+        if (n->max_frame_bytes != s->config->max_frame_bytes)
+                log_notice("limits.max_frame_bytes applies to new connections.");
+
+        config_free(s->config);
+        s->config = n;
+        log_set_max_level(n->log_level);
+        server_raise_nofile(s);
+        s->reloads++;
+        s->last_reload_error = mfree(s->last_reload_error);
+        log_info("Configuration reloaded%s%s.", n->source ? " from " : "", n->source ?: "");
+        notify_ready();
+        server_update_status(s);
+        return 0;
+}
+
+/* Sends the one-line status. */
+void server_update_status(Server *s) {
+        if (s->state != SERVER_RUNNING)
+                return;
+        notify_status("Serving %u connection(s) on %s", s->n_clients, strna(listener_path(s->listener)));
+}
+
+/* Finds the slot of a uid in the per-uid table. */
+static UidCount *uid_slot(const Server *s, uid_t uid) {
+        for (size_t i = 0; i < s->n_uid_counts; i++)
+                if (s->uid_counts[i].uid == uid)
+                        return &s->uid_counts[i];
+        return NULL;
+}
+
+/* Counts a new connection of uid. */
+int server_uid_ref(Server *s, uid_t uid) {
+        UidCount *u = uid_slot(s, uid);
+
+        if (!u) {
+                UidCount *n = reallocarray(s->uid_counts, s->n_uid_counts + 1, sizeof(UidCount));
+
+                if (!n)
+                        return -ENOMEM;
+                s->uid_counts = n;
+                u = &s->uid_counts[s->n_uid_counts++];
+                *u = (UidCount){ .uid = uid };
+        }
+        u->count++;
+        return 0;
+}
+
+/* Uncounts a connection of uid (the slot goes when it reaches zero). */
+void server_uid_unref(Server *s, uid_t uid) {
+        UidCount *u = uid_slot(s, uid);
+
+        if (!u)
+                return;
+        if (--u->count == 0) {
+                *u = s->uid_counts[--s->n_uid_counts];
+        }
+}
+
+/* Connections of uid. */
+unsigned server_uid_count(const Server *s, uid_t uid) {
+        const UidCount *u = uid_slot(s, uid);
+
+        return u ? u->count : 0;
+}
+
+/* The limits block of daemon.status. */
+static json_object *server_limits_json(const Server *s) {
+        const Config *c = s->config;
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "max_frame_bytes", json_object_new_uint64(c->max_frame_bytes));
+        json_object_object_add(o, "max_json_depth", json_object_new_int(PROTO_JSON_DEPTH_MAX));
+        json_object_object_add(o, "max_batch", json_object_new_int(PROTO_BATCH_MAX));
+        json_object_object_add(o, "max_fds_per_message", json_object_new_int(PROTO_FDS_PER_MESSAGE_MAX));
+        json_object_object_add(o, "max_inflight_per_connection",
+                               json_object_new_int64(c->max_inflight_per_connection));
+        json_object_object_add(o, "max_connections", json_object_new_int64(s->max_connections));
+        json_object_object_add(o, "max_connections_per_uid",
+                               json_object_new_int64(c->max_connections_per_uid));
+        json_object_object_add(o, "max_output_bytes", json_object_new_uint64(c->max_output_bytes));
+        json_object_object_add(o, "idle_timeout_s", json_object_new_int64(c->idle_timeout_s));
+        json_object_object_add(o, "shutdown_timeout_s", json_object_new_int64(c->shutdown_timeout_s));
+        return o;
+}
+
+/* daemon.status as JSON. */
+json_object *server_status_json(Server *s) {
+        json_object *o = json_object_new_object(), *conn, *per_uid, *reload;
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "version", json_object_new_string(AVATARD_VERSION));
+        json_object_object_add(o, "protocol_version", json_object_new_int(PROTOCOL_VERSION));
+        json_object_object_add(o, "pid", json_object_new_int((int) getpid()));
+        json_object_object_add(o, "state", json_object_new_string(server_state_to_string(s->state)));
+        json_object_object_add(o, "uptime_s",
+                               json_object_new_double((double) (now_usec() - s->start_usec) / 1e6));
+        json_object_object_add(o, "started_at_unix",
+                               json_object_new_int64((int64_t) (s->start_realtime_usec / USEC_PER_SEC)));
+        json_object_object_add(o, "socket", json_object_new_string(strna(listener_path(s->listener))));
+        json_object_object_add(o, "socket_activated",
+                               json_object_new_boolean(listener_socket_activated(s->listener)));
+        json_object_object_add(o, "limits", server_limits_json(s));
+
+        conn = json_object_new_object();
+        json_object_object_add(conn, "current", json_object_new_int64(s->n_clients));
+        json_object_object_add(conn, "accepted_total", json_object_new_uint64(s->connections_accepted));
+        json_object_object_add(conn, "rejected_total", json_object_new_uint64(s->connections_rejected));
+        json_object_object_add(conn, "closed_idle_total", json_object_new_uint64(s->connections_closed_idle));
+        json_object_object_add(conn, "closed_protocol_error_total",
+                               json_object_new_uint64(s->connections_closed_protocol));
+        per_uid = json_object_new_object();
+        for (size_t i = 0; i < s->n_uid_counts; i++) {
+                char k[16];
+
+                snprintf(k, sizeof(k), "%u", (unsigned) s->uid_counts[i].uid);
+                json_object_object_add(per_uid, k, json_object_new_int64(s->uid_counts[i].count));
+        }
+        json_object_object_add(conn, "per_uid", per_uid);
+        json_object_object_add(o, "connections", conn);
+
+        json_object_object_add(o, "requests_in_flight", json_object_new_int64(s->n_inflight));
+        json_object_object_add(o, "requests_total", json_object_new_uint64(dispatch_requests_total(s->dispatch)));
+        json_object_object_add(o, "requests", dispatch_requests_json(s->dispatch));
+        json_object_object_add(o, "errors", dispatch_errors_json(s->dispatch));
+        json_object_object_add(o, "bytes_received", json_object_new_uint64(s->bytes_received));
+        json_object_object_add(o, "bytes_sent", json_object_new_uint64(s->bytes_sent));
+
+        reload = json_object_new_object();
+        json_object_object_add(reload, "config", s->config->source ? json_object_new_string(s->config->source) : NULL);
+        json_object_object_add(reload, "reloads", json_object_new_uint64(s->reloads));
+        json_object_object_add(reload, "failures", json_object_new_uint64(s->reload_failures));
+        json_object_object_add(reload, "last_error",
+                               s->last_reload_error ? json_object_new_string(s->last_reload_error) : NULL);
+        json_object_object_add(o, "configuration", reload);
+        return o;
+}

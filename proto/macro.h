@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -70,6 +71,12 @@ static inline int negative_errno(void) {
                 if (*p)                                  \
                         func(*p);                        \
         }
+
+/* Frees and returns NULL, for `p = mfree(p);`. */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
 
 static inline void freep(void *p) {
         free(*(void **) p);

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Server: the one event loop and everything hanging off it — configuration, listeners,
+ * connected clients, the method dispatcher, signals, the watchdog and the graceful stop.
+ * There is no global state: tests create a Server on their own event_base.
+ *
+ * Lifecycle: server_new() → server_start() (listen, READY=1) → event_base_dispatch() →
+ * SIGTERM/SIGINT: server_stop() closes the listeners, sends STOPPING=1, refuses new
+ * requests, waits for in-flight requests up to limits.shutdown_timeout_s, then leaves the
+ * loop → server_free().
+ */
+#pragma once
+
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "macro.h"
+
+typedef struct Client Client;
+typedef struct Dispatch Dispatch;
+typedef struct Listener Listener;
+typedef struct OpenRpc OpenRpc;
+typedef struct Server Server;
+
+typedef enum ServerState {
+        SERVER_STARTING,
+        SERVER_RUNNING,
+        SERVER_DRAINING,
+        SERVER_STOPPED,
+        _SERVER_STATE_MAX,
+        _SERVER_STATE_INVALID = -EINVAL,
+} ServerState;
+
+const char *server_state_to_string(ServerState s);
+
+/* How the configuration is built, kept for reloads. */
+typedef struct ServerOptions {
+        const char *config_path;        /* NULL: the default path, which may be absent */
+        bool config_optional;           /* a missing file is fine (the default path) */
+        char *const *overrides;         /* NULL-terminated key, value, key, value, ... */
+        char *const *envp;              /* environment to read AVATAR_* from; NULL: none */
+} ServerOptions;
+
+typedef struct UidCount {
+        uid_t uid;
+        unsigned count;
+} UidCount;
+
+TAILQ_HEAD(ClientList, Client);
+
+struct Server {
+        struct event_base *base;
+        Config *config;
+        ServerOptions options;
+        OpenRpc *openrpc;
+        Dispatch *dispatch;
+        Listener *listener;
+
+        struct ClientList clients;
+        unsigned n_clients;
+        UidCount *uid_counts;
+        size_t n_uid_counts;
+        uint64_t next_client_id;
+        unsigned n_inflight;           /* calls started and not finished, all clients */
+
+        ServerState state;
+        uint64_t start_usec;           /* CLOCK_MONOTONIC */
+        uint64_t start_realtime_usec;
+        int exit_code;
+        unsigned max_connections;      /* config value clamped to what RLIMIT_NOFILE allows */
+
+        struct event *sig_term, *sig_int, *sig_hup;
+        struct event *watchdog_timer;
+        struct event *drain_timer;
+        uint64_t watchdog_usec;
+
+        /* statistics */
+        uint64_t connections_accepted;
+        uint64_t connections_rejected;
+        uint64_t connections_closed_idle;
+        uint64_t connections_closed_protocol;
+        uint64_t frames_received;
+        uint64_t bytes_received;
+        uint64_t bytes_sent;
+        uint64_t reloads;
+        uint64_t reload_failures;
+        char *last_reload_error;
+};
+
+/* Builds the configuration from `opts` (defaults, environment, file, overrides) and the
+ * server around it on `base` (borrowed; must outlive the server). Does not listen yet.
+ * On a configuration error returns -EINVAL and, when ret_error is not NULL, a malloc'd
+ * one-line description. */
+int server_new(struct event_base *base, const ServerOptions *opts, Server **ret, char **ret_error);
+
+/* Frees everything; NULL-safe; returns NULL. */
+Server *server_free(Server *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
+
+/* Adopts systemd's sockets or binds the configured path, installs signal handlers and the
+ * watchdog, raises RLIMIT_NOFILE, and sends READY=1. Returns 0 or -errno (logged). */
+int server_start(Server *s);
+
+/* Begins the graceful stop (idempotent). */
+void server_stop(Server *s);
+
+/* Re-reads the configuration. On success swaps it in and returns 0; on failure keeps the old
+ * one, logs, stores the error for daemon.status, returns -EINVAL and (if ret_error) a
+ * malloc'd description. */
+int server_reload(Server *s, char **ret_error);
+
+/* Monotonic time in microseconds. */
+uint64_t now_usec(void);
+/* Wall-clock time in microseconds. */
+uint64_t now_realtime_usec(void);
+
+/* Connection bookkeeping used by client.c. */
+int server_uid_ref(Server *s, uid_t uid);
+void server_uid_unref(Server *s, uid_t uid);
+unsigned server_uid_count(const Server *s, uid_t uid);
+
+/* Called by the client code when the last in-flight call finished (to complete a drain). */
+void server_check_drained(Server *s);
+
+/* Sends the one-line STATUS= to the service manager. */
+void server_update_status(Server *s);
+
+/* daemon.status as JSON (new reference). */
+json_object *server_status_json(Server *s);
