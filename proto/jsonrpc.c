@@ -1,0 +1,604 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * JSON-RPC 2.0 messages: strict parsing of untrusted text, classification of request
+ * objects, and the reply builders.
+ *
+ * json-c's strict mode still accepts a few things that are not JSON (NaN, Infinity, "1.",
+ * raw control characters inside strings, surrogates and overlong forms in UTF-8). So the text
+ * first goes through json_text_check(), a single linear pass over the tokens of RFC 8259,
+ * and json-c then builds the tree with its own depth limit.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "errors.h"
+#include "frame.h"
+#include "jsonrpc.h"
+#include "macro.h"
+
+/* Cleanup helpers for json-c objects (file-local so they cannot clash with other modules). */
+static void jo_putp(json_object **p) {
+        if (*p)
+                json_object_put(*p);
+}
+
+static void tokener_freep(struct json_tokener **p) {
+        if (*p)
+                json_tokener_free(*p);
+}
+
+static void message_freep(JsonRpcMessage **p) {
+        jsonrpc_message_free(*p);
+}
+
+/* Adds key → val to an object; releases val and returns -ENOMEM when that fails. */
+static int object_add(json_object *o, const char *key, json_object *val) {
+        if (json_object_object_add(o, key, val) < 0) {
+                json_object_put(val);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Adds a string member. */
+static int object_add_string(json_object *o, const char *key, const char *s) {
+        json_object *v;
+
+        v = json_object_new_string(s);
+        if (!v)
+                return -ENOMEM;
+        return object_add(o, key, v);
+}
+
+/* Whitespace as RFC 8259 defines it. */
+static bool json_is_ws(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Whether c is an ASCII digit. */
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+/* Whether c is a hexadecimal digit. */
+static bool is_xdigit(char c) {
+        return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0 when it is not
+ * well-formed (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_sequence_len(const unsigned char *s, size_t n) {
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t len;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                len = 2;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+                len = 3;
+                if (s[0] == 0xe0)
+                        lo = 0xa0; /* overlong */
+                else if (s[0] == 0xed)
+                        hi = 0x9f; /* surrogates */
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                len = 4;
+                if (s[0] == 0xf0)
+                        lo = 0x90; /* overlong */
+                else if (s[0] == 0xf4)
+                        hi = 0x8f; /* above U+10FFFF */
+        } else
+                return 0;
+
+        if (n < len || s[1] < lo || s[1] > hi)
+                return 0;
+        for (size_t i = 2; i < len; i++)
+                if (s[i] < 0x80 || s[i] > 0xbf)
+                        return 0;
+        return len;
+}
+
+/* Checks a string token starting after its opening quote; advances *i past the closing one. */
+static int json_check_string(const char *s, size_t n, size_t *i) {
+        size_t k = *i;
+
+        for (;;) {
+                unsigned char c;
+                size_t l;
+
+                if (k >= n)
+                        return -EBADMSG;
+                c = (unsigned char) s[k];
+                if (c == '"') {
+                        *i = k + 1;
+                        return 0;
+                }
+                if (c == '\\') {
+                        if (k + 1 >= n)
+                                return -EBADMSG;
+                        switch (s[k + 1]) {
+                        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                                k += 2;
+                                break;
+                        case 'u':
+                                if (n - k < 6)
+                                        return -EBADMSG;
+                                for (size_t j = 2; j < 6; j++)
+                                        if (!is_xdigit(s[k + j]))
+                                                return -EBADMSG;
+                                k += 6;
+                                break;
+                        default:
+                                return -EBADMSG;
+                        }
+                        continue;
+                }
+                if (c < 0x20) /* control characters must be escaped */
+                        return -EBADMSG;
+                l = utf8_sequence_len((const unsigned char *) s + k, n - k);
+                if (l == 0)
+                        return -EBADMSG;
+                k += l;
+        }
+}
+
+/* Checks a number token (RFC 8259 grammar); advances *i past it. */
+static int json_check_number(const char *s, size_t n, size_t *i) {
+        size_t k = *i;
+
+        if (k < n && s[k] == '-')
+                k++;
+        if (k >= n || !is_digit(s[k]))
+                return -EBADMSG;
+        if (s[k] == '0') {
+                k++;
+                if (k < n && is_digit(s[k])) /* no leading zeros */
+                        return -EBADMSG;
+        } else
+                while (k < n && is_digit(s[k]))
+                        k++;
+        if (k < n && s[k] == '.') {
+                k++;
+                if (k >= n || !is_digit(s[k]))
+                        return -EBADMSG;
+                while (k < n && is_digit(s[k]))
+                        k++;
+        }
+        if (k < n && (s[k] == 'e' || s[k] == 'E')) {
+                k++;
+                if (k < n && (s[k] == '+' || s[k] == '-'))
+                        k++;
+                if (k >= n || !is_digit(s[k]))
+                        return -EBADMSG;
+                while (k < n && is_digit(s[k]))
+                        k++;
+        }
+        *i = k;
+        return 0;
+}
+
+/* Checks that every token of the text is a JSON token (the structure is json-c's job). */
+static int json_text_check(const char *s, size_t n) {
+        static const char *const literals[] = { "true", "false", "null" };
+        size_t i = 0;
+        int r;
+
+        while (i < n) {
+                char c = s[i];
+
+                if (json_is_ws(c) || c == '{' || c == '}' || c == '[' || c == ']' ||
+                    c == ',' || c == ':') {
+                        i++;
+                        continue;
+                }
+                if (c == '"') {
+                        i++;
+                        r = json_check_string(s, n, &i);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (c == '-' || is_digit(c)) {
+                        r = json_check_number(s, n, &i);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+
+                r = -EBADMSG;
+                for (size_t j = 0; j < ELEMENTSOF(literals); j++) {
+                        size_t l = strlen(literals[j]);
+
+                        if (n - i >= l && memcmp(s + i, literals[j], l) == 0) {
+                                i += l;
+                                r = 0;
+                                break;
+                        }
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Parses untrusted JSON text exactly, see jsonrpc.h. */
+int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_object **ret) {
+        _cleanup_(tokener_freep) struct json_tokener *tok = NULL;
+        _cleanup_(jo_putp) json_object *o = NULL;
+        enum json_tokener_error e;
+        size_t end;
+        int r;
+
+        assert_return(text || len == 0, -EINVAL);
+        assert_return(max_depth > 0 && max_depth <= INT_MAX, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        if (len > INT_MAX)
+                return -EBADMSG;
+        if (!text)
+                text = "";
+
+        r = json_text_check(text, len);
+        if (r < 0)
+                return r;
+
+        tok = json_tokener_new_ex((int) max_depth);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+
+        o = json_tokener_parse_ex(tok, text, (int) len);
+        e = json_tokener_get_error(tok);
+        if (e == json_tokener_continue) {
+                /* A top-level number or literal (or a truncated text) waits for more input;
+                 * the end of our text is the end of the input, which json-c reads as a NUL. */
+                json_object_put(TAKE_PTR(o));
+                o = json_tokener_parse_ex(tok, "", 1);
+                e = json_tokener_get_error(tok);
+                end = len;
+        } else
+                end = json_tokener_get_parse_end(tok);
+        if (e != json_tokener_success)
+                return -EBADMSG;
+
+        /* Trailing whitespace is fine, anything else is a second text or garbage. */
+        for (; end < len; end++)
+                if (!json_is_ws(text[end]))
+                        return -EBADMSG;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* Marks a call as an invalid request. The specification wants a reply even when the entry
+ * had no id (with id null), so has_id is set and a valid id read earlier is kept. */
+static void call_invalid(JsonRpcCall *c, const char *detail) {
+        c->error = RPC_INVALID_REQUEST;
+        c->error_detail = detail;
+        c->has_id = true;
+}
+
+/* Reads one entry of a message into c, following the specification's request object. */
+static int call_classify(json_object *o, JsonRpcCall *c) {
+        json_object *v, *params = NULL;
+        const char *s;
+        size_t n;
+
+        *c = (JsonRpcCall) {};
+
+        if (!json_object_is_type(o, json_type_object)) {
+                call_invalid(c, "a request must be an object");
+                return 0;
+        }
+
+        if (json_object_object_get_ex(o, "id", &v)) {
+                if (v && !json_object_is_type(v, json_type_string) &&
+                    !json_object_is_type(v, json_type_int) &&
+                    !json_object_is_type(v, json_type_double)) {
+                        call_invalid(c, "\"id\" must be a string, a number or null");
+                        return 0;
+                }
+                c->has_id = true;
+                c->id = json_object_get(v);
+        }
+
+        if (!json_object_object_get_ex(o, "jsonrpc", &v)) {
+                call_invalid(c, "missing member \"jsonrpc\"");
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) != 3 ||
+            memcmp(json_object_get_string(v), "2.0", 3) != 0) {
+                call_invalid(c, "\"jsonrpc\" must be exactly \"2.0\"");
+                return 0;
+        }
+
+        if (!json_object_object_get_ex(o, "method", &v)) {
+                call_invalid(c, "missing member \"method\"");
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_string)) {
+                call_invalid(c, "\"method\" must be a string");
+                return 0;
+        }
+        s = json_object_get_string(v);
+        n = (size_t) json_object_get_string_len(v);
+
+        if (json_object_object_get_ex(o, "params", &params) &&
+            !json_object_is_type(params, json_type_object) &&
+            !json_object_is_type(params, json_type_array)) {
+                call_invalid(c, "\"params\" must be an object or an array");
+                return 0;
+        }
+
+        if (memchr(s, '\0', n)) {
+                /* A valid request, but no method of ours can have this name, and a C string
+                 * cannot carry it to the dispatcher (its prefix could name a real method). */
+                c->error = RPC_METHOD_NOT_FOUND;
+                c->error_detail = "the method name contains a NUL character";
+                return 0;
+        }
+
+        c->method = strndup(s, n);
+        if (!c->method)
+                return -ENOMEM;
+        c->params = json_object_get(params);
+        return 0;
+}
+
+/* Builds the reply for a message that cannot be parsed; returns r, or -ENOMEM. Takes data. */
+static int parse_fail(json_object **ret_error_reply, int code, json_object *data, int r) {
+        json_object *reply;
+
+        if (!ret_error_reply) {
+                json_object_put(data);
+                return r;
+        }
+        reply = jsonrpc_error_new(NULL, code, NULL, data);
+        if (!reply)
+                return -ENOMEM;
+        *ret_error_reply = reply;
+        return r;
+}
+
+/* Builds {"detail": detail} plus an optional "limit". */
+static json_object *detail_new(const char *detail, size_t limit) {
+        _cleanup_(jo_putp) json_object *d = NULL;
+        json_object *v;
+
+        d = json_object_new_object();
+        if (!d)
+                return NULL;
+        if (object_add_string(d, "detail", detail) < 0)
+                return NULL;
+        if (limit > 0) {
+                v = json_object_new_uint64(limit);
+                if (!v || object_add(d, "limit", v) < 0)
+                        return NULL;
+        }
+        return TAKE_PTR(d);
+}
+
+/* Parses one frame into a message, see jsonrpc.h. */
+int jsonrpc_parse(const char *text, size_t len, unsigned max_depth, size_t max_batch,
+                  JsonRpcMessage **ret, json_object **ret_error_reply) {
+        _cleanup_(jo_putp) json_object *root = NULL;
+        _cleanup_(message_freep) JsonRpcMessage *m = NULL;
+        json_object *data;
+        bool is_batch;
+        size_t n;
+        int r;
+
+        assert_return(text || len == 0, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        if (ret_error_reply)
+                *ret_error_reply = NULL;
+
+        r = json_parse_strict(text, len, max_depth, &root);
+        if (r == -EBADMSG)
+                return parse_fail(ret_error_reply, RPC_PARSE_ERROR, NULL, -EBADMSG);
+        if (r < 0)
+                return r;
+
+        is_batch = json_object_is_type(root, json_type_array);
+        if (is_batch) {
+                n = json_object_array_length(root);
+                if (n == 0) {
+                        data = detail_new("empty batch", 0);
+                        if (!data)
+                                return -ENOMEM;
+                        return parse_fail(ret_error_reply, RPC_INVALID_REQUEST, data, -EINVAL);
+                }
+                if (n > max_batch) {
+                        char buf[128];
+
+                        (void) snprintf(buf, sizeof(buf),
+                                        "batch of %zu entries exceeds the limit of %zu entries",
+                                        n, max_batch);
+                        data = detail_new(buf, max_batch);
+                        if (!data)
+                                return -ENOMEM;
+                        return parse_fail(ret_error_reply, RPC_INVALID_REQUEST, data, -E2BIG);
+                }
+        } else if (json_object_is_type(root, json_type_object))
+                n = 1;
+        else {
+                data = detail_new("a request must be an object or an array", 0);
+                if (!data)
+                        return -ENOMEM;
+                return parse_fail(ret_error_reply, RPC_INVALID_REQUEST, data, -EINVAL);
+        }
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->calls = calloc(n, sizeof(JsonRpcCall));
+        if (!m->calls)
+                return -ENOMEM;
+        m->is_batch = is_batch;
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *entry = is_batch ? json_object_array_get_idx(root, i) : root;
+
+                r = call_classify(entry, &m->calls[i]);
+                m->n_calls = i + 1;
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* Frees a message and every call still in it. */
+JsonRpcMessage *jsonrpc_message_free(JsonRpcMessage *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_calls; i++)
+                jsonrpc_call_done(&m->calls[i]);
+        free(m->calls);
+        free(m);
+        return NULL;
+}
+
+/* Moves a call out of the message. */
+void jsonrpc_call_take(JsonRpcMessage *m, size_t i, JsonRpcCall *ret) {
+        assert(m);
+        assert(i < m->n_calls);
+        assert(ret);
+
+        *ret = m->calls[i];
+        m->calls[i] = (JsonRpcCall) {};
+}
+
+/* Releases the members of a call. */
+void jsonrpc_call_done(JsonRpcCall *c) {
+        if (!c)
+                return;
+        json_object_put(c->id);
+        free(c->method);
+        json_object_put(c->params);
+        *c = (JsonRpcCall) {};
+}
+
+/* Builds {"jsonrpc":"2.0"} as the start of every message. */
+static json_object *message_new(void) {
+        json_object *o;
+
+        o = json_object_new_object();
+        if (!o)
+                return NULL;
+        if (object_add_string(o, "jsonrpc", "2.0") < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+/* Builds a result reply. */
+json_object *jsonrpc_result_new(json_object *id, json_object *result) {
+        _cleanup_(jo_putp) json_object *res = result, *o = NULL;
+
+        o = message_new();
+        if (!o)
+                return NULL;
+        if (object_add(o, "result", TAKE_PTR(res)) < 0)
+                return NULL;
+        if (object_add(o, "id", json_object_get(id)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* Builds an error reply around an error object. */
+json_object *jsonrpc_error_reply_new(json_object *id, json_object *error) {
+        _cleanup_(jo_putp) json_object *err = error, *o = NULL;
+
+        assert_return(error, NULL);
+
+        o = message_new();
+        if (!o)
+                return NULL;
+        if (object_add(o, "error", TAKE_PTR(err)) < 0)
+                return NULL;
+        if (object_add(o, "id", json_object_get(id)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* Builds an error reply from a code. */
+json_object *jsonrpc_error_new(json_object *id, int code, const char *message, json_object *data) {
+        json_object *e;
+
+        e = rpc_error_object_new(code, message, data);
+        if (!e)
+                return NULL;
+        return jsonrpc_error_reply_new(id, e);
+}
+
+/* Builds a notification. */
+json_object *jsonrpc_notification_new(const char *method, json_object *params) {
+        _cleanup_(jo_putp) json_object *p = params, *o = NULL;
+
+        assert_return(method, NULL);
+
+        o = message_new();
+        if (!o)
+                return NULL;
+        if (object_add_string(o, "method", method) < 0)
+                return NULL;
+        if (p && object_add(o, "params", TAKE_PTR(p)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* Builds a request (client side). */
+json_object *jsonrpc_request_new(const char *method, json_object *params, long long id) {
+        _cleanup_(jo_putp) json_object *p = params, *o = NULL;
+        json_object *v;
+
+        assert_return(method, NULL);
+
+        o = message_new();
+        if (!o)
+                return NULL;
+        if (object_add_string(o, "method", method) < 0)
+                return NULL;
+        if (p && object_add(o, "params", TAKE_PTR(p)) < 0)
+                return NULL;
+        v = json_object_new_int64(id);
+        if (!v || object_add(o, "id", v) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* Serializes one message as a wire frame. */
+int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len) {
+        const char *s;
+        size_t n;
+        char *buf;
+
+        assert_return(ret, -EINVAL);
+        assert_return(ret_len, -EINVAL);
+
+        s = json_object_to_json_string_length(o, JSONRPC_WIRE_FLAGS, &n);
+        if (!s)
+                return -ENOMEM;
+        /* json-c escapes control characters in strings, so this only fires for a value built
+         * with a hand-written serializer; never put such a value on the wire. */
+        if (frame_check_encodable(s, n) < 0)
+                return -EINVAL;
+
+        buf = malloc(n + 2);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, s, n);
+        buf[n] = '\n';
+        buf[n + 1] = '\0';
+
+        *ret = buf;
+        *ret_len = n + 1;
+        return 0;
+}
