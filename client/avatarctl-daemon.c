@@ -1,0 +1,685 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * avatarctl commands about the daemon itself: status (daemon.status), methods (rpc.discover)
+ * and call (any method, raw JSON).
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "avatarctl.h"
+#include "avatarctl-output.h"
+#include "jsonrpc.h"
+#include "protocol.h"
+
+/* JSON nesting accepted in params typed by the user (deeper than the daemon accepts is
+ * caught by the daemon, with a clearer message). */
+#define CTL_PARAMS_DEPTH_MAX 128
+
+/* Largest params text read from stdin: no daemon accepts a longer line. */
+#define CTL_PARAMS_MAX PROTO_FRAME_MAX_MAX
+
+/* Prints "Label:" padded to the status column, then the value's text. */
+static int print_field(const char *label, json_object *v, output_format_fn format) {
+        _cleanup_free_ char *t = NULL;
+        int r;
+
+        r = (format ?: output_value_text)(v, &t);
+        if (r < 0)
+                return r;
+        output_padded(stdout, label, 13, OUTPUT_ALIGN_LEFT);
+        output_sanitized(stdout, t);
+        (void) putchar('\n');
+        return 0;
+}
+
+/* Prints a {name: count} map under a label, largest counts first, or "none". */
+static int print_counts(const char *label, json_object *map) {
+        _cleanup_(unref_jsonp) json_object *rows = NULL;
+        size_t i, n, width = 0, vwidth = 0;
+        int r;
+
+        if (!json_object_is_type(map, json_type_object))
+                return print_field(label, map, NULL);
+        if (json_object_object_length(map) == 0) {
+                output_padded(stdout, label, 13, OUTPUT_ALIGN_LEFT);
+                (void) puts("none");
+                return 0;
+        }
+
+        r = output_map_to_rows(map, "name", "count", &rows);
+        if (r < 0)
+                return r;
+        n = json_object_array_length(rows);
+        for (i = 0; i < n; i++) {
+                json_object *row = json_object_array_get_idx(rows, i), *k, *v;
+                _cleanup_free_ char *t = NULL;
+
+                (void) json_object_object_get_ex(row, "name", &k);
+                (void) json_object_object_get_ex(row, "count", &v);
+                r = output_value_text(v, &t);
+                if (r < 0)
+                        return r;
+                width = MAX(width, output_width(json_object_get_string(k)));
+                vwidth = MAX(vwidth, output_width(t));
+        }
+
+        (void) printf("%s\n", label);
+        for (i = 0; i < n; i++) {
+                json_object *row = json_object_array_get_idx(rows, i), *k, *v;
+                _cleanup_free_ char *t = NULL;
+
+                (void) json_object_object_get_ex(row, "name", &k);
+                (void) json_object_object_get_ex(row, "count", &v);
+                r = output_value_text(v, &t);
+                if (r < 0)
+                        return r;
+                (void) fputs("  ", stdout);
+                output_padded(stdout, json_object_get_string(k), width, OUTPUT_ALIGN_LEFT);
+                (void) fputs("  ", stdout);
+                output_padded(stdout, t, vwidth, OUTPUT_ALIGN_RIGHT);
+                (void) putchar('\n');
+        }
+        return 0;
+}
+
+/* Prints an object under a label as an indented tree, or "none" when empty. */
+static int print_section(const char *label, json_object *v) {
+        if (!json_object_is_type(v, json_type_object))
+                return print_field(label, v, NULL);
+        if (json_object_object_length(v) == 0) {
+                output_padded(stdout, label, 13, OUTPUT_ALIGN_LEFT);
+                (void) puts("none");
+                return 0;
+        }
+        (void) printf("%s\n", label);
+        return output_tree(stdout, v, 2);
+}
+
+/* The daemon.status members printed in a fixed order; the rest follow as a generic tree,
+ * so fields added by newer daemons show up without a new avatarctl. */
+static const char *const status_known[] = {
+        "version", "protocol_version", "pid", "uptime_s",
+        "connections", "requests", "errors", "limits",
+};
+
+/* Prints daemon.status for humans. */
+static int print_status(json_object *st) {
+        _cleanup_(unref_jsonp) json_object *rest = NULL;
+        json_object *v;
+        size_t i;
+        int r;
+
+        if (!json_object_is_type(st, json_type_object))
+                return output_tree(stdout, st, 0);
+
+        if (json_object_object_get_ex(st, "version", &v) && (r = print_field("Version:", v, NULL)) < 0)
+                return r;
+        if (json_object_object_get_ex(st, "protocol_version", &v) &&
+            (r = print_field("Protocol:", v, NULL)) < 0)
+                return r;
+        if (json_object_object_get_ex(st, "pid", &v) && (r = print_field("PID:", v, NULL)) < 0)
+                return r;
+        if (json_object_object_get_ex(st, "uptime_s", &v) &&
+            (r = print_field("Uptime:", v, output_format_duration)) < 0)
+                return r;
+        if (json_object_object_get_ex(st, "connections", &v) &&
+            (r = print_section("Connections:", v)) < 0)
+                return r;
+        if (json_object_object_get_ex(st, "requests", &v) && (r = print_counts("Requests:", v)) < 0)
+                return r;
+        if (json_object_object_get_ex(st, "errors", &v) && (r = print_counts("Errors:", v)) < 0)
+                return r;
+        if (json_object_object_get_ex(st, "limits", &v) && (r = print_section("Limits:", v)) < 0)
+                return r;
+
+        rest = json_object_new_object();
+        if (!rest)
+                return -ENOMEM;
+        json_object_object_foreach(st, key, value) {
+                bool known = false;
+
+                for (i = 0; i < ELEMENTSOF(status_known); i++)
+                        if (streq(key, status_known[i]))
+                                known = true;
+                if (known)
+                        continue;
+                if (json_object_object_add(rest, key, json_object_get(value)) < 0) {
+                        json_object_put(value);
+                        return -ENOMEM;
+                }
+        }
+        return output_tree(stdout, rest, 0);
+}
+
+int ctl_cmd_status(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *st = NULL;
+        int r;
+
+        (void) args;
+
+        r = ctl_call(ctl, "daemon.status", NULL, NULL, 0, &st);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (ctl->json) {
+                ctl_print_json(ctl, st);
+                return CTL_EXIT_OK;
+        }
+        r = print_status(st);
+        if (r < 0)
+                return ctl_fail(CTL_EXIT_FAILED, "status", "%s", strerror(-r));
+        return CTL_EXIT_OK;
+}
+
+/* Returns the string member `key` of o, or NULL. */
+static const char *get_string(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* Orders method objects by name. */
+static int compare_methods(const void *a, const void *b) {
+        json_object *x = *(json_object * const *) a, *y = *(json_object * const *) b;
+
+        return strcmp(get_string(x, "name") ?: "", get_string(y, "name") ?: "");
+}
+
+/* Appends text to a malloc'd string, separated by sep when it is not empty. Returns 0 or
+ * -ENOMEM (then *s is unchanged). */
+static int strextend(char **s, const char *sep, const char *text) {
+        size_t a = *s ? strlen(*s) : 0, b = strlen(sep), c = strlen(text);
+        char *n;
+
+        n = realloc(*s, a + (a > 0 ? b : 0) + c + 1);
+        if (!n)
+                return -ENOMEM;
+        if (a > 0)
+                memcpy(n + a, sep, b), a += b;
+        memcpy(n + a, text, c + 1);
+        *s = n;
+        return 0;
+}
+
+/* A short type description of a JSON schema: "integer", "string|null", "Job[]",
+ * "string(uuid)", a $ref's name. Returns 0 or -ENOMEM. */
+static int schema_type(json_object *schema, unsigned depth, char **ret) {
+        _cleanup_free_ char *t = NULL;
+        json_object *v;
+        const char *s;
+        int r;
+
+        if (depth > 8 || !json_object_is_type(schema, json_type_object))
+                goto any;
+
+        s = get_string(schema, "$ref");
+        if (s) {
+                const char *slash = strrchr(s, '/');
+
+                t = strdup(slash ? slash + 1 : s);
+                goto done;
+        }
+
+        if (json_object_object_get_ex(schema, "type", &v)) {
+                if (json_object_is_type(v, json_type_array)) {
+                        size_t i, n = json_object_array_length(v);
+
+                        for (i = 0; i < n; i++) {
+                                r = strextend(&t, "|", json_object_get_string(json_object_array_get_idx(v, i)) ?: "?");
+                                if (r < 0)
+                                        return r;
+                        }
+                } else if (streq_ptr(json_object_get_string(v), "array") &&
+                           json_object_object_get_ex(schema, "items", &v)) {
+                        _cleanup_free_ char *item = NULL;
+
+                        r = schema_type(v, depth + 1, &item);
+                        if (r < 0)
+                                return r;
+                        r = strextend(&t, "", item);
+                        if (r < 0)
+                                return r;
+                        r = strextend(&t, "", "[]");
+                        if (r < 0)
+                                return r;
+                } else
+                        t = strdup(json_object_get_string(v) ?: "any");
+                if (!t)
+                        return -ENOMEM;
+                s = get_string(schema, "format");
+                if (s) {
+                        r = strextend(&t, "", "(");
+                        if (r >= 0)
+                                r = strextend(&t, "", s);
+                        if (r >= 0)
+                                r = strextend(&t, "", ")");
+                        if (r < 0)
+                                return r;
+                }
+                goto done;
+        }
+
+        if ((json_object_object_get_ex(schema, "oneOf", &v) ||
+             json_object_object_get_ex(schema, "anyOf", &v)) &&
+            json_object_is_type(v, json_type_array)) {
+                size_t i, n = json_object_array_length(v);
+
+                for (i = 0; i < n; i++) {
+                        _cleanup_free_ char *alt = NULL;
+
+                        r = schema_type(json_object_array_get_idx(v, i), depth + 1, &alt);
+                        if (r < 0)
+                                return r;
+                        r = strextend(&t, "|", alt);
+                        if (r < 0)
+                                return r;
+                }
+                goto done;
+        }
+        if (json_object_object_get_ex(schema, "enum", NULL))
+                t = strdup("enum");
+        else if (json_object_object_get_ex(schema, "const", NULL))
+                t = strdup("const");
+
+done:
+        if (t) {
+                *ret = TAKE_PTR(t);
+                return 0;
+        }
+any:
+        t = strdup("any");
+        if (!t)
+                return -ENOMEM;
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+/* A param's description with its enum values and default appended. Returns 0 or -ENOMEM. */
+static int param_description(json_object *param, json_object *schema, char **ret) {
+        _cleanup_free_ char *d = NULL;
+        const char *s;
+        json_object *v;
+        int r;
+
+        s = get_string(param, "description") ?: get_string(param, "summary") ?:
+            get_string(schema, "description");
+        if (s) {
+                r = strextend(&d, "", s);
+                if (r < 0)
+                        return r;
+        }
+        if (json_object_object_get_ex(schema, "enum", &v) && json_object_is_type(v, json_type_array)) {
+                _cleanup_free_ char *values = NULL;
+                size_t i, n = json_object_array_length(v);
+
+                for (i = 0; i < n; i++) {
+                        _cleanup_free_ char *e = NULL;
+
+                        r = output_value_text(json_object_array_get_idx(v, i), &e);
+                        if (r < 0)
+                                return r;
+                        r = strextend(&values, ", ", e);
+                        if (r < 0)
+                                return r;
+                }
+                r = strextend(&d, "; ", "one of: ");
+                if (r >= 0)
+                        r = strextend(&d, "", values ?: "");
+                if (r < 0)
+                        return r;
+        }
+        if (json_object_object_get_ex(schema, "default", &v)) {
+                _cleanup_free_ char *e = NULL;
+
+                e = strdup(json_object_to_json_string_ext(v, JSONRPC_WIRE_FLAGS) ?: "null");
+                if (!e)
+                        return -ENOMEM;
+                r = strextend(&d, "; ", "default: ");
+                if (r >= 0)
+                        r = strextend(&d, "", e);
+                if (r < 0)
+                        return r;
+        }
+        *ret = d ? TAKE_PTR(d) : strdup("");
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Adds a string member to a row; returns 0 or -ENOMEM. */
+static int row_add(json_object *row, const char *key, const char *value) {
+        json_object *s = json_object_new_string(value ?: "");
+
+        if (!s || json_object_object_add(row, key, s) < 0) {
+                json_object_put(s);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Prints one method of the OpenRPC document for humans. */
+static int describe_method(json_object *m) {
+        _cleanup_(unref_jsonp) json_object *rows = NULL;
+        static const OutputColumn cols[] = {
+                { .header = "PARAM", .key = "name" },
+                { .header = "TYPE", .key = "type" },
+                { .header = "REQUIRED", .key = "required" },
+                { .header = "DESCRIPTION", .key = "description" },
+        };
+        json_object *params = NULL, *result, *v;
+        const char *s;
+        size_t i, n;
+        int r;
+
+        output_sanitized(stdout, get_string(m, "name") ?: "?");
+        (void) putchar('\n');
+        s = get_string(m, "summary");
+        if (s) {
+                (void) fputs("  ", stdout);
+                output_sanitized(stdout, s);
+                (void) putchar('\n');
+        }
+        s = get_string(m, "description");
+        if (s) {
+                (void) fputs("  ", stdout);
+                output_sanitized(stdout, s);
+                (void) putchar('\n');
+        }
+
+        (void) json_object_object_get_ex(m, "params", &params);
+        n = json_object_is_type(params, json_type_array) ? json_object_array_length(params) : 0;
+        (void) putchar('\n');
+        if (n == 0)
+                (void) puts("Params: none");
+        else {
+                rows = json_object_new_array();
+                if (!rows)
+                        return -ENOMEM;
+                for (i = 0; i < n; i++) {
+                        _cleanup_free_ char *type = NULL, *desc = NULL;
+                        json_object *p = json_object_array_get_idx(params, i), *schema = NULL;
+                        json_object *row;
+                        bool required = false;
+
+                        (void) json_object_object_get_ex(p, "schema", &schema);
+                        if (json_object_object_get_ex(p, "required", &v))
+                                required = json_object_get_boolean(v);
+                        r = schema_type(schema, 0, &type);
+                        if (r < 0)
+                                return r;
+                        r = param_description(p, schema, &desc);
+                        if (r < 0)
+                                return r;
+
+                        row = json_object_new_object();
+                        if (!row || json_object_array_add(rows, row) < 0) {
+                                json_object_put(row);
+                                return -ENOMEM;
+                        }
+                        if (row_add(row, "name", get_string(p, "name") ?: "?") < 0 ||
+                            row_add(row, "type", type) < 0 ||
+                            row_add(row, "required", required ? "yes" : "no") < 0 ||
+                            row_add(row, "description", desc) < 0)
+                                return -ENOMEM;
+                }
+                r = output_table(stdout, rows, cols, ELEMENTSOF(cols));
+                if (r < 0)
+                        return r;
+        }
+
+        if (json_object_object_get_ex(m, "result", &result) &&
+            json_object_is_type(result, json_type_object)) {
+                _cleanup_free_ char *type = NULL;
+                json_object *schema = NULL;
+
+                (void) json_object_object_get_ex(result, "schema", &schema);
+                r = schema_type(schema, 0, &type);
+                if (r < 0)
+                        return r;
+                (void) fputs("\nResult: ", stdout);
+                output_sanitized(stdout, get_string(result, "name") ?: "result");
+                (void) fputs(" (", stdout);
+                output_sanitized(stdout, type);
+                (void) fputs(")", stdout);
+                s = get_string(result, "description") ?: get_string(result, "summary");
+                if (s) {
+                        (void) fputs(": ", stdout);
+                        output_sanitized(stdout, s);
+                }
+                (void) putchar('\n');
+        }
+
+        s = get_string(m, "x-avatard-role");
+        if (s) {
+                (void) fputs("Role: ", stdout);
+                output_sanitized(stdout, s);
+                (void) putchar('\n');
+        }
+        if (json_object_object_get_ex(m, "x-avatard-fds", &v) && json_object_get_boolean(v))
+                (void) puts("Descriptors: accepted ({\"fd\": N} params; see avatarctl call --file)");
+        return 0;
+}
+
+/* Builds the sorted [{name, summary}] list of the document's methods. */
+static int method_rows(json_object *methods, json_object **ret) {
+        _cleanup_free_ json_object **v = NULL;
+        json_object *rows;
+        size_t i, n = json_object_array_length(methods);
+
+        v = calloc(MAX(n, (size_t) 1), sizeof(json_object *));
+        if (!v)
+                return -ENOMEM;
+        for (i = 0; i < n; i++)
+                v[i] = json_object_array_get_idx(methods, i);
+        qsort(v, n, sizeof(json_object *), compare_methods);
+
+        rows = json_object_new_array();
+        if (!rows)
+                return -ENOMEM;
+        for (i = 0; i < n; i++) {
+                json_object *row = json_object_new_object();
+
+                if (!row || json_object_array_add(rows, row) < 0 ||
+                    row_add(row, "name", get_string(v[i], "name") ?: "?") < 0 ||
+                    row_add(row, "summary", get_string(v[i], "summary") ?: "") < 0) {
+                        if (!row || json_object_array_length(rows) <= i)
+                                json_object_put(row);
+                        json_object_put(rows);
+                        return -ENOMEM;
+                }
+        }
+        *ret = rows;
+        return 0;
+}
+
+int ctl_cmd_methods(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *doc = NULL, *rows = NULL;
+        static const OutputColumn cols[] = {
+                { .header = "METHOD", .key = "name" },
+                { .header = "SUMMARY", .key = "summary" },
+        };
+        json_object *methods = NULL;
+        size_t i, n;
+        int r;
+
+        r = ctl_call(ctl, "rpc.discover", NULL, NULL, 0, &doc);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (!json_object_object_get_ex(doc, "methods", &methods) ||
+            !json_object_is_type(methods, json_type_array))
+                return ctl_fail(CTL_EXIT_FAILED, "rpc.discover", "the reply has no methods list");
+        n = json_object_array_length(methods);
+
+        if (args->n_pos == 1) {
+                for (i = 0; i < n; i++) {
+                        json_object *m = json_object_array_get_idx(methods, i);
+
+                        if (!streq_ptr(get_string(m, "name"), args->pos[0]))
+                                continue;
+                        if (ctl->json) {
+                                ctl_print_json(ctl, m);
+                                return CTL_EXIT_OK;
+                        }
+                        r = describe_method(m);
+                        if (r < 0)
+                                return ctl_fail(CTL_EXIT_FAILED, "methods", "%s", strerror(-r));
+                        return CTL_EXIT_OK;
+                }
+                return ctl_fail(CTL_EXIT_NOT_FOUND, "methods", "no method named '%s' (not_found)",
+                                args->pos[0]);
+        }
+
+        r = method_rows(methods, &rows);
+        if (r < 0)
+                return ctl_fail(CTL_EXIT_FAILED, "methods", "%s", strerror(-r));
+        if (ctl->json) {
+                ctl_print_json(ctl, rows);
+                return CTL_EXIT_OK;
+        }
+        r = output_table(stdout, rows, cols, ELEMENTSOF(cols));
+        if (r < 0)
+                return ctl_fail(CTL_EXIT_FAILED, "methods", "%s", strerror(-r));
+        return CTL_EXIT_OK;
+}
+
+/* Reads all of stdin, at most CTL_PARAMS_MAX bytes. Returns 0, -EFBIG, -ENOMEM or a read
+ * error. */
+static int read_stdin(char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, alloc = 0;
+
+        for (;;) {
+                ssize_t n;
+
+                if (len == alloc) {
+                        size_t a = MAX(alloc * 2, (size_t) 4096);
+                        char *b;
+
+                        if (alloc >= CTL_PARAMS_MAX + 1)
+                                return -EFBIG;
+                        a = MIN(a, (size_t) CTL_PARAMS_MAX + 1);
+                        b = realloc(buf, a + 1);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                        alloc = a;
+                }
+                n = read(STDIN_FILENO, buf + len, alloc - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > CTL_PARAMS_MAX)
+                        return -EFBIG;
+        }
+        buf = buf ?: strdup("");
+        if (!buf)
+                return -ENOMEM;
+        buf[len] = '\0';
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+/* Descriptors opened for --file/--out, and the paths --out created (removed on failure). */
+typedef struct CallFds {
+        int fds[AVATAR_CLIENT_FDS_MAX];
+        size_t n;
+        const char *created[AVATAR_CLIENT_FDS_MAX];
+        size_t n_created;
+} CallFds;
+
+/* Closes the descriptors; with `failed`, removes the files --out created. */
+static void call_fds_done(CallFds *f, bool failed) {
+        size_t i;
+
+        for (i = 0; i < f->n; i++)
+                f->fds[i] = safe_close(f->fds[i]);
+        for (i = 0; failed && i < f->n_created; i++)
+                (void) unlink(f->created[i]);
+        f->n = f->n_created = 0;
+}
+
+/* Opens the files named by --file (read-only) and --out (created, or truncated), in order.
+ * Returns CTL_EXIT_OK or prints the problem and returns CTL_EXIT_USAGE. */
+static int call_open_fds(const CtlArgs *args, CallFds *f) {
+        size_t i;
+
+        for (i = 0; i < args->n_opts; i++) {
+                const char *path = args->opts[i].arg;
+                bool out = args->opts[i].id == CTL_OPT_COMMAND_BASE + 'o';
+                int fd;
+
+                if (f->n >= AVATAR_CLIENT_FDS_MAX)
+                        return ctl_fail(CTL_EXIT_USAGE, "call", "at most %u descriptors per call",
+                                        AVATAR_CLIENT_FDS_MAX);
+                if (!out) {
+                        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                        if (fd < 0)
+                                return ctl_fail(CTL_EXIT_USAGE, "call", "cannot open %s: %s", path,
+                                                strerror(errno));
+                        f->fds[f->n++] = fd;
+                        continue;
+                }
+
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0666);
+                if (fd >= 0)
+                        f->created[f->n_created++] = path;
+                else if (errno == EEXIST)
+                        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return ctl_fail(CTL_EXIT_USAGE, "call", "cannot create %s: %s", path,
+                                        strerror(errno));
+                f->fds[f->n++] = fd;
+        }
+        return CTL_EXIT_OK;
+}
+
+int ctl_cmd_call(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
+        _cleanup_free_ char *stdin_text = NULL;
+        const char *method = args->pos[0], *text = NULL;
+        CallFds f = {};
+        size_t len = 0;
+        int r;
+
+        if (args->n_pos > 1) {
+                text = args->pos[1];
+                len = strlen(text);
+                if (streq(text, "-")) {
+                        r = read_stdin(&stdin_text, &len);
+                        if (r == -EFBIG)
+                                return ctl_fail(CTL_EXIT_USAGE, "call", "params on stdin exceed %u bytes",
+                                                CTL_PARAMS_MAX);
+                        if (r < 0)
+                                return ctl_fail(CTL_EXIT_FAILED, "call", "cannot read stdin: %s",
+                                                strerror(-r));
+                        text = stdin_text;
+                }
+                r = json_parse_strict(text, len, CTL_PARAMS_DEPTH_MAX, &params);
+                if (r == -ENOMEM)
+                        return ctl_fail(CTL_EXIT_FAILED, "call", "%s", strerror(-r));
+                if (r < 0)
+                        return ctl_fail(CTL_EXIT_USAGE, "call", "params are not valid JSON");
+                if (params && !json_object_is_type(params, json_type_object) &&
+                    !json_object_is_type(params, json_type_array))
+                        return ctl_fail(CTL_EXIT_USAGE, "call", "params must be a JSON object or array");
+        }
+
+        r = call_open_fds(args, &f);
+        if (r != CTL_EXIT_OK) {
+                call_fds_done(&f, true);
+                return r;
+        }
+
+        r = ctl_call(ctl, method, params, f.fds, f.n, &result);
+        call_fds_done(&f, r != CTL_EXIT_OK);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        ctl_print_json(ctl, result);
+        return CTL_EXIT_OK;
+}

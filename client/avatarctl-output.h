@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * avatarctl output helpers: aligned tables of JSON rows, "Key: value" trees, durations, and
+ * text sanitized for a terminal. Everything the daemon sends is untrusted text: control
+ * characters are replaced before they reach the terminal.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum OutputAlign {
+        OUTPUT_ALIGN_LEFT,
+        OUTPUT_ALIGN_RIGHT,
+} OutputAlign;
+
+/* Turns a cell's value (borrowed, may be NULL) into malloc'd text. Returns 0 or -ENOMEM. */
+typedef int (*output_format_fn)(json_object *v, char **ret);
+
+typedef struct OutputColumn {
+        const char *header;       /* printed on the first line */
+        const char *key;          /* member of each row object; "a.b" descends; NULL: the row */
+        OutputAlign align;
+        output_format_fn format;  /* NULL: output_value_text() */
+} OutputColumn;
+
+/* Prints `rows` (borrowed array of objects) as a table: a header line, then one line per row,
+ * columns separated by two spaces, the last column unpadded. Returns 0, -EINVAL when rows is
+ * not an array, -ENOMEM. */
+int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_cols);
+
+/* The text of a value for humans: strings as they are, null as "-", booleans as yes/no,
+ * numbers as JSON writes them, objects and arrays as compact JSON. Returns 0 or -ENOMEM. */
+int output_value_text(json_object *v, char **ret);
+
+/* output_format_fn: a number of seconds as "3d 4h 5m 6s". */
+int output_format_duration(json_object *v, char **ret);
+
+/* Writes "3d 4h 5m 6s" (largest units first, zero units skipped, "0s" for 0) into buf. */
+void output_duration(uint64_t seconds, char *buf, size_t size);
+
+/* Writes s to f with control characters (C0, DEL, and C1 as UTF-8) replaced by '?'. */
+void output_sanitized(FILE *f, const char *s);
+
+/* The number of terminal columns s takes, counting code points (no wide characters). */
+size_t output_width(const char *s);
+
+/* Writes s padded with spaces to `width` columns (left- or right-aligned); sanitized. */
+void output_padded(FILE *f, const char *s, size_t width, OutputAlign align);
+
+/* "max_frame_bytes" → "Max frame bytes" (malloc'd), or NULL on OOM. */
+char *output_humanize_key(const char *key);
+
+/* Prints an object as an indented "Key: value" tree; nested objects become sub-trees,
+ * arrays of scalars are joined by ", ", other arrays are compact JSON. `indent` is in
+ * spaces. Returns 0 or -ENOMEM. */
+int output_tree(FILE *f, json_object *o, unsigned indent);
+
+/* Converts a map {name: value} (borrowed) into a new array of {key_name: name,
+ * value_name: value} rows, sorted by value descending (numbers) then by name. Returns 0,
+ * -EINVAL when map is not an object, -ENOMEM. */
+int output_map_to_rows(json_object *map, const char *key_name, const char *value_name,
+                       json_object **ret);
