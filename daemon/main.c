@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include "build-config.h"
 #include "log.h"
 #include "server.h"
 
-extern char **environ;
 
 /* Command-line settings (the only mutable globals besides the log settings). */
 static const char *arg_config = NULL;

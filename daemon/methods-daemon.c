@@ -30,6 +30,15 @@ static int method_daemon_status(Call *c, json_object *params) {
         return call_reply(c, o);
 }
 
+/* daemon.ping: answers at once with `echo` (or "pong"); for liveness checks and latency. */
+static int method_daemon_ping(Call *c, json_object *params) {
+        json_object *echo = NULL;
+
+        if (json_object_object_get_ex(params, "echo", &echo))
+                return call_reply(c, json_object_get(echo));
+        return call_reply(c, json_object_new_string("pong"));
+}
+
 /* daemon.reload: re-reads the configuration as SIGHUP does and says whether it took. */
 static int method_daemon_reload(Call *c, json_object *params) {
         _cleanup_free_ char *err = NULL;
@@ -58,6 +67,7 @@ static int method_daemon_reload(Call *c, json_object *params) {
 
 const MethodDef methods_daemon[] = {
         { "rpc.discover", method_rpc_discover, 0 },
+        { "daemon.ping", method_daemon_ping, 0 },
         { "daemon.status", method_daemon_status, 0 },
         { "daemon.reload", method_daemon_reload, METHOD_MUTATING },
         {}

@@ -1,0 +1,206 @@
+# Shared helpers for the black-box tests: start and stop the built daemon and the simulator
+# on temporary paths, assertions that count, and the closing "RESULT:" line scripts/test sums.
+# Sourced by the test-*.sh scripts; expects $BUILD_ROOT (meson's build directory) and
+# $SOURCE_ROOT.
+
+set -u
+set -o pipefail
+
+: "${BUILD_ROOT:?BUILD_ROOT must point at the build directory}"
+: "${SOURCE_ROOT:?SOURCE_ROOT must point at the source directory}"
+
+AVATARD="$BUILD_ROOT/daemon/avatard"
+AVATARCTL="$BUILD_ROOT/client/avatarctl"
+PROBE="$BUILD_ROOT/tests/blackbox/avatard-probe"
+AVATAR_SIM="$BUILD_ROOT/tests/avatar-sim/avatar-sim"
+SCRIPTS="$SOURCE_ROOT/tests/blackbox/scripts"
+
+# Wrap daemons in e.g. "valgrind --error-exitcode=1 ..." when AVATARD_WRAPPER is set.
+AVATARD_WRAPPER="${AVATARD_WRAPPER:-}"
+
+T_PASSED=0
+T_FAILED=0
+T_NAME="$(basename "$0" .sh)"
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/avatard-test.XXXXXX")"
+chmod 0755 "$TMP"
+DAEMON_PID=""
+SIM_PID=""
+SOCK="$TMP/avatard.sock"
+STATE="$TMP/state"
+CONF="$TMP/avatard.yaml"
+DAEMON_LOG="$TMP/avatard.log"
+SIM_LOG="$TMP/sim.log"
+SIM_REQUESTS="$TMP/sim-requests.jsonl"
+SIM_PORT=""
+SIM_URL=""
+mkdir -p "$STATE"
+: > "$CONF"
+
+export AVATARD_SOCKET="$SOCK"
+
+# Records a passed check.
+pass() {
+        T_PASSED=$((T_PASSED + 1))
+        printf 'ok %d - %s\n' $((T_PASSED + T_FAILED)) "$1"
+}
+
+# Records a failed check (and shows why).
+fail() {
+        T_FAILED=$((T_FAILED + 1))
+        printf 'not ok %d - %s\n' $((T_PASSED + T_FAILED)) "$1"
+        shift
+        [ $# -gt 0 ] && printf '#   %s\n' "$@"
+        return 0
+}
+
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() {
+        local desc="$1" out
+        shift
+        if out=$("$@" 2>&1); then
+                pass "$desc"
+        else
+                fail "$desc" "command: $*" "output: $(printf '%s' "$out" | head -c 2000)"
+        fi
+}
+
+# check_fails DESCRIPTION COMMAND...: passes when the command fails.
+check_fails() {
+        local desc="$1" out
+        shift
+        if out=$("$@" 2>&1); then
+                fail "$desc" "command unexpectedly succeeded: $*" "output: $(printf '%s' "$out" | head -c 2000)"
+        else
+                pass "$desc"
+        fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+        if [ "$2" = "$3" ]; then
+                pass "$1"
+        else
+                fail "$1" "expected: $2" "actual:   $3"
+        fi
+}
+
+# check_match DESCRIPTION REGEX TEXT: passes when TEXT matches the extended regex.
+check_match() {
+        if printf '%s' "$3" | grep -Eq -- "$2"; then
+                pass "$1"
+        else
+                fail "$1" "pattern: $2" "text: $(printf '%s' "$3" | head -c 2000)"
+        fi
+}
+
+# check_no_match DESCRIPTION REGEX TEXT
+check_no_match() {
+        if printf '%s' "$3" | grep -Eq -- "$2"; then
+                fail "$1" "pattern unexpectedly found: $2" "text: $(printf '%s' "$3" | head -c 2000)"
+        else
+                pass "$1"
+        fi
+}
+
+# Waits until PATH exists as a socket (or the process PID died). Returns non-zero on timeout.
+wait_for_socket() {
+        local path="$1" pid="$2" i
+        for i in $(seq 1 200); do
+                [ -S "$path" ] && return 0
+                kill -0 "$pid" 2>/dev/null || return 1
+                sleep 0.05
+        done
+        return 1
+}
+
+# Starts avatard with $CONF, $SOCK and $STATE plus extra arguments. Sets DAEMON_PID.
+start_daemon() {
+        # shellcheck disable=SC2086
+        $AVATARD_WRAPPER "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" \
+                --log-level debug "$@" >>"$DAEMON_LOG" 2>&1 &
+        DAEMON_PID=$!
+        if ! wait_for_socket "$SOCK" "$DAEMON_PID"; then
+                echo "# avatard did not start; log follows" >&2
+                tail -n 50 "$DAEMON_LOG" >&2
+                return 1
+        fi
+        # under a wrapper the socket appears before the loop runs: wait for an answer
+        local i
+        for i in $(seq 1 100); do
+                "$AVATARCTL" --timeout 2 call daemon.ping >/dev/null 2>&1 && return 0
+                sleep 0.1
+        done
+        return 0
+}
+
+# Stops the daemon with SIGTERM and waits; returns its exit status.
+stop_daemon() {
+        local rc=0
+        [ -n "$DAEMON_PID" ] || return 0
+        kill -TERM "$DAEMON_PID" 2>/dev/null || true
+        wait "$DAEMON_PID" || rc=$?
+        DAEMON_PID=""
+        return $rc
+}
+
+# Starts avatar-sim on a free loopback port with extra arguments. Sets SIM_PID, SIM_PORT, SIM_URL.
+start_sim() {
+        rm -f "$TMP/sim.port"
+        $AVATARD_WRAPPER "$AVATAR_SIM" --listen 127.0.0.1 --port 0 --port-file "$TMP/sim.port" \
+                --request-log "$SIM_REQUESTS" --storage-dir "$TMP/storage" "$@" >>"$SIM_LOG" 2>&1 &
+        SIM_PID=$!
+        local i
+        for i in $(seq 1 200); do
+                if [ -s "$TMP/sim.port" ]; then
+                        SIM_PORT=$(cat "$TMP/sim.port")
+                        SIM_URL="http://127.0.0.1:$SIM_PORT"
+                        return 0
+                fi
+                kill -0 "$SIM_PID" 2>/dev/null || break
+                sleep 0.05
+        done
+        echo "# avatar-sim did not start; log follows" >&2
+        tail -n 50 "$SIM_LOG" >&2
+        return 1
+}
+
+# Stops the simulator.
+stop_sim() {
+        [ -n "$SIM_PID" ] || return 0
+        kill -TERM "$SIM_PID" 2>/dev/null || true
+        wait "$SIM_PID" 2>/dev/null || true
+        SIM_PID=""
+}
+
+# Counts requests in the simulator's log whose route equals ROUTE (e.g. "GET /api/jobs").
+sim_count() {
+        [ -f "$SIM_REQUESTS" ] || { echo 0; return; }
+        grep -c -F "\"route\":\"$1\"" "$SIM_REQUESTS" || true
+}
+
+# Number of open descriptors of a process.
+fd_count() {
+        ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+# Prints the totals and exits non-zero when a check failed. Always the last call.
+finish() {
+        stop_daemon >/dev/null 2>&1 || true
+        stop_sim
+        if [ "$T_FAILED" -gt 0 ]; then
+                echo "# daemon log tail:"
+                tail -n 40 "$DAEMON_LOG" 2>/dev/null | sed 's/^/#   /'
+        fi
+        echo "RESULT: $T_NAME passed=$T_PASSED failed=$T_FAILED"
+        rm -rf "$TMP"
+        [ "$T_FAILED" -eq 0 ] && [ "$T_PASSED" -gt 0 ]
+}
+
+# Cleans up on interruption.
+on_exit() {
+        [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
+        [ -n "$SIM_PID" ] && kill -KILL "$SIM_PID" 2>/dev/null
+        [ -d "$TMP" ] && rm -rf "$TMP"
+        return 0
+}
+trap on_exit EXIT

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Black-box tests of the foundation: the built avatard on a temporary socket, driven by
+# avatarctl and by a raw socket client (avatard-probe).
+. "$(dirname "$0")/lib.sh"
+
+cat > "$CONF" <<EOF
+# test configuration
+log_level: debug
+limits:
+  max_connections_per_uid: 2000
+  idle_timeout_s: 600
+EOF
+
+check "avatard --check-config accepts the test configuration" "$AVATARD" --check-config --config "$CONF"
+
+start_daemon || { fail "avatard starts"; finish; exit $?; }
+pass "avatard starts and listens"
+
+# --- socket file ---------------------------------------------------------------
+mode=$(stat -c '%a' "$SOCK")
+check_eq "socket file mode is 0660" "660" "$mode"
+
+# --- avatarctl -------------------------------------------------------------------
+out=$("$AVATARCTL" status 2>&1)
+check_match "avatarctl status shows the version" "0\.1\.0" "$out"
+out=$("$AVATARCTL" --json status)
+check_match "avatarctl --json status reports protocol_version" '"protocol_version": ?1' "$out"
+check_match "daemon.status reports the pid" "\"pid\": ?$DAEMON_PID" "$out"
+check_match "daemon.status reports limits" '"max_frame_bytes": ?1048576' "$out"
+out=$("$AVATARCTL" methods 2>&1)
+check_match "avatarctl methods lists daemon.status with its summary" "daemon\.status.*[Ll]imits" "$out"
+check_match "avatarctl methods lists rpc.discover" "rpc\.discover" "$out"
+out=$("$AVATARCTL" --json call daemon.ping '{"echo":{"a":[1,2]}}')
+check_match "avatarctl call passes params and prints the result" '"a": ?\[ ?1, ?2 ?\]' "$out"
+out=$("$AVATARCTL" call no.such.method 2>&1); rc=$?
+check_eq "an unknown method exits 2" "2" "$rc"
+check_match "an unknown method is explained" "[Mm]ethod not found" "$out"
+out=$("$AVATARCTL" call daemon.status '{"bogus":1}' 2>&1); rc=$?
+check_eq "invalid params exit 2" "2" "$rc"
+check_match "invalid params name the param" "bogus" "$out"
+out=$("$AVATARCTL" --socket "$TMP/nowhere.sock" status 2>&1); rc=$?
+check_eq "an unreachable daemon exits 3" "3" "$rc"
+out=$("$AVATARCTL" call rpc.discover | head -c 200)
+check_match "rpc.discover returns the OpenRPC document" '"openrpc"' "$out"
+
+# --- raw socket: the JSON-RPC 2.0 specification's examples and protocol edges ---
+check "JSON-RPC 2.0 specification examples" "$PROBE" script "$SOCK" "$SCRIPTS/jsonrpc-spec.conv"
+check "protocol edges (ids, CRLF, UTF-8, depth, batches)" "$PROBE" script "$SOCK" "$SCRIPTS/protocol-edges.conv"
+
+# --- abuse ------------------------------------------------------------------------
+check "an oversize frame closes only that connection" "$PROBE" oversize "$SOCK" $((1024 * 1024 + 100))
+check "a connection stalled mid-line does not delay others" "$PROBE" stall "$SOCK"
+ulimit -n 4096 2>/dev/null || true
+check "1,000 concurrent connections all get their answers" "$PROBE" flood "$SOCK" 1000
+
+# --- descriptor passing: unclaimed descriptors are closed ------------------------
+before=$(fd_count "$DAEMON_PID")
+check "10,000 messages carrying descriptors are answered" "$PROBE" fds "$SOCK" 10000
+sleep 0.2
+after=$(fd_count "$DAEMON_PID")
+check_eq "no descriptor leaks after 10,000 messages with descriptors" "$before" "$after"
+
+# --- a second daemon on a live socket refuses to start -----------------------------
+out=$(timeout 10 "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" 2>&1); rc=$?
+check_eq "a second avatard on a live socket exits 1" "1" "$rc"
+check_match "it says another daemon is listening" "already listening" "$out"
+check "the first daemon still answers" "$AVATARCTL" call daemon.ping
+
+# --- configuration reload --------------------------------------------------------
+cp "$CONF" "$TMP/good.yaml"
+cat > "$CONF" <<EOF
+limits:
+  idle_timeout_s: 77
+  no_such_key: 1
+EOF
+kill -HUP "$DAEMON_PID"
+sleep 0.5
+out=$("$AVATARCTL" --json status)
+check_match "a bad file on SIGHUP keeps the old configuration" '"idle_timeout_s": ?600' "$out"
+check_match "the rejection is reported in daemon.status" 'limits\.no_such_key' "$out"
+check_match "the rejection is logged with the key and line" "avatard.yaml:3: limits.no_such_key: unknown key" "$(cat "$DAEMON_LOG")"
+cat > "$CONF" <<EOF
+limits:
+  idle_timeout_s: 77
+  max_connections_per_uid: 2000
+EOF
+kill -HUP "$DAEMON_PID"
+sleep 0.5
+out=$("$AVATARCTL" --json status)
+check_match "a good file on SIGHUP is applied" '"idle_timeout_s": ?77' "$out"
+out=$("$AVATARCTL" --json call daemon.reload)
+check_match "daemon.reload reloads" '"reloaded": ?true' "$out"
+
+# --- graceful stop ------------------------------------------------------------------
+stop_daemon; rc=$?
+check_eq "SIGTERM stops the daemon with status 0" "0" "$rc"
+check "the socket file is removed at exit" test ! -e "$SOCK"
+
+# --- stale socket --------------------------------------------------------------------
+cp "$TMP/good.yaml" "$CONF"
+start_daemon || fail "avatard restarts"
+kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=""
+check "a killed daemon leaves its socket file behind" test -S "$SOCK"
+start_daemon && pass "a stale socket file is replaced at start" || fail "a stale socket file is replaced at start"
+check "the restarted daemon answers" "$AVATARCTL" call daemon.ping
+stop_daemon
+
+# --- idle timeout and per-uid connection cap -------------------------------------
+cat > "$CONF" <<EOF
+limits:
+  idle_timeout_s: 1
+  max_connections_per_uid: 3
+EOF
+start_daemon
+"$PROBE" hold "$SOCK" 3 4 >/dev/null &
+holder=$!
+sleep 0.5
+out=$("$AVATARCTL" call daemon.ping 2>&1); rc=$?
+check_match "a connection over the per-uid cap is refused as overloaded" "[Tt]oo many connections" "$out"
+check_eq "avatarctl exits 10 when the daemon is overloaded" "10" "$rc"
+sleep 2.5
+out=$("$AVATARCTL" --json status)
+check_match "idle connections are closed after limits.idle_timeout_s" '"closed_idle_total": ?[1-9]' "$out"
+wait "$holder" 2>/dev/null
+stop_daemon
+
+# --- configuration errors name key and line ----------------------------------------
+cat > "$TMP/bad.yaml" <<EOF
+log_level: info
+limits:
+  max_frame_bytes: 12
+EOF
+out=$("$AVATARD" --check-config --config "$TMP/bad.yaml" 2>&1); rc=$?
+check_eq "--check-config rejects an out-of-range value" "1" "$rc"
+check_match "the error names the key, the line and the range" "bad.yaml:3: limits.max_frame_bytes: must be between" "$out"
+printf 'socket: [1, 2\n' > "$TMP/bad2.yaml"
+out=$("$AVATARD" --check-config --config "$TMP/bad2.yaml" 2>&1); rc=$?
+check_eq "--check-config rejects invalid YAML" "1" "$rc"
+out=$("$AVATARD" --check-config --config "$TMP/missing.yaml" 2>&1); rc=$?
+check_eq "an explicit missing file is an error" "1" "$rc"
+
+# --- systemd units --------------------------------------------------------------------
+if command -v systemd-analyze >/dev/null 2>&1; then
+        units="$TMP/units"
+        mkdir -p "$units"
+        cp "$BUILD_ROOT/tests/blackbox/avatard.service" "$SOURCE_ROOT/systemd/avatard.socket" "$units/"
+        out=$(cd "$units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
+                ./avatard.socket ./avatard.service 2>&1); rc=$?
+        check_eq "systemd-analyze verify passes on the units" "0" "$rc"
+        [ "$rc" -ne 0 ] && printf '#   %s\n' "$out"
+        check_match "the service is Type=notify with a watchdog" "WatchdogSec=" "$(cat "$units/avatard.service")"
+else
+        fail "systemd-analyze is available"
+fi
+
+finish
