@@ -87,7 +87,8 @@ struct AvatarClient {
         int broken;             /* 0, or the negative errno that made the connection unusable */
         bool eof;
         bool in_callback;
-        bool stop_wait;
+        bool waiting;           /* inside avatar_client_wait() */
+        bool stop_wait;         /* the callback asked avatar_client_wait() to return */
 
         avatar_client_notification_cb cb;
         void *userdata;
@@ -187,13 +188,14 @@ static int queue_pop(AvatarClient *c, Notification *ret) {
         return 1;
 }
 
-/* Hands queued notifications to the callback, stopping early when a waiter asked to stop.
+/* Hands queued notifications to the callback, stopping early when avatar_client_wait() was
+ * asked to stop (the rest stay queued for the next dispatch).
  * Returns how many were dispatched. */
 static int dispatch_notifications(AvatarClient *c) {
         Notification n;
         int count = 0;
 
-        while (c->cb && !c->stop_wait && queue_pop(c, &n) > 0) {
+        while (c->cb && !(c->waiting && c->stop_wait) && queue_pop(c, &n) > 0) {
                 c->in_callback = true;
                 c->cb(n.method, n.params, c->userdata);
                 c->in_callback = false;
@@ -785,7 +787,6 @@ finish:
         /* Part of our line is on the wire: whatever we send next would be glued to it. */
         if (out.sent > 0 && out.sent < out.len)
                 client_break(c, -ENOTCONN);
-        c->stop_wait = false;
         json_object_put(p.result);
         avatar_client_error_done(&p.error);
         return r;
@@ -840,6 +841,7 @@ _public_ int avatar_client_wait(AvatarClient *c, int timeout_ms) {
         deadline = deadline_from_timeout(timeout_ms);
         start = c->n_received;
         c->stop_wait = false;
+        c->waiting = true;
 
         for (;;) {
                 struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
@@ -876,6 +878,7 @@ _public_ int avatar_client_wait(AvatarClient *c, int timeout_ms) {
                 }
         }
 
+        c->waiting = false;
         c->stop_wait = false;
         if (r < 0)
                 return r;
@@ -883,7 +886,7 @@ _public_ int avatar_client_wait(AvatarClient *c, int timeout_ms) {
 }
 
 _public_ void avatar_client_stop_wait(AvatarClient *c) {
-        if (c)
+        if (c && c->waiting)
                 c->stop_wait = true;
 }
 
@@ -918,7 +921,6 @@ _public_ int avatar_client_process(AvatarClient *c) {
         if (r < 0)
                 return r;
         (void) dispatch_notifications(c);
-        c->stop_wait = false;
         if (c->eof)
                 return client_break(c, -ECONNRESET);
         return (int) MIN(c->n_received - start, (uint64_t) INT_MAX);

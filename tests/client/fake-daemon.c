@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The scripted fake daemon (see fake-daemon.h). Deliberately simple and blocking: one
+ * thread, one connection at a time, whole lines read with recvmsg() so descriptors can be
+ * checked the way the real daemon receives them.
+ */
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "fake-daemon.h"
+#include "macro.h"
+
+/* Longest request line the fake accepts (requests in the tests stay far below). */
+#define FAKE_LINE_MAX (8u * 1024u * 1024u)
+/* Descriptors kept per connection until a line claims them. */
+#define FAKE_FDS_MAX 16
+
+struct FakeDaemon {
+        char dir[64];           /* the temporary directory, "" when the caller chose a path */
+        char path[108];
+        int listen_fd;
+        int wake[2];            /* a byte on wake[1] stops the thread */
+        pthread_t thread;
+        bool running;
+};
+
+typedef struct Conn {
+        int fd;
+        char *buf;
+        size_t len;
+        int fds[FAKE_FDS_MAX];
+        size_t n_fds;
+        json_object *late_id;   /* id of a "never" request, answered before the next reply */
+        bool closed;
+} Conn;
+
+/* Sleeps for a few milliseconds (the fake may pause; the code under test may not). */
+static void pause_ms(long ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* Writes all of buf to a socket (or, with sock false, a file or pipe); returns 0 or a
+ * negative errno. Sockets are written with MSG_NOSIGNAL so a client that went away does not
+ * kill the test with SIGPIPE. */
+static int write_fd(int fd, const char *buf, size_t len, bool sock) {
+        while (len > 0) {
+                ssize_t n = sock ? send(fd, buf, len, MSG_NOSIGNAL) : write(fd, buf, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                buf += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Writes all of buf to a socket. */
+static int write_all(int fd, const char *buf, size_t len) {
+        return write_fd(fd, buf, len, true);
+}
+
+/* Sends a JSON value as one line. Takes o. */
+static int send_json(Conn *c, json_object *o) {
+        const char *s;
+        char *line;
+        size_t n;
+        int r;
+
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        n = strlen(s);
+        line = malloc(n + 1);
+        if (!line) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        memcpy(line, s, n);
+        line[n] = '\n';
+        json_object_put(o);
+        r = write_all(c->fd, line, n + 1);
+        free(line);
+        return r;
+}
+
+/* Builds {"jsonrpc":"2.0", "id": id, "result": result}. Borrows id, takes result. */
+static json_object *reply_new(json_object *id, json_object *result) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
+        json_object_object_add(o, "result", result);
+        json_object_object_add(o, "id", json_object_get(id));
+        return o;
+}
+
+/* Builds an error reply. Borrows id; takes data. */
+static json_object *error_new(json_object *id, int code, const char *message, json_object *data) {
+        json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+        json_object_object_add(e, "code", json_object_new_int(code));
+        json_object_object_add(e, "message", json_object_new_string(message));
+        if (data)
+                json_object_object_add(e, "data", data);
+        json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
+        json_object_object_add(o, "error", e);
+        json_object_object_add(o, "id", json_object_get(id));
+        return o;
+}
+
+/* Builds a notification. Takes params. */
+static json_object *notification_new(const char *method, json_object *params) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
+        json_object_object_add(o, "method", json_object_new_string(method));
+        json_object_object_add(o, "params", params);
+        return o;
+}
+
+/* An integer member of params, or a default. */
+static int64_t param_int(json_object *params, const char *key, int64_t def) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(params, key, &v))
+                return def;
+        return json_object_get_int64(v);
+}
+
+/* A string of n 'x' as a JSON string. */
+static json_object *big_string(size_t n) {
+        char *s = malloc(n + 1);
+        json_object *o;
+
+        if (!s)
+                return NULL;
+        memset(s, 'x', n);
+        s[n] = '\0';
+        o = json_object_new_string_len(s, (int) n);
+        free(s);
+        return o;
+}
+
+/* The canned OpenRPC document. */
+static json_object *discover_doc(void) {
+        static const char text[] =
+                "{\"openrpc\":\"1.2.6\",\"info\":{\"title\":\"avatard\",\"version\":\"0.1.0\"},"
+                "\"methods\":["
+                "{\"name\":\"rpc.discover\",\"summary\":\"Describe the API\",\"params\":[],"
+                "\"result\":{\"name\":\"document\",\"schema\":{\"type\":\"object\"}}},"
+                "{\"name\":\"daemon.status\",\"summary\":\"Daemon status and counters\",\"params\":[],"
+                "\"result\":{\"name\":\"status\",\"schema\":{\"type\":\"object\"}},\"x-avatard-role\":\"read\"},"
+                "{\"name\":\"manager.get_last_jobs\",\"summary\":\"The most recent jobs\","
+                "\"params\":[{\"name\":\"count\",\"required\":false,\"description\":\"How many\","
+                "\"schema\":{\"type\":\"integer\",\"minimum\":1,\"default\":1}},"
+                "{\"name\":\"language\",\"required\":true,"
+                "\"schema\":{\"type\":\"string\",\"enum\":[\"en\",\"fr\"]}},"
+                "{\"name\":\"ids\",\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"format\":\"uuid\"}}}],"
+                "\"result\":{\"name\":\"jobs\",\"schema\":{\"$ref\":\"#/components/schemas/Jobs\"}}}"
+                "]}";
+
+        return json_tokener_parse(text);
+}
+
+/* The canned daemon.status object. */
+static json_object *status_doc(void) {
+        static const char text[] =
+                "{\"version\":\"0.1.0\",\"protocol_version\":1,\"pid\":4242,\"uptime_s\":3723,"
+                "\"limits\":{\"max_frame_bytes\":1048576,\"max_connections\":8192},"
+                "\"connections\":{\"current\":1,\"total\":7},"
+                "\"requests\":{\"daemon.status\":5,\"rpc.discover\":2},"
+                "\"errors\":{},"
+                "\"upstream\":{\"state\":\"closed\",\"base_url\":\"http://127.0.0.1:1\"}}";
+
+        return json_tokener_parse(text);
+}
+
+/* Reads the descriptors a line brought and answers the "fds" method. */
+static json_object *serve_fds(Conn *c) {
+        json_object *result = json_object_new_object();
+        char buf[65536];
+        size_t len = 0;
+
+        if (c->n_fds > 0) {
+                ssize_t n;
+
+                (void) lseek(c->fds[0], 0, SEEK_SET);
+                while (len < sizeof(buf) && (n = read(c->fds[0], buf + len, sizeof(buf) - len)) > 0)
+                        len += (size_t) n;
+        }
+        if (c->n_fds > 1)
+                (void) write_fd(c->fds[1], "written by fake\n", 16, false);
+
+        json_object_object_add(result, "n_fds", json_object_new_int((int) c->n_fds));
+        json_object_object_add(result, "content", json_object_new_string_len(buf, (int) len));
+        return result;
+}
+
+/* Answers one request line. Returns 0, or a negative errno to drop the connection. */
+static int serve_line(Conn *c, const char *line, size_t line_len) {
+        json_object *req, *id = NULL, *m = NULL, *params = NULL;
+        const char *method;
+        int r = 0;
+
+        req = json_tokener_parse(line);
+        if (!req)
+                return send_json(c, error_new(NULL, -32700, "Parse error", NULL));
+        (void) json_object_object_get_ex(req, "id", &id);
+        (void) json_object_object_get_ex(req, "method", &m);
+        (void) json_object_object_get_ex(req, "params", &params);
+        method = json_object_get_string(m);
+        if (!method)
+                method = "";
+
+        if (c->late_id) {
+                r = send_json(c, reply_new(c->late_id, json_object_new_string("late")));
+                json_object_put(c->late_id);
+                c->late_id = NULL;
+                if (r < 0)
+                        goto out;
+        }
+
+        if (streq(method, "echo"))
+                r = send_json(c, reply_new(id, json_object_get(params)));
+        else if (streq(method, "fail")) {
+                json_object *data = json_object_new_object(), *extra = NULL, *name = NULL, *msg = NULL;
+
+                if (json_object_object_get_ex(params, "name", &name))
+                        json_object_object_add(data, "name", json_object_get(name));
+                json_object_object_add(data, "retryable", json_object_new_boolean(0));
+                if (json_object_object_get_ex(params, "data", &extra)) {
+                        json_object_object_foreach(extra, k, v)
+                                json_object_object_add(data, k, json_object_get(v));
+                }
+                if (param_int(params, "no_data", 0)) {
+                        json_object_put(data);
+                        data = NULL;
+                }
+                (void) json_object_object_get_ex(params, "message", &msg);
+                r = send_json(c, error_new(id, (int) param_int(params, "code", -32603),
+                                           json_object_get_string(msg) ?: "failed", data));
+        } else if (streq(method, "notify_then_reply")) {
+                int64_t i, n = param_int(params, "count", 0);
+
+                for (i = 0; i < n && r >= 0; i++) {
+                        json_object *p = json_object_new_object();
+
+                        json_object_object_add(p, "seq", json_object_new_int64(i));
+                        r = send_json(c, notification_new("test.event", p));
+                }
+                if (r >= 0)
+                        r = send_json(c, reply_new(id, json_object_new_string("done")));
+        } else if (streq(method, "subscribe")) {
+                json_object *res = json_object_new_object();
+                int64_t i, n = param_int(params, "count", 0);
+
+                json_object_object_add(res, "subscription", json_object_new_string("s1"));
+                r = send_json(c, reply_new(id, res));
+                for (i = 0; i < n && r >= 0; i++) {
+                        json_object *p = json_object_new_object();
+
+                        json_object_object_add(p, "subscription", json_object_new_string("s1"));
+                        json_object_object_add(p, "seq", json_object_new_int64(i));
+                        r = send_json(c, notification_new("job.progress", p));
+                }
+                if (param_int(params, "close", 0))
+                        c->closed = true;
+        } else if (streq(method, "split") || streq(method, "oversize")) {
+                json_object *o = reply_new(id, big_string((size_t) param_int(params, "size", 1)));
+                const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+                size_t n = strlen(s), chunk = (size_t) param_int(params, "chunk", (int64_t) n + 1);
+                size_t off = 0;
+
+                if (streq(method, "oversize"))
+                        chunk = n + 1;
+                while (off < n && r >= 0) {
+                        size_t k = MIN(chunk, n - off);
+
+                        r = write_all(c->fd, s + off, k);
+                        off += k;
+                        if (off < n)
+                                pause_ms(1);
+                }
+                if (r >= 0)
+                        r = write_all(c->fd, "\n", 1);
+                json_object_put(o);
+        } else if (streq(method, "close_mid")) {
+                json_object *o = reply_new(id, json_object_new_string("this reply is cut in half"));
+                const char *s = json_object_to_json_string(o);
+
+                (void) write_all(c->fd, s, strlen(s) / 2);
+                json_object_put(o);
+                c->closed = true;
+        } else if (streq(method, "never"))
+                c->late_id = json_object_get(id);
+        else if (streq(method, "stray_first")) {
+                json_object *stray = json_object_new_int64(999999);
+
+                r = send_json(c, reply_new(stray, json_object_new_string("stray")));
+                json_object_put(stray);
+                if (r >= 0)
+                        r = send_json(c, reply_new(id, json_object_new_string("real")));
+        } else if (streq(method, "fds"))
+                r = send_json(c, reply_new(id, serve_fds(c)));
+        else if (streq(method, "batch")) {
+                json_object *a = json_object_new_array();
+
+                json_object_array_add(a, reply_new(id, json_object_new_string("in a batch")));
+                r = send_json(c, a);
+        } else if (streq(method, "garbage"))
+                r = write_all(c->fd, "this is not json\n", 17);
+        else if (streq(method, "null_id_error"))
+                r = send_json(c, error_new(NULL, -32600, "Invalid Request", NULL));
+        else if (streq(method, "bad_reply")) {
+                json_object *o = reply_new(id, json_object_new_int(1));
+
+                json_object_object_add(o, "error", json_object_new_object());
+                r = send_json(c, o);
+        } else if (streq(method, "server_request")) {
+                json_object *o = notification_new("client.ping", NULL);
+
+                json_object_object_add(o, "id", json_object_new_int(7));
+                r = send_json(c, o);
+                if (r >= 0)
+                        r = send_json(c, reply_new(id, json_object_new_string("real")));
+        } else if (streq(method, "size")) {
+                json_object *res = json_object_new_object();
+
+                json_object_object_add(res, "length", json_object_new_int64((int64_t) line_len));
+                json_object_object_add(res, "n_fds", json_object_new_int((int) c->n_fds));
+                r = send_json(c, reply_new(id, res));
+        } else if (streq(method, "rpc.discover"))
+                r = send_json(c, reply_new(id, discover_doc()));
+        else if (streq(method, "daemon.status"))
+                r = send_json(c, reply_new(id, status_doc()));
+        else {
+                json_object *data = json_object_new_object();
+
+                json_object_object_add(data, "name", json_object_new_string("method_not_found"));
+                json_object_object_add(data, "retryable", json_object_new_boolean(0));
+                json_object_object_add(data, "method", json_object_new_string(method));
+                r = send_json(c, error_new(id, -32601, "Method not found", data));
+        }
+
+out:
+        json_object_put(req);
+        return r;
+}
+
+/* Closes the descriptors the last line brought. */
+static void conn_close_fds(Conn *c) {
+        size_t i;
+
+        for (i = 0; i < c->n_fds; i++)
+                (void) safe_close(c->fds[i]);
+        c->n_fds = 0;
+}
+
+/* Keeps descriptors from a message's control data. */
+static void conn_collect_fds(Conn *c, struct msghdr *mh) {
+        struct cmsghdr *cmsg;
+
+        for (cmsg = CMSG_FIRSTHDR(mh); cmsg; cmsg = CMSG_NXTHDR(mh, cmsg)) {
+                size_t i, n;
+
+                if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+                        continue;
+                n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (i = 0; i < n; i++) {
+                        int fd;
+
+                        memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+                        if (c->n_fds < FAKE_FDS_MAX)
+                                c->fds[c->n_fds++] = fd;
+                        else
+                                (void) safe_close(fd);
+                }
+        }
+}
+
+/* Serves one connection until EOF, an error, a scripted close, or a stop request. */
+static void serve_conn(FakeDaemon *f, int fd) {
+        Conn c = { .fd = fd };
+
+        c.buf = malloc(FAKE_LINE_MAX);
+        if (!c.buf)
+                return;
+
+        while (!c.closed) {
+                union {
+                        struct cmsghdr align;
+                        char buf[CMSG_SPACE(sizeof(int) * FAKE_FDS_MAX)];
+                } control;
+                struct pollfd p[2] = {
+                        { .fd = fd, .events = POLLIN },
+                        { .fd = f->wake[0], .events = POLLIN },
+                };
+                struct iovec iov = { .iov_base = c.buf + c.len, .iov_len = FAKE_LINE_MAX - c.len };
+                struct msghdr mh = {
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = &control,
+                        .msg_controllen = sizeof(control),
+                };
+                ssize_t n;
+                char *nl;
+
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[1].revents)
+                        break;
+                if (iov.iov_len == 0)
+                        break;
+                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                conn_collect_fds(&c, &mh);
+                c.len += (size_t) n;
+
+                while (!c.closed && (nl = memchr(c.buf, '\n', c.len))) {
+                        size_t l = (size_t) (nl - c.buf);
+
+                        *nl = '\0';
+                        if (serve_line(&c, c.buf, l + 1) < 0)
+                                c.closed = true;
+                        conn_close_fds(&c);
+                        memmove(c.buf, nl + 1, c.len - l - 1);
+                        c.len -= l + 1;
+                }
+        }
+
+        conn_close_fds(&c);
+        json_object_put(c.late_id);
+        free(c.buf);
+}
+
+/* The thread: accept, serve, repeat, until woken. */
+static void *fake_thread(void *userdata) {
+        FakeDaemon *f = userdata;
+
+        for (;;) {
+                struct pollfd p[2] = {
+                        { .fd = f->listen_fd, .events = POLLIN },
+                        { .fd = f->wake[0], .events = POLLIN },
+                };
+                int fd;
+
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[1].revents)
+                        break;
+                fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                serve_conn(f, fd);
+                (void) close(fd);
+        }
+        return NULL;
+}
+
+int fake_daemon_start(const char *path, FakeDaemon **ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        FakeDaemon *f;
+        int r;
+
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        f->listen_fd = -1;
+        f->wake[0] = f->wake[1] = -1;
+
+        if (path) {
+                if (strlen(path) >= sizeof(f->path)) {
+                        r = -ENAMETOOLONG;
+                        goto fail;
+                }
+                strcpy(f->path, path);
+        } else {
+                const char *tmp = getenv("TMPDIR");
+
+                if (isempty(tmp) || strlen(tmp) > 40)
+                        tmp = "/tmp";
+                (void) snprintf(f->dir, sizeof(f->dir), "%s/avatar-fake-XXXXXX", tmp);
+                if (!mkdtemp(f->dir)) {
+                        r = -errno;
+                        goto fail;
+                }
+                (void) snprintf(f->path, sizeof(f->path), "%s/avatard.sock", f->dir);
+        }
+        strcpy(sa.sun_path, f->path);
+
+        f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (f->listen_fd < 0 || pipe2(f->wake, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        (void) unlink(f->path);
+        if (bind(f->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ||
+            listen(f->listen_fd, 16) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = -pthread_create(&f->thread, NULL, fake_thread, f);
+        if (r < 0)
+                goto fail;
+        f->running = true;
+        *ret = f;
+        return 0;
+
+fail:
+        fake_daemon_stop(f);
+        return r;
+}
+
+const char *fake_daemon_path(const FakeDaemon *f) {
+        return f->path;
+}
+
+FakeDaemon *fake_daemon_stop(FakeDaemon *f) {
+        if (!f)
+                return NULL;
+        if (f->running) {
+                (void) write_fd(f->wake[1], "x", 1, false);
+                (void) pthread_join(f->thread, NULL);
+        }
+        (void) safe_close(f->listen_fd);
+        (void) safe_close(f->wake[0]);
+        (void) safe_close(f->wake[1]);
+        if (f->path[0])
+                (void) unlink(f->path);
+        if (f->dir[0])
+                (void) rmdir(f->dir);
+        free(f);
+        return NULL;
+}

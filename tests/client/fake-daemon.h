@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A scripted stand-in for avatard, for testing libavatar-client and avatarctl: it listens on
+ * a Unix socket in a temporary directory, serves one connection at a time in a thread, and
+ * answers by method name:
+ *
+ *   echo                result = params
+ *   fail                error {code, message, data} from params {code, message, name, data}
+ *   notify_then_reply   params.count "test.event" notifications {seq}, then result "done"
+ *   subscribe           result {"subscription":"s1"}, then params.count "job.progress"
+ *                       notifications; closes the connection after them when params.close
+ *   split               result: a string of params.size bytes, written params.chunk bytes at
+ *                       a time with a short pause between writes
+ *   oversize            result: a string of params.size bytes, in one write
+ *   close_mid           writes half a reply, then closes the connection
+ *   never               no reply; the next request on the connection first gets this one's
+ *                       (late) reply, which the client must drop as stray
+ *   stray_first         a reply with an id nobody used, then the real one
+ *   fds                 reads descriptor 0 (up to 64 KiB), writes "written by fake\n" to
+ *                       descriptor 1 when present; result {n_fds, content}
+ *   batch               the reply wrapped in an array
+ *   garbage             a line that is not JSON
+ *   null_id_error       an Invalid Request error with id null
+ *   bad_reply           a reply with both result and error
+ *   server_request      a request from the "daemon" (method and id), then the real reply
+ *   size                result {"length": N}: the byte length of the request line
+ *   rpc.discover        a small OpenRPC document
+ *   daemon.status       a canned status object
+ *   anything else       Method not found
+ */
+#pragma once
+
+typedef struct FakeDaemon FakeDaemon;
+
+/* Starts serving at `path` (NULL: a fresh path in a new temporary directory).
+ * Returns 0 or a negative errno. */
+int fake_daemon_start(const char *path, FakeDaemon **ret);
+
+/* The socket path; borrowed. */
+const char *fake_daemon_path(const FakeDaemon *f);
+
+/* Stops the thread, closes everything, removes the socket (and the directory it made).
+ * NULL-safe; returns NULL. */
+FakeDaemon *fake_daemon_stop(FakeDaemon *f);
