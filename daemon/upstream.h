@@ -22,6 +22,7 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <event2/event.h>
 #include <json-c/json.h>
 #include <stdbool.h>
