@@ -216,15 +216,21 @@ int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_
                               j + 1 < n_cols ? cols[j].align : OUTPUT_ALIGN_LEFT);
                 (void) fputs(j + 1 < n_cols ? "  " : "\n", f);
         }
-        for (i = 0; i < n_rows; i++)
-                for (j = 0; j < n_cols; j++) {
-                        bool last = j + 1 == n_cols;
+        for (i = 0; i < n_rows; i++) {
+                size_t end = n_cols;
+
+                /* Empty trailing cells are left out, so no line ends in spaces. */
+                while (end > 1 && isempty(cells[i * n_cols + end - 1]))
+                        end--;
+                for (j = 0; j < end; j++) {
+                        bool last = j + 1 == end;
 
                         output_padded(f, cells[i * n_cols + j],
                                       last && cols[j].align == OUTPUT_ALIGN_LEFT ? 0 : widths[j],
                                       cols[j].align);
                         (void) fputs(last ? "\n" : "  ", f);
                 }
+        }
 
 out:
         free_strv(cells, n_rows * n_cols);

@@ -563,7 +563,8 @@ int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, 
 }
 
 void ctl_print_json(const Ctl *ctl, json_object *o) {
-        int flags = ctl->pretty ? (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)
+        int flags = ctl->pretty ? (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                   JSON_C_TO_STRING_NOSLASHESCAPE)
                                 : JSONRPC_WIRE_FLAGS;
         const char *s;
 
