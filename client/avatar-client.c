@@ -51,6 +51,9 @@
  * that arrive are closed at once. */
 #define CLIENT_RECV_FDS_MAX PROTO_FDS_PER_MESSAGE_MAX
 
+_Static_assert(AVATAR_CLIENT_FDS_MAX == PROTO_FDS_PER_MESSAGE_MAX,
+               "the client's descriptor limit is the protocol's");
+
 /* For _cleanup_(unref_jsonp): drops a json-c reference. */
 static inline void unref_jsonp(json_object **p) {
         json_object_put(*p);
@@ -551,6 +554,7 @@ static int fd_nonblock(int fd) {
         return 0;
 }
 
+/* Connects to the daemon's socket (path, $AVATARD_SOCKET or the default). */
 _public_ int avatar_client_connect(const char *path, AvatarClient **ret) {
         union {
                 struct sockaddr sa;
@@ -611,6 +615,7 @@ _public_ int avatar_client_connect(const char *path, AvatarClient **ret) {
         return 0;
 }
 
+/* Wraps a connected stream socket the caller already has. */
 _public_ int avatar_client_connect_fd(int fd, AvatarClient **ret) {
         int type = 0, r;
         socklen_t l = sizeof(type);
@@ -628,6 +633,7 @@ _public_ int avatar_client_connect_fd(int fd, AvatarClient **ret) {
         return client_new(fd, ret);
 }
 
+/* Closes the connection and frees everything the client holds. */
 _public_ AvatarClient *avatar_client_free(AvatarClient *c) {
         Notification n;
 
@@ -644,6 +650,7 @@ _public_ AvatarClient *avatar_client_free(AvatarClient *c) {
         return NULL;
 }
 
+/* Replaces the decoder with one of the new line limit, between messages only. */
 _public_ int avatar_client_set_max_reply_size(AvatarClient *c, size_t max) {
         FrameDecoder *d;
         int r;
@@ -663,6 +670,7 @@ _public_ int avatar_client_set_max_reply_size(AvatarClient *c, size_t max) {
         return 0;
 }
 
+/* Bounds the queue of undelivered notifications, dropping the oldest beyond it. */
 _public_ int avatar_client_set_notification_queue_max(AvatarClient *c, size_t max) {
         Notification n;
 
@@ -679,6 +687,7 @@ _public_ int avatar_client_set_notification_queue_max(AvatarClient *c, size_t ma
         return 0;
 }
 
+/* Sets where notifications go; queued ones follow at the next dispatch. */
 _public_ void avatar_client_set_notification_callback(AvatarClient *c,
                                                       avatar_client_notification_cb cb,
                                                       void *userdata) {
@@ -688,6 +697,7 @@ _public_ void avatar_client_set_notification_callback(AvatarClient *c,
         c->userdata = userdata;
 }
 
+/* Sends one request and runs the read/write loop until its reply, the deadline or EOF. */
 _public_ int avatar_client_call(AvatarClient *c, const char *method, json_object *params,
                                 const int *fds, size_t n_fds, int timeout_ms,
                                 json_object **ret_result, AvatarClientError *ret_error) {
@@ -792,6 +802,7 @@ finish:
         return r;
 }
 
+/* avatar_client_call() with JSON text in and out. */
 _public_ int avatar_client_call_json(AvatarClient *c, const char *method, const char *params_json,
                                      const int *fds, size_t n_fds, int timeout_ms,
                                      char **ret_result_json, AvatarClientError *ret_error) {
@@ -827,6 +838,7 @@ _public_ int avatar_client_call_json(AvatarClient *c, const char *method, const 
         return 0;
 }
 
+/* Reads and dispatches notifications until the deadline, EOF or a stop request. */
 _public_ int avatar_client_wait(AvatarClient *c, int timeout_ms) {
         uint64_t start;
         int64_t deadline;
@@ -885,16 +897,19 @@ _public_ int avatar_client_wait(AvatarClient *c, int timeout_ms) {
         return (int) MIN(c->n_received - start, (uint64_t) INT_MAX);
 }
 
+/* Asks the running avatar_client_wait() to return. */
 _public_ void avatar_client_stop_wait(AvatarClient *c) {
         if (c && c->waiting)
                 c->stop_wait = true;
 }
 
+/* The socket, for the caller's poll loop. */
 _public_ int avatar_client_fd(AvatarClient *c) {
         assert_return(c, -EINVAL);
         return c->fd;
 }
 
+/* Reads what is available without blocking and dispatches it. */
 _public_ int avatar_client_process(AvatarClient *c) {
         uint64_t start;
         unsigned i;
@@ -926,6 +941,7 @@ _public_ int avatar_client_process(AvatarClient *c) {
         return (int) MIN(c->n_received - start, (uint64_t) INT_MAX);
 }
 
+/* Pops the oldest queued notification. */
 _public_ int avatar_client_next_notification(AvatarClient *c, char **ret_method,
                                              json_object **ret_params) {
         Notification n;
@@ -945,10 +961,12 @@ _public_ int avatar_client_next_notification(AvatarClient *c, char **ret_method,
         return 1;
 }
 
+/* Counts notifications dropped on a full queue. */
 _public_ uint64_t avatar_client_dropped_notifications(AvatarClient *c) {
         return c ? c->n_dropped : 0;
 }
 
+/* Releases an error's members and resets it. */
 _public_ void avatar_client_error_done(AvatarClientError *e) {
         if (!e)
                 return;
@@ -958,10 +976,12 @@ _public_ void avatar_client_error_done(AvatarClientError *e) {
         *e = (AvatarClientError) AVATAR_CLIENT_ERROR_INIT;
 }
 
+/* The error's class name, or "unknown". */
 _public_ const char *avatar_client_error_name(const AvatarClientError *e) {
         return e && e->name ? e->name : "unknown";
 }
 
+/* error.data as compact JSON text. */
 _public_ int avatar_client_error_data_json(const AvatarClientError *e, char **ret) {
         const char *s;
         char *text;

@@ -115,7 +115,9 @@ AVATAR_CLIENT_EXPORT void avatar_client_set_notification_callback(AvatarClient *
  *   0            the daemon answered with a result: *ret_result (when not NULL) receives a
  *                new reference, NULL for a JSON null result;
  *   -EREMOTEIO   the daemon answered with an error: *ret_error (when not NULL) is filled
- *                (release it with avatar_client_error_done());
+ *                (release it with avatar_client_error_done()). *ret_error must hold
+ *                AVATAR_CLIENT_ERROR_INIT or an earlier error, which is released first;
+ *                it is left alone on every other outcome;
  *   -ETIMEDOUT   no reply before the deadline (the connection stays usable; a late reply
  *                is recognized by its id and dropped);
  *   -ECONNRESET  the daemon closed the connection (possibly in the middle of the reply);
@@ -125,8 +127,9 @@ AVATAR_CLIENT_EXPORT void avatar_client_set_notification_callback(AvatarClient *
  *   -EBUSY       called from inside a notification callback;
  *   -EINVAL, -EBADF, -E2BIG (too many descriptors), -ENOMEM, or another errno from the
  *                socket.
- * After -ECONNRESET, -EBADMSG from a broken stream, -EMSGSIZE or a timeout in the middle of
- * sending, further calls return -ENOTCONN: reconnect. */
+ * After -ECONNRESET, -EMSGSIZE, a socket error, or a failure with the request half sent,
+ * further calls return -ENOTCONN: reconnect. After -ETIMEDOUT, -EBADMSG and -EREMOTEIO the
+ * connection stays usable. */
 AVATAR_CLIENT_EXPORT int avatar_client_call(AvatarClient *c, const char *method, json_object *params,
                                             const int *fds, size_t n_fds, int timeout_ms,
                                             json_object **ret_result, AvatarClientError *ret_error);

@@ -151,6 +151,7 @@ static int print_status(json_object *st) {
         return output_tree(stdout, rest, 0);
 }
 
+/* "avatarctl status": daemon.status, as a summary or JSON. */
 int ctl_cmd_status(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *st = NULL;
         int r;
@@ -491,6 +492,7 @@ static int method_rows(json_object *methods, json_object **ret) {
         return 0;
 }
 
+/* "avatarctl methods [NAME]": rpc.discover, as a list, one method's details, or JSON. */
 int ctl_cmd_methods(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *doc = NULL, *rows = NULL;
         static const OutputColumn cols[] = {
@@ -638,6 +640,7 @@ static int call_open_fds(const CtlArgs *args, CallFds *f) {
         return CTL_EXIT_OK;
 }
 
+/* "avatarctl call METHOD [PARAMS|-]": any method with raw JSON params and descriptors. */
 int ctl_cmd_call(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
         _cleanup_free_ char *stdin_text = NULL;

@@ -44,6 +44,7 @@ static json_object *lookup_path(json_object *o, const char *path) {
         return o;
 }
 
+/* The text of a JSON value for humans. */
 int output_value_text(json_object *v, char **ret) {
         const char *s;
         char *t;
@@ -69,6 +70,7 @@ int output_value_text(json_object *v, char **ret) {
         return 0;
 }
 
+/* Formats seconds as "1d 2h 3m 4s". */
 void output_duration(uint64_t seconds, char *buf, size_t size) {
         static const struct {
                 const char *suffix;
@@ -103,6 +105,7 @@ void output_duration(uint64_t seconds, char *buf, size_t size) {
         }
 }
 
+/* Formats a JSON number of seconds as a duration. */
 int output_format_duration(json_object *v, char **ret) {
         char buf[64];
         int64_t s;
@@ -121,6 +124,7 @@ int output_format_duration(json_object *v, char **ret) {
         return 0;
 }
 
+/* Writes text with control characters replaced. */
 void output_sanitized(FILE *f, const char *s) {
         const unsigned char *p;
 
@@ -135,6 +139,7 @@ void output_sanitized(FILE *f, const char *s) {
         }
 }
 
+/* Counts the code points of a UTF-8 string. */
 size_t output_width(const char *s) {
         const unsigned char *p;
         size_t n = 0;
@@ -145,6 +150,7 @@ size_t output_width(const char *s) {
         return n;
 }
 
+/* Writes sanitized text padded to a width. */
 void output_padded(FILE *f, const char *s, size_t width, OutputAlign align) {
         size_t w = output_width(s), i;
 
@@ -175,6 +181,7 @@ static void truncate_cell(char *s, size_t width) {
         }
 }
 
+/* Prints JSON rows as an aligned table. */
 int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_cols) {
         size_t widths[16] = {};
         size_t n_rows, i, j;
@@ -237,6 +244,7 @@ out:
         return r;
 }
 
+/* Turns a snake_case key into a label. */
 char *output_humanize_key(const char *key) {
         char *s, *p;
 
@@ -287,6 +295,7 @@ static int print_joined(FILE *f, json_object *v) {
         return 0;
 }
 
+/* Prints an object as an indented "Key: value" tree. */
 int output_tree(FILE *f, json_object *o, unsigned indent) {
         size_t width = 0;
         int r;
@@ -376,6 +385,7 @@ static int compare_rows(const void *a, const void *b, void *userdata) {
         return strcmp(json_object_get_string(ka) ?: "", json_object_get_string(kb) ?: "");
 }
 
+/* Turns a {name: value} map into sorted rows. */
 int output_map_to_rows(json_object *map, const char *key_name, const char *value_name,
                        json_object **ret) {
         const char *names[2] = { key_name, value_name };

@@ -320,6 +320,7 @@ static int cmd_help(Ctl *ctl, const CtlArgs *args) {
         return CTL_EXIT_OK;
 }
 
+/* Prints one error line and returns the exit code given. */
 int ctl_fail(int code, const char *what, const char *format, ...) {
         char buf[1024];
         va_list ap;
@@ -348,6 +349,7 @@ static const char *socket_path_for_messages(const Ctl *ctl) {
         return isempty(p) ? AVATAR_CLIENT_DEFAULT_SOCKET : p;
 }
 
+/* Connects on first use; maps connect errors to exit codes. */
 int ctl_connect(Ctl *ctl) {
         int r;
 
@@ -411,6 +413,7 @@ static int exit_code_from_name(const char *name) {
         return CTL_EXIT_FAILED;
 }
 
+/* Maps a call's failure (errno and error class) to an exit code. */
 int ctl_exit_code(int r, const AvatarClientError *e) {
         switch (r) {
         case 0:
@@ -514,6 +517,7 @@ static void print_error_data(json_object *data) {
         }
 }
 
+/* Calls a method, printing the error and returning its exit code on failure. */
 int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
              json_object **ret_result) {
         _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
@@ -562,6 +566,7 @@ int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, 
         }
 }
 
+/* Prints JSON, pretty on a terminal, compact otherwise. */
 void ctl_print_json(const Ctl *ctl, json_object *o) {
         int flags = ctl->pretty ? (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                    JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -572,6 +577,7 @@ void ctl_print_json(const Ctl *ctl, json_object *o) {
         (void) puts(s ? s : "null");
 }
 
+/* Parses global options, finds the command, parses its arguments and runs it. */
 int main(int argc, char *argv[]) {
         Ctl ctl = { .timeout_ms = CTL_TIMEOUT_DEFAULT_MS };
         CtlArgs args = {};

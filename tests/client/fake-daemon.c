@@ -477,6 +477,7 @@ static void *fake_thread(void *userdata) {
         return NULL;
 }
 
+/* Binds the socket and starts the serving thread. */
 int fake_daemon_start(const char *path, FakeDaemon **ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         FakeDaemon *f;
@@ -531,10 +532,12 @@ fail:
         return r;
 }
 
+/* The socket path. */
 const char *fake_daemon_path(const FakeDaemon *f) {
         return f->path;
 }
 
+/* Wakes and joins the thread, then cleans up. */
 FakeDaemon *fake_daemon_stop(FakeDaemon *f) {
         if (!f)
                 return NULL;

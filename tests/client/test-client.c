@@ -85,6 +85,7 @@ static void on_notification(const char *method, json_object *params, void *userd
                 avatar_client_stop_wait(client);
 }
 
+/* Connecting fails cleanly: no socket, a path too long, an empty path, a bad fd. */
 START_TEST(test_connect_errors) {
         AvatarClient *c = NULL;
         char longpath[200];
@@ -100,6 +101,7 @@ START_TEST(test_connect_errors) {
 }
 END_TEST
 
+/* $AVATARD_SOCKET picks the socket when no path is given; the socket is close-on-exec. */
 START_TEST(test_connect_env) {
         AvatarClient *c = NULL;
         json_object *r = NULL;
@@ -118,6 +120,7 @@ START_TEST(test_connect_env) {
 }
 END_TEST
 
+/* Results come back intact, for object, array and no params, many times on one connection. */
 START_TEST(test_call_echo) {
         json_object *r = NULL, *v;
 
@@ -139,6 +142,7 @@ START_TEST(test_call_echo) {
 }
 END_TEST
 
+/* The JSON-text API: results as compact text, bad params text refused, errors filled. */
 START_TEST(test_call_json) {
         AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         char *s = NULL;
@@ -163,6 +167,7 @@ START_TEST(test_call_json) {
 }
 END_TEST
 
+/* Bad arguments fail before anything is sent, and the connection stays usable. */
 START_TEST(test_invalid_arguments) {
         int fds[AVATAR_CLIENT_FDS_MAX + 1] = {}, bad = -1;
         json_object *scalar = json_object_new_int(3);
@@ -181,6 +186,7 @@ START_TEST(test_invalid_arguments) {
 }
 END_TEST
 
+/* Error replies fill code, message, name (from data or the code), retryable and data. */
 START_TEST(test_error_reply) {
         AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         json_object *r = NULL, *v;
@@ -210,6 +216,7 @@ START_TEST(test_error_reply) {
 }
 END_TEST
 
+/* Notifications that precede the reply reach the callback, in order, before call returns. */
 START_TEST(test_notifications_before_reply) {
         Seen s = {};
         json_object *r = NULL;
@@ -226,6 +233,7 @@ START_TEST(test_notifications_before_reply) {
 }
 END_TEST
 
+/* Without a callback notifications queue up to the bound, dropping the oldest. */
 START_TEST(test_notification_queue) {
         char *method = NULL;
         json_object *params = NULL, *v;
@@ -252,6 +260,7 @@ START_TEST(test_notification_queue) {
 }
 END_TEST
 
+/* A reply written in many small pieces is reassembled. */
 START_TEST(test_split_reply) {
         json_object *r = NULL;
 
@@ -264,6 +273,7 @@ START_TEST(test_split_reply) {
 }
 END_TEST
 
+/* A reply over the size limit fails with -EMSGSIZE and ends the connection. */
 START_TEST(test_oversize_reply) {
         json_object *r = NULL;
 
@@ -277,6 +287,7 @@ START_TEST(test_oversize_reply) {
 }
 END_TEST
 
+/* A daemon that closes in the middle of a reply gives -ECONNRESET, then -ENOTCONN. */
 START_TEST(test_close_mid_reply) {
         ck_assert_int_eq(call_text("close_mid", "{}", NULL, NULL), -ECONNRESET);
         ck_assert_int_eq(call_text("echo", "{}", NULL, NULL), -ENOTCONN);
@@ -284,6 +295,7 @@ START_TEST(test_close_mid_reply) {
 }
 END_TEST
 
+/* A call times out on time; its late reply is later dropped as stray. */
 START_TEST(test_timeout_then_stray_reply) {
         json_object *r = NULL;
         int64_t t0 = now_ms(), dt;
@@ -301,6 +313,7 @@ START_TEST(test_timeout_then_stray_reply) {
 }
 END_TEST
 
+/* Unknown ids, batch replies, daemon requests, garbage and id-null errors are handled. */
 START_TEST(test_stray_batch_garbage) {
         AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         json_object *r = NULL;
@@ -341,6 +354,7 @@ static int temp_file(const char *content) {
         return fd;
 }
 
+/* Descriptors reach the daemon, which reads one and writes the other. */
 START_TEST(test_fd_passing) {
         json_object *r = NULL, *v;
         int fds[2];
@@ -364,6 +378,7 @@ START_TEST(test_fd_passing) {
 }
 END_TEST
 
+/* A request larger than the socket buffer still carries its descriptor. */
 START_TEST(test_large_request_with_fd) {
         json_object *r = NULL, *params, *v;
         size_t n = 3 * 1024 * 1024;
@@ -389,6 +404,7 @@ START_TEST(test_large_request_with_fd) {
 }
 END_TEST
 
+/* avatar_client_wait() dispatches until the callback stops it, or until its timeout. */
 START_TEST(test_wait_and_stop) {
         Seen s = { .stop_after = 3 };
         int64_t t0;
@@ -412,6 +428,7 @@ START_TEST(test_wait_and_stop) {
 }
 END_TEST
 
+/* avatar_client_wait() returns -ECONNRESET when the daemon closes, after dispatching. */
 START_TEST(test_wait_until_close) {
         Seen s = {};
 
@@ -422,6 +439,7 @@ START_TEST(test_wait_until_close) {
 }
 END_TEST
 
+/* avatar_client_fd() + avatar_client_process() drive notifications from a poll loop. */
 START_TEST(test_process_in_poll_loop) {
         Seen s = {};
         int64_t deadline;
@@ -441,6 +459,7 @@ START_TEST(test_process_in_poll_loop) {
 }
 END_TEST
 
+/* A callback cannot start a call on the same client. */
 START_TEST(test_no_reentrancy) {
         Seen s = { .try_nested = true };
 
@@ -467,6 +486,7 @@ static void peer_write(int fd, const char *s) {
         ck_assert_int_eq(write(fd, s, strlen(s)), (ssize_t) strlen(s));
 }
 
+/* Input that arrived before the call (CRLF, empty lines, notifications) is handled. */
 START_TEST(test_pair_reply_queued_early) {
         json_object *r = NULL;
         int peer;
@@ -488,6 +508,7 @@ START_TEST(test_pair_reply_queued_early) {
 }
 END_TEST
 
+/* EOF after part of a line is -ECONNRESET. */
 START_TEST(test_pair_eof_partial_line) {
         int peer;
         AvatarClient *c = pair_client(&peer);
@@ -499,6 +520,7 @@ START_TEST(test_pair_eof_partial_line) {
 }
 END_TEST
 
+/* avatar_client_process() delivers what arrived, then reports EOF. */
 START_TEST(test_pair_process_eof) {
         int peer;
         AvatarClient *c = pair_client(&peer);
@@ -553,6 +575,7 @@ static Suite *client_suite(void) {
         return s;
 }
 
+/* Runs the suite; the exit status is the result. */
 int main(void) {
         SRunner *sr = srunner_create(client_suite());
         int failed;
