@@ -9,6 +9,7 @@ fake=$2
 dir=$(mktemp -d "${TMPDIR:-/tmp}/avatarctl-test.XXXXXX")
 sock=$dir/avatard.sock
 failures=0
+passes=0
 fake_pid=
 
 cleanup() {
@@ -33,15 +34,26 @@ expect() {
                 failures=$((failures + 1))
                 return 1
         fi
+        passes=$((passes + 1))
         return 0
 }
 
 # contains WHAT TEXT: checks that TEXT holds WHAT.
 contains() {
         case "$2" in
-        *"$1"*) ;;
+        *"$1"*) passes=$((passes + 1)) ;;
         *) echo "FAIL: expected '$1' in: $2"; failures=$((failures + 1)) ;;
         esac
+}
+
+# same WANT GOT WHAT: checks that GOT is exactly WANT.
+same() {
+        if [ "$1" = "$2" ]; then
+                passes=$((passes + 1))
+        else
+                echo "FAIL: $3: expected '$1', got '$2'"
+                failures=$((failures + 1))
+        fi
 }
 
 "$fake" "$sock" &
@@ -50,7 +62,7 @@ for _ in $(seq 100); do
         [ -S "$sock" ] && break
         sleep 0.05
 done
-[ -S "$sock" ] || { echo "FAIL: fake-avatard did not start"; exit 1; }
+[ -S "$sock" ] || { echo "fake-avatard did not start"; echo "RESULT: avatarctl passed=0 failed=1"; exit 1; }
 
 export AVATARD_SOCKET=$sock
 
@@ -77,10 +89,11 @@ expect 0 status --json && contains '"pid":4242' "$out"
 expect 0 methods && contains '{"name":"daemon.status","summary":"Daemon status and counters"}' "$out"
 expect 0 methods manager.get_last_jobs && contains '"name":"count"' "$out"
 expect 6 methods no.such.method && contains "no method named 'no.such.method'" "$err"
-expect 0 call echo '{"a":"b/c"}' && [ "$out" = '{"a":"b/c"}' ] || echo "FAIL: call echo printed $out"
+expect 0 call echo '{"a":"b/c"}' && same '{"a":"b/c"}' "$out" "call echo output"
 printf '[1,2]' >"$dir/params"
-"$ctl" call echo - <"$dir/params" >"$dir/out" || { echo "FAIL: params from stdin"; failures=$((failures + 1)); }
-[ "$(cat "$dir/out")" = '[1,2]' ] || { echo "FAIL: stdin params echoed as $(cat "$dir/out")"; failures=$((failures + 1)); }
+"$ctl" call echo - <"$dir/params" >"$dir/out"
+same 0 $? "params from stdin: exit status"
+same '[1,2]' "$(cat "$dir/out")" "params from stdin: output"
 
 # Global options after the command, --socket over $AVATARD_SOCKET.
 AVATARD_SOCKET=$dir/nope.sock expect 0 status --socket "$sock"
@@ -107,10 +120,7 @@ expect 0 call fds --file "$dir/in.csv" --out "$dir/out.txt" && contains '"n_fds"
 contains 'written by fake' "$(cat "$dir/out.txt")"
 expect 2 call fds --file "$dir/missing.csv"
 expect 6 call fail '{"code":-32005}' --out "$dir/created.txt"
-[ ! -e "$dir/created.txt" ] || { echo "FAIL: --out file left behind after a failed call"; failures=$((failures + 1)); }
+same no "$([ -e "$dir/created.txt" ] && echo yes || echo no)" "--out file left behind after a failed call"
 
-if [ "$failures" -gt 0 ]; then
-        echo "$failures failure(s)"
-        exit 1
-fi
-echo "all avatarctl checks passed"
+echo "RESULT: avatarctl passed=$passes failed=$failures"
+[ "$failures" -eq 0 ]
