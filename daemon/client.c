@@ -326,8 +326,7 @@ int client_send_notification(Client *c, const char *method, json_object *params)
 }
 
 /* Writes queued output; resumes reading once it drains below half the cap. */
-static void on_writable(evutil_socket_t fd, short what, void *userdata) {
-        Client *c = userdata;
+static void handle_writable(Client *c, evutil_socket_t fd, short what) {
         int n;
 
         (void) fd;
@@ -350,6 +349,14 @@ static void on_writable(evutil_socket_t fd, short what, void *userdata) {
         }
         if (evbuffer_get_length(c->out) <= c->server->config->max_output_bytes / 2)
                 client_maybe_resume(c);
+}
+
+/* Runs handle_writable with a reference held, so the client survives its own callbacks. */
+static void on_writable(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = client_ref(userdata);
+
+        handle_writable(c, fd, what);
+        client_unref(c);
 }
 
 /* Sends an error reply with id null and closes the connection once it is flushed. */
@@ -472,8 +479,7 @@ static int client_take_rights(Client *c, struct msghdr *mh, uint64_t offset) {
 }
 
 /* Reads what is available with recvmsg() into the decoder, then handles frames. */
-static void on_readable(evutil_socket_t fd, short what, void *userdata) {
-        Client *c = userdata;
+static void handle_readable(Client *c, evutil_socket_t fd, short what) {
         union {
                 struct cmsghdr cm;
                 char buf[CMSG_SPACE(sizeof(int) * PROTO_FDS_PER_MESSAGE_MAX)];
@@ -538,13 +544,28 @@ static void on_readable(evutil_socket_t fd, short what, void *userdata) {
         client_process_frames(c);
 }
 
+/* Runs handle_readable with a reference held, so the client survives its own callbacks. */
+static void on_readable(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = client_ref(userdata);
+
+        handle_readable(c, fd, what);
+        client_unref(c);
+}
+
 /* Continues frame processing after a yield or after backpressure cleared. */
-static void on_resume(evutil_socket_t fd, short what, void *userdata) {
-        Client *c = userdata;
+static void handle_resume(Client *c, evutil_socket_t fd, short what) {
 
         (void) fd;
         (void) what;
         client_maybe_resume(c);
+}
+
+/* Runs handle_resume with a reference held, so the client survives its own callbacks. */
+static void on_resume(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = client_ref(userdata);
+
+        handle_resume(c, fd, what);
+        client_unref(c);
 }
 
 /* Re-evaluates backpressure and resumes reading and processing if possible. */
@@ -575,8 +596,7 @@ void client_call_finished(Client *c, Call *call) {
 }
 
 /* Closes the connection when it was idle for limits.idle_timeout_s. */
-static void on_idle(evutil_socket_t fd, short what, void *userdata) {
-        Client *c = userdata;
+static void handle_idle(Client *c, evutil_socket_t fd, short what) {
 
         (void) fd;
         (void) what;
@@ -586,4 +606,12 @@ static void on_idle(evutil_socket_t fd, short what, void *userdata) {
         }
         c->server->connections_closed_idle++;
         client_disconnect(c, "idle timeout");
+}
+
+/* Runs handle_idle with a reference held, so the client survives its own callbacks. */
+static void on_idle(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = client_ref(userdata);
+
+        handle_idle(c, fd, what);
+        client_unref(c);
 }

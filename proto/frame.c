@@ -75,7 +75,9 @@ static void decoder_rewind_if_empty(FrameDecoder *d) {
 static bool decoder_scan(FrameDecoder *d) {
         const char *p;
 
-        if (d->scanned < d->end && d->buf[d->scanned] == '\n')
+        if (d->scanned >= d->end)
+                return false;
+        if (d->buf[d->scanned] == '\n')
                 return true;
         p = memchr(d->buf + d->scanned, '\n', d->end - d->scanned);
         if (!p) {

@@ -400,7 +400,8 @@ static int cmd_flood(const char *sock, int n) {
                         if (r > 0 && strstr(reply, expect))
                                 answered++;
                         else {
-                                fprintf(stderr, "connection %d: bad answer: %s\n", i, r > 0 ? reply : "(none)");
+                                if (failed < 10)
+                                        fprintf(stderr, "connection %d: bad answer: %s\n", i, r > 0 ? reply : "(none)");
                                 failed++;
                         }
                         free(reply);
@@ -503,6 +504,10 @@ static int cmd_oversize(const char *sock, size_t bytes) {
                 return 1;
         }
         printf("other connection still served\n");
+        close(bad.fd);
+        close(good.fd);
+        free(bad.buf);
+        free(good.buf);
         return 0;
 }
 
@@ -535,6 +540,10 @@ static int cmd_stall(const char *sock) {
                 }
                 free(reply);
         }
+        close(stall.fd);
+        close(good.fd);
+        free(stall.buf);
+        free(good.buf);
         return 0;
 }
 
