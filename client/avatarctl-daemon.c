@@ -103,12 +103,14 @@ static const char *const status_known[] = {
 };
 
 /* Prints daemon.status for humans. */
-static int print_status(json_object *st) {
+static int print_status(Ctl *ctl, json_object *st, void *userdata) {
         _cleanup_(unref_jsonp) json_object *rest = NULL;
         json_object *v;
         size_t i;
         int r;
 
+        (void) ctl;
+        (void) userdata;
         if (!json_object_is_type(st, json_type_object))
                 return output_tree(stdout, st, 0);
 
@@ -153,22 +155,8 @@ static int print_status(json_object *st) {
 
 /* "avatarctl status": daemon.status, as a summary or JSON. */
 int ctl_cmd_status(Ctl *ctl, const CtlArgs *args) {
-        _cleanup_(unref_jsonp) json_object *st = NULL;
-        int r;
-
         (void) args;
-
-        r = ctl_call(ctl, "daemon.status", NULL, NULL, 0, &st);
-        if (r != CTL_EXIT_OK)
-                return r;
-        if (ctl->json) {
-                ctl_print_json(ctl, st);
-                return CTL_EXIT_OK;
-        }
-        r = print_status(st);
-        if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, "status", "%s", strerror(-r));
-        return CTL_EXIT_OK;
+        return ctl_call_and_print(ctl, "daemon.status", NULL, print_status, NULL);
 }
 
 /* Returns the string member `key` of o, or NULL. */
@@ -533,14 +521,7 @@ int ctl_cmd_methods(Ctl *ctl, const CtlArgs *args) {
         r = method_rows(methods, &rows);
         if (r < 0)
                 return ctl_fail(CTL_EXIT_FAILED, "methods", "%s", strerror(-r));
-        if (ctl->json) {
-                ctl_print_json(ctl, rows);
-                return CTL_EXIT_OK;
-        }
-        r = output_table(stdout, rows, cols, ELEMENTSOF(cols));
-        if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, "methods", "%s", strerror(-r));
-        return CTL_EXIT_OK;
+        return ctl_print_rows(ctl, "methods", rows, cols, ELEMENTSOF(cols));
 }
 
 /* Reads all of stdin, at most CTL_PARAMS_MAX bytes. Returns 0, -EFBIG, -ENOMEM or a read

@@ -577,6 +577,54 @@ void ctl_print_json(const Ctl *ctl, json_object *o) {
         (void) puts(s ? s : "null");
 }
 
+/* Calls a method and prints its result as JSON or for humans. */
+int ctl_call_and_print(Ctl *ctl, const char *method, json_object *params, ctl_print_fn human,
+                       void *userdata) {
+        _cleanup_(unref_jsonp) json_object *result = NULL;
+        int code, r;
+
+        code = ctl_call(ctl, method, params, NULL, 0, &result);
+        if (code != CTL_EXIT_OK)
+                return code;
+        if (ctl->json) {
+                ctl_print_json(ctl, result);
+                return CTL_EXIT_OK;
+        }
+        r = human ? human(ctl, result, userdata) : output_tree(stdout, result, 0);
+        if (r < 0)
+                return ctl_fail(CTL_EXIT_FAILED, method, "cannot print the result: %s", strerror(-r));
+        return CTL_EXIT_OK;
+}
+
+/* Prints rows as JSON or as an aligned table. */
+int ctl_print_rows(Ctl *ctl, const char *what, json_object *rows, const OutputColumn *cols,
+                   size_t n_cols) {
+        int r;
+
+        if (ctl->json) {
+                ctl_print_json(ctl, rows);
+                return CTL_EXIT_OK;
+        }
+        r = output_table(stdout, rows, cols, n_cols);
+        if (r < 0)
+                return ctl_fail(CTL_EXIT_FAILED, what, "cannot print the result: %s", strerror(-r));
+        return CTL_EXIT_OK;
+}
+
+/* Parses a bounded decimal integer from the command line. */
+int ctl_parse_int(const char *what, const char *s, long long min, long long max, long long *ret) {
+        char *end = NULL;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+                return ctl_fail(CTL_EXIT_USAGE, what, "expected an integer from %lld to %lld, got '%s'",
+                                min, max, s);
+        *ret = v;
+        return CTL_EXIT_OK;
+}
+
 /* Parses global options, finds the command, parses its arguments and runs it. */
 int main(int argc, char *argv[]) {
         Ctl ctl = { .timeout_ms = CTL_TIMEOUT_DEFAULT_MS };

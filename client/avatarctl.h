@@ -102,6 +102,25 @@ int ctl_connect(Ctl *ctl);
 int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
              json_object **ret_result);
 
+/* Prints a result for humans; returns 0 or a negative errno (reported by the caller). */
+typedef int (*ctl_print_fn)(Ctl *ctl, json_object *result, void *userdata);
+
+/* The common shape of a command: calls `method` with `params` (borrowed; NULL = none), then
+ * prints the result as JSON in JSON mode, else with `human` (NULL: as a "Key: value" tree).
+ * Returns the exit code. */
+int ctl_call_and_print(Ctl *ctl, const char *method, json_object *params, ctl_print_fn human,
+                       void *userdata);
+
+/* Prints rows (an array of objects, borrowed): as JSON in JSON mode, else as a table with
+ * the given columns (OutputColumn, avatarctl-output.h). Returns the exit code. */
+struct OutputColumn;
+int ctl_print_rows(Ctl *ctl, const char *what, json_object *rows, const struct OutputColumn *cols,
+                   size_t n_cols);
+
+/* Parses a decimal integer argument in [min, max] for option or argument `what`. Returns
+ * CTL_EXIT_OK with *ret set, or prints the problem and returns CTL_EXIT_USAGE. */
+int ctl_parse_int(const char *what, const char *s, long long min, long long max, long long *ret);
+
 /* Prints "avatarctl: WHAT: MESSAGE" (printf-style) on stderr and returns `code`. */
 int ctl_fail(int code, const char *what, const char *format, ...) _printf_(3, 4);
 

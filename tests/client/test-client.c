@@ -7,6 +7,8 @@
 #include <check.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -470,6 +472,34 @@ START_TEST(test_no_reentrancy) {
 }
 END_TEST
 
+/* Does nothing: its only purpose is to interrupt system calls. */
+static void on_alarm(int sig) {
+        (void) sig;
+}
+
+/* Signals without SA_RESTART interrupt poll() and recvmsg(): a call still waits its whole
+ * timeout, and still assembles whole replies. */
+START_TEST(test_eintr) {
+        struct sigaction sa = { .sa_handler = on_alarm }; /* no SA_RESTART */
+        struct itimerval it = { .it_interval = { 0, 3000 }, .it_value = { 0, 3000 } };
+        json_object *r = NULL;
+        int64_t t0;
+
+        ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+        ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+
+        t0 = now_ms();
+        ck_assert_int_eq(avatar_client_call(client, "never", NULL, NULL, 0, 200, NULL, NULL), -ETIMEDOUT);
+        ck_assert_int_ge(now_ms() - t0, 190);
+        ck_assert_int_eq(call_text("split", "{\"size\":100000,\"chunk\":500}", &r, NULL), 0);
+        ck_assert_int_eq(json_object_get_string_len(r), 100000);
+        json_object_put(r);
+
+        it = (struct itimerval) {};
+        ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+END_TEST
+
 /* A client on one end of a socketpair; the test plays the daemon on *ret_peer. */
 static AvatarClient *pair_client(int *ret_peer) {
         AvatarClient *c = NULL;
@@ -563,6 +593,7 @@ static Suite *client_suite(void) {
         tcase_add_test(tc, test_wait_until_close);
         tcase_add_test(tc, test_process_in_poll_loop);
         tcase_add_test(tc, test_no_reentrancy);
+        tcase_add_test(tc, test_eintr);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("socketpair");
