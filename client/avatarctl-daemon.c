@@ -345,8 +345,33 @@ static int row_add(json_object *row, const char *key, const char *value) {
         return 0;
 }
 
+/* Follows a local "$ref" ("#/components/contentDescriptors/NAME") inside the document;
+ * returns o itself when it is not a reference or the reference does not resolve. */
+static json_object *resolve_ref(json_object *doc, json_object *o) {
+        const char *ref = get_string(o, "$ref"), *p;
+        json_object *cur = doc;
+        char part[128];
+
+        if (!ref || !(p = startswith(ref, "#/")))
+                return o;
+        while (*p) {
+                size_t l = strcspn(p, "/");
+
+                if (l >= sizeof(part))
+                        return o;
+                memcpy(part, p, l);
+                part[l] = '\0';
+                if (!json_object_object_get_ex(cur, part, &cur))
+                        return o;
+                p += l;
+                if (*p == '/')
+                        p++;
+        }
+        return json_object_is_type(cur, json_type_object) ? cur : o;
+}
+
 /* Prints one method of the OpenRPC document for humans. */
-static int describe_method(json_object *m) {
+static int describe_method(json_object *doc, json_object *m) {
         _cleanup_(unref_jsonp) json_object *rows = NULL;
         static const OutputColumn cols[] = {
                 { .header = "PARAM", .key = "name" },
@@ -385,7 +410,8 @@ static int describe_method(json_object *m) {
                         return -ENOMEM;
                 for (i = 0; i < n; i++) {
                         _cleanup_free_ char *type = NULL, *desc = NULL;
-                        json_object *p = json_object_array_get_idx(params, i), *schema = NULL;
+                        json_object *p = resolve_ref(doc, json_object_array_get_idx(params, i));
+                        json_object *schema = NULL;
                         json_object *row;
                         bool required = false;
 
@@ -417,6 +443,7 @@ static int describe_method(json_object *m) {
 
         if (json_object_object_get_ex(m, "result", &result) &&
             json_object_is_type(result, json_type_object)) {
+                result = resolve_ref(doc, result);
                 _cleanup_free_ char *type = NULL;
                 json_object *schema = NULL;
 
@@ -509,7 +536,7 @@ int ctl_cmd_methods(Ctl *ctl, const CtlArgs *args) {
                                 ctl_print_json(ctl, m);
                                 return CTL_EXIT_OK;
                         }
-                        r = describe_method(m);
+                        r = describe_method(doc, m);
                         if (r < 0)
                                 return ctl_fail(CTL_EXIT_FAILED, "methods", "%s", strerror(-r));
                         return CTL_EXIT_OK;

@@ -167,8 +167,13 @@ static json_object *discover_doc(void) {
                 "{\"name\":\"language\",\"required\":true,"
                 "\"schema\":{\"type\":\"string\",\"enum\":[\"en\",\"fr\"]}},"
                 "{\"name\":\"ids\",\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"format\":\"uuid\"}}}],"
-                "\"result\":{\"name\":\"jobs\",\"schema\":{\"$ref\":\"#/components/schemas/Jobs\"}}}"
-                "]}";
+                "\"result\":{\"name\":\"jobs\",\"schema\":{\"$ref\":\"#/components/schemas/Jobs\"}}},"
+                "{\"name\":\"runner.add_table\",\"summary\":\"Add a table\",\"x-avatard-fds\":true,"
+                "\"params\":[{\"$ref\":\"#/components/contentDescriptors/Table\"}],"
+                "\"result\":{\"name\":\"ok\",\"schema\":{\"type\":\"boolean\"}}}"
+                "],\"components\":{\"contentDescriptors\":{\"Table\":{\"name\":\"table\","
+                "\"required\":true,\"description\":\"The table, by descriptor\","
+                "\"schema\":{\"type\":\"object\"}}}}}";
 
         return json_tokener_parse(text);
 }

@@ -95,6 +95,31 @@ printf '[1,2]' >"$dir/params"
 same 0 $? "params from stdin: exit status"
 same '[1,2]' "$(cat "$dir/out")" "params from stdin: output"
 
+# Human output, on a pseudo-terminal when script(1) is there to make one.
+if command -v script >/dev/null 2>&1; then
+        human() { script -qec "$(printf '%q ' "$ctl" "$@")" /dev/null </dev/null | tr -d '\r'; }
+        out=$(human status)
+        contains "Uptime:      1h 2m 3s" "$out"
+        contains "daemon.status  5" "$out"
+        contains "Errors:      none" "$out"
+        contains "Max frame bytes: 1048576" "$out"
+        contains "Base url: http://127.0.0.1:1" "$out"
+        out=$(human methods)
+        contains "METHOD" "$out"
+        contains "manager.get_last_jobs  The most recent jobs" "$out"
+        out=$(human methods manager.get_last_jobs)
+        contains "count     integer" "$out"
+        contains "How many; default: 1" "$out"
+        contains "one of: en, fr" "$out"
+        contains "string(uuid)[]" "$out"
+        contains "Result: jobs (Jobs)" "$out"
+        out=$(human methods runner.add_table)
+        contains "table  object  yes       The table, by descriptor" "$out"
+        contains "Descriptors: accepted" "$out"
+        out=$(human call echo '{"a":[1]}')
+        contains '"a": [' "$out"
+fi
+
 # Global options after the command, --socket over $AVATARD_SOCKET.
 AVATARD_SOCKET=$dir/nope.sock expect 0 status --socket "$sock"
 expect 3 --socket "$dir/nope.sock" status && contains "cannot connect to $dir/nope.sock" "$err"
