@@ -1757,7 +1757,6 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
             curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols) ||
             curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) ||
             curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS) ||
-            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) ||
             curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, u->opts.verify_ssl ? 1L : 0L) ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, u->opts.verify_ssl ? 2L : 0L) ||
@@ -1770,6 +1769,12 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
                 return -EINVAL;
 
         if (u->opts.ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, u->opts.ca_file))
+                return -EINVAL;
+        /* Over TLS, wait for a connection being set up rather than open another: ALPN
+         * settles HTTP/2 during the handshake and the request then shares it. Never for
+         * plain http, where libcurl could only learn the version from the first response
+         * and would queue behind a slow one. */
+        if (streq(protocols, "https") && curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L))
                 return -EINVAL;
         /* With a sink the 2xx body is not ours to cap; error bodies are capped by the write
          * callback either way. */
