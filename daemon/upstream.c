@@ -1422,10 +1422,9 @@ static void attempt_done(UpstreamRequest *req, CURLcode result) {
 
         r = upstream_curl_error_to_errno(result, req);
         network = curl_error_is_network(result) && req->stream_error == 0;
-        log_debug("%s %s: %s after %" PRIu64 " ms (attempt %u)",
-                  upstream_method_to_string(req->method), req->url_log,
-                  attempt_error_text(req, result), usec_span_ms(req->attempt_start_usec, now),
-                  req->attempts);
+        log_debug("%s %s: attempt %u failed after %" PRIu64 " ms: %s",
+                  upstream_method_to_string(req->method), req->url_log, req->attempts,
+                  usec_span_ms(req->attempt_start_usec, now), attempt_error_text(req, result));
 
         /* Anything the host answered over HTTP, a body over the cap included, is no reason
          * to distrust it. */

@@ -15,7 +15,10 @@
  * callback, or returns 0 and calls it exactly once, always from a fresh libevent callback
  * (never from inside upstream_request_start or from inside a libcurl callback), unless the
  * request is cancelled first. upstream_request_cancel() never calls the callback and is safe
- * from any libevent callback, including the request's own read/write callbacks' callers.
+ * from any libevent callback, from any completion callback (its own request included: a
+ * no-op) and from inside the stream callbacks (body_read, body_rewind, sink) of any request;
+ * a request cancelled while libcurl is on the stack is freed once libcurl has returned.
+ * Stream callbacks may also start requests and resume transfers (both deferred to the loop).
  *
  * Secrets: header values and `userpwd` are copied into memory that is zeroed before it is
  * freed, and are never logged; URLs are logged without their query string.
@@ -116,14 +119,18 @@ typedef struct UpstreamResponse {
 typedef void (*upstream_done_cb)(const UpstreamResponse *resp, void *userdata);
 
 /* Creates the client on `base`. Checks that libcurl has AsynchDNS (refuses with
- * -EOPNOTSUPP otherwise) and logs a warning when verify_ssl is off. Returns 0 or -errno. */
+ * -EOPNOTSUPP otherwise) and logs a warning when verify_ssl is off. `opts` NULL means all
+ * defaults with TLS verification on (a zero-initialized UpstreamOptions has verify_ssl
+ * false). Calls curl_global_init() the first time; curl_global_cleanup() is left to process
+ * exit. Returns 0 or -errno. */
 int upstream_new(struct event_base *base, const UpstreamOptions *opts, Upstream **ret);
 
 /* Replaces options for requests started from now on (SIGHUP). Returns 0 or -errno. */
 int upstream_set_options(Upstream *u, const UpstreamOptions *opts);
 
 /* Cancels every request (callbacks are not called), tears the multi handle down in the
- * order libcurl requires, frees. NULL-safe; returns NULL. */
+ * order libcurl requires, frees. May be called from a completion callback, not from a stream
+ * callback. NULL-safe; returns NULL. */
 Upstream *upstream_free(Upstream *u);
 
 /* Checks a URL against the scheme policy: https always; http only for a loopback host
@@ -131,14 +138,18 @@ Upstream *upstream_free(Upstream *u);
  * (scheme refused) or -EINVAL (not a URL). Used by config validation too. */
 int upstream_check_url(const char *url, bool allow_insecure_http);
 
-/* Starts a request. See the contract at the top. */
+/* Starts a request. See the contract at the top. Refuses (-EINVAL) a body on GET/HEAD, both
+ * `body` and `body_read`, header lines without a colon or with CR/LF; a URL refused by
+ * upstream_check_url() gives its error. `ret` may be NULL. While the host's circuit is open
+ * the request still starts and completes with -EHOSTDOWN from the loop. */
 int upstream_request_start(Upstream *u, const UpstreamCall *call, upstream_done_cb cb,
                            void *userdata, UpstreamRequest **ret);
 
 /* Cancels; the callback will not be called. NULL-safe. */
 void upstream_request_cancel(UpstreamRequest *r);
 
-/* Resumes a transfer paused by a stream callback returning -EAGAIN. */
+/* Resumes a transfer paused by a stream callback returning -EAGAIN. NULL-safe; a no-op for a
+ * request that is not transferring. */
 void upstream_request_resume(UpstreamRequest *r);
 
 /* A response header of the last attempt (case-insensitive name), or NULL. Valid during the

@@ -420,6 +420,12 @@ FakeHttp *fake_http_free(FakeHttp *f) {
         return NULL;
 }
 
+/* Lets connections be wrapped (TLS). */
+void fake_http_set_bevcb(FakeHttp *f, struct bufferevent *(*cb)(struct event_base *, void *),
+                         void *userdata) {
+        evhttp_set_bevcb(f->http, cb, userdata);
+}
+
 /* The listening port. */
 unsigned fake_http_port(const FakeHttp *f) {
         return f->port;

@@ -56,6 +56,12 @@ int fake_http_new(struct event_base *base, FakeHttp **ret);
 /* Stops and frees; requests still waiting for an answer are dropped. NULL-safe. */
 FakeHttp *fake_http_free(FakeHttp *f);
 
+/* Lets connections be wrapped, e.g. in TLS (evhttp_set_bevcb()); call before any request.
+ * fake_http_url() keeps saying http://, build https:// URLs from fake_http_port(). */
+struct bufferevent;
+void fake_http_set_bevcb(FakeHttp *f, struct bufferevent *(*cb)(struct event_base *, void *),
+                         void *userdata);
+
 unsigned fake_http_port(const FakeHttp *f);
 /* "http://127.0.0.1:<port><path>", malloc'd. */
 char *fake_http_url(const FakeHttp *f, const char *path);
