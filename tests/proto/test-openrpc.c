@@ -369,6 +369,11 @@ START_TEST(test_kinds) {
         valid("test.kinds", "{'labels':[[1,2],[2,1],'1',1,true,false,null,{'a':1},{'a':2}]}",
               "{'labels':[[1,2],[2,1],'1',1,true,false,null,{'a':1},{'a':2}]}");
         valid("test.kinds", "{'big':9007199254740993,'level':100}", "{'level':100,'big':9007199254740993}");
+        /* json-c keeps integers above INT64_MAX as uint64: they are still distinct values */
+        valid("test.kinds", "{'labels':[9223372036854775807,18446744073709551615,9223372036854775806]}",
+              "{'labels':[9223372036854775807,18446744073709551615,9223372036854775806]}");
+        invalid("test.kinds", "{'big':18446744073709551615}", "big", "",
+                "invalid param 'big': must be <= 9007199254740993");
 
         invalid("test.kinds", "{'mode':'slow'}", "mode", "", "invalid param 'mode': must be \"fast\"");
         invalid("test.kinds", "{'value':true}", "value", "", "invalid param 'value': expected string or integer, got boolean");
