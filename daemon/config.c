@@ -322,8 +322,8 @@ Config *config_free(Config *c) {
 
 /* Parses a boolean in the forms YAML 1.1 and pydantic accept. */
 static int parse_bool(const char *s, bool *ret) {
-        static const char *const yes[] = { "true", "yes", "on", "1", "y" };
-        static const char *const no[] = { "false", "no", "off", "0", "n" };
+        static const char *const yes[] = { "true", "yes", "on", "1", "y", "t" };
+        static const char *const no[] = { "false", "no", "off", "0", "n", "f" };
 
         for (size_t i = 0; i < ELEMENTSOF(yes); i++)
                 if (strcasecmp(s, yes[i]) == 0) {
@@ -547,7 +547,10 @@ int config_apply_env(Config *c, char *const *envp, ConfigError *ret_error) {
                                                 return set_error(ret_error, NULL, 0, env_vars[i].name,
                                                                  "expected seconds between 1 and 86400, got '%s'",
                                                                  eq + 1);
-                                        c->timeout_s = (unsigned) (d + 0.999);
+                                        /* round a fraction up: 2.0005 is 3, not 2 */
+                                        c->timeout_s = (unsigned) d;
+                                        if ((double) c->timeout_s < d)
+                                                c->timeout_s++;
                                         continue;
                                 }
                                 r = set_value(c, k, eq + 1, NULL, 0, env_vars[i].name, ret_error);
@@ -745,14 +748,13 @@ static int load_pair(Config *c, yaml_document_t *doc, const char *section, yaml_
         return set_value(c, k, scalar(vn), file, line_of(vn), dotted, err);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(yaml_document_t *, yaml_document_delete);
-
 /* Parses YAML text into c. */
 int config_load_string(Config *c, const char *name, const char *text, size_t len,
                        ConfigError *ret_error) {
         yaml_parser_t parser;
-        yaml_document_t doc;
+        yaml_document_t doc = {}, extra = {};
         yaml_node_t *root;
+        unsigned extra_line;
         int r;
 
         assert_return(c, -EINVAL);
@@ -760,7 +762,9 @@ int config_load_string(Config *c, const char *name, const char *text, size_t len
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *) text, len);
         yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
-        if (!yaml_parser_load(&parser, &doc)) {
+        /* load the next document too: a second one would otherwise be ignored silently */
+        if (!yaml_parser_load(&parser, &doc) || !yaml_parser_load(&parser, &extra)) {
+                yaml_document_delete(&doc);
                 r = set_error(ret_error, name, (unsigned) parser.problem_mark.line + 1, "(syntax)",
                               "%s%s%s", strna(parser.problem), parser.context ? " " : "",
                               parser.context ? parser.context : "");
@@ -768,6 +772,14 @@ int config_load_string(Config *c, const char *name, const char *text, size_t len
                 return r;
         }
         yaml_parser_delete(&parser);
+        root = yaml_document_get_root_node(&extra);
+        extra_line = root && !is_null(root) ? line_of(root) : 0;
+        yaml_document_delete(&extra);
+        if (extra_line > 0) {
+                yaml_document_delete(&doc);
+                return set_error(ret_error, name, extra_line, "(top level)",
+                                 "only one YAML document is allowed");
+        }
 
         root = yaml_document_get_root_node(&doc);
         if (!root || is_null(root)) {
@@ -866,30 +878,38 @@ static int set_url(char **dst, const char *src) {
 
 /* Checks one effective URL. */
 static int check_url(const Config *c, const char *url, const char *key, ConfigError *err) {
+        /* URLs from AVATAR_* variables are not in the file: name no file for them */
+        const char *file = c->urls_from_env ? NULL : c->source;
         int r;
 
         if (strchr(url, '"'))
-                return set_error(err, c->source, 0, key, "must not contain '\"'");
+                return set_error(err, file, 0, key, "must not contain '\"'");
         r = upstream_check_url(url, c->allow_insecure_http);
-        if (r == -EPROTONOSUPPORT)
-                return set_error(err, c->source, 0, key,
+        /* other schemes fail the same way, but allow_insecure_http does not help them */
+        if (r == -EPROTONOSUPPORT && strncasecmp(url, "http:", 5) == 0)
+                return set_error(err, file, 0, key,
                                  "'%s' uses plain http to a host that is not loopback; use https or set upstream.allow_insecure_http",
                                  url);
         if (r < 0)
-                return set_error(err, c->source, 0, key, "'%s' is not an http(s) URL", url);
+                return set_error(err, file, 0, key, "'%s' is not an http(s) URL", url);
         return 0;
 }
 
 /* Cross-key validation and normalisation. */
 int config_finalize(Config *c, ConfigError *ret_error) {
-        const char *origin;
+        const char *origin, *base_key, *api_key, *storage_key;
+        bool env;
         int r;
 
         assert_return(c, -EINVAL);
-        origin = c->urls_from_env ? "environment" : "upstream";
+        env = c->urls_from_env;
+        origin = env ? "environment" : "upstream";
+        base_key = env ? "AVATAR_BASE_URL" : "upstream.base_url";
+        api_key = env ? "AVATAR_BASE_API_URL" : "upstream.base_api_url";
+        storage_key = env ? "AVATAR_STORAGE_ENDPOINT_URL" : "upstream.storage_endpoint_url";
 
         if (c->base_url && (c->base_api_url || c->storage_endpoint_url))
-                return set_error(ret_error, c->source, 0, c->urls_from_env ? "AVATAR_BASE_URL" : "upstream.base_url",
+                return set_error(ret_error, env ? NULL : c->source, 0, base_key,
                                  "cannot set base_url together with base_api_url or storage_endpoint_url (%s)",
                                  origin);
         if (c->base_url) {
@@ -921,11 +941,10 @@ int config_finalize(Config *c, ConfigError *ret_error) {
                 if (r < 0)
                         return r;
         }
-        r = check_url(c, c->api_url, c->base_url ? "upstream.base_url" : "upstream.base_api_url", ret_error);
+        r = check_url(c, c->api_url, c->base_url ? base_key : api_key, ret_error);
         if (r < 0)
                 return r;
-        r = check_url(c, c->storage_url,
-                      c->base_url ? "upstream.base_url" : "upstream.storage_endpoint_url", ret_error);
+        r = check_url(c, c->storage_url, c->base_url ? base_key : storage_key, ret_error);
         if (r < 0)
                 return r;
 
