@@ -52,7 +52,8 @@ const RpcErrorInfo *rpc_error_info(int code);
 /* Returns the description for a symbolic name, or NULL. */
 const RpcErrorInfo *rpc_error_info_by_name(const char *name);
 
-/* Returns every class in code order; *ret_n receives the count. */
+/* Returns every class in the enum's order (the five JSON-RPC codes, then -32000 downward);
+ * *ret_n receives the count. */
 const RpcErrorInfo *rpc_error_table(size_t *ret_n);
 
 /* The one mapping from a negative errno to a class:
@@ -81,7 +82,8 @@ const RpcErrorInfo *rpc_error_table(size_t *ret_n);
 int rpc_error_code_from_errno(int r);
 
 /* Builds a JSON-RPC error object {"code", "message", "data"}. `message` NULL uses the class's
- * default message. `data` may be NULL or an object; its ownership is taken. For codes that
- * have a class (all of them), data gains "name" and "retryable" unless already present.
- * Returns a new reference, or NULL on OOM. */
+ * default message. `data` may be NULL or an object (any other value is kept as data.detail);
+ * its ownership is taken, also on failure. data gains "name" and "retryable" unless already
+ * present. A code outside the table is a caller bug and goes out as RPC_INTERNAL_ERROR, so
+ * every code on the wire is a documented class. Returns a new reference, or NULL on OOM. */
 json_object *rpc_error_object_new(int code, const char *message, json_object *data);

@@ -15,6 +15,12 @@
  * (the caller closes the connection). Empty lines (and lines holding only "\r") are skipped.
  * Scanning resumes where the previous scan stopped, so feeding a long line in small pieces
  * costs linear time. Pure code: no I/O, no logging.
+ *
+ * Memory: the buffer grows on demand up to `max_frame` bytes and never past it, so complete
+ * frames not yet taken count against the same limit. A reader that stops taking frames (for
+ * fairness) and reads again can find the buffer full of complete frames: reserve and feed then
+ * return -ENOBUFS, which means "take frames with frame_decoder_next() first", not an error of
+ * the peer.
  */
 #pragma once
 
@@ -38,21 +44,24 @@ int frame_decoder_new(size_t max_frame, FrameDecoder **ret);
 FrameDecoder *frame_decoder_free(FrameDecoder *d);
 
 /* Makes room for at least `want` more bytes (want > 0) and returns where to write them and how
- * many may be written (>= want, but never more than the limit allows). Returns -EMSGSIZE when
- * the buffered incomplete line already fills the limit, -ENOMEM on allocation failure. */
+ * many may be written (>= want, but never more than the limit allows, so possibly fewer than
+ * want and never 0). Returns -EMSGSIZE when the buffered incomplete line already fills the
+ * limit, -ENOBUFS when complete frames fill it (take them first), -ENOMEM on allocation
+ * failure. */
 int frame_decoder_reserve(FrameDecoder *d, size_t want, char **ret_ptr, size_t *ret_avail);
 
 /* Declares that `n` bytes were written at the pointer from the last reserve (n <= avail). */
 void frame_decoder_commit(FrameDecoder *d, size_t n);
 
 /* Copies `len` bytes in (reserve + memcpy + commit, in as many steps as needed).
- * Returns 0, -EMSGSIZE when the data cannot fit under the limit, or -ENOMEM. Bytes that fit
- * before the error are kept. */
+ * Returns 0, -EMSGSIZE when the data cannot fit under the limit, -ENOBUFS when frames not yet
+ * taken fill the buffer, or -ENOMEM. Bytes that fit before the error are kept. */
 int frame_decoder_feed(FrameDecoder *d, const void *data, size_t len);
 
 /* Extracts the next complete frame. Returns 1 with *ret filled, 0 when more input is needed,
- * -EMSGSIZE when a line exceeds the limit (with or without its terminator). The frame's data
- * stays valid until the next reserve/feed/next call. */
+ * -EMSGSIZE when a line exceeds the limit (with or without its terminator); after -EMSGSIZE
+ * every call fails the same way. The frame's data stays valid until the next reserve/feed/next
+ * call, and data[len] is a NUL (the frame may hold NUL bytes of its own: go by len). */
 int frame_decoder_next(FrameDecoder *d, Frame *ret);
 
 /* Bytes buffered and not yet returned as frames. */

@@ -11,7 +11,12 @@
  * Every function here documents whether it takes or borrows its json_object arguments.
  *
  * Untrusted text is parsed with a depth limit, strict mode and UTF-8 validation, and trailing
- * bytes after the JSON text are an error. Pure code: no I/O, no logging.
+ * bytes after the JSON text are an error. Because json-c's strict mode still takes a few
+ * things that are not JSON (NaN, Infinity, "1.", raw control characters in strings, overlong
+ * or surrogate UTF-8), the text is first checked token by token against RFC 8259.
+ * Integers beyond the 64-bit range are clamped by json-c (an id like that is not echoed
+ * exactly); doubles keep the text they were written with, so an id 1.50 is echoed as 1.50.
+ * Pure code: no I/O, no logging.
  */
 #pragma once
 
@@ -19,15 +24,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* One entry of a message: a request, a notification, or an entry that is not a valid
- * request object (error != 0). */
+/* One entry of a message: a request, a notification, or an entry that cannot be dispatched
+ * (error != 0). The rule for replies is uniform: reply when has_id, with error as the code
+ * when it is set.
+ *   error == RPC_INVALID_REQUEST: not a valid request object. has_id is then always true (the
+ *     specification wants a reply even without an id), and id is the entry's id when it had a
+ *     valid one, else NULL (null).
+ *   error == RPC_METHOD_NOT_FOUND: a valid request whose method name holds a NUL byte, which
+ *     no method has and a C string cannot carry; has_id as in the request. */
 typedef struct JsonRpcCall {
         bool has_id;          /* false for a notification */
         json_object *id;      /* owned reference; NULL when has_id is false or when id is null */
         char *method;         /* owned; NULL when error != 0 */
         json_object *params;  /* owned reference; NULL when params were absent */
-        int error;            /* 0, or RPC_INVALID_REQUEST for an invalid entry */
-        const char *error_detail; /* static text for the invalid entry's error.data.detail */
+        int error;            /* 0, RPC_INVALID_REQUEST or RPC_METHOD_NOT_FOUND, see above */
+        const char *error_detail; /* static text for the error's error.data.detail */
 } JsonRpcCall;
 
 typedef struct JsonRpcMessage {
@@ -45,6 +56,7 @@ typedef struct JsonRpcMessage {
  *   -E2BIG:   a batch with more than max_batch entries → Invalid Request (-32600) whose
  *             data.detail names the limit;
  *   -ENOMEM:  no reply (*ret_error_reply is NULL).
+ * ret_error_reply may be NULL; otherwise it is always written (NULL on success).
  * An invalid entry inside a batch does not fail the batch: it becomes a call with error set,
  * and its id is kept when the entry had a valid one. A single invalid request object is a
  * message of one call with error set. */
@@ -83,7 +95,8 @@ json_object *jsonrpc_request_new(const char *method, json_object *params, long l
 
 /* Serializes compactly for the wire (no slash escaping, no raw newlines) and appends "\n".
  * Returns 0 and a malloc'd string in *ret of *ret_len bytes (terminator included, plus a NUL
- * not counted), or -ENOMEM. */
+ * not counted), -ENOMEM, or -EINVAL when the text would hold a raw "\n" or "\r" (json-c
+ * escapes them in strings; only a value with a hand-made serializer could). */
 int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len);
 
 /* The serializer flags every component uses on the wire. */
