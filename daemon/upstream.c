@@ -1235,9 +1235,11 @@ static void request_arm(UpstreamRequest *req, uint64_t usec) {
 
 /* Sets the result and schedules delivery from the request timer. */
 static void request_complete(UpstreamRequest *req, int error, const char *text) {
+        char *copy = text ? strdup(text) : NULL; /* text may be req->error_text */
+
         req->error = error;
         free(req->error_text);
-        req->error_text = text ? strdup(text) : NULL;
+        req->error_text = copy;
         req->state = REQ_COMPLETING;
         request_arm(req, 0);
 }
@@ -1372,7 +1374,8 @@ static void attempt_rate_limited(UpstreamRequest *req) {
 
         if (req->rate_limit_retries >= req->max_rate_limit_retries ||
             wait_ms > req->max_retry_after_ms ||
-            add_sat(now, ms_to_usec(wait_ms)) >= req->deadline_usec ||
+            add_sat(add_sat(now, ms_to_usec(wait_ms)), UPSTREAM_DEADLINE_SLACK_USEC) >=
+                    req->deadline_usec ||
             !request_can_repeat(req)) {
                 request_complete(req, 0, NULL);
                 return;
@@ -1433,7 +1436,7 @@ static void attempt_done(UpstreamRequest *req, CURLcode result) {
 
                 breaker_record(u, req, status > 0 ? BREAKER_SUCCESS : BREAKER_NEUTRAL);
                 if (req->stream_error < 0) {
-                        if (asprintf(&text, "stream callback failed: %s", strerror(-r)) < 0)
+                        if (asprintf(&text, "transfer aborted: %s", strerror(-r)) < 0)
                                 text = NULL;
                 } else if (r == -EMSGSIZE) {
                         if (asprintf(&text, "response body exceeds the limit of %" PRIu64
@@ -1539,7 +1542,9 @@ static void request_next_attempt(UpstreamRequest *req) {
         if (req->state == REQ_WAITING && request_deadline_reached(req, now_usec())) {
                 _cleanup_free_ char *last = TAKE_PTR(req->error_text);
 
-                breaker_record(req->upstream, req, BREAKER_FAILURE);
+                /* a backoff after network failures, or (rarely) a rate-limit wait */
+                breaker_record(req->upstream, req,
+                               req->status > 0 ? BREAKER_NEUTRAL : BREAKER_FAILURE);
                 request_timed_out(req, last);
                 return;
         }
@@ -1547,7 +1552,8 @@ static void request_next_attempt(UpstreamRequest *req) {
         if (r == -ETIMEDOUT) {
                 _cleanup_free_ char *last = TAKE_PTR(req->error_text);
 
-                breaker_record(req->upstream, req, BREAKER_FAILURE);
+                breaker_record(req->upstream, req,
+                               req->status > 0 ? BREAKER_NEUTRAL : BREAKER_FAILURE);
                 request_timed_out(req, last);
         } else if (r < 0) {
                 breaker_record(req->upstream, req, BREAKER_NEUTRAL);
@@ -2092,7 +2098,8 @@ json_object *upstream_stats_json(const Upstream *u) {
                 json_object_put(retries);
                 return NULL;
         }
-        json_object_object_add(retries, "network", json_object_new_int64((int64_t) u->retries_network));
+        json_object_object_add(retries, "network",
+                               json_object_new_int64((int64_t) u->retries_network));
         json_object_object_add(retries, "rate_limited",
                                json_object_new_int64((int64_t) u->retries_rate_limited));
         json_object_object_add(o, "in_flight", json_object_new_int64(u->in_flight));

@@ -173,6 +173,7 @@ static Outcome fetch(const UpstreamOptions *opts) {
         return o;
 }
 
+/* Verification on and an unknown CA: refused with -ECONNABORTED, not retried. */
 START_TEST(test_tls_verify_refuses_unknown_ca) {
         Outcome o = fetch(&(UpstreamOptions) { .verify_ssl = true, .retry_base_ms = 10 });
 
@@ -183,6 +184,7 @@ START_TEST(test_tls_verify_refuses_unknown_ca) {
 }
 END_TEST
 
+/* ca_file naming the issuer makes verification pass. */
 START_TEST(test_tls_ca_file) {
         /* ca_file is replaced by the generated certificate's path in fetch() */
         Outcome o = fetch(&(UpstreamOptions) { .verify_ssl = true, .ca_file = "set" });
@@ -193,6 +195,7 @@ START_TEST(test_tls_ca_file) {
 }
 END_TEST
 
+/* verify_ssl=false accepts any certificate. */
 START_TEST(test_tls_verify_off) {
         Outcome o = fetch(&(UpstreamOptions) { .verify_ssl = false });
 
@@ -214,6 +217,7 @@ static Suite *tls_suite(void) {
         return s;
 }
 
+/* Runs the suite. */
 int main(void) {
         SRunner *sr;
         int failed;

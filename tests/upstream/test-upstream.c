@@ -113,7 +113,8 @@ static const char *url(Ctx *c, const char *path) {
 
 /* A URL on a local port nobody listens on. */
 static const char *closed_url(Ctx *c, const char *path) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t sl = sizeof(sa);
         char *u;
         int fd;
@@ -249,6 +250,7 @@ static int64_t stat_retries(json_object *stats, const char *key) {
 
 /* ---- plain requests ------------------------------------------------------------------- */
 
+/* A GET with a JSON answer: status, body, content type, one attempt. */
 START_TEST(test_get_json) {
         Ctx c;
         Result res = {};
@@ -280,6 +282,7 @@ START_TEST(test_get_json) {
 }
 END_TEST
 
+/* A POST's body and header lines reach the server; no Expect header. */
 START_TEST(test_post_body_and_headers) {
         static const char *const headers[] = {
                 "Content-Type: application/json",
@@ -315,6 +318,7 @@ START_TEST(test_post_body_and_headers) {
 }
 END_TEST
 
+/* An empty POST sends Content-Length: 0 and no made-up content type. */
 START_TEST(test_post_empty_body) {
         const FakeRequest *fr;
         Ctx c;
@@ -338,6 +342,7 @@ START_TEST(test_post_empty_body) {
 }
 END_TEST
 
+/* The default User-Agent, then the one set by upstream_set_options(). */
 START_TEST(test_user_agent) {
         UpstreamOptions o = test_options();
         Ctx c;
@@ -363,6 +368,7 @@ START_TEST(test_user_agent) {
 }
 END_TEST
 
+/* HTTP error statuses come back after exactly one request. */
 START_TEST(test_http_errors_not_retried) {
         Ctx c;
         Result r404 = {}, r500 = {}, r502 = {};
@@ -400,6 +406,7 @@ START_TEST(test_http_errors_not_retried) {
 }
 END_TEST
 
+/* HEAD (no body) and DELETE go out with their methods. */
 START_TEST(test_head_and_delete) {
         Ctx c;
         Result h = {}, d = {};
@@ -428,6 +435,7 @@ START_TEST(test_head_and_delete) {
 }
 END_TEST
 
+/* 201 + Location is handed back, not followed. */
 START_TEST(test_location_not_followed) {
         Ctx c;
         Result res = {};
@@ -455,6 +463,7 @@ END_TEST
 
 /* ---- network retries ------------------------------------------------------------------ */
 
+/* An idempotent GET whose connection drops is retried and succeeds. */
 START_TEST(test_get_dropped_is_retried) {
         _cleanup_(json_object_putp) json_object *stats = NULL;
         Ctx c;
@@ -481,6 +490,7 @@ START_TEST(test_get_dropped_is_retried) {
 }
 END_TEST
 
+/* A non-idempotent POST whose connection drops is not retried. */
 START_TEST(test_post_dropped_not_retried) {
         Ctx c;
         Result res = {};
@@ -503,6 +513,7 @@ START_TEST(test_post_dropped_not_retried) {
 }
 END_TEST
 
+/* A closed port: retried up to max_network_attempts for GET, once for POST. */
 START_TEST(test_connection_refused) {
         _cleanup_(json_object_putp) json_object *stats = NULL;
         UpstreamOptions o = test_options();
@@ -532,6 +543,7 @@ START_TEST(test_connection_refused) {
 }
 END_TEST
 
+/* A server that never answers: -ETIMEDOUT at the deadline. */
 START_TEST(test_deadline) {
         Ctx c;
         Result res = {};
@@ -556,6 +568,7 @@ START_TEST(test_deadline) {
 }
 END_TEST
 
+/* The deadline passing during a backoff wait ends the request with -ETIMEDOUT. */
 START_TEST(test_deadline_during_backoff) {
         UpstreamOptions o = test_options();
         Ctx c;
@@ -585,6 +598,7 @@ END_TEST
 
 /* ---- 429 ------------------------------------------------------------------------------ */
 
+/* 429 with Retry-After (preferred over the body) is waited out and repeated. */
 START_TEST(test_429_retry_after_header) {
         _cleanup_(json_object_putp) json_object *stats = NULL;
         Ctx c;
@@ -619,6 +633,7 @@ START_TEST(test_429_retry_after_header) {
 }
 END_TEST
 
+/* 429 with the body's retry_after only: that wait is honoured. */
 START_TEST(test_429_json_retry_after) {
         Ctx c;
         Result res = {};
@@ -627,7 +642,7 @@ START_TEST(test_429_json_retry_after) {
         ctx_init(&c, NULL);
         script(&c, "/rl", (FakeStep) { .status = 429,
                                         .headers = { "Content-Type: application/json" },
-                                        .body = "{\"message\":\"slow down\",\"retry_after\":1.5}" });
+                                        .body = "{\"message\":\"slow\",\"retry_after\":1.5}" });
         script(&c, "/rl", (FakeStep) { .status = 200 });
         start(&c, &(UpstreamCall) { .method = UPSTREAM_GET, .url = url(&c, "/rl") }, &res);
         ctx_run(&c, 1);
@@ -642,6 +657,7 @@ START_TEST(test_429_json_retry_after) {
 }
 END_TEST
 
+/* 429 beyond max_rate_limit_retries: status 429 with retry_after_ms. */
 START_TEST(test_429_exhausted) {
         UpstreamOptions o = test_options();
         Ctx c;
@@ -666,6 +682,7 @@ START_TEST(test_429_exhausted) {
 }
 END_TEST
 
+/* A Retry-After (seconds or HTTP date) over max_retry_after_ms is handed back at once. */
 START_TEST(test_429_wait_too_long) {
         UpstreamOptions o = test_options();
         char date[64], line[96];
@@ -765,6 +782,7 @@ static ssize_t on_sink(void *userdata, const char *buf, size_t len) {
         return (ssize_t) len;
 }
 
+/* Bodies over max_body_bytes end with -EMSGSIZE, by Content-Length or while streaming. */
 START_TEST(test_body_cap) {
         Download d = {};
         Ctx c;
@@ -886,6 +904,7 @@ static int on_body_rewind(void *userdata) {
         return 0;
 }
 
+/* Streaming PUT (sized) and POST (chunked) bodies with a pause and resume. */
 START_TEST(test_streaming_upload) {
         Ctx c;
         Result put = {}, post = {};
@@ -935,6 +954,7 @@ START_TEST(test_streaming_upload) {
 }
 END_TEST
 
+/* A consumed streaming body is repeated only with a rewind callback; read errors abort. */
 START_TEST(test_streaming_upload_retry_needs_rewind) {
         Ctx c;
         Result with = {}, without = {}, failing = {};
@@ -980,6 +1000,7 @@ START_TEST(test_streaming_upload_retry_needs_rewind) {
 }
 END_TEST
 
+/* A sink with pauses gets every byte once; error bodies and sink errors. */
 START_TEST(test_streaming_download) {
         Ctx c;
         Result res = {}, nf = {}, bad = {};
@@ -1035,6 +1056,7 @@ START_TEST(test_streaming_download) {
 }
 END_TEST
 
+/* Cancelling itself and starting a request from inside a sink. */
 START_TEST(test_cancel_and_start_from_sink) {
         Ctx c;
         Result self = {}, host = {}, other = {};
@@ -1088,6 +1110,7 @@ static void on_cancel_timer(evutil_socket_t fd, short what, void *userdata) {
         event_base_loopbreak(r->ctx->base);
 }
 
+/* A cancelled request never calls back and leaves nothing behind. */
 START_TEST(test_cancel_in_flight) {
         _cleanup_(json_object_putp) json_object *stats = NULL;
         struct timeval tv = { 0, 100 * 1000 };
@@ -1116,6 +1139,7 @@ START_TEST(test_cancel_in_flight) {
 }
 END_TEST
 
+/* Cancels from completion callbacks: another request's, and its own. */
 START_TEST(test_cancel_from_callback) {
         Ctx c;
         Result fast = {}, slow = {}, a = {}, b = {};
@@ -1164,6 +1188,7 @@ static void on_free_timer(evutil_socket_t fd, short what, void *userdata) {
         event_base_loopbreak(c->base);
 }
 
+/* upstream_free() with requests hanging, delayed, backing off and paused. */
 START_TEST(test_free_with_requests_in_flight) {
         UpstreamOptions o = test_options();
         struct timeval tv = { 0, 150 * 1000 };
@@ -1205,6 +1230,7 @@ START_TEST(test_free_with_requests_in_flight) {
 }
 END_TEST
 
+/* upstream_free() from inside a completion callback. */
 START_TEST(test_free_from_callback) {
         Ctx c;
         Result fast = {}, slow = {};
@@ -1230,6 +1256,7 @@ END_TEST
 
 /* ---- concurrency and reuse ------------------------------------------------------------ */
 
+/* A hundred concurrent requests all complete, within the connection limit. */
 START_TEST(test_hundred_concurrent) {
         Ctx c;
         Result *res = calloc(100, sizeof(Result));
@@ -1280,6 +1307,7 @@ static void on_chain_done(const UpstreamResponse *resp, void *userdata) {
         ck_assert_int_eq(r, 0);
 }
 
+/* Sequential requests share one TCP connection. */
 START_TEST(test_connection_reuse) {
         Ctx c;
         int r;
@@ -1301,6 +1329,7 @@ END_TEST
 
 /* ---- circuit breaker ------------------------------------------------------------------ */
 
+/* The breaker opens, fails fast, goes half open after the cooldown and closes. */
 START_TEST(test_circuit_breaker) {
         _cleanup_(json_object_putp) json_object *stats = NULL;
         UpstreamOptions o = test_options();
@@ -1374,6 +1403,7 @@ START_TEST(test_circuit_breaker) {
 }
 END_TEST
 
+/* A failing half-open trial (not retried) opens the breaker again. */
 START_TEST(test_circuit_breaker_trial_fails) {
         _cleanup_(json_object_putp) json_object *stats = NULL;
         UpstreamOptions o = test_options();
@@ -1424,6 +1454,7 @@ END_TEST
 
 /* ---- URL policy, arguments, SigV4, statistics ----------------------------------------- */
 
+/* The scheme policy of upstream_check_url(). */
 START_TEST(test_check_url) {
         ck_assert_int_eq(upstream_check_url("https://www.octopize.app/api", false), 0);
         ck_assert_int_eq(upstream_check_url("HTTPS://example.com:8443/x?y=z", false), 0);
@@ -1447,6 +1478,7 @@ START_TEST(test_check_url) {
 }
 END_TEST
 
+/* Calls refused by upstream_request_start() never call back. */
 START_TEST(test_start_refusals) {
         static const char *const bad_header[] = { "X-Evil: a\r\nX-Injected: b", NULL };
         static const char *const no_colon[] = { "NoColonHere", NULL };
@@ -1493,6 +1525,7 @@ START_TEST(test_start_refusals) {
 }
 END_TEST
 
+/* SigV4 signing reaches the server; logs carry no secret. */
 START_TEST(test_sigv4_and_no_secrets_in_logs) {
         static const char *const headers[] = { "Authorization-Shadow: api-key-v1 SEKRIT-HEADER",
                                                NULL };
@@ -1562,6 +1595,7 @@ START_TEST(test_sigv4_and_no_secrets_in_logs) {
 }
 END_TEST
 
+/* Statistics by label and status, retries, in-flight count and breakers. */
 START_TEST(test_stats_json) {
         _cleanup_(json_object_putp) json_object *stats = NULL;
         json_object *v, *br;
@@ -1652,6 +1686,7 @@ static Suite *upstream_suite(void) {
         return s;
 }
 
+/* Runs the suite. */
 int main(void) {
         SRunner *sr;
         int failed;
