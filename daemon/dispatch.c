@@ -45,6 +45,7 @@ struct Batch {
 /* Every handler table of the daemon. */
 static const MethodDef *const method_tables[] = {
         methods_daemon,
+        methods_manager,
 };
 
 /* Orders entries by name. */

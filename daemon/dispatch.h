@@ -51,6 +51,7 @@ typedef struct MethodDef {
 
 /* Method tables, one per methods-*.c file, each terminated by an entry with name NULL. */
 extern const MethodDef methods_daemon[];
+extern const MethodDef methods_manager[];
 
 typedef void (*CallCancelHandler)(Call *c, void *userdata);
 

@@ -8,15 +8,20 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "api.h"
 #include "build-config.h"
+#include "cache.h"
 #include "client.h"
+#include "credential.h"
 #include "dispatch.h"
+#include "jsonrpc.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
 #include "openrpc.h"
 #include "protocol.h"
 #include "server.h"
+#include "upstream.h"
 
 /* The OpenRPC document compiled in from proto/avatard.openrpc.json. */
 extern const char openrpc_document_text[];
@@ -83,6 +88,42 @@ static int server_build_config(const ServerOptions *o, Config **ret, char **ret_
         return 0;
 }
 
+/* The upstream client's options from the configuration. */
+static void upstream_options_from(const Config *c, UpstreamOptions *o) {
+        *o = (UpstreamOptions){
+                .user_agent = c->user_agent,
+                .verify_ssl = c->should_verify_ssl,
+                .ca_file = c->ca_file,
+                .allow_insecure_http = c->allow_insecure_http,
+                .connect_timeout_ms = (uint64_t) c->connect_timeout_s * 1000,
+                .request_timeout_ms = (uint64_t) c->timeout_s * 1000,
+                .max_body_bytes = c->max_body_bytes,
+                .max_network_attempts = c->max_attempts,
+                .retry_base_ms = c->retry_base_ms,
+                .retry_max_ms = c->retry_max_ms,
+                .max_rate_limit_retries = c->rate_limit_retries,
+                .max_retry_after_ms = (uint64_t) c->max_retry_after_s * 1000,
+                .max_total_connections = c->upstream_max_connections,
+                .max_host_connections = MAX(c->upstream_max_connections / 4, 1u),
+                .breaker_threshold = c->breaker_threshold,
+                .breaker_cooldown_ms = (uint64_t) c->breaker_cooldown_s * 1000,
+        };
+}
+
+/* Loads the credential for config c. Returns 0 with *ret (possibly of kind NONE) or -errno
+ * with a description in *ret_error. */
+static int server_load_credential(const Server *s, const Config *c, Credential **ret, char **ret_error) {
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = credential_load(c, s->options.envp, ret, &err);
+        if (r < 0 && ret_error) {
+                if (asprintf(ret_error, "cannot load the API key: %s", err ?: strerror(-r)) < 0)
+                        *ret_error = NULL;
+        }
+        return r;
+}
+
 /* Creates the server and its configuration. */
 int server_new(struct event_base *base, const ServerOptions *opts, Server **ret, char **ret_error) {
         _cleanup_(server_freep) Server *s = NULL;
@@ -111,6 +152,28 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
                         *ret_error = strdup(err ?: "the built-in OpenRPC document is invalid");
                 return r;
         }
+        {
+                UpstreamOptions uo;
+                Credential *cred = NULL;
+
+                upstream_options_from(s->config, &uo);
+                r = upstream_new(base, &uo, &s->upstream);
+                if (r < 0) {
+                        if (ret_error && asprintf(ret_error, "cannot set up the upstream client: %s", strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        return r;
+                }
+                r = api_new(base, s->upstream, s->config, &s->api);
+                if (r < 0)
+                        return r;
+                r = cache_new(s->api, &s->cache);
+                if (r < 0)
+                        return r;
+                r = server_load_credential(s, s->config, &cred, ret_error);
+                if (r < 0)
+                        return -EINVAL;
+                api_set_credential(s->api, cred);
+        }
         r = dispatch_new(s, s->openrpc, &s->dispatch, &err);
         if (r < 0) {
                 if (ret_error && asprintf(ret_error, "method '%s' lacks a handler or a description",
@@ -132,6 +195,9 @@ Server *server_free(Server *s) {
         while ((c = TAILQ_FIRST(&s->clients)))
                 client_disconnect(c, "daemon stopped");
         listener_free(s->listener);
+        cache_free(s->cache);
+        api_free(s->api);
+        upstream_free(s->upstream);
         dispatch_free(s->dispatch);
         openrpc_free(s->openrpc);
         config_free(s->config);
@@ -247,6 +313,18 @@ int server_start(Server *s) {
                 log_debug("Watchdog enabled: pinging every %" PRIu64 " ms.", s->watchdog_usec / 2 / 1000);
         }
 
+        {
+                const Credential *cred = api_get_credential(s->api);
+
+                if (cred && cred->kind != CREDENTIAL_NONE)
+                        log_info("Upstream %s with an API key from %s.", s->config->api_url, strna(cred->source));
+                else
+                        log_warning("No Avatar API key found (systemd credential api-key, upstream.api_key_file, "
+                                    "AVATAR_API_KEY): upstream calls fail until one is given or manager.authenticate "
+                                    "is called.");
+        }
+        api_compat_check(s->api);
+
         s->state = SERVER_RUNNING;
         server_update_status(s);
         notify_ready();
@@ -320,15 +398,52 @@ int server_reload(Server *s, char **ret_error) {
                         *ret_error = TAKE_PTR(err);
                 return -EINVAL;
         }
+        {
+                Credential *cred = NULL;
+                const Credential *cur = api_get_credential(s->api);
+                UpstreamOptions uo;
+
+                r = server_load_credential(s, n, &cred, &err);
+                if (r < 0) {
+                        config_free(n);
+                        s->reload_failures++;
+                        log_error("Configuration rejected, keeping the current one: %s", strna(err));
+                        free(s->last_reload_error);
+                        s->last_reload_error = err ? strdup(err) : NULL;
+                        notify_ready();
+                        if (ret_error)
+                                *ret_error = TAKE_PTR(err);
+                        return -EINVAL;
+                }
+                upstream_options_from(n, &uo);
+                r = upstream_set_options(s->upstream, &uo);
+                if (r < 0) {
+                        credential_free(cred);
+                        config_free(n);
+                        return log_error_errno(r, "Failed to apply the upstream options, keeping the current configuration: %m");
+                }
+                /* a key only the environment held, or a login session, outlives reloads */
+                if (cred->kind == CREDENTIAL_NONE && cur && cur->kind != CREDENTIAL_NONE)
+                        credential_free(cred);
+                else {
+                        if (!cur || cred->kind != cur->kind || !streq_ptr(cred->source, cur->source))
+                                log_info("Credential: %s from %s.", credential_kind_to_string(cred->kind), strna(cred->source));
+                        api_set_credential(s->api, cred);
+                }
+        }
         if (!streq(n->socket_path, s->config->socket_path))
                 log_notice("The socket path changed to '%s'; it takes effect at the next start.",
                            n->socket_path);
         if (n->max_frame_bytes != s->config->max_frame_bytes)
                 log_notice("limits.max_frame_bytes applies to new connections.");
 
+        api_set_config(s->api, n);
         config_free(s->config);
         s->config = n;
         log_set_max_level(n->log_level);
+        /* SIGHUP also refreshes the compatibility answer */
+        api_compat_invalidate(s->api);
+        api_compat_check(s->api);
         server_raise_nofile(s);
         s->reloads++;
         s->last_reload_error = mfree(s->last_reload_error);
@@ -342,7 +457,12 @@ int server_reload(Server *s, char **ret_error) {
 void server_update_status(Server *s) {
         if (s->state != SERVER_RUNNING)
                 return;
-        notify_status("Serving %u connection(s) on %s", s->n_clients, strna(listener_path(s->listener)));
+        const Credential *cred = api_get_credential(s->api);
+
+        notify_status("Serving %u connection(s) on %s; upstream %s: %s; credential: %s",
+                      s->n_clients, strna(listener_path(s->listener)), s->config->api_url,
+                      compat_status_to_string(api_compat_status(s->api)),
+                      cred ? credential_kind_to_string(cred->kind) : "none");
 }
 
 /* Finds the slot of a uid in the per-uid table. */
@@ -408,6 +528,29 @@ static json_object *server_limits_json(const Server *s) {
         return o;
 }
 
+/* The upstream block of daemon.status: URLs, credential kind and source (never the secret),
+ * compatibility, HTTP statistics and breakers. */
+static json_object *server_upstream_json(Server *s) {
+        const Credential *cred = api_get_credential(s->api);
+        json_object *o = json_object_new_object(), *cr = json_object_new_object(), *co = json_object_new_object(),
+                    *answer = api_compat_answer(s->api);
+
+        json_object_object_add(o, "api_url", json_object_new_string(s->config->api_url));
+        json_object_object_add(o, "storage_url", json_object_new_string(s->config->storage_url));
+        json_object_object_add(cr, "kind", json_object_new_string(cred ? credential_kind_to_string(cred->kind) : "none"));
+        json_object_object_add(cr, "source", cred && cred->source ? json_object_new_string(cred->source) : NULL);
+        json_object_object_add(o, "credential", cr);
+        json_object_object_add(co, "status", json_object_new_string(compat_status_to_string(api_compat_status(s->api))));
+        json_object_object_add(co, "verification", json_object_new_boolean(s->config->verify_compatibility));
+        json_object_object_add(co, "answer", answer ? json_object_get(answer) : NULL);
+        json_object_object_add(co, "age_s", json_new_rounded(api_compat_age_s(s->api), 3));
+        json_object_object_add(o, "compatibility", co);
+        json_object_object_add(o, "breaker", json_object_new_string(upstream_breaker_state(s->upstream, s->config->api_url)));
+        json_object_object_add(o, "http", upstream_stats_json(s->upstream));
+        json_object_object_add(o, "api", api_stats_json(s->api));
+        return o;
+}
+
 /* daemon.status as JSON. */
 json_object *server_status_json(Server *s) {
         json_object *o = json_object_new_object(), *conn, *per_uid, *reload;
@@ -419,7 +562,7 @@ json_object *server_status_json(Server *s) {
         json_object_object_add(o, "pid", json_object_new_int((int) getpid()));
         json_object_object_add(o, "state", json_object_new_string(server_state_to_string(s->state)));
         json_object_object_add(o, "uptime_s",
-                               json_object_new_double((double) (now_usec() - s->start_usec) / 1e6));
+                               json_new_rounded((double) (now_usec() - s->start_usec) / 1e6, 3));
         json_object_object_add(o, "started_at_unix",
                                json_object_new_int64((int64_t) (s->start_realtime_usec / USEC_PER_SEC)));
         json_object_object_add(o, "socket", json_object_new_string(strna(listener_path(s->listener))));
@@ -458,5 +601,7 @@ json_object *server_status_json(Server *s) {
         json_object_object_add(reload, "last_error",
                                s->last_reload_error ? json_object_new_string(s->last_reload_error) : NULL);
         json_object_object_add(o, "configuration", reload);
+        json_object_object_add(o, "upstream", server_upstream_json(s));
+        json_object_object_add(o, "cache", cache_stats_json(s->cache));
         return o;
 }

@@ -21,11 +21,14 @@
 #include "config.h"
 #include "macro.h"
 
+typedef struct Api Api;
+typedef struct Cache Cache;
 typedef struct Client Client;
 typedef struct Dispatch Dispatch;
 typedef struct Listener Listener;
 typedef struct OpenRpc OpenRpc;
 typedef struct Server Server;
+typedef struct Upstream Upstream;
 
 typedef enum ServerState {
         SERVER_STARTING,
@@ -60,6 +63,9 @@ struct Server {
         OpenRpc *openrpc;
         Dispatch *dispatch;
         Listener *listener;
+        Upstream *upstream;
+        Api *api;
+        Cache *cache;
 
         struct ClientList clients;
         unsigned n_clients;

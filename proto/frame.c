@@ -171,7 +171,8 @@ int frame_decoder_reserve(FrameDecoder *d, size_t want, char **ret_ptr, size_t *
 void frame_decoder_commit(FrameDecoder *d, size_t n) {
         assert(d);
         assert(n <= d->reserved);
-        d->end += n;
+        /* Even with assertions compiled out, never account for bytes past the reservation. */
+        d->end += MIN(n, d->reserved);
         d->reserved = 0;
 }
 

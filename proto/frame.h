@@ -50,7 +50,8 @@ FrameDecoder *frame_decoder_free(FrameDecoder *d);
  * failure. */
 int frame_decoder_reserve(FrameDecoder *d, size_t want, char **ret_ptr, size_t *ret_avail);
 
-/* Declares that `n` bytes were written at the pointer from the last reserve (n <= avail). */
+/* Declares that `n` bytes were written at the pointer from the last reserve (n <= avail).
+ * No other call on the decoder may come between a reserve and its commit. */
 void frame_decoder_commit(FrameDecoder *d, size_t n);
 
 /* Copies `len` bytes in (reserve + memcpy + commit, in as many steps as needed).

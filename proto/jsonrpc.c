@@ -19,17 +19,19 @@
 #include "jsonrpc.h"
 #include "macro.h"
 
-/* Cleanup helpers for json-c objects (file-local so they cannot clash with other modules). */
+/* Cleanup helper for json-c references (file-local so it cannot clash with other modules). */
 static void jo_putp(json_object **p) {
         if (*p)
                 json_object_put(*p);
 }
 
+/* Cleanup helper for json-c tokeners. */
 static void tokener_freep(struct json_tokener **p) {
         if (*p)
                 json_tokener_free(*p);
 }
 
+/* Cleanup helper for jsonrpc_message_free(). */
 static void message_freep(JsonRpcMessage **p) {
         jsonrpc_message_free(*p);
 }
@@ -101,9 +103,12 @@ static size_t utf8_sequence_len(const unsigned char *s, size_t n) {
         return len;
 }
 
-/* Checks a string token starting after its opening quote; advances *i past the closing one. */
-static int json_check_string(const char *s, size_t n, size_t *i) {
+/* Checks a string token starting after its opening quote; advances *i past the closing one
+ * and tells whether the string holds an escaped NUL. */
+static int json_check_string(const char *s, size_t n, size_t *i, bool *ret_nul) {
         size_t k = *i;
+
+        *ret_nul = false;
 
         for (;;) {
                 unsigned char c;
@@ -129,6 +134,8 @@ static int json_check_string(const char *s, size_t n, size_t *i) {
                                 for (size_t j = 2; j < 6; j++)
                                         if (!is_xdigit(s[k + j]))
                                                 return -EBADMSG;
+                                if (memcmp(s + k + 2, "0000", 4) == 0)
+                                        *ret_nul = true;
                                 k += 6;
                                 break;
                         default:
@@ -195,10 +202,22 @@ static int json_text_check(const char *s, size_t n) {
                         continue;
                 }
                 if (c == '"') {
+                        bool nul;
+
                         i++;
-                        r = json_check_string(s, n, &i);
+                        r = json_check_string(s, n, &i, &nul);
                         if (r < 0)
                                 return r;
+                        if (nul) {
+                                /* json-c keeps member names as C strings: "a\u0000b" would
+                                 * silently become "a". Refuse what we cannot hold exactly. */
+                                size_t k = i;
+
+                                while (k < n && json_is_ws(s[k]))
+                                        k++;
+                                if (k < n && s[k] == ':')
+                                        return -EBADMSG;
+                        }
                         continue;
                 }
                 if (c == '-' || is_digit(c)) {
@@ -601,4 +620,12 @@ int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len) {
         *ret = buf;
         *ret_len = n + 1;
         return 0;
+}
+
+/* A number printed with a fixed number of decimals. */
+json_object *json_new_rounded(double v, int decimals) {
+        char buf[64];
+
+        snprintf(buf, sizeof(buf), "%.*f", CLAMP(decimals, 0, 9), v);
+        return json_object_new_double_s(strtod(buf, NULL), buf);
 }

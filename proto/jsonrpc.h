@@ -13,7 +13,8 @@
  * Untrusted text is parsed with a depth limit, strict mode and UTF-8 validation, and trailing
  * bytes after the JSON text are an error. Because json-c's strict mode still takes a few
  * things that are not JSON (NaN, Infinity, "1.", raw control characters in strings, overlong
- * or surrogate UTF-8), the text is first checked token by token against RFC 8259.
+ * or surrogate UTF-8), the text is first checked token by token against RFC 8259. A member
+ * name holding an escaped NUL ("a\u0000b") is refused too: json-c would cut it to "a".
  * Integers beyond the 64-bit range are clamped by json-c (an id like that is not echoed
  * exactly); doubles keep the text they were written with, so an id 1.50 is echoed as 1.50.
  * Pure code: no I/O, no logging.
@@ -107,3 +108,8 @@ int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len);
  * NULL for the text "null"), -EBADMSG on any syntax error, -ENOMEM. Shared by the daemon
  * (upstream bodies, state files) and the client library. */
 int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_object **ret);
+
+/* A JSON number for a measured quantity, printed with `decimals` digits after the point
+ * (e.g. seconds to the millisecond) instead of double noise such as 0.0648569999. New
+ * reference or NULL on OOM. */
+json_object *json_new_rounded(double v, int decimals);

@@ -1,0 +1,1011 @@
+/* SPDX-License-Identifier: MIT */
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "api.h"
+#include "build-config.h"
+#include "config.h"
+#include "credential.h"
+#include "errors.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "macro.h"
+
+/* Nesting accepted in upstream JSON bodies. */
+#define UPSTREAM_JSON_DEPTH 64
+/* Longest server message kept (longer ones are cut with an ellipsis). */
+#define MESSAGE_MAX 2000
+
+typedef enum ApiRequestState {
+        REQ_NEW,
+        REQ_WAIT_COMPAT,
+        REQ_WAIT_REFRESH,
+        REQ_RUNNING,
+        REQ_DONE,
+} ApiRequestState;
+
+struct ApiRequest {
+        Api *api;
+        ApiRequestState state;
+        UpstreamMethod method;
+        char *path;
+        char *body;
+        size_t body_len;
+        char *content_type;
+        unsigned flags;
+        char *label;
+        uint64_t timeout_ms;
+        bool replayed;
+        api_done_cb cb;
+        api_compat_cb compat_cb;   /* set for api_compat_verify() waiters */
+        void *userdata;
+        UpstreamRequest *up;
+        struct event *defer;       /* for completions decided without an HTTP answer */
+        ApiError pending_error;    /* delivered by `defer` */
+        TAILQ_ENTRY(ApiRequest) link;
+};
+
+TAILQ_HEAD(ApiRequestList, ApiRequest);
+
+struct Api {
+        struct event_base *base;
+        Upstream *upstream;
+        const Config *config;
+        Credential *credential;
+
+        CompatStatus compat;
+        json_object *compat_answer;
+        uint64_t compat_at_usec;
+        UpstreamRequest *compat_req;
+        ApiError compat_error;     /* why the last check failed (COMPAT_FAILED) */
+        struct ApiRequestList wait_compat;
+
+        UpstreamRequest *refresh_req;
+        struct ApiRequestList wait_refresh;
+
+        uint64_t n_requests, n_compat_waits, n_refreshes, n_compat_checks;
+};
+
+static const char *const compat_table[_COMPAT_STATUS_MAX] = {
+        [COMPAT_UNCHECKED] = "unchecked",
+        [COMPAT_COMPATIBLE] = "compatible",
+        [COMPAT_INCOMPATIBLE] = "incompatible",
+        [COMPAT_UNKNOWN] = "unknown",
+        [COMPAT_FAILED] = "check_failed",
+        [COMPAT_DISABLED] = "disabled",
+};
+
+static void request_send(ApiRequest *r);
+static void request_fail(ApiRequest *r, const ApiError *e);
+
+/* Returns the name of a compatibility status. */
+const char *compat_status_to_string(CompatStatus s) {
+        if (s < 0 || s >= _COMPAT_STATUS_MAX)
+                return NULL;
+        return compat_table[s];
+}
+
+/* Monotonic clock in microseconds. */
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Releases an error's members. */
+void api_error_done(ApiError *e) {
+        if (!e)
+                return;
+        free(e->message);
+        free(e->server_message);
+        free(e->detail);
+        free(e->request);
+        json_object_put(e->extra);
+        *e = (ApiError){ .retry_after_ms = -1 };
+}
+
+/* Duplicates a string that may be NULL; false on OOM. */
+static bool dup_opt(const char *s, char **ret) {
+        *ret = s ? strdup(s) : NULL;
+        return !s || *ret;
+}
+
+/* Deep-copies an error. */
+int api_error_copy(const ApiError *e, ApiError *ret) {
+        ApiError n = { .code = e->code, .status = e->status, .retry_after_ms = e->retry_after_ms };
+
+        if (!dup_opt(e->message, &n.message) || !dup_opt(e->server_message, &n.server_message) ||
+            !dup_opt(e->detail, &n.detail) || !dup_opt(e->request, &n.request)) {
+                api_error_done(&n);
+                return -ENOMEM;
+        }
+        if (e->extra && json_object_deep_copy(e->extra, &n.extra, NULL) < 0) {
+                api_error_done(&n);
+                return -ENOMEM;
+        }
+        *ret = n;
+        return 0;
+}
+
+/* Fills an error from scratch. */
+void api_error_setf(ApiError *e, int code, const char *fmt, ...) {
+        va_list ap;
+
+        api_error_done(e);
+        e->code = code;
+        va_start(ap, fmt);
+        if (vasprintf(&e->message, fmt, ap) < 0)
+                e->message = NULL;
+        va_end(ap);
+}
+
+/* error.data members for an API error. */
+json_object *api_error_data(const ApiError *e) {
+        json_object *d = json_object_new_object();
+
+        if (!d)
+                return NULL;
+        if (e->status > 0)
+                json_object_object_add(d, "status", json_object_new_int64(e->status));
+        if (e->server_message)
+                json_object_object_add(d, "message", json_object_new_string(e->server_message));
+        if (e->request)
+                json_object_object_add(d, "request", json_object_new_string(e->request));
+        if (e->detail)
+                json_object_object_add(d, "detail", json_object_new_string(e->detail));
+        if (e->retry_after_ms >= 0)
+                json_object_object_add(d, "retry_after_ms", json_object_new_int64(e->retry_after_ms));
+        if (e->extra) {
+                json_object_object_foreach(e->extra, k, v)
+                        json_object_object_add(d, k, json_object_get(v));
+        }
+        return d;
+}
+
+/* Percent-encodes a component. */
+char *api_escape(const char *s) {
+        char *e = curl_easy_escape(NULL, s, 0), *r;
+
+        if (!e)
+                return NULL;
+        r = strdup(e);
+        curl_free(e);
+        return r;
+}
+
+/* Depth-first search for the first "message" member. */
+static json_object *find_message(json_object *o, unsigned depth) {
+        json_object *m;
+
+        if (!o || depth > UPSTREAM_JSON_DEPTH)
+                return NULL;
+        if (json_object_is_type(o, json_type_object)) {
+                if (json_object_object_get_ex(o, "message", &m) && m)
+                        return m;
+                json_object_object_foreach(o, k, v) {
+                        (void) k;
+                        m = find_message(v, depth + 1);
+                        if (m)
+                                return m;
+                }
+        } else if (json_object_is_type(o, json_type_array)) {
+                size_t n = json_object_array_length(o);
+
+                for (size_t i = 0; i < n; i++) {
+                        m = find_message(json_object_array_get_idx(o, i), depth + 1);
+                        if (m)
+                                return m;
+                }
+        }
+        return NULL;
+}
+
+/* A JSON value as message text: strings as they are, the rest serialized. */
+static char *json_as_text(json_object *o) {
+        if (json_object_is_type(o, json_type_string))
+                return strdup(json_object_get_string(o));
+        return strdup(json_object_to_json_string_ext(o, JSONRPC_WIRE_FLAGS));
+}
+
+/* Cuts a message to MESSAGE_MAX bytes and replaces control characters. */
+static char *sanitize_message(char *m) {
+        if (!m)
+                return NULL;
+        for (char *p = m; *p; p++)
+                if ((unsigned char) *p < 0x20)
+                        *p = ' ';
+        if (strlen(m) > MESSAGE_MAX)
+                strcpy(m + MESSAGE_MAX - 3, "...");
+        return m;
+}
+
+/* Extracts the server's message (avatar-api.md §7.5). */
+char *api_extract_message(const char *body, size_t len, json_object *json) {
+        json_object *m, *detail;
+        char *r = NULL;
+
+        if (!json) {
+                size_t s = 0;
+
+                while (s < len && (body[s] == ' ' || body[s] == '\n' || body[s] == '\r' || body[s] == '\t'))
+                        s++;
+                while (len > s && (body[len - 1] == ' ' || body[len - 1] == '\n' || body[len - 1] == '\r'))
+                        len--;
+                if (len <= s)
+                        return strdup("(empty body)");
+                return sanitize_message(strndup(body + s, MIN(len - s, (size_t) MESSAGE_MAX + 1)));
+        }
+
+        m = find_message(json, 0);
+        if (m)
+                return sanitize_message(json_as_text(m));
+
+        if (json_object_is_type(json, json_type_object) && json_object_object_get_ex(json, "detail", &detail)) {
+                if (json_object_is_type(detail, json_type_array) && json_object_array_length(detail) > 0) {
+                        json_object *first = json_object_array_get_idx(detail, 0), *msg, *loc;
+
+                        if (json_object_is_type(first, json_type_object) &&
+                            json_object_object_get_ex(first, "msg", &msg)) {
+                                _cleanup_free_ char *ms = json_as_text(msg);
+
+                                if (json_object_object_get_ex(first, "loc", &loc) &&
+                                    json_object_is_type(loc, json_type_array) && json_object_array_length(loc) > 0) {
+                                        _cleanup_free_ char *field =
+                                                json_as_text(json_object_array_get_idx(loc, json_object_array_length(loc) - 1));
+
+                                        if (asprintf(&r, "%s: %s", strna(ms), strna(field)) < 0)
+                                                r = NULL;
+                                } else if (asprintf(&r, "Bad Request: %s", strna(ms)) < 0)
+                                        r = NULL;
+                                return sanitize_message(r);
+                        }
+                }
+                if (detail)
+                        return sanitize_message(json_as_text(detail));
+        }
+        if (asprintf(&r, "Internal error: %s", json_object_to_json_string_ext(json, JSONRPC_WIRE_FLAGS)) < 0)
+                return NULL;
+        return sanitize_message(r);
+}
+
+/* "GET https://host/api/jobs" for messages (query strings are left out: they may hold tokens). */
+static char *describe_request(const Api *a, UpstreamMethod m, const char *path) {
+        char *r = NULL;
+        size_t n = strcspn(path, "?");
+
+        if (asprintf(&r, "%s %s%.*s", upstream_method_to_string(m), a->config->api_url, (int) n, path) < 0)
+                return NULL;
+        return r;
+}
+
+/* Classifies a transport failure. */
+static void error_from_transport(ApiError *e, const UpstreamResponse *resp, const char *request) {
+        api_error_done(e);
+        e->request = request ? strdup(request) : NULL;
+        e->detail = resp->error_text ? strdup(resp->error_text) : NULL;
+        switch (resp->error) {
+        case -EMSGSIZE:
+                e->code = RPC_UPSTREAM_BAD_RESPONSE;
+                if (asprintf(&e->message, "%s: the response is larger than upstream.max_body_bytes", strna(request)) < 0)
+                        e->message = NULL;
+                return;
+        case -ENOMEM:
+                e->code = RPC_INTERNAL_ERROR;
+                e->message = strdup("Out of memory");
+                return;
+        case -EHOSTDOWN:
+                e->code = RPC_UPSTREAM_UNREACHABLE;
+                if (asprintf(&e->message, "%s: the Avatar server is unreachable (circuit open after repeated failures): %s",
+                             strna(request), strna(resp->error_text)) < 0)
+                        e->message = NULL;
+                return;
+        case -ETIMEDOUT:
+                e->code = RPC_UPSTREAM_UNREACHABLE;
+                if (asprintf(&e->message, "%s: no answer from the Avatar server in time (%u attempt%s)",
+                             strna(request), resp->attempts, resp->attempts == 1 ? "" : "s") < 0)
+                        e->message = NULL;
+                return;
+        default:
+                e->code = RPC_UPSTREAM_UNREACHABLE;
+                if (asprintf(&e->message, "%s: cannot reach the Avatar server: %s (%u attempt%s)", strna(request),
+                             strna(resp->error_text), resp->attempts, resp->attempts == 1 ? "" : "s") < 0)
+                        e->message = NULL;
+        }
+}
+
+/* Classifies an HTTP error answer. */
+static void error_from_status(ApiError *e, const UpstreamResponse *resp, json_object *json,
+                              const char *request) {
+        json_object *detail;
+
+        api_error_done(e);
+        e->status = resp->status;
+        e->request = request ? strdup(request) : NULL;
+        e->server_message = api_extract_message(resp->body, resp->body_len, json);
+        switch (resp->status) {
+        case 401:
+                e->code = RPC_CREDENTIAL_REJECTED;
+                /* FastAPI's {"detail": "Not authenticated"} */
+                if (json_object_is_type(json, json_type_object) && json_object_object_get_ex(json, "detail", &detail) &&
+                    json_object_is_type(detail, json_type_string) &&
+                    strcasestr(json_object_get_string(detail), "authenticated")) {
+                        if (asprintf(&e->message, "You are not authenticated: the Avatar server refused the daemon's credential (%s)",
+                                     strna(request)) < 0)
+                                e->message = NULL;
+                        return;
+                }
+                break;
+        case 404:
+                e->code = RPC_NOT_FOUND;
+                break;
+        case 409:
+                e->code = RPC_CONFLICT;
+                break;
+        case 429:
+                e->code = RPC_RATE_LIMITED;
+                e->retry_after_ms = resp->retry_after_ms;
+                break;
+        default:
+                e->code = RPC_UPSTREAM_HTTP_ERROR;
+        }
+        if (asprintf(&e->message, "%s failed with status %ld: %s", strna(request), resp->status,
+                     strna(e->server_message)) < 0)
+                e->message = NULL;
+}
+
+/* Creates the client. */
+int api_new(struct event_base *base, Upstream *upstream, const Config *config, Api **ret) {
+        Api *a = calloc(1, sizeof(Api));
+
+        if (!a)
+                return -ENOMEM;
+        a->base = base;
+        a->upstream = upstream;
+        a->config = config;
+        a->compat = config->verify_compatibility ? COMPAT_UNCHECKED : COMPAT_DISABLED;
+        a->compat_error.retry_after_ms = -1;
+        TAILQ_INIT(&a->wait_compat);
+        TAILQ_INIT(&a->wait_refresh);
+        *ret = a;
+        return 0;
+}
+
+/* Frees a request. */
+static void request_free(ApiRequest *r) {
+        if (!r)
+                return;
+        if (r->defer)
+                event_free(r->defer);
+        api_error_done(&r->pending_error);
+        free(r->path);
+        free(r->body);
+        free(r->content_type);
+        free(r->label);
+        free(r);
+}
+
+/* Unlinks a request from whatever list or transfer it is in. */
+static void request_detach(ApiRequest *r) {
+        Api *a = r->api;
+
+        if (r->state == REQ_WAIT_COMPAT)
+                TAILQ_REMOVE(&a->wait_compat, r, link);
+        else if (r->state == REQ_WAIT_REFRESH)
+                TAILQ_REMOVE(&a->wait_refresh, r, link);
+        if (r->up) {
+                upstream_request_cancel(r->up);
+                r->up = NULL;
+        }
+        if (r->defer)
+                event_del(r->defer);
+}
+
+/* Frees the client; pending requests are cancelled without callbacks. */
+Api *api_free(Api *a) {
+        ApiRequest *r;
+
+        if (!a)
+                return NULL;
+        while ((r = TAILQ_FIRST(&a->wait_compat))) {
+                request_detach(r);
+                request_free(r);
+        }
+        while ((r = TAILQ_FIRST(&a->wait_refresh))) {
+                request_detach(r);
+                request_free(r);
+        }
+        upstream_request_cancel(a->compat_req);
+        upstream_request_cancel(a->refresh_req);
+        json_object_put(a->compat_answer);
+        api_error_done(&a->compat_error);
+        credential_free(a->credential);
+        free(a);
+        return NULL;
+}
+
+/* Switches to a new configuration. */
+void api_set_config(Api *a, const Config *config) {
+        bool changed = !streq_ptr(a->config->api_url, config->api_url) ||
+                       !streq_ptr(a->config->user_agent, config->user_agent) ||
+                       a->config->verify_compatibility != config->verify_compatibility;
+
+        a->config = config;
+        if (changed)
+                api_compat_invalidate(a);
+}
+
+/* Replaces the credential. */
+void api_set_credential(Api *a, Credential *c) {
+        credential_free(a->credential);
+        a->credential = c;
+}
+
+/* The current credential (borrowed). */
+const Credential *api_get_credential(const Api *a) {
+        return a->credential;
+}
+
+/* Delivers the pending error from a fresh libevent callback. */
+static void on_deferred_failure(evutil_socket_t fd, short what, void *userdata) {
+        ApiRequest *r = userdata;
+        ApiError e = r->pending_error;
+        Api *a = r->api;
+
+        (void) fd;
+        (void) what;
+        r->pending_error = (ApiError){ .retry_after_ms = -1 };
+        r->state = REQ_DONE;
+        if (r->compat_cb) {
+                bool ok = a->compat != COMPAT_FAILED && a->compat != COMPAT_UNCHECKED;
+
+                r->compat_cb(a->compat, ok ? a->compat_answer : NULL, ok ? NULL : &e, r->userdata);
+        } else
+                r->cb(NULL, &e, r->userdata);
+        api_error_done(&e);
+        request_free(r);
+}
+
+/* Fails a request from the next loop turn (never from inside api_start). */
+static void request_fail(ApiRequest *r, const ApiError *e) {
+        static const struct timeval zero = { 0, 0 };
+
+        request_detach(r);
+        r->state = REQ_DONE;
+        api_error_done(&r->pending_error);
+        if (api_error_copy(e, &r->pending_error) < 0)
+                r->pending_error = (ApiError){ .code = RPC_INTERNAL_ERROR, .retry_after_ms = -1 };
+        if (!r->defer)
+                r->defer = evtimer_new(r->api->base, on_deferred_failure, r);
+        if (!r->defer) {
+                /* out of memory: nothing can be delivered; the request is lost with a log line */
+                log_oom();
+                return;
+        }
+        evtimer_add(r->defer, &zero);
+}
+
+/* Whether the compatibility answer is recent enough to use. */
+static bool compat_fresh(const Api *a) {
+        return a->compat_at_usec > 0 &&
+               mono_usec() - a->compat_at_usec < (uint64_t) a->config->compatibility_ttl_s * USEC_PER_SEC;
+}
+
+/* The error a request gets while the server says incompatible or unknown. */
+static void compat_error(const Api *a, ApiError *e) {
+        json_object *msg = NULL, *recent = NULL;
+        const char *m, *rc;
+
+        api_error_done(e);
+        json_object_object_get_ex(a->compat_answer, "message", &msg);
+        json_object_object_get_ex(a->compat_answer, "most_recent_compatible_client", &recent);
+        m = msg ? json_object_get_string(msg) : "no message";
+        rc = recent ? json_object_get_string(recent) : NULL;
+        e->code = RPC_INCOMPATIBLE;
+        e->server_message = strdup(m);
+        if (asprintf(&e->message,
+                     "The Avatar server says this client is %s. Server message: %s. Client: avatard %s (User-Agent '%s'). "
+                     "Most recent compatible client: %s. Upgrade avatard, set upstream.user_agent, or turn "
+                     "upstream.verify_compatibility off.",
+                     compat_status_to_string(a->compat), m, AVATARD_VERSION,
+                     a->config->user_agent ?: "avatard/" AVATARD_VERSION, rc ?: "unknown") < 0)
+                e->message = NULL;
+        e->extra = json_object_new_object();
+        if (e->extra) {
+                json_object_object_add(e->extra, "compatibility", json_object_new_string(compat_status_to_string(a->compat)));
+                json_object_object_add(e->extra, "most_recent_compatible_client",
+                                       rc ? json_object_new_string(rc) : NULL);
+                json_object_object_add(e->extra, "daemon_version", json_object_new_string(AVATARD_VERSION));
+        }
+}
+
+/* Releases the requests waiting for the compatibility answer. */
+static void compat_release(Api *a) {
+        struct ApiRequestList list = TAILQ_HEAD_INITIALIZER(list);
+        ApiRequest *r;
+        ApiError e = { .retry_after_ms = -1 };
+
+        TAILQ_CONCAT(&list, &a->wait_compat, link);
+        if (a->compat == COMPAT_INCOMPATIBLE || a->compat == COMPAT_UNKNOWN)
+                compat_error(a, &e);
+        while ((r = TAILQ_FIRST(&list))) {
+                TAILQ_REMOVE(&list, r, link);
+                r->state = REQ_NEW;
+                if (r->compat_cb)
+                        request_fail(r, a->compat == COMPAT_FAILED ? &a->compat_error : &e);
+                else if (a->compat == COMPAT_COMPATIBLE || a->compat == COMPAT_DISABLED)
+                        request_send(r);
+                else if (a->compat == COMPAT_FAILED)
+                        request_fail(r, &a->compat_error);
+                else
+                        request_fail(r, &e);
+        }
+        api_error_done(&e);
+}
+
+/* Builds the header lines of a request (Authorization included unless told otherwise).
+ * The Authorization line is returned separately so it can be erased after use. */
+static int build_headers(const Api *a, const ApiRequest *r, const char *lines[6], char **ret_auth) {
+        size_t n = 0;
+
+        *ret_auth = NULL;
+        if (!(r->flags & API_NO_AUTH) && a->credential && a->credential->kind != CREDENTIAL_NONE) {
+                *ret_auth = credential_header(a->credential);
+                if (!*ret_auth)
+                        return -ENOMEM;
+                lines[n++] = *ret_auth;
+        }
+        lines[n++] = "Avatars-Accept-Created: yes";
+        lines[n++] = "Accept: application/json, */*";
+        lines[n] = NULL;
+        return 0;
+}
+
+/* Parses the /check_client answer and releases the waiters. */
+static void on_compat_done(const UpstreamResponse *resp, void *userdata) {
+        Api *a = userdata;
+        _cleanup_free_ char *request = describe_request(a, UPSTREAM_GET, "/check_client");
+        json_object *json = NULL, *status = NULL;
+
+        a->compat_req = NULL;
+        api_error_done(&a->compat_error);
+        if (resp->error < 0) {
+                error_from_transport(&a->compat_error, resp, request);
+                a->compat = COMPAT_FAILED;
+        } else {
+                (void) json_parse_strict(resp->body, resp->body_len, UPSTREAM_JSON_DEPTH, &json);
+                if (resp->status < 200 || resp->status >= 300) {
+                        error_from_status(&a->compat_error, resp, json, request);
+                        a->compat = COMPAT_FAILED;
+                } else if (!json_object_is_type(json, json_type_object) ||
+                           !json_object_object_get_ex(json, "status", &status) ||
+                           !json_object_is_type(status, json_type_string)) {
+                        api_error_setf(&a->compat_error, RPC_UPSTREAM_BAD_RESPONSE,
+                                       "%s: the answer is not a compatibility response", strna(request));
+                        a->compat = COMPAT_FAILED;
+                } else {
+                        const char *s = json_object_get_string(status);
+
+                        a->compat = streq(s, "compatible") ? COMPAT_COMPATIBLE :
+                                    streq(s, "incompatible") ? COMPAT_INCOMPATIBLE : COMPAT_UNKNOWN;
+                        json_object_put(a->compat_answer);
+                        a->compat_answer = json_object_get(json);
+                        a->compat_at_usec = mono_usec();
+                        if (a->compat == COMPAT_COMPATIBLE)
+                                log_info("The Avatar server at %s says this client is compatible.", a->config->api_url);
+                        else
+                                log_warning("The Avatar server at %s says this client is %s: %s", a->config->api_url, s,
+                                            json_object_get_string(json));
+                }
+        }
+        if (a->compat == COMPAT_FAILED)
+                log_warning("Compatibility check failed: %s", strna(a->compat_error.message));
+        json_object_put(json);
+        compat_release(a);
+}
+
+/* Starts GET /check_client unless one is in flight. */
+static void compat_start_check(Api *a) {
+        _cleanup_(erase_and_freep) char *auth = NULL;
+        _cleanup_free_ char *url = NULL;
+        const char *lines[6];
+        ApiRequest probe = { .flags = 0 };
+        UpstreamCall call;
+        int r;
+
+        if (a->compat_req)
+                return;
+        if (asprintf(&url, "%s/check_client", a->config->api_url) < 0)
+                goto oom;
+        if (build_headers(a, &probe, lines, &auth) < 0)
+                goto oom;
+        call = (UpstreamCall){
+                .method = UPSTREAM_GET,
+                .url = url,
+                .headers = lines,
+                .idempotent = true,
+                .label = "GET /check_client",
+        };
+        a->n_compat_checks++;
+        r = upstream_request_start(a->upstream, &call, on_compat_done, a, &a->compat_req);
+        if (r >= 0)
+                return;
+        api_error_setf(&a->compat_error, RPC_UPSTREAM_UNREACHABLE, "Cannot start the compatibility check: %s",
+                       strerror(-r));
+        a->compat = COMPAT_FAILED;
+        compat_release(a);
+        return;
+oom:
+        api_error_setf(&a->compat_error, RPC_INTERNAL_ERROR, "Out of memory");
+        a->compat = COMPAT_FAILED;
+        compat_release(a);
+}
+
+/* Runs the check now when verification is on and the answer is missing or old. */
+void api_compat_check(Api *a) {
+        if (!a->config->verify_compatibility)
+                return;
+        if (a->compat != COMPAT_UNCHECKED && a->compat != COMPAT_FAILED && compat_fresh(a))
+                return;
+        compat_start_check(a);
+}
+
+/* Forgets the cached answer. */
+void api_compat_invalidate(Api *a) {
+        a->compat_at_usec = 0;
+        a->compat = a->config->verify_compatibility ? COMPAT_UNCHECKED : COMPAT_DISABLED;
+        json_object_put(a->compat_answer);
+        a->compat_answer = NULL;
+}
+
+/* The compatibility state. */
+CompatStatus api_compat_status(const Api *a) {
+        return a->compat;
+}
+
+/* The last answer. */
+json_object *api_compat_answer(const Api *a) {
+        return a->compat_answer;
+}
+
+/* Age of the last answer. */
+double api_compat_age_s(const Api *a) {
+        if (a->compat_at_usec == 0)
+                return -1;
+        return (double) (mono_usec() - a->compat_at_usec) / 1e6;
+}
+
+/* Starts the shared POST /refresh for an expired login session. */
+static void refresh_start(Api *a);
+
+/* Whether a 401 answer says the login session expired (the legacy refresh trigger). */
+static bool is_expired_login(const Api *a, const UpstreamResponse *resp, json_object *json) {
+        _cleanup_free_ char *m = NULL;
+
+        if (resp->status != 401 || !a->credential || a->credential->kind != CREDENTIAL_LOGIN ||
+            !a->credential->refresh_token)
+                return false;
+        m = api_extract_message(resp->body, resp->body_len, json);
+        return m && strcasestr(m, "credentials expired");
+}
+
+/* Completion of one HTTP exchange of a request. */
+static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
+        ApiRequest *r = userdata;
+        Api *a = r->api;
+        _cleanup_free_ char *request = describe_request(a, r->method, r->path);
+        json_object *json = NULL;
+        ApiError e = { .retry_after_ms = -1 };
+        const char *ct = resp->content_type;
+        bool want_json;
+
+        r->up = NULL;
+        if (resp->error < 0) {
+                error_from_transport(&e, resp, request);
+                goto fail;
+        }
+        want_json = !(r->flags & API_RAW) && (!ct || strcasestr(ct, "json"));
+        if (resp->body_len > 0 && (want_json || (resp->status >= 400 && ct && strcasestr(ct, "json"))))
+                if (json_parse_strict(resp->body, resp->body_len, UPSTREAM_JSON_DEPTH, &json) < 0)
+                        json = NULL;
+
+        if (resp->status >= 200 && resp->status < 300) {
+                ApiResponse ok = {
+                        .status = resp->status,
+                        .json = json,
+                        .body = resp->body,
+                        .body_len = resp->body_len,
+                        .content_type = ct,
+                        .location = upstream_response_header(resp, "Location"),
+                };
+
+                if (want_json && resp->body_len > 0 && !json && ct && strcasestr(ct, "json")) {
+                        api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE, "%s: the answer is not valid JSON", strna(request));
+                        e.request = TAKE_PTR(request);
+                        e.status = resp->status;
+                        goto fail;
+                }
+                r->state = REQ_DONE;
+                r->cb(&ok, NULL, r->userdata);
+                json_object_put(json);
+                request_free(r);
+                return;
+        }
+
+        if (!r->replayed && is_expired_login(a, resp, json)) {
+                json_object_put(json);
+                r->state = REQ_WAIT_REFRESH;
+                TAILQ_INSERT_TAIL(&a->wait_refresh, r, link);
+                refresh_start(a);
+                return;
+        }
+        error_from_status(&e, resp, json, request);
+fail:
+        json_object_put(json);
+        r->state = REQ_DONE;
+        r->cb(NULL, &e, r->userdata);
+        api_error_done(&e);
+        request_free(r);
+}
+
+/* Sends a request upstream now. */
+static void request_send(ApiRequest *r) {
+        Api *a = r->api;
+        _cleanup_(erase_and_freep) char *auth = NULL;
+        _cleanup_free_ char *url = NULL, *ctype = NULL;
+        const char *lines[7];
+        ApiError e = { .retry_after_ms = -1 };
+        UpstreamCall call;
+        size_t n;
+        int q;
+
+        if (!(r->flags & API_NO_AUTH) && (!a->credential || a->credential->kind == CREDENTIAL_NONE)) {
+                api_error_setf(&e, RPC_NOT_AUTHENTICATED,
+                               "The daemon holds no Avatar credential: give it an API key (systemd credential "
+                               "api-key, upstream.api_key_file or AVATAR_API_KEY) or log in with manager.authenticate");
+                request_fail(r, &e);
+                api_error_done(&e);
+                return;
+        }
+        if (asprintf(&url, "%s%s", a->config->api_url, r->path) < 0 || build_headers(a, r, lines, &auth) < 0) {
+                api_error_setf(&e, RPC_INTERNAL_ERROR, "Out of memory");
+                request_fail(r, &e);
+                api_error_done(&e);
+                return;
+        }
+        for (n = 0; lines[n]; n++)
+                ;
+        if (r->content_type) {
+                if (asprintf(&ctype, "Content-Type: %s", r->content_type) < 0)
+                        ctype = NULL;
+                if (ctype)
+                        lines[n++] = ctype;
+                lines[n] = NULL;
+        }
+        call = (UpstreamCall){
+                .method = r->method,
+                .url = url,
+                .headers = lines,
+                .body = r->body,
+                .body_len = r->body_len,
+                .idempotent = (r->flags & API_IDEMPOTENT) || r->method == UPSTREAM_GET ||
+                              r->method == UPSTREAM_HEAD || r->method == UPSTREAM_DELETE,
+                .timeout_ms = r->timeout_ms,
+                .label = r->label,
+        };
+        r->state = REQ_RUNNING;
+        a->n_requests++;
+        q = upstream_request_start(a->upstream, &call, on_upstream_done, r, &r->up);
+        if (q < 0) {
+                api_error_setf(&e, q == -EPROTONOSUPPORT ? RPC_UPSTREAM_UNREACHABLE : RPC_INTERNAL_ERROR,
+                               "Cannot send %s %s: %s", upstream_method_to_string(r->method), r->path,
+                               q == -EPROTONOSUPPORT ? "the URL scheme is not allowed" : strerror(-q));
+                r->state = REQ_NEW;
+                request_fail(r, &e);
+                api_error_done(&e);
+        }
+}
+
+/* Completion of POST /refresh: new tokens and replays, or failures. */
+static void on_refresh_done(const UpstreamResponse *resp, void *userdata) {
+        Api *a = userdata;
+        _cleanup_free_ char *request = describe_request(a, UPSTREAM_POST, "/refresh");
+        struct ApiRequestList list = TAILQ_HEAD_INITIALIZER(list);
+        json_object *json = NULL, *at = NULL, *rt = NULL;
+        ApiError e = { .retry_after_ms = -1 };
+        Credential *n = NULL;
+        ApiRequest *r;
+
+        a->refresh_req = NULL;
+        if (resp->error < 0)
+                error_from_transport(&e, resp, request);
+        else {
+                (void) json_parse_strict(resp->body, resp->body_len, UPSTREAM_JSON_DEPTH, &json);
+                if (resp->status < 200 || resp->status >= 300)
+                        error_from_status(&e, resp, json, request);
+                else if (!json_object_object_get_ex(json, "access_token", &at) ||
+                         !json_object_is_type(at, json_type_string) ||
+                         credential_new_login(a->credential->username, json_object_get_string(at),
+                                              json_object_object_get_ex(json, "refresh_token", &rt) && rt ?
+                                              json_object_get_string(rt) : a->credential->refresh_token, &n) < 0)
+                        api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE, "%s: the answer holds no access token", strna(request));
+        }
+        if (json) {
+                /* the body held tokens: erase its text before freeing */
+                explicit_bzero((char *) resp->body, resp->body_len);
+                json_object_put(json);
+        }
+        if (n) {
+                log_info("Refreshed the login session of %s.", strna(n->username));
+                api_set_credential(a, n);
+        } else {
+                _cleanup_free_ char *m = e.message;
+
+                e.code = RPC_CREDENTIAL_REJECTED;
+                if (asprintf(&e.message, "The login session expired and could not be refreshed: %s", strna(m)) < 0)
+                        e.message = NULL;
+                log_warning("%s", strna(e.message));
+        }
+        TAILQ_CONCAT(&list, &a->wait_refresh, link);
+        while ((r = TAILQ_FIRST(&list))) {
+                TAILQ_REMOVE(&list, r, link);
+                r->state = REQ_NEW;
+                r->replayed = true;
+                if (n)
+                        request_send(r);
+                else
+                        request_fail(r, &e);
+        }
+        api_error_done(&e);
+}
+
+/* Starts the shared POST /refresh. */
+static void refresh_start(Api *a) {
+        _cleanup_free_ char *url = NULL, *tok = NULL;
+        static const char *const lines[] = { "Avatars-Accept-Created: yes", NULL };
+        UpstreamCall call;
+        int r;
+
+        if (a->refresh_req)
+                return;
+        a->n_refreshes++;
+        tok = api_escape(a->credential->refresh_token);
+        if (!tok || asprintf(&url, "%s/refresh?token=%s", a->config->api_url, tok) < 0) {
+                UpstreamResponse fake = { .error = -ENOMEM, .error_text = "out of memory" };
+                on_refresh_done(&fake, a);
+                return;
+        }
+        call = (UpstreamCall){
+                .method = UPSTREAM_POST,
+                .url = url,
+                .headers = lines,
+                .label = "POST /refresh",
+        };
+        r = upstream_request_start(a->upstream, &call, on_refresh_done, a, &a->refresh_req);
+        explicit_bzero(url, strlen(url));
+        explicit_bzero(tok, strlen(tok));
+        if (r < 0) {
+                UpstreamResponse fake = { .error = r, .error_text = "cannot start the refresh" };
+                on_refresh_done(&fake, a);
+        }
+}
+
+/* Starts a request. */
+int api_start(Api *a, const ApiCall *call, api_done_cb cb, void *userdata, ApiRequest **ret) {
+        ApiRequest *r;
+        ApiError e = { .retry_after_ms = -1 };
+
+        assert_return(a && call && call->path && cb, -EINVAL);
+        r = calloc(1, sizeof(ApiRequest));
+        if (!r)
+                return -ENOMEM;
+        r->api = a;
+        r->method = call->method;
+        r->flags = call->flags;
+        r->timeout_ms = call->timeout_ms;
+        r->cb = cb;
+        r->userdata = userdata;
+        r->pending_error.retry_after_ms = -1;
+        r->path = strdup(call->path);
+        r->label = call->label ? strdup(call->label) : NULL;
+        if (call->json) {
+                r->body = strdup(json_object_to_json_string_ext(call->json, JSONRPC_WIRE_FLAGS));
+                r->body_len = r->body ? strlen(r->body) : 0;
+                r->content_type = strdup("application/json");
+        } else if (call->body) {
+                r->body = malloc(call->body_len + 1);
+                if (r->body) {
+                        memcpy(r->body, call->body, call->body_len);
+                        r->body[call->body_len] = '\0';
+                }
+                r->body_len = call->body_len;
+                r->content_type = call->content_type ? strdup(call->content_type) : NULL;
+        }
+        if (!r->path || (call->label && !r->label) || ((call->json || call->body) && !r->body)) {
+                request_free(r);
+                return -ENOMEM;
+        }
+        if (ret)
+                *ret = r;
+
+        if ((r->flags & API_NO_COMPAT) || !a->config->verify_compatibility) {
+                request_send(r);
+                return 0;
+        }
+        if (compat_fresh(a) && a->compat == COMPAT_COMPATIBLE) {
+                request_send(r);
+                return 0;
+        }
+        if (compat_fresh(a) && (a->compat == COMPAT_INCOMPATIBLE || a->compat == COMPAT_UNKNOWN)) {
+                compat_error(a, &e);
+                request_fail(r, &e);
+                api_error_done(&e);
+                return 0;
+        }
+        r->state = REQ_WAIT_COMPAT;
+        TAILQ_INSERT_TAIL(&a->wait_compat, r, link);
+        a->n_compat_waits++;
+        compat_start_check(a);
+        return 0;
+}
+
+/* Asks for the compatibility answer. */
+int api_compat_verify(Api *a, bool refresh, api_compat_cb cb, void *userdata, ApiRequest **ret) {
+        ApiRequest *r;
+        ApiError none = { .code = RPC_INTERNAL_ERROR, .retry_after_ms = -1 };
+
+        assert_return(a && cb, -EINVAL);
+        r = calloc(1, sizeof(ApiRequest));
+        if (!r)
+                return -ENOMEM;
+        r->api = a;
+        r->compat_cb = cb;
+        r->userdata = userdata;
+        r->pending_error.retry_after_ms = -1;
+        if (ret)
+                *ret = r;
+        if (!refresh && compat_fresh(a) && a->compat != COMPAT_FAILED && a->compat_answer) {
+                /* the cached answer, delivered from the loop like any other */
+                request_fail(r, &none);
+                return 0;
+        }
+        r->state = REQ_WAIT_COMPAT;
+        TAILQ_INSERT_TAIL(&a->wait_compat, r, link);
+        compat_start_check(a);
+        return 0;
+}
+
+/* Cancels a request; its callback is not called. */
+void api_cancel(ApiRequest *r) {
+        if (!r || r->state == REQ_DONE) {
+                /* a failure already scheduled is still pending on its timer: drop it */
+                if (r && r->defer && event_pending(r->defer, EV_TIMEOUT, NULL)) {
+                        event_del(r->defer);
+                        request_free(r);
+                }
+                return;
+        }
+        request_detach(r);
+        request_free(r);
+}
+
+/* Statistics. */
+json_object *api_stats_json(const Api *a) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "requests", json_object_new_uint64(a->n_requests));
+        json_object_object_add(o, "compatibility_checks", json_object_new_uint64(a->n_compat_checks));
+        json_object_object_add(o, "compatibility_waits", json_object_new_uint64(a->n_compat_waits));
+        json_object_object_add(o, "token_refreshes", json_object_new_uint64(a->n_refreshes));
+        return o;
+}

@@ -1,0 +1,1540 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Manager operations of the Avatar Python client, served over the socket: health,
+ * compatibility, login and password flows, API keys, jobs and results, runs by name and id,
+ * deletion. Semantics follow the Python Manager (see README); reads go through the cache so
+ * concurrent callers share one upstream request.
+ *
+ * Every asynchronous method keeps its state in an Op that owns the pending cache waiter or API
+ * request; when the caller disconnects or the daemon stops, the Op's cancel handler stops the
+ * upstream work it alone needs and finishes the call.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "build-config.h"
+#include "cache.h"
+#include "config.h"
+#include "credential.h"
+#include "dispatch.h"
+#include "errors.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "manager.h"
+#include "server.h"
+
+/* Jobs removed per POST /jobs/bulk-delete (the contract's maximum). */
+#define BULK_DELETE_MAX 100
+
+static const char deprecation_warning[] =
+        "Username/password authentication is deprecated and will be removed in a future release. "
+        "Please migrate to API key authentication. To create an API key while you are still logged in, run: "
+        "avatarctl apikey create --name my-key --days 365 --store "
+        "(or call manager.create_api_key {\"name\": \"my-key\", \"expiration_days\": 365, \"store\": true}). "
+        "The daemon then keeps the key as its credential (mode 0600 in its state directory) and uses it from "
+        "then on: no more username/password needed. To give the key to a new installation instead, store it "
+        "as the systemd credential api-key (LoadCredential=api-key:/etc/avatard/api-key). "
+        "For more information, see: https://python.docs.octopize.io/latest/user_guide.html";
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+/* Finishes a call with an API error. */
+static int reply_api_error(Call *c, const ApiError *e) {
+        return call_reply_error(c, e->code, e->message, api_error_data(e));
+}
+
+/* Parses an ISO-8601 timestamp with optional fraction and offset into seconds since the
+ * epoch. Returns 0 or -EINVAL. */
+int manager_parse_time(const char *s, double *ret) {
+        struct tm tm = {};
+        const char *p;
+        double frac = 0;
+        long off = 0;
+
+        if (!s)
+                return -EINVAL;
+        p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!p)
+                return -EINVAL;
+        if (*p == '.') {
+                double scale = 0.1;
+
+                for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+                        frac += (*p - '0') * scale;
+        }
+        if (*p == 'Z' || *p == 'z')
+                p++;
+        else if (*p == '+' || *p == '-') {
+                int sign = *p == '-' ? -1 : 1, hh, mm;
+
+                if (sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2)
+                        p += 6;
+                else if (sscanf(p + 1, "%2d%2d", &hh, &mm) == 2)
+                        p += 5;
+                else
+                        return -EINVAL;
+                off = sign * (hh * 3600L + mm * 60L);
+        }
+        if (*p != '\0')
+                return -EINVAL;
+        *ret = (double) timegm(&tm) - (double) off + frac;
+        return 0;
+}
+
+/* A job's creation time in seconds, or 0 when absent or unparsable. */
+static double job_time(json_object *job) {
+        json_object *v;
+        double t = 0;
+
+        if (json_object_object_get_ex(job, "created_at", &v))
+                (void) manager_parse_time(json_object_get_string(v), &t);
+        return t;
+}
+
+/* A string member of an object, or NULL. */
+static const char *str_member(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* The "jobs" array of a JobResponseList, or NULL when the answer has another shape. */
+static json_object *jobs_array(json_object *list) {
+        json_object *jobs;
+
+        if (!json_object_object_get_ex(list, "jobs", &jobs) || !json_object_is_type(jobs, json_type_array))
+                return NULL;
+        return jobs;
+}
+
+/* Orders jobs newest first (qsort over an array of json_object pointers). */
+static int cmp_newest_first(const void *a, const void *b) {
+        double ta = job_time(*(json_object *const *) a), tb = job_time(*(json_object *const *) b);
+
+        return ta < tb ? 1 : ta > tb ? -1 : 0;
+}
+
+/* Adds "stale" and "age_s" to a result object. */
+static void mark_freshness(json_object *o, double age_s, bool stale) {
+        json_object_object_add(o, "stale", json_object_new_boolean(stale));
+        json_object_object_add(o, "age_s", json_new_rounded(age_s, 3));
+}
+
+/* Deep copy or NULL on OOM. */
+static json_object *copy(json_object *o) {
+        json_object *n = NULL;
+
+        if (json_object_deep_copy(o, &n, NULL) < 0)
+                return NULL;
+        return n;
+}
+
+/* Finishes a call with "the upstream answer had an unexpected shape". */
+static int reply_bad_shape(Call *c, const char *what) {
+        return call_reply_errorf(c, RPC_UPSTREAM_BAD_RESPONSE, NULL,
+                                 "The Avatar server's answer to %s does not have the expected shape", what);
+}
+
+/* ---- Op: the state of one asynchronous call --------------------------------------- */
+
+typedef struct Op Op;
+typedef void (*op_cleanup_fn)(Op *op);
+
+struct Op {
+        Call *call;
+        Server *server;
+        CacheWaiter *waiter;
+        ApiRequest *req;
+        op_cleanup_fn cleanup;   /* releases the method's own members */
+        bool done;
+};
+
+/* The caller went away or the daemon stops: stop what only this call needed, finish it. */
+static void op_on_cancel(Call *c, void *userdata);
+
+/* Allocates an Op of `size` bytes (a struct that starts with Op) bound to the call. */
+static void *op_new(Call *c, size_t size) {
+        Op *op = calloc(1, size);
+
+        if (!op)
+                return NULL;
+        op->call = c;
+        op->server = c->server;
+        call_on_cancel(c, op_on_cancel, op);
+        return op;
+}
+
+/* Frees an Op (the call is finished or about to be). */
+static void op_free(Op *op) {
+        if (!op)
+                return;
+        cache_waiter_cancel(op->waiter);
+        api_cancel(op->req);
+        if (op->cleanup)
+                op->cleanup(op);
+        free(op);
+}
+
+/* Detaches the Op from its call and frees it; returns the call for the final reply. */
+static Call *op_finish(Op *op) {
+        Call *c = op->call;
+
+        call_on_cancel(c, NULL, NULL);
+        op->waiter = NULL; /* delivered or cancelled by the caller of op_finish */
+        op->req = NULL;
+        op_free(op);
+        return c;
+}
+
+/* Undoes op_new() when the method fails before anything is pending; returns r. */
+static int op_start_failed(Op *op, int r) {
+        call_on_cancel(op->call, NULL, NULL);
+        op_free(op);
+        return r;
+}
+
+/* Cancel handler. */
+static void op_on_cancel(Call *c, void *userdata) {
+        Op *op = userdata;
+
+        op_free(op);
+        call_reply_error(c, RPC_SHUTTING_DOWN, "The request was cancelled", NULL);
+}
+
+/* Reads a cached upstream value for an Op; the callback finishes or continues it. */
+static int op_cache_get(Op *op, const CacheRead *read, cache_done_cb cb) {
+        int r = cache_get(op->server->cache, read, cb, op, &op->waiter);
+
+        return r < 0 ? op_start_failed(op, r) : 0;
+}
+
+/* Starts an API request for an Op; the callback finishes or continues it. */
+static int op_api_start(Op *op, const ApiCall *call, api_done_cb cb) {
+        int r = api_start(op->server->api, call, cb, op, &op->req);
+
+        return r < 0 ? op_start_failed(op, r) : 0;
+}
+
+/* A CacheRead of GET path with the configured TTL and stale bound. */
+static CacheRead read_of(const Server *s, const char *key, const char *path, const char *label,
+                         unsigned ttl_s) {
+        return (CacheRead){
+                .key = key,
+                .call = { .method = UPSTREAM_GET, .path = path, .label = label },
+                .ttl_usec = (uint64_t) ttl_s * USEC_PER_SEC,
+                .stale_max_usec = (uint64_t) s->config->stale_max_s * USEC_PER_SEC,
+        };
+}
+
+/* The shared read of the whole job list, used by every method that looks at all jobs. */
+static CacheRead read_all_jobs(const Server *s, bool force) {
+        CacheRead r = read_of(s, "GET /jobs", "/jobs", "GET /jobs", s->config->jobs_ttl_s);
+
+        r.force = force;
+        return r;
+}
+
+/* ---- manager.get_health ------------------------------------------------------------ */
+
+/* The health answer arrived (or the cache had it). */
+static void on_health(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        Call *c = op_finish(userdata);
+        json_object *o;
+
+        if (err) {
+                reply_api_error(c, err);
+                return;
+        }
+        if (json_object_is_type(value, json_type_object))
+                o = copy(value);
+        else {
+                o = json_object_new_object();
+                if (o)
+                        json_object_object_add(o, "health", json_object_get(value));
+        }
+        if (!o) {
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        mark_freshness(o, age_s, stale);
+        call_reply(c, o);
+}
+
+/* manager.get_health: GET /health through the cache. */
+static int method_get_health(Call *c, json_object *params) {
+        Op *op = op_new(c, sizeof(Op));
+        CacheRead r;
+
+        (void) params;
+        if (!op)
+                return -ENOMEM;
+        r = read_of(c->server, "GET /health", "/health", "GET /health", c->server->config->health_ttl_s);
+        return op_cache_get(op, &r, on_health);
+}
+
+/* ---- manager.verify_compatibility --------------------------------------------------- */
+
+/* Builds the compatibility result. */
+static json_object *compat_result(const Server *s, CompatStatus st, json_object *answer) {
+        json_object *o = json_object_new_object(), *v;
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "status", json_object_new_string(compat_status_to_string(st)));
+        json_object_object_add(o, "compatible", json_object_new_boolean(st == COMPAT_COMPATIBLE));
+        json_object_object_add(o, "message", json_object_object_get_ex(answer, "message", &v) ?
+                               json_object_get(v) : NULL);
+        json_object_object_add(o, "most_recent_compatible_client",
+                               json_object_object_get_ex(answer, "most_recent_compatible_client", &v) ?
+                               json_object_get(v) : NULL);
+        json_object_object_add(o, "daemon_version", json_object_new_string(AVATARD_VERSION));
+        json_object_object_add(o, "user_agent", json_object_new_string(s->config->user_agent ?: "avatard/" AVATARD_VERSION));
+        json_object_object_add(o, "verification", json_object_new_boolean(s->config->verify_compatibility));
+        json_object_object_add(o, "age_s", json_new_rounded(api_compat_age_s(s->api), 3));
+        return o;
+}
+
+/* The compatibility answer arrived. */
+static void on_compat(CompatStatus st, json_object *answer, const ApiError *err, void *userdata) {
+        Op *op = userdata;
+        Server *s = op->server;
+        Call *c;
+        json_object *o;
+
+        op->req = NULL;
+        c = op_finish(op);
+        server_update_status(s);
+        if (err) {
+                reply_api_error(c, err);
+                return;
+        }
+        o = compat_result(s, st, answer);
+        if (!o) {
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        if (st == COMPAT_INCOMPATIBLE || st == COMPAT_UNKNOWN) {
+                json_object *msg = NULL;
+
+                json_object_object_get_ex(answer, "message", &msg);
+                call_reply_errorf(c, RPC_INCOMPATIBLE, o,
+                                  "The Avatar server says this client is %s. Server message: %s. Client: avatard %s. "
+                                  "Most recent compatible client: %s. Upgrade avatard, set upstream.user_agent, or turn "
+                                  "upstream.verify_compatibility off.",
+                                  compat_status_to_string(st), msg ? json_object_get_string(msg) : "none",
+                                  AVATARD_VERSION, json_object_get_string(json_object_object_get(o, "most_recent_compatible_client")) ?: "unknown");
+                return;
+        }
+        call_reply(c, o);
+}
+
+/* manager.verify_compatibility: GET /check_client (cached unless refresh). */
+static int method_verify_compatibility(Call *c, json_object *params) {
+        Op *op = op_new(c, sizeof(Op));
+        json_object *v;
+        bool refresh = json_object_object_get_ex(params, "refresh", &v) && json_object_get_boolean(v);
+
+        int r;
+
+        if (!op)
+                return -ENOMEM;
+        r = api_compat_verify(c->server->api, refresh, on_compat, op, &op->req);
+        return r < 0 ? op_start_failed(op, r) : 0;
+}
+
+/* ---- manager.authenticate ---------------------------------------------------------- */
+
+typedef struct LoginOp {
+        Op op;
+        char *username;
+        char *password;
+} LoginOp;
+
+/* Releases the login state, erasing the password. */
+static void login_cleanup(Op *op) {
+        LoginOp *l = (LoginOp *) op;
+
+        free(l->username);
+        erase_and_free(l->password);
+}
+
+/* Erases a string member of the params in place (the password must not linger). */
+static void erase_param(json_object *params, const char *key) {
+        json_object *v;
+
+        if (json_object_object_get_ex(params, key, &v) && json_object_is_type(v, json_type_string))
+                explicit_bzero((char *) json_object_get_string(v), (size_t) json_object_get_string_len(v));
+}
+
+/* The login answer arrived: keep the session. */
+static void on_login(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        LoginOp *l = userdata;
+        Server *s = l->op.server;
+        _cleanup_free_ char *username = TAKE_PTR(l->username);
+        Credential *cred = NULL;
+        const char *at, *rt;
+        json_object *o;
+        Call *c;
+
+        l->op.req = NULL;
+        c = op_finish(&l->op);
+        if (err) {
+                reply_api_error(c, err);
+                return;
+        }
+        at = str_member(resp->json, "access_token");
+        rt = str_member(resp->json, "refresh_token");
+        if (!at || credential_new_login(username, at, rt, &cred) < 0) {
+                reply_bad_shape(c, "POST /login");
+                return;
+        }
+        explicit_bzero((char *) resp->body, resp->body_len);
+        if (resp->json) {
+                json_object *v;
+
+                if (json_object_object_get_ex(resp->json, "access_token", &v))
+                        explicit_bzero((char *) json_object_get_string(v), (size_t) json_object_get_string_len(v));
+                if (json_object_object_get_ex(resp->json, "refresh_token", &v) && v)
+                        explicit_bzero((char *) json_object_get_string(v), (size_t) json_object_get_string_len(v));
+        }
+        api_set_credential(s->api, cred);
+        log_ctx(LOG_NOTICE, &c->log, "Logged in to the Avatar server as %s (deprecated username/password session).",
+                username);
+        server_update_status(s);
+        o = json_object_new_object();
+        if (!o) {
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        json_object_object_add(o, "authenticated", json_object_new_boolean(true));
+        json_object_object_add(o, "username", json_object_new_string(username));
+        json_object_object_add(o, "warning", json_object_new_string(deprecation_warning));
+        call_reply(c, o);
+}
+
+/* Sends POST /login (after the compatibility check, when one was asked for). */
+static void login_send(LoginOp *l) {
+        _cleanup_free_ char *u = api_escape(l->username);
+        _cleanup_(erase_and_freep) char *p = api_escape(l->password), *body = NULL;
+        ApiCall call;
+        int r;
+
+        if (!u || !p || asprintf(&body, "grant_type=password&username=%s&password=%s&scope=", u, p) < 0) {
+                Call *c = op_finish(&l->op);
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        call = (ApiCall){
+                .method = UPSTREAM_POST,
+                .path = "/login",
+                .body = body,
+                .body_len = strlen(body),
+                .content_type = "application/x-www-form-urlencoded",
+                .flags = API_NO_AUTH | API_NO_COMPAT,
+                .label = "POST /login",
+        };
+        r = api_start(l->op.server->api, &call, on_login, l, &l->op.req);
+        if (r < 0) {
+                Call *c = op_finish(&l->op);
+                call_reply_errno(c, r, "Cannot send the login request: %m");
+        }
+}
+
+/* The compatibility answer before a login arrived. */
+static void on_login_compat(CompatStatus st, json_object *answer, const ApiError *err, void *userdata) {
+        LoginOp *l = userdata;
+
+        l->op.req = NULL;
+        if (err || st == COMPAT_INCOMPATIBLE || st == COMPAT_UNKNOWN) {
+                /* reuse verify_compatibility's error reporting */
+                on_compat(st, answer, err, &l->op);
+                return;
+        }
+        login_send(l);
+}
+
+/* manager.authenticate: legacy username/password login (refused while an API key is in use). */
+static int method_authenticate(Call *c, json_object *params) {
+        Server *s = c->server;
+        const Credential *cur = api_get_credential(s->api);
+        json_object *v;
+        bool verify = s->config->verify_compatibility;
+        LoginOp *l;
+        int r;
+
+        if (cur && cur->kind == CREDENTIAL_API_KEY) {
+                json_object *data = json_object_new_object();
+
+                if (data)
+                        json_object_object_add(data, "credential_source", json_object_new_string(strna(cur->source)));
+                erase_param(params, "password");
+                return call_reply_errorf(c, RPC_CONFLICT, data,
+                                         "Cannot log in with a username and password: the daemon already uses an API key "
+                                         "(from %s). API key authentication is already active.", strna(cur->source));
+        }
+        if (json_object_object_get_ex(params, "should_verify_compatibility", &v) && v)
+                verify = json_object_get_boolean(v);
+        l = op_new(c, sizeof(LoginOp));
+        if (!l)
+                return -ENOMEM;
+        l->op.cleanup = login_cleanup;
+        l->username = strdup(str_member(params, "username"));
+        l->password = strdup(str_member(params, "password"));
+        erase_param(params, "password");
+        if (!l->username || !l->password)
+                return op_start_failed(&l->op, -ENOMEM);
+        if (!verify) {
+                login_send(l);
+                return 0;
+        }
+        r = api_compat_verify(s->api, false, on_login_compat, l, &l->op.req);
+        return r < 0 ? op_start_failed(&l->op, r) : 0;
+}
+
+/* ---- simple POST/GET/DELETE passthroughs -------------------------------------------- */
+
+typedef json_object *(*shape_fn)(const ApiResponse *resp, json_object *params);
+
+typedef struct PassOp {
+        Op op;
+        shape_fn shape;
+        json_object *params;
+} PassOp;
+
+/* Releases a passthrough's params reference. */
+static void pass_cleanup(Op *op) {
+        json_object_put(((PassOp *) op)->params);
+}
+
+/* The answer of a passthrough arrived: shape it into the result. */
+static void on_pass(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        PassOp *p = userdata;
+        shape_fn shape = p->shape;
+        json_object *params = json_object_get(p->params), *o;
+        Call *c;
+
+        p->op.req = NULL;
+        c = op_finish(&p->op);
+        if (err) {
+                json_object_put(params);
+                reply_api_error(c, err);
+                return;
+        }
+        o = shape(resp, params);
+        json_object_put(params);
+        if (!o) {
+                reply_bad_shape(c, "the request");
+                return;
+        }
+        call_reply(c, o);
+}
+
+/* Starts a passthrough request whose answer `shape` turns into the result. */
+static int pass_start(Call *c, const ApiCall *call, shape_fn shape, json_object *params) {
+        PassOp *p = op_new(c, sizeof(PassOp));
+
+        if (!p)
+                return -ENOMEM;
+        p->op.cleanup = pass_cleanup;
+        p->shape = shape;
+        p->params = json_object_get(params);
+        return op_api_start(&p->op, call, on_pass);
+}
+
+/* {"<key>": true} */
+static json_object *shape_flag(const char *key) {
+        json_object *o = json_object_new_object();
+
+        if (o)
+                json_object_object_add(o, key, json_object_new_boolean(true));
+        return o;
+}
+
+/* Result of forgotten_password. */
+static json_object *shape_sent(const ApiResponse *resp, json_object *params) {
+        (void) resp;
+        (void) params;
+        return shape_flag("sent");
+}
+
+/* manager.forgotten_password: POST /login/forgotten_password. */
+static int method_forgotten_password(Call *c, json_object *params) {
+        json_object *body = json_object_new_object();
+        ApiCall call;
+        int r;
+
+        if (!body)
+                return -ENOMEM;
+        json_object_object_add(body, "email", json_object_new_string(str_member(params, "email")));
+        call = (ApiCall){ .method = UPSTREAM_POST, .path = "/login/forgotten_password", .json = body,
+                          .flags = API_NO_AUTH, .label = "POST /login/forgotten_password" };
+        r = pass_start(c, &call, shape_sent, params);
+        json_object_put(body);
+        return r;
+}
+
+/* Result of reset_password. */
+static json_object *shape_reset(const ApiResponse *resp, json_object *params) {
+        (void) resp;
+        (void) params;
+        return shape_flag("reset");
+}
+
+/* manager.reset_password: POST /login/reset_password (token checked as a UUID by the schema). */
+static int method_reset_password(Call *c, json_object *params) {
+        json_object *body = json_object_new_object();
+        static const char *const keys[] = { "email", "new_password", "new_password_repeated", "token" };
+        ApiCall call;
+        int r;
+
+        if (!body)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                json_object_object_add(body, keys[i], json_object_new_string(str_member(params, keys[i])));
+        call = (ApiCall){ .method = UPSTREAM_POST, .path = "/login/reset_password", .json = body,
+                          .flags = API_NO_AUTH, .label = "POST /login/reset_password" };
+        r = pass_start(c, &call, shape_reset, params);
+        /* the body was serialized by api_start: erase the passwords from both copies */
+        erase_param(body, "new_password");
+        erase_param(body, "new_password_repeated");
+        erase_param(params, "new_password");
+        erase_param(params, "new_password_repeated");
+        json_object_put(body);
+        return r;
+}
+
+/* ---- API keys ---------------------------------------------------------------------- */
+
+typedef struct KeyOp {
+        Op op;
+        bool store;
+} KeyOp;
+
+/* The new key arrived: store it and switch to it, or hand it over. */
+static void on_key_created(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        KeyOp *k = userdata;
+        Server *s = k->op.server;
+        bool store = k->store;
+        json_object *key = NULL, *o, *msg = NULL, *plain = NULL;
+        Credential *cred = NULL;
+        Call *c;
+        int r;
+
+        k->op.req = NULL;
+        c = op_finish(&k->op);
+        if (err) {
+                reply_api_error(c, err);
+                return;
+        }
+        if (!json_object_object_get_ex(resp->json, "api_key", &key) || !json_object_is_type(key, json_type_object) ||
+            !json_object_object_get_ex(key, "plaintext", &plain) || !json_object_is_type(plain, json_type_string)) {
+                reply_bad_shape(c, "POST /api-keys");
+                return;
+        }
+        o = json_object_new_object();
+        if (!o) {
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        json_object_object_add(o, "api_key", copy(key));
+        json_object_object_get_ex(resp->json, "message", &msg);
+        json_object_object_add(o, "message", json_object_get(msg));
+        if (store) {
+                const char *secret = json_object_get_string(plain);
+
+                r = credential_store_api_key(s->config->state_directory, secret);
+                if (r >= 0)
+                        r = credential_new_api_key(secret, "state directory", &cred);
+                explicit_bzero((char *) secret, strlen(secret));
+                explicit_bzero((char *) resp->body, resp->body_len);
+                json_object_object_del(json_object_object_get(o, "api_key"), "plaintext");
+                if (r < 0) {
+                        json_object_put(o);
+                        call_reply_errno(c, r, "The key was created upstream but could not be stored in '%s': %m; "
+                                         "revoke it with manager.revoke_api_key",
+                                         s->config->state_directory);
+                        return;
+                }
+                api_set_credential(s->api, cred);
+                server_update_status(s);
+                log_ctx(LOG_NOTICE, &c->log, "Switched to a new API key, stored in the state directory.");
+                json_object_object_add(o, "stored", json_object_new_boolean(true));
+                json_object_object_add(o, "note", json_object_new_string(
+                        "The new key is now the daemon's credential (kept with mode 0600 in its state directory); "
+                        "it is not shown."));
+        } else {
+                json_object_object_add(o, "stored", json_object_new_boolean(false));
+                json_object_object_add(o, "note", json_object_new_string(
+                        "Save the plaintext key now: it is shown only once."));
+        }
+        call_reply(c, o);
+}
+
+/* manager.create_api_key: POST /api-keys, optionally keeping the key as the daemon's own. */
+static int method_create_api_key(Call *c, json_object *params) {
+        json_object *body = json_object_new_object(), *v;
+        KeyOp *k;
+        ApiCall call;
+        int r;
+
+        if (!body)
+                return -ENOMEM;
+        json_object_object_add(body, "name", json_object_new_string(str_member(params, "name")));
+        json_object_object_get_ex(params, "expiration_days", &v);
+        json_object_object_add(body, "expiration_days", json_object_get(v));
+        k = op_new(c, sizeof(KeyOp));
+        if (!k) {
+                json_object_put(body);
+                return -ENOMEM;
+        }
+        k->store = json_object_object_get_ex(params, "store", &v) && json_object_get_boolean(v);
+        call = (ApiCall){ .method = UPSTREAM_POST, .path = "/api-keys", .json = body, .label = "POST /api-keys" };
+        r = op_api_start(&k->op, &call, on_key_created);
+        json_object_put(body);
+        return r;
+}
+
+/* Result of list_api_keys: {"api_keys": [...]}. */
+static json_object *shape_key_list(const ApiResponse *resp, json_object *params) {
+        json_object *o;
+
+        (void) params;
+        if (!json_object_is_type(resp->json, json_type_array))
+                return NULL;
+        o = json_object_new_object();
+        if (o)
+                json_object_object_add(o, "api_keys", copy(resp->json));
+        return o;
+}
+
+/* manager.list_api_keys: GET /api-keys. */
+static int method_list_api_keys(Call *c, json_object *params) {
+        ApiCall call = { .method = UPSTREAM_GET, .path = "/api-keys", .label = "GET /api-keys" };
+
+        return pass_start(c, &call, shape_key_list, params);
+}
+
+/* Result of revoke_api_key. */
+static json_object *shape_revoked(const ApiResponse *resp, json_object *params) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "revoked", json_object_new_boolean(true));
+        json_object_object_add(o, "api_key_id", json_object_new_string(str_member(params, "api_key_id")));
+        json_object_object_add(o, "response", resp->json ? copy(resp->json) : NULL);
+        return o;
+}
+
+/* manager.revoke_api_key: DELETE /api-keys/{id}. */
+static int method_revoke_api_key(Call *c, json_object *params) {
+        _cleanup_free_ char *path = NULL, *id = api_escape(str_member(params, "api_key_id"));
+        ApiCall call;
+
+        if (!id || asprintf(&path, "/api-keys/%s", id) < 0)
+                return -ENOMEM;
+        call = (ApiCall){ .method = UPSTREAM_DELETE, .path = path, .label = "DELETE /api-keys/{id}" };
+        return pass_start(c, &call, shape_revoked, params);
+}
+
+/* ---- jobs -------------------------------------------------------------------------- */
+
+/* Whether a job answer is final (done: its status can no longer change). */
+static bool job_is_final(json_object *job) {
+        json_object *v;
+
+        return json_object_object_get_ex(job, "done", &v) && json_object_get_boolean(v);
+}
+
+/* The job list arrived for get_jobs. */
+static void on_jobs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        Call *c = op_finish(userdata);
+        json_object *jobs, *o;
+
+        if (err) {
+                reply_api_error(c, err);
+                return;
+        }
+        jobs = jobs_array(value);
+        if (!jobs) {
+                reply_bad_shape(c, "GET /jobs");
+                return;
+        }
+        o = json_object_new_object();
+        if (!o) {
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        json_object_object_add(o, "jobs", copy(jobs));
+        mark_freshness(o, age_s, stale);
+        call_reply(c, o);
+}
+
+/* Appends "&name=value" (value escaped) to a query being built. */
+static int query_add(char **q, const char *name, const char *value) {
+        _cleanup_free_ char *v = api_escape(value), *old = *q;
+        char *n = NULL;
+
+        if (!v || asprintf(&n, "%s%s%s=%s", old ? old : "", old ? "&" : "?", name, v) < 0) {
+                *q = TAKE_PTR(old);
+                return -ENOMEM;
+        }
+        *q = n;
+        return 0;
+}
+
+/* manager.get_jobs: GET /jobs with the contract's filters, through the cache. */
+static int method_get_jobs(Call *c, json_object *params) {
+        _cleanup_free_ char *q = NULL, *path = NULL, *key = NULL;
+        json_object *v;
+        const char *dn = str_member(params, "display_name"), *sn = str_member(params, "set_name");
+        Op *op;
+        CacheRead read;
+        int r = 0;
+
+        if (dn && sn)
+                return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL,
+                                         "Invalid params: display_name and set_name are mutually exclusive");
+        if (json_object_object_get_ex(params, "kind", &v))
+                for (size_t i = 0; r >= 0 && i < json_object_array_length(v); i++)
+                        r = query_add(&q, "kind", json_object_get_string(json_object_array_get_idx(v, i)));
+        if (r >= 0 && dn)
+                r = query_add(&q, "display_name", dn);
+        if (r >= 0 && sn)
+                r = query_add(&q, "set_name", sn);
+        if (r >= 0 && json_object_object_get_ex(params, "limit", &v))
+                r = query_add(&q, "limit", json_object_get_string(v));
+        if (r >= 0 && json_object_object_get_ex(params, "include_deleted", &v))
+                r = query_add(&q, "include_deleted", json_object_get_boolean(v) ? "true" : "false");
+        if (r < 0 || asprintf(&path, "/jobs%s", q ?: "") < 0 || asprintf(&key, "GET %s", path) < 0)
+                return -ENOMEM;
+        op = op_new(c, sizeof(Op));
+        if (!op)
+                return -ENOMEM;
+        read = read_of(c->server, key, path, "GET /jobs", c->server->config->jobs_ttl_s);
+        return op_cache_get(op, &read, on_jobs);
+}
+
+/* One job arrived for get_job. */
+static void on_job(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        Call *c = op_finish(userdata);
+        json_object *o;
+
+        if (err) {
+                reply_api_error(c, err);
+                return;
+        }
+        if (!json_object_is_type(value, json_type_object)) {
+                reply_bad_shape(c, "GET /jobs/{name}");
+                return;
+        }
+        o = copy(value);
+        if (!o) {
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        mark_freshness(o, age_s, stale);
+        call_reply(c, o);
+}
+
+/* manager.get_job: GET /jobs/{name}; finished jobs are kept for good. */
+static int method_get_job(Call *c, json_object *params) {
+        _cleanup_free_ char *name = api_escape(str_member(params, "name")), *path = NULL, *key = NULL;
+        Op *op;
+        CacheRead read;
+
+        if (!name || asprintf(&path, "/jobs/%s", name) < 0 || asprintf(&key, "GET %s", path) < 0)
+                return -ENOMEM;
+        op = op_new(c, sizeof(Op));
+        if (!op)
+                return -ENOMEM;
+        read = read_of(c->server, key, path, "GET /jobs/{name}", c->server->config->jobs_ttl_s);
+        read.is_final = job_is_final;
+        return op_cache_get(op, &read, on_job);
+}
+
+/* Returns the jobs of a list sorted newest first, as a new array of borrowed... copied jobs. */
+static json_object *sorted_jobs(json_object *jobs) {
+        size_t n = json_object_array_length(jobs);
+        json_object **v = calloc(n ? n : 1, sizeof(json_object *)), *a;
+
+        if (!v)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                v[i] = json_object_array_get_idx(jobs, i);
+        qsort(v, n, sizeof(json_object *), cmp_newest_first);
+        a = json_object_new_array_ext((int) n);
+        for (size_t i = 0; a && i < n; i++)
+                json_object_array_add(a, json_object_get(v[i]));
+        free(v);
+        return a;
+}
+
+typedef struct CountOp {
+        Op op;
+        int64_t count;
+} CountOp;
+
+/* The job list arrived for get_last_jobs: the most recent `count`, newest first. */
+static void on_last_jobs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        CountOp *k = userdata;
+        int64_t count = k->count;
+        Call *c = op_finish(&k->op);
+        json_object *jobs, *sorted, *map, *o;
+
+        if (err) {
+                reply_api_error(c, err);
+                return;
+        }
+        jobs = jobs_array(value);
+        if (!jobs) {
+                reply_bad_shape(c, "GET /jobs");
+                return;
+        }
+        sorted = sorted_jobs(jobs);
+        map = json_object_new_object();
+        o = json_object_new_object();
+        if (!sorted || !map || !o) {
+                json_object_put(sorted);
+                json_object_put(map);
+                json_object_put(o);
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        for (size_t i = 0; i < json_object_array_length(sorted) && (int64_t) i < count; i++) {
+                json_object *job = json_object_array_get_idx(sorted, i);
+                const char *name = str_member(job, "name");
+
+                if (name)
+                        json_object_object_add(map, name, copy(job));
+        }
+        json_object_put(sorted);
+        json_object_object_add(o, "jobs", map);
+        mark_freshness(o, age_s, stale);
+        call_reply(c, o);
+}
+
+/* manager.get_last_jobs: the most recent `count` jobs by creation time, name → job. */
+static int method_get_last_jobs(Call *c, json_object *params) {
+        CountOp *k = op_new(c, sizeof(CountOp));
+        CacheRead read = read_all_jobs(c->server, false);
+
+        if (!k)
+                return -ENOMEM;
+        k->count = json_object_get_int64(json_object_object_get(params, "count"));
+        return op_cache_get(&k->op, &read, on_last_jobs);
+}
+
+/* ---- get_last_results -------------------------------------------------------------- */
+
+typedef struct ResultsOp ResultsOp;
+
+typedef struct ResultSlot {
+        ResultsOp *parent;
+        CacheWaiter *waiter;
+        json_object *entry;    /* {"job", "display_name", "kind", "results"|"error"} */
+        bool done;
+} ResultSlot;
+
+struct ResultsOp {
+        Op op;
+        int64_t count;
+        ResultSlot *slots;
+        size_t n_slots, n_pending;
+        double age_s;
+        bool stale;
+};
+
+/* Releases the slots (cancelling their waiters). */
+static void results_cleanup(Op *op) {
+        ResultsOp *r = (ResultsOp *) op;
+
+        for (size_t i = 0; i < r->n_slots; i++) {
+                cache_waiter_cancel(r->slots[i].waiter);
+                json_object_put(r->slots[i].entry);
+        }
+        free(r->slots);
+}
+
+/* Replies once every slot is done. */
+static void results_maybe_finish(ResultsOp *r) {
+        json_object *list, *o;
+        Call *c;
+
+        if (r->n_pending > 0)
+                return;
+        list = json_object_new_array();
+        o = json_object_new_object();
+        for (size_t i = 0; list && i < r->n_slots; i++) {
+                json_object_array_add(list, r->slots[i].entry);
+                r->slots[i].entry = NULL;
+        }
+        if (o && list) {
+                json_object_object_add(o, "results", list);
+                mark_freshness(o, r->age_s, r->stale);
+        } else {
+                json_object_put(list);
+                json_object_put(o);
+                o = NULL;
+        }
+        c = op_finish(&r->op);
+        if (!o)
+                call_reply_errno(c, -ENOMEM, NULL);
+        else
+                call_reply(c, o);
+}
+
+/* The results of one job arrived. */
+static void on_job_results(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        ResultSlot *slot = userdata;
+        ResultsOp *r = slot->parent;
+
+        (void) age_s;
+        slot->waiter = NULL;
+        slot->done = true;
+        r->stale = r->stale || stale;
+        if (err) {
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "code", json_object_new_int(err->code));
+                json_object_object_add(e, "name", json_object_new_string(rpc_error_info(err->code)->name));
+                json_object_object_add(e, "message", json_object_new_string(strna(err->message)));
+                if (err->status > 0)
+                        json_object_object_add(e, "status", json_object_new_int64(err->status));
+                json_object_object_add(slot->entry, "error", e);
+        } else
+                json_object_object_add(slot->entry, "results", copy(value));
+        r->n_pending--;
+        results_maybe_finish(r);
+}
+
+/* Results of a finished job never change. */
+static bool always_final(json_object *value) {
+        (void) value;
+        return true;
+}
+
+/* The job list arrived for get_last_results: fetch each job's results. */
+static void on_last_results_jobs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        ResultsOp *r = userdata;
+        json_object *jobs, *sorted;
+        size_t n;
+
+        r->op.waiter = NULL;
+        if (err) {
+                reply_api_error(op_finish(&r->op), err);
+                return;
+        }
+        jobs = jobs_array(value);
+        if (!jobs) {
+                reply_bad_shape(op_finish(&r->op), "GET /jobs");
+                return;
+        }
+        r->age_s = age_s;
+        r->stale = stale;
+        sorted = sorted_jobs(jobs);
+        n = sorted ? MIN(json_object_array_length(sorted), (size_t) r->count) : 0;
+        r->slots = calloc(n ? n : 1, sizeof(ResultSlot));
+        if (!sorted || !r->slots) {
+                json_object_put(sorted);
+                call_reply_errno(op_finish(&r->op), -ENOMEM, NULL);
+                return;
+        }
+        r->n_slots = n;
+        r->n_pending = n + 1; /* held until every request is started */
+        for (size_t i = 0; i < n; i++) {
+                json_object *job = json_object_array_get_idx(sorted, i);
+                const char *name = str_member(job, "name");
+                _cleanup_free_ char *esc = api_escape(name ?: ""), *path = NULL, *key = NULL;
+                ResultSlot *slot = &r->slots[i];
+                CacheRead read;
+                int q;
+
+                slot->parent = r;
+                slot->entry = json_object_new_object();
+                json_object_object_add(slot->entry, "job", json_object_new_string(name ?: ""));
+                json_object_object_add(slot->entry, "display_name",
+                                       json_object_get(json_object_object_get(job, "display_name")));
+                json_object_object_add(slot->entry, "kind", json_object_get(json_object_object_get(job, "kind")));
+                json_object_object_add(slot->entry, "status", json_object_get(json_object_object_get(job, "status")));
+                if (!esc || asprintf(&path, "/results/%s", esc) < 0 || asprintf(&key, "GET %s", path) < 0) {
+                        slot->done = true;
+                        json_object_object_add(slot->entry, "error", json_object_new_string("out of memory"));
+                        continue;
+                }
+                r->n_pending++;
+                read = read_of(r->op.server, key, path, "GET /results/{job}", 0);
+                read.is_final = always_final;
+                q = cache_get(r->op.server->cache, &read, on_job_results, slot, &slot->waiter);
+                if (q < 0) {
+                        r->n_pending--;
+                        slot->done = true;
+                        json_object_object_add(slot->entry, "error", json_object_new_string(strerror(-q)));
+                }
+        }
+        json_object_put(sorted);
+        r->n_pending--;
+        results_maybe_finish(r);
+}
+
+/* manager.get_last_results: the results of the most recent `count` jobs. */
+static int method_get_last_results(Call *c, json_object *params) {
+        ResultsOp *r = op_new(c, sizeof(ResultsOp));
+        CacheRead read = read_all_jobs(c->server, false);
+
+        if (!r)
+                return -ENOMEM;
+        r->op.cleanup = results_cleanup;
+        r->count = json_object_get_int64(json_object_object_get(params, "count"));
+        return op_cache_get(&r->op, &read, on_last_results_jobs);
+}
+
+/* ---- runs by name ------------------------------------------------------------------ */
+
+/* Groups the jobs named `name` (advice excluded) by set_name, groups sorted by their newest
+ * created_at, newest first: [{"set_name", "created_at", "jobs": [...]}]. New reference. */
+json_object *manager_find_runs(json_object *jobs, const char *name) {
+        json_object *groups = json_object_new_object(), *runs = json_object_new_array(), **v;
+        size_t n_groups = 0, n = json_object_array_length(jobs), k = 0;
+
+        if (!groups || !runs) {
+                json_object_put(groups);
+                json_object_put(runs);
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *job = json_object_array_get_idx(jobs, i), *g, *list;
+                const char *dn = str_member(job, "display_name"), *kind = str_member(job, "kind"),
+                           *set = str_member(job, "set_name");
+
+                if (!dn || !set || !streq(dn, name) || streq_ptr(kind, "advice"))
+                        continue;
+                if (!json_object_object_get_ex(groups, set, &g)) {
+                        g = json_object_new_object();
+                        json_object_object_add(g, "set_name", json_object_new_string(set));
+                        json_object_object_add(g, "jobs", json_object_new_array());
+                        json_object_object_add(groups, set, g);
+                        n_groups++;
+                }
+                list = json_object_object_get(g, "jobs");
+                json_object_array_add(list, copy(job));
+        }
+        v = calloc(n_groups ? n_groups : 1, sizeof(json_object *));
+        if (!v) {
+                json_object_put(groups);
+                json_object_put(runs);
+                return NULL;
+        }
+        json_object_object_foreach(groups, key, g) {
+                json_object *list = json_object_object_get(g, "jobs"), *newest = NULL;
+                double best = -1;
+
+                (void) key;
+                for (size_t i = 0; i < json_object_array_length(list); i++) {
+                        json_object *job = json_object_array_get_idx(list, i);
+                        double t = job_time(job);
+
+                        if (t > best) {
+                                best = t;
+                                newest = job;
+                        }
+                }
+                json_object_object_add(g, "created_at", json_object_get(json_object_object_get(newest, "created_at")));
+                v[k++] = g;
+        }
+        /* cmp_newest_first reads created_at, which each group now carries */
+        qsort(v, k, sizeof(json_object *), cmp_newest_first);
+        for (size_t i = 0; i < k; i++)
+                json_object_array_add(runs, json_object_get(v[i]));
+        free(v);
+        json_object_put(groups);
+        return runs;
+}
+
+typedef struct NameOp {
+        Op op;
+        char *name;
+} NameOp;
+
+/* Releases the name. */
+static void name_cleanup(Op *op) {
+        free(((NameOp *) op)->name);
+}
+
+/* The job list arrived for find_ids_by_name. */
+static void on_find_runs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        NameOp *k = userdata;
+        _cleanup_free_ char *name = TAKE_PTR(k->name);
+        Call *c = op_finish(&k->op);
+        json_object *jobs, *runs, *o;
+
+        if (err) {
+                reply_api_error(c, err);
+                return;
+        }
+        jobs = jobs_array(value);
+        if (!jobs) {
+                reply_bad_shape(c, "GET /jobs");
+                return;
+        }
+        runs = manager_find_runs(jobs, name);
+        o = json_object_new_object();
+        if (!runs || !o) {
+                json_object_put(runs);
+                json_object_put(o);
+                call_reply_errno(c, -ENOMEM, NULL);
+                return;
+        }
+        json_object_object_add(o, "runs", runs);
+        mark_freshness(o, age_s, stale);
+        call_reply(c, o);
+}
+
+/* manager.find_ids_by_name: runs with that display name, newest first. */
+static int method_find_ids_by_name(Call *c, json_object *params) {
+        NameOp *k = op_new(c, sizeof(NameOp));
+        CacheRead read = read_all_jobs(c->server, false);
+
+        if (!k)
+                return -ENOMEM;
+        k->op.cleanup = name_cleanup;
+        k->name = strdup(str_member(params, "set_name"));
+        if (!k->name)
+                return op_start_failed(&k->op, -ENOMEM);
+        return op_cache_get(&k->op, &read, on_find_runs);
+}
+
+/* ---- deletion ---------------------------------------------------------------------- */
+
+typedef struct DeleteOp {
+        Op op;
+        char **names;
+        size_t n_names, next;
+        json_object *deleted;    /* [JobResponse] */
+        json_object *failed;     /* [name] */
+        json_object *errors;     /* [{"job_names", "error"}] */
+        size_t batches;
+} DeleteOp;
+
+/* Releases the deletion state. */
+static void delete_cleanup(Op *op) {
+        DeleteOp *d = (DeleteOp *) op;
+
+        for (size_t i = 0; i < d->n_names; i++)
+                free(d->names[i]);
+        free(d->names);
+        json_object_put(d->deleted);
+        json_object_put(d->failed);
+        json_object_put(d->errors);
+}
+
+static void delete_next_batch(DeleteOp *d);
+
+/* One bulk-delete answer arrived: merge it, go on with the next batch. */
+static void on_bulk_deleted(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        DeleteOp *d = userdata;
+        size_t start = d->next, end = MIN(d->next + BULK_DELETE_MAX, d->n_names);
+        json_object *dj, *fj;
+
+        d->op.req = NULL;
+        d->batches++;
+        if (err || !json_object_object_get_ex(resp->json, "deleted_jobs", &dj) ||
+            !json_object_object_get_ex(resp->json, "failed_jobs", &fj) ||
+            !json_object_is_type(dj, json_type_array) || !json_object_is_type(fj, json_type_array)) {
+                /* the batch failed as a whole: its names are failed, with the reason */
+                json_object *e = json_object_new_object(), *names = json_object_new_array();
+
+                for (size_t i = start; i < end; i++) {
+                        json_object_array_add(d->failed, json_object_new_string(d->names[i]));
+                        json_object_array_add(names, json_object_new_string(d->names[i]));
+                }
+                json_object_object_add(e, "job_names", names);
+                json_object_object_add(e, "code", json_object_new_int(err ? err->code : RPC_UPSTREAM_BAD_RESPONSE));
+                json_object_object_add(e, "name", json_object_new_string(
+                                               rpc_error_info(err ? err->code : RPC_UPSTREAM_BAD_RESPONSE)->name));
+                json_object_object_add(e, "message", json_object_new_string(
+                                               err ? strna(err->message) : "unexpected answer to POST /jobs/bulk-delete"));
+                if (err && err->status > 0)
+                        json_object_object_add(e, "status", json_object_new_int64(err->status));
+                json_object_array_add(d->errors, e);
+                log_ctx(LOG_WARNING, &d->op.call->log, "Bulk deletion of %zu job(s) failed: %s", end - start,
+                        err ? strna(err->message) : "unexpected answer");
+        } else {
+                for (size_t i = 0; i < json_object_array_length(dj); i++)
+                        json_object_array_add(d->deleted, copy(json_object_array_get_idx(dj, i)));
+                for (size_t i = 0; i < json_object_array_length(fj); i++)
+                        json_object_array_add(d->failed, copy(json_object_array_get_idx(fj, i)));
+        }
+        d->next = end;
+        delete_next_batch(d);
+}
+
+/* Sends the next batch, or replies when all were sent. */
+static void delete_next_batch(DeleteOp *d) {
+        Server *s = d->op.server;
+        json_object *body, *names, *o;
+        ApiCall call;
+        Call *c;
+        int r;
+
+        if (d->next >= d->n_names) {
+                cache_invalidate(s->cache, "GET /jobs");
+                cache_invalidate(s->cache, "GET /results/");
+                o = json_object_new_object();
+                if (o) {
+                        json_object_object_add(o, "deleted_jobs", TAKE_PTR(d->deleted));
+                        json_object_object_add(o, "failed_jobs", TAKE_PTR(d->failed));
+                        json_object_object_add(o, "errors", TAKE_PTR(d->errors));
+                        json_object_object_add(o, "batches", json_object_new_int64((int64_t) d->batches));
+                }
+                c = op_finish(&d->op);
+                if (!o)
+                        call_reply_errno(c, -ENOMEM, NULL);
+                else
+                        call_reply(c, o);
+                return;
+        }
+        body = json_object_new_object();
+        names = json_object_new_array();
+        for (size_t i = d->next; names && i < MIN(d->next + BULK_DELETE_MAX, d->n_names); i++)
+                json_object_array_add(names, json_object_new_string(d->names[i]));
+        json_object_object_add(body, "job_names", names);
+        call = (ApiCall){ .method = UPSTREAM_POST, .path = "/jobs/bulk-delete", .json = body,
+                          .label = "POST /jobs/bulk-delete" };
+        r = api_start(s->api, &call, on_bulk_deleted, d, &d->op.req);
+        json_object_put(body);
+        if (r < 0) {
+                c = op_finish(&d->op);
+                call_reply_errno(c, r, "Cannot send the deletion: %m");
+        }
+}
+
+/* Starts deleting `names` (borrowed strings) for the call, in batches of 100. */
+static int delete_start(Call *c, DeleteOp *d, json_object *names_array) {
+        size_t n = json_object_array_length(names_array);
+
+        d->op.cleanup = delete_cleanup;
+        d->names = calloc(n ? n : 1, sizeof(char *));
+        d->deleted = json_object_new_array();
+        d->failed = json_object_new_array();
+        d->errors = json_object_new_array();
+        if (!d->names || !d->deleted || !d->failed || !d->errors)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                d->names[i] = strdup(json_object_get_string(json_object_array_get_idx(names_array, i)));
+                if (!d->names[i])
+                        return -ENOMEM;
+                d->n_names++;
+        }
+        (void) c;
+        delete_next_batch(d);
+        return 0;
+}
+
+/* manager.delete_jobs: bulk deletion in batches of 100, results merged. */
+static int method_delete_jobs(Call *c, json_object *params) {
+        DeleteOp *d = op_new(c, sizeof(DeleteOp));
+        int r;
+
+        if (!d)
+                return -ENOMEM;
+        r = delete_start(c, d, json_object_object_get(params, "job_names"));
+        return r < 0 ? op_start_failed(&d->op, r) : 0;
+}
+
+/* Collects the names of a run's jobs into a new array. */
+static json_object *job_names(json_object *jobs) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < json_object_array_length(jobs); i++) {
+                const char *n = str_member(json_object_array_get_idx(jobs, i), "name");
+
+                if (n)
+                        json_object_array_add(a, json_object_new_string(n));
+        }
+        return a;
+}
+
+typedef struct DeleteByOp {
+        DeleteOp del;
+        char *key;     /* display name or set id */
+} DeleteByOp;
+
+/* Releases the lookup key and the deletion state. */
+static void delete_by_cleanup(Op *op) {
+        free(((DeleteByOp *) op)->key);
+        delete_cleanup(op);
+}
+
+/* The fresh job list arrived for delete_job: exactly one run, or an explanation. */
+static void on_delete_job_runs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        DeleteByOp *k = userdata;
+        json_object *jobs, *runs, *names;
+        Call *c = k->del.op.call;
+        size_t n;
+        int r;
+
+        (void) age_s;
+        k->del.op.waiter = NULL;
+        if (err) {
+                reply_api_error(op_finish(&k->del.op), err);
+                return;
+        }
+        if (stale) {
+                /* never delete from a stale picture */
+                call_reply_errorf(op_finish(&k->del.op), RPC_UPSTREAM_UNREACHABLE, NULL,
+                                  "The Avatar server is unreachable; nothing was deleted");
+                return;
+        }
+        jobs = jobs_array(value);
+        runs = jobs ? manager_find_runs(jobs, k->key) : NULL;
+        if (!runs) {
+                reply_bad_shape(op_finish(&k->del.op), "GET /jobs");
+                return;
+        }
+        n = json_object_array_length(runs);
+        if (n == 0) {
+                json_object_put(runs);
+                call_reply_errorf(op_finish(&k->del.op), RPC_NOT_FOUND, NULL,
+                                  "No jobs found for display name '%s'", k->key);
+                return;
+        }
+        if (n > 1) {
+                json_object *data = json_object_new_object(), *cands = json_object_new_array();
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&text, &len);
+
+                for (size_t i = 0; i < n; i++) {
+                        json_object *run = json_object_array_get_idx(runs, i), *cand = json_object_new_object(),
+                                    *callobj = json_object_new_object(), *p = json_object_new_object();
+                        const char *set = str_member(run, "set_name");
+
+                        json_object_object_add(cand, "set_name", json_object_new_string(set));
+                        json_object_object_add(cand, "created_at", json_object_get(json_object_object_get(run, "created_at")));
+                        json_object_object_add(cand, "jobs", json_object_new_int64(
+                                                       (int64_t) json_object_array_length(json_object_object_get(run, "jobs"))));
+                        json_object_object_add(p, "id", json_object_new_string(set));
+                        json_object_object_add(callobj, "method", json_object_new_string("manager.delete_job_by_id"));
+                        json_object_object_add(callobj, "params", p);
+                        json_object_object_add(cand, "call", callobj);
+                        json_object_array_add(cands, cand);
+                        if (f)
+                                fprintf(f, "\n  manager.delete_job_by_id {\"id\": \"%s\"}  (avatarctl runs delete --id %s)",
+                                        set, set);
+                }
+                if (f)
+                        fclose(f);
+                json_object_object_add(data, "candidates", cands);
+                json_object_put(runs);
+                call_reply_errorf(op_finish(&k->del.op), RPC_AMBIGUOUS, data,
+                                  "Multiple runs found for display name '%s'. Delete the desired run by id:%s",
+                                  k->key, strna(text));
+                return;
+        }
+        names = job_names(json_object_object_get(json_object_array_get_idx(runs, 0), "jobs"));
+        json_object_put(runs);
+        if (!names) {
+                call_reply_errno(op_finish(&k->del.op), -ENOMEM, NULL);
+                return;
+        }
+        r = delete_start(c, &k->del, names);
+        json_object_put(names);
+        if (r < 0)
+                call_reply_errno(op_finish(&k->del.op), r, NULL);
+}
+
+/* manager.delete_job: delete all jobs of the one run with that display name. */
+static int method_delete_job(Call *c, json_object *params) {
+        DeleteByOp *k = op_new(c, sizeof(DeleteByOp));
+        CacheRead read = read_all_jobs(c->server, true);
+
+        if (!k)
+                return -ENOMEM;
+        k->del.op.cleanup = delete_by_cleanup;
+        k->key = strdup(str_member(params, "name"));
+        if (!k->key)
+                return op_start_failed(&k->del.op, -ENOMEM);
+        return op_cache_get(&k->del.op, &read, on_delete_job_runs);
+}
+
+/* The run's jobs arrived for delete_job_by_id. */
+static void on_delete_by_id_jobs(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        DeleteByOp *k = userdata;
+        Call *c = k->del.op.call;
+        json_object *jobs, *names, *filtered;
+        int r;
+
+        k->del.op.req = NULL;
+        if (err) {
+                reply_api_error(op_finish(&k->del.op), err);
+                return;
+        }
+        jobs = jobs_array(resp->json);
+        if (!jobs) {
+                reply_bad_shape(op_finish(&k->del.op), "GET /jobs");
+                return;
+        }
+        /* the server filters by set_name; filter again so a lenient server cannot widen it */
+        filtered = json_object_new_array();
+        for (size_t i = 0; filtered && i < json_object_array_length(jobs); i++) {
+                json_object *job = json_object_array_get_idx(jobs, i);
+                const char *set = str_member(job, "set_name");
+
+                if (set && strcasecmp(set, k->key) == 0)
+                        json_object_array_add(filtered, json_object_get(job));
+        }
+        names = filtered ? job_names(filtered) : NULL;
+        json_object_put(filtered);
+        if (!names) {
+                call_reply_errno(op_finish(&k->del.op), -ENOMEM, NULL);
+                return;
+        }
+        r = delete_start(c, &k->del, names);
+        json_object_put(names);
+        if (r < 0)
+                call_reply_errno(op_finish(&k->del.op), r, NULL);
+}
+
+/* manager.delete_job_by_id: delete all jobs of a run id. */
+static int method_delete_job_by_id(Call *c, json_object *params) {
+        DeleteByOp *k = op_new(c, sizeof(DeleteByOp));
+        _cleanup_free_ char *path = NULL, *id = NULL;
+        ApiCall call;
+
+        if (!k)
+                return -ENOMEM;
+        k->del.op.cleanup = delete_by_cleanup;
+        k->key = strdup(str_member(params, "id"));
+        id = k->key ? api_escape(k->key) : NULL;
+        if (!id || asprintf(&path, "/jobs?set_name=%s", id) < 0)
+                return op_start_failed(&k->del.op, -ENOMEM);
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /jobs" };
+        return op_api_start(&k->del.op, &call, on_delete_by_id_jobs);
+}
+
+const MethodDef methods_manager[] = {
+        { "manager.get_health", method_get_health, 0 },
+        { "manager.verify_compatibility", method_verify_compatibility, 0 },
+        { "manager.authenticate", method_authenticate, METHOD_MUTATING },
+        { "manager.forgotten_password", method_forgotten_password, METHOD_MUTATING },
+        { "manager.reset_password", method_reset_password, METHOD_MUTATING },
+        { "manager.create_api_key", method_create_api_key, METHOD_MUTATING },
+        { "manager.list_api_keys", method_list_api_keys, 0 },
+        { "manager.revoke_api_key", method_revoke_api_key, METHOD_MUTATING },
+        { "manager.get_jobs", method_get_jobs, 0 },
+        { "manager.get_job", method_get_job, 0 },
+        { "manager.get_last_jobs", method_get_last_jobs, 0 },
+        { "manager.get_last_results", method_get_last_results, 0 },
+        { "manager.find_ids_by_name", method_find_ids_by_name, 0 },
+        { "manager.delete_job", method_delete_job, METHOD_MUTATING },
+        { "manager.delete_job_by_id", method_delete_job_by_id, METHOD_MUTATING },
+        { "manager.delete_jobs", method_delete_jobs, METHOD_MUTATING },
+        {}
+};
