@@ -1375,6 +1375,7 @@ static void delete_by_cleanup(Op *op) {
 /* The fresh job list arrived for delete_job: exactly one run, or an explanation. */
 static void on_delete_job_runs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
         DeleteByOp *k = userdata;
+        _cleanup_free_ char *key = TAKE_PTR(k->key); /* op_finish() frees k: keep the name */
         json_object *jobs, *runs, *names;
         Call *c = k->del.op.call;
         size_t n;
@@ -1393,7 +1394,7 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
                 return;
         }
         jobs = jobs_array(value);
-        runs = jobs ? manager_find_runs(jobs, k->key) : NULL;
+        runs = jobs ? manager_find_runs(jobs, key) : NULL;
         if (!runs) {
                 reply_bad_shape(op_finish(&k->del.op), "GET /jobs");
                 return;
@@ -1402,7 +1403,7 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
         if (n == 0) {
                 json_object_put(runs);
                 call_reply_errorf(op_finish(&k->del.op), RPC_NOT_FOUND, NULL,
-                                  "No jobs found for display name '%s'", k->key);
+                                  "No jobs found for display name '%s'", key);
                 return;
         }
         if (n > 1) {
@@ -1435,7 +1436,7 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
                 json_object_put(runs);
                 call_reply_errorf(op_finish(&k->del.op), RPC_AMBIGUOUS, data,
                                   "Multiple runs found for display name '%s'. Delete the desired run by id:%s",
-                                  k->key, strna(text));
+                                  key, strna(text));
                 return;
         }
         names = job_names(json_object_object_get(json_object_array_get_idx(runs, 0), "jobs"));
