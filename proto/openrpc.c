@@ -20,6 +20,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -97,10 +98,26 @@ typedef struct SchemaProperty {
         Schema *schema;
 } SchemaProperty;
 
+/* A JSON number as json-c holds it: int64, uint64 (only above INT64_MAX) or double. Numbers
+ * are compared exactly across the three kinds, without going through a wider floating type
+ * (long double is no wider than double on some platforms, and under valgrind). */
+typedef enum NumberKind {
+        NUMBER_INT,
+        NUMBER_UINT,
+        NUMBER_DOUBLE,
+} NumberKind;
+
+typedef struct Number {
+        NumberKind kind;
+        int64_t i;
+        uint64_t u;
+        double d;
+} Number;
+
 /* A numeric bound: its value for comparisons and the document's value for messages. */
 typedef struct NumberBound {
         json_object *json; /* NULL when the keyword is absent */
-        long double value;
+        Number value;
 } NumberBound;
 
 typedef struct SizeBound {
@@ -333,23 +350,66 @@ static bool json_is_number(json_object *v) {
         return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
 }
 
-/* The value of a number, exact for every int64 and uint64 where long double has 64 bits of
- * mantissa (x86-64) or more (aarch64). */
-static long double number_value(json_object *v) {
+/* Reads a json-c number. */
+static Number number_of(json_object *v) {
         if (json_object_is_type(v, json_type_int)) {
                 int64_t i = json_object_get_int64(v);
 
-                /* json-c keeps integers above INT64_MAX as uint64. */
-                if (i == INT64_MAX)
-                        return (long double) json_object_get_uint64(v);
-                return (long double) i;
+                /* json-c keeps integers above INT64_MAX as uint64 (get_int64 clamps them). */
+                if (i == INT64_MAX && json_object_get_uint64(v) > (uint64_t) INT64_MAX)
+                        return (Number) { .kind = NUMBER_UINT, .u = json_object_get_uint64(v) };
+                return (Number) { .kind = NUMBER_INT, .i = i };
         }
-        return (long double) json_object_get_double(v);
+        return (Number) { .kind = NUMBER_DOUBLE, .d = json_object_get_double(v) };
 }
 
-/* Numeric equality without ==, so that -Wfloat-equal stays useful elsewhere. */
-static bool number_equal(long double a, long double b) {
-        return !(a < b) && !(a > b);
+/* Orders a double against an integer (int64 when !is_u, uint64 above INT64_MAX when is_u):
+ * -1, 0 or 1. NaN (which no parsed value holds) orders above everything. */
+static int compare_double_integer(double d, bool is_u, int64_t i, uint64_t u) {
+        double frac;
+        int64_t t;
+        uint64_t tu;
+
+        if (isnan(d) || d >= 18446744073709551616.0)
+                return 1;
+        if (d < -9223372036854775808.0)
+                return -1;
+        if (d >= 9223372036854775808.0) {
+                if (!is_u)
+                        return 1;
+                tu = (uint64_t) d; /* doubles this large are integers */
+                return tu < u ? -1 : tu > u;
+        }
+        if (is_u)
+                return -1;
+        /* Truncation is exact here, and so is the fraction left over. */
+        t = (int64_t) d;
+        if (t != i)
+                return t < i ? -1 : 1;
+        frac = d - (double) t;
+        return frac > 0 ? 1 : frac < 0 ? -1 : 0;
+}
+
+/* Orders two numbers exactly: -1, 0 or 1. */
+static int number_compare(const Number *a, const Number *b) {
+        if (a->kind == NUMBER_DOUBLE && b->kind == NUMBER_DOUBLE)
+                return a->d < b->d ? -1 : a->d > b->d;
+        if (a->kind == NUMBER_DOUBLE)
+                return compare_double_integer(a->d, b->kind == NUMBER_UINT, b->i, b->u);
+        if (b->kind == NUMBER_DOUBLE)
+                return -compare_double_integer(b->d, a->kind == NUMBER_UINT, a->i, a->u);
+        if (a->kind != b->kind)
+                return a->kind == NUMBER_UINT ? 1 : -1; /* a uint64 here is above every int64 */
+        if (a->kind == NUMBER_UINT)
+                return a->u < b->u ? -1 : a->u > b->u;
+        return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* Orders a json-c number against a bound. */
+static int number_compare_json(json_object *v, const Number *bound) {
+        Number n = number_of(v);
+
+        return number_compare(&n, bound);
 }
 
 /* The SchemaType bit of a value's own type (integer-valued doubles read as numbers). */
@@ -403,8 +463,11 @@ static bool value_has_type(json_object *v, unsigned types) {
 static bool json_equal(json_object *a, json_object *b, unsigned depth) {
         if (depth > OPENRPC_DOCUMENT_DEPTH_MAX)
                 return false;
-        if (json_is_number(a) && json_is_number(b))
-                return number_equal(number_value(a), number_value(b));
+        if (json_is_number(a) && json_is_number(b)) {
+                Number x = number_of(a), y = number_of(b);
+
+                return number_compare(&x, &y) == 0;
+        }
         if (json_object_get_type(a) != json_object_get_type(b))
                 return false;
 
@@ -468,22 +531,19 @@ static uint64_t json_hash(json_object *v, unsigned depth) {
         if (depth > OPENRPC_DOCUMENT_DEPTH_MAX)
                 return h;
         if (json_is_number(v)) {
-                long double x = number_value(v);
-                double d;
+                Number x = number_of(v);
 
                 h = hash_u64(h, 'n');
                 /* Integers hash by value whichever way json-c stored them. */
-                if (x >= -9223372036854775808.0L && x < 0) {
-                        int64_t i = (int64_t) x;
-                        if (number_equal((long double) i, x))
-                                return hash_u64(h, (uint64_t) i);
-                } else if (x >= 0 && x < 18446744073709551616.0L) {
-                        uint64_t u = (uint64_t) x;
-                        if (number_equal((long double) u, x))
-                                return hash_u64(h, u);
-                }
-                d = (double) x;
-                return hash_bytes(h, &d, sizeof(d));
+                if (x.kind == NUMBER_INT)
+                        return hash_u64(h, (uint64_t) x.i);
+                if (x.kind == NUMBER_UINT)
+                        return hash_u64(h, x.u);
+                if (double_is_int64(x.d))
+                        return hash_u64(h, (uint64_t) (int64_t) x.d);
+                if (x.d >= 9223372036854775808.0 && x.d < 18446744073709551616.0)
+                        return hash_u64(h, (uint64_t) x.d);
+                return hash_bytes(h, &x.d, sizeof(x.d));
         }
 
         switch (json_object_get_type(v)) {
@@ -598,7 +658,7 @@ static int keyword_size(json_object *v, SizeBound *ret, const char **error, cons
 static int keyword_number(json_object *v, NumberBound *ret, const char **error, const char *message) {
         if (!json_is_number(v))
                 return load_fail(error, message);
-        *ret = (NumberBound) { .json = v, .value = number_value(v) };
+        *ret = (NumberBound) { .json = v, .value = number_of(v) };
         return 0;
 }
 
@@ -1611,15 +1671,13 @@ static int validator_fail_bound(Validator *v, const char *op, json_object *bound
 
 /* Checks the numeric keywords. */
 static int validate_number(Validator *v, const Schema *s, json_object *value) {
-        long double x = number_value(value);
-
-        if (s->minimum.json && x < s->minimum.value)
+        if (s->minimum.json && number_compare_json(value, &s->minimum.value) < 0)
                 return validator_fail_bound(v, ">=", s->minimum.json);
-        if (s->exclusive_minimum.json && !(x > s->exclusive_minimum.value))
+        if (s->exclusive_minimum.json && number_compare_json(value, &s->exclusive_minimum.value) <= 0)
                 return validator_fail_bound(v, ">", s->exclusive_minimum.json);
-        if (s->maximum.json && x > s->maximum.value)
+        if (s->maximum.json && number_compare_json(value, &s->maximum.value) > 0)
                 return validator_fail_bound(v, "<=", s->maximum.json);
-        if (s->exclusive_maximum.json && !(x < s->exclusive_maximum.value))
+        if (s->exclusive_maximum.json && number_compare_json(value, &s->exclusive_maximum.value) >= 0)
                 return validator_fail_bound(v, "<", s->exclusive_maximum.json);
         return 0;
 }

@@ -269,6 +269,7 @@ static Suite *errors_suite(void) {
         return s;
 }
 
+/* Runs the suite; the exit status tells meson whether every check passed. */
 int main(void) {
         SRunner *sr = srunner_create(errors_suite());
         int failed;

@@ -568,6 +568,7 @@ static Suite *frame_suite(void) {
         return s;
 }
 
+/* Runs the suite; the exit status tells meson whether every check passed. */
 int main(void) {
         SRunner *sr = srunner_create(frame_suite());
         int failed;

@@ -13,12 +13,13 @@
 #include "macro.h"
 #include "protocol.h"
 
-/* Cleanup helpers. */
+/* Cleanup helper for json-c references. */
 static void jo_putp(json_object **p) {
         if (*p)
                 json_object_put(*p);
 }
 
+/* Cleanup helper for messages. */
 static void message_freep(JsonRpcMessage **m) {
         jsonrpc_message_free(*m);
 }
@@ -545,6 +546,9 @@ START_TEST(test_not_json) {
         parse_error("{\"jsonrpc\":\"2.0\",\"method\":\"m\",}");
         parse_error("{\"jsonrpc\":\"2.0\",\"method\":\"m\" /* c */}");
         parse_error("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":[TRUE]}");
+        /* valid JSON, but json-c would turn the name into "jsonrpc" */
+        parse_error("{\"jsonrpc\\u0000x\":\"2.0\",\"method\":\"m\"}");
+        parse_error("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{\"a\\u0000\" : 1}}");
         parse_error("");
         parse_error("   ");
         parse_error("\"unterminated");
@@ -751,6 +755,7 @@ static Suite *jsonrpc_suite(void) {
         return s;
 }
 
+/* Runs the suite; the exit status tells meson whether every check passed. */
 int main(void) {
         SRunner *sr = srunner_create(jsonrpc_suite());
         int failed;

@@ -22,12 +22,13 @@ extern const size_t test_openrpc_fixture_len;
 extern const char openrpc_document_text[];
 extern const size_t openrpc_document_text_len;
 
-/* Cleanup helpers. */
+/* Cleanup helper for json-c references. */
 static void jo_putp(json_object **p) {
         if (*p)
                 json_object_put(*p);
 }
 
+/* Cleanup helper for documents. */
 static void openrpc_freep(OpenRpc **o) {
         openrpc_free(*o);
 }
@@ -268,6 +269,9 @@ START_TEST(test_report) {
         invalid("test.report", "{'set_name':'abc','k':0}", "k", "", "invalid param 'k': must be >= 1");
         invalid("test.report", "{'set_name':'abc','ratio':0}", "ratio", "", "invalid param 'ratio': must be > 0");
         invalid("test.report", "{'set_name':'abc','ratio':-0.0}", "ratio", "", "invalid param 'ratio': must be > 0");
+        invalid("test.report", "{'set_name':'abc','ratio':-1e-300}", "ratio", "", "invalid param 'ratio': must be > 0");
+        valid("test.report", "{'set_name':'abc','ratio':1e-300,'options':{}}",
+              "{'set_name':'abc','report_language':'en','ratio':1e-300,'options':{},'note':null}");
         invalid("test.report", "{'set_name':'abc','ratio':1.5}", "ratio", "", "invalid param 'ratio': must be < 1.5");
         invalid("test.report", "{'set_name':'abc','ratio':'x'}", "ratio", "",
                 "invalid param 'ratio': expected number, got string");
@@ -374,6 +378,10 @@ START_TEST(test_kinds) {
               "{'labels':[9223372036854775807,18446744073709551615,9223372036854775806]}");
         invalid("test.kinds", "{'big':18446744073709551615}", "big", "",
                 "invalid param 'big': must be <= 9007199254740993");
+        /* integers and doubles compare exactly: 2^53 + 2 as a double is above 2^53 + 1 */
+        invalid("test.kinds", "{'big':9007199254740994.0}", "big", "",
+                "invalid param 'big': must be <= 9007199254740993");
+        valid("test.kinds", "{'big':9007199254740992.0}", "{'big':9007199254740992.0}");
 
         invalid("test.kinds", "{'mode':'slow'}", "mode", "", "invalid param 'mode': must be \"fast\"");
         invalid("test.kinds", "{'value':true}", "value", "", "invalid param 'value': expected string or integer, got boolean");
@@ -791,6 +799,7 @@ static Suite *openrpc_suite(void) {
         return s;
 }
 
+/* Runs the suite; the exit status tells meson whether every check passed. */
 int main(void) {
         SRunner *sr = srunner_create(openrpc_suite());
         int failed;
