@@ -27,6 +27,22 @@
  * returned. A start issued from there defers curl_multi_add_handle() to the request's timer,
  * because libcurl refuses multi calls from inside its callbacks.
  *
+ * Policy (avatar-api.md §7.2, bounded):
+ *   - network failures (connect, resolve, reset, empty reply, partial body, HTTP/2 stream
+ *     errors, TLS handshake resets, an attempt timeout before the deadline) are retried for
+ *     idempotent requests only, with full-jitter exponential backoff, at most
+ *     max_network_attempts attempts, never past the deadline; a consumed streaming body is
+ *     repeated only through its rewind callback;
+ *   - 429 is repeated for any method after max(1 s, Retry-After or the body's retry_after),
+ *     at most max_rate_limit_retries times; a longer wait is handed back as status 429;
+ *   - any other status is handed back as is;
+ *   - the circuit breaker counts logical requests, not attempts: a request that finally fails
+ *     at the network level is one failure, any HTTP answer is a success. The half-open trial
+ *     makes a single attempt so that it decides quickly.
+ * libcurl itself resends a request once when a reused keep-alive connection turns out to be
+ * dead before any response byte (for every method, as HTTP clients do); that is not counted
+ * as an attempt here.
+ *
  * curl_global_init() runs once, in the first upstream_new(); curl_global_cleanup() is left to
  * process exit, since other code in the process may use libcurl as well.
  */
