@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -626,6 +627,12 @@ int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len) {
 json_object *json_new_rounded(double v, int decimals) {
         char buf[64];
 
-        snprintf(buf, sizeof(buf), "%.*f", CLAMP(decimals, 0, 9), v);
+        /* JSON has no NaN or infinity, and "%f" of a huge value would not fit the buffer (a
+         * cut text would be another number): those go out as 0 and in json-c's own form. */
+        if (isnan(v) || isinf(v))
+                v = 0;
+        if (v >= 1e15 || v <= -1e15)
+                return json_object_new_double(v);
+        (void) snprintf(buf, sizeof(buf), "%.*f", CLAMP(decimals, 0, 9), v);
         return json_object_new_double_s(strtod(buf, NULL), buf);
 }

@@ -111,5 +111,6 @@ int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_obj
 
 /* A JSON number for a measured quantity, printed with `decimals` digits after the point
  * (e.g. seconds to the millisecond) instead of double noise such as 0.0648569999. New
- * reference or NULL on OOM. */
+ * reference or NULL on OOM. `decimals` is clamped to 0..9; NaN and infinities (which JSON
+ * cannot carry) become 0; magnitudes of 1e15 and more use json-c's default form. */
 json_object *json_new_rounded(double v, int decimals);

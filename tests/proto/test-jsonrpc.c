@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "errors.h"
@@ -701,6 +702,36 @@ START_TEST(test_round_trip) {
 }
 END_TEST
 
+START_TEST(test_rounded) {
+        static const struct {
+                double v;
+                int decimals;
+                const char *text;
+        } cases[] = {
+                { 0.0648569999, 3, "0.065" },
+                { 12.5, 0, "12" },
+                { 1.0 / 3.0, 20, "0.333333333" },
+                { -2.0, 2, "-2.00" },
+                { 7.25, -1, "7" },
+                { NAN, 3, "0.000" },
+                { INFINITY, 1, "0.0" },
+                { 1e300, 3, "1.0000000000000001e+300" }, /* json-c prints 17 digits */
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_json_ json_object *o = json_new_rounded(cases[i].v, cases[i].decimals);
+                _cleanup_json_ json_object *back = NULL;
+                const char *s;
+
+                ck_assert_ptr_nonnull(o);
+                s = json_object_to_json_string_ext(o, JSONRPC_WIRE_FLAGS);
+                ck_assert_str_eq(s, cases[i].text);
+                /* always valid JSON */
+                ck_assert_int_eq(json_parse_strict(s, strlen(s), 4, &back), 0);
+        }
+}
+END_TEST
+
 /* The jsonrpc suite. */
 static Suite *jsonrpc_suite(void) {
         Suite *s = suite_create("jsonrpc");
@@ -750,6 +781,7 @@ static Suite *jsonrpc_suite(void) {
         tcase_add_test(tc, test_serialize_keys_and_null);
         tcase_add_test(tc, test_builders);
         tcase_add_test(tc, test_round_trip);
+        tcase_add_test(tc, test_rounded);
         suite_add_tcase(s, tc);
 
         return s;
