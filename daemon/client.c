@@ -495,6 +495,13 @@ static void handle_readable(Client *c, evutil_socket_t fd, short what) {
         (void) fd;
         (void) what;
         r = frame_decoder_reserve(c->decoder, READ_CHUNK, &p, &avail);
+        if (r == -ENOBUFS) {
+                /* the buffer holds complete frames not taken yet (fairness cap, backpressure):
+                 * stop reading until processing has consumed them */
+                client_pause_reading(c);
+                client_schedule_resume(c);
+                return;
+        }
         if (r == -EMSGSIZE) {
                 /* the buffer holds an unterminated line at the limit: report and close */
                 client_process_frames(c);

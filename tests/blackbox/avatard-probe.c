@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #define TIMEOUT_MS 10000
+#define STRLEN(s) (sizeof(s) - 1)
 #define LINE_MAX_BYTES (8u * 1024u * 1024u)
 #define SENTINEL "{\"jsonrpc\":\"2.0\",\"method\":\"daemon.ping\",\"params\":{\"echo\":\"__sentinel__\"},\"id\":\"__sentinel__\"}"
 
@@ -547,6 +548,40 @@ static int cmd_stall(const char *sock) {
         return 0;
 }
 
+/* N notifications in one burst (many frames per read, more than the decoder holds), then a
+ * request: the request is answered and the connection stays up. */
+static int cmd_burst(const char *sock, int n) {
+        static const char note[] = "{\"jsonrpc\":\"2.0\",\"method\":\"daemon.ping\"}\n";
+        Conn c = { .fd = connect_unix(sock, false) };
+        size_t len = (size_t) n * STRLEN(note);
+        char *buf = malloc(len), *reply = NULL;
+        int r;
+
+        if (c.fd < 0 || !buf)
+                return 1;
+        for (int i = 0; i < n; i++)
+                memcpy(buf + (size_t) i * STRLEN(note), note, STRLEN(note));
+        r = send_all(c.fd, buf, len, NULL, 0);
+        free(buf);
+        if (r < 0) {
+                fprintf(stderr, "send failed: %s\n", strerror(-r));
+                return 1;
+        }
+        if (!ping_ok(&c)) {
+                fprintf(stderr, "no answer after a burst of %d notifications\n", n);
+                return 1;
+        }
+        r = read_line(&c, 200, &reply);
+        if (r > 0) {
+                fprintf(stderr, "a notification was answered: %s\n", reply);
+                return 1;
+        }
+        printf("%d notifications (%zu bytes) in one burst, then a request answered\n", n, len);
+        close(c.fd);
+        free(c.buf);
+        return 0;
+}
+
 /* Holds N idle connections for SECONDS. */
 static int cmd_hold(const char *sock, int n, int seconds) {
         int *fds = calloc((size_t) n, sizeof(int));
@@ -578,6 +613,8 @@ int main(int argc, char *argv[]) {
                 return cmd_oversize(argv[2], strtoul(argv[3], NULL, 10));
         if (argc >= 3 && strcmp(argv[1], "stall") == 0)
                 return cmd_stall(argv[2]);
+        if (argc >= 4 && strcmp(argv[1], "burst") == 0)
+                return cmd_burst(argv[2], atoi(argv[3]));
         if (argc >= 5 && strcmp(argv[1], "hold") == 0)
                 return cmd_hold(argv[2], atoi(argv[3]), atoi(argv[4]));
         fprintf(stderr, "usage: avatard-probe script|flood|fds|oversize|stall|hold SOCKET ...\n");

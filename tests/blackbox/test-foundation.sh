@@ -52,6 +52,7 @@ check "protocol edges (ids, CRLF, UTF-8, depth, batches)" "$PROBE" script "$SOCK
 # --- abuse ------------------------------------------------------------------------
 check "an oversize frame closes only that connection" "$PROBE" oversize "$SOCK" $((1024 * 1024 + 100))
 check "a connection stalled mid-line does not delay others" "$PROBE" stall "$SOCK"
+check "a burst of 100,000 notifications (more than one buffer of frames) is absorbed" "$PROBE" burst "$SOCK" 100000
 ulimit -n 4096 2>/dev/null || true
 check "1,000 concurrent connections all get their answers" "$PROBE" flood "$SOCK" 1000
 
