@@ -296,8 +296,13 @@ json_object *job_to_json(const Job *j) {
         json_object_object_add(o, "done", json_object_new_boolean(job_status_is_terminal(j->status)));
         if (j->has_progress) {
                 char p[16];
+                size_t n;
+
+                /* The short decimal form on the wire: 0.0, 0.25, 0.5, 1.0. */
                 snprintf(p, sizeof(p), "%.2f", j->progress);
-                /* Keep the short decimal form on the wire (0.25, not 0.25000000000000000). */
+                n = strlen(p);
+                while (n > 2 && p[n - 1] == '0' && p[n - 2] != '.')
+                        p[--n] = '\0';
                 json_object_object_add(o, "progress", json_object_new_double_s(j->progress, p));
         } else
                 json_object_object_add(o, "progress", NULL);
