@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Storage: the S3-compatible object store behind the Avatar server (STORAGE_ENDPOINT_URL),
+ * spoken through Upstream with libcurl's AWS SigV4 signing and the credentials the API's
+ * /access endpoint hands out.
+ *
+ * Glossary:
+ *   storage URL   "s3://<bucket>/<key>" as the API uses it; mapped path-style onto the endpoint
+ *                 as <endpoint>/<bucket>/<key>, the key percent-encoded per path segment.
+ *   canonical     every URL is built the way SigV4 canonicalizes it (style: design.md §4):
+ *                 query parameters sorted by name, names and values percent-encoded with only
+ *                 RFC 3986 unreserved characters bare, an empty value written "name=", object
+ *                 keys encoded per segment; libcurl signs the URL exactly as given.
+ *   put           PutObject for objects up to runners.multipart_threshold_bytes; above it, a
+ *                 multipart upload (CreateMultipartUpload, UploadPart × N of
+ *                 runners.multipart_part_bytes, CompleteMultipartUpload; AbortMultipartUpload
+ *                 on failure).
+ *
+ * Memory stays flat whatever the object size: a regular file is streamed with pread() at
+ * the offsets of each request (so a failed part can be retried); any other descriptor (pipe,
+ * socket) is read sequentially, one part at a time, into one buffer of the part size.
+ * Downloads stream into the caller's descriptor; a pipe that is full pauses the transfer until
+ * it is writable again. Nothing blocks the loop (pipes are read and written with O_NONBLOCK
+ * semantics through MSG_DONTWAIT/an event on the descriptor; see storage.c).
+ *
+ * Every request carries "x-amz-content-sha256: UNSIGNED-PAYLOAD". Errors carry the S3 error
+ * code and message from the XML body.
+ */
+#pragma once
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+#include "upstream.h"
+
+typedef struct Storage Storage;
+typedef struct StorageOp StorageOp;
+
+typedef struct StorageCredentials {
+        const char *access_key_id;
+        const char *secret_access_key;
+} StorageCredentials;
+
+typedef struct StorageOptions {
+        const char *endpoint_url;      /* e.g. "https://host/storage" (no trailing "/") */
+        const char *region;            /* SigV4 region; NULL = "us-east-1" */
+        uint64_t multipart_threshold;  /* bytes; objects larger than this use multipart */
+        uint64_t part_size;            /* bytes per part (>= 5 MiB, the S3 minimum) */
+        uint64_t timeout_ms;           /* per HTTP request; 0 = Upstream's default */
+} StorageOptions;
+
+/* Completion of an operation: error is 0 or a negative errno (-EREMOTEIO for an S3 error
+ * answer, with status/code/message; -EIO/-EPIPE/-EBADF for the descriptor; network errors as
+ * Upstream reports them). `bytes` is what was transferred. The strings are valid during the
+ * call only. For storage_get_memory, data/len hold the object (NULL when error < 0). */
+typedef struct StorageResult {
+        int error;
+        long status;              /* HTTP status of the failing request, 0 if none */
+        const char *s3_code;      /* e.g. "SignatureDoesNotMatch", or NULL */
+        const char *message;      /* human sentence; never NULL when error < 0 */
+        uint64_t bytes;
+        const char *data;         /* storage_get_memory only */
+        size_t len;
+        const char *etag;         /* of the object written (put) or read (get), or NULL */
+} StorageResult;
+
+typedef void (*storage_done_cb)(const StorageResult *res, void *userdata);
+/* Progress: bytes transferred so far and the total (0 when unknown). */
+typedef void (*storage_progress_cb)(uint64_t done, uint64_t total, void *userdata);
+
+/* Creates the client on `base` over `upstream` (both borrowed). Copies the options. */
+int storage_new(struct event_base *base, Upstream *upstream, const StorageOptions *opts, Storage **ret);
+Storage *storage_free(Storage *s);
+/* Replaces the options for operations started from now on. */
+int storage_set_options(Storage *s, const StorageOptions *opts);
+
+/* Splits "s3://bucket/key" into malloc'd bucket and key. -EINVAL when it is not of that form
+ * (empty bucket or key, other scheme). */
+int storage_parse_url(const char *s3url, char **ret_bucket, char **ret_key);
+
+/* Builds the canonical endpoint URL for bucket/key plus an optional query (an array of
+ * name/value pairs, NULL-terminated; values unencoded). Returns malloc'd or NULL on OOM. */
+char *storage_object_url(const Storage *s, const char *bucket, const char *key, const char *const *query);
+
+/* Uploads from `fd` (borrowed; the caller keeps it open until completion) to s3url.
+ * `size` is the byte count for a regular file (from fstat; the object is the file from
+ * offset 0), or -1 for a stream read until end of file. Calls progress (may be NULL) as bytes
+ * go out and done exactly once, from a libevent callback. */
+int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred, int fd, int64_t size,
+                   storage_progress_cb progress, storage_done_cb done, void *userdata, StorageOp **ret);
+
+/* Uploads `len` bytes from memory (copied). */
+int storage_put_memory(Storage *s, const char *s3url, const StorageCredentials *cred, const void *data,
+                       size_t len, storage_done_cb done, void *userdata, StorageOp **ret);
+
+/* Downloads s3url into `fd` (borrowed), writing from the descriptor's current position. */
+int storage_get_fd(Storage *s, const char *s3url, const StorageCredentials *cred, int fd,
+                   storage_progress_cb progress, storage_done_cb done, void *userdata, StorageOp **ret);
+
+/* Downloads s3url into memory, failing with -EFBIG beyond max_bytes. */
+int storage_get_memory(Storage *s, const char *s3url, const StorageCredentials *cred, size_t max_bytes,
+                       storage_done_cb done, void *userdata, StorageOp **ret);
+
+/* Cancels: the done callback is not called; a multipart upload in progress is aborted on the
+ * server (fire and forget). NULL-safe. */
+void storage_cancel(StorageOp *op);
+
+/* Counters for daemon.status: {"puts", "multipart_uploads", "parts", "gets", "bytes_up",
+ * "bytes_down", "errors"}. New reference. */
+struct json_object *storage_stats_json(const Storage *s);
