@@ -1047,7 +1047,7 @@ static void on_last_results_jobs(json_object *value, double age_s, bool stale, c
                 return;
         }
         r->n_slots = n;
-        r->n_pending = n + 1; /* held until every request is started */
+        r->n_pending = 1; /* held until every request is started */
         for (size_t i = 0; i < n; i++) {
                 json_object *job = json_object_array_get_idx(sorted, i);
                 const char *name = str_member(job, "name");
