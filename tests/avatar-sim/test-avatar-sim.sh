@@ -2,6 +2,9 @@
 # Black-box test of avatar-sim: starts it on a free loopback port and drives every part of it
 # with curl (storage requests signed with curl --aws-sigv4), then checks the request log.
 # Usage: test-avatar-sim.sh PATH/TO/avatar-sim
+# AVATAR_SIM_WRAPPER, when set, is put in front of the simulator's command line, e.g.
+# AVATAR_SIM_WRAPPER="valgrind --error-exitcode=99 --leak-check=full" (its errors then show
+# as a non-zero exit status at SIGTERM).
 set -euo pipefail
 
 SIM=${1:?usage: test-avatar-sim.sh PATH/TO/avatar-sim}
@@ -46,11 +49,12 @@ start_sim() {
         local tag=$1 i
         shift
         rm -f "$TMP/$tag.port"
-        "$SIM" --listen 127.0.0.1 --port 0 --port-file "$TMP/$tag.port" "$@" \
+        # shellcheck disable=SC2086 # the wrapper is a command line
+        ${AVATAR_SIM_WRAPPER:-} "$SIM" --listen 127.0.0.1 --port 0 --port-file "$TMP/$tag.port" "$@" \
                 2>>"$TMP/$tag.stderr" &
         LAST_PID=$!
         PIDS+=("$LAST_PID")
-        for i in $(seq 1 200); do
+        for i in $(seq 1 600); do
                 if [ -s "$TMP/$tag.port" ]; then
                         PORT=$(cat "$TMP/$tag.port")
                         BASE="http://127.0.0.1:$PORT"
