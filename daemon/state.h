@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The state directory: small JSON files written atomically (temporary file, fsync, rename,
+ * fsync of the directory) so a crash leaves either the old or the new version, never a torn
+ * one. A file that does not parse is moved aside as NAME.damaged-<unix time> and reported,
+ * never silently dropped.
+ */
+#pragma once
+
+#include <json-c/json.h>
+
+/* Creates `dir` (and its parent) with mode 0700 when missing. Returns 0 or -errno. */
+int state_mkdir(const char *dir);
+
+/* Writes `o` as dir/name atomically with mode 0600. Returns 0 or -errno. */
+int state_write_json(const char *dir, const char *name, json_object *o);
+
+/* Removes dir/name; a missing file is fine. Returns 0 or -errno. */
+int state_remove(const char *dir, const char *name);
+
+/* Called for each NAME.json of a directory with its parsed content (borrowed). Returning a
+ * negative errno marks the file damaged (it is moved aside). */
+typedef int (*state_load_cb)(const char *name, json_object *o, void *userdata);
+
+/* Loads every *.json file of dir in name order. Files that cannot be read or parsed, or that
+ * the callback rejects, are moved aside; their new names are appended to `damaged` (an array,
+ * may be NULL). A missing directory loads nothing. Returns the number of files loaded or
+ * -errno for the directory itself. */
+int state_load_dir(const char *dir, state_load_cb cb, void *userdata, json_object *damaged);
