@@ -227,7 +227,9 @@ int route_match(Req *r, const Route *table, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 if (!pattern_matches(r, table[i].pattern))
                         continue;
-                if (table[i].method == r->method) {
+                /* HEAD is served by the GET route, without the body (as Starlette does) */
+                if (table[i].method == r->method ||
+                    (r->method == EVHTTP_REQ_HEAD && table[i].method == EVHTTP_REQ_GET)) {
                         if (req_set_route(r, table[i].pattern) < 0)
                                 return -ENOMEM;
                         r->handler = table[i].fn;
@@ -675,8 +677,9 @@ static void on_conn_close(struct evhttp_connection *evcon _unused_, void *arg) {
         free(c);
 }
 
-/* Tracks the connection of r. Returns 0, or -EMFILE when the connection cap is reached. */
-static int conn_track(Sim *sim, Req *r) {
+/* Tracks the connection of r. Returns 0, or -EMFILE when the connection cap is reached and
+ * enforced (control calls are never refused, so tests can always look and steer). */
+static int conn_track(Sim *sim, Req *r, bool enforce) {
         struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
         Conn *c;
 
@@ -685,7 +688,7 @@ static int conn_track(Sim *sim, Req *r) {
         for (c = sim->conns; c; c = c->next)
                 if (c->evcon == evcon)
                         return 0;
-        if (sim->n_conns >= sim->cfg.max_connections)
+        if (enforce && sim->n_conns >= sim->cfg.max_connections)
                 return -EMFILE;
         c = calloc(1, sizeof(Conn));
         if (!c)
@@ -774,7 +777,7 @@ static void on_request(struct evhttp_request *ev, void *userdata) {
                 api_route(r);
         stats_count(sim, r->route);
 
-        if (conn_track(sim, r) < 0) {
+        if (conn_track(sim, r, !r->control) < 0) {
                 req_add_header(r, "Connection", "close");
                 req_reply_message(r, 503, "avatar-sim: too many connections");
                 req_free(r);
@@ -848,8 +851,13 @@ void http_stop(Sim *sim) {
         if (sim->http)
                 evhttp_free(sim->http);
         sim->http = NULL;
-        /* evhttp_free() ran every close callback; anything left is a bookkeeping bug. */
-        assert(!sim->conns);
+        /* evhttp_free() ran the close callback of every connection; forget any leftover */
+        while (sim->conns) {
+                Conn *c = sim->conns;
+                sim->conns = c->next;
+                free(c);
+        }
+        sim->n_conns = 0;
         http_stats_reset(sim);
         free(sim->public_base);
         sim->public_base = NULL;

@@ -474,6 +474,7 @@ static void sim_done(Sim *sim) {
         config_done(&sim->cfg);
 }
 
+/* Parses the command line, runs the simulator until SIGTERM/SIGINT, frees everything. */
 int main(int argc, char **argv) {
         Sim sim = {
                 .log_fd = -1,

@@ -679,11 +679,13 @@ static uint32_t crc32_buf(const void *p, size_t n) {
         return ~c;
 }
 
-/* Appends little-endian integers. */
+/* Appends a little-endian 16-bit integer. */
 static void le16(struct evbuffer *b, uint16_t v) {
         uint8_t x[2] = { (uint8_t) v, (uint8_t) (v >> 8) };
         evbuffer_add(b, x, 2);
 }
+
+/* Appends a little-endian 32-bit integer. */
 static void le32(struct evbuffer *b, uint32_t v) {
         uint8_t x[4] = { (uint8_t) v, (uint8_t) (v >> 8), (uint8_t) (v >> 16), (uint8_t) (v >> 24) };
         evbuffer_add(b, x, 4);

@@ -327,12 +327,12 @@ req POST "$BASE/api/refresh?token=$RT"
 check "a used refresh token is refused" expect 401
 req GET "$BASE/api/refresh?token=$RT2"
 check "GET /refresh (old clients) works too" expect 200 '"access_token":"'
-ctl POST /_sim/tokens '{"access_ttl_ms":300}'
+ctl POST /_sim/tokens '{"access_ttl_ms":800}'
 req POST "$BASE/api/login" -d 'username=alice&password=wonderland'
 AT3=$(field access_token)
 req GET "$BASE/api/users/me" -H "Authorization: Bearer $AT3"
 check "a short-lived token works at first" expect 200
-sleep 0.5
+sleep 1.0
 req GET "$BASE/api/users/me" -H "Authorization: Bearer $AT3"
 check "a short-lived token expires by itself" expect 401 'Credentials expired'
 ctl POST /_sim/tokens '{"access_ttl_ms":0}'
@@ -597,6 +597,8 @@ new_job "$SET" standard '["/jobs/no-such-job"]'
 check "an unknown dependency is 422" expect 422 'depends_on'
 api POST /api/jobs -H 'Content-Type: application/json' --data-binary '{"set_name":"'"$SET"'"'
 check "invalid JSON is a FastAPI 422" expect 422 '"type":"json_invalid"'
+# the clock stands still while the chain is created, so the first checks see fresh jobs
+ctl POST /_sim/clock '{"job_step_ms":0}'
 new_job "$SET" standard '[]'
 check "POST /jobs is 201 with name and Location" expect 201 '"name":"' '"Location":"/jobs/'
 check "POST /jobs has a Location header" header_is Location "/jobs/$JOB"
@@ -622,6 +624,7 @@ check "a new job has every JobResponse key" expect 200 "\"name\":\"$REP\"" "\"se
         '"parameters_name":"report"' '"display_name":"iris_k5"' '"created_at":"' '"kind":"report"' \
         '"exception":""' '"done":false' '"progress":null' '"deleted_at":null'
 check "created_at is timezone-aware ISO-8601" grep -qE '"created_at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{6}\+00:00"' "$TMP/body"
+ctl POST /_sim/clock '{"job_step_ms":20}'
 for j in "$STD" "$SIG" "$PRIV" "$REP" "$PIA"; do
         wait_job "$j" || true
 done
@@ -1000,6 +1003,30 @@ wait "$SECOND_PID" || RC=$?
 check "SIGTERM exits 0" same "exit code" 0 "$RC"
 check "the temporary storage is removed at exit" test ! -e "$SECOND_STORAGE"
 check "the port file is removed at exit" test ! -e "$TMP/second.port"
+
+# ---------------------------------------------------------------- a third instance: connection cap
+start_sim third --max-connections 2 --job-step-ms 0
+ctl POST /_sim/fault '{"path":"/api/health","latency_ms":1500}'
+CPIDS=()
+for i in 1 2 3; do
+        curl -s -o /dev/null -w '%{http_code}\n' "$BASE/api/health" >"$TMP/cap.$i" &
+        CPIDS+=($!)
+        sleep 0.1
+done
+sleep 0.2
+req GET "$BASE/_sim/stats"
+check "stats count live connections" expect 200 '"connections":3'
+for p in "${CPIDS[@]}"; do
+        wait "$p" || true
+done
+check "connections over the cap are answered 503" same "answers" "200 200 503" \
+        "$(cat "$TMP/cap.1" "$TMP/cap.2" "$TMP/cap.3" | sort | tr '\n' ' ' | sed 's/ $//')"
+req HEAD "$BASE/api/health"
+check "HEAD is served by GET routes" expect 200
+kill -TERM "$LAST_PID"
+RC=0
+wait "$LAST_PID" || RC=$?
+check "the third instance exits 0" same "exit code" 0 "$RC"
 
 kill -TERM "$MAIN_PID"
 RC=0

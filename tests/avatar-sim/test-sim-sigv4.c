@@ -73,6 +73,7 @@ static void headers_clear(struct evkeyvalq *h) {
         TAILQ_INIT(h);
 }
 
+/* Runs every case; exits non-zero when one fails. */
 int main(void) {
         struct evkeyvalq h;
         int64_t t = example_time();
