@@ -891,8 +891,10 @@ static int gen_advice(Gen *g) {
                 Input in;
 
                 r = input_open(g, schema, t, &in);
-                if (r < 0)
+                if (r < 0) {
+                        input_done(&in);
                         break;
+                }
                 file = te ? strprintf("%s.advice.json", te) : NULL;
                 list = json_object_new_array();
                 item = json_object_new_object();

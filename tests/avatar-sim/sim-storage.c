@@ -1298,16 +1298,24 @@ static void on_get_object(Req *r) {
                         evbuffer_add(b, mem, (size_t) len);
                 free(mem);
         } else if (len > 0) {
+                /* the segment owns the descriptor from here on and closes it when freed */
                 struct evbuffer_file_segment *seg =
-                        evbuffer_file_segment_new(TAKE_FD(fd), start, len, EVBUF_FS_CLOSE_ON_FREE);
-                if (!seg || evbuffer_add_file_segment(b, seg, 0, len) < 0) {
-                        if (seg)
-                                evbuffer_file_segment_free(seg);
+                        evbuffer_file_segment_new(fd, start, len, EVBUF_FS_CLOSE_ON_FREE);
+                int k2;
+
+                if (!seg) {
                         evbuffer_free(b);
                         s3_error(r, 500, "InternalError", "Cannot read the object", NULL);
                         return;
                 }
-                evbuffer_file_segment_free(seg);
+                fd = -1;
+                k2 = evbuffer_add_file_segment(b, seg, 0, len);
+                evbuffer_file_segment_free(seg); /* the buffer keeps its own reference */
+                if (k2 < 0) {
+                        evbuffer_free(b);
+                        s3_error(r, 500, "InternalError", "Cannot read the object", NULL);
+                        return;
+                }
         }
         req_reply(r, status, NULL, b);
 }
