@@ -671,6 +671,11 @@ CompatStatus api_compat_status(const Api *a) {
         return a->compat;
 }
 
+/* Whether the gate refuses requests. */
+bool api_compat_blocks(const Api *a) {
+        return a->config->verify_compatibility && (a->compat == COMPAT_INCOMPATIBLE || a->compat == COMPAT_UNKNOWN);
+}
+
 /* The last answer. */
 json_object *api_compat_answer(const Api *a) {
         return a->compat_answer;

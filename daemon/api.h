@@ -116,6 +116,9 @@ void api_cancel(ApiRequest *r);
 
 /* Compatibility: the last answer and its state. */
 CompatStatus api_compat_status(const Api *a);
+/* Whether the gate currently refuses requests (verification on and the last answer was
+ * "incompatible" or "unknown"): cached answers must not be served then either. */
+bool api_compat_blocks(const Api *a);
 /* The last /check_client answer (borrowed), or NULL. */
 json_object *api_compat_answer(const Api *a);
 /* Seconds since the last answer, or -1. */

@@ -240,7 +240,8 @@ int cache_get(Cache *c, const CacheRead *read, cache_done_cb cb, void *userdata,
         if (ret_waiter)
                 *ret_waiter = NULL;
         e = entry_find(c, read->key);
-        if (e && e->value && !read->force &&
+        /* while the server says incompatible, the gate in api_start() answers, not the cache */
+        if (e && e->value && !read->force && !api_compat_blocks(c->api) &&
             (e->final || mono_usec() - e->fetched_usec < read->ttl_usec)) {
                 c->hits++;
                 entry_touch(e);
