@@ -124,15 +124,9 @@ void fault_match(Sim *sim, Req *r) {
                 p = &f->next;
         }
         if (desc && evbuffer_get_length(desc) > 0) {
-                size_t n = evbuffer_get_length(desc);
                 free(r->fault);
-                r->fault = malloc(n + 1);
-                if (r->fault) {
-                        evbuffer_remove(desc, r->fault, n);
-                        r->fault[n] = '\0';
-                }
-        }
-        if (desc)
+                r->fault = evbuffer_take_string(desc);
+        } else if (desc)
                 evbuffer_free(desc);
 }
 

@@ -324,8 +324,6 @@ static bool query_name_is_secret(const char *name) {
 /* Returns the raw query with secret values replaced by REDACTED; NULL on OOM. */
 static char *query_redacted(const char *q) {
         struct evbuffer *b;
-        char *out = NULL;
-        size_t n;
 
         if (!q)
                 return strdup("");
@@ -346,14 +344,7 @@ static char *query_redacted(const char *q) {
                         evbuffer_add(b, p, (size_t) (end - p));
                 p = amp ? amp + 1 : end;
         }
-        n = evbuffer_get_length(b);
-        out = malloc(n + 1);
-        if (out) {
-                evbuffer_remove(b, out, n);
-                out[n] = '\0';
-        }
-        evbuffer_free(b);
-        return out;
+        return evbuffer_take_string(b);
 }
 
 /* Appends one JSON line about r to the request log. */

@@ -55,8 +55,6 @@ static void input_done(Input *in) {
 /* The escaped form of a table name used inside file names. */
 char *results_escape_table(const char *table) {
         struct evbuffer *b = evbuffer_new();
-        size_t n;
-        char *out;
 
         if (!b)
                 return NULL;
@@ -78,14 +76,7 @@ char *results_escape_table(const char *table) {
                         evbuffer_add(b, p, 1);
                 }
         }
-        n = evbuffer_get_length(b);
-        out = malloc(n + 1);
-        if (out) {
-                evbuffer_remove(b, out, n);
-                out[n] = '\0';
-        }
-        evbuffer_free(b);
-        return out;
+        return evbuffer_take_string(b);
 }
 
 /* The /access envelope of an object. */
@@ -407,13 +398,7 @@ static int gen_figure(Gen *g, const char *table, const char *te, const char *kin
 
 /* A deterministic value in [0, 1) from a table name and a salt. */
 static double det_unit(const char *table, const char *salt) {
-        uint64_t h = 1469598103934665603ULL;
-
-        for (const char *p = table; *p; p++)
-                h = (h ^ (unsigned char) *p) * 1099511628211ULL;
-        for (const char *p = salt; *p; p++)
-                h = (h ^ (unsigned char) *p) * 1099511628211ULL;
-        return (double) (h % 10000) / 10000.0;
+        return (double) (fnv1a(fnv1a(FNV1A_INIT, table), salt) % 10000) / 10000.0;
 }
 
 /* Adds a number with two decimals (short form on the wire). */
@@ -691,24 +676,6 @@ static void le32(struct evbuffer *b, uint32_t v) {
         evbuffer_add(b, x, 4);
 }
 
-/* Appends text escaped for XML. */
-static void xml_text(struct evbuffer *b, const char *s) {
-        for (; *s; s++)
-                switch (*s) {
-                case '&':
-                        evbuffer_add(b, "&amp;", 5);
-                        break;
-                case '<':
-                        evbuffer_add(b, "&lt;", 4);
-                        break;
-                case '>':
-                        evbuffer_add(b, "&gt;", 4);
-                        break;
-                default:
-                        evbuffer_add(b, s, 1);
-                }
-}
-
 /* A minimal valid .docx (a stored ZIP with the three required parts). NULL on OOM. */
 static struct evbuffer *make_docx(const char *text) {
         static const char content_types[] =
@@ -741,7 +708,7 @@ static struct evbuffer *make_docx(const char *text) {
         evbuffer_add_printf(doc, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n"
                                  "<w:document xmlns:w=\"http://schemas.openxmlformats.org/"
                                  "wordprocessingml/2006/main\"><w:body><w:p><w:r><w:t>");
-        xml_text(doc, text);
+        xml_escape(doc, text);
         evbuffer_add_printf(doc, "</w:t></w:r></w:p></w:body></w:document>\n");
         doc_len = evbuffer_get_length(doc);
         doc_xml = malloc(doc_len);

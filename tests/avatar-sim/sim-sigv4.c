@@ -140,19 +140,6 @@ static int cmp_pair(const void *a, const void *b) {
         return c != 0 ? c : strcmp(x->value, y->value);
 }
 
-/* Returns a new string with the contents of an evbuffer, or NULL. Frees the buffer. */
-static char *evbuffer_to_string(struct evbuffer *b) {
-        size_t n = evbuffer_get_length(b);
-        char *s = malloc(n + 1);
-
-        if (s) {
-                evbuffer_remove(b, s, n);
-                s[n] = '\0';
-        }
-        evbuffer_free(b);
-        return s;
-}
-
 /* Appends the canonical query string. */
 static int add_canonical_query(struct evbuffer *b, const char *raw_query) {
         QueryParam *params = NULL;
@@ -315,12 +302,12 @@ static char *canonical_request(const SigV4Request *rq, char **names, size_t n,
                 goto fail;
         evbuffer_add(b, "\n", 1);
         add_canonical_headers(b, rq->headers, names, n, sl);
-        *ret_signed_list = evbuffer_to_string(sl);
+        *ret_signed_list = evbuffer_take_string(sl);
         sl = NULL;
         if (!*ret_signed_list)
                 goto fail;
         evbuffer_add_printf(b, "\n%s\n%s", *ret_signed_list, payload);
-        return evbuffer_to_string(b);
+        return evbuffer_take_string(b);
 fail:
         if (b)
                 evbuffer_free(b);

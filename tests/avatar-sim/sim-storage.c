@@ -67,11 +67,7 @@ static void s3_ctx_done(S3Ctx *c) {
 
 /* FNV-1a of a string, for the ETag table. */
 static size_t hash_str(const char *s) {
-        uint64_t h = 1469598103934665603ULL;
-
-        for (; *s; s++)
-                h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-        return (size_t) (h % ETAG_BUCKETS);
+        return (size_t) (fnv1a(FNV1A_INIT, s) % ETAG_BUCKETS);
 }
 
 /* True when two timespecs are equal. */
@@ -458,31 +454,6 @@ void storage_done(Sim *sim) {
                 (void) rm_rf(sim->storage_dir);
         free(sim->storage_dir);
         sim->storage_dir = NULL;
-}
-
-/* Appends s escaped for XML text. */
-static void xml_escape(struct evbuffer *b, const char *s) {
-        for (; *s; s++) {
-                switch (*s) {
-                case '&':
-                        evbuffer_add(b, "&amp;", 5);
-                        break;
-                case '<':
-                        evbuffer_add(b, "&lt;", 4);
-                        break;
-                case '>':
-                        evbuffer_add(b, "&gt;", 4);
-                        break;
-                case '"':
-                        evbuffer_add(b, "&quot;", 6);
-                        break;
-                case '\'':
-                        evbuffer_add(b, "&apos;", 6);
-                        break;
-                default:
-                        evbuffer_add(b, s, 1);
-                }
-        }
 }
 
 /* Appends <name>escaped value</name>. */

@@ -377,6 +377,51 @@ const char *json_wire(json_object *obj, size_t *ret_len) {
                 obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, ret_len);
 }
 
+/* Moves the contents of b into a new string and frees b. */
+char *evbuffer_take_string(struct evbuffer *b) {
+        size_t n = evbuffer_get_length(b);
+        char *s = malloc(n + 1);
+
+        if (s) {
+                evbuffer_remove(b, s, n);
+                s[n] = '\0';
+        }
+        evbuffer_free(b);
+        return s;
+}
+
+/* Appends s escaped for XML. */
+void xml_escape(struct evbuffer *b, const char *s) {
+        for (; *s; s++) {
+                switch (*s) {
+                case '&':
+                        evbuffer_add(b, "&amp;", 5);
+                        break;
+                case '<':
+                        evbuffer_add(b, "&lt;", 4);
+                        break;
+                case '>':
+                        evbuffer_add(b, "&gt;", 4);
+                        break;
+                case '"':
+                        evbuffer_add(b, "&quot;", 6);
+                        break;
+                case '\'':
+                        evbuffer_add(b, "&apos;", 6);
+                        break;
+                default:
+                        evbuffer_add(b, s, 1);
+                }
+        }
+}
+
+/* 64-bit FNV-1a of a string, continuing from h. */
+uint64_t fnv1a(uint64_t h, const char *s) {
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * UINT64_C(1099511628211);
+        return h;
+}
+
 /* Returns strdup(s) for a non-NULL s, NULL otherwise. */
 char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;

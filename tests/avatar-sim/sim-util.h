@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <json-c/json.h>
 
 #include "macro.h"
@@ -87,6 +88,14 @@ json_object *json_string_or_null(const char *s);
 json_object *json_time_or_null(int64_t usec);
 /* Serializes obj in the wire form (plain, no slash escaping). Borrowed result, valid with obj. */
 const char *json_wire(json_object *obj, size_t *ret_len);
+
+/* Moves the contents of b into a new NUL-terminated string and frees b. NULL on OOM. */
+char *evbuffer_take_string(struct evbuffer *b);
+/* Appends s escaped for XML text and attribute values. */
+void xml_escape(struct evbuffer *b, const char *s);
+/* 64-bit FNV-1a of a string, continuing from h (start with FNV1A_INIT). */
+#define FNV1A_INIT UINT64_C(1469598103934665603)
+uint64_t fnv1a(uint64_t h, const char *s);
 
 /* Returns strdup(s) for a non-NULL s, NULL otherwise. */
 char *strdup_or_null(const char *s);
