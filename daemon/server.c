@@ -19,7 +19,9 @@
 #include "log.h"
 #include "notify.h"
 #include "openrpc.h"
+#include "poller.h"
 #include "protocol.h"
+#include "runner.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -169,6 +171,9 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
                 r = cache_new(s->api, &s->cache);
                 if (r < 0)
                         return r;
+                r = poller_new(base, s->api, s->cache, s->config, &s->poller);
+                if (r < 0)
+                        return r;
                 r = server_load_credential(s, s->config, &cred, ret_error);
                 if (r < 0)
                         return -EINVAL;
@@ -195,6 +200,8 @@ Server *server_free(Server *s) {
         while ((c = TAILQ_FIRST(&s->clients)))
                 client_disconnect(c, "daemon stopped");
         listener_free(s->listener);
+        runners_free(s->runners);
+        poller_free(s->poller);
         cache_free(s->cache);
         api_free(s->api);
         upstream_free(s->upstream);
@@ -287,6 +294,9 @@ int server_start(Server *s) {
         (void) sigaction(SIGPIPE, &sa, NULL);
         server_raise_nofile(s);
 
+        r = runners_new(s, s->config->state_directory, &s->runners);
+        if (r < 0)
+                return r;
         r = listener_new(s, &s->listener);
         if (r < 0)
                 return r;
@@ -438,6 +448,7 @@ int server_reload(Server *s, char **ret_error) {
                 log_notice("limits.max_frame_bytes applies to new connections.");
 
         api_set_config(s->api, n);
+        poller_set_config(s->poller, n);
         config_free(s->config);
         s->config = n;
         log_set_max_level(n->log_level);
@@ -603,5 +614,8 @@ json_object *server_status_json(Server *s) {
         json_object_object_add(o, "configuration", reload);
         json_object_object_add(o, "upstream", server_upstream_json(s));
         json_object_object_add(o, "cache", cache_stats_json(s->cache));
+        json_object_object_add(o, "poller", poller_stats_json(s->poller));
+        if (s->runners)
+                json_object_object_add(o, "runners", runners_stats_json(s->runners));
         return o;
 }

@@ -27,6 +27,8 @@ typedef struct Client Client;
 typedef struct Dispatch Dispatch;
 typedef struct Listener Listener;
 typedef struct OpenRpc OpenRpc;
+typedef struct Poller Poller;
+typedef struct Runners Runners;
 typedef struct Server Server;
 typedef struct Upstream Upstream;
 
@@ -66,6 +68,8 @@ struct Server {
         Upstream *upstream;
         Api *api;
         Cache *cache;
+        Poller *poller;
+        Runners *runners;
 
         struct ClientList clients;
         unsigned n_clients;

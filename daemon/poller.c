@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "cache.h"
+#include "config.h"
+#include "errors.h"
+#include "log.h"
+#include "macro.h"
+#include "poller.h"
+
+typedef struct PollSet PollSet;
+
+TAILQ_HEAD(WatchList, PollerWatch);
+
+struct PollerWatch {
+        PollSet *set;
+        poller_cb cb;
+        void *userdata;
+        TAILQ_ENTRY(PollerWatch) link;
+};
+
+struct PollSet {
+        Poller *poller;
+        char *set_name;
+        unsigned n_polls;           /* since the last kick */
+        struct event *timer;
+        ApiRequest *req;
+        json_object *last;          /* the last jobs array seen */
+        struct WatchList watchers;
+        bool delivering;
+        TAILQ_ENTRY(PollSet) link;
+};
+
+TAILQ_HEAD(SetList, PollSet);
+
+struct Poller {
+        struct event_base *base;
+        Api *api;
+        Cache *cache;
+        const Config *config;
+        struct SetList sets;
+        unsigned n_sets, n_watchers;
+        uint64_t polls, errors;
+};
+
+static void set_schedule(PollSet *s, bool now);
+
+/* Creates the poller. */
+int poller_new(struct event_base *base, Api *api, Cache *cache, const Config *config, Poller **ret) {
+        Poller *p = calloc(1, sizeof(Poller));
+
+        if (!p)
+                return -ENOMEM;
+        p->base = base;
+        p->api = api;
+        p->cache = cache;
+        p->config = config;
+        TAILQ_INIT(&p->sets);
+        *ret = p;
+        return 0;
+}
+
+/* Frees a set (its watchers must be gone). */
+static void set_free(PollSet *s) {
+        Poller *p = s->poller;
+
+        TAILQ_REMOVE(&p->sets, s, link);
+        p->n_sets--;
+        if (s->timer)
+                event_free(s->timer);
+        api_cancel(s->req);
+        json_object_put(s->last);
+        free(s->set_name);
+        free(s);
+}
+
+/* Frees the poller; watchers are dropped without callbacks. */
+Poller *poller_free(Poller *p) {
+        PollSet *s;
+
+        if (!p)
+                return NULL;
+        while ((s = TAILQ_FIRST(&p->sets))) {
+                PollerWatch *w;
+
+                while ((w = TAILQ_FIRST(&s->watchers))) {
+                        TAILQ_REMOVE(&s->watchers, w, link);
+                        free(w);
+                }
+                set_free(s);
+        }
+        free(p);
+        return NULL;
+}
+
+/* Switches to a new configuration (poll bounds). */
+void poller_set_config(Poller *p, const Config *config) {
+        p->config = config;
+}
+
+/* Finds the set. */
+static PollSet *set_find(Poller *p, const char *set_name) {
+        PollSet *s;
+
+        TAILQ_FOREACH(s, &p->sets, link)
+                if (streq(s->set_name, set_name))
+                        return s;
+        return NULL;
+}
+
+/* The wait before the next poll, in microseconds: clamp(1.2^(n-1), min, max) seconds. */
+static uint64_t set_interval_usec(const PollSet *s) {
+        const Config *c = s->poller->config;
+        double w = pow(1.2, (double) s->n_polls - 1.0);
+
+        w = CLAMP(w, (double) c->poll_min_s, (double) c->poll_max_s);
+        return (uint64_t) (w * 1e6);
+}
+
+/* Whether every job of the last answer is done (an empty set is not). */
+static bool set_all_done(const PollSet *s) {
+        size_t n = json_object_array_length(s->last);
+
+        if (n == 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                json_object *done;
+
+                if (!json_object_object_get_ex(json_object_array_get_idx(s->last, i), "done", &done) ||
+                    !json_object_get_boolean(done))
+                        return false;
+        }
+        return true;
+}
+
+/* A member as text for change detection ("" when absent). */
+static const char *member_text(json_object *job, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(job, key, &v) || !v)
+                return "";
+        return json_object_get_string(v);
+}
+
+/* The job of that name in an array, or NULL. */
+static json_object *job_in(json_object *jobs, const char *name) {
+        for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+                json_object *j = json_object_array_get_idx(jobs, i);
+
+                if (streq_ptr(member_text(j, "name"), name))
+                        return j;
+        }
+        return NULL;
+}
+
+/* Names of the jobs that are new or changed between two answers. */
+static json_object *jobs_changed(json_object *old, json_object *cur) {
+        static const char *const keys[] = { "status", "progress", "done", "exception", "deleted_at" };
+        json_object *changed = json_object_new_array();
+
+        for (size_t i = 0; changed && i < json_object_array_length(cur); i++) {
+                json_object *j = json_object_array_get_idx(cur, i), *o;
+                const char *name = member_text(j, "name");
+                bool diff = false;
+
+                o = job_in(old, name);
+                if (!o)
+                        diff = true;
+                for (size_t k = 0; !diff && k < ELEMENTSOF(keys); k++)
+                        diff = !streq(member_text(j, keys[k]), member_text(o, keys[k]));
+                if (diff)
+                        json_object_array_add(changed, json_object_new_string(name));
+        }
+        return changed;
+}
+
+/* Tells every watcher of the set. */
+static void set_deliver(PollSet *s, json_object *jobs, json_object *changed, const ApiError *err) {
+        PollerWatch *w, *next;
+
+        s->delivering = true;
+        for (w = TAILQ_FIRST(&s->watchers); w; w = next) {
+                next = TAILQ_NEXT(w, link);
+                w->cb(s->set_name, jobs, changed, err, w->userdata);
+        }
+        s->delivering = false;
+}
+
+/* After delivery: free the set when nobody watches, else schedule the next poll. */
+static void set_after_poll(PollSet *s) {
+        if (TAILQ_EMPTY(&s->watchers)) {
+                set_free(s);
+                return;
+        }
+        if (!set_all_done(s))
+                set_schedule(s, false);
+}
+
+/* The answer of a poll. */
+static void on_polled(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        PollSet *s = userdata;
+        Poller *p = s->poller;
+        json_object *jobs = NULL, *changed = NULL;
+
+        s->req = NULL;
+        p->polls++;
+        if (resp) {
+                json_object *list;
+
+                if (json_object_object_get_ex(resp->json, "jobs", &list) && json_object_is_type(list, json_type_array))
+                        jobs = json_object_get(list);
+        }
+        if (!jobs) {
+                ApiError bad = { .code = 0, .retry_after_ms = -1 };
+
+                p->errors++;
+                if (!err) {
+                        api_error_setf(&bad, RPC_UPSTREAM_BAD_RESPONSE, "GET /jobs?set_name=%s: unexpected answer", s->set_name);
+                        err = &bad;
+                }
+                log_warning("Polling the jobs of set %s failed, retrying: %s", s->set_name, strna(err->message));
+                set_deliver(s, s->last, NULL, err);
+                api_error_done(&bad);
+                set_after_poll(s);
+                return;
+        }
+        changed = jobs_changed(s->last, jobs);
+        /* finished jobs never change again: let the cache serve them */
+        for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+                json_object *j = json_object_array_get_idx(jobs, i), *done;
+                _cleanup_free_ char *key = NULL;
+
+                if (json_object_object_get_ex(j, "done", &done) && json_object_get_boolean(done) &&
+                    asprintf(&key, "GET /jobs/%s", member_text(j, "name")) >= 0)
+                        (void) cache_put(p->cache, key, j, true);
+        }
+        json_object_put(s->last);
+        s->last = jobs;
+        set_deliver(s, jobs, changed, NULL);
+        json_object_put(changed);
+        set_after_poll(s);
+}
+
+/* Timer: poll the set now. */
+static void on_poll_timer(evutil_socket_t fd, short what, void *userdata) {
+        PollSet *s = userdata;
+        _cleanup_free_ char *path = NULL, *esc = api_escape(s->set_name);
+        ApiCall call;
+        int r;
+
+        (void) fd;
+        (void) what;
+        if (s->req)
+                return;
+        s->n_polls++;
+        if (!esc || asprintf(&path, "/jobs?set_name=%s", esc) < 0) {
+                set_schedule(s, false);
+                return;
+        }
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /jobs?set_name" };
+        r = api_start(s->poller->api, &call, on_polled, s, &s->req);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot poll set %s, retrying: %m", s->set_name);
+                set_schedule(s, false);
+        }
+}
+
+/* Arms the timer for the next poll (now, or after the backoff interval). */
+static void set_schedule(PollSet *s, bool now) {
+        uint64_t usec = now ? 0 : set_interval_usec(s);
+        struct timeval tv = { .tv_sec = (time_t) (usec / 1000000), .tv_usec = (suseconds_t) (usec % 1000000) };
+
+        if (s->req)
+                return;
+        evtimer_add(s->timer, &tv);
+}
+
+/* Finds or creates the set. */
+static PollSet *set_get(Poller *p, const char *set_name) {
+        PollSet *s = set_find(p, set_name);
+
+        if (s)
+                return s;
+        s = calloc(1, sizeof(PollSet));
+        if (!s)
+                return NULL;
+        s->poller = p;
+        s->set_name = strdup(set_name);
+        s->timer = evtimer_new(p->base, on_poll_timer, s);
+        TAILQ_INIT(&s->watchers);
+        if (!s->set_name || !s->timer) {
+                if (s->timer)
+                        event_free(s->timer);
+                free(s->set_name);
+                free(s);
+                return NULL;
+        }
+        TAILQ_INSERT_TAIL(&p->sets, s, link);
+        p->n_sets++;
+        return s;
+}
+
+/* Watches a set. */
+int poller_watch(Poller *p, const char *set_name, poller_cb cb, void *userdata, PollerWatch **ret) {
+        PollSet *s = set_get(p, set_name);
+        PollerWatch *w;
+        bool fresh;
+
+        if (!s)
+                return -ENOMEM;
+        w = calloc(1, sizeof(PollerWatch));
+        if (!w) {
+                if (TAILQ_EMPTY(&s->watchers) && !s->req)
+                        set_free(s);
+                return -ENOMEM;
+        }
+        fresh = TAILQ_EMPTY(&s->watchers);
+        w->set = s;
+        w->cb = cb;
+        w->userdata = userdata;
+        TAILQ_INSERT_TAIL(&s->watchers, w, link);
+        p->n_watchers++;
+        /* a new set is polled at once; joining a set already followed waits for its next poll,
+         * unless it was no longer being polled (all done) */
+        if (fresh || (!s->req && !evtimer_pending(s->timer, NULL)))
+                set_schedule(s, true);
+        if (ret)
+                *ret = w;
+        return 0;
+}
+
+/* Stops watching. */
+void poller_unwatch(PollerWatch *w) {
+        PollSet *s;
+
+        if (!w)
+                return;
+        s = w->set;
+        TAILQ_REMOVE(&s->watchers, w, link);
+        s->poller->n_watchers--;
+        free(w);
+        if (TAILQ_EMPTY(&s->watchers) && !s->delivering && !s->req)
+                set_free(s);
+        else if (TAILQ_EMPTY(&s->watchers) && !s->delivering)
+                evtimer_del(s->timer); /* the answer in flight frees it */
+}
+
+/* Polls a set now and restarts its backoff. */
+void poller_kick(Poller *p, const char *set_name) {
+        PollSet *s = set_find(p, set_name);
+
+        if (!s || TAILQ_EMPTY(&s->watchers))
+                return;
+        s->n_polls = 0;
+        set_schedule(s, true);
+}
+
+/* The last jobs seen for a set. */
+json_object *poller_last_jobs(Poller *p, const char *set_name) {
+        PollSet *s = set_find(p, set_name);
+
+        return s ? s->last : NULL;
+}
+
+/* Statistics. */
+json_object *poller_stats_json(const Poller *p) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "sets", json_object_new_int64(p->n_sets));
+        json_object_object_add(o, "watchers", json_object_new_int64(p->n_watchers));
+        json_object_object_add(o, "polls", json_object_new_uint64(p->polls));
+        json_object_object_add(o, "errors", json_object_new_uint64(p->errors));
+        return o;
+}

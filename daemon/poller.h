@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Poller: the one place that follows unfinished jobs upstream, for every runner and watcher
+ * at once. Jobs are followed per resource set: one GET /jobs?set_name=<uuid> per poll
+ * returns every job of the set, however many clients wait on them. Polls back off as the
+ * Python client does (avatar-api.md §5.5): the wait before poll n+1 is
+ * clamp(1.2^(n-1) s, runners.poll_min_s, runners.poll_max_s) — 5 s growing to 20 s by default.
+ * A set stops being polled when every job in it is done and nobody asked for more.
+ *
+ * Watchers are told after every poll: the set's jobs, which of them changed since the last
+ * poll (status, progress, done, exception), or the error when the poll failed (polling goes
+ * on). Finished jobs are also stored in the cache as final (GET /jobs/<name>).
+ */
+#pragma once
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "api.h"
+
+typedef struct Cache Cache;
+typedef struct Config Config;
+typedef struct Poller Poller;
+typedef struct PollerWatch PollerWatch;
+
+/* After a poll: jobs (array, borrowed), changed (array of job names, borrowed), or err. */
+typedef void (*poller_cb)(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
+                          void *userdata);
+
+int poller_new(struct event_base *base, Api *api, Cache *cache, const Config *config, Poller **ret);
+Poller *poller_free(Poller *p);
+void poller_set_config(Poller *p, const Config *config);
+
+/* Watches a set: polls it (the first poll at once unless one is due soon) until unwatched.
+ * The callback runs from libevent callbacks only. Returns 0 or -ENOMEM. */
+int poller_watch(Poller *p, const char *set_name, poller_cb cb, void *userdata, PollerWatch **ret);
+
+/* Stops watching; the callback is not called again. NULL-safe. */
+void poller_unwatch(PollerWatch *w);
+
+/* Polls a set now and restarts its backoff (a job was just created in it). */
+void poller_kick(Poller *p, const char *set_name);
+
+/* The last jobs seen for a set (borrowed array), or NULL. */
+json_object *poller_last_jobs(Poller *p, const char *set_name);
+
+/* {"sets": n, "watchers": n, "polls": n, "errors": n}. New reference. */
+json_object *poller_stats_json(const Poller *p);

@@ -1,0 +1,736 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "jsonrpc.h"
+#include "log.h"
+#include "macro.h"
+#include "poller.h"
+#include "runner-config.h"
+#include "runner.h"
+#include "server.h"
+#include "state.h"
+
+#define RUNNER_FILE_VERSION 1
+
+static void on_runner_polled(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
+                             void *userdata);
+
+/* Whether a job status is a failure. */
+bool job_status_failed(const char *status) {
+        return streq_ptr(status, "error") || streq_ptr(status, "parent_error") || streq_ptr(status, "lost") ||
+               streq_ptr(status, "orphaned");
+}
+
+/* A string member, or NULL. */
+static const char *member(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* Writes a random UUID4 into buf (37 bytes). */
+static int uuid4(char buf[RUNNER_ID_LEN + 1]) {
+        uint8_t b[16];
+
+        if (getrandom(b, sizeof(b), 0) != sizeof(b))
+                return -errno;
+        b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
+        b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
+        snprintf(buf, RUNNER_ID_LEN + 1,
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+                 b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+        return 0;
+}
+
+/* Releases the members of a job. */
+static void job_done(RunnerJob *j) {
+        free(j->parameters_name);
+        free(j->kind);
+        free(j->name);
+        free(j->location);
+        json_object_put(j->job);
+        json_object_put(j->results);
+        *j = (RunnerJob){};
+}
+
+/* Frees the runner struct. */
+static void runner_free(Runner *r) {
+        for (size_t i = 0; i < r->n_jobs; i++)
+                job_done(&r->jobs[i]);
+        free(r->jobs);
+        free(r->display_name);
+        free(r->set_name);
+        free(r->previous_set_name);
+        json_object_put(r->docs);
+        json_object_put(r->options);
+        json_object_put(r->tables);
+        json_object_put(r->warnings);
+        json_object_put(r->last_error);
+        free(r);
+}
+
+/* Takes a reference. */
+Runner *runner_ref(Runner *r) {
+        if (r)
+                r->n_ref++;
+        return r;
+}
+
+/* Drops a reference. */
+Runner *runner_unref(Runner *r) {
+        if (!r)
+                return NULL;
+        assert(r->n_ref > 0);
+        if (--r->n_ref == 0)
+                runner_free(r);
+        return NULL;
+}
+
+/* A bare runner struct. */
+static Runner *runner_alloc(Runners *rs) {
+        Runner *r = calloc(1, sizeof(Runner));
+
+        if (!r)
+                return NULL;
+        r->runners = rs;
+        r->n_ref = 1;
+        TAILQ_INIT(&r->waiters);
+        r->tables = json_object_new_object();
+        r->warnings = json_object_new_array();
+        if (!r->tables || !r->warnings) {
+                runner_free(r);
+                return NULL;
+        }
+        return r;
+}
+
+/* Links a runner into the registry. */
+static void runners_link(Runners *rs, Runner *r) {
+        TAILQ_INSERT_TAIL(&rs->list, r, link);
+        rs->n++;
+}
+
+/* A job as the API shows it. */
+json_object *runner_job_json(const RunnerJob *j) {
+        json_object *o = json_object_new_object(), *v;
+        static const char *const copy[] = { "status", "progress", "done", "exception", "created_at" };
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "parameters_name", json_object_new_string(j->parameters_name));
+        json_object_object_add(o, "kind", json_object_new_string(j->kind ?: ""));
+        json_object_object_add(o, "name", j->name ? json_object_new_string(j->name) : NULL);
+        for (size_t i = 0; i < ELEMENTSOF(copy); i++) {
+                if (j->job && json_object_object_get_ex(j->job, copy[i], &v))
+                        json_object_object_add(o, copy[i], json_object_get(v));
+                else if (streq(copy[i], "status"))
+                        json_object_object_add(o, "status", json_object_new_string(""));
+                else if (streq(copy[i], "done"))
+                        json_object_object_add(o, "done", json_object_new_boolean(false));
+        }
+        if (j->results_missing)
+                json_object_object_add(o, "results_missing", json_object_new_boolean(true));
+        return o;
+}
+
+/* The persisted form of a runner. */
+static json_object *runner_to_file_json(const Runner *r) {
+        json_object *o = json_object_new_object(), *jobs = json_object_new_array();
+
+        if (!o || !jobs) {
+                json_object_put(o);
+                json_object_put(jobs);
+                return NULL;
+        }
+        json_object_object_add(o, "version", json_object_new_int(RUNNER_FILE_VERSION));
+        json_object_object_add(o, "id", json_object_new_string(r->id));
+        json_object_object_add(o, "owner", json_object_new_int64(r->owner));
+        json_object_object_add(o, "display_name", json_object_new_string(r->display_name));
+        json_object_object_add(o, "set_name", r->set_name ? json_object_new_string(r->set_name) : NULL);
+        json_object_object_add(o, "previous_set_name",
+                               r->previous_set_name ? json_object_new_string(r->previous_set_name) : NULL);
+        json_object_object_add(o, "docs", json_object_get(r->docs));
+        json_object_object_add(o, "options", json_object_get(r->options));
+        json_object_object_add(o, "tables", json_object_get(r->tables));
+        json_object_object_add(o, "warnings", json_object_get(r->warnings));
+        for (size_t i = 0; i < r->n_jobs; i++) {
+                const RunnerJob *j = &r->jobs[i];
+                json_object *jo = json_object_new_object();
+
+                json_object_object_add(jo, "parameters_name", json_object_new_string(j->parameters_name));
+                json_object_object_add(jo, "kind", j->kind ? json_object_new_string(j->kind) : NULL);
+                json_object_object_add(jo, "name", j->name ? json_object_new_string(j->name) : NULL);
+                json_object_object_add(jo, "location", j->location ? json_object_new_string(j->location) : NULL);
+                json_object_object_add(jo, "job", json_object_get(j->job));
+                json_object_object_add(jo, "results", json_object_get(j->results));
+                json_object_object_add(jo, "results_missing", json_object_new_boolean(j->results_missing));
+                json_object_array_add(jobs, jo);
+        }
+        json_object_object_add(o, "jobs", jobs);
+        json_object_object_add(o, "created_at", json_object_new_int64((int64_t) r->created_at));
+        json_object_object_add(o, "updated_at", json_object_new_int64((int64_t) r->updated_at));
+        return o;
+}
+
+/* The file name of a runner. */
+static char *runner_file(const Runner *r) {
+        char *n = NULL;
+
+        if (asprintf(&n, "%s.json", r->id) < 0)
+                return NULL;
+        return n;
+}
+
+/* Saves the runner now. */
+int runner_save(Runner *r) {
+        Runners *rs = r->runners;
+        _cleanup_free_ char *name = NULL;
+        json_object *o;
+        int q;
+
+        if (r->closed)
+                return 0;
+        r->updated_at = (uint64_t) time(NULL);
+        name = runner_file(r);
+        o = runner_to_file_json(r);
+        if (!name || !o) {
+                json_object_put(o);
+                rs->save_errors++;
+                return log_oom();
+        }
+        q = state_write_json(rs->dir, name, o);
+        json_object_put(o);
+        if (q < 0) {
+                rs->save_errors++;
+                return log_error_errno(q, "Failed to save runner %s in '%s': %m", r->id, rs->dir);
+        }
+        rs->saves++;
+        return 0;
+}
+
+/* Appends a warning. */
+void runner_warn(Runner *r, const char *text) {
+        LogContext ctx = { .runner_id = r->id };
+
+        log_ctx(LOG_NOTICE, &ctx, "Runner %s: %s", r->display_name, text);
+        json_object_array_add(r->warnings, json_object_new_string(text));
+}
+
+/* Copies a string member into *dst (NULL when absent). */
+static int dup_member(json_object *o, const char *key, char **dst) {
+        const char *v = member(o, key);
+
+        *dst = v ? strdup(v) : NULL;
+        return !v || *dst ? 0 : -ENOMEM;
+}
+
+/* Restores a runner from its file content (borrowed). */
+static int runner_from_file_json(Runners *rs, const char *file, json_object *o, Runner **ret) {
+        Runner *r;
+        json_object *v, *jobs;
+        const char *id = member(o, "id");
+        int q = 0;
+
+        if (!id || strlen(id) != RUNNER_ID_LEN || !member(o, "display_name") ||
+            !json_object_object_get_ex(o, "docs", &v) || !json_object_is_type(v, json_type_array) ||
+            !json_object_object_get_ex(o, "owner", &v) || !json_object_is_type(v, json_type_int)) {
+                log_error("Runner file '%s' lacks id, display_name, owner or docs.", file);
+                return -EBADMSG;
+        }
+        r = runner_alloc(rs);
+        if (!r)
+                return -ENOMEM;
+        memcpy(r->id, id, RUNNER_ID_LEN + 1);
+        r->owner = (uid_t) json_object_get_int64(v);
+        q = dup_member(o, "display_name", &r->display_name);
+        if (q >= 0)
+                q = dup_member(o, "set_name", &r->set_name);
+        if (q >= 0)
+                q = dup_member(o, "previous_set_name", &r->previous_set_name);
+        r->docs = json_object_get(json_object_object_get(o, "docs"));
+        r->options = json_object_get(json_object_object_get(o, "options"));
+        if (!r->options)
+                r->options = json_object_new_object();
+        if (json_object_object_get_ex(o, "tables", &v) && json_object_is_type(v, json_type_object)) {
+                json_object_put(r->tables);
+                r->tables = json_object_get(v);
+        }
+        if (json_object_object_get_ex(o, "warnings", &v) && json_object_is_type(v, json_type_array)) {
+                json_object_put(r->warnings);
+                r->warnings = json_object_get(v);
+        }
+        r->created_at = (uint64_t) json_object_get_int64(json_object_object_get(o, "created_at"));
+        r->updated_at = (uint64_t) json_object_get_int64(json_object_object_get(o, "updated_at"));
+        jobs = json_object_object_get(o, "jobs");
+        for (size_t i = 0; q >= 0 && i < json_object_array_length(jobs); i++) {
+                json_object *jo = json_object_array_get_idx(jobs, i);
+                RunnerJob *n = reallocarray(r->jobs, r->n_jobs + 1, sizeof(RunnerJob)), *j;
+
+                if (!n) {
+                        q = -ENOMEM;
+                        break;
+                }
+                r->jobs = n;
+                j = &r->jobs[r->n_jobs];
+                *j = (RunnerJob){};
+                q = dup_member(jo, "parameters_name", &j->parameters_name);
+                if (q >= 0 && !j->parameters_name)
+                        q = -EBADMSG;
+                if (q >= 0)
+                        q = dup_member(jo, "kind", &j->kind);
+                if (q >= 0)
+                        q = dup_member(jo, "name", &j->name);
+                if (q >= 0)
+                        q = dup_member(jo, "location", &j->location);
+                j->job = json_object_get(json_object_object_get(jo, "job"));
+                j->results = json_object_get(json_object_object_get(jo, "results"));
+                j->results_missing = json_object_get_boolean(json_object_object_get(jo, "results_missing"));
+                r->n_jobs++;
+        }
+        if (q < 0 || !r->display_name || !r->docs) {
+                runner_free(r);
+                return q < 0 ? q : -EBADMSG;
+        }
+        *ret = r;
+        return 0;
+}
+
+/* Loader callback: one runner file. */
+static int on_runner_file(const char *name, json_object *o, void *userdata) {
+        Runners *rs = userdata;
+        Runner *r = NULL;
+        int q;
+
+        q = runner_from_file_json(rs, name, o, &r);
+        if (q < 0)
+                return q;
+        if (runner_find(rs, r->id)) {
+                runner_free(r);
+                return -EEXIST;
+        }
+        runners_link(rs, r);
+        return 0;
+}
+
+/* Creates the registry and loads the saved runners. */
+int runners_new(Server *s, const char *state_directory, Runners **ret) {
+        Runners *rs = calloc(1, sizeof(Runners));
+        Runner *r;
+        int q;
+
+        if (!rs)
+                return -ENOMEM;
+        rs->server = s;
+        TAILQ_INIT(&rs->list);
+        rs->damaged = json_object_new_array();
+        if (!rs->damaged || asprintf(&rs->dir, "%s/runners", state_directory) < 0) {
+                json_object_put(rs->damaged);
+                free(rs);
+                return -ENOMEM;
+        }
+        q = state_mkdir(rs->dir);
+        if (q < 0) {
+                log_error_errno(q, "Cannot create the runner directory '%s': %m", rs->dir);
+                runners_free(rs);
+                return q;
+        }
+        q = state_load_dir(rs->dir, on_runner_file, rs, rs->damaged);
+        if (q < 0) {
+                log_error_errno(q, "Cannot read the runner directory '%s': %m", rs->dir);
+                runners_free(rs);
+                return q;
+        }
+        if (q > 0)
+                log_info("Loaded %d runner(s) from '%s'.", q, rs->dir);
+        TAILQ_FOREACH(r, &rs->list, link)
+                (void) runner_track(r);
+        *ret = rs;
+        return 0;
+}
+
+/* Frees the registry (runners are not closed: their files stay). */
+Runners *runners_free(Runners *rs) {
+        Runner *r;
+
+        if (!rs)
+                return NULL;
+        while ((r = TAILQ_FIRST(&rs->list))) {
+                RunnerWaiter *w;
+
+                TAILQ_REMOVE(&rs->list, r, link);
+                poller_unwatch(r->watch);
+                r->watch = NULL;
+                while ((w = TAILQ_FIRST(&r->waiters))) {
+                        TAILQ_REMOVE(&r->waiters, w, link);
+                        json_object_put(w->jobs);
+                        free(w);
+                }
+                r->runners = NULL;
+                runner_unref(r);
+        }
+        json_object_put(rs->damaged);
+        free(rs->dir);
+        free(rs);
+        return NULL;
+}
+
+/* Creates a runner. */
+int runner_new(Runners *rs, uid_t owner, const char *display_name, json_object *docs, json_object *options,
+               Runner **ret) {
+        Runner *r = runner_alloc(rs);
+        int q;
+
+        if (!r) {
+                json_object_put(docs);
+                json_object_put(options);
+                return -ENOMEM;
+        }
+        r->docs = docs;
+        r->options = options ?: json_object_new_object();
+        r->owner = owner;
+        r->display_name = strdup(display_name);
+        r->created_at = r->updated_at = (uint64_t) time(NULL);
+        q = uuid4(r->id);
+        if (q < 0 || !r->display_name || !r->options || !r->docs) {
+                runner_free(r);
+                return q < 0 ? q : -ENOMEM;
+        }
+        runners_link(rs, r);
+        q = runner_save(r);
+        if (q < 0) {
+                TAILQ_REMOVE(&rs->list, r, link);
+                rs->n--;
+                runner_free(r);
+                return q;
+        }
+        *ret = r;
+        return 0;
+}
+
+/* Finds a runner by id. */
+Runner *runner_find(Runners *rs, const char *id) {
+        Runner *r;
+
+        TAILQ_FOREACH(r, &rs->list, link)
+                if (strcasecmp(r->id, id) == 0)
+                        return r;
+        return NULL;
+}
+
+/* Counts the runners of uid. */
+size_t runners_count_owned(const Runners *rs, uid_t uid) {
+        const Runner *r;
+        size_t n = 0;
+
+        TAILQ_FOREACH(r, &rs->list, link)
+                if (r->owner == uid)
+                        n++;
+        return n;
+}
+
+/* Ends every waiter with the given outcome. */
+static void runner_end_waiters(Runner *r) {
+        RunnerWaiter *w, *next;
+
+        for (w = TAILQ_FIRST(&r->waiters); w; w = next) {
+                next = TAILQ_NEXT(w, link);
+                w->cb(r, NULL, NULL, false, w->userdata);
+        }
+}
+
+/* Forgets the runner. */
+void runner_close(Runner *r) {
+        Runners *rs = r->runners;
+        _cleanup_free_ char *name = runner_file(r);
+
+        if (r->closed)
+                return;
+        r->closed = true;
+        poller_unwatch(r->watch);
+        r->watch = NULL;
+        runner_ref(r);
+        runner_end_waiters(r);
+        if (rs) {
+                if (name)
+                        (void) state_remove(rs->dir, name);
+                TAILQ_REMOVE(&rs->list, r, link);
+                rs->n--;
+                r->runners = NULL;
+                runner_unref(r); /* the registry's reference */
+        }
+        runner_unref(r);
+}
+
+/* Appends a job. */
+static int runner_append_job(Runner *r, const char *pname, const char *kind, const char *name, const char *location) {
+        RunnerJob *n = reallocarray(r->jobs, r->n_jobs + 1, sizeof(RunnerJob)), *j;
+
+        if (!n)
+                return -ENOMEM;
+        r->jobs = n;
+        j = &r->jobs[r->n_jobs];
+        *j = (RunnerJob){
+                .parameters_name = strdup(pname),
+                .kind = kind ? strdup(kind) : NULL,
+                .name = name ? strdup(name) : NULL,
+                .location = location ? strdup(location) : NULL,
+        };
+        if (!j->parameters_name) {
+                job_done(j);
+                return -ENOMEM;
+        }
+        r->n_jobs++;
+        return 0;
+}
+
+/* Replaces the jobs of the runner. */
+int runner_set_jobs(Runner *r, json_object *jobs) {
+        int q = 0;
+
+        for (size_t i = 0; i < r->n_jobs; i++)
+                job_done(&r->jobs[i]);
+        r->n_jobs = 0;
+        for (size_t i = 0; q >= 0 && i < json_object_array_length(jobs); i++) {
+                json_object *j = json_object_array_get_idx(jobs, i);
+
+                q = runner_append_job(r, member(j, "parameters_name"), member(j, "kind"), member(j, "name"),
+                                      member(j, "location"));
+        }
+        (void) runner_save(r);
+        (void) runner_track(r);
+        return q;
+}
+
+/* Adds one job, replacing one of the same parameters name. */
+int runner_add_job(Runner *r, const char *parameters_name, const char *name, const char *location) {
+        RunnerJob *j = runner_job(r, parameters_name);
+        int q;
+
+        if (j) {
+                char *p = TAKE_PTR(j->parameters_name);
+
+                job_done(j);
+                j->parameters_name = p;
+                j->kind = strdup(runner_config_job_kind(parameters_name));
+                j->name = strdup(name);
+                j->location = location ? strdup(location) : NULL;
+                q = j->kind && j->name && (!location || j->location) ? 0 : -ENOMEM;
+        } else
+                q = runner_append_job(r, parameters_name, runner_config_job_kind(parameters_name), name, location);
+        (void) runner_save(r);
+        (void) runner_track(r);
+        return q;
+}
+
+/* The job of a parameters name. */
+RunnerJob *runner_job(Runner *r, const char *parameters_name) {
+        for (size_t i = 0; i < r->n_jobs; i++)
+                if (streq(r->jobs[i].parameters_name, parameters_name))
+                        return &r->jobs[i];
+        return NULL;
+}
+
+/* Whether a job is in the list of names (NULL list: all). */
+static bool wanted(json_object *which, const char *pname) {
+        if (!which)
+                return true;
+        for (size_t i = 0; i < json_object_array_length(which); i++)
+                if (streq_ptr(json_object_get_string(json_object_array_get_idx(which, i)), pname))
+                        return true;
+        return false;
+}
+
+/* Whether a job is done. */
+static bool job_is_done(const RunnerJob *j) {
+        json_object *v;
+
+        return j->job && json_object_object_get_ex(j->job, "done", &v) && json_object_get_boolean(v);
+}
+
+/* Whether every awaited job is done; reports a failed one. */
+bool runner_jobs_done(Runner *r, json_object *which, const RunnerJob **ret_failed) {
+        bool all = true, any = false;
+
+        if (ret_failed)
+                *ret_failed = NULL;
+        for (size_t i = 0; i < r->n_jobs; i++) {
+                const RunnerJob *j = &r->jobs[i];
+
+                if (!wanted(which, j->parameters_name))
+                        continue;
+                any = true;
+                if (j->job && job_status_failed(member(j->job, "status"))) {
+                        if (ret_failed && !*ret_failed)
+                                *ret_failed = j;
+                        continue;
+                }
+                if (!job_is_done(j))
+                        all = false;
+        }
+        return any && all;
+}
+
+/* Starts or stops the tracking of the runner's jobs. */
+int runner_track(Runner *r) {
+        bool pending = false;
+
+        for (size_t i = 0; i < r->n_jobs; i++) {
+                const RunnerJob *j = &r->jobs[i];
+
+                if (j->name && !job_is_done(j) && !(j->job && job_status_failed(member(j->job, "status"))))
+                        pending = true;
+        }
+        if (!pending || !r->set_name || r->closed || !r->runners) {
+                poller_unwatch(r->watch);
+                r->watch = NULL;
+                return 0;
+        }
+        if (r->watch)
+                return 0;
+        return poller_watch(r->runners->server->poller, r->set_name, on_runner_polled, r, &r->watch);
+}
+
+/* A poll of the runner's set: update the jobs, save, tell the waiters. */
+static void on_runner_polled(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
+                             void *userdata) {
+        Runner *r = userdata;
+        json_object *changed_p = json_object_new_array();
+        RunnerWaiter *w, *next;
+
+        (void) set_name;
+        runner_ref(r);
+        if (err) {
+                json_object_put(r->last_error);
+                r->last_error = json_object_new_string(strna(err->message));
+        } else {
+                json_object_put(r->last_error);
+                r->last_error = NULL;
+                for (size_t i = 0; i < r->n_jobs; i++) {
+                        RunnerJob *j = &r->jobs[i];
+
+                        for (size_t k = 0; j->name && k < json_object_array_length(jobs); k++) {
+                                json_object *job = json_object_array_get_idx(jobs, k);
+
+                                if (!streq_ptr(member(job, "name"), j->name))
+                                        continue;
+                                for (size_t c = 0; c < json_object_array_length(changed); c++)
+                                        if (streq_ptr(json_object_get_string(json_object_array_get_idx(changed, c)),
+                                                      j->name)) {
+                                                json_object_put(j->job);
+                                                j->job = json_object_get(job);
+                                                json_object_array_add(changed_p, json_object_new_string(j->parameters_name));
+                                        }
+                        }
+                }
+                if (json_object_array_length(changed_p) > 0)
+                        (void) runner_save(r);
+        }
+        for (w = TAILQ_FIRST(&r->waiters); w; w = next) {
+                const RunnerJob *failed = NULL;
+                bool done = runner_jobs_done(r, w->jobs, &failed);
+                json_object *mine = json_object_new_array();
+
+                next = TAILQ_NEXT(w, link);
+                for (size_t i = 0; i < json_object_array_length(changed_p); i++) {
+                        const char *p = json_object_get_string(json_object_array_get_idx(changed_p, i));
+
+                        if (wanted(w->jobs, p))
+                                json_object_array_add(mine, json_object_new_string(p));
+                }
+                if (failed || done || json_object_array_length(mine) > 0)
+                        w->cb(r, mine, failed, done && !failed, w->userdata);
+                json_object_put(mine);
+        }
+        json_object_put(changed_p);
+        if (!r->closed)
+                (void) runner_track(r);
+        runner_unref(r);
+}
+
+/* Adds a waiter. */
+int runner_waiter_add(Runner *r, json_object *jobs, runner_waiter_cb cb, void *userdata, RunnerWaiter **ret) {
+        RunnerWaiter *w = calloc(1, sizeof(RunnerWaiter));
+
+        if (!w)
+                return -ENOMEM;
+        w->runner = runner_ref(r);
+        w->jobs = json_object_get(jobs);
+        w->cb = cb;
+        w->userdata = userdata;
+        TAILQ_INSERT_TAIL(&r->waiters, w, link);
+        *ret = w;
+        return 0;
+}
+
+/* Removes a waiter. */
+void runner_waiter_remove(RunnerWaiter *w) {
+        if (!w)
+                return;
+        TAILQ_REMOVE(&w->runner->waiters, w, link);
+        json_object_put(w->jobs);
+        runner_unref(w->runner);
+        free(w);
+}
+
+/* The runner as the API shows it. */
+json_object *runner_status_json(Runner *r, bool with_docs) {
+        json_object *o = json_object_new_object(), *jobs = json_object_new_array(), *tables;
+        const char *state;
+        const RunnerJob *failed = NULL;
+
+        if (!o || !jobs) {
+                json_object_put(o);
+                json_object_put(jobs);
+                return NULL;
+        }
+        for (size_t i = 0; i < r->n_jobs; i++)
+                json_object_array_add(jobs, runner_job_json(&r->jobs[i]));
+        if (r->busy)
+                state = r->busy;
+        else if (r->n_jobs == 0)
+                state = "configuring";
+        else if (runner_jobs_done(r, NULL, &failed))
+                state = "finished";
+        else if (failed)
+                state = "failed";
+        else
+                state = "running";
+        json_object_object_add(o, "runner_id", json_object_new_string(r->id));
+        json_object_object_add(o, "display_name", json_object_new_string(r->display_name));
+        json_object_object_add(o, "owner", json_object_new_int64(r->owner));
+        json_object_object_add(o, "state", json_object_new_string(state));
+        json_object_object_add(o, "set_name", r->set_name ? json_object_new_string(r->set_name) : NULL);
+        json_object_object_add(o, "previous_set_name",
+                               r->previous_set_name ? json_object_new_string(r->previous_set_name) : NULL);
+        tables = runner_config_tables(r->docs);
+        json_object_object_add(o, "tables", tables);
+        json_object_object_add(o, "uploads", json_object_get(r->tables));
+        json_object_object_add(o, "jobs", jobs);
+        json_object_object_add(o, "warnings", json_object_get(r->warnings));
+        json_object_object_add(o, "last_error", json_object_get(r->last_error));
+        json_object_object_add(o, "created_at", json_object_new_int64((int64_t) r->created_at));
+        json_object_object_add(o, "updated_at", json_object_new_int64((int64_t) r->updated_at));
+        if (with_docs)
+                json_object_object_add(o, "documents", json_object_get(r->docs));
+        return o;
+}
+
+/* Statistics. */
+json_object *runners_stats_json(const Runners *rs) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "runners", json_object_new_int64((int64_t) rs->n));
+        json_object_object_add(o, "damaged_files", json_object_get(rs->damaged));
+        json_object_object_add(o, "saves", json_object_new_uint64(rs->saves));
+        json_object_object_add(o, "save_errors", json_object_new_uint64(rs->save_errors));
+        return o;
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runners: daemon-held equivalents of the Python Runner. A runner has an id, an owner (the
+ * uid that created it), a display name, its resource documents (runner-config.h), the tables
+ * it uploaded, and the jobs of its current set. It is persisted as
+ * STATE_DIRECTORY/runners/<id>.json after every change, so a restarted daemon finds its
+ * runners, follows their unfinished jobs again and can serve their results.
+ *
+ * Job tracking: while a runner has unfinished jobs it watches its set with the Poller; every
+ * poll updates the jobs, saves the runner and tells its waiters (runner.wait calls) what
+ * changed.
+ *
+ * Glossary:
+ *   parameters name  the job's role in the set ("standard", "signal_metrics",
+ *                    "privacy_metrics", "report", "report_pia", "advice_parameters"); a
+ *                    runner has at most one job per parameters name.
+ *   busy             an operation that edits the runner or its upstream set is in progress
+ *                    (upload, run, advice); others get invalid_state until it ends.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "api.h"
+
+typedef struct PollerWatch PollerWatch;
+typedef struct Runner Runner;
+typedef struct RunnerWaiter RunnerWaiter;
+typedef struct Runners Runners;
+typedef struct Server Server;
+
+#define RUNNER_ID_LEN 36
+
+typedef struct RunnerJob {
+        char *parameters_name;
+        char *kind;
+        char *name;              /* server job name */
+        char *location;
+        json_object *job;        /* last JobResponse seen, or NULL */
+        json_object *results;    /* GET /results answer once fetched (finished jobs), or NULL */
+        bool results_missing;    /* the server cleaned them up */
+} RunnerJob;
+
+/* Called when jobs of the runner changed (changed: array of parameters names), when a job
+ * failed (failed: its RunnerJob), or when every awaited job is done. */
+typedef void (*runner_waiter_cb)(Runner *r, json_object *changed, const RunnerJob *failed, bool all_done,
+                                 void *userdata);
+
+struct RunnerWaiter {
+        Runner *runner;
+        json_object *jobs;       /* parameters names awaited (array), NULL = all */
+        runner_waiter_cb cb;
+        void *userdata;
+        TAILQ_ENTRY(RunnerWaiter) link;
+};
+
+TAILQ_HEAD(RunnerWaiterList, RunnerWaiter);
+
+struct Runner {
+        Runners *runners;
+        char id[RUNNER_ID_LEN + 1];
+        uid_t owner;
+        char *display_name;
+        char *set_name;          /* upstream set of the current run, NULL before */
+        char *previous_set_name;
+        json_object *docs;       /* resource documents */
+        json_object *options;    /* create_runner options */
+        json_object *tables;     /* {table: {file, avatar_file, bytes, storage_url, ...}} */
+        json_object *warnings;   /* array of strings */
+        RunnerJob *jobs;
+        size_t n_jobs;
+        uint64_t created_at;     /* unix seconds */
+        uint64_t updated_at;
+        const char *busy;        /* static name of the operation in progress, or NULL */
+        PollerWatch *watch;
+        json_object *last_error; /* the last poll error, or NULL */
+        struct RunnerWaiterList waiters;
+        unsigned n_ref;
+        bool closed;
+        TAILQ_ENTRY(Runner) link;
+};
+
+TAILQ_HEAD(RunnerList, Runner);
+
+struct Runners {
+        Server *server;
+        char *dir;               /* STATE_DIRECTORY/runners */
+        struct RunnerList list;
+        size_t n;
+        json_object *damaged;    /* names of state files moved aside */
+        uint64_t saves, save_errors;
+};
+
+/* Creates the registry and loads the runners saved in state_directory/runners, resuming the
+ * tracking of their unfinished jobs. Returns 0 or -errno (the directory cannot be created). */
+int runners_new(Server *s, const char *state_directory, Runners **ret);
+Runners *runners_free(Runners *rs);
+
+/* Creates a runner owned by uid with docs and options (both taken). */
+int runner_new(Runners *rs, uid_t owner, const char *display_name, json_object *docs, json_object *options,
+               Runner **ret);
+
+/* Finds a runner by id (NULL when unknown). */
+Runner *runner_find(Runners *rs, const char *id);
+
+/* Counts the runners of uid. */
+size_t runners_count_owned(const Runners *rs, uid_t uid);
+
+Runner *runner_ref(Runner *r);
+Runner *runner_unref(Runner *r);
+
+/* Saves the runner now. Returns 0 or -errno (logged). */
+int runner_save(Runner *r);
+
+/* Forgets the runner: removes its file, ends its waiters (all_done false, failed NULL),
+ * stops tracking. The struct lives on while referenced. */
+void runner_close(Runner *r);
+
+/* Replaces the jobs of the runner (after a run): `jobs` is an array of {parameters_name,
+ * kind, name, location} (borrowed). Starts tracking them. */
+int runner_set_jobs(Runner *r, json_object *jobs);
+
+/* Adds one job (advice) without dropping the others. */
+int runner_add_job(Runner *r, const char *parameters_name, const char *name, const char *location);
+
+/* The job of a parameters name, or NULL. */
+RunnerJob *runner_job(Runner *r, const char *parameters_name);
+
+/* Whether every job (of `which`, an array of parameters names, NULL = all) is done; sets
+ * *ret_failed to a failed job when one is. */
+bool runner_jobs_done(Runner *r, json_object *which, const RunnerJob **ret_failed);
+
+/* Starts (or stops, when all are done) the tracking of the runner's jobs. */
+int runner_track(Runner *r);
+
+/* Adds a waiter; the callback runs after each poll that concerns it. */
+int runner_waiter_add(Runner *r, json_object *jobs, runner_waiter_cb cb, void *userdata, RunnerWaiter **ret);
+void runner_waiter_remove(RunnerWaiter *w);
+
+/* Whether a job status is a failure (error, parent_error, lost, orphaned). */
+bool job_status_failed(const char *status);
+
+/* The runner as the API shows it (runner.get_status, runner.list). New reference. */
+json_object *runner_status_json(Runner *r, bool with_docs);
+
+/* A job as the API shows it: {parameters_name, kind, name, status, progress, done, exception,
+ * created_at}. New reference. */
+json_object *runner_job_json(const RunnerJob *j);
+
+/* Appends a warning (also logged at notice). */
+void runner_warn(Runner *r, const char *text);
+
+/* {"runners": n, "damaged": [...], "saves": n, "save_errors": n}. New reference. */
+json_object *runners_stats_json(const Runners *rs);
