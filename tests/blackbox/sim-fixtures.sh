@@ -1,0 +1,216 @@
+# Helpers for the black-box tests of the Manager operations: fixtures built in avatar-sim
+# through its own HTTP API (curl), raw JSON-RPC calls through avatard-probe, and value
+# extraction without jq. Sourced after lib.sh; uses $SIM_URL, $SIM_REQUESTS, $SOCK, $PROBE.
+
+# The API key the simulator accepts and the daemon uses (tests may change it before start_sim).
+SIM_KEY="${SIM_KEY:-bb-key-$$}"
+
+# sim_api METHOD PATH [CURL-ARGS...]: an authenticated call of the simulator's API; prints the body.
+sim_api() {
+        local method="$1" path="$2"
+        shift 2
+        curl -sS --max-time 10 -X "$method" -H "Authorization: api-key-v1 $SIM_KEY" "$@" "$SIM_URL/api$path"
+}
+
+# sim_control PATH [JSON]: a call of the /_sim control API (POST with a JSON body, or GET
+# without one); prints the body.
+sim_control() {
+        if [ $# -ge 2 ]; then
+                curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' -d "$2" "$SIM_URL/_sim/$1"
+        else
+                curl -sS --max-time 10 "$SIM_URL/_sim/$1"
+        fi
+}
+
+# sim_fault JSON: adds a fault rule.
+sim_fault() {
+        sim_control fault "$1" >/dev/null
+}
+
+# json_str KEY TEXT: the first string value of "KEY" in TEXT.
+json_str() {
+        grep -o "\"$1\":\"[^\"]*\"" <<<"$2" | head -n 1 | sed 's/^"[^"]*":"//; s/"$//'
+}
+
+# json_strs KEY TEXT: every string value of "KEY" in TEXT, one per line.
+json_strs() {
+        grep -o "\"$1\":\"[^\"]*\"" <<<"$2" | sed 's/^"[^"]*":"//; s/"$//'
+}
+
+# json_num KEY TEXT: the first number value of "KEY" in TEXT.
+json_num() {
+        grep -o "\"$1\":-\?[0-9][0-9.]*" <<<"$2" | head -n 1 | sed 's/^"[^"]*"://'
+}
+
+# count_lines TEXT: the number of non-empty lines.
+count_lines() {
+        grep -c . <<<"$1" || true
+}
+
+# The resource YAML of a set with one parameters document of every job kind.
+sim_set_yaml() {
+        cat <<EOF
+kind: AvatarMetadata
+metadata:
+  name: avatar-metadata-$1
+spec:
+  display_name: $1
+---
+kind: AvatarSchema
+metadata:
+  name: schema
+spec:
+  tables:
+  - name: iris
+    data:
+      volume: input
+      file: iris.csv
+---
+kind: AvatarSchema
+metadata:
+  name: schema_avatarized
+spec:
+  tables:
+  - name: iris
+    avatars_data:
+      auto: true
+  schema_ref: schema
+---
+kind: AvatarAdviceParameters
+metadata:
+  name: advice_parameters
+spec:
+  schema: schema
+  advice:
+    advisor_type:
+    - parameters
+  results:
+    volume: results
+    path: advice
+---
+kind: AvatarParameters
+metadata:
+  name: standard
+spec:
+  schema: schema
+  avatarization:
+    iris:
+      k: 5
+  results:
+    volume: results
+    path: standard
+---
+kind: AvatarPrivacyMetricsParameters
+metadata:
+  name: privacy_metrics
+spec:
+  schema: schema_avatarized
+  avatarization_ref: standard
+  results:
+    volume: results
+    path: privacy_metrics
+---
+kind: AvatarSignalMetricsParameters
+metadata:
+  name: signal_metrics
+spec:
+  schema: schema_avatarized
+  avatarization_ref: standard
+  results:
+    volume: results
+    path: signal_metrics
+---
+kind: AvatarReportParameters
+metadata:
+  name: report
+spec:
+  report_type: basic
+  output_format: pdf
+  language: en
+  results:
+    volume: results
+    path: report
+EOF
+}
+
+# sim_make_set DISPLAY_NAME: PUT /resources/DISPLAY_NAME; prints the new set_name (a UUID).
+sim_make_set() {
+        local out
+        out=$(sim_set_yaml "$1" | sim_api PUT "/resources/$1" -H 'Content-Type: application/yaml' --data-binary @-)
+        json_str set_name "$out"
+}
+
+# sim_make_job SET_NAME PARAMETERS_NAME: POST /jobs; prints the job name.
+# (standard, privacy_metrics, signal_metrics, report, advice_parameters)
+sim_make_job() {
+        local out
+        out=$(sim_api POST /jobs -H 'Content-Type: application/json' \
+                -d "{\"set_name\":\"$1\",\"parameters_name\":\"$2\",\"depends_on\":[]}")
+        json_str name "$out"
+}
+
+# sim_upload_input: stores iris.csv in the user's upload area through /access and SigV4 S3,
+# so that standard jobs of sim_set_yaml sets finish with results.
+sim_upload_input() {
+        local me uid acc kid secret
+        me=$(sim_api GET /users/me)
+        uid=$(json_str id "$me")
+        acc=$(sim_api GET /access -G --data-urlencode "url=s3://$uid/30d/iris.csv")
+        kid=$(json_str access_key_id "$acc")
+        secret=$(json_str secret_access_key "$acc")
+        printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,3.0,setosa\n6.2,2.9,versicolor\n' >"$TMP/iris.csv"
+        curl -sS --max-time 10 -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+                --user "$kid:$secret" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+                -T "$TMP/iris.csv" "$SIM_URL/storage/$uid/30d/iris.csv"
+}
+
+# sim_tick N: advances every job N steps.
+sim_tick() {
+        sim_control tick "{\"count\":$1}" >/dev/null
+}
+
+# sim_requests ROUTE: the request-log lines of a route.
+sim_requests() {
+        [ -f "$SIM_REQUESTS" ] || return 0
+        grep -F "\"route\":\"$1\"" "$SIM_REQUESTS" || true
+}
+
+# ctl METHOD [PARAMS]: avatarctl --json call; stdout and stderr together in $OUT, the exit
+# code in $CTL_RC (not in a subshell, so both stay set).
+OUT=""
+CTL_RC=0
+ctl() {
+        OUT=$("$AVATARCTL" --json --timeout 30 call "$@" 2>&1)
+        CTL_RC=$?
+}
+
+# rpc METHOD [PARAMS-JSON]: one raw JSON-RPC request on the socket; prints the reply line as
+# it travelled (an expectation that never matches makes the probe print the reply).
+rpc() {
+        local script="$TMP/rpc.$$.$RANDOM.conv" params="${2:-}"
+        [ -n "$params" ] || params='{}'
+        printf '> {"jsonrpc":"2.0","id":1,"method":"%s","params":%s}\n<match \001\n' "$1" "$params" >"$script"
+        "$PROBE" script "$SOCK" "$script" 2>&1 | sed -n 's/^  //p' | head -n 1
+        rm -f "$script"
+}
+
+# check_no_sanitizer_reports: stops the daemon (leak reports come at exit) and fails when its
+# log holds an AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer report.
+check_no_sanitizer_reports() {
+        stop_daemon >/dev/null 2>&1 || true
+        if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)' "$DAEMON_LOG" 2>/dev/null; then
+                fail "no sanitizer report in the daemon's log" "$(grep -E -m 5 -A 3 'ERROR:|runtime error:' "$DAEMON_LOG")"
+        else
+                pass "no sanitizer report in the daemon's log"
+        fi
+}
+
+# wait_for COMMAND...: retries a command for up to 10 s.
+wait_for() {
+        local i
+        for i in $(seq 1 100); do
+                "$@" >/dev/null 2>&1 && return 0
+                sleep 0.1
+        done
+        return 1
+}

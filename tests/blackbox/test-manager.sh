@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# Black-box tests of the Manager read and delete operations against avatar-sim: health,
+# compatibility (and its gate), jobs with the server's filters, last jobs and results, runs by
+# name, and deletion (by name, by id, in batches of 100 with a failing batch).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sim-fixtures.sh"
+
+start_sim --api-key "$SIM_KEY" --job-step-ms 0 || { fail "avatar-sim starts"; finish; exit $?; }
+
+# jobs_ttl_s 0: every job read goes upstream, so the fixtures made below are always seen;
+# health_ttl_s 30: a cached health answer exists while the compatibility gate is tested.
+cat > "$CONF" <<EOF
+log_level: debug
+upstream:
+  base_url: $SIM_URL
+  max_attempts: 2
+  retry_base_ms: 20
+  retry_max_ms: 50
+cache:
+  jobs_ttl_s: 0
+  health_ttl_s: 30
+EOF
+export AVATAR_API_KEY="$SIM_KEY"
+start_daemon || { fail "avatard starts"; finish; exit $?; }
+pass "avatard starts against avatar-sim"
+
+# --- fixtures: runs made through the simulator's API -------------------------------------
+# alpha (set A): standard, privacy_metrics, advice; beta (set B): standard, report;
+# alpha again (set C): standard, signal_metrics; Alpha (set D, other case): standard;
+# then a report in set A, so A holds the newest alpha job although C was made after A.
+check_eq "the input table is stored in the simulator" "200" "$(sim_upload_input)"
+A=$(sim_make_set alpha)
+A_std=$(sim_make_job "$A" standard)
+A_pm=$(sim_make_job "$A" privacy_metrics)
+A_adv=$(sim_make_job "$A" advice_parameters)
+B=$(sim_make_set beta)
+B_std=$(sim_make_job "$B" standard)
+B_rep=$(sim_make_job "$B" report)
+C=$(sim_make_set alpha)
+C_std=$(sim_make_job "$C" standard)
+C_sm=$(sim_make_job "$C" signal_metrics)
+D=$(sim_make_set Alpha)
+D_std=$(sim_make_job "$D" standard)
+sim_tick 20
+A_rep=$(sim_make_job "$A" report)
+check_match "fixtures: 9 jobs in 4 runs" '^[0-9a-f-]{36}$' "$A_rep"
+
+# --- manager.get_health ----------------------------------------------------------------
+before=$(sim_count "GET /api/health")
+ctl manager.get_health; out=$OUT
+check_eq "get_health succeeds" "0" "$CTL_RC"
+check_match "get_health returns the server's object" '"message":"ok"' "$out"
+check_match "get_health marks the answer fresh" '"stale":false' "$out"
+check_match "get_health gives the age of the answer" '"age_s":[0-9]' "$out"
+check_eq "get_health asked the server once" "$((before + 1))" "$(sim_count "GET /api/health")"
+
+# --- manager.verify_compatibility --------------------------------------------------------
+ctl manager.verify_compatibility; out=$OUT
+check_eq "verify_compatibility succeeds" "0" "$CTL_RC"
+check_match "the server says compatible" '"status":"compatible","compatible":true' "$out"
+check_match "the result names the daemon's version" '"daemon_version":"[0-9]+\.[0-9]+' "$out"
+check_match "the result shows the User-Agent sent" '"user_agent":"avatard/' "$out"
+
+sim_control compat '{"status":"incompatible","message":"Client too old for bb","most_recent_compatible_client":"9.8.7"}' >/dev/null
+checks=$(sim_count "GET /api/check_client")
+ctl manager.verify_compatibility; out=$OUT
+check_eq "without refresh the cached (compatible) answer is used" "0" "$CTL_RC"
+check_eq "without refresh the server is not asked" "$checks" "$(sim_count "GET /api/check_client")"
+ctl manager.verify_compatibility '{"refresh":true}'; out=$OUT
+check_eq "refresh: true re-asks the server" "$((checks + 1))" "$(sim_count "GET /api/check_client")"
+check_eq "incompatible: avatarctl exits 7 (upstream problem)" "7" "$CTL_RC"
+check_match "incompatible: error class incompatible" '\(incompatible\)' "$out"
+raw=$(rpc manager.verify_compatibility '{"refresh":true}')
+check_match "incompatible: error code -32003" '"code":-32003' "$raw"
+check_match "incompatible: error.data.name is incompatible" '"name":"incompatible"' "$raw"
+check_match "incompatible: error.data carries the server's message" '"message":"Client too old for bb"' "$raw"
+check_match "incompatible: error.data carries most_recent_compatible_client" '"most_recent_compatible_client":"9.8.7"' "$raw"
+check_match "incompatible: error.data carries daemon_version" '"daemon_version":"[0-9]+\.[0-9]+' "$raw"
+check_match "incompatible: error.message carries the server's message" '"message":"[^"]*Client too old for bb' "$raw"
+
+# every upstream-dependent call fails the same way, cached answers included
+jobs_before=$(sim_count "GET /api/jobs")
+for m in manager.get_jobs manager.get_last_jobs manager.get_last_results manager.get_health \
+         manager.list_api_keys; do
+        ctl "$m"; out=$OUT
+        check_match "while incompatible, $m fails with the incompatibility error" '\(incompatible\)' "$out"
+done
+ctl manager.get_job "{\"name\":\"$A_std\"}"; out=$OUT
+check_match "while incompatible, get_job fails too" '\(incompatible\)' "$out"
+ctl manager.find_ids_by_name '{"set_name":"alpha"}'; out=$OUT
+check_match "while incompatible, find_ids_by_name fails too" '\(incompatible\)' "$out"
+ctl manager.delete_job '{"name":"beta"}'; out=$OUT
+check_match "while incompatible, delete_job fails too" '\(incompatible\)' "$out"
+check_eq "while incompatible, no job request goes upstream" "$jobs_before" "$(sim_count "GET /api/jobs")"
+check_eq "while incompatible, nothing is deleted" "0" "$(sim_count "POST /api/jobs/bulk-delete")"
+out=$("$AVATARCTL" --json status)
+check_match "daemon.status shows upstream.compatibility incompatible" '"compatibility":\{"status":"incompatible"' "$out"
+check_match "daemon.status shows the server's answer" '"answer":\{"message":"Client too old for bb"' "$out"
+
+sim_control compat '{"status":"unknown","message":"Who is this client"}' >/dev/null
+ctl manager.verify_compatibility '{"refresh":true}'; out=$OUT
+check_match "unknown is a failure too (class incompatible)" '\(incompatible\)' "$out"
+check_match "unknown: the error says unknown and gives the server's message" 'unknown.*Who is this client' "$out"
+ctl manager.get_jobs; out=$OUT
+check_match "while unknown, get_jobs fails with the incompatibility error" '\(incompatible\)' "$out"
+
+sim_control compat '{"status":"compatible"}' >/dev/null
+ctl manager.verify_compatibility '{"refresh":true}'; out=$OUT
+check_eq "back to compatible after refresh" "0" "$CTL_RC"
+ctl manager.get_health; out=$OUT
+check_eq "calls work again once compatible" "0" "$CTL_RC"
+check_match "daemon.status shows compatible again" '"compatibility":\{"status":"compatible"' "$("$AVATARCTL" --json status)"
+
+# --- manager.get_jobs ------------------------------------------------------------------------
+ctl manager.get_jobs; out=$OUT
+check_eq "get_jobs succeeds" "0" "$CTL_RC"
+check_eq "get_jobs lists every job" "9" "$(json_strs name "$out" | wc -l)"
+check_eq "get_jobs lists newest first" "$A_rep" "$(json_strs name "$out" | head -n 1)"
+
+ctl manager.get_jobs '{"kind":["standard","report"]}'; out=$OUT
+check_eq "kind filter: standard and report jobs only" "report standard" \
+        "$(json_strs kind "$out" | sort -u | tr '\n' ' ' | sed 's/ $//')"
+check_eq "kind filter: 6 jobs" "6" "$(json_strs name "$out" | wc -l)"
+check_match "kind is sent repeated upstream" '"query":"kind=standard&kind=report"' "$(sim_requests "GET /api/jobs")"
+
+ctl manager.get_jobs '{"display_name":"alpha"}'; out=$OUT
+check_eq "display_name filter: every alpha job (advice included)" "6" "$(json_strs name "$out" | wc -l)"
+check_eq "display_name filter is exact and case-sensitive" "alpha" "$(json_strs display_name "$out" | sort -u)"
+
+ctl manager.get_jobs "{\"set_name\":\"$B\"}"; out=$OUT
+check_eq "set_name filter: the two jobs of that run" "$(printf '%s\n' "$B_rep" "$B_std")" "$(json_strs name "$out")"
+
+n=$(sim_count "GET /api/jobs")
+ctl manager.get_jobs "{\"display_name\":\"alpha\",\"set_name\":\"$A\"}"; out=$OUT
+check_eq "display_name with set_name: invalid params (exit 2)" "2" "$CTL_RC"
+check_match "display_name with set_name: the error says they are exclusive" 'mutually exclusive' "$out"
+raw=$(rpc manager.get_jobs "{\"display_name\":\"alpha\",\"set_name\":\"$A\"}")
+check_match "display_name with set_name: code -32602" '"code":-32602' "$raw"
+check_eq "display_name with set_name: nothing is sent upstream" "$n" "$(sim_count "GET /api/jobs")"
+
+ctl manager.get_jobs '{"limit":3}'; out=$OUT
+check_eq "limit 3: three jobs" "3" "$(json_strs name "$out" | wc -l)"
+check_eq "limit 3: the newest one first" "$A_rep" "$(json_strs name "$out" | head -n 1)"
+ctl manager.get_jobs '{"limit":0}'; out=$OUT
+check_eq "limit 0 is invalid params" "2" "$CTL_RC"
+ctl manager.get_jobs '{"kind":["bogus"]}'; out=$OUT
+check_eq "an unknown kind is invalid params" "2" "$CTL_RC"
+
+G=$(sim_make_set gamma)
+G1=$(sim_make_job "$G" standard)
+G2=$(sim_make_job "$G" report)
+sim_api DELETE "/jobs/$G1" >/dev/null
+ctl manager.get_jobs '{"display_name":"gamma"}'; out=$OUT
+check_eq "without include_deleted a deleted job is left out" "$G2" "$(json_strs name "$out")"
+ctl manager.get_jobs '{"display_name":"gamma","include_deleted":true}'; out=$OUT
+check_eq "include_deleted: true lists it too" "2" "$(json_strs name "$out" | wc -l)"
+check_match "include_deleted: the deleted job has deleted_at" "\"name\":\"$G1\"[^}]*\"deleted_at\":\"20" "$out"
+check_match "include_deleted is sent upstream" '"query":"display_name=gamma&include_deleted=true"' "$(sim_requests "GET /api/jobs")"
+ctl manager.delete_jobs "{\"job_names\":[\"$G2\"]}"; out=$OUT
+
+# --- manager.get_job ------------------------------------------------------------------------
+ctl manager.get_job "{\"name\":\"$B_std\"}"; out=$OUT
+check_eq "get_job succeeds" "0" "$CTL_RC"
+check_match "get_job returns the job" "\"name\":\"$B_std\",\"set_name\":\"$B\"" "$out"
+check_match "get_job returns its status" '"status":"finished"' "$out"
+check_match "get_job marks freshness" '"stale":false,"age_s":' "$out"
+ctl manager.get_job '{"name":"no-such-job"}'; out=$OUT
+check_eq "get_job of an unknown job exits 6 (not found)" "6" "$CTL_RC"
+check_match "get_job of an unknown job: class not_found with the server's message" '\(not_found\)' "$out"
+check_match "get_job of an unknown job: the upstream status" 'status: 404' "$out"
+
+# --- manager.get_last_jobs / get_last_results -------------------------------------------------
+newest=$(json_strs name "$(sim_api GET '/jobs?limit=3')")
+ctl manager.get_last_jobs '{"count":3}'; out=$OUT
+check_eq "get_last_jobs succeeds" "0" "$CTL_RC"
+check_eq "get_last_jobs count 3: the three most recent jobs, newest first" "$newest" \
+        "$(json_strs name "$out")"
+check_match "get_last_jobs maps name to job" "\"jobs\":\\{\"$A_rep\":\\{\"name\":\"$A_rep\"" "$out"
+ctl manager.get_last_jobs; out=$OUT
+check_eq "get_last_jobs defaults to one job: the newest" "$A_rep" "$(json_strs name "$out")"
+ctl manager.get_last_jobs '{"count":1000}'; out=$OUT
+check_eq "get_last_jobs with a count above the number of jobs returns them all" "9" "$(json_strs name "$out" | wc -l)"
+
+n=$(sim_count "GET /api/results/{job}")
+ctl manager.get_last_results '{"count":3}'; out=$OUT
+check_eq "get_last_results succeeds" "0" "$CTL_RC"
+check_eq "get_last_results: one entry per recent job, newest first" "$newest" "$(json_strs job "$out")"
+check_match "a job without results (not finished yet) carries an error" \
+        "\"job\":\"$A_rep\"[^{]*\"error\":\\{\"code\":-32005,\"name\":\"not_found\"" "$out"
+check_match "a finished job carries its result URLs" "\"job\":\"$D_std\"[^{]*\"results\":\\{\"shuffled\":\\[\"http" "$out"
+check_eq "get_last_results asked the server for each job's results" "$((n + 3))" "$(sim_count "GET /api/results/{job}")"
+ctl manager.get_last_results; out=$OUT
+check_eq "get_last_results defaults to one job" "$A_rep" "$(json_strs job "$out")"
+
+# --- manager.find_ids_by_name ------------------------------------------------------------------
+ctl manager.find_ids_by_name '{"set_name":"alpha"}'; out=$OUT
+check_eq "find_ids_by_name succeeds" "0" "$CTL_RC"
+runs=$(grep -o '"set_name":"[^"]*","jobs"' <<<"$out" | sed 's/"set_name":"//; s/","jobs"//')
+check_eq "two alpha runs, the one with the newest job first (A, then C)" "$(printf '%s\n' "$A" "$C")" "$runs"
+check_no_match "advice jobs are left out" "$A_adv" "$out"
+for j in "$A_std" "$A_pm" "$A_rep" "$C_std" "$C_sm"; do
+        check_match "job $j is in its run" "\"name\":\"$j\"" "$out"
+done
+check_no_match "jobs of other names are not listed" "$B_std|$D_std" "$out"
+ctl manager.find_ids_by_name '{"set_name":"Alpha"}'; out=$OUT
+check_eq "the match is case-sensitive: Alpha is its own run" "$D" \
+        "$(grep -o '"set_name":"[^"]*","jobs"' <<<"$out" | sed 's/"set_name":"//; s/","jobs"//')"
+ctl manager.find_ids_by_name '{"set_name":"alph"}'; out=$OUT
+check_match "the match is exact: a prefix finds nothing" '"runs":\[\]' "$out"
+ctl manager.find_ids_by_name '{"set_name":"no-such-name"}'; out=$OUT
+check_eq "an unknown name is not an error" "0" "$CTL_RC"
+check_match "an unknown name gives an empty list" '"runs":\[\]' "$out"
+
+# --- manager.delete_job / delete_job_by_id -------------------------------------------------------
+bulk=$(sim_count "POST /api/jobs/bulk-delete")
+ctl manager.delete_job '{"name":"no-such-name"}'; out=$OUT
+check_eq "delete_job of an unknown name exits 6" "6" "$CTL_RC"
+check_match "delete_job of an unknown name: not_found" '\(not_found\)' "$out"
+
+ctl manager.delete_job '{"name":"alpha"}'; out=$OUT
+check_eq "delete_job of a name with two runs exits 9" "9" "$CTL_RC"
+check_match "two runs: class ambiguous" '\(ambiguous\)' "$out"
+raw=$(rpc manager.delete_job '{"name":"alpha"}')
+check_match "ambiguous: code -32006" '"code":-32006' "$raw"
+for s in "$A" "$C"; do
+        check_match "ambiguous: error.data.candidates lists run $s with its delete_job_by_id call" \
+                "\"set_name\":\"$s\"[^]]*\"call\":\\{\"method\":\"manager.delete_job_by_id\",\"params\":\\{\"id\":\"$s\"\\}\\}" "$raw"
+        check_match "ambiguous: the message gives the exact call for run $s" \
+                "manager\.delete_job_by_id \\{\"id\": \"$s\"\\}" "$out"
+done
+check_eq "no deletion when the name is unknown or ambiguous" "$bulk" "$(sim_count "POST /api/jobs/bulk-delete")"
+ctl manager.find_ids_by_name '{"set_name":"alpha"}'
+check_eq "both alpha runs are still there" "2" "$(grep -o '"set_name":"[^"]*","jobs"' <<<"$OUT" | wc -l)"
+
+ctl manager.delete_job '{"name":"beta"}'; out=$OUT
+check_eq "delete_job of a name with one run succeeds" "0" "$CTL_RC"
+check_eq "one bulk-delete request" "$((bulk + 1))" "$(sim_count "POST /api/jobs/bulk-delete")"
+check_eq "every job of the run is in deleted_jobs" "$(printf '%s\n' "$B_rep" "$B_std" | sort)" \
+        "$(json_strs name "$out" | sort)"
+check_match "no failed jobs" '"failed_jobs":\[\]' "$out"
+check_match "no batch errors" '"errors":\[\]' "$out"
+ctl manager.get_jobs '{"display_name":"beta"}'; out=$OUT
+check_match "the run's jobs are gone afterwards" '"jobs":\[\]' "$out"
+ctl manager.find_ids_by_name '{"set_name":"beta"}'; out=$OUT
+check_match "find_ids_by_name no longer finds the run" '"runs":\[\]' "$out"
+
+ctl manager.delete_job_by_id "{\"id\":\"$C\"}"; out=$OUT
+check_eq "delete_job_by_id succeeds" "0" "$CTL_RC"
+check_eq "delete_job_by_id deletes every job of the run" "$(printf '%s\n' "$C_sm" "$C_std" | sort)" \
+        "$(json_strs name "$out" | sort)"
+check_match "delete_job_by_id looked the run up by set_name" "\"query\":\"set_name=$C\"" "$(sim_requests "GET /api/jobs")"
+ctl manager.find_ids_by_name '{"set_name":"alpha"}'; out=$OUT
+check_eq "afterwards only run A is left under alpha" "$A" \
+        "$(grep -o '"set_name":"[^"]*","jobs"' <<<"$out" | sed 's/"set_name":"//; s/","jobs"//')"
+ctl manager.delete_job_by_id '{"id":"not-a-uuid"}'; out=$OUT
+check_eq "delete_job_by_id checks the id is a UUID (invalid params)" "2" "$CTL_RC"
+
+# --- manager.delete_jobs: batches of 100 ----------------------------------------------------------
+# 250 names of 36 characters each (three real jobs at positions 0, 150 and 249, the rest
+# unknown): three bulk-delete requests of 100, 100 and 50 names, i.e. 15 + 39 * n bytes.
+E=$(sim_make_set bulk)
+E1=$(sim_make_job "$E" standard); E2=$(sim_make_job "$E" report); E3=$(sim_make_job "$E" signal_metrics)
+make_names() { # REAL0 REAL150 REAL249
+        local i names=()
+        for i in $(seq 0 249); do
+                case $i in
+                0) names+=("\"$1\"") ;;
+                150) names+=("\"$2\"") ;;
+                249) names+=("\"$3\"") ;;
+                *) names+=("\"$(printf '00000000-0000-4000-8000-%012d' "$i")\"") ;;
+                esac
+        done
+        local IFS=,
+        printf '{"job_names":[%s]}' "${names[*]}"
+}
+printf '%s' "$(make_names "$E1" "$E2" "$E3")" >"$TMP/names.json"
+before_lines=$(sim_requests "POST /api/jobs/bulk-delete" | wc -l)
+out=$("$AVATARCTL" --json call manager.delete_jobs - <"$TMP/names.json" 2>&1); rc=$?
+check_eq "delete_jobs with 250 names succeeds" "0" "$rc"
+sizes=$(sim_requests "POST /api/jobs/bulk-delete" | tail -n +$((before_lines + 1)) | grep -o '"bytes_in":[0-9]*' | sed 's/.*://' | tr '\n' ' ')
+check_eq "exactly three bulk-delete requests of 100, 100 and 50 names" "$((15 + 39 * 100)) $((15 + 39 * 100)) $((15 + 39 * 50)) " "$sizes"
+check_eq "deleted_jobs merges the three batches" "$(printf '%s\n' "$E1" "$E2" "$E3" | sort)" "$(json_strs name "$out" | sort)"
+check_eq "failed_jobs merges the unknown names of all batches" "247" "$(grep -o '"00000000-0000-4000-8000-[0-9]*"' <<<"$out" | wc -l)"
+check_match "three batches were made" '"batches":3' "$out"
+
+# a batch that fails upstream: its names are failed with the reason, the others still happen
+F=$(sim_make_set faulty)
+F1=$(sim_make_job "$F" standard); F2=$(sim_make_job "$F" report); F3=$(sim_make_job "$F" signal_metrics)
+printf '%s' "$(make_names "$F1" "$F2" "$F3")" >"$TMP/names2.json"
+sim_fault '{"route":"POST /api/jobs/bulk-delete","status":500,"count":1}'
+before_lines=$(sim_requests "POST /api/jobs/bulk-delete" | wc -l)
+out=$("$AVATARCTL" --json call manager.delete_jobs - <"$TMP/names2.json" 2>&1); rc=$?
+check_eq "delete_jobs with a failing batch still succeeds as a whole" "0" "$rc"
+statuses=$(sim_requests "POST /api/jobs/bulk-delete" | tail -n +$((before_lines + 1)) | grep -o '"status":[0-9]*' | sed 's/.*://' | tr '\n' ' ')
+check_eq "the failed batch is not retried; the other two are sent" "500 200 200 " "$statuses"
+check_eq "the jobs of the other batches are deleted" "$(printf '%s\n' "$F2" "$F3" | sort)" \
+        "$(json_strs name "$(grep -o '"deleted_jobs":\[[^]]*\]' <<<"$out")" | sort)"
+check_match "the failed batch's real job is among failed_jobs" "\"failed_jobs\":\\[\"$F1\"" "$out"
+check_eq "failed_jobs: the 100 names of the failed batch and 147 unknown names" "248" \
+        "$(grep -o '"failed_jobs":\[[^]]*\]' <<<"$out" | grep -o '"[0-9a-f-]\{36\}"' | wc -l)"
+check_match "errors names the failed batch's reason (class and status)" \
+        '"errors":\[\{"job_names":\[[^]]*\],"code":-32001,"name":"upstream_http_error","message":"[^"]*500[^"]*","status":500\}\]' "$out"
+check_eq "the error lists the 100 names of that batch" "100" \
+        "$(grep -o '"errors":\[{"job_names":\[[^]]*\]' <<<"$out" | grep -o '"[0-9a-f-]\{36\}"' | wc -l)"
+ctl manager.get_job "{\"name\":\"$F1\"}"; out=$OUT
+check_match "the job of the failed batch still exists" '"deleted_at":null' "$out"
+
+check_no_sanitizer_reports
+finish
