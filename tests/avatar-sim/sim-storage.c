@@ -609,7 +609,7 @@ static const char *content_type_of(const char *key) {
 
 /* GET /storage/: ListBuckets. */
 static void on_list_buckets(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         struct evbuffer *b;
         DIR *d;
 
@@ -647,7 +647,7 @@ static void on_list_buckets(Req *r) {
 
 /* PUT /storage/<bucket>: CreateBucket. */
 static void on_create_bucket(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         _cleanup_free_ char *loc = NULL;
 
         if (s3_begin(r, &c, true) < 0)
@@ -665,7 +665,7 @@ static void on_create_bucket(Req *r) {
 
 /* HEAD /storage/<bucket>: HeadBucket. */
 static void on_head_bucket(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
 
         if (s3_begin(r, &c, true) < 0)
                 return;
@@ -676,7 +676,7 @@ static void on_head_bucket(Req *r) {
 
 /* DELETE /storage/<bucket>: DeleteBucket (only when empty). */
 static void on_delete_bucket(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         _cleanup_free_ char *path = NULL;
 
         if (s3_begin(r, &c, true) < 0)
@@ -696,7 +696,7 @@ static void on_delete_bucket(Req *r) {
 
 /* GET /storage/<bucket>?location: GetBucketLocation. */
 static void on_bucket_location(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         struct evbuffer *b;
 
         if (s3_begin(r, &c, true) < 0)
@@ -904,7 +904,7 @@ static int parse_max_keys(const char *s, unsigned *ret) {
 
 /* GET /storage/<bucket>[?list-type=2]: ListObjects (V1) and ListObjectsV2. */
 static void on_list_objects(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         _cleanup_(key_list_done) KeyList l = {};
         _cleanup_(list_page_done) ListPage p = {};
         _cleanup_free_ char *bucket_dir = NULL, *token_key = NULL;
@@ -1053,7 +1053,7 @@ static void prune_empty_dirs(Sim *sim, const char *bucket, char *path) {
 
 /* POST /storage/<bucket>?delete: DeleteObjects. */
 static void on_delete_objects(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         struct evbuffer *b;
         const char *body, *p, *end;
         size_t len, n = 0;
@@ -1137,7 +1137,7 @@ static void reply_install_error(Req *r, int k) {
 
 /* PUT /storage/<bucket>/<key>: PutObject. */
 static void on_put_object(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         _cleanup_free_ char *path = NULL, *tmp = NULL;
         char etag[ETAG_LEN], quoted[ETAG_LEN + 2];
         struct stat st;
@@ -1209,7 +1209,7 @@ static int parse_range(const char *h, off_t size, off_t *ret_start, off_t *ret_l
 
 /* GET and HEAD /storage/<bucket>/<key>: GetObject, HeadObject. */
 static void on_get_object(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
         char etag[ETAG_LEN] = "", buf[128];
@@ -1293,7 +1293,7 @@ static void on_get_object(Req *r) {
 
 /* DELETE /storage/<bucket>/<key>: DeleteObject. */
 static void on_delete_object(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         _cleanup_free_ char *path = NULL;
         struct stat st;
 
@@ -1330,7 +1330,7 @@ static void upload_remove(Sim *sim, Upload *up) {
 
 /* POST /storage/<bucket>/<key>?uploads: CreateMultipartUpload. */
 static void on_create_multipart(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         struct evbuffer *b;
         Upload *up;
 
@@ -1380,7 +1380,7 @@ static Upload *upload_of_request(Req *r, const S3Ctx *c) {
 
 /* PUT /storage/<bucket>/<key>?partNumber=N&uploadId=X: UploadPart. */
 static void on_upload_part(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         _cleanup_free_ char *tmp = NULL, *path = NULL;
         const char *pn = req_query(r, "partNumber");
         char quoted[ETAG_LEN + 2], *end;
@@ -1555,7 +1555,7 @@ static int complete_check_parts(Req *r, Upload *up, size_t *order, size_t *ret_n
 
 /* POST /storage/<bucket>/<key>?uploadId=X: CompleteMultipartUpload. */
 static void on_complete_multipart(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         _cleanup_free_ char *tmp = NULL, *path = NULL, *joined = NULL, *loc = NULL;
         _cleanup_free_ size_t *order = NULL;
         _cleanup_close_ int fd = -1;
@@ -1622,7 +1622,7 @@ static void on_complete_multipart(Req *r) {
 
 /* DELETE /storage/<bucket>/<key>?uploadId=X: AbortMultipartUpload. */
 static void on_abort_multipart(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
         Upload *up;
 
         if (s3_begin(r, &c, true) < 0)
@@ -1637,7 +1637,7 @@ static void on_abort_multipart(Req *r) {
 
 /* Any storage operation avatar-sim does not implement. */
 static void on_not_implemented(Req *r) {
-        _cleanup_(s3_ctx_done) S3Ctx c;
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
 
         if (s3_begin(r, &c, false) < 0)
                 return;
