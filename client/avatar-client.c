@@ -797,6 +797,9 @@ finish:
         /* Part of our line is on the wire: whatever we send next would be glued to it. */
         if (out.sent > 0 && out.sent < out.len)
                 client_break(c, -ENOTCONN);
+        /* The line may carry a secret (a password for manager.authenticate): do not leave it
+         * in freed memory. */
+        explicit_bzero(line, len);
         json_object_put(p.result);
         avatar_client_error_done(&p.error);
         return r;

@@ -551,49 +551,6 @@ int ctl_cmd_methods(Ctl *ctl, const CtlArgs *args) {
         return ctl_print_rows(ctl, "methods", rows, cols, ELEMENTSOF(cols));
 }
 
-/* Reads all of stdin, at most CTL_PARAMS_MAX bytes. Returns 0, -EFBIG, -ENOMEM or a read
- * error. */
-static int read_stdin(char **ret, size_t *ret_len) {
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0, alloc = 0;
-
-        for (;;) {
-                ssize_t n;
-
-                if (len == alloc) {
-                        size_t a = MAX(alloc * 2, (size_t) 4096);
-                        char *b;
-
-                        if (alloc >= CTL_PARAMS_MAX + 1)
-                                return -EFBIG;
-                        a = MIN(a, (size_t) CTL_PARAMS_MAX + 1);
-                        b = realloc(buf, a + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        alloc = a;
-                }
-                n = read(STDIN_FILENO, buf + len, alloc - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-                if (len > CTL_PARAMS_MAX)
-                        return -EFBIG;
-        }
-        buf = buf ?: strdup("");
-        if (!buf)
-                return -ENOMEM;
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 /* Descriptors opened for --file/--out, and the paths --out created (removed on failure). */
 typedef struct CallFds {
         int fds[AVATAR_CLIENT_FDS_MAX];
@@ -661,7 +618,7 @@ int ctl_cmd_call(Ctl *ctl, const CtlArgs *args) {
                 text = args->pos[1];
                 len = strlen(text);
                 if (streq(text, "-")) {
-                        r = read_stdin(&stdin_text, &len);
+                        r = ctl_read_stdin(CTL_PARAMS_MAX, &stdin_text, &len);
                         if (r == -EFBIG)
                                 return ctl_fail(CTL_EXIT_USAGE, "call", "params on stdin exceed %u bytes",
                                                 CTL_PARAMS_MAX);

@@ -5,7 +5,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "avatarctl-output.h"
 #include "jsonrpc.h"
@@ -122,6 +124,99 @@ int output_format_duration(json_object *v, char **ret) {
                 return -ENOMEM;
         *ret = t;
         return 0;
+}
+
+/* Returns a malloc'd copy of s in *ret; 0 or -ENOMEM. */
+static int text_dup(const char *s, char **ret) {
+        char *t = strdup(s);
+
+        if (!t)
+                return -ENOMEM;
+        *ret = t;
+        return 0;
+}
+
+/* Parses an ISO-8601 timestamp into seconds since the epoch. */
+int output_parse_time(const char *s, double *ret) {
+        struct tm tm = {};
+        const char *p;
+        double frac = 0;
+        long off = 0;
+        time_t t;
+
+        if (!s)
+                return -EINVAL;
+        p = strptime(s, "%Y-%m-%d", &tm);
+        if (!p || (*p != 'T' && *p != 't' && *p != ' '))
+                return -EINVAL;
+        p = strptime(p + 1, "%H:%M:%S", &tm);
+        if (!p)
+                return -EINVAL;
+        if (*p == '.') {
+                double scale = 0.1;
+
+                for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+                        frac += (*p - '0') * scale;
+        }
+        if (*p == 'Z' || *p == 'z')
+                p++;
+        else if (*p == '+' || *p == '-') {
+                int sign = *p == '-' ? -1 : 1, hh, mm, n = 0;
+
+                if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) == 2 && n == 5)
+                        p += 6;
+                else if (sscanf(p + 1, "%2d%2d%n", &hh, &mm, &n) == 2 && n == 4)
+                        p += 5;
+                else
+                        return -EINVAL;
+                off = sign * (hh * 3600L + mm * 60L);
+        }
+        if (*p != '\0')
+                return -EINVAL;
+        t = timegm(&tm);
+        if (t == (time_t) -1)
+                return -EINVAL;
+        *ret = (double) t - (double) off + frac;
+        return 0;
+}
+
+/* Formats a timestamp as local time. */
+int output_format_time(json_object *v, char **ret) {
+        char buf[64];
+        struct tm tm;
+        double secs;
+        time_t t;
+
+        if (!json_object_is_type(v, json_type_string) ||
+            output_parse_time(json_object_get_string(v), &secs) < 0)
+                return output_format_dash(v, ret);
+        t = (time_t) floor(secs);
+        if (!localtime_r(&t, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                return output_format_dash(v, ret);
+        return text_dup(buf, ret);
+}
+
+/* Formats a progress fraction as a percentage. */
+int output_format_progress(json_object *v, char **ret) {
+        char buf[32];
+        double d;
+
+        if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+                return output_value_text(v, ret);
+        d = json_object_get_double(v);
+        if (!isfinite(d) || d < 0)
+                return output_value_text(v, ret);
+        if (d <= 1.0)
+                d *= 100.0;
+        (void) snprintf(buf, sizeof(buf), "%.0f%%", MIN(d, 100.0));
+        return text_dup(buf, ret);
+}
+
+/* The text of a value, "-" for an empty string. */
+int output_format_dash(json_object *v, char **ret) {
+        if (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0)
+                return text_dup("-", ret);
+        return output_value_text(v, ret);
 }
 
 /* Writes text with control characters replaced. */

@@ -38,6 +38,21 @@ int output_value_text(json_object *v, char **ret);
 /* output_format_fn: a number of seconds as "3d 4h 5m 6s". */
 int output_format_duration(json_object *v, char **ret);
 
+/* output_format_fn: an ISO-8601 timestamp ("2026-05-01T09:12:03.12+00:00"; no offset means
+ * UTC) as local time "2026-05-01 11:12:03"; null as "-"; anything else as it is. */
+int output_format_time(json_object *v, char **ret);
+
+/* output_format_fn: a job's progress as a percentage ("40%"). The Avatar server reports a
+ * fraction from 0 to 1; a value above 1 is taken as a percentage already. null is "-". */
+int output_format_progress(json_object *v, char **ret);
+
+/* output_format_fn: like output_value_text(), with an empty string shown as "-". */
+int output_format_dash(json_object *v, char **ret);
+
+/* Parses an ISO-8601 timestamp (date, 'T' or ' ', time, optional fraction, optional 'Z' or
+ * +hh:mm / +hhmm offset) into seconds since the epoch. Returns 0 or -EINVAL. */
+int output_parse_time(const char *s, double *ret);
+
 /* Writes "3d 4h 5m 6s" (largest units first, zero units skipped, "0s" for 0) into buf. */
 void output_duration(uint64_t seconds, char *buf, size_t size);
 

@@ -8,6 +8,8 @@
  * shares (connect, call, error reporting, exit codes). Commands live in avatarctl-*.c, one
  * file per method family.
  */
+#include <ctype.h>
+#include <inttypes.h>
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
@@ -47,10 +49,55 @@ static const struct option call_options[] = {
         {}
 };
 
+/* Options of the Manager commands (ids in avatarctl.h, handled in avatarctl-manager.c). */
+static const struct option compat_options[] = {
+        { "refresh", no_argument, NULL, CTL_OPT_REFRESH },
+        {}
+};
+
+static const struct option password_options[] = {
+        { "password-stdin", no_argument, NULL, CTL_OPT_PASSWORD_STDIN },
+        {}
+};
+
+static const struct option password_reset_options[] = {
+        { "token",          required_argument, NULL, CTL_OPT_TOKEN },
+        { "password-stdin", no_argument,       NULL, CTL_OPT_PASSWORD_STDIN },
+        {}
+};
+
+static const struct option apikey_create_options[] = {
+        { "name",  required_argument, NULL, CTL_OPT_NAME },
+        { "days",  required_argument, NULL, CTL_OPT_DAYS },
+        { "store", no_argument,       NULL, CTL_OPT_STORE },
+        {}
+};
+
+static const struct option jobs_options[] = {
+        { "last",            required_argument, NULL, CTL_OPT_LAST },
+        { "kind",            required_argument, NULL, CTL_OPT_KIND },
+        { "name",            required_argument, NULL, CTL_OPT_NAME },
+        { "set",             required_argument, NULL, CTL_OPT_SET },
+        { "limit",           required_argument, NULL, CTL_OPT_LIMIT },
+        { "include-deleted", no_argument,       NULL, CTL_OPT_INCLUDE_DELETED },
+        {}
+};
+
+static const struct option results_options[] = {
+        { "last", required_argument, NULL, CTL_OPT_LAST },
+        {}
+};
+
+static const struct option runs_delete_options[] = {
+        { "id", required_argument, NULL, CTL_OPT_ID },
+        {}
+};
+
 static int cmd_help(Ctl *ctl, const CtlArgs *args);
 
 /* Every command. Add a row (and a handler in the avatarctl-*.c file of its method family) to
- * add a command; multi-word names ("apikey create") group subcommands. */
+ * add a command; multi-word names ("apikey create") group subcommands. The order is the order
+ * of avatarctl --help. */
 static const CtlCommand commands[] = {
         {
                 .name = "status",
@@ -69,13 +116,175 @@ static const CtlCommand commands[] = {
                 .usage = "METHOD [PARAMS-JSON|-]",
                 .summary = "Call any method with JSON params (- reads them from stdin)",
                 .help = "  --file PATH    pass PATH, opened read-only, as the next descriptor\n"
-                        "  --out PATH     create PATH and pass it, writable, as the next descriptor\n"
-                        "Descriptors are numbered from 0 in the order of the options; params\n"
-                        "refer to them as {\"fd\": N}.\n",
+                        "  --out PATH     create PATH and pass it, writable, as the next descriptor\n",
+                .details = "Descriptors are numbered from 0 in the order of the options; params\n"
+                           "refer to them as {\"fd\": N}. The result is printed as JSON.\n",
                 .options = call_options,
                 .min_pos = 1,
                 .max_pos = 2,
                 .run = ctl_cmd_call,
+        },
+        {
+                .name = "health",
+                .summary = "Show the Avatar server's health",
+                .details = "Calls manager.get_health and prints the server's answer. When the server\n"
+                           "is unreachable the daemon serves its last good answer for a while, marked\n"
+                           "\"(stale, N s old)\".\n",
+                .run = ctl_cmd_health,
+        },
+        {
+                .name = "compat",
+                .usage = "[--refresh]",
+                .summary = "Check that the Avatar server accepts this daemon as a client",
+                .help = "  --refresh      ask the server again instead of using the cached answer\n",
+                .details = "Calls manager.verify_compatibility. When the server says this client is\n"
+                           "incompatible or unknown, exits 7 (incompatible) with the server's message.\n",
+                .options = compat_options,
+                .run = ctl_cmd_compat,
+        },
+        {
+                .name = "login",
+                .usage = "USERNAME [--password-stdin]",
+                .summary = "Log the daemon in with a username and password (deprecated)",
+                .help = "  --password-stdin  read the password from the first line of stdin, even\n"
+                        "                    when stdin is a terminal\n",
+                .details = "The password is read from the terminal without echo, or from the first\n"
+                           "line of stdin when stdin is not a terminal; never from the command line.\n"
+                           "Calls manager.authenticate; the daemon keeps the session for all its\n"
+                           "clients. Its deprecation warning (how to switch to an API key) is printed\n"
+                           "on stderr. Refused (exit 9) while the daemon uses an API key.\n"
+                           "\n"
+                           "Examples:\n"
+                           "  avatarctl login alice\n"
+                           "  avatarctl login alice --password-stdin < password-file\n",
+                .options = password_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_login,
+        },
+        {
+                .name = "password forgot",
+                .usage = "EMAIL",
+                .summary = "Ask the Avatar server to send a password reset email",
+                .details = "Calls manager.forgotten_password. The email carries a token (a UUID) for\n"
+                           "avatarctl password reset.\n",
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_password_forgot,
+        },
+        {
+                .name = "password reset",
+                .usage = "EMAIL --token UUID [--password-stdin]",
+                .summary = "Set a new password with the token from the reset email",
+                .help = "  --token UUID      the token from the reset email (required)\n"
+                        "  --password-stdin  read the new password from the first two lines of\n"
+                        "                    stdin, even when stdin is a terminal\n",
+                .details = "The new password is asked twice on the terminal without echo (the two\n"
+                           "must match), or read from the first two lines of stdin when stdin is not\n"
+                           "a terminal; never from the command line. Calls manager.reset_password.\n",
+                .options = password_reset_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_password_reset,
+        },
+        {
+                .name = "apikey create",
+                .usage = "--name NAME --days DAYS [--store]",
+                .summary = "Create an API key (shown once), or make it the daemon's own",
+                .help = "  --name NAME    a label for the key, 1 to 255 characters (required)\n"
+                        "  --days DAYS    how long the key is valid: 30, 60, 120, 365 or 3650\n"
+                        "                 (required)\n"
+                        "  --store        make the key the daemon's own credential and switch to\n"
+                        "                 it; the key is then never shown\n",
+                .details = "Calls manager.create_api_key. Without --store the plaintext key is printed\n"
+                           "once: save it at once, nobody can show it again.\n",
+                .options = apikey_create_options,
+                .run = ctl_cmd_apikey_create,
+        },
+        {
+                .name = "apikey list",
+                .summary = "List the API keys of the account",
+                .details = "Calls manager.list_api_keys. Keys are never shown, only their ids.\n",
+                .run = ctl_cmd_apikey_list,
+        },
+        {
+                .name = "apikey revoke",
+                .usage = "ID",
+                .summary = "Revoke an API key, by its id (see apikey list)",
+                .details = "Calls manager.revoke_api_key.\n",
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_apikey_revoke,
+        },
+        {
+                .name = "jobs",
+                .usage = "[--last N | FILTERS]",
+                .summary = "List jobs, newest first",
+                .help = "  --last N             only the N most recent jobs\n"
+                        "  --kind KIND          only jobs of this kind (repeatable): standard,\n"
+                        "                       privacy_metrics, signal_metrics, report, advice\n"
+                        "  --name DISPLAY_NAME  only jobs with this display name\n"
+                        "  --set UUID           only the jobs of this run (its set_name)\n"
+                        "  --limit N            at most N jobs\n"
+                        "  --include-deleted    deleted jobs too\n",
+                .details = "With --last, calls manager.get_last_jobs (and takes no other option);\n"
+                           "otherwise manager.get_jobs with the filters given. --name and --set\n"
+                           "exclude each other.\n",
+                .options = jobs_options,
+                .run = ctl_cmd_jobs,
+        },
+        {
+                .name = "job",
+                .usage = "NAME",
+                .summary = "Show one job",
+                .details = "Calls manager.get_job. NAME is the job's name (see avatarctl jobs), not\n"
+                           "its display name.\n",
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_job,
+        },
+        {
+                .name = "jobs delete",
+                .usage = "NAME...|-",
+                .summary = "Delete jobs by name (- reads the names from stdin)",
+                .details = "Calls manager.delete_jobs. With -, names are read from stdin, one per\n"
+                           "line. Prints how many jobs were deleted, which failed and why; exits 1\n"
+                           "(or the class of the first failed batch) when any failed.\n",
+                .min_pos = 1,
+                .max_pos = -1,
+                .run = ctl_cmd_jobs_delete,
+        },
+        {
+                .name = "results",
+                .usage = "[--last N]",
+                .summary = "Show the result files of the most recent jobs",
+                .help = "  --last N       the results of the N most recent jobs (1 to 100; default 1)\n",
+                .details = "Calls manager.get_last_results and prints, per job, the kinds of results\n"
+                           "with their number of files.\n",
+                .options = results_options,
+                .run = ctl_cmd_results,
+        },
+        {
+                .name = "runs find",
+                .usage = "NAME",
+                .summary = "Find the runs with this display name, newest first",
+                .details = "Calls manager.find_ids_by_name. A run is the set of jobs one avatarization\n"
+                           "made; its id is their set_name. Advice jobs are left out.\n",
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runs_find,
+        },
+        {
+                .name = "runs delete",
+                .usage = "NAME | --id UUID",
+                .summary = "Delete every job of one run, by display name or by id",
+                .help = "  --id UUID      the run's id (its set_name) instead of a display name\n",
+                .details = "Calls manager.delete_job (by name) or manager.delete_job_by_id. When\n"
+                           "several runs have that name nothing is deleted: the error lists each run\n"
+                           "with the command that deletes it (exit 9).\n",
+                .options = runs_delete_options,
+                .max_pos = 1,
+                .run = ctl_cmd_runs_delete,
         },
         {
                 .name = "help",
@@ -103,6 +312,10 @@ static void print_exit_codes(FILE *f) {
                      "  10  daemon overloaded or shutting down\n", f);
 }
 
+/* Widest "name usage" column of the command list; longer entries put their summary on the
+ * next line. */
+#define CTL_USAGE_COLUMN_MAX 30
+
 /* Prints the global usage on f. */
 static void print_usage(FILE *f) {
         size_t i, width = 0;
@@ -113,15 +326,23 @@ static void print_usage(FILE *f) {
                        "Talk to avatard, the Avatar API daemon, over its local socket.\n"
                        "\n"
                        "Commands:\n");
-        for (i = 0; i < ELEMENTSOF(commands); i++)
-                width = MAX(width, strlen(commands[i].name) + 1 +
-                                   (commands[i].usage ? strlen(commands[i].usage) : 0));
         for (i = 0; i < ELEMENTSOF(commands); i++) {
-                char buf[128];
+                size_t w = strlen(commands[i].name) + 1 +
+                           (commands[i].usage ? strlen(commands[i].usage) : 0);
+
+                if (w <= CTL_USAGE_COLUMN_MAX)
+                        width = MAX(width, w);
+        }
+        for (i = 0; i < ELEMENTSOF(commands); i++) {
+                char buf[256];
 
                 (void) snprintf(buf, sizeof(buf), "%s%s%s", commands[i].name,
                                 commands[i].usage ? " " : "", commands[i].usage ?: "");
-                (void) fprintf(f, "  %-*s  %s\n", (int) width, buf, commands[i].summary);
+                if (strlen(buf) > width)
+                        (void) fprintf(f, "  %s\n  %-*s  %s\n", buf, (int) width, "",
+                                       commands[i].summary);
+                else
+                        (void) fprintf(f, "  %-*s  %s\n", (int) width, buf, commands[i].summary);
         }
         (void) fprintf(f,
                        "\n"
@@ -142,6 +363,8 @@ static void print_command_help(FILE *f, const CtlCommand *cmd) {
                        cmd->usage ?: "", cmd->summary);
         if (cmd->help)
                 (void) fprintf(f, "\nOptions:\n%s", cmd->help);
+        if (cmd->details)
+                (void) fprintf(f, "\n%s", cmd->details);
         (void) fputs("\nThe global options (--socket, --json, --timeout) are accepted after the\n"
                      "command too; see avatarctl --help.\n", f);
 }
@@ -248,15 +471,20 @@ static int apply_global_option(Ctl *ctl, int opt, const char *arg) {
         }
 }
 
-/* Reports a getopt failure: an unknown option, or one missing its argument. */
+/* Reports a getopt failure: an unknown option, one missing its argument, or one given an
+ * argument it does not take. Whatever follows '=' is left out of the message: it may be a
+ * secret typed in the wrong place ("--password=...") and must not be echoed. */
 static int option_error(int c, char **argv) {
         const char *arg = optind > 0 ? argv[optind - 1] : "";
+        size_t l = strcspn(arg, "=");
 
         if (c == ':')
-                return ctl_fail(CTL_EXIT_USAGE, NULL, "option '%s' needs an argument", arg);
+                return ctl_fail(CTL_EXIT_USAGE, NULL, "option '%.*s' needs an argument", (int) l, arg);
         if (optopt > 0 && optopt < 0x100)
                 return ctl_fail(CTL_EXIT_USAGE, NULL, "unknown option '-%c'", optopt);
-        return ctl_fail(CTL_EXIT_USAGE, NULL, "unknown option '%s'", arg);
+        if (optopt > 0 && arg[l] == '=')
+                return ctl_fail(CTL_EXIT_USAGE, NULL, "option '%.*s' takes no argument", (int) l, arg);
+        return ctl_fail(CTL_EXIT_USAGE, NULL, "unknown option '%.*s'", (int) l, arg);
 }
 
 /* Parses a command's arguments (argv[0] is its last word): its options, the global options,
@@ -379,7 +607,7 @@ int ctl_connect(Ctl *ctl) {
 }
 
 /* The exit code of a daemon error class, by its stable name; CTL_EXIT_FAILED when unknown. */
-static int exit_code_from_name(const char *name) {
+int ctl_exit_code_from_name(const char *name) {
         static const struct {
                 const char *name;
                 int code;
@@ -476,13 +704,108 @@ int ctl_exit_code(int r, const AvatarClientError *e) {
         case RPC_SHUTTING_DOWN:
                 return CTL_EXIT_OVERLOADED;
         default:
-                return exit_code_from_name(e->name);
+                return ctl_exit_code_from_name(e->name);
         }
 }
 
+/* Writes s for a shell command line: as it is when it holds only characters no shell
+ * interprets, else single-quoted (with ' as '\''). Sanitized: control characters become '?'. */
+static void print_shell_word(FILE *f, const char *s) {
+        _cleanup_free_ char *q = NULL;
+        const char *p;
+        char *t;
+
+        if (!isempty(s) && s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789-_.,:/@%+=")] == '\0') {
+                output_sanitized(f, s);
+                return;
+        }
+        s = s ?: "";
+        q = malloc(strlen(s) * 4 + 3);
+        if (!q)
+                return;
+        t = q;
+        *t++ = '\'';
+        for (p = s; *p; p++) {
+                if (*p == '\'') {
+                        memcpy(t, "'\\''", 4);
+                        t += 4;
+                } else
+                        *t++ = *p;
+        }
+        *t++ = '\'';
+        *t = '\0';
+        output_sanitized(f, q);
+}
+
+/* Writes the avatarctl command line that makes `call` ({"method", "params"}, from an error's
+ * data), keeping an explicit --socket. The calls the daemon suggests that a command of ours
+ * makes are written as that command; any other as "avatarctl call METHOD PARAMS". Returns
+ * false when `call` is not of that shape (nothing written). */
+static bool print_call_command(FILE *f, const Ctl *ctl, json_object *call) {
+        json_object *m = NULL, *params = NULL, *id = NULL;
+        const char *method;
+
+        if (!json_object_object_get_ex(call, "method", &m) || !json_object_is_type(m, json_type_string))
+                return false;
+        method = json_object_get_string(m);
+        (void) json_object_object_get_ex(call, "params", &params);
+
+        (void) fputs("avatarctl ", f);
+        if (ctl->socket_path) {
+                (void) fputs("--socket ", f);
+                print_shell_word(f, ctl->socket_path);
+                (void) fputc(' ', f);
+        }
+        if (streq(method, "manager.delete_job_by_id") &&
+            json_object_object_get_ex(params, "id", &id) && json_object_is_type(id, json_type_string)) {
+                (void) fputs("runs delete --id ", f);
+                print_shell_word(f, json_object_get_string(id));
+                return true;
+        }
+        (void) fputs("call ", f);
+        print_shell_word(f, method);
+        if (params) {
+                (void) fputc(' ', f);
+                print_shell_word(f, json_object_to_json_string_ext(params, JSONRPC_WIRE_FLAGS));
+        }
+        return true;
+}
+
+/* Prints one candidate of an ambiguous error: the command that picks it when the daemon
+ * named the call to make (with what tells the candidates apart as a shell comment), else
+ * the candidate as compact JSON. */
+static void print_candidate(const Ctl *ctl, json_object *cand) {
+        json_object *call = NULL, *v;
+        _cleanup_free_ char *t = NULL;
+
+        (void) fputs("    ", stderr);
+        if (json_object_object_get_ex(cand, "call", &call) && print_call_command(stderr, ctl, call)) {
+                bool first = true;
+
+                if (json_object_object_get_ex(cand, "created_at", &v) && v &&
+                    output_format_time(v, &t) >= 0) {
+                        (void) fputs("   # created ", stderr);
+                        output_sanitized(stderr, t);
+                        first = false;
+                }
+                if (json_object_object_get_ex(cand, "jobs", &v) && json_object_is_type(v, json_type_int)) {
+                        (void) fprintf(stderr, "%s%" PRId64 " job%s", first ? "   # " : ", ",
+                                       json_object_get_int64(v), json_object_get_int64(v) == 1 ? "" : "s");
+                }
+                (void) fputc('\n', stderr);
+                return;
+        }
+        if (output_value_text(cand, &t) < 0)
+                return;
+        (void) fputs("- ", stderr);
+        output_sanitized(stderr, t);
+        (void) fputc('\n', stderr);
+}
+
 /* Prints the members of error.data that help the user (all but name and retryable), one
- * per line, indented; arrays of objects (e.g. candidates) one element per line. */
-static void print_error_data(json_object *data) {
+ * per line, indented; arrays one element per line, candidates as the commands to run. */
+static void print_error_data(const Ctl *ctl, json_object *data) {
         if (!json_object_is_type(data, json_type_object))
                 return;
 
@@ -499,12 +822,17 @@ static void print_error_data(json_object *data) {
 
                         (void) fputc('\n', stderr);
                         for (i = 0; i < n; i++) {
-                                _cleanup_free_ char *e = NULL;
+                                json_object *e = json_object_array_get_idx(v, i);
+                                _cleanup_free_ char *et = NULL;
 
-                                if (output_value_text(json_object_array_get_idx(v, i), &e) < 0)
+                                if (streq(key, "candidates")) {
+                                        print_candidate(ctl, e);
+                                        continue;
+                                }
+                                if (output_value_text(e, &et) < 0)
                                         return;
                                 (void) fputs("    - ", stderr);
-                                output_sanitized(stderr, e);
+                                output_sanitized(stderr, et);
                                 (void) fputc('\n', stderr);
                         }
                         continue;
@@ -517,19 +845,74 @@ static void print_error_data(json_object *data) {
         }
 }
 
+/* Prints "avatarctl: METHOD: MESSAGE (NAME)" and the error's data. A message of several lines
+ * keeps its first line there (without a trailing colon) and the others follow, indented,
+ * unless the data lists candidates, which say the same in a form that can be run. */
+static void print_error(const Ctl *ctl, const char *method, const AvatarClientError *e) {
+        const char *msg = e->message ?: "", *nl = strchr(msg, '\n');
+        size_t first = nl ? (size_t) (nl - msg) : strlen(msg);
+        _cleanup_free_ char *line = strndup(msg, first);
+
+        if (line && nl) {
+                size_t l = strlen(line);
+
+                while (l > 0 && (line[l - 1] == ':' || line[l - 1] == ' '))
+                        line[--l] = '\0';
+        }
+        (void) fputs("avatarctl: ", stderr);
+        output_sanitized(stderr, method);
+        (void) fputs(": ", stderr);
+        output_sanitized(stderr, line ?: msg);
+        (void) fputs(" (", stderr);
+        output_sanitized(stderr, avatar_client_error_name(e));
+        (void) fputs(")\n", stderr);
+
+        if (nl && !json_object_object_get_ex(e->data, "candidates", NULL)) {
+                const char *p = nl + 1;
+
+                while (*p) {
+                        size_t l = strcspn(p, "\n");
+                        _cleanup_free_ char *part = strndup(p, l);
+
+                        if (part && !isempty(part + strspn(part, " "))) {
+                                (void) fputs("  ", stderr);
+                                output_sanitized(stderr, part + strspn(part, " "));
+                                (void) fputc('\n', stderr);
+                        }
+                        p += l;
+                        if (*p == '\n')
+                                p++;
+                }
+        }
+        print_error_data(ctl, e->data);
+}
+
 /* Calls a method, printing the error and returning its exit code on failure. */
 int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
              json_object **ret_result) {
+        return ctl_call_full(ctl, method, params, fds, n_fds, ret_result, NULL, NULL);
+}
+
+/* Calls a method; on failure prints the error, hands it over and returns its exit code. */
+int ctl_call_full(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
+                  json_object **ret_result, AvatarClientError *ret_error, int *ret_errno) {
         _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         json_object *result = NULL;
         int r, code;
 
+        if (ret_errno)
+                *ret_errno = 0;
         code = ctl_connect(ctl);
-        if (code != CTL_EXIT_OK)
+        if (code != CTL_EXIT_OK) {
+                if (ret_errno)
+                        *ret_errno = -ENOTCONN;
                 return code;
+        }
 
         r = avatar_client_call(ctl->client, method, params, fds, n_fds, ctl->timeout_ms,
                                &result, &e);
+        if (ret_errno)
+                *ret_errno = r < 0 ? r : 0;
         if (r >= 0) {
                 if (ret_result)
                         *ret_result = result;
@@ -541,14 +924,11 @@ int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, 
         code = ctl_exit_code(r, &e);
         switch (r) {
         case -EREMOTEIO:
-                (void) fprintf(stderr, "avatarctl: ");
-                output_sanitized(stderr, method);
-                (void) fputs(": ", stderr);
-                output_sanitized(stderr, e.message);
-                (void) fputs(" (", stderr);
-                output_sanitized(stderr, avatar_client_error_name(&e));
-                (void) fputs(")\n", stderr);
-                print_error_data(e.data);
+                print_error(ctl, method, &e);
+                if (ret_error) {
+                        *ret_error = e;
+                        e = (AvatarClientError) AVATAR_CLIENT_ERROR_INIT;
+                }
                 return code;
         case -ETIMEDOUT:
                 return ctl_fail(code, method, "no reply within %g s (timeout)",
@@ -623,6 +1003,84 @@ int ctl_parse_int(const char *what, const char *s, long long min, long long max,
                                 min, max, s);
         *ret = v;
         return CTL_EXIT_OK;
+}
+
+/* Checks the canonical UUID form. */
+bool ctl_is_uuid(const char *s) {
+        size_t i;
+
+        if (!s || strlen(s) != 36)
+                return false;
+        for (i = 0; i < 36; i++) {
+                if (i == 8 || i == 13 || i == 18 || i == 23) {
+                        if (s[i] != '-')
+                                return false;
+                } else if (!isxdigit((unsigned char) s[i]))
+                        return false;
+        }
+        return true;
+}
+
+/* The argument of the last occurrence of a command option. */
+const char *ctl_opt(const CtlArgs *args, int id) {
+        size_t i;
+
+        for (i = args->n_opts; i > 0; i--)
+                if (args->opts[i - 1].id == id)
+                        return args->opts[i - 1].arg;
+        return NULL;
+}
+
+/* Whether a command option was given. */
+bool ctl_opt_given(const CtlArgs *args, int id) {
+        size_t i;
+
+        for (i = 0; i < args->n_opts; i++)
+                if (args->opts[i].id == id)
+                        return true;
+        return false;
+}
+
+/* Reads all of stdin, up to a limit. */
+int ctl_read_stdin(size_t max, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, alloc = 0;
+
+        for (;;) {
+                ssize_t n;
+
+                if (len == alloc) {
+                        size_t a = MAX(alloc * 2, (size_t) 4096);
+                        char *b;
+
+                        if (alloc >= max + 1)
+                                return -EFBIG;
+                        a = MIN(a, max + 1);
+                        b = realloc(buf, a + 1);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                        alloc = a;
+                }
+                n = read(STDIN_FILENO, buf + len, alloc - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf = buf ?: strdup("");
+        if (!buf)
+                return -ENOMEM;
+        buf[len] = '\0';
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
 }
 
 /* Parses global options, finds the command, parses its arguments and runs it. */

@@ -48,6 +48,23 @@ typedef enum CtlExit {
 /* Command-specific option ids start here so they never clash with global ones. */
 #define CTL_OPT_COMMAND_BASE 0x1000
 
+/* The ids of the command options of the Manager commands (the options arrays sit beside the
+ * command table in avatarctl.c; the handlers in avatarctl-manager.c read them back). */
+typedef enum CtlOptId {
+        CTL_OPT_REFRESH = CTL_OPT_COMMAND_BASE + 0x100,
+        CTL_OPT_PASSWORD_STDIN,
+        CTL_OPT_TOKEN,
+        CTL_OPT_NAME,
+        CTL_OPT_DAYS,
+        CTL_OPT_STORE,
+        CTL_OPT_LAST,
+        CTL_OPT_KIND,
+        CTL_OPT_SET,
+        CTL_OPT_LIMIT,
+        CTL_OPT_INCLUDE_DELETED,
+        CTL_OPT_ID,
+} CtlOptId;
+
 typedef struct Ctl {
         const char *socket_path;  /* --socket; NULL: $AVATARD_SOCKET or the default */
         int timeout_ms;           /* per call; -1: none */
@@ -77,7 +94,9 @@ typedef struct CtlCommand {
         const char *name;         /* one or more words: "status", "apikey create" */
         const char *usage;        /* arguments after the name: "[NAME]" */
         const char *summary;      /* one line for the command list */
-        const char *help;         /* more lines for "avatarctl help NAME" (options); or NULL */
+        const char *help;         /* the options, for "avatarctl help NAME"; or NULL */
+        const char *details;      /* what the command does and prints, after the options; or
+                                   * NULL */
         const struct option *options; /* command options (val >= CTL_OPT_COMMAND_BASE),
                                        * terminated by a zero entry; or NULL */
         int min_pos;              /* positional arguments accepted */
@@ -89,6 +108,20 @@ typedef struct CtlCommand {
 int ctl_cmd_status(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_methods(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_call(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_health(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_compat(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_login(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_password_forgot(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_password_reset(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_apikey_create(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_apikey_list(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_apikey_revoke(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_jobs(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_job(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_results(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runs_find(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runs_delete(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_jobs_delete(Ctl *ctl, const CtlArgs *args);
 
 /* Connects unless already connected. Returns CTL_EXIT_OK, or prints why not and returns the
  * exit code. */
@@ -101,6 +134,12 @@ int ctl_connect(Ctl *ctl);
  * for the error. */
 int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
              json_object **ret_result);
+
+/* The same, and on failure also hands the error over: *ret_error (when not NULL; it must hold
+ * AVATAR_CLIENT_ERROR_INIT) is filled for an error reply from the daemon (-EREMOTEIO), and
+ * *ret_errno (when not NULL) receives the call's negative errno (0 on success). */
+int ctl_call_full(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
+                  json_object **ret_result, AvatarClientError *ret_error, int *ret_errno);
 
 /* Prints a result for humans; returns 0 or a negative errno (reported by the caller). */
 typedef int (*ctl_print_fn)(Ctl *ctl, json_object *result, void *userdata);
@@ -120,6 +159,24 @@ int ctl_print_rows(Ctl *ctl, const char *what, json_object *rows, const struct O
 /* Parses a decimal integer argument in [min, max] for option or argument `what`. Returns
  * CTL_EXIT_OK with *ret set, or prints the problem and returns CTL_EXIT_USAGE. */
 int ctl_parse_int(const char *what, const char *s, long long min, long long max, long long *ret);
+
+/* True when s is a UUID in its canonical text form (8-4-4-4-12 hex digits, any case). */
+bool ctl_is_uuid(const char *s);
+
+/* The argument of the last occurrence of command option `id`, or NULL when it was not given
+ * (or takes no argument: see ctl_opt_given()). */
+const char *ctl_opt(const CtlArgs *args, int id);
+
+/* Whether command option `id` was given. */
+bool ctl_opt_given(const CtlArgs *args, int id);
+
+/* Reads all of stdin, at most `max` bytes, NUL-terminated. Returns 0, -EFBIG when longer,
+ * -ENOMEM, or a read error. */
+int ctl_read_stdin(size_t max, char **ret, size_t *ret_len);
+
+/* The exit code of a daemon error class given by its stable name ("not_found");
+ * CTL_EXIT_FAILED when the name is unknown or NULL. */
+int ctl_exit_code_from_name(const char *name);
 
 /* Prints "avatarctl: WHAT: MESSAGE" (printf-style) on stderr and returns `code`. */
 int ctl_fail(int code, const char *what, const char *format, ...) _printf_(3, 4);

@@ -30,9 +30,12 @@ struct FakeDaemon {
         int wake[2];            /* a byte on wake[1] stops the thread */
         pthread_t thread;
         bool running;
+        json_object *scripts;   /* method → {"result"|"error", "skip"}: answers set by fake.script */
+        json_object *requests;  /* [{"method", "params"}] received since the last fake.requests */
 };
 
 typedef struct Conn {
+        FakeDaemon *f;
         int fd;
         char *buf;
         size_t len;
@@ -212,6 +215,224 @@ static json_object *serve_fds(Conn *c) {
         return result;
 }
 
+/* ---- Manager methods: canned answers like the real daemon's, scripted overrides ---- */
+
+/* Jobs the canned answers share: a finished standard job and a pending privacy_metrics job
+ * of one run ("iris"), and a failed report job without a display name. */
+#define FAKE_RUN "9b1d5c7e-1111-4a4a-8b8b-000000000001"
+#define FAKE_JOB_A \
+        "{\"name\":\"job-standard-1\",\"set_name\":\"" FAKE_RUN "\",\"parameters_name\":\"standard\"," \
+        "\"display_name\":\"iris\",\"created_at\":\"2026-05-01T09:12:03.120000+00:00\",\"kind\":\"standard\"," \
+        "\"status\":\"finished\",\"exception\":\"\",\"done\":true,\"progress\":1.0,\"deleted_at\":null}"
+#define FAKE_JOB_B \
+        "{\"name\":\"job-privacy-2\",\"set_name\":\"" FAKE_RUN "\",\"parameters_name\":\"privacy_metrics\"," \
+        "\"display_name\":\"iris\",\"created_at\":\"2026-05-01T09:13:00+00:00\",\"kind\":\"privacy_metrics\"," \
+        "\"status\":\"pending\",\"exception\":\"\",\"done\":false,\"progress\":0.4,\"deleted_at\":null}"
+#define FAKE_JOB_C \
+        "{\"name\":\"job-report-3\",\"set_name\":\"0c2e0000-2222-4b4b-9c9c-000000000002\"," \
+        "\"parameters_name\":\"report\",\"display_name\":\"\",\"created_at\":\"2026-05-01T10:00:00Z\"," \
+        "\"kind\":\"report\",\"status\":\"error\",\"exception\":\"boom\",\"done\":true,\"progress\":null," \
+        "\"deleted_at\":null}"
+
+/* The canned results of the Manager methods whose answer does not depend on the params. */
+static const struct {
+        const char *method;
+        const char *result;
+} canned[] = {
+        { "manager.get_health", "{\"message\":\"ok\",\"stale\":false,\"age_s\":0.5}" },
+        { "manager.verify_compatibility",
+          "{\"status\":\"compatible\",\"compatible\":true,\"message\":null,"
+          "\"most_recent_compatible_client\":null,\"daemon_version\":\"0.1.0\","
+          "\"user_agent\":\"avatard/0.1.0\",\"verification\":true,\"age_s\":125.5}" },
+        { "manager.forgotten_password", "{\"sent\":true}" },
+        { "manager.reset_password", "{\"reset\":true}" },
+        { "manager.list_api_keys",
+          "{\"api_keys\":["
+          "{\"id\":\"11111111-aaaa-4bbb-8ccc-000000000001\",\"name\":\"ci\","
+          "\"created_at\":\"2026-01-01T00:00:00+00:00\",\"expires_at\":\"2027-01-01T00:00:00+00:00\","
+          "\"revoked_at\":null,\"last_used_at\":\"2026-05-01T08:00:00Z\"},"
+          "{\"id\":\"11111111-aaaa-4bbb-8ccc-000000000002\",\"name\":\"old\","
+          "\"created_at\":\"2025-01-01T00:00:00+00:00\",\"expires_at\":\"2025-03-02T00:00:00+00:00\","
+          "\"revoked_at\":\"2025-02-01T12:30:00+00:00\",\"last_used_at\":null}]}" },
+        { "manager.get_jobs", "{\"jobs\":[" FAKE_JOB_C "," FAKE_JOB_B "," FAKE_JOB_A "],\"stale\":false,\"age_s\":0.25}" },
+        { "manager.get_job", "{\"name\":\"job-standard-1\",\"set_name\":\"" FAKE_RUN "\","
+          "\"parameters_name\":\"standard\",\"display_name\":\"iris\","
+          "\"created_at\":\"2026-05-01T09:12:03.120000+00:00\",\"kind\":\"standard\",\"status\":\"finished\","
+          "\"exception\":\"\",\"done\":true,\"progress\":1.0,\"deleted_at\":null,\"stale\":false,\"age_s\":0}" },
+        { "manager.get_last_jobs", "{\"jobs\":{\"job-report-3\":" FAKE_JOB_C ",\"job-privacy-2\":" FAKE_JOB_B "},"
+          "\"stale\":false,\"age_s\":1}" },
+        { "manager.get_last_results",
+          "{\"results\":["
+          "{\"job\":\"job-standard-1\",\"display_name\":\"iris\",\"kind\":\"standard\",\"status\":\"finished\","
+          "\"results\":{\"shuffled\":[\"http://s/a.shuffled-0.csv\"],\"unshuffled\":[\"http://s/a.unshuffled-0.csv\"],"
+          "\"figures\":[\"http://s/1.html\",\"http://s/2.html\",\"http://s/3.html\"]}},"
+          "{\"job\":\"job-report-3\",\"display_name\":\"\",\"kind\":\"report\",\"status\":\"error\","
+          "\"error\":{\"code\":-32005,\"name\":\"not_found\",\"message\":\"Results file for job job-report-3 not found\","
+          "\"status\":404}}],\"stale\":false,\"age_s\":0}" },
+        { "manager.find_ids_by_name",
+          "{\"runs\":[{\"set_name\":\"" FAKE_RUN "\",\"jobs\":[" FAKE_JOB_A "," FAKE_JOB_B "],"
+          "\"created_at\":\"2026-05-01T09:13:00+00:00\"}],\"stale\":false,\"age_s\":0.1}" },
+        { "manager.delete_job", "{\"deleted_jobs\":[" FAKE_JOB_A "," FAKE_JOB_B "],\"failed_jobs\":[],\"errors\":[],\"batches\":1}" },
+        { "manager.delete_job_by_id", "{\"deleted_jobs\":[" FAKE_JOB_A "," FAKE_JOB_B "],\"failed_jobs\":[],\"errors\":[],\"batches\":1}" },
+};
+
+/* The string member `key` of params, or "". */
+static const char *param_string(json_object *params, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(params, key, &v) || !json_object_is_type(v, json_type_string))
+                return "";
+        return json_object_get_string(v);
+}
+
+/* manager.authenticate: the session's user and the deprecation warning. */
+static json_object *answer_authenticate(json_object *params) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "authenticated", json_object_new_boolean(1));
+        json_object_object_add(o, "username", json_object_new_string(param_string(params, "username")));
+        json_object_object_add(o, "warning", json_object_new_string(
+                "Username/password authentication is deprecated. To create an API key, run: "
+                "avatarctl apikey create --name my-key --days 365 --store"));
+        return o;
+}
+
+/* manager.create_api_key: the new key, with its plaintext unless params.store. */
+static json_object *answer_create_api_key(json_object *params) {
+        json_object *o = json_object_new_object(), *key = json_object_new_object(), *v;
+        bool store = json_object_object_get_ex(params, "store", &v) && json_object_get_boolean(v);
+
+        json_object_object_add(key, "id", json_object_new_string("22222222-aaaa-4bbb-8ccc-000000000003"));
+        json_object_object_add(key, "name", json_object_new_string(param_string(params, "name")));
+        json_object_object_add(key, "created_at", json_object_new_string("2026-05-01T09:00:00+00:00"));
+        json_object_object_add(key, "expires_at", json_object_new_string("2027-05-01T09:00:00+00:00"));
+        json_object_object_add(key, "revoked_at", NULL);
+        json_object_object_add(key, "last_used_at", NULL);
+        if (!store)
+                json_object_object_add(key, "plaintext", json_object_new_string("avk_fake_PLAINTEXT_0123456789"));
+        json_object_object_add(o, "api_key", key);
+        json_object_object_add(o, "message", json_object_new_string("API key created"));
+        json_object_object_add(o, "stored", json_object_new_boolean(store));
+        json_object_object_add(o, "note", json_object_new_string(
+                store ? "The new key is now the daemon's credential; it is not shown."
+                      : "Save the plaintext key now: it is shown only once."));
+        return o;
+}
+
+/* manager.revoke_api_key: the id back. */
+static json_object *answer_revoke_api_key(json_object *params) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "revoked", json_object_new_boolean(1));
+        json_object_object_add(o, "api_key_id", json_object_new_string(param_string(params, "api_key_id")));
+        json_object_object_add(o, "response", NULL);
+        return o;
+}
+
+/* manager.delete_jobs: names starting with "fail" fail, the others are deleted; batches of
+ * 100 as the daemon makes them. */
+static json_object *answer_delete_jobs(json_object *params) {
+        json_object *o = json_object_new_object(), *deleted = json_object_new_array(),
+                    *failed = json_object_new_array(), *names = NULL;
+        size_t i, n;
+
+        (void) json_object_object_get_ex(params, "job_names", &names);
+        n = json_object_is_type(names, json_type_array) ? json_object_array_length(names) : 0;
+        for (i = 0; i < n; i++) {
+                const char *name = json_object_get_string(json_object_array_get_idx(names, i));
+
+                if (startswith(name, "fail"))
+                        json_object_array_add(failed, json_object_new_string(name));
+                else {
+                        json_object *job = json_object_new_object();
+
+                        json_object_object_add(job, "name", json_object_new_string(name));
+                        json_object_object_add(job, "set_name", json_object_new_string(FAKE_RUN));
+                        json_object_object_add(job, "status", json_object_new_string("finished"));
+                        json_object_array_add(deleted, job);
+                }
+        }
+        json_object_object_add(o, "deleted_jobs", deleted);
+        json_object_object_add(o, "failed_jobs", failed);
+        json_object_object_add(o, "errors", json_object_new_array());
+        json_object_object_add(o, "batches", json_object_new_int64((int64_t) ((n + 99) / 100)));
+        return o;
+}
+
+/* Answers a manager.* request: the scripted answer when one is set (after its "skip" count
+ * of default answers), else the canned or computed one, else Method not found. */
+static int serve_manager(Conn *c, json_object *id, const char *method, json_object *params) {
+        json_object *script = NULL, *v, *result = NULL;
+        size_t i;
+
+        if (json_object_object_get_ex(c->f->scripts, method, &script)) {
+                json_object *skip = NULL;
+
+                if (json_object_object_get_ex(script, "skip", &skip) && json_object_get_int64(skip) > 0)
+                        json_object_set_int64(skip, json_object_get_int64(skip) - 1);
+                else if (json_object_object_get_ex(script, "error", &v)) {
+                        json_object *code = NULL, *msg = NULL, *data = NULL;
+
+                        (void) json_object_object_get_ex(v, "code", &code);
+                        (void) json_object_object_get_ex(v, "message", &msg);
+                        (void) json_object_object_get_ex(v, "data", &data);
+                        return send_json(c, error_new(id, code ? json_object_get_int(code) : -32603,
+                                                      msg ? json_object_get_string(msg) : "failed",
+                                                      json_object_get(data)));
+                } else if (json_object_object_get_ex(script, "result", &v))
+                        return send_json(c, reply_new(id, json_object_get(v)));
+        }
+
+        if (streq(method, "manager.authenticate"))
+                result = answer_authenticate(params);
+        else if (streq(method, "manager.create_api_key"))
+                result = answer_create_api_key(params);
+        else if (streq(method, "manager.revoke_api_key"))
+                result = answer_revoke_api_key(params);
+        else if (streq(method, "manager.delete_jobs"))
+                result = answer_delete_jobs(params);
+        for (i = 0; !result && i < ELEMENTSOF(canned); i++)
+                if (streq(method, canned[i].method))
+                        result = json_tokener_parse(canned[i].result);
+        if (result)
+                return send_json(c, reply_new(id, result));
+
+        v = json_object_new_object();
+        json_object_object_add(v, "name", json_object_new_string("method_not_found"));
+        json_object_object_add(v, "retryable", json_object_new_boolean(0));
+        json_object_object_add(v, "method", json_object_new_string(method));
+        return send_json(c, error_new(id, -32601, "Method not found", v));
+}
+
+/* fake.script {"method", "result" | "error" {code, message, data}, "skip"}: sets how the
+ * method is answered from now on; without result and error, back to the default. */
+static json_object *fake_script(FakeDaemon *f, json_object *params) {
+        const char *method = param_string(params, "method");
+        json_object *s = json_object_new_object(), *v;
+
+        if (json_object_object_get_ex(params, "result", &v))
+                json_object_object_add(s, "result", json_object_get(v));
+        if (json_object_object_get_ex(params, "error", &v))
+                json_object_object_add(s, "error", json_object_get(v));
+        json_object_object_add(s, "skip", json_object_new_int64(param_int(params, "skip", 0)));
+        if (json_object_object_length(s) > 1)
+                json_object_object_add(f->scripts, method, s);
+        else {
+                json_object_object_del(f->scripts, method);
+                json_object_put(s);
+        }
+        return json_object_new_boolean(1);
+}
+
+/* Keeps {"method", "params"} of a request for fake.requests. */
+static void record_request(FakeDaemon *f, const char *method, json_object *params) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "method", json_object_new_string(method));
+        json_object_object_add(o, "params", json_object_get(params));
+        json_object_array_add(f->requests, o);
+}
+
 /* Answers one request line. Returns 0, or a negative errno to drop the connection. */
 static int serve_line(Conn *c, const char *line, size_t line_len) {
         json_object *req, *id = NULL, *m = NULL, *params = NULL;
@@ -227,6 +448,8 @@ static int serve_line(Conn *c, const char *line, size_t line_len) {
         method = json_object_get_string(m);
         if (!method)
                 method = "";
+        if (!startswith(method, "fake."))
+                record_request(c->f, method, params);
 
         if (c->late_id) {
                 r = send_json(c, reply_new(c->late_id, json_object_new_string("late")));
@@ -349,6 +572,16 @@ static int serve_line(Conn *c, const char *line, size_t line_len) {
                 r = send_json(c, reply_new(id, discover_doc()));
         else if (streq(method, "daemon.status"))
                 r = send_json(c, reply_new(id, status_doc()));
+        else if (startswith(method, "manager."))
+                r = serve_manager(c, id, method, params);
+        else if (streq(method, "fake.script"))
+                r = send_json(c, reply_new(id, fake_script(c->f, params)));
+        else if (streq(method, "fake.requests")) {
+                json_object *list = c->f->requests;
+
+                c->f->requests = json_object_new_array();
+                r = send_json(c, reply_new(id, list));
+        }
         else {
                 json_object *data = json_object_new_object();
 
@@ -396,7 +629,7 @@ static void conn_collect_fds(Conn *c, struct msghdr *mh) {
 
 /* Serves one connection until EOF, an error, a scripted close, or a stop request. */
 static void serve_conn(FakeDaemon *f, int fd) {
-        Conn c = { .fd = fd };
+        Conn c = { .f = f, .fd = fd };
 
         c.buf = malloc(FAKE_LINE_MAX);
         if (!c.buf)
@@ -493,6 +726,12 @@ int fake_daemon_start(const char *path, FakeDaemon **ret) {
                 return -ENOMEM;
         f->listen_fd = -1;
         f->wake[0] = f->wake[1] = -1;
+        f->scripts = json_object_new_object();
+        f->requests = json_object_new_array();
+        if (!f->scripts || !f->requests) {
+                r = -ENOMEM;
+                goto fail;
+        }
 
         if (path) {
                 if (strlen(path) >= sizeof(f->path)) {
@@ -553,6 +792,8 @@ FakeDaemon *fake_daemon_stop(FakeDaemon *f) {
         (void) safe_close(f->listen_fd);
         (void) safe_close(f->wake[0]);
         (void) safe_close(f->wake[1]);
+        json_object_put(f->scripts);
+        json_object_put(f->requests);
         if (f->path[0])
                 (void) unlink(f->path);
         if (f->dir[0])

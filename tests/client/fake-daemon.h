@@ -26,6 +26,16 @@
  *   size                result {"length": N}: the byte length of the request line
  *   rpc.discover        a small OpenRPC document
  *   daemon.status       a canned status object
+ *   manager.*           what the real daemon answers, canned (a few jobs of a run "iris",
+ *                       two API keys, ...) or computed from the params (authenticate,
+ *                       create_api_key, revoke_api_key, delete_jobs: names starting with
+ *                       "fail" fail); unknown manager methods: Method not found
+ *   fake.script         params {"method", "result" | "error": {code, message, data},
+ *                       "skip": N}: from now on answer that method so (after N default
+ *                       answers); without result and error, back to the default
+ *   fake.requests       result: [{"method", "params"}] of every request but fake.* ones
+ *                       since the previous fake.requests (scripts and requests outlive the
+ *                       connection)
  *   anything else       Method not found
  */
 #pragma once
