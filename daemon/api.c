@@ -198,7 +198,7 @@ static json_object *find_message(json_object *o, unsigned depth) {
                                 return m;
                 }
         } else if (json_object_is_type(o, json_type_array)) {
-                size_t n = json_object_array_length(o);
+                size_t n = json_array_len(o);
 
                 for (size_t i = 0; i < n; i++) {
                         m = find_message(json_object_array_get_idx(o, i), depth + 1);
@@ -250,7 +250,7 @@ char *api_extract_message(const char *body, size_t len, json_object *json) {
                 return sanitize_message(json_as_text(m));
 
         if (json_object_is_type(json, json_type_object) && json_object_object_get_ex(json, "detail", &detail)) {
-                if (json_object_is_type(detail, json_type_array) && json_object_array_length(detail) > 0) {
+                if (json_object_is_type(detail, json_type_array) && json_array_len(detail) > 0) {
                         json_object *first = json_object_array_get_idx(detail, 0), *msg, *loc;
 
                         if (json_object_is_type(first, json_type_object) &&
@@ -258,9 +258,9 @@ char *api_extract_message(const char *body, size_t len, json_object *json) {
                                 _cleanup_free_ char *ms = json_as_text(msg);
 
                                 if (json_object_object_get_ex(first, "loc", &loc) &&
-                                    json_object_is_type(loc, json_type_array) && json_object_array_length(loc) > 0) {
+                                    json_object_is_type(loc, json_type_array) && json_array_len(loc) > 0) {
                                         _cleanup_free_ char *field =
-                                                json_as_text(json_object_array_get_idx(loc, json_object_array_length(loc) - 1));
+                                                json_as_text(json_object_array_get_idx(loc, json_array_len(loc) - 1));
 
                                         if (asprintf(&r, "%s: %s", strna(ms), strna(field)) < 0)
                                                 r = NULL;

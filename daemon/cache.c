@@ -9,6 +9,7 @@
 #include "cache.h"
 #include "errors.h"
 #include "log.h"
+#include "jsonrpc.h"
 #include "macro.h"
 
 typedef struct CacheEntry CacheEntry;

@@ -802,7 +802,7 @@ static int method_get_jobs(Call *c, json_object *params) {
                 return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL,
                                          "Invalid params: display_name and set_name are mutually exclusive");
         if (json_object_object_get_ex(params, "kind", &v))
-                for (size_t i = 0; r >= 0 && i < json_object_array_length(v); i++)
+                for (size_t i = 0; r >= 0 && i < json_array_len(v); i++)
                         r = query_add(&q, "kind", json_object_get_string(json_object_array_get_idx(v, i)));
         if (r >= 0 && dn)
                 r = query_add(&q, "display_name", dn);
@@ -861,7 +861,7 @@ static int method_get_job(Call *c, json_object *params) {
 
 /* Returns the jobs of a list sorted newest first, as a new array of borrowed... copied jobs. */
 static json_object *sorted_jobs(json_object *jobs) {
-        size_t n = json_object_array_length(jobs);
+        size_t n = json_array_len(jobs);
         json_object **v = calloc(n ? n : 1, sizeof(json_object *)), *a;
 
         if (!v)
@@ -907,7 +907,7 @@ static void on_last_jobs(json_object *value, double age_s, bool stale, const Api
                 call_reply_errno(c, -ENOMEM, NULL);
                 return;
         }
-        for (size_t i = 0; i < json_object_array_length(sorted) && (int64_t) i < count; i++) {
+        for (size_t i = 0; i < json_array_len(sorted) && (int64_t) i < count; i++) {
                 json_object *job = json_object_array_get_idx(sorted, i);
                 const char *name = str_member(job, "name");
 
@@ -1039,7 +1039,7 @@ static void on_last_results_jobs(json_object *value, double age_s, bool stale, c
         r->age_s = age_s;
         r->stale = stale;
         sorted = sorted_jobs(jobs);
-        n = sorted ? MIN(json_object_array_length(sorted), (size_t) r->count) : 0;
+        n = sorted ? MIN(json_array_len(sorted), (size_t) r->count) : 0;
         r->slots = calloc(n ? n : 1, sizeof(ResultSlot));
         if (!sorted || !r->slots) {
                 json_object_put(sorted);
@@ -1101,7 +1101,7 @@ static int method_get_last_results(Call *c, json_object *params) {
  * created_at, newest first: [{"set_name", "created_at", "jobs": [...]}]. New reference. */
 json_object *manager_find_runs(json_object *jobs, const char *name) {
         json_object *groups = json_object_new_object(), *runs = json_object_new_array(), **v;
-        size_t n_groups = 0, n = json_object_array_length(jobs), k = 0;
+        size_t n_groups = 0, n = json_array_len(jobs), k = 0;
 
         if (!groups || !runs) {
                 json_object_put(groups);
@@ -1136,7 +1136,7 @@ json_object *manager_find_runs(json_object *jobs, const char *name) {
                 double best = -1;
 
                 (void) key;
-                for (size_t i = 0; i < json_object_array_length(list); i++) {
+                for (size_t i = 0; i < json_array_len(list); i++) {
                         json_object *job = json_object_array_get_idx(list, i);
                         double t = job_time(job);
 
@@ -1266,9 +1266,9 @@ static void on_bulk_deleted(const ApiResponse *resp, const ApiError *err, void *
                 log_ctx(LOG_WARNING, &d->op.call->log, "Bulk deletion of %zu job(s) failed: %s", end - start,
                         err ? strna(err->message) : "unexpected answer");
         } else {
-                for (size_t i = 0; i < json_object_array_length(dj); i++)
+                for (size_t i = 0; i < json_array_len(dj); i++)
                         json_object_array_add(d->deleted, copy(json_object_array_get_idx(dj, i)));
-                for (size_t i = 0; i < json_object_array_length(fj); i++)
+                for (size_t i = 0; i < json_array_len(fj); i++)
                         json_object_array_add(d->failed, copy(json_object_array_get_idx(fj, i)));
         }
         d->next = end;
@@ -1317,7 +1317,7 @@ static void delete_next_batch(DeleteOp *d) {
 
 /* Starts deleting `names` (borrowed strings) for the call, in batches of 100. */
 static int delete_start(Call *c, DeleteOp *d, json_object *names_array) {
-        size_t n = json_object_array_length(names_array);
+        size_t n = json_array_len(names_array);
 
         d->op.cleanup = delete_cleanup;
         d->names = calloc(n ? n : 1, sizeof(char *));
@@ -1352,7 +1352,7 @@ static int method_delete_jobs(Call *c, json_object *params) {
 static json_object *job_names(json_object *jobs) {
         json_object *a = json_object_new_array();
 
-        for (size_t i = 0; a && i < json_object_array_length(jobs); i++) {
+        for (size_t i = 0; a && i < json_array_len(jobs); i++) {
                 const char *n = str_member(json_object_array_get_idx(jobs, i), "name");
 
                 if (n)
@@ -1399,7 +1399,7 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
                 reply_bad_shape(op_finish(&k->del.op), "GET /jobs");
                 return;
         }
-        n = json_object_array_length(runs);
+        n = json_array_len(runs);
         if (n == 0) {
                 json_object_put(runs);
                 call_reply_errorf(op_finish(&k->del.op), RPC_NOT_FOUND, NULL,
@@ -1420,7 +1420,7 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
                         json_object_object_add(cand, "set_name", json_object_new_string(set));
                         json_object_object_add(cand, "created_at", json_object_get(json_object_object_get(run, "created_at")));
                         json_object_object_add(cand, "jobs", json_object_new_int64(
-                                                       (int64_t) json_object_array_length(json_object_object_get(run, "jobs"))));
+                                                       (int64_t) json_array_len(json_object_object_get(run, "jobs"))));
                         json_object_object_add(p, "id", json_object_new_string(set));
                         json_object_object_add(callobj, "method", json_object_new_string("manager.delete_job_by_id"));
                         json_object_object_add(callobj, "params", p);
@@ -1484,7 +1484,7 @@ static void on_delete_by_id_jobs(const ApiResponse *resp, const ApiError *err, v
         }
         /* the server filters by set_name; filter again so a lenient server cannot widen it */
         filtered = json_object_new_array();
-        for (size_t i = 0; filtered && i < json_object_array_length(jobs); i++) {
+        for (size_t i = 0; filtered && i < json_array_len(jobs); i++) {
                 json_object *job = json_object_array_get_idx(jobs, i);
                 const char *set = str_member(job, "set_name");
 

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "errors.h"
 #include "log.h"
+#include "jsonrpc.h"
 #include "macro.h"
 #include "poller.h"
 
@@ -124,7 +125,7 @@ static uint64_t set_interval_usec(const PollSet *s) {
 
 /* Whether every job of the last answer is done (an empty set is not). */
 static bool set_all_done(const PollSet *s) {
-        size_t n = json_object_array_length(s->last);
+        size_t n = json_array_len(s->last);
 
         if (n == 0)
                 return false;
@@ -149,7 +150,7 @@ static const char *member_text(json_object *job, const char *key) {
 
 /* The job of that name in an array, or NULL. */
 static json_object *job_in(json_object *jobs, const char *name) {
-        for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+        for (size_t i = 0; i < json_array_len(jobs); i++) {
                 json_object *j = json_object_array_get_idx(jobs, i);
 
                 if (streq_ptr(member_text(j, "name"), name))
@@ -163,7 +164,7 @@ static json_object *jobs_changed(json_object *old, json_object *cur) {
         static const char *const keys[] = { "status", "progress", "done", "exception", "deleted_at" };
         json_object *changed = json_object_new_array();
 
-        for (size_t i = 0; changed && i < json_object_array_length(cur); i++) {
+        for (size_t i = 0; changed && i < json_array_len(cur); i++) {
                 json_object *j = json_object_array_get_idx(cur, i), *o;
                 const char *name = member_text(j, "name");
                 bool diff = false;
@@ -231,7 +232,7 @@ static void on_polled(const ApiResponse *resp, const ApiError *err, void *userda
         }
         changed = jobs_changed(s->last, jobs);
         /* finished jobs never change again: let the cache serve them */
-        for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+        for (size_t i = 0; i < json_array_len(jobs); i++) {
                 json_object *j = json_object_array_get_idx(jobs, i), *done;
                 _cleanup_free_ char *key = NULL;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "build-config.h"
+#include "jsonrpc.h"
 #include "macro.h"
 #include "runner-config.h"
 
@@ -86,7 +87,7 @@ static void put_ref(json_object *o, const char *key, json_object *v) {
 static void put_nonempty(json_object *o, const char *key, json_object *v) {
         if (!v)
                 return;
-        if (json_object_is_type(v, json_type_object) && json_object_object_length(v) == 0) {
+        if (json_object_is_type(v, json_type_object) && json_object_len(v) == 0) {
                 json_object_put(v);
                 return;
         }
@@ -120,7 +121,7 @@ static json_object *reordered(json_object *o, const char *const *order) {
 static int reorder_member(json_object *parent, const char *key, const char *const *order) {
         json_object *v = get(parent, key), *n;
 
-        if (!v)
+        if (!json_object_is_type(v, json_type_object))
                 return 0;
         n = reordered(v, order);
         if (!n)
@@ -142,7 +143,7 @@ static int doc_rank(json_object *doc) {
 /* Sorts the documents by rank, keeping the relative order of equal ranks (insertion sort on a
  * short array). */
 static void docs_sort(json_object *docs) {
-        size_t n = json_object_array_length(docs);
+        size_t n = json_array_len(docs);
 
         for (size_t i = 1; i < n; i++) {
                 for (size_t j = i; j > 0; j--) {
@@ -160,7 +161,7 @@ static void docs_sort(json_object *docs) {
 
 /* The document of that kind and name (NULL name: the first of the kind). */
 json_object *runner_config_find(json_object *docs, const char *kind, const char *name) {
-        for (size_t i = 0; i < json_object_array_length(docs); i++) {
+        for (size_t i = 0; i < json_array_len(docs); i++) {
                 json_object *d = json_object_array_get_idx(docs, i);
 
                 if (streq_ptr(str_of(d, "kind"), kind) && (!name || streq_ptr(str_of(get(d, "metadata"), "name"), name)))
@@ -263,7 +264,7 @@ int runner_config_validate(json_object *docs, char **ret_error) {
 
         if (!json_object_is_type(docs, json_type_array))
                 return fail(ret_error, "the resource set is not a list of documents");
-        n = json_object_array_length(docs);
+        n = json_array_len(docs);
         for (size_t i = 0; i < n; i++) {
                 json_object *d = json_object_array_get_idx(docs, i);
                 const char *kind = str_of(d, "kind"), *name = str_of(get(d, "metadata"), "name");
@@ -294,7 +295,7 @@ json_object *runner_config_tables(json_object *docs) {
         json_object *tables = get(get(runner_config_find(docs, "AvatarSchema", "schema"), "spec"), "tables"),
                     *names = json_object_new_array();
 
-        for (size_t i = 0; names && i < json_object_array_length(tables); i++) {
+        for (size_t i = 0; names && i < json_array_len(tables); i++) {
                 const char *n = str_of(json_object_array_get_idx(tables, i), "name");
 
                 if (n)
@@ -305,7 +306,7 @@ json_object *runner_config_tables(json_object *docs) {
 
 /* The index of table `name` in a tables array, or -1. */
 static int table_index(json_object *tables, const char *name) {
-        for (size_t i = 0; i < json_object_array_length(tables); i++)
+        for (size_t i = 0; i < json_array_len(tables); i++)
                 if (streq_ptr(str_of(json_object_array_get_idx(tables, i), "name"), name))
                         return (int) i;
         return -1;
@@ -362,7 +363,7 @@ static json_object *data_of(const char *file) {
 static json_object *column_get(json_object *columns, const char *field) {
         json_object *c;
 
-        for (size_t i = 0; i < json_object_array_length(columns); i++) {
+        for (size_t i = 0; i < json_array_len(columns); i++) {
                 c = json_object_array_get_idx(columns, i);
                 if (streq_ptr(str_of(c, "field"), field))
                         return c;
@@ -402,7 +403,7 @@ int runner_config_add_table(json_object *docs, json_object *table, char **ret_er
                 json_object_object_add(column_get(columns, ts), "time_series_time", json_object_new_boolean(true));
         if (pk)
                 json_object_object_add(column_get(columns, pk), "primary_key", json_object_new_boolean(true));
-        for (size_t i = 0; i < json_object_array_length(fks); i++) {
+        for (size_t i = 0; i < json_array_len(fks); i++) {
                 const char *fk = json_object_get_string(json_object_array_get_idx(fks, i));
 
                 if (fk)
@@ -415,15 +416,15 @@ int runner_config_add_table(json_object *docs, json_object *table, char **ret_er
                         json_object_object_add(c, "type", json_object_get(ty));
                         /* field first, then type, then the flags */
                         n = reordered(c, (const char *const[]){ "field", "type", NULL });
-                        for (size_t i = 0; i < json_object_array_length(columns); i++)
+                        for (size_t i = 0; i < json_array_len(columns); i++)
                                 if (json_object_array_get_idx(columns, i) == c) {
                                         json_object_array_put_idx(columns, i, n);
                                         break;
                                 }
                 }
         }
-        put_nonempty(t, "columns", json_object_array_length(columns) > 0 ? columns : NULL);
-        if (json_object_array_length(columns) == 0)
+        put_nonempty(t, "columns", json_array_len(columns) > 0 ? columns : NULL);
+        if (json_array_len(columns) == 0)
                 json_object_put(columns);
 
         /* a replaced table keeps its links */
@@ -467,7 +468,7 @@ int runner_config_add_link(json_object *docs, const char *parent_table, const ch
                 json_object_object_add(parent, "links", links);
         }
         /* replace a link to the same child table */
-        for (size_t i = 0; i < json_object_array_length(links); i++) {
+        for (size_t i = 0; i < json_array_len(links); i++) {
                 json_object *l = json_object_array_get_idx(links, i);
 
                 if (streq_ptr(str_of(get(l, "to"), "table"), child_table)) {
@@ -530,7 +531,7 @@ static void spec_map_del(json_object *spec, const char *key, const char *table) 
         if (!json_object_is_type(m, json_type_object))
                 return;
         json_object_object_del(m, table);
-        if (json_object_object_length(m) == 0)
+        if (json_object_len(m) == 0)
                 json_object_object_del(spec, key);
 }
 
@@ -689,11 +690,11 @@ int runner_config_set_parameters(json_object *docs, json_object *options, const 
                 spec = params_spec(docs, options, *kind, name);
                 if (!spec)
                         break;
-                if (json_object_object_length(ts) > 0)
+                if (json_object_len(ts) > 0)
                         json_object_object_add(spec_map(spec, "time_series"), table, json_object_get(ts));
-                if (streq(name, "privacy_metrics") && json_object_object_length(pm) > 0)
+                if (streq(name, "privacy_metrics") && json_object_len(pm) > 0)
                         json_object_object_add(spec_map(spec, "privacy_metrics"), table, json_object_get(pm));
-                if (streq(name, "signal_metrics") && json_object_object_length(sm) > 0)
+                if (streq(name, "signal_metrics") && json_object_len(sm) > 0)
                         json_object_object_add(spec_map(spec, "signal_metrics"), table, json_object_get(sm));
                 /* metrics documents refer to standard once it exists */
                 if (!is_std && runner_config_find(docs, "AvatarParameters", "standard") &&
@@ -706,7 +707,7 @@ int runner_config_set_parameters(json_object *docs, json_object *options, const 
         json_object_put(exclude);
 
         /* canonical member order in every parameters document */
-        for (size_t i = 0; i < json_object_array_length(docs); i++) {
+        for (size_t i = 0; i < json_array_len(docs); i++) {
                 json_object *d = json_object_array_get_idx(docs, i);
                 const char *kind = str_of(d, "kind");
 
@@ -816,7 +817,7 @@ bool runner_config_has_avatarization(json_object *docs) {
              *k; k++) {
                 json_object *m = get(std, *k);
 
-                if (json_object_is_type(m, json_type_object) && json_object_object_length(m) > 0)
+                if (json_object_is_type(m, json_type_object) && json_object_len(m) > 0)
                         return true;
         }
         return false;
@@ -824,7 +825,7 @@ bool runner_config_has_avatarization(json_object *docs) {
 
 /* Whether the job list holds name. */
 static bool jobs_have(json_object *jobs, const char *name) {
-        for (size_t i = 0; i < json_object_array_length(jobs); i++)
+        for (size_t i = 0; i < json_array_len(jobs); i++)
                 if (streq_ptr(json_object_get_string(json_object_array_get_idx(jobs, i)), name))
                         return true;
         return false;
@@ -851,7 +852,7 @@ static int ensure_report(json_object *docs, const char *name, const char *type, 
 /* Makes sure the documents a run needs exist. */
 int runner_config_prepare_run(json_object *docs, json_object *options, json_object *jobs, char **ret_error) {
         json_object *tables = runner_config_tables(docs);
-        size_t n_tables = json_object_array_length(tables);
+        size_t n_tables = json_array_len(tables);
         const char *language = str_of(options, "report_language") ?: "en";
         int r;
 

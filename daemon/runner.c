@@ -269,7 +269,7 @@ static int runner_from_file_json(Runners *rs, const char *file, json_object *o, 
         r->created_at = (uint64_t) json_object_get_int64(json_object_object_get(o, "created_at"));
         r->updated_at = (uint64_t) json_object_get_int64(json_object_object_get(o, "updated_at"));
         jobs = json_object_object_get(o, "jobs");
-        for (size_t i = 0; q >= 0 && i < json_object_array_length(jobs); i++) {
+        for (size_t i = 0; q >= 0 && i < json_array_len(jobs); i++) {
                 json_object *jo = json_object_array_get_idx(jobs, i);
                 RunnerJob *n = reallocarray(r->jobs, r->n_jobs + 1, sizeof(RunnerJob)), *j;
 
@@ -497,7 +497,7 @@ int runner_set_jobs(Runner *r, json_object *jobs) {
         for (size_t i = 0; i < r->n_jobs; i++)
                 job_done(&r->jobs[i]);
         r->n_jobs = 0;
-        for (size_t i = 0; q >= 0 && i < json_object_array_length(jobs); i++) {
+        for (size_t i = 0; q >= 0 && i < json_array_len(jobs); i++) {
                 json_object *j = json_object_array_get_idx(jobs, i);
 
                 q = runner_append_job(r, member(j, "parameters_name"), member(j, "kind"), member(j, "name"),
@@ -541,7 +541,7 @@ RunnerJob *runner_job(Runner *r, const char *parameters_name) {
 static bool wanted(json_object *which, const char *pname) {
         if (!which)
                 return true;
-        for (size_t i = 0; i < json_object_array_length(which); i++)
+        for (size_t i = 0; i < json_array_len(which); i++)
                 if (streq_ptr(json_object_get_string(json_object_array_get_idx(which, i)), pname))
                         return true;
         return false;
@@ -615,12 +615,12 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
                 for (size_t i = 0; i < r->n_jobs; i++) {
                         RunnerJob *j = &r->jobs[i];
 
-                        for (size_t k = 0; j->name && k < json_object_array_length(jobs); k++) {
+                        for (size_t k = 0; j->name && k < json_array_len(jobs); k++) {
                                 json_object *job = json_object_array_get_idx(jobs, k);
 
                                 if (!streq_ptr(member(job, "name"), j->name))
                                         continue;
-                                for (size_t c = 0; c < json_object_array_length(changed); c++)
+                                for (size_t c = 0; c < json_array_len(changed); c++)
                                         if (streq_ptr(json_object_get_string(json_object_array_get_idx(changed, c)),
                                                       j->name)) {
                                                 json_object_put(j->job);
@@ -629,7 +629,7 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
                                         }
                         }
                 }
-                if (json_object_array_length(changed_p) > 0)
+                if (json_array_len(changed_p) > 0)
                         (void) runner_save(r);
         }
         for (w = TAILQ_FIRST(&r->waiters); w; w = next) {
@@ -638,13 +638,13 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
                 json_object *mine = json_object_new_array();
 
                 next = TAILQ_NEXT(w, link);
-                for (size_t i = 0; i < json_object_array_length(changed_p); i++) {
+                for (size_t i = 0; i < json_array_len(changed_p); i++) {
                         const char *p = json_object_get_string(json_object_array_get_idx(changed_p, i));
 
                         if (wanted(w->jobs, p))
                                 json_object_array_add(mine, json_object_new_string(p));
                 }
-                if (failed || done || json_object_array_length(mine) > 0)
+                if (failed || done || json_array_len(mine) > 0)
                         w->cb(r, mine, failed, done && !failed, w->userdata);
                 json_object_put(mine);
         }

@@ -114,3 +114,14 @@ int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_obj
  * reference or NULL on OOM. `decimals` is clamped to 0..9; NaN and infinities (which JSON
  * cannot carry) become 0; magnitudes of 1e15 and more use json-c's default form. */
 json_object *json_new_rounded(double v, int decimals);
+
+/* Length of an array, 0 for anything else (json_object_array_length() asserts on a non-array,
+ * and JSON from peers or upstream may hold null or another type where an array is expected). */
+static inline size_t json_array_len(json_object *o) {
+        return json_object_is_type(o, json_type_array) ? json_object_array_length(o) : 0;
+}
+
+/* Number of members of an object, 0 for anything else. */
+static inline int json_object_len(json_object *o) {
+        return json_object_is_type(o, json_type_object) ? json_object_object_length(o) : 0;
+}
