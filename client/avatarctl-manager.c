@@ -368,7 +368,9 @@ static int print_forgot(Ctl *ctl, json_object *result, void *userdata) {
         }
         (void) fputs("The Avatar server was asked to send a password reset email to ", stdout);
         output_sanitized(stdout, userdata);
-        (void) puts(".\nRun avatarctl password reset EMAIL --token TOKEN with the token it carries.");
+        (void) fputs(".\nWith the token it carries, run: avatarctl password reset ", stdout);
+        output_sanitized(stdout, userdata);
+        (void) puts(" --token TOKEN");
         return 0;
 }
 

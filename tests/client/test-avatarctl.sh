@@ -495,6 +495,7 @@ if command -v script >/dev/null 2>&1; then
         lacks "PLAINTEXT" "$out"
         human_rc apikey revoke "$key_id" && same "Revoked API key $key_id." "$out" "apikey revoke on a terminal"
         human_rc password forgot a@b.c && contains "password reset email to a@b.c." "$out"
+        contains "run: avatarctl password reset a@b.c --token TOKEN" "$out"
         human_rc runs delete iris && same "Deleted 2 jobs, failed 0." "$out" "runs delete on a terminal"
         human_rc jobs delete a fail-b c
         same 1 "$rc" "jobs delete with a failed job: exit status"
