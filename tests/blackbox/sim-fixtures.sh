@@ -194,6 +194,15 @@ rpc() {
         rm -f "$script"
 }
 
+# check_contains DESCRIPTION FIXED-STRING TEXT: passes when TEXT contains the string.
+check_contains() {
+        if grep -Fq -- "$2" <<<"$3"; then
+                pass "$1"
+        else
+                fail "$1" "string: $2" "text: $(printf '%s' "$3" | head -c 2000)"
+        fi
+}
+
 # check_no_sanitizer_reports: stops the daemon (leak reports come at exit) and fails when its
 # log holds an AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer report.
 check_no_sanitizer_reports() {

@@ -69,7 +69,6 @@ check_eq "without refresh the server is not asked" "$checks" "$(sim_count "GET /
 ctl manager.verify_compatibility '{"refresh":true}'; out=$OUT
 check_eq "refresh: true re-asks the server" "$((checks + 1))" "$(sim_count "GET /api/check_client")"
 check_eq "incompatible: avatarctl exits 7 (upstream problem)" "7" "$CTL_RC"
-check_match "incompatible: error class incompatible" '\(incompatible\)' "$out"
 raw=$(rpc manager.verify_compatibility '{"refresh":true}')
 check_match "incompatible: error code -32003" '"code":-32003' "$raw"
 check_match "incompatible: error.data.name is incompatible" '"name":"incompatible"' "$raw"
@@ -80,17 +79,20 @@ check_match "incompatible: error.message carries the server's message" '"message
 
 # every upstream-dependent call fails the same way, cached answers included
 jobs_before=$(sim_count "GET /api/jobs")
+incompat='"code":-32003,"message":"[^"]*Client too old for bb[^"]*","data":\{.*"name":"incompatible"'
 for m in manager.get_jobs manager.get_last_jobs manager.get_last_results manager.get_health \
          manager.list_api_keys; do
-        ctl "$m"; out=$OUT
-        check_match "while incompatible, $m fails with the incompatibility error" '\(incompatible\)' "$out"
+        check_match "while incompatible, $m fails with the incompatibility error" "$incompat" "$(rpc "$m")"
 done
-ctl manager.get_job "{\"name\":\"$A_std\"}"; out=$OUT
-check_match "while incompatible, get_job fails too" '\(incompatible\)' "$out"
-ctl manager.find_ids_by_name '{"set_name":"alpha"}'; out=$OUT
-check_match "while incompatible, find_ids_by_name fails too" '\(incompatible\)' "$out"
-ctl manager.delete_job '{"name":"beta"}'; out=$OUT
-check_match "while incompatible, delete_job fails too" '\(incompatible\)' "$out"
+ctl manager.get_health
+check_eq "while incompatible, a cached health answer is not served either (exit 7)" "7" "$CTL_RC"
+check_match "while incompatible, get_job fails too" "$incompat" "$(rpc manager.get_job "{\"name\":\"$A_std\"}")"
+check_match "while incompatible, find_ids_by_name fails too" "$incompat" \
+        "$(rpc manager.find_ids_by_name '{"set_name":"alpha"}')"
+check_match "while incompatible, delete_job fails too" "$incompat" "$(rpc manager.delete_job '{"name":"beta"}')"
+check_match "while incompatible, delete_jobs reports its batch failed as incompatible" \
+        "\"errors\":\\[\\{\"job_names\":\\[\"$B_std\"\\],\"code\":-32003,\"name\":\"incompatible\",\"message\":\"[^\"]*Client too old" \
+        "$(rpc manager.delete_jobs "{\"job_names\":[\"$B_std\"]}")"
 check_eq "while incompatible, no job request goes upstream" "$jobs_before" "$(sim_count "GET /api/jobs")"
 check_eq "while incompatible, nothing is deleted" "0" "$(sim_count "POST /api/jobs/bulk-delete")"
 out=$("$AVATARCTL" --json status)
@@ -98,11 +100,14 @@ check_match "daemon.status shows upstream.compatibility incompatible" '"compatib
 check_match "daemon.status shows the server's answer" '"answer":\{"message":"Client too old for bb"' "$out"
 
 sim_control compat '{"status":"unknown","message":"Who is this client"}' >/dev/null
-ctl manager.verify_compatibility '{"refresh":true}'; out=$OUT
-check_match "unknown is a failure too (class incompatible)" '\(incompatible\)' "$out"
-check_match "unknown: the error says unknown and gives the server's message" 'unknown.*Who is this client' "$out"
-ctl manager.get_jobs; out=$OUT
-check_match "while unknown, get_jobs fails with the incompatibility error" '\(incompatible\)' "$out"
+ctl manager.verify_compatibility '{"refresh":true}'
+check_eq "unknown is a failure too (exit 7)" "7" "$CTL_RC"
+raw=$(rpc manager.verify_compatibility '{"refresh":true}')
+check_match "unknown: class incompatible, saying unknown, with the server's message" \
+        '"code":-32003,"message":"[^"]*unknown[^"]*Who is this client.*"name":"incompatible"' "$raw"
+check_match "unknown: error.data.status is unknown" '"data":\{"status":"unknown"' "$raw"
+check_match "while unknown, get_jobs fails with the incompatibility error" '"code":-32003.*Who is this client' \
+        "$(rpc manager.get_jobs)"
 
 sim_control compat '{"status":"compatible"}' >/dev/null
 ctl manager.verify_compatibility '{"refresh":true}'; out=$OUT
@@ -133,9 +138,9 @@ check_eq "set_name filter: the two jobs of that run" "$(printf '%s\n' "$B_rep" "
 n=$(sim_count "GET /api/jobs")
 ctl manager.get_jobs "{\"display_name\":\"alpha\",\"set_name\":\"$A\"}"; out=$OUT
 check_eq "display_name with set_name: invalid params (exit 2)" "2" "$CTL_RC"
-check_match "display_name with set_name: the error says they are exclusive" 'mutually exclusive' "$out"
 raw=$(rpc manager.get_jobs "{\"display_name\":\"alpha\",\"set_name\":\"$A\"}")
-check_match "display_name with set_name: code -32602" '"code":-32602' "$raw"
+check_match "display_name with set_name: code -32602, saying they are exclusive" \
+        '"code":-32602,"message":"[^"]*mutually exclusive' "$raw"
 check_eq "display_name with set_name: nothing is sent upstream" "$n" "$(sim_count "GET /api/jobs")"
 
 ctl manager.get_jobs '{"limit":3}'; out=$OUT
@@ -166,8 +171,9 @@ check_match "get_job returns its status" '"status":"finished"' "$out"
 check_match "get_job marks freshness" '"stale":false,"age_s":' "$out"
 ctl manager.get_job '{"name":"no-such-job"}'; out=$OUT
 check_eq "get_job of an unknown job exits 6 (not found)" "6" "$CTL_RC"
-check_match "get_job of an unknown job: class not_found with the server's message" '\(not_found\)' "$out"
-check_match "get_job of an unknown job: the upstream status" 'status: 404' "$out"
+raw=$(rpc manager.get_job '{"name":"no-such-job"}')
+check_match "get_job of an unknown job: class not_found with the server's message and status" \
+        '"code":-32005,"message":"[^"]*Job no-such-job not found","data":\{"status":404,"message":"Job no-such-job not found".*"name":"not_found"' "$raw"
 
 # --- manager.get_last_jobs / get_last_results -------------------------------------------------
 newest=$(json_strs name "$(sim_api GET '/jobs?limit=3')")
@@ -215,18 +221,18 @@ check_match "an unknown name gives an empty list" '"runs":\[\]' "$out"
 bulk=$(sim_count "POST /api/jobs/bulk-delete")
 ctl manager.delete_job '{"name":"no-such-name"}'; out=$OUT
 check_eq "delete_job of an unknown name exits 6" "6" "$CTL_RC"
-check_match "delete_job of an unknown name: not_found" '\(not_found\)' "$out"
+check_match "delete_job of an unknown name: not_found, naming it" \
+        '"code":-32005,"message":"No jobs found for display name .no-such-name.' "$(rpc manager.delete_job '{"name":"no-such-name"}')"
 
 ctl manager.delete_job '{"name":"alpha"}'; out=$OUT
 check_eq "delete_job of a name with two runs exits 9" "9" "$CTL_RC"
-check_match "two runs: class ambiguous" '\(ambiguous\)' "$out"
 raw=$(rpc manager.delete_job '{"name":"alpha"}')
-check_match "ambiguous: code -32006" '"code":-32006' "$raw"
+check_match "two runs: class ambiguous (code -32006)" '"code":-32006,.*"name":"ambiguous"' "$raw"
 for s in "$A" "$C"; do
         check_match "ambiguous: error.data.candidates lists run $s with its delete_job_by_id call" \
                 "\"set_name\":\"$s\"[^]]*\"call\":\\{\"method\":\"manager.delete_job_by_id\",\"params\":\\{\"id\":\"$s\"\\}\\}" "$raw"
-        check_match "ambiguous: the message gives the exact call for run $s" \
-                "manager\.delete_job_by_id \\{\"id\": \"$s\"\\}" "$out"
+        check_contains "ambiguous: the message gives the exact call for run $s" \
+                "manager.delete_job_by_id {\\\"id\\\": \\\"$s\\\"}" "$raw"
 done
 check_eq "no deletion when the name is unknown or ambiguous" "$bulk" "$(sim_count "POST /api/jobs/bulk-delete")"
 ctl manager.find_ids_by_name '{"set_name":"alpha"}'
