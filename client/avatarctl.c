@@ -846,8 +846,9 @@ static void print_error_data(const Ctl *ctl, json_object *data) {
 }
 
 /* Prints "avatarctl: METHOD: MESSAGE (NAME)" and the error's data. A message of several lines
- * keeps its first line there (without a trailing colon) and the others follow, indented,
- * unless the data lists candidates, which say the same in a form that can be run. */
+ * keeps its first line there (without a trailing colon) and the others follow, indented:
+ * none of the daemon's text is left out (for an ambiguous name it holds the exact calls to
+ * make; the candidates then add the avatarctl commands). */
 static void print_error(const Ctl *ctl, const char *method, const AvatarClientError *e) {
         const char *msg = e->message ?: "", *nl = strchr(msg, '\n');
         size_t first = nl ? (size_t) (nl - msg) : strlen(msg);
@@ -867,7 +868,7 @@ static void print_error(const Ctl *ctl, const char *method, const AvatarClientEr
         output_sanitized(stderr, avatar_client_error_name(e));
         (void) fputs(")\n", stderr);
 
-        if (nl && !json_object_object_get_ex(e->data, "candidates", NULL)) {
+        if (nl) {
                 const char *p = nl + 1;
 
                 while (*p) {

@@ -394,7 +394,7 @@ contains "avatarctl: manager.delete_job: Multiple runs found for display name 'i
 contains "    avatarctl runs delete --id $run_id   # created 2026-05-01 09:13:00, 2 jobs" "$err"
 contains "    avatarctl runs delete --id 'x y'   # 1 job" "$err"
 contains "    avatarctl call other.method '{\"a\":\"it'\\''s\"}'" "$err"
-lacks "manager.delete_job_by_id {" "$err"
+contains '  manager.delete_job_by_id {"id": "a"}' "$err"
 expect 9 runs delete iris --socket "$sock"
 contains "    avatarctl --socket $sock runs delete --id $run_id" "$err"
 answer manager.delete_job
