@@ -1319,7 +1319,8 @@ static void delete_next_batch(DeleteOp *d) {
 static int delete_start(Call *c, DeleteOp *d, json_object *names_array) {
         size_t n = json_array_len(names_array);
 
-        d->op.cleanup = delete_cleanup;
+        if (!d->op.cleanup)
+                d->op.cleanup = delete_cleanup; /* keep a wider cleanup (delete_job, delete_job_by_id) */
         d->names = calloc(n ? n : 1, sizeof(char *));
         d->deleted = json_object_new_array();
         d->failed = json_object_new_array();
