@@ -147,7 +147,9 @@ static int read_key_file(const char *path, bool private, char **ret, char **ret_
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Takes AVATAR_API_KEY out of the environment, erasing the original bytes too. */
+/* Takes AVATAR_API_KEY out of the environment, erasing the original bytes too. The whole
+ * entry is erased, name included, so that a later load (a reload) finds no variable rather
+ * than an empty one. */
 static char *take_env_key(char *const *envp) {
         static const char name[] = "AVATAR_API_KEY=";
         char *key = NULL;
@@ -156,7 +158,7 @@ static char *take_env_key(char *const *envp) {
                 if (strncasecmp(*e, name, STRLEN(name)) == 0) {
                         if (!key)
                                 key = strdup(*e + STRLEN(name));
-                        explicit_bzero(*e + STRLEN(name), strlen(*e + STRLEN(name)));
+                        explicit_bzero(*e, strlen(*e));
                 }
         return key;
 }
