@@ -185,12 +185,16 @@ ctl() {
 }
 
 # rpc METHOD [PARAMS-JSON]: one raw JSON-RPC request on the socket; prints the reply line as
-# it travelled (an expectation that never matches makes the probe print the reply).
+# it travelled (an expectation that never matches makes the probe print the reply). The
+# probe runs under $RPC_WRAP (e.g. a command that changes the user) when set.
+RPC_WRAP=""
 rpc() {
         local script="$TMP/rpc.$$.$RANDOM.conv" params="${2:-}"
         [ -n "$params" ] || params='{}'
         printf '> {"jsonrpc":"2.0","id":1,"method":"%s","params":%s}\n<match \001\n' "$1" "$params" >"$script"
-        "$PROBE" script "$SOCK" "$script" 2>&1 | sed -n 's/^  //p' | head -n 1
+        chmod 0644 "$script"
+        # shellcheck disable=SC2086
+        $RPC_WRAP "$PROBE" script "$SOCK" "$script" 2>&1 | sed -n 's/^  //p' | head -n 1
         rm -f "$script"
 }
 
