@@ -453,7 +453,6 @@ static int parse_float(const char *s, size_t n, json_object **ret) {
         copy = strndup(s, n);
         if (!copy)
                 return -ENOMEM;
-        errno = 0;
         v = strtod(copy, &end);
         if (end != copy + n)
                 return -EINVAL;

@@ -285,6 +285,7 @@ static char *without_blank_lines(const char *text) {
         return out;
 }
 
+/* The §6 example reads as eight documents with the right kinds, names, nesting and types. */
 START_TEST(test_example_parses) {
         _cleanup_(json_object_putp) json_object *docs = parse_ok(example);
         static const char *const kinds[] = {
@@ -346,6 +347,7 @@ START_TEST(test_example_parses) {
 }
 END_TEST
 
+/* The §6 example emits back exactly (blank lines aside) and is a fixed point. */
 START_TEST(test_example_round_trips) {
         _cleanup_(json_object_putp) json_object *docs = parse_ok(example);
         _cleanup_free_ char *text = NULL, *expected = without_blank_lines(example);
@@ -380,6 +382,7 @@ static void check_scalar_cases(const ScalarCase *cases, size_t n) {
         }
 }
 
+/* Plain scalars resolve as the YAML 1.2 core schema says, and every one round-trips. */
 START_TEST(test_scalars_plain) {
         static const ScalarCase cases[] = {
                 { "", "null" },
@@ -467,6 +470,7 @@ START_TEST(test_scalars_plain) {
 }
 END_TEST
 
+/* Quoted scalars are strings; tags force a type; flow collections read as JSON. */
 START_TEST(test_scalars_quoted_and_tagged) {
         static const ScalarCase cases[] = {
                 { "\"true\"", "\"true\"" },
@@ -514,6 +518,7 @@ START_TEST(test_scalars_quoted_and_tagged) {
 }
 END_TEST
 
+/* Literal and folded block scalars, with their chomping and indentation indicators. */
 START_TEST(test_scalars_block) {
         static const ScalarCase cases[] = {
                 { "|\n  a\n  b\n", "\"a\\nb\\n\"" },
@@ -549,6 +554,7 @@ typedef struct EmitCase {
         const char *yaml;
 } EmitCase;
 
+/* How each scalar is written: numbers, booleans, null, and strings plain or quoted. */
 START_TEST(test_emit_scalars) {
         static const EmitCase cases[] = {
                 { "null", "v: null\n" },
@@ -642,6 +648,7 @@ START_TEST(test_emit_scalars) {
 }
 END_TEST
 
+/* Multi-line and awkward strings come back intact as values, keys and sequence items. */
 START_TEST(test_emit_multiline) {
         static const EmitCase exact[] = {
                 { "\"a\\nb\"", "v: |-\n  a\n  b\n" },
@@ -680,6 +687,7 @@ START_TEST(test_emit_multiline) {
 }
 END_TEST
 
+/* Key order, "---" placement, empty documents and an empty stream. */
 START_TEST(test_emit_structure) {
         _cleanup_(json_object_putp) json_object *docs = NULL, *empty = NULL, *one = NULL;
         _cleanup_free_ char *text = NULL, *t2 = NULL;
@@ -716,6 +724,7 @@ START_TEST(test_emit_structure) {
 }
 END_TEST
 
+/* Long strings are not folded; keys longer than 128 bytes still round-trip. */
 START_TEST(test_emit_long_lines) {
         _cleanup_(json_object_putp) json_object *docs = NULL;
         _cleanup_free_ char *text = NULL, *long_value = NULL, *long_key = NULL, *line = NULL;
@@ -745,6 +754,7 @@ START_TEST(test_emit_long_lines) {
 }
 END_TEST
 
+/* emit(parse(text)) is a fixed point for documents of every shape. */
 START_TEST(test_fixed_points) {
         static const char *const texts[] = {
                 /* Nested sequences of mappings, sequences of sequences, empty collections. */
@@ -790,6 +800,7 @@ START_TEST(test_fixed_points) {
 }
 END_TEST
 
+/* [] and {} read as empty JSON containers and are written in flow style. */
 START_TEST(test_empty_collections) {
         _cleanup_(json_object_putp) json_object *docs = parse_ok("a: []\nb: {}\nc:\n- []\n- {}\n- [[]]\n");
         _cleanup_free_ char *text = NULL;
@@ -801,6 +812,7 @@ START_TEST(test_empty_collections) {
 }
 END_TEST
 
+/* Empty documents are skipped wherever they appear; an empty mapping is kept. */
 START_TEST(test_empty_documents) {
         static const char *const empty[] = {
                 "", "\n", "# only a comment\n", "---\n", "---\n---\n", "--- ~\n", "--- null\n",
@@ -824,6 +836,7 @@ START_TEST(test_empty_documents) {
 }
 END_TEST
 
+/* Invalid YAML is refused with libyaml's description and the line. */
 START_TEST(test_error_syntax) {
         assert_parse_error("a: b: c\n", -EINVAL,
                            "line 1: mapping values are not allowed in this context");
@@ -846,6 +859,7 @@ START_TEST(test_error_syntax) {
 }
 END_TEST
 
+/* A key repeated in one mapping is refused with its name and line. */
 START_TEST(test_error_duplicate_key) {
         assert_parse_error("a: 1\nb: 2\na: 3\n", -EINVAL, "line 3: duplicate key 'a'");
         assert_parse_error("kind: X\nspec:\n  tables: []\n  schema: s\n  tables: [x]\n", -EINVAL,
@@ -869,6 +883,7 @@ START_TEST(test_error_duplicate_key) {
 }
 END_TEST
 
+/* Anchors and aliases are refused wherever they appear. */
 START_TEST(test_error_anchors_aliases) {
         assert_parse_error("a: &x 1\nb: *x\n", -EINVAL,
                            "line 1: anchors and aliases are not supported (&x)");
@@ -924,6 +939,7 @@ static char *nested_mappings(unsigned n) {
         return s;
 }
 
+/* Nesting is capped at RESOURCE_YAML_MAX_DEPTH levels, the root mapping included. */
 START_TEST(test_limit_depth) {
         _cleanup_free_ char *ok_flow = nested_sequences(RESOURCE_YAML_MAX_DEPTH - 1);
         _cleanup_free_ char *deep_flow = nested_sequences(RESOURCE_YAML_MAX_DEPTH);
@@ -965,6 +981,7 @@ START_TEST(test_limit_depth) {
 }
 END_TEST
 
+/* At most RESOURCE_YAML_MAX_DOCUMENTS documents, empty ones not counted. */
 START_TEST(test_limit_documents) {
         _cleanup_free_ char *ok = NULL, *over = NULL, *with_empty = NULL, *message = NULL;
         _cleanup_(json_object_putp) json_object *docs = NULL, *more = NULL;
@@ -1005,6 +1022,7 @@ START_TEST(test_limit_documents) {
 }
 END_TEST
 
+/* At most RESOURCE_YAML_MAX_NODES nodes, keys included, in both directions. */
 START_TEST(test_limit_nodes) {
         /* Root mapping, key and sequence are 3 nodes; items fill up to the limit. */
         size_t items = RESOURCE_YAML_MAX_NODES - 3;
@@ -1045,6 +1063,7 @@ START_TEST(test_limit_nodes) {
 }
 END_TEST
 
+/* Text over RESOURCE_YAML_MAX_BYTES is refused before parsing, and never emitted. */
 START_TEST(test_limit_size) {
         size_t len = RESOURCE_YAML_MAX_BYTES + 1;
         _cleanup_free_ char *big = malloc(len + 1), *message = NULL, *text = NULL;
@@ -1083,6 +1102,7 @@ START_TEST(test_limit_size) {
 }
 END_TEST
 
+/* A document that is a sequence or a non-null scalar is refused. */
 START_TEST(test_error_not_a_mapping) {
         assert_parse_error("- a\n- b\n", -EINVAL, "line 1: a resource document must be a mapping");
         assert_parse_error("just a string\n", -EINVAL, "line 1: a resource document must be a mapping");
@@ -1094,6 +1114,7 @@ START_TEST(test_error_not_a_mapping) {
 }
 END_TEST
 
+/* Keys must be scalars resolving to strings without NUL. */
 START_TEST(test_error_keys) {
         assert_parse_error("? [a, b]\n: c\n", -EINVAL, "line 1: a key must be a scalar, not a sequence");
         assert_parse_error("{a: 1}: x\n", -EINVAL, "line 1: a key must be a scalar, not a mapping");
@@ -1123,6 +1144,7 @@ START_TEST(test_error_keys) {
 }
 END_TEST
 
+/* Unknown tags, values not of their tag's form, .inf/.nan and out-of-range numbers. */
 START_TEST(test_error_tags_and_numbers) {
         assert_parse_error("a: !!binary aGVsbG8=\n", -EINVAL, "line 1: unsupported tag '!!binary'");
         assert_parse_error("a: !!timestamp 2001-12-14\n", -EINVAL, "line 1: unsupported tag '!!timestamp'");
@@ -1159,6 +1181,7 @@ START_TEST(test_error_tags_and_numbers) {
 }
 END_TEST
 
+/* What emit refuses: not an array of objects, NaN, infinity, invalid UTF-8. */
 START_TEST(test_emit_invalid) {
         _cleanup_(json_object_putp) json_object *obj = NULL, *strs = NULL, *nan = NULL, *inf = NULL;
         _cleanup_(json_object_putp) json_object *bad_utf8 = NULL, *bad_key = NULL, *nested = NULL;
@@ -1188,6 +1211,7 @@ START_TEST(test_emit_invalid) {
 }
 END_TEST
 
+/* Numbers read and write with a '.' whatever the process LC_NUMERIC. */
 START_TEST(test_numbers_any_locale) {
         static const char *const locales[] = { "de_DE.UTF-8", "fr_FR.UTF-8", "de_DE", "fr_FR", "ru_RU.UTF-8" };
         _cleanup_(json_object_putp) json_object *docs = NULL;
@@ -1272,6 +1296,7 @@ static size_t mutate(char *buf, size_t len, size_t cap, uint64_t *rng) {
         return len;
 }
 
+/* Seeded random edits of the §6 example: refused with a message, or round-tripping. */
 START_TEST(test_mutations) {
         size_t cap = 2 * sizeof example, accepted = 0;
         _cleanup_free_ char *buf = malloc(cap);
