@@ -1,0 +1,1690 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration tests of daemon/storage.c on a real event loop: against avatar-sim (started
+ * here as a child process, SigV4 checked with a fixed key pair) for the object round trips,
+ * multipart uploads, pipes in both directions, S3 errors, cancellation and faults; against
+ * an in-process evhttp fake (tests/upstream/fake-http.c) for answers the simulator never
+ * gives (a 200 Complete that carries an <Error>, XML with comments and entities, a lost
+ * Complete answer).
+ *
+ * Usage: test-storage AVATAR_SIM [--slow]. --slow runs only the 1 GiB memory test.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake-http.h"
+#include "log.h"
+#include "macro.h"
+#include "storage.h"
+#include "upstream.h"
+
+#define MIB (1024u * 1024u)
+#define GUARD_MS 120000u
+#define BUCKET "test-bucket"
+#define KEY_ID "TESTID"
+#define SECRET "TESTSECRET"
+
+#define ROUTE_PUT "PUT /storage/{bucket}/{key}"
+#define ROUTE_PART "PUT /storage/{bucket}/{key}?partNumber&uploadId"
+#define ROUTE_CREATE "POST /storage/{bucket}/{key}?uploads"
+#define ROUTE_COMPLETE "POST /storage/{bucket}/{key}?uploadId"
+#define ROUTE_ABORT "DELETE /storage/{bucket}/{key}?uploadId"
+#define ROUTE_GET "GET /storage/{bucket}/{key}"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+
+/* The simulator shared by every test (started by main). */
+static const char *sim_path;
+static pid_t sim_pid = -1;
+static unsigned sim_port;
+static char *work_dir;    /* temporary files of this run */
+static char *sim_dir;     /* the simulator's object store */
+
+static const StorageCredentials good_cred = { KEY_ID, SECRET };
+
+typedef struct Ctx Ctx;
+
+/* What one operation reported. */
+typedef struct Res {
+        Ctx *ctx;
+        unsigned calls;
+        int error;
+        long status;
+        char *code;
+        char *message;
+        uint64_t bytes;
+        char *data;
+        size_t len;
+        char *etag;
+        StorageOp *op;
+        unsigned progress_calls;
+        uint64_t progress_last;
+        uint64_t progress_total;
+        bool progress_backwards;
+        uint64_t cancel_at;       /* cancel from the progress callback once done >= this */
+        bool cancelled;
+} Res;
+
+struct Ctx {
+        struct event_base *base;
+        Upstream *up;
+        Storage *st;
+        FakeHttp *fake;
+        unsigned done;
+        unsigned expect;
+        bool guard_fired;
+};
+
+/* Monotonic milliseconds. */
+static uint64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* Sleeps for ms milliseconds (test threads only). */
+static void sleep_ms(unsigned ms) {
+        struct timespec ts = { ms / 1000u, (long) (ms % 1000u) * 1000000L };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* ---- the simulator's control API (blocking libcurl: test code only) ---------------------- */
+
+/* Appends a response chunk to a malloc'd string. */
+static size_t on_http_body(char *data, size_t size, size_t n, void *userdata) {
+        char **s = userdata;
+        size_t old = *s ? strlen(*s) : 0, add = size * n;
+        char *p = realloc(*s, old + add + 1);
+
+        if (!p)
+                return 0;
+        memcpy(p + old, data, add);
+        p[old + add] = '\0';
+        *s = p;
+        return add;
+}
+
+/* One request to the simulator; returns the body (malloc'd) and the status. */
+static char *sim_http(const char *method, const char *path, const char *body, long *ret_status) {
+        char url[256], *out = NULL;
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *e = curl_easy_init();
+        long status = 0;
+
+        ck_assert_ptr_nonnull(e);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", sim_port, path);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_http_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+        if (body)
+                curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        ck_assert_int_eq(curl_easy_perform(e), CURLE_OK);
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(e);
+        curl_slist_free_all(h);
+        if (ret_status)
+                *ret_status = status;
+        return out ? out : strdup("");
+}
+
+/* Removes faults and zeroes the counters. */
+static void sim_reset(void) {
+        long status;
+        char *b = sim_http("POST", "/_sim/reset", "{\"stats\": true}", &status);
+
+        ck_assert_int_eq(status, 200);
+        free(b);
+}
+
+/* Adds a fault rule. */
+static void sim_fault(const char *json) {
+        long status;
+        char *b = sim_http("POST", "/_sim/fault", json, &status);
+
+        ck_assert_msg(status == 201, "fault refused: %ld %s", status, b);
+        free(b);
+}
+
+/* The simulator's statistics. */
+static json_object *sim_stats(void) {
+        long status;
+        char *b = sim_http("GET", "/_sim/stats", NULL, &status);
+        json_object *o = json_tokener_parse(b);
+
+        ck_assert_int_eq(status, 200);
+        ck_assert_ptr_nonnull(o);
+        free(b);
+        return o;
+}
+
+/* How often a route was requested since the last reset. */
+static int64_t sim_route(const char *route) {
+        _cleanup_(json_object_putp) json_object *s = sim_stats();
+        json_object *routes, *n;
+
+        if (!json_object_object_get_ex(s, "routes", &routes) ||
+            !json_object_object_get_ex(routes, route, &n))
+                return 0;
+        return json_object_get_int64(n);
+}
+
+/* Multipart uploads in progress on the simulator. */
+static int64_t sim_uploads(void) {
+        _cleanup_(json_object_putp) json_object *s = sim_stats();
+        json_object *n;
+
+        ck_assert(json_object_object_get_ex(s, "uploads", &n));
+        return json_object_get_int64(n);
+}
+
+/* Starts avatar-sim with the fixed key pair and waits for its port. */
+static void sim_start(void) {
+        char port_file[512], portbuf[32] = "";
+        uint64_t deadline;
+        int fd;
+
+        snprintf(port_file, sizeof(port_file), "%s/sim.port", work_dir);
+        sim_pid = fork();
+        if (sim_pid == 0) {
+                execl(sim_path, sim_path, "--port", "0", "--port-file", port_file,
+                      "--storage-credentials", KEY_ID ":" SECRET, "--storage-dir", sim_dir,
+                      (char *) NULL);
+                fprintf(stderr, "Failed to run %s: %m\n", sim_path);
+                _exit(127);
+        }
+        if (sim_pid < 0) {
+                fprintf(stderr, "fork: %m\n");
+                exit(EXIT_FAILURE);
+        }
+        for (deadline = now_ms() + 20000; now_ms() < deadline; sleep_ms(20)) {
+                ssize_t n;
+
+                fd = open(port_file, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                n = read(fd, portbuf, sizeof(portbuf) - 1);
+                close(fd);
+                if (n > 0 && portbuf[n - 1] == '\n') {
+                        portbuf[n] = '\0';
+                        sim_port = (unsigned) strtoul(portbuf, NULL, 10);
+                        break;
+                }
+        }
+        if (sim_port == 0) {
+                fprintf(stderr, "avatar-sim did not start (%s)\n", sim_path);
+                exit(EXIT_FAILURE);
+        }
+}
+
+/* Stops the simulator. */
+static void sim_stop(void) {
+        if (sim_pid > 0) {
+                kill(sim_pid, SIGTERM);
+                (void) waitpid(sim_pid, NULL, 0);
+                sim_pid = -1;
+        }
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+
+/* The path of a file in the work directory (static buffer per call site is enough). */
+static char *work_path(const char *name) {
+        char *p;
+
+        ck_assert_int_ge(asprintf(&p, "%s/%s", work_dir, name), 0);
+        return p;
+}
+
+/* The simulator's file of an object. */
+static char *sim_object_path(const char *key) {
+        char *p;
+
+        ck_assert_int_ge(asprintf(&p, "%s/%s/%s", sim_dir, BUCKET, key), 0);
+        return p;
+}
+
+/* Deterministic, non-repeating-looking test bytes. */
+static void fill_pattern(uint8_t *b, size_t n, uint64_t seed) {
+        uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+
+        for (size_t i = 0; i < n; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b[i] = (uint8_t) (x >> 32);
+        }
+}
+
+/* Writes a file of `size` pattern bytes. */
+static char *make_file(const char *name, size_t size, uint64_t seed) {
+        char *path = work_path(name);
+        uint8_t *b = malloc(MAX(size, (size_t) 1));
+        int fd;
+
+        ck_assert_ptr_nonnull(b);
+        fill_pattern(b, size, seed);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        for (size_t off = 0; off < size;) {
+                ssize_t k = write(fd, b + off, size - off);
+                ck_assert_int_gt(k, 0);
+                off += (size_t) k;
+        }
+        close(fd);
+        free(b);
+        return path;
+}
+
+/* Reads a whole file (malloc'd). */
+static uint8_t *read_file(const char *path, size_t *ret_len) {
+        struct stat st;
+        uint8_t *b;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        ck_assert_msg(fd >= 0, "cannot open %s: %m", path);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        b = malloc((size_t) st.st_size + 1);
+        ck_assert_ptr_nonnull(b);
+        for (size_t off = 0; off < (size_t) st.st_size;) {
+                ssize_t k = read(fd, b + off, (size_t) st.st_size - off);
+                ck_assert_int_gt(k, 0);
+                off += (size_t) k;
+        }
+        close(fd);
+        *ret_len = (size_t) st.st_size;
+        return b;
+}
+
+/* Asserts that two files hold the same bytes. */
+static void assert_same_files(const char *a, const char *b) {
+        size_t la, lb;
+        uint8_t *x = read_file(a, &la), *y = read_file(b, &lb);
+
+        ck_assert_uint_eq(la, lb);
+        ck_assert_msg(memcmp(x, y, la) == 0, "%s and %s differ", a, b);
+        free(x);
+        free(y);
+}
+
+/* Removes one entry of a tree (nftw callback). */
+static int on_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st;
+        (void) flag;
+        (void) ftw;
+        return remove(path) < 0 ? -1 : 0;
+}
+
+/* ---- the event loop ------------------------------------------------------------------------ */
+
+/* libevent: the guard ran out. */
+static void on_guard(evutil_socket_t fd, short what, void *userdata) {
+        Ctx *c = userdata;
+
+        (void) fd;
+        (void) what;
+        c->guard_fired = true;
+        event_base_loopbreak(c->base);
+}
+
+/* Runs the loop until `expect` operations completed or ms passed. */
+static void ctx_run_for(Ctx *c, unsigned expect, uint64_t ms) {
+        struct event *guard = evtimer_new(c->base, on_guard, c);
+        struct timeval tv = { (time_t) (ms / 1000u), (suseconds_t) (ms % 1000u) * 1000 };
+
+        ck_assert_ptr_nonnull(guard);
+        c->expect = expect;
+        c->guard_fired = false;
+        evtimer_add(guard, &tv);
+        if (c->done < c->expect)
+                event_base_dispatch(c->base);
+        event_free(guard);
+}
+
+/* Runs until `expect` completions, failing the test on the guard. */
+static void ctx_run(Ctx *c, unsigned expect) {
+        ctx_run_for(c, expect, GUARD_MS);
+        ck_assert_msg(!c->guard_fired, "timed out with %u of %u completions", c->done, expect);
+        ck_assert_uint_eq(c->done, expect);
+}
+
+/* Runs the loop for a while regardless of completions. */
+static void ctx_spin(Ctx *c, uint64_t ms) {
+        ctx_run_for(c, UINT32_MAX, ms);
+}
+
+/* Options of the tests: 5 MiB parts, multipart above 12 MiB. */
+static StorageOptions test_options(const char *endpoint) {
+        return (StorageOptions) {
+                .endpoint_url = endpoint,
+                .multipart_threshold = 12 * MIB,
+                .part_size = 5 * MIB,
+        };
+}
+
+/* Sets up loop, Upstream and Storage on the simulator (or on `endpoint`). */
+static void ctx_init_at(Ctx *c, const char *endpoint) {
+        UpstreamOptions uo = { .verify_ssl = true, .retry_base_ms = 10, .retry_max_ms = 50 };
+        StorageOptions so = test_options(endpoint);
+
+        memset(c, 0, sizeof(*c));
+        c->base = event_base_new();
+        ck_assert_ptr_nonnull(c->base);
+        ck_assert_int_eq(upstream_new(c->base, &uo, &c->up), 0);
+        ck_assert_int_eq(storage_new(c->base, c->up, &so, &c->st), 0);
+}
+
+/* Sets up on the simulator, after resetting its faults and counters. */
+static void ctx_init(Ctx *c) {
+        char endpoint[128];
+
+        sim_reset();
+        snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%u/storage", sim_port);
+        ctx_init_at(c, endpoint);
+}
+
+/* Tears down in the documented order: Storage before Upstream before the loop. */
+static void ctx_done(Ctx *c) {
+        c->st = storage_free(c->st);
+        c->up = upstream_free(c->up);
+        c->fake = fake_http_free(c->fake);
+        event_base_free(c->base);
+}
+
+/* Frees a result's copies. */
+static void res_done(Res *r) {
+        free(r->code);
+        free(r->message);
+        free(r->data);
+        free(r->etag);
+        memset(r, 0, sizeof(*r));
+}
+
+/* Done callback: copies the result. */
+static void on_done(const StorageResult *res, void *userdata) {
+        Res *r = userdata;
+        Ctx *c = r->ctx;
+
+        r->calls++;
+        r->error = res->error;
+        r->status = res->status;
+        r->code = res->s3_code ? strdup(res->s3_code) : NULL;
+        r->bytes = res->bytes;
+        if (res->error < 0) {
+                ck_assert_ptr_nonnull(res->message);
+                r->message = strdup(res->message);
+                ck_assert_ptr_null(res->data);
+        }
+        if (res->data) {
+                r->data = malloc(res->len + 1);
+                ck_assert_ptr_nonnull(r->data);
+                memcpy(r->data, res->data, res->len);
+                r->data[res->len] = '\0';
+                r->len = res->len;
+        }
+        r->etag = res->etag ? strdup(res->etag) : NULL;
+        /* cancelling from done is a no-op */
+        storage_cancel(r->op);
+        c->done++;
+        if (c->done >= c->expect)
+                event_base_loopbreak(c->base);
+}
+
+/* Progress callback: checks monotony, cancels when told. */
+static void on_progress(uint64_t done, uint64_t total, void *userdata) {
+        Res *r = userdata;
+
+        if (done < r->progress_last)
+                r->progress_backwards = true;
+        r->progress_calls++;
+        r->progress_last = done;
+        r->progress_total = total;
+        if (r->cancel_at > 0 && done >= r->cancel_at && !r->cancelled) {
+                r->cancelled = true;
+                storage_cancel(r->op);
+        }
+}
+
+/* Starts a put of a file (regular: its size). Returns the descriptor, which stays open
+ * until the operation ended. */
+static int put_file(Ctx *c, const char *s3url, const char *path, Res *r) {
+        struct stat st;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        r->ctx = c;
+        ck_assert_int_eq(storage_put_fd(c->st, s3url, &good_cred, fd, st.st_size, on_progress,
+                                        on_done, r, &r->op), 0);
+        return fd;
+}
+
+/* Gets into a new file. */
+static void get_file(Ctx *c, const char *s3url, const char *path, Res *r, int *ret_fd) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        ck_assert_int_ge(fd, 0);
+        r->ctx = c;
+        ck_assert_int_eq(storage_get_fd(c->st, s3url, &good_cred, fd, on_progress, on_done, r,
+                                        &r->op), 0);
+        *ret_fd = fd;
+}
+
+/* Uploads a file and waits; asserts success. */
+static void upload_file_ok(Ctx *c, const char *s3url, const char *path, Res *r) {
+        int fd;
+
+        fd = put_file(c, s3url, path, r);
+        ctx_run(c, c->done + 1);
+        close(fd);
+        ck_assert_msg(r->error == 0, "put failed: %d %s", r->error, strna(r->message));
+}
+
+/* ---- unit: URLs and options ---------------------------------------------------------------- */
+
+/* s3:// URLs split into bucket and key, and nothing else is accepted. */
+START_TEST(test_parse_url) {
+        static const char *const bad[] = { "", "s3://", "s3:///k", "s3://b", "s3://b/",
+                                           "http://b/k", "s3:/b/k", "file:///x" };
+        char *b, *k;
+
+        ck_assert_int_eq(storage_parse_url("s3://bkt/dir/a b+c.csv", &b, &k), 0);
+        ck_assert_str_eq(b, "bkt");
+        ck_assert_str_eq(k, "dir/a b+c.csv");
+        free(b);
+        free(k);
+        ck_assert_int_eq(storage_parse_url("S3://6f1c-aa/30d/x", &b, &k), 0);
+        ck_assert_str_eq(b, "6f1c-aa");
+        ck_assert_str_eq(k, "30d/x");
+        free(b);
+        free(k);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ck_assert_msg(storage_parse_url(bad[i], &b, &k) == -EINVAL, "accepted '%s'", bad[i]);
+}
+END_TEST
+
+/* URLs are canonical: keys encoded per segment, queries sorted and fully encoded. */
+START_TEST(test_object_url) {
+        Ctx c;
+        char *u;
+
+        ctx_init_at(&c, "http://127.0.0.1:1/storage//");
+        u = storage_object_url(c.st, "bkt", "dir/a b+c~d_e-f.g/\xc3\xa9t\xc3\xa9 (1)*'!.csv", NULL);
+        ck_assert_str_eq(u, "http://127.0.0.1:1/storage/bkt/dir/a%20b%2Bc~d_e-f.g/"
+                            "%C3%A9t%C3%A9%20%281%29%2A%27%21.csv");
+        free(u);
+        u = storage_object_url(c.st, "bkt", "k", (const char *const[]) {
+                "uploadId", "a/b+c=d&e f", "partNumber", "10", NULL });
+        ck_assert_str_eq(u, "http://127.0.0.1:1/storage/bkt/k?partNumber=10&uploadId="
+                            "a%2Fb%2Bc%3Dd%26e%20f");
+        free(u);
+        u = storage_object_url(c.st, "bkt", "k", (const char *const[]) { "uploads", "", NULL });
+        ck_assert_str_eq(u, "http://127.0.0.1:1/storage/bkt/k?uploads=");
+        free(u);
+        /* same names sort by value; upper case before lower case (byte order) */
+        u = storage_object_url(c.st, "bkt", "k", (const char *const[]) {
+                "b", "2", "a", "x", "B", "1", "b", "1", NULL });
+        ck_assert_str_eq(u, "http://127.0.0.1:1/storage/bkt/k?B=1&a=x&b=1&b=2");
+        free(u);
+        ctx_done(&c);
+}
+END_TEST
+
+/* Options and arguments are checked before anything starts. */
+START_TEST(test_bad_options) {
+        StorageCredentials bad_id = { "A:B", "s" }, empty = { "", "s" };
+        StorageOptions o;
+        Storage *s;
+        StorageOp *op = NULL;
+        Ctx c;
+        Res r = {};
+
+        ctx_init_at(&c, "http://127.0.0.1:1/storage");
+        o = test_options("http://127.0.0.1:1/storage");
+        o.part_size = 5 * MIB - 1;
+        ck_assert_int_eq(storage_new(c.base, c.up, &o, &s), -EINVAL);
+        ck_assert_int_eq(storage_set_options(c.st, &o), -EINVAL);
+        o = test_options("http://127.0.0.1:1/storage");
+        o.region = "eu:west";
+        ck_assert_int_eq(storage_new(c.base, c.up, &o, &s), -EINVAL);
+        o = test_options("ftp://127.0.0.1:1/storage");
+        ck_assert_int_eq(storage_new(c.base, c.up, &o, &s), -EINVAL);
+        o = test_options("http://127.0.0.1:1/storage");
+        o.multipart_threshold = (uint64_t) 6 << 30;
+        ck_assert_int_eq(storage_new(c.base, c.up, &o, &s), -EINVAL);
+        o = test_options("http://127.0.0.1:2/other");
+        o.region = "eu-west-3";
+        ck_assert_int_eq(storage_set_options(c.st, &o), 0);
+        {
+                char *u = storage_object_url(c.st, "b", "k", NULL);
+                ck_assert_str_eq(u, "http://127.0.0.1:2/other/b/k");
+                free(u);
+        }
+
+        r.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://b/k", &bad_id, "x", 1, on_done, &r, &op),
+                         -EINVAL);
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://b/k", &empty, "x", 1, on_done, &r, &op),
+                         -EINVAL);
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://b/a/../k", &good_cred, "x", 1, on_done,
+                                            &r, &op), -EINVAL);
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://b/./k", &good_cred, "x", 1, on_done, &r,
+                                            &op), -EINVAL);
+        ck_assert_int_eq(storage_get_memory(c.st, "http://b/k", &good_cred, 10, on_done, &r, &op),
+                         -EINVAL);
+        ck_assert_int_eq(storage_get_fd(c.st, "s3://b/k", &good_cred, -1, NULL, on_done, &r, &op),
+                         -EBADF);
+        ck_assert_ptr_null(op);
+        ctx_spin(&c, 50);
+        ck_assert_uint_eq(r.calls, 0);
+        storage_cancel(NULL);
+        ctx_done(&c);
+}
+END_TEST
+
+/* ---- against avatar-sim -------------------------------------------------------------------- */
+
+/* A small object of every byte value, under a key with spaces, UTF-8 and '+', round trips
+ * byte for byte through a file, a regular-file download and memory. */
+START_TEST(test_small_roundtrip) {
+        static const char key[] = "dir one/sp ace+pl\xc3\xbcs/\xe6\x95\xb0\xe6\x8d\xae (v1)~.bin";
+        char *src = work_path("small.bin"), *dst = work_path("small.out"), *s3url, *obj;
+        uint8_t bytes[256 * 41 + 7];
+        size_t n;
+        uint8_t *got;
+        Res put = {}, get = {}, mem = {}, mput = {}, mget = {};
+        int fd, dfd;
+        Ctx c;
+
+        for (size_t i = 0; i < sizeof(bytes); i++)
+                bytes[i] = (uint8_t) i;
+        fd = open(src, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ck_assert_int_eq(write(fd, bytes, sizeof(bytes)), (ssize_t) sizeof(bytes));
+        close(fd);
+        ck_assert_int_ge(asprintf(&s3url, "s3://" BUCKET "/%s", key), 0);
+
+        ctx_init(&c);
+        upload_file_ok(&c, s3url, src, &put);
+        ck_assert_uint_eq(put.bytes, sizeof(bytes));
+        ck_assert_ptr_nonnull(put.etag);
+        ck_assert_int_eq(sim_route(ROUTE_PUT), 1);
+        ck_assert_int_eq(sim_route(ROUTE_CREATE), 0);
+        obj = sim_object_path(key);
+        assert_same_files(src, obj);
+
+        get_file(&c, s3url, dst, &get, &dfd);
+        ctx_run(&c, 2);
+        close(dfd);
+        ck_assert_msg(get.error == 0, "get failed: %s", strna(get.message));
+        ck_assert_uint_eq(get.bytes, sizeof(bytes));
+        ck_assert_str_eq(get.etag, put.etag);
+        assert_same_files(src, dst);
+
+        mem.ctx = &c;
+        ck_assert_int_eq(storage_get_memory(c.st, s3url, &good_cred, sizeof(bytes), on_done,
+                                            &mem, &mem.op), 0);
+        ctx_run(&c, 3);
+        ck_assert_int_eq(mem.error, 0);
+        ck_assert_uint_eq(mem.len, sizeof(bytes));
+        ck_assert(memcmp(mem.data, bytes, sizeof(bytes)) == 0);
+
+        /* from memory, then an empty object */
+        mput.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://" BUCKET "/mem/empty", &good_cred, "", 0,
+                                            on_done, &mput, &mput.op), 0);
+        ctx_run(&c, 4);
+        ck_assert_int_eq(mput.error, 0);
+        mget.ctx = &c;
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://" BUCKET "/mem/empty", &good_cred, 0,
+                                            on_done, &mget, &mget.op), 0);
+        ctx_run(&c, 5);
+        ck_assert_int_eq(mget.error, 0);
+        ck_assert_uint_eq(mget.len, 0);
+        ck_assert_ptr_nonnull(mget.data);
+        got = read_file(sim_object_path("mem/empty"), &n);
+        ck_assert_uint_eq(n, 0);
+        free(got);
+
+        res_done(&put);
+        res_done(&get);
+        res_done(&mem);
+        res_done(&mput);
+        res_done(&mget);
+        ctx_done(&c);
+        free(obj);
+        free(s3url);
+        free(src);
+        free(dst);
+}
+END_TEST
+
+/* 40 MiB, 5 MiB parts, 12 MiB threshold: eight parts, byte-exact both ways, progress
+ * throttled and monotonic, counters. */
+START_TEST(test_multipart_file) {
+        char *src = make_file("mp40.bin", 40 * MIB, 40), *dst = work_path("mp40.out"), *obj;
+        _cleanup_(json_object_putp) json_object *stats = NULL;
+        json_object *v;
+        Res put = {}, get = {};
+        int dfd;
+        Ctx c;
+
+        ctx_init(&c);
+        upload_file_ok(&c, "s3://" BUCKET "/big/mp40.bin", src, &put);
+        ck_assert_uint_eq(put.bytes, 40 * MIB);
+        ck_assert_int_eq(sim_route(ROUTE_CREATE), 1);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 8);
+        ck_assert_int_eq(sim_route(ROUTE_COMPLETE), 1);
+        ck_assert_int_eq(sim_route(ROUTE_PUT), 0);
+        ck_assert_int_eq(sim_uploads(), 0);
+        ck_assert_ptr_nonnull(put.etag);
+        ck_assert_msg(endswith(put.etag, "-8\""), "multipart ETag %s", put.etag);
+        ck_assert(!put.progress_backwards);
+        ck_assert_uint_eq(put.progress_total, 40 * MIB);
+        ck_assert_uint_ge(put.progress_calls, 8);
+        ck_assert_uint_le(put.progress_calls, 40 * MIB / (64 * 1024) + 16);
+        obj = sim_object_path("big/mp40.bin");
+        assert_same_files(src, obj);
+
+        get_file(&c, "s3://" BUCKET "/big/mp40.bin", dst, &get, &dfd);
+        ctx_run(&c, 2);
+        close(dfd);
+        ck_assert_int_eq(get.error, 0);
+        ck_assert_str_eq(get.etag, put.etag);
+        assert_same_files(src, dst);
+        ck_assert(!get.progress_backwards);
+        ck_assert_uint_eq(get.progress_total, 0);
+
+        stats = storage_stats_json(c.st);
+        ck_assert(json_object_object_get_ex(stats, "multipart_uploads", &v));
+        ck_assert_int_eq(json_object_get_int64(v), 1);
+        ck_assert(json_object_object_get_ex(stats, "parts", &v));
+        ck_assert_int_eq(json_object_get_int64(v), 8);
+        ck_assert(json_object_object_get_ex(stats, "bytes_up", &v));
+        ck_assert_int_eq(json_object_get_int64(v), 40 * MIB);
+        ck_assert(json_object_object_get_ex(stats, "bytes_down", &v));
+        ck_assert_int_eq(json_object_get_int64(v), 40 * MIB);
+        ck_assert(json_object_object_get_ex(stats, "gets", &v));
+        ck_assert_int_eq(json_object_get_int64(v), 1);
+        ck_assert(json_object_object_get_ex(stats, "puts", &v));
+        ck_assert_int_eq(json_object_get_int64(v), 0);
+        ck_assert(json_object_object_get_ex(stats, "errors", &v));
+        ck_assert_int_eq(json_object_get_int64(v), 0);
+
+        res_done(&put);
+        res_done(&get);
+        ctx_done(&c);
+        unlink(obj);
+        unlink(src);
+        unlink(dst);
+        free(obj);
+        free(src);
+        free(dst);
+}
+END_TEST
+
+/* A writer thread feeding a pipe slowly, in uneven chunks with pauses. */
+typedef struct Writer {
+        int fd;
+        const uint8_t *data;
+        size_t len;
+        size_t chunk;
+        size_t pause_every;
+        unsigned pause_ms;
+} Writer;
+
+/* Thread: writes everything (blocking), pausing now and then, then closes. */
+static void *writer_main(void *userdata) {
+        Writer *w = userdata;
+        size_t since_pause = 0;
+
+        for (size_t off = 0; off < w->len;) {
+                size_t n = MIN(w->chunk + off % 7, w->len - off);
+                ssize_t k = write(w->fd, w->data + off, n);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                off += (size_t) k;
+                since_pause += (size_t) k;
+                if (since_pause >= w->pause_every) {
+                        since_pause = 0;
+                        sleep_ms(w->pause_ms);
+                }
+        }
+        close(w->fd);
+        return NULL;
+}
+
+/* Uploads `len` pattern bytes through a pipe and checks the object. */
+static void pipe_upload(size_t len, const char *key, Res *r, Ctx *c) {
+        uint8_t *data = malloc(MAX(len, (size_t) 1));
+        char *s3url, *obj;
+        size_t n;
+        uint8_t *got;
+        pthread_t t;
+        int p[2];
+        Writer w;
+
+        ck_assert_ptr_nonnull(data);
+        fill_pattern(data, len, len);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        w = (Writer) { .fd = p[1], .data = data, .len = len, .chunk = 7000,
+                       .pause_every = 512 * 1024, .pause_ms = 3 };
+        ck_assert_int_ge(asprintf(&s3url, "s3://" BUCKET "/%s", key), 0);
+        r->ctx = c;
+        ck_assert_int_eq(storage_put_fd(c->st, s3url, &good_cred, p[0], -1, on_progress, on_done,
+                                        r, &r->op), 0);
+        ck_assert_int_eq(pthread_create(&t, NULL, writer_main, &w), 0);
+        ctx_run(c, c->done + 1);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        /* the descriptor's flags are the caller's again */
+        ck_assert_int_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
+        close(p[0]);
+        ck_assert_msg(r->error == 0, "pipe put failed: %s", strna(r->message));
+        ck_assert_uint_eq(r->bytes, len);
+        obj = sim_object_path(key);
+        got = read_file(obj, &n);
+        ck_assert_uint_eq(n, len);
+        ck_assert(memcmp(got, data, len) == 0);
+        ck_assert(!r->progress_backwards);
+        ck_assert_uint_eq(r->progress_total, 0);
+        unlink(obj);
+        free(got);
+        free(obj);
+        free(s3url);
+        free(data);
+}
+
+/* A slow pipe that ends within the first part is one PutObject, also at exactly one part. */
+START_TEST(test_pipe_small) {
+        Res a = {}, b = {};
+        Ctx c;
+
+        ctx_init(&c);
+        pipe_upload(300 * 1024 + 17, "pipe/small.bin", &a, &c);
+        ck_assert_int_eq(sim_route(ROUTE_PUT), 1);
+        ck_assert_int_eq(sim_route(ROUTE_CREATE), 0);
+        pipe_upload(5 * MIB, "pipe/one-part.bin", &b, &c);
+        ck_assert_int_eq(sim_route(ROUTE_PUT), 2);
+        ck_assert_int_eq(sim_route(ROUTE_CREATE), 0);
+        res_done(&a);
+        res_done(&b);
+        ctx_done(&c);
+}
+END_TEST
+
+/* A slow pipe longer than a part becomes a multipart upload, one buffer at a time. */
+START_TEST(test_pipe_multipart) {
+        Res a = {}, b = {};
+        Ctx c;
+
+        ctx_init(&c);
+        pipe_upload(12 * MIB + 12345, "pipe/large.bin", &a, &c);
+        ck_assert_int_eq(sim_route(ROUTE_PUT), 0);
+        ck_assert_int_eq(sim_route(ROUTE_CREATE), 1);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 3);
+        ck_assert_int_eq(sim_route(ROUTE_COMPLETE), 1);
+        ck_assert_msg(endswith(a.etag, "-3\""), "ETag %s", a.etag);
+        /* one byte past a part: two parts, the second of one byte */
+        pipe_upload(5 * MIB + 1, "pipe/part-and-a-byte.bin", &b, &c);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 5);
+        ck_assert_int_eq(sim_uploads(), 0);
+        res_done(&a);
+        res_done(&b);
+        ctx_done(&c);
+}
+END_TEST
+
+/* A reader thread draining a pipe slowly. */
+typedef struct Reader {
+        int fd;
+        uint8_t *data;
+        size_t cap;
+        size_t len;
+} Reader;
+
+/* Thread: reads until EOF, in small reads with pauses. */
+static void *reader_main(void *userdata) {
+        Reader *rd = userdata;
+        size_t since_pause = 0;
+
+        for (;;) {
+                ssize_t k = read(rd->fd, rd->data + rd->len, MIN((size_t) 4096, rd->cap - rd->len));
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                rd->len += (size_t) k;
+                since_pause += (size_t) k;
+                if (since_pause >= 256 * 1024) {
+                        since_pause = 0;
+                        sleep_ms(15);
+                }
+                if (rd->len == rd->cap)
+                        break;
+        }
+        return NULL;
+}
+
+/* A download into a pipe whose reader is slow pauses and resumes, byte for byte. */
+START_TEST(test_get_slow_pipe) {
+        const size_t len = 6 * MIB + 333;
+        uint8_t *data = malloc(len);
+        uint64_t t0;
+        Res put = {}, get = {};
+        Reader rd;
+        pthread_t t;
+        int p[2];
+        Ctx c;
+
+        ck_assert_ptr_nonnull(data);
+        fill_pattern(data, len, 7);
+        ctx_init(&c);
+        put.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://" BUCKET "/pipe/down.bin", &good_cred,
+                                            data, len, on_done, &put, &put.op), 0);
+        ctx_run(&c, 1);
+        ck_assert_int_eq(put.error, 0);
+
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        rd = (Reader) { .fd = p[0], .data = malloc(len + 1), .cap = len + 1 };
+        ck_assert_ptr_nonnull(rd.data);
+        ck_assert_int_eq(pthread_create(&t, NULL, reader_main, &rd), 0);
+        get.ctx = &c;
+        t0 = now_ms();
+        ck_assert_int_eq(storage_get_fd(c.st, "s3://" BUCKET "/pipe/down.bin", &good_cred, p[1],
+                                        on_progress, on_done, &get, &get.op), 0);
+        ctx_run(&c, 2);
+        ck_assert_int_eq(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0);
+        close(p[1]);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        close(p[0]);
+        ck_assert_msg(get.error == 0, "get failed: %s", strna(get.message));
+        ck_assert_uint_eq(get.bytes, len);
+        ck_assert_uint_eq(rd.len, len);
+        ck_assert(memcmp(rd.data, data, len) == 0);
+        /* 24 pauses of 15 ms: the loop waited for the reader rather than buffering */
+        ck_assert_uint_ge(now_ms() - t0, 300);
+        ck_assert(!get.progress_backwards);
+
+        res_done(&put);
+        res_done(&get);
+        ctx_done(&c);
+        free(rd.data);
+        free(data);
+}
+END_TEST
+
+/* Thread: reads a little then closes the pipe. */
+static void *reader_quits(void *userdata) {
+        Reader *rd = userdata;
+        char buf[1000];
+
+        if (read(rd->fd, buf, sizeof(buf)) < 0)
+                buf[0] = 0;
+        close(rd->fd);
+        return NULL;
+}
+
+/* A reader that goes away ends the download with -EPIPE. */
+START_TEST(test_get_broken_pipe) {
+        const size_t len = 2 * MIB;
+        uint8_t *data = calloc(1, len);
+        Res put = {}, get = {};
+        Reader rd;
+        pthread_t t;
+        int p[2];
+        Ctx c;
+
+        ctx_init(&c);
+        put.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://" BUCKET "/pipe/broken.bin", &good_cred,
+                                            data, len, on_done, &put, &put.op), 0);
+        ctx_run(&c, 1);
+        ck_assert_int_eq(put.error, 0);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        rd = (Reader) { .fd = p[0] };
+        ck_assert_int_eq(pthread_create(&t, NULL, reader_quits, &rd), 0);
+        get.ctx = &c;
+        ck_assert_int_eq(storage_get_fd(c.st, "s3://" BUCKET "/pipe/broken.bin", &good_cred,
+                                        p[1], NULL, on_done, &get, &get.op), 0);
+        ctx_run(&c, 2);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        close(p[1]);
+        ck_assert_int_eq(get.error, -EPIPE);
+        ck_assert_ptr_nonnull(strstr(get.message, "download descriptor"));
+        res_done(&put);
+        res_done(&get);
+        ctx_done(&c);
+        free(data);
+}
+END_TEST
+
+/* A wrong secret: -EREMOTEIO, 403, SignatureDoesNotMatch, for a put and a get. */
+START_TEST(test_wrong_secret) {
+        StorageCredentials wrong = { KEY_ID, "NOT-THE-SECRET" }, unknown = { "NOBODY", SECRET };
+        Res put = {}, get = {}, who = {};
+        Ctx c;
+
+        ctx_init(&c);
+        put.ctx = get.ctx = who.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://" BUCKET "/secret/x", &wrong, "abc", 3,
+                                            on_done, &put, &put.op), 0);
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://" BUCKET "/secret/x", &wrong, 100,
+                                            on_done, &get, &get.op), 0);
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://" BUCKET "/secret/x", &unknown, 100,
+                                            on_done, &who, &who.op), 0);
+        ctx_run(&c, 3);
+        ck_assert_int_eq(put.error, -EREMOTEIO);
+        ck_assert_int_eq(put.status, 403);
+        ck_assert_str_eq(put.code, "SignatureDoesNotMatch");
+        ck_assert_ptr_nonnull(strstr(put.message, "signature"));
+        ck_assert_int_eq(get.error, -EREMOTEIO);
+        ck_assert_int_eq(get.status, 403);
+        ck_assert_str_eq(get.code, "SignatureDoesNotMatch");
+        ck_assert_int_eq(who.error, -EREMOTEIO);
+        ck_assert_str_eq(who.code, "InvalidAccessKeyId");
+        ck_assert_ptr_null(strstr(put.message, "NOT-THE-SECRET"));
+        res_done(&put);
+        res_done(&get);
+        res_done(&who);
+        ctx_done(&c);
+}
+END_TEST
+
+/* A missing object: 404 NoSuchKey, nothing written; a missing bucket: NoSuchBucket. */
+START_TEST(test_missing_object) {
+        char *dst = work_path("missing.out");
+        struct stat st;
+        Res get = {}, mem = {}, bucket = {};
+        int dfd;
+        Ctx c;
+
+        ctx_init(&c);
+        get_file(&c, "s3://" BUCKET "/no/such/key", dst, &get, &dfd);
+        mem.ctx = bucket.ctx = &c;
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://" BUCKET "/no/such/key", &good_cred, 10,
+                                            on_done, &mem, &mem.op), 0);
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://no-such-bucket/k", &good_cred, 10,
+                                            on_done, &bucket, &bucket.op), 0);
+        ctx_run(&c, 3);
+        ck_assert_int_eq(get.error, -EREMOTEIO);
+        ck_assert_int_eq(get.status, 404);
+        ck_assert_str_eq(get.code, "NoSuchKey");
+        ck_assert_uint_eq(get.bytes, 0);
+        ck_assert_int_eq(fstat(dfd, &st), 0);
+        ck_assert_int_eq(st.st_size, 0);
+        close(dfd);
+        ck_assert_int_eq(mem.error, -EREMOTEIO);
+        ck_assert_str_eq(mem.code, "NoSuchKey");
+        ck_assert_str_eq(bucket.code, "NoSuchBucket");
+        res_done(&get);
+        res_done(&mem);
+        res_done(&bucket);
+        ctx_done(&c);
+        free(dst);
+}
+END_TEST
+
+/* Cancelling mid-multipart: done is never called, the upload is aborted, no object. */
+START_TEST(test_cancel_multipart) {
+        char *src = make_file("cancel.bin", 40 * MIB, 3), *obj = sim_object_path("cancel/x.bin");
+        struct stat st;
+        uint64_t deadline;
+        Res put = {};
+        int fd;
+        Ctx c;
+
+        ctx_init(&c);
+        put.cancel_at = 12 * MIB;
+        fd = put_file(&c, "s3://" BUCKET "/cancel/x.bin", src, &put);
+        for (deadline = now_ms() + 30000; !put.cancelled && now_ms() < deadline;)
+                ctx_spin(&c, 20);
+        ck_assert(put.cancelled);
+        /* the abort is fire and forget: give it the loop */
+        for (deadline = now_ms() + 10000; now_ms() < deadline && sim_route(ROUTE_ABORT) < 1;)
+                ctx_spin(&c, 20);
+        ctx_spin(&c, 50);
+        close(fd);
+        ck_assert_uint_eq(put.calls, 0);
+        ck_assert_int_eq(sim_route(ROUTE_ABORT), 1);
+        ck_assert_int_eq(sim_route(ROUTE_COMPLETE), 0);
+        ck_assert_int_ge(sim_route(ROUTE_PART), 2);
+        ck_assert_int_le(sim_route(ROUTE_PART), 4);
+        ck_assert_int_eq(sim_uploads(), 0);
+        ck_assert_int_lt(stat(obj, &st), 0);
+        ck_assert_uint_eq(upstream_in_flight(c.up), 0);
+        res_done(&put);
+        ctx_done(&c);
+        unlink(src);
+        free(src);
+        free(obj);
+}
+END_TEST
+
+/* Cancelling a download mid-way and a put right after it started. */
+START_TEST(test_cancel_get_and_early) {
+        const size_t len = 3 * MIB;
+        uint8_t *data = calloc(1, len);
+        char *dst = work_path("cancel-get.out");
+        Res put = {}, get = {}, early = {};
+        int dfd;
+        Ctx c;
+
+        ctx_init(&c);
+        put.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://" BUCKET "/cancel/get.bin", &good_cred,
+                                            data, len, on_done, &put, &put.op), 0);
+        ctx_run(&c, 1);
+        get.cancel_at = 1;
+        get_file(&c, "s3://" BUCKET "/cancel/get.bin", dst, &get, &dfd);
+        early.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://" BUCKET "/cancel/early", &good_cred,
+                                            "x", 1, on_done, &early, &early.op), 0);
+        storage_cancel(early.op);
+        storage_cancel(early.op); /* twice is fine */
+        ctx_spin(&c, 300);
+        close(dfd);
+        ck_assert(get.cancelled);
+        ck_assert_uint_eq(get.calls, 0);
+        ck_assert_uint_eq(early.calls, 0);
+        ck_assert_uint_eq(upstream_in_flight(c.up), 0);
+        res_done(&put);
+        res_done(&get);
+        res_done(&early);
+        ctx_done(&c);
+        free(dst);
+        free(data);
+}
+END_TEST
+
+/* A part that fails with 500 fails the upload; the upload is aborted before done runs. */
+START_TEST(test_part_failure_aborts) {
+        char *src = make_file("fail.bin", 13 * MIB, 5), *obj = sim_object_path("fail/x.bin");
+        struct stat st;
+        Res put = {};
+        int fd;
+        Ctx c;
+
+        ctx_init(&c);
+        sim_fault("{\"route\": \"" ROUTE_PART "\", \"status\": 500, \"count\": 1}");
+        fd = put_file(&c, "s3://" BUCKET "/fail/x.bin", src, &put);
+        ctx_run(&c, 1);
+        close(fd);
+        ck_assert_int_eq(put.error, -EREMOTEIO);
+        ck_assert_int_eq(put.status, 500);
+        ck_assert_ptr_nonnull(put.message);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 1);
+        ck_assert_int_eq(sim_route(ROUTE_ABORT), 1);
+        ck_assert_int_eq(sim_uploads(), 0);
+        ck_assert_int_lt(stat(obj, &st), 0);
+        res_done(&put);
+        ctx_done(&c);
+        unlink(src);
+        free(src);
+        free(obj);
+}
+END_TEST
+
+/* A dropped connection during a part and a PutObject: Upstream retries, the body is rewound
+ * and read again from the file. */
+START_TEST(test_dropped_part_retried) {
+        char *src = make_file("drop.bin", 13 * MIB, 9), *small = make_file("drop-small.bin",
+                                                                           100000, 10);
+        char *obj = sim_object_path("drop/x.bin"), *obj2 = sim_object_path("drop/small.bin");
+        Res put = {}, put2 = {};
+        Ctx c;
+
+        ctx_init(&c);
+        sim_fault("{\"route\": \"" ROUTE_PART "\", \"drop\": true, \"count\": 1}");
+        sim_fault("{\"route\": \"" ROUTE_PUT "\", \"drop\": true, \"count\": 1}");
+        upload_file_ok(&c, "s3://" BUCKET "/drop/x.bin", src, &put);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 4);
+        assert_same_files(src, obj);
+        upload_file_ok(&c, "s3://" BUCKET "/drop/small.bin", small, &put2);
+        ck_assert_int_eq(sim_route(ROUTE_PUT), 2);
+        assert_same_files(small, obj2);
+        ck_assert(!put.progress_backwards);
+        res_done(&put);
+        res_done(&put2);
+        ctx_done(&c);
+        unlink(src);
+        free(src);
+        free(small);
+        free(obj);
+        free(obj2);
+}
+END_TEST
+
+/* A download cut half-way resumes with Range from the next byte, into a file and memory. */
+START_TEST(test_get_resume) {
+        const size_t len = 3 * MIB + 5;
+        uint8_t *data = malloc(len), *got;
+        char *dst = work_path("resume.out");
+        Res put = {}, get = {}, mem = {};
+        size_t n;
+        int dfd;
+        Ctx c;
+
+        ck_assert_ptr_nonnull(data);
+        fill_pattern(data, len, 11);
+        ctx_init(&c);
+        put.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://" BUCKET "/resume/x.bin", &good_cred,
+                                            data, len, on_done, &put, &put.op), 0);
+        ctx_run(&c, 1);
+        ck_assert_int_eq(put.error, 0);
+
+        sim_fault("{\"route\": \"" ROUTE_GET "\", \"body\": \"short\", \"count\": 1}");
+        get_file(&c, "s3://" BUCKET "/resume/x.bin", dst, &get, &dfd);
+        ctx_run(&c, 2);
+        close(dfd);
+        ck_assert_msg(get.error == 0, "get failed: %s", strna(get.message));
+        ck_assert_int_eq(sim_route(ROUTE_GET), 2);
+        got = read_file(dst, &n);
+        ck_assert_uint_eq(n, len);
+        ck_assert(memcmp(got, data, len) == 0);
+        free(got);
+        ck_assert_str_eq(get.etag, put.etag);
+
+        sim_fault("{\"route\": \"" ROUTE_GET "\", \"body\": \"short\", \"count\": 1}");
+        mem.ctx = &c;
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://" BUCKET "/resume/x.bin", &good_cred, len,
+                                            on_done, &mem, &mem.op), 0);
+        ctx_run(&c, 3);
+        ck_assert_int_eq(mem.error, 0);
+        ck_assert_uint_eq(mem.len, len);
+        ck_assert(memcmp(mem.data, data, len) == 0);
+        ck_assert_int_eq(sim_route(ROUTE_GET), 4);
+
+        res_done(&put);
+        res_done(&get);
+        res_done(&mem);
+        ctx_done(&c);
+        free(dst);
+        free(data);
+}
+END_TEST
+
+/* storage_get_memory stops at its cap with -EFBIG; exactly the cap is fine. */
+START_TEST(test_get_memory_cap) {
+        uint8_t data[100000];
+        Res put = {}, small = {}, exact = {};
+        Ctx c;
+
+        fill_pattern(data, sizeof(data), 1);
+        ctx_init(&c);
+        put.ctx = small.ctx = exact.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://" BUCKET "/cap/x", &good_cred, data,
+                                            sizeof(data), on_done, &put, &put.op), 0);
+        ctx_run(&c, 1);
+        ck_assert_int_eq(put.error, 0);
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://" BUCKET "/cap/x", &good_cred, 1000,
+                                            on_done, &small, &small.op), 0);
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://" BUCKET "/cap/x", &good_cred,
+                                            sizeof(data), on_done, &exact, &exact.op), 0);
+        ctx_run(&c, 3);
+        ck_assert_int_eq(small.error, -EFBIG);
+        ck_assert_ptr_nonnull(strstr(small.message, "larger than 1000 bytes"));
+        ck_assert_int_eq(exact.error, 0);
+        ck_assert_uint_eq(exact.len, sizeof(data));
+        ck_assert(memcmp(exact.data, data, sizeof(data)) == 0);
+        res_done(&put);
+        res_done(&small);
+        res_done(&exact);
+        ctx_done(&c);
+}
+END_TEST
+
+/* A put from /dev/zero-like devices epoll refuses still never blocks: here a regular file
+ * passed with size -1 is read as a stream. */
+START_TEST(test_regular_file_as_stream) {
+        char *src = make_file("stream-file.bin", 6 * MIB + 3, 21), *obj = sim_object_path("sf/x");
+        Res put = {};
+        int fd;
+        Ctx c;
+
+        ctx_init(&c);
+        fd = open(src, O_RDONLY | O_CLOEXEC);
+        put.ctx = &c;
+        ck_assert_int_eq(storage_put_fd(c.st, "s3://" BUCKET "/sf/x", &good_cred, fd, -1, NULL,
+                                        on_done, &put, &put.op), 0);
+        ctx_run(&c, 1);
+        close(fd);
+        ck_assert_int_eq(put.error, 0);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 2);
+        assert_same_files(src, obj);
+        res_done(&put);
+        ctx_done(&c);
+        unlink(src);
+        free(src);
+        free(obj);
+}
+END_TEST
+
+/* Freeing the Storage with operations in flight calls no callback and aborts uploads. */
+START_TEST(test_free_in_flight) {
+        char *src = make_file("free.bin", 20 * MIB, 8);
+        uint64_t deadline;
+        Res put = {}, get = {};
+        int fd;
+        Ctx c;
+
+        ctx_init(&c);
+        /* the get hangs in the simulator while the Storage goes */
+        sim_fault("{\"route\": \"" ROUTE_GET "\", \"latency_ms\": 20000}");
+        fd = put_file(&c, "s3://" BUCKET "/free/x.bin", src, &put);
+        get.ctx = &c;
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://" BUCKET "/free/none", &good_cred, 10,
+                                            on_done, &get, &get.op), 0);
+        for (deadline = now_ms() + 30000; put.progress_last < 6 * MIB && now_ms() < deadline;)
+                ctx_spin(&c, 10);
+        c.st = storage_free(c.st);
+        for (deadline = now_ms() + 10000; now_ms() < deadline && sim_route(ROUTE_ABORT) < 1;)
+                ctx_spin(&c, 20);
+        close(fd);
+        ck_assert_int_eq(sim_route(ROUTE_ABORT), 1);
+        ck_assert_uint_eq(put.calls, 0);
+        ck_assert_uint_eq(get.calls, 0);
+        res_done(&put);
+        res_done(&get);
+        ctx_done(&c);
+        unlink(src);
+        free(src);
+}
+END_TEST
+
+/* ---- against the in-process fake: answers the simulator never gives ----------------------- */
+
+/* Sets up on the fake. */
+static void ctx_init_fake(Ctx *c) {
+        struct event_base *base = event_base_new();
+        FakeHttp *f;
+        char *endpoint;
+
+        ck_assert_ptr_nonnull(base);
+        ck_assert_int_eq(fake_http_new(base, &f), 0);
+        endpoint = fake_http_url(f, "");
+        /* ctx_init_at makes its own base: build by hand on this one */
+        memset(c, 0, sizeof(*c));
+        c->base = base;
+        c->fake = f;
+        {
+                UpstreamOptions uo = { .verify_ssl = true, .retry_base_ms = 10,
+                                       .retry_max_ms = 50 };
+                StorageOptions so = test_options(endpoint);
+
+                so.multipart_threshold = 5 * MIB;
+                ck_assert_int_eq(upstream_new(base, &uo, &c->up), 0);
+                ck_assert_int_eq(storage_new(base, c->up, &so, &c->st), 0);
+        }
+        free(endpoint);
+}
+
+/* Comments, namespaces, white space and entities in the XML; the canonical URIs and the
+ * headers on the wire; S3 failing a Complete with a 200 that carries an <Error>. */
+START_TEST(test_fake_complete_error_in_200) {
+        static const char create[] =
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- <UploadId>decoy</UploadId> -->\n"
+                "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                "<Bucket>bkt</Bucket><Key>k</Key>\n  <UploadId >\n  up&amp;1&#x2F;&#61;  </UploadId>"
+                "</InitiateMultipartUploadResult>";
+        static const char complete_error[] =
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>InternalError</Code>"
+                "<Message>We encountered an internal error. Please try again.</Message>"
+                "<RequestId>1</RequestId></Error>";
+        size_t len = 6 * MIB + 1;
+        uint8_t *data = malloc(len);
+        const FakeRequest *fr;
+        Res put = {};
+        Ctx c;
+
+        ck_assert_ptr_nonnull(data);
+        fill_pattern(data, len, 2);
+        ctx_init_fake(&c);
+        ck_assert_int_eq(fake_http_script(c.fake, "/bkt/dir/k%20%2B.bin", (FakeStep[]) {
+                { .status = 200, .body = create },
+                { .status = 200, .headers = { "ETag: \"e1\"" } },
+                { .status = 200, .headers = { "ETag: \"e&2\"" } },
+                { .status = 200, .body = complete_error },
+                { .status = 204 },
+        }, 5), 0);
+        put.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://bkt/dir/k +.bin", &good_cred, data, len,
+                                            on_done, &put, &put.op), 0);
+        ctx_run(&c, 1);
+        ck_assert_int_eq(put.error, -EREMOTEIO);
+        ck_assert_int_eq(put.status, 200);
+        ck_assert_str_eq(put.code, "InternalError");
+        ck_assert_ptr_nonnull(strstr(put.message, "We encountered an internal error"));
+        ck_assert_uint_eq(fake_http_n_requests(c.fake), 5);
+
+        fr = fake_http_request(c.fake, 0);
+        ck_assert_str_eq(fr->method, "POST");
+        ck_assert_str_eq(fr->uri, "/bkt/dir/k%20%2B.bin?uploads=");
+        ck_assert_str_eq(fake_request_header(fr, "x-amz-content-sha256"), "UNSIGNED-PAYLOAD");
+        ck_assert(startswith(fake_request_header(fr, "Authorization"),
+                             "AWS4-HMAC-SHA256 Credential=" KEY_ID "/"));
+        ck_assert_ptr_nonnull(strstr(fake_request_header(fr, "Authorization"), "/us-east-1/s3/"));
+        ck_assert_ptr_nonnull(fake_request_header(fr, "x-amz-date"));
+        fr = fake_http_request(c.fake, 1);
+        ck_assert_str_eq(fr->method, "PUT");
+        ck_assert_str_eq(fr->uri, "/bkt/dir/k%20%2B.bin?partNumber=1&uploadId=up%261%2F%3D");
+        ck_assert_uint_eq(fr->body_len, 5 * MIB);
+        ck_assert(memcmp(fr->body, data, 5 * MIB) == 0);
+        fr = fake_http_request(c.fake, 2);
+        ck_assert_str_eq(fr->uri, "/bkt/dir/k%20%2B.bin?partNumber=2&uploadId=up%261%2F%3D");
+        ck_assert_uint_eq(fr->body_len, MIB + 1);
+        fr = fake_http_request(c.fake, 3);
+        ck_assert_str_eq(fr->method, "POST");
+        ck_assert_str_eq(fr->uri, "/bkt/dir/k%20%2B.bin?uploadId=up%261%2F%3D");
+        ck_assert_str_eq(fr->body, "<CompleteMultipartUpload>"
+                                   "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag></Part>"
+                                   "<Part><PartNumber>2</PartNumber><ETag>\"e&amp;2\"</ETag></Part>"
+                                   "</CompleteMultipartUpload>");
+        ck_assert_str_eq(fake_request_header(fr, "Content-Type"), "application/xml");
+        fr = fake_http_request(c.fake, 4);
+        ck_assert_str_eq(fr->method, "DELETE");
+        ck_assert_str_eq(fr->uri, "/bkt/dir/k%20%2B.bin?uploadId=up%261%2F%3D");
+        res_done(&put);
+        ctx_done(&c);
+        free(data);
+}
+END_TEST
+
+/* A Complete whose answer is lost: the retry meets NoSuchUpload and HeadObject shows the
+ * object is there; the ETag of a successful Complete is decoded. */
+START_TEST(test_fake_complete_lost_answer) {
+        static const char create[] = "<InitiateMultipartUploadResult><UploadId>U</UploadId>"
+                                     "</InitiateMultipartUploadResult>";
+        static const char no_upload[] = "<Error><Code>NoSuchUpload</Code><Message>The specified "
+                                        "upload does not exist.</Message></Error>";
+        static const char completed[] = "<CompleteMultipartUploadResult><ETag>&quot;abc-2&quot;"
+                                        "</ETag></CompleteMultipartUploadResult>";
+        size_t len = 6 * MIB;
+        uint8_t *data = calloc(1, len);
+        Res lost = {}, ok = {};
+        Ctx c;
+
+        ck_assert_ptr_nonnull(data);
+        ctx_init_fake(&c);
+        ck_assert_int_eq(fake_http_script(c.fake, "/bkt/lost", (FakeStep[]) {
+                { .status = 200, .body = create },
+                { .status = 200, .headers = { "ETag: \"p1\"" } },
+                { .status = 200, .headers = { "ETag: \"p2\"" } },
+                { .action = FAKE_DROP },
+                { .status = 404, .body = no_upload },
+                { .status = 200, .headers = { "ETag: \"whole-2\"", "Content-Length: 6291456" } },
+        }, 6), 0);
+        ck_assert_int_eq(fake_http_script(c.fake, "/bkt/ok", (FakeStep[]) {
+                { .status = 200, .body = create },
+                { .status = 200, .headers = { "ETag: \"p1\"" } },
+                { .status = 200, .headers = { "ETag: \"p2\"" } },
+                { .status = 200, .body = completed },
+        }, 4), 0);
+        lost.ctx = ok.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://bkt/lost", &good_cred, data, len, on_done,
+                                            &lost, &lost.op), 0);
+        ctx_run(&c, 1);
+        ck_assert_msg(lost.error == 0, "lost: %s", strna(lost.message));
+        ck_assert_str_eq(lost.etag, "\"whole-2\"");
+        ck_assert_str_eq(fake_http_last(c.fake, "/bkt/lost")->method, "HEAD");
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://bkt/ok", &good_cred, data, len, on_done,
+                                            &ok, &ok.op), 0);
+        ctx_run(&c, 2);
+        ck_assert_int_eq(ok.error, 0);
+        ck_assert_str_eq(ok.etag, "\"abc-2\"");
+        res_done(&lost);
+        res_done(&ok);
+        ctx_done(&c);
+        free(data);
+}
+END_TEST
+
+/* Malformed or incomplete answers: no UploadId, no part ETag, an error body with entities,
+ * a non-XML error page. */
+START_TEST(test_fake_bad_answers) {
+        static const char denied[] = "<Error>\n  <Code>AccessDenied</Code>\n  <Message>no &lt;access&gt; "
+                                     "for caf&#233; &amp; co</Message>\n</Error>";
+        Res noid = {}, noetag = {}, deny = {}, html = {};
+        uint8_t *data = calloc(1, 6 * MIB);
+        Ctx c;
+
+        ctx_init_fake(&c);
+        ck_assert_int_eq(fake_http_script(c.fake, "/bkt/noid", (FakeStep[]) {
+                { .status = 200, .body = "<InitiateMultipartUploadResult><UploadId/>"
+                                         "</InitiateMultipartUploadResult>" } }, 1), 0);
+        ck_assert_int_eq(fake_http_script(c.fake, "/bkt/noetag", (FakeStep[]) {
+                { .status = 200, .body = "<InitiateMultipartUploadResult><UploadId>X</UploadId>"
+                                         "</InitiateMultipartUploadResult>" },
+                { .status = 200 },
+                { .status = 204 } }, 3), 0);
+        ck_assert_int_eq(fake_http_script(c.fake, "/bkt/deny", (FakeStep[]) {
+                { .status = 403, .body = denied } }, 1), 0);
+        ck_assert_int_eq(fake_http_script(c.fake, "/bkt/html", (FakeStep[]) {
+                { .status = 502, .body = "<html><body>Bad Gateway</body></html>" } }, 1), 0);
+        noid.ctx = noetag.ctx = deny.ctx = html.ctx = &c;
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://bkt/noid", &good_cred, data, 6 * MIB,
+                                            on_done, &noid, &noid.op), 0);
+        ck_assert_int_eq(storage_put_memory(c.st, "s3://bkt/noetag", &good_cred, data, 6 * MIB,
+                                            on_done, &noetag, &noetag.op), 0);
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://bkt/deny", &good_cred, 10, on_done, &deny,
+                                            &deny.op), 0);
+        ck_assert_int_eq(storage_get_memory(c.st, "s3://bkt/html", &good_cred, 10, on_done, &html,
+                                            &html.op), 0);
+        ctx_run(&c, 4);
+        ck_assert_int_eq(noid.error, -EBADMSG);
+        ck_assert_ptr_nonnull(strstr(noid.message, "UploadId"));
+        ck_assert_int_eq(noetag.error, -EBADMSG);
+        ck_assert_ptr_nonnull(strstr(noetag.message, "ETag"));
+        ck_assert_str_eq(fake_http_last(c.fake, "/bkt/noetag")->method, "DELETE");
+        ck_assert_int_eq(deny.error, -EREMOTEIO);
+        ck_assert_str_eq(deny.code, "AccessDenied");
+        ck_assert_str_eq(deny.message, "GetObject: no <access> for caf\xc3\xa9 & co");
+        ck_assert_int_eq(html.error, -EREMOTEIO);
+        ck_assert_int_eq(html.status, 502);
+        ck_assert_ptr_null(html.code);
+        ck_assert_ptr_nonnull(strstr(html.message, "HTTP 502"));
+        res_done(&noid);
+        res_done(&noetag);
+        res_done(&deny);
+        res_done(&html);
+        ctx_done(&c);
+        free(data);
+}
+END_TEST
+
+/* ---- memory: 1 GiB with a flat resident set ------------------------------------------------ */
+
+/* A line of /proc/self/status in KiB. */
+static uint64_t status_kib(const char *field) {
+        char line[256];
+        uint64_t v = 0;
+        FILE *f = fopen("/proc/self/status", "re");
+        size_t l = strlen(field);
+
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, field, l) == 0 && line[l] == ':')
+                        v = strtoull(line + l + 1, NULL, 10);
+        fclose(f);
+        return v;
+}
+
+/* A 1 GiB sparse file goes up in 16 MiB parts with VmHWM growing less than 32 MiB. */
+START_TEST(test_rss_1gib) {
+        const uint64_t size = (uint64_t) 1 << 30;
+        char *src = work_path("1gib.bin"), *obj = sim_object_path("rss/1gib.bin");
+        uint64_t hwm0, hwm1, rss1, t0, t1;
+        StorageOptions so;
+        struct stat st;
+        Res put = {};
+        int fd;
+        Ctx c;
+
+        fd = open(src, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, (off_t) size), 0);
+        ck_assert_int_eq(pwrite(fd, "head", 4, 0), 4);
+        ck_assert_int_eq(pwrite(fd, "tail", 4, (off_t) size - 4), 4);
+        close(fd);
+
+        ctx_init(&c);
+        so = test_options(NULL);
+        {
+                char endpoint[128];
+                snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%u/storage", sim_port);
+                so.endpoint_url = endpoint;
+                so.part_size = 16 * MIB;
+                so.multipart_threshold = 64 * MIB;
+                ck_assert_int_eq(storage_set_options(c.st, &so), 0);
+        }
+        /* reset the peak (Linux >= 4.0); else measure growth from here */
+        fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                if (write(fd, "5", 1) != 1)
+                        fprintf(stderr, "clear_refs: %m; measuring the growth only\n");
+                close(fd);
+        }
+        hwm0 = status_kib("VmHWM");
+        t0 = now_ms();
+        upload_file_ok(&c, "s3://" BUCKET "/rss/1gib.bin", src, &put);
+        t1 = now_ms();
+        hwm1 = status_kib("VmHWM");
+        rss1 = status_kib("VmRSS");
+        printf("storage: 1 GiB multipart upload in %" PRIu64 " ms (%.1f MiB/s), VmHWM %" PRIu64
+               " -> %" PRIu64 " KiB (+%" PRIu64 " KiB), VmRSS %" PRIu64 " KiB\n",
+               t1 - t0, 1024.0 * 1000.0 / (double) MAX(t1 - t0, (uint64_t) 1), hwm0, hwm1,
+               hwm1 - hwm0, rss1);
+        fflush(stdout);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 64);
+        ck_assert_int_eq(stat(obj, &st), 0);
+        ck_assert_int_eq(st.st_size, (off_t) size);
+        ck_assert_msg(hwm1 - hwm0 < 32 * 1024, "VmHWM grew by %" PRIu64 " KiB", hwm1 - hwm0);
+        unlink(obj);
+        unlink(src);
+        res_done(&put);
+        ctx_done(&c);
+        free(src);
+        free(obj);
+}
+END_TEST
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+/* The suite: everything, or only the slow memory test. */
+static Suite *storage_suite(bool slow) {
+        Suite *s = suite_create("storage");
+        TCase *tc;
+
+        if (slow) {
+                tc = tcase_create("memory");
+                tcase_set_timeout(tc, 900);
+                tcase_add_test(tc, test_rss_1gib);
+                suite_add_tcase(s, tc);
+                return s;
+        }
+
+        tc = tcase_create("urls");
+        tcase_add_test(tc, test_parse_url);
+        tcase_add_test(tc, test_object_url);
+        tcase_add_test(tc, test_bad_options);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("avatar-sim");
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_small_roundtrip);
+        tcase_add_test(tc, test_multipart_file);
+        tcase_add_test(tc, test_pipe_small);
+        tcase_add_test(tc, test_pipe_multipart);
+        tcase_add_test(tc, test_get_slow_pipe);
+        tcase_add_test(tc, test_get_broken_pipe);
+        tcase_add_test(tc, test_wrong_secret);
+        tcase_add_test(tc, test_missing_object);
+        tcase_add_test(tc, test_cancel_multipart);
+        tcase_add_test(tc, test_cancel_get_and_early);
+        tcase_add_test(tc, test_part_failure_aborts);
+        tcase_add_test(tc, test_dropped_part_retried);
+        tcase_add_test(tc, test_get_resume);
+        tcase_add_test(tc, test_get_memory_cap);
+        tcase_add_test(tc, test_regular_file_as_stream);
+        tcase_add_test(tc, test_free_in_flight);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("fake");
+        tcase_add_test(tc, test_fake_complete_error_in_200);
+        tcase_add_test(tc, test_fake_complete_lost_answer);
+        tcase_add_test(tc, test_fake_bad_answers);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+/* Starts the simulator, runs the suite, cleans up. */
+int main(int argc, char **argv) {
+        const char *tmp = getenv("TMPDIR");
+        bool slow = argc > 2 && streq(argv[2], "--slow");
+        SRunner *sr;
+        int failed;
+
+        if (argc < 2) {
+                fprintf(stderr, "Usage: %s AVATAR_SIM [--slow]\n", argv[0]);
+                return EXIT_FAILURE;
+        }
+        sim_path = argv[1];
+        /* as the daemon does: a reader that went away is -EPIPE, not a signal */
+        signal(SIGPIPE, SIG_IGN);
+        log_set_max_level(getenv("STORAGE_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+
+        if (asprintf(&work_dir, "%s/test-storage.XXXXXX", isempty(tmp) ? "/tmp" : tmp) < 0 ||
+            !mkdtemp(work_dir) || asprintf(&sim_dir, "%s/sim", work_dir) < 0 ||
+            mkdir(sim_dir, 0700) < 0) {
+                fprintf(stderr, "Failed to create the work directory: %m\n");
+                return EXIT_FAILURE;
+        }
+        {
+                char *b;
+                if (asprintf(&b, "%s/" BUCKET, sim_dir) < 0 || mkdir(b, 0700) < 0) {
+                        fprintf(stderr, "Failed to create the bucket: %m\n");
+                        return EXIT_FAILURE;
+                }
+                free(b);
+        }
+        sim_start();
+
+        sr = srunner_create(storage_suite(slow));
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+
+        sim_stop();
+        (void) nftw(work_dir, on_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(work_dir);
+        free(sim_dir);
+        curl_global_cleanup();
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
