@@ -195,5 +195,17 @@ check_match "the circuit breaker is closed again" '"breaker":"closed"' "$("$AVAT
 check_eq "the daemon did not restart" "$DAEMON_PID" "$(json_num pid "$("$AVATARCTL" --json status)")"
 check_match "the breaker opening and closing is logged" 'circuit closed' "$(cat "$DAEMON_LOG")"
 
+# --- upstream.rate_limit_retries: 0 means a 429 is not waited out --------------------------------------
+# (the configuration accepts 0, avatard(8) says it is how many 429 answers are waited out, but
+# UpstreamOptions reads 0 as "the default, 3")
+sed -i 's/rate_limit_retries: 1/rate_limit_retries: 0/' "$CONF"
+ctl daemon.reload
+check_eq "the configuration with upstream.rate_limit_retries: 0 is loaded" "0" "$CTL_RC"
+n=$(route_lines "GET /api/jobs")
+sim_fault '{"route":"GET /api/jobs","retry_after_s":1,"count":1}'
+raw=$(rpc manager.get_jobs '{"limit":20}')
+check_match "with rate_limit_retries: 0 a 429 fails at once as rate_limited" '"name":"rate_limited"' "$raw"
+check_eq "with rate_limit_retries: 0 the 429 is not repeated" "429" "$(new_statuses "GET /api/jobs" "$n")"
+
 check_no_sanitizer_reports
 finish
