@@ -5,9 +5,10 @@
  * Parsing runs libyaml's event API and builds the json-c tree as the events arrive, so every
  * limit is enforced before the work it bounds is done: the text size before the parser
  * starts, then the nesting depth, the node count (every scalar, key included, and every
- * collection) and the document count event by event. The tree under construction hangs off
- * the document root; a small fixed stack of frames holds borrowed pointers to the open
- * collections and the key each mapping is waiting to pair with a value.
+ * collection) and the document count event by event. An empty document (nothing, or a null
+ * such as "--- ~") is skipped, though its null still counts as a node. The tree being built
+ * hangs off the document root; a small fixed stack of frames holds borrowed pointers to the
+ * open collections and the key each mapping is waiting to pair with a value.
  *
  * Scalar resolution (YAML 1.2 core schema):
  *   plain, untagged    null: "", ~, null, Null, NULL     bool: true/True/TRUE, false/...
@@ -27,14 +28,16 @@
  * Emitting runs libyaml's emitter event by event: block style, two-space indentation,
  * unlimited width, unicode, the first document implicit and every later one after "---";
  * empty collections are written in flow style ([] and {}), the only form YAML has for them.
- * A string is written plain unless a reader would take it for something else: everything the
- * core schema resolves to null, bool, int or float, and also what YAML 1.1 readers (PyYAML,
- * which the Avatar server and client use) resolve as non-strings — yes/no/on/off/y/n, 1_000,
- * 12:30, 0b101, 2024-01-01, "<<", "=" — is quoted. libyaml picks single or double quotes (and
- * quotes anything it cannot write plain, such as "- x" or " padded "). Multi-line strings are
- * literal blocks ("|") when libyaml can write them so, else double-quoted. Numbers are
- * written so they read back identically: integers in decimal, doubles in the shortest form
- * that round-trips, always with a '.' (1.0, 0.1, 1.0e+16) so they stay floats.
+ * A string is written plain unless a reader would take it for something else: everything
+ * the core schema resolves to null, bool, int or float, and also what YAML 1.1 readers such
+ * as PyYAML (on the Python side of the Avatar API) resolve as non-strings (yes/no/on/off/y/n,
+ * 1_000, 12:30, 0b101, 2024-01-01, "<<", "=") is quoted. libyaml picks single or double
+ * quotes, and quotes on its own what it cannot write plain ("- x", " padded "). Multi-line
+ * strings are literal blocks ("|") where libyaml can write them so, else double-quoted;
+ * libyaml escapes what it deems unprintable (tabs, control characters, and characters beyond
+ * U+FFFF as \U........). Numbers are written so they read back identically: integers in
+ * decimal, doubles in the shortest form that round-trips, always with a '.' (1.0, 0.1,
+ * 1.0e+16) so they stay floats.
  *
  * parse(emit(x)) equals x for every x emit accepts, because emit refuses (-E2BIG) what parse
  * would refuse (depth, nodes, documents, size); emit(parse(text)) is therefore a fixed point.
@@ -940,10 +943,11 @@ static int emit_string(Emit *em, const char *s, size_t n) {
         if (!utf8_valid(s, n))
                 return -EINVAL;
 
-        /* U+2028 and U+2029 are line breaks to YAML 1.1 readers (libyaml included) but not
-         * to libyaml's block scalar writer: escape them. Plain '\n' breaks read best as a
-         * literal block; libyaml falls back to double quotes where a block cannot carry the
-         * text exactly (trailing spaces, control characters). */
+        /* U+2028 and U+2029 are line breaks to YAML 1.1 (libyaml) but ordinary characters to
+         * YAML 1.2: left to libyaml they are written raw with indentation after them, which
+         * only a 1.1 reader strips again. Double quotes escape them (\L, \P) for every
+         * reader. '\n' breaks read best as a literal block; libyaml falls back to double
+         * quotes where a block cannot carry the text exactly (trailing spaces, controls). */
         if (contains(s, n, "\xe2\x80\xa8") || contains(s, n, "\xe2\x80\xa9"))
                 style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
         else if (memchr(s, '\n', n))

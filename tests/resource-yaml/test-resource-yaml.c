@@ -655,6 +655,9 @@ START_TEST(test_emit_multiline) {
                 { "\"a\\nb\\n\"", "v: |\n  a\n  b\n" },
                 { "\"123\\n\"", "v: |\n  123\n" },
                 { "\"a \\nb\"", "v: \"a \\nb\"\n" },
+                /* U+2028 and U+2029 escaped: YAML 1.2 readers do not take them for breaks. */
+                { "\"a\\u2028b\"", "v: \"a\\Lb\"\n" },
+                { "\"x\\u2029\\n\"", "v: \"x\\P\\n\"\n" },
         };
         /* Strings whose exact form is libyaml's business: they must only read back. */
         static const char *const tricky[] = {
@@ -1339,6 +1342,64 @@ START_TEST(test_mutations) {
 }
 END_TEST
 
+/* Pieces random strings are made of: indicators, quotes, breaks of every kind, spaces,
+ * digits and letters that spell numbers and booleans, and non-ASCII characters. */
+static const char *const pieces[] = {
+        " ", "  ", "\n", "\t", "\r", ":", ": ", "#", " #", "-", "- ", "?", "'", "\"", "\\", ",",
+        "[", "]", "{", "}", "&", "*", "!", "|", ">", "%", "@", "`", "~", ".", "0", "1", "9", "e",
+        "x", "o", "b", "_", "+", "y", "n", "true", "null", "inf", "nan", "---", "...", "a",
+        "\xc3\xa9", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xc2\x85", "\xc2\xa0", "\xef\xbb\xbf",
+        "\xf0\x9f\x98\x80", "\x01", "\x7f",
+};
+
+/* A random string of 0 to 7 pieces. */
+static char *random_string(uint64_t *rng) {
+        size_t n = (size_t) (next_random(rng) % 8);
+        char *s = calloc(1, 8 * 8 + 1);
+
+        ck_assert_ptr_nonnull(s);
+        for (size_t i = 0; i < n; i++)
+                strcat(s, pieces[next_random(rng) % ELEMENTSOF(pieces)]);
+        return s;
+}
+
+/* Random strings (as values, keys and items) and random numbers all round-trip exactly. */
+START_TEST(test_random_values) {
+        uint64_t rng = UINT64_C(0x0123456789abcdef);
+
+        for (unsigned iter = 0; iter < 2000; iter++) {
+                _cleanup_(json_object_putp) json_object *docs = json_object_new_array();
+                _cleanup_free_ char *text = NULL;
+                json_object *doc = json_object_new_object(), *seq = json_object_new_array();
+                uint64_t bits = next_random(&rng);
+                double d;
+
+                ck_assert_ptr_nonnull(docs);
+                ck_assert_ptr_nonnull(doc);
+                ck_assert_ptr_nonnull(seq);
+                for (unsigned k = 0; k < 4; k++) {
+                        _cleanup_free_ char *key = random_string(&rng), *value = random_string(&rng);
+                        _cleanup_free_ char *item = random_string(&rng);
+
+                        ck_assert_int_eq(json_object_object_add(doc, key, json_object_new_string(value)), 0);
+                        ck_assert_int_eq(json_object_array_add(seq, json_object_new_string(item)), 0);
+                }
+                memcpy(&d, &bits, sizeof d);
+                if (!isfinite(d))
+                        d = (double) (int64_t) bits;
+                ck_assert_int_eq(json_object_array_add(seq, json_object_new_double(d)), 0);
+                ck_assert_int_eq(json_object_array_add(seq, json_object_new_int64((int64_t) bits)), 0);
+                ck_assert_int_eq(json_object_array_add(seq, json_object_new_uint64(bits)), 0);
+                ck_assert_int_eq(json_object_array_add(seq,
+                                 json_object_new_double((double) (bits >> 11) / (double) (UINT64_C(1) << 53))), 0);
+                ck_assert_int_eq(json_object_object_add(doc, "\x01seq", seq), 0);
+                ck_assert_int_eq(json_object_array_add(docs, doc), 0);
+
+                text = assert_round_trip(docs);
+        }
+}
+END_TEST
+
 /* The suite. */
 static Suite *resource_yaml_suite(void) {
         Suite *s = suite_create("resource-yaml");
@@ -1388,6 +1449,7 @@ static Suite *resource_yaml_suite(void) {
 
         tc = tcase_create("mutations");
         tcase_add_test(tc, test_mutations);
+        tcase_add_test(tc, test_random_values);
         tcase_set_timeout(tc, 300);
         suite_add_tcase(s, tc);
 
