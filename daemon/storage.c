@@ -1000,7 +1000,7 @@ static void op_finish(StorageOp *op) {
         op_arm(op, 0);
 }
 
-/* libevent-independent completion of a detached abort: only logs. */
+/* Upstream: a detached abort answered; nobody waits for it, so this only logs. */
 static void on_abort_detached_done(const UpstreamResponse *resp, void *userdata) {
         (void) userdata;
 
@@ -2114,6 +2114,10 @@ static void on_get_done(const UpstreamResponse *resp, void *userdata) {
         uint64_t delay;
 
         op->req = NULL;
+        /* a wait for the descriptor belongs to this request: a resume must not inherit its
+         * idle timeout */
+        if (op->io)
+                (void) event_del(op->io);
         if (resp->status / 100 == 2 && etag && !op->object_etag &&
             free_and_strdup(&op->object_etag, etag) < 0) {
                 op_set_error(op, -ENOMEM, 0, NULL, "Out of memory");
@@ -2286,12 +2290,16 @@ fail:
 
 /* ---- cancel, free, statistics ------------------------------------------------------------- */
 
-/* Stops an operation's work: its request, its descriptor event, its multipart upload. */
+/* Stops an operation's work: its request, its descriptor, its multipart upload. The caller
+ * may close the descriptor as soon as this returns, so its flags go back now and it is not
+ * touched again (the operation itself is freed later, from the loop). */
 static void op_stop(StorageOp *op) {
         upstream_request_cancel(op->req);
         op->req = NULL;
         if (op->io)
                 (void) event_del(op->io);
+        op_restore_fd(op);
+        op->fd = -1;
         if (op->upload_id) {
                 op_abort_detached(op);
                 op->upload_id = mfree(op->upload_id);

@@ -14,17 +14,32 @@
  *   put           PutObject for objects up to runners.multipart_threshold_bytes; above it, a
  *                 multipart upload (CreateMultipartUpload, UploadPart × N of
  *                 runners.multipart_part_bytes, CompleteMultipartUpload; AbortMultipartUpload
- *                 on failure).
+ *                 on failure). Parts go one at a time. A stream (size unknown) is decided on
+ *                 its first part instead: one PutObject when it ends within part_size bytes,
+ *                 else multipart.
+ *   get           GetObject streamed into a descriptor or memory. A transfer cut by a network
+ *                 failure (or by the request deadline while it was moving) resumes from the
+ *                 next byte with "Range" and "If-Match: <ETag>".
  *
  * Memory stays flat whatever the object size: a regular file is streamed with pread() at
  * the offsets of each request (so a failed part can be retried); any other descriptor (pipe,
- * socket) is read sequentially, one part at a time, into one buffer of the part size.
+ * socket) is read sequentially, one part at a time, into one buffer of part_size + 1 bytes.
  * Downloads stream into the caller's descriptor; a pipe that is full pauses the transfer until
- * it is writable again. Nothing blocks the loop (pipes are read and written with O_NONBLOCK
- * semantics through MSG_DONTWAIT/an event on the descriptor; see storage.c).
+ * it is writable again. Nothing blocks the loop: sockets are read and written with
+ * MSG_DONTWAIT, pipes, FIFOs and character devices get O_NONBLOCK for the duration of the
+ * operation (their flags are restored before done runs), and an event on the descriptor says
+ * when to go on. A descriptor that moves no byte for 5 minutes fails the operation with
+ * -ETIMEDOUT. Writing to a pipe whose reader went away raises SIGPIPE: the process ignores
+ * it (the daemon does), and the operation fails with -EPIPE.
  *
  * Every request carries "x-amz-content-sha256: UNSIGNED-PAYLOAD". Errors carry the S3 error
  * code and message from the XML body.
+ *
+ * Life cycle: an operation handle is valid from its start until done has returned or until
+ * storage_cancel(); done is called exactly once from a libevent callback, never from inside
+ * a storage_* call. storage_cancel() is safe from any callback (progress included; a no-op
+ * from the operation's own done). storage_free() cancels everything without calling back;
+ * call it before upstream_free() and never from a progress callback.
  */
 #pragma once
 
@@ -47,15 +62,22 @@ typedef struct StorageCredentials {
 typedef struct StorageOptions {
         const char *endpoint_url;      /* e.g. "https://host/storage" (no trailing "/") */
         const char *region;            /* SigV4 region; NULL = "us-east-1" */
-        uint64_t multipart_threshold;  /* bytes; objects larger than this use multipart */
-        uint64_t part_size;            /* bytes per part (>= 5 MiB, the S3 minimum) */
+        uint64_t multipart_threshold;  /* bytes; objects larger than this use multipart
+                                        * (<= 5 GiB, the largest PutObject) */
+        uint64_t part_size;            /* bytes per part, 5 MiB (the S3 minimum) .. 5 GiB; a
+                                        * file that would need more than 10000 parts gets
+                                        * larger ones (whole MiB) */
         uint64_t timeout_ms;           /* per HTTP request; 0 = Upstream's default */
 } StorageOptions;
 
 /* Completion of an operation: error is 0 or a negative errno (-EREMOTEIO for an S3 error
- * answer, with status/code/message; -EIO/-EPIPE/-EBADF for the descriptor; network errors as
- * Upstream reports them). `bytes` is what was transferred. The strings are valid during the
- * call only. For storage_get_memory, data/len hold the object (NULL when error < 0). */
+ * answer, with status/code/message, also for a 200 whose body is an <Error>; -EBADMSG for an
+ * answer without the UploadId or ETag it must carry; -EIO/-EPIPE/-EBADF for the descriptor,
+ * -EIO also for a stream shorter or longer than its announced size; -ETIMEDOUT for an idle
+ * descriptor; -EFBIG past storage_get_memory's cap or 10000 parts of a stream; network errors
+ * as Upstream reports them). `bytes` is what was transferred. The strings are valid during
+ * the call only. For storage_get_memory, data/len hold the object (NUL-terminated; NULL when
+ * error < 0). */
 typedef struct StorageResult {
         int error;
         long status;              /* HTTP status of the failing request, 0 if none */
@@ -68,10 +90,14 @@ typedef struct StorageResult {
 } StorageResult;
 
 typedef void (*storage_done_cb)(const StorageResult *res, void *userdata);
-/* Progress: bytes transferred so far and the total (0 when unknown). */
+/* Progress: bytes transferred so far and the total (0 when unknown: streams and gets). Called
+ * at most every 64 KiB or 100 ms, from inside the transfer; the last call may come before the
+ * last byte, done carries the final count. */
 typedef void (*storage_progress_cb)(uint64_t done, uint64_t total, void *userdata);
 
-/* Creates the client on `base` over `upstream` (both borrowed). Copies the options. */
+/* Creates the client on `base` over `upstream` (both borrowed). Copies the options.
+ * -EINVAL for options out of range (endpoint not http(s), part size, threshold, a region
+ * that is not [A-Za-z0-9_-]). */
 int storage_new(struct event_base *base, Upstream *upstream, const StorageOptions *opts, Storage **ret);
 Storage *storage_free(Storage *s);
 /* Replaces the options for operations started from now on. */
@@ -82,13 +108,19 @@ int storage_set_options(Storage *s, const StorageOptions *opts);
 int storage_parse_url(const char *s3url, char **ret_bucket, char **ret_key);
 
 /* Builds the canonical endpoint URL for bucket/key plus an optional query (an array of
- * name/value pairs, NULL-terminated; values unencoded). Returns malloc'd or NULL on OOM. */
+ * name/value pairs, NULL-terminated; values unencoded; at most 16 pairs). Returns malloc'd
+ * or NULL on OOM. */
 char *storage_object_url(const Storage *s, const char *bucket, const char *key, const char *const *query);
 
 /* Uploads from `fd` (borrowed; the caller keeps it open until completion) to s3url.
  * `size` is the byte count for a regular file (from fstat; the object is the file from
- * offset 0), or -1 for a stream read until end of file. Calls progress (may be NULL) as bytes
- * go out and done exactly once, from a libevent callback. */
+ * offset 0), or -1 for a stream read until end of file (a regular file passed with -1 is
+ * read as a stream from its current position). A size given for any other descriptor is
+ * checked against what the stream delivers. Calls progress (may be NULL) as bytes go out and
+ * done exactly once, from a libevent callback. Returns 0, or -errno and never calls done:
+ * -EINVAL for a URL that is not s3://bucket/key, a key over 1024 bytes or with a "." or ".."
+ * segment (libcurl would remove it from the path), a key id that is empty or holds ':'.
+ * `ret` may be NULL. */
 int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred, int fd, int64_t size,
                    storage_progress_cb progress, storage_done_cb done, void *userdata, StorageOp **ret);
 
@@ -96,7 +128,8 @@ int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred
 int storage_put_memory(Storage *s, const char *s3url, const StorageCredentials *cred, const void *data,
                        size_t len, storage_done_cb done, void *userdata, StorageOp **ret);
 
-/* Downloads s3url into `fd` (borrowed), writing from the descriptor's current position. */
+/* Downloads s3url into `fd` (borrowed), writing from the descriptor's current position. After
+ * a failure the descriptor holds the `bytes` written so far. */
 int storage_get_fd(Storage *s, const char *s3url, const StorageCredentials *cred, int fd,
                    storage_progress_cb progress, storage_done_cb done, void *userdata, StorageOp **ret);
 
@@ -105,9 +138,12 @@ int storage_get_memory(Storage *s, const char *s3url, const StorageCredentials *
                        storage_done_cb done, void *userdata, StorageOp **ret);
 
 /* Cancels: the done callback is not called; a multipart upload in progress is aborted on the
- * server (fire and forget). NULL-safe. */
+ * server (fire and forget). The descriptor gets its flags back and is not used any more, so
+ * the caller may close it right away. NULL-safe; the handle is invalid afterwards. */
 void storage_cancel(StorageOp *op);
 
 /* Counters for daemon.status: {"puts", "multipart_uploads", "parts", "gets", "bytes_up",
- * "bytes_down", "errors"}. New reference. */
+ * "bytes_down", "errors"}: successful PutObjects, completed multipart uploads, stored parts,
+ * successful gets, bytes stored (PutObject and part bodies), bytes received, failed
+ * operations (cancelled ones are not counted). New reference. */
 struct json_object *storage_stats_json(const Storage *s);

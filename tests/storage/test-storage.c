@@ -663,7 +663,9 @@ START_TEST(test_small_roundtrip) {
         ck_assert_int_eq(mget.error, 0);
         ck_assert_uint_eq(mget.len, 0);
         ck_assert_ptr_nonnull(mget.data);
-        got = read_file(sim_object_path("mem/empty"), &n);
+        free(obj);
+        obj = sim_object_path("mem/empty");
+        got = read_file(obj, &n);
         ck_assert_uint_eq(n, 0);
         free(got);
 
@@ -854,6 +856,36 @@ START_TEST(test_pipe_multipart) {
         ck_assert_int_eq(sim_uploads(), 0);
         res_done(&a);
         res_done(&b);
+        ctx_done(&c);
+}
+END_TEST
+
+/* After storage_cancel() the descriptor is the caller's again: closed at once, its number
+ * reused, nothing touches the new one. */
+START_TEST(test_cancel_then_close_fd) {
+        Res put = {};
+        int p[2], q[2], n;
+        Ctx c;
+
+        ctx_init(&c);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        put.ctx = &c;
+        ck_assert_int_eq(storage_put_fd(c.st, "s3://" BUCKET "/cancel/fd", &good_cred, p[0], -1,
+                                        NULL, on_done, &put, &put.op), 0);
+        ck_assert_int_ne(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
+        storage_cancel(put.op);
+        ck_assert_int_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
+        n = p[0];
+        close(p[0]);
+        ck_assert_int_eq(pipe2(q, O_CLOEXEC | O_NONBLOCK), 0);
+        ck_assert_int_eq(q[0], n);
+        ctx_spin(&c, 100);
+        ck_assert_int_ne(fcntl(q[0], F_GETFL) & O_NONBLOCK, 0);
+        ck_assert_uint_eq(put.calls, 0);
+        close(p[1]);
+        close(q[0]);
+        close(q[1]);
+        res_done(&put);
         ctx_done(&c);
 }
 END_TEST
@@ -1627,6 +1659,7 @@ static Suite *storage_suite(bool slow) {
         tcase_add_test(tc, test_missing_object);
         tcase_add_test(tc, test_cancel_multipart);
         tcase_add_test(tc, test_cancel_get_and_early);
+        tcase_add_test(tc, test_cancel_then_close_fd);
         tcase_add_test(tc, test_part_failure_aborts);
         tcase_add_test(tc, test_dropped_part_retried);
         tcase_add_test(tc, test_get_resume);
