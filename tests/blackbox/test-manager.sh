@@ -217,6 +217,34 @@ ctl manager.find_ids_by_name '{"set_name":"no-such-name"}'; out=$OUT
 check_eq "an unknown name is not an error" "0" "$CTL_RC"
 check_match "an unknown name gives an empty list" '"runs":\[\]' "$out"
 
+# --- ordering by created_at, whatever order the server answers in ------------------------------------
+# A job list in no particular order, with fractions of seconds and UTC offsets: the daemon
+# must order by the instant, not by position or by the text.
+job_json() { # NAME SET KIND CREATED_AT
+        printf '{"name":"%s","set_name":"%s","parameters_name":"%s","display_name":"crafted","created_at":"%s","kind":"%s","status":"finished","exception":"","done":true,"progress":1.0,"deleted_at":null}' \
+                "$1" "$2" "$3" "$4" "$3"
+}
+S1=11111111-1111-4111-8111-111111111111
+S2=22222222-2222-4222-8222-222222222222
+S3=33333333-3333-4333-8333-333333333333
+list="{\"jobs\":[$(job_json j-offset "$S2" standard 2026-01-01T10:30:00+02:00),$(job_json j-old "$S1" standard 2026-01-01T08:00:00Z),$(job_json j-advice "$S2" advice 2026-01-01T12:00:00+00:00),$(job_json j-frac "$S3" signal_metrics 2026-01-01T09:00:00.25Z),$(job_json j-new "$S1" report 2026-01-01T09:00:00.500000+00:00)]}"
+sim_fault "{\"route\":\"GET /api/jobs\",\"status\":200,\"response\":$list}"
+ctl manager.get_last_jobs '{"count":3}'
+check_eq "get_last_jobs orders by creation instant, not by the server's order" "j-advice j-new j-frac" \
+        "$(json_strs name "$OUT" | tr '\n' ' ' | sed 's/ $//')"
+ctl manager.get_last_jobs '{"count":5}'
+check_eq "get_last_jobs: +02:00 is taken into account (10:30+02:00 is before 09:00Z)" "j-advice j-new j-frac j-offset j-old" \
+        "$(json_strs name "$OUT" | tr '\n' ' ' | sed 's/ $//')"
+ctl manager.find_ids_by_name '{"set_name":"crafted"}'
+check_eq "find_ids_by_name sorts runs by their newest non-advice job (fractions and offsets included)" \
+        "$S1 $S3 $S2" \
+        "$(grep -o '"set_name":"[^"]*","jobs"' <<<"$OUT" | sed 's/"set_name":"//; s/","jobs"//' | tr '\n' ' ' | sed 's/ $//')"
+check_match "the run of j-old and j-new holds both" "\"set_name\":\"$S1\",\"jobs\":\\[\\{\"name\":\"j-old\".*\\{\"name\":\"j-new\"" "$OUT"
+check_no_match "the advice job is in no run" 'j-advice' "$OUT"
+ctl manager.delete_job '{"name":"crafted"}'
+check_eq "delete_job on the crafted list: three runs are ambiguous" "9" "$CTL_RC"
+curl -sS -X DELETE "$SIM_URL/_sim/faults" >/dev/null
+
 # --- manager.delete_job / delete_job_by_id -------------------------------------------------------
 bulk=$(sim_count "POST /api/jobs/bulk-delete")
 ctl manager.delete_job '{"name":"no-such-name"}'; out=$OUT
@@ -310,6 +338,24 @@ check_eq "the error lists the 100 names of that batch" "100" \
         "$(grep -o '"errors":\[{"job_names":\[[^]]*\]' <<<"$out" | grep -o '"[0-9a-f-]\{36\}"' | wc -l)"
 ctl manager.get_job "{\"name\":\"$F1\"}"; out=$OUT
 check_match "the job of the failed batch still exists" '"deleted_at":null' "$out"
+
+# --- the compatibility check at start-up (server started with --compat) -------------------------------
+stop_daemon
+stop_sim
+checks=$(sim_count "GET /api/check_client")
+healths=$(sim_count "GET /api/health")
+start_sim --api-key "$SIM_KEY" --job-step-ms 0 --port "$SIM_PORT" --compat incompatible \
+        --compat-message "Start-up says no" --compat-recent 7.7.7 || fail "avatar-sim restarts with --compat"
+start_daemon || fail "avatard starts against an incompatible server"
+wait_for grep -q '"compatibility":{"status":"incompatible"' <("$AVATARCTL" --json status)
+st=$("$AVATARCTL" --json status)
+check_match "at start-up the daemon asks /check_client and daemon.status shows incompatible" \
+        '"compatibility":\{"status":"incompatible","verification":true,"answer":\{"message":"Start-up says no","most_recent_compatible_client":"7.7.7"' "$st"
+check_eq "the start-up check was made once" "$((checks + 1))" "$(sim_count "GET /api/check_client")"
+check_match "after an incompatible start-up check, get_health fails with the incompatibility error" \
+        '"code":-32003.*Start-up says no.*"most_recent_compatible_client":"7.7.7","daemon_version":"' "$(rpc manager.get_health)"
+check_eq "nothing else was asked of the server" "$healths" "$(sim_count "GET /api/health")"
+check_match "the incompatibility is logged" 'says this client is incompatible' "$(cat "$DAEMON_LOG")"
 
 check_no_sanitizer_reports
 finish
