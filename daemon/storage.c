@@ -10,6 +10,7 @@
  *   put, stream:          FILL ─► PUT   (the stream ended within the first part)├─► DONE
  *                         FILL ─► CREATE ─► PART ─► FILL ─► PART … ─► COMPLETE ─┤
  *   get:                  GET [─► RETRY_WAIT ─► GET (resumed with Range)] ──────┘
+ *   a 5xx answer to PUT, CREATE, PART, COMPLETE or GET:  RETRY_WAIT ─► the same request
  *
  *   a failure once an upload id exists:  ABORT ─► DONE (done runs after the abort answered)
  *   storage_cancel():                    CANCELLED ─► freed (the abort is fire and forget)
@@ -33,6 +34,10 @@
  *     "Range: bytes=N-" and "If-Match: <ETag>", at most STORAGE_RESUMES_MAX times in a row
  *     without progress. A request deadline that cut a transfer making progress resumes too,
  *     so timeout_ms bounds a stall, not the size of an object.
+ *   - Upstream hands HTTP errors back as they are, but S3 asks clients to repeat a request
+ *     that met 500, 502, 503 or 504 (InternalError, SlowDown), and even a 200 Complete whose
+ *     body is such an <Error>: every request here is idempotent, so it is repeated up to
+ *     STORAGE_HTTP_RETRIES_MAX times after a growing wait (or the server's Retry-After).
  *   - CompleteMultipartUpload is repeated after a network failure (by Upstream, or by libcurl
  *     on a reused connection); when it meets NoSuchUpload (an earlier attempt completed but
  *     its answer was lost), a HeadObject decides: the object is ours when its size and its
@@ -82,6 +87,9 @@
 #define STORAGE_RESUMES_MAX 5u                    /* GET resumes in a row without progress */
 #define STORAGE_RESUME_BASE_MS 200u
 #define STORAGE_RESUME_MAX_MS 5000u
+#define STORAGE_HTTP_RETRIES_MAX 3u               /* repeats of one request after a 5xx */
+#define STORAGE_HTTP_RETRY_BASE_MS 250u
+#define STORAGE_HTTP_RETRY_MAX_MS 5000u
 #define STORAGE_DEFAULT_REGION "us-east-1"
 
 typedef enum OpKind {
@@ -98,7 +106,7 @@ typedef enum OpPhase {
         PHASE_VERIFY,      /* HeadObject after a retried Complete met NoSuchUpload */
         PHASE_ABORT,       /* AbortMultipartUpload after a failure, before done */
         PHASE_GET,         /* GetObject in flight */
-        PHASE_RETRY_WAIT,  /* GetObject: waiting before a resume */
+        PHASE_RETRY_WAIT,  /* waiting to repeat the request of retry_phase */
         PHASE_DONE,        /* result set; the timer delivers it */
         PHASE_DELIVERING,  /* detached; done runs */
         PHASE_CANCELLED,   /* the timer frees it */
@@ -168,11 +176,14 @@ struct StorageOp {
         char *key;
         char *userpwd;            /* "id:secret", erased before free */
         uint64_t timeout_ms;
+        OpPhase retry_phase;      /* the request RETRY_WAIT repeats */
+        unsigned http_retries;    /* repeats of the current request after a 5xx */
 
         int fd;                   /* borrowed; -1 for memory operations */
         FdKind fd_kind;
         int fd_flags;             /* flags before we added O_NONBLOCK, or -1 */
         bool pollable;            /* epoll takes it (cleared when event_add refuses) */
+        unsigned idle_polls;      /* timer polls in a row that found nothing to do */
         char *note;               /* why a stream callback failed, for the message */
 
         /* put */
@@ -257,6 +268,10 @@ static const char *const headers_xml[] = {
 };
 
 static void op_start_part(StorageOp *op);
+static void op_send_part(StorageOp *op);
+static void op_start_complete(StorageOp *op);
+static int op_start_create(StorageOp *op);
+static int op_start_put(StorageOp *op);
 static void op_start_get(StorageOp *op);
 static void op_fill(StorageOp *op);
 static void on_fd_ready(evutil_socket_t fd, short what, void *userdata);
@@ -1079,6 +1094,9 @@ static int op_request(StorageOp *op, UpstreamCall *call, const char *const *quer
                 call->max_body_bytes = STORAGE_XML_MAX;
         free(op->note);
         op->note = NULL;
+        /* a new request (not a repeat) gets its own allowance of repeats */
+        if (op->phase != PHASE_RETRY_WAIT)
+                op->http_retries = 0;
         return upstream_request_start(op->storage->upstream, call, cb, op, &op->req);
 }
 
@@ -1153,6 +1171,75 @@ static void op_deliver(StorageOp *op) {
         op_free(op);
 }
 
+/* Whether an answer asks to be repeated later: a 5xx, or a 200 carrying an <Error> that S3
+ * documents as transient (a CompleteMultipartUpload can end so). */
+static bool answer_is_transient(const UpstreamResponse *resp) {
+        _cleanup_free_ char *code = NULL;
+
+        if (resp->error < 0)
+                return false;
+        if (resp->status == 500 || resp->status == 502 || resp->status == 503 ||
+            resp->status == 504)
+                return true;
+        if (resp->status != 200 || !xml_root_is(resp->body, resp->body_len, "Error") ||
+            xml_element_text(resp->body, resp->body_len, "Code", &code) < 0)
+                return false;
+        return streq(code, "InternalError") || streq(code, "SlowDown");
+}
+
+/* After a transient answer: schedules the same request again, unless it was repeated
+ * enough. Returns true when it will be. */
+static bool op_retry_later(StorageOp *op, const UpstreamResponse *resp) {
+        uint64_t delay;
+
+        if (!answer_is_transient(resp) || op->http_retries >= STORAGE_HTTP_RETRIES_MAX)
+                return false;
+        op->http_retries++;
+        delay = MIN((uint64_t) STORAGE_HTTP_RETRY_BASE_MS << (op->http_retries - 1),
+                    (uint64_t) STORAGE_HTTP_RETRY_MAX_MS);
+        if (resp->retry_after_ms > 0)
+                delay = MIN(MAX(delay, (uint64_t) resp->retry_after_ms),
+                            (uint64_t) STORAGE_HTTP_RETRY_MAX_MS);
+        log_debug("s3://%s/%s: %s answered HTTP %ld, repeating in %" PRIu64 " ms (%u/%u)",
+                  op->bucket, op->key, phase_to_string(op->phase), resp->status, delay,
+                  op->http_retries, STORAGE_HTTP_RETRIES_MAX);
+        op->retry_phase = op->phase;
+        op->phase = PHASE_RETRY_WAIT;
+        op_arm(op, delay);
+        return true;
+}
+
+/* The wait is over: repeats the request of retry_phase. */
+static void op_retry_now(StorageOp *op) {
+        int r = 0;
+
+        switch (op->retry_phase) {
+        case PHASE_GET:
+                op_start_get(op);
+                return;
+        case PHASE_PART:
+                op_send_part(op);
+                return;
+        case PHASE_COMPLETE:
+                op_start_complete(op);
+                return;
+        case PHASE_PUT:
+                r = op_start_put(op);
+                break;
+        case PHASE_CREATE:
+                r = op_start_create(op);
+                break;
+        default:
+                assert(false);
+                r = -EINVAL;
+        }
+        if (r < 0) {
+                op_set_error(op, r, 0, NULL, "%s: %s", phase_to_string(op->retry_phase),
+                             strerror(-r));
+                op_fail(op);
+        }
+}
+
 /* libevent: the operation's timer (see the state diagram at the top). */
 static void on_op_timer(evutil_socket_t fd, short what, void *userdata) {
         StorageOp *op = userdata;
@@ -1176,7 +1263,7 @@ static void on_op_timer(evutil_socket_t fd, short what, void *userdata) {
                 upstream_request_resume(op->req); /* same, for writing */
                 break;
         case PHASE_RETRY_WAIT:
-                op_start_get(op);
+                op_retry_now(op);
                 break;
         default:
                 break;
@@ -1184,9 +1271,13 @@ static void on_op_timer(evutil_socket_t fd, short what, void *userdata) {
 }
 
 /* Waits until the descriptor is ready (EV_READ for a put, EV_WRITE for a get), at most
- * STORAGE_IDLE_MS; a descriptor epoll refuses never blocks, so the timer polls it. */
+ * STORAGE_IDLE_MS; a descriptor epoll refuses is polled from the timer instead (after
+ * -EAGAIN every STORAGE_EAGAIN_RETRY_MS, within the same idle bound). */
 static int op_wait_fd(StorageOp *op, bool eagain) {
         struct timeval idle = ms_to_timeval(STORAGE_IDLE_MS);
+
+        if (!eagain)
+                op->idle_polls = 0;
 
         if (op->pollable) {
                 if (!op->io) {
@@ -1198,9 +1289,11 @@ static int op_wait_fd(StorageOp *op, bool eagain) {
                 }
                 if (event_add(op->io, &idle) == 0)
                         return 0;
-                /* e.g. /dev/zero: epoll_ctl() says EPERM; such a device does not block */
+                /* epoll_ctl() refused it after all (EPERM): poll it from the timer */
                 op->pollable = false;
         }
+        if (eagain && ++op->idle_polls > STORAGE_IDLE_MS / STORAGE_EAGAIN_RETRY_MS)
+                return -ETIMEDOUT;
         op_arm(op, eagain ? STORAGE_EAGAIN_RETRY_MS : 0);
         return 0;
 }
@@ -1343,7 +1436,9 @@ static int op_adopt_fd(StorageOp *op, int fd, struct stat *ret_st) {
         if (S_ISDIR(ret_st->st_mode))
                 return -EISDIR;
         op->fd_kind = FD_OTHER;
-        op->pollable = true;
+        /* epoll refuses most character devices (/dev/null, /dev/zero: they never block and
+         * are read from the timer); pipes, FIFOs and terminals it takes */
+        op->pollable = S_ISFIFO(ret_st->st_mode) || isatty(fd);
         flags = fcntl(fd, F_GETFL);
         if (flags < 0)
                 return -errno;
@@ -1427,6 +1522,8 @@ static void on_put_done(const UpstreamResponse *resp, void *userdata) {
                 op_fail(op);
                 return;
         }
+        if (op_retry_later(op, resp))
+                return;
         if (resp->status != 200) {
                 op_set_error_answer(op, resp, "PutObject");
                 op_fail(op);
@@ -1530,6 +1627,8 @@ static void on_complete_done(const UpstreamResponse *resp, void *userdata) {
                 op_fail(op);
                 return;
         }
+        if (op_retry_later(op, resp))
+                return;
         /* S3 may fail a Complete after it said 200: the body is then an <Error>. */
         if (resp->status != 200 || xml_root_is(resp->body, resp->body_len, "Error")) {
                 op_set_error_answer(op, resp, "CompleteMultipartUpload");
@@ -1612,6 +1711,8 @@ static void on_part_done(const UpstreamResponse *resp, void *userdata) {
                 op_fail(op);
                 return;
         }
+        if (op_retry_later(op, resp))
+                return;
         if (resp->status != 200) {
                 op_set_error_answer(op, resp, "UploadPart");
                 op_fail(op);
@@ -1660,10 +1761,6 @@ static void on_part_done(const UpstreamResponse *resp, void *userdata) {
 
 /* Starts UploadPart for the next part. */
 static void op_start_part(StorageOp *op) {
-        char number[16];
-        UpstreamCall call;
-        int r;
-
         if (op->part_number >= STORAGE_PARTS_MAX) {
                 op_set_error(op, -EFBIG, 0, NULL,
                              "The stream exceeds %u parts of %" PRIu64 " bytes",
@@ -1672,7 +1769,6 @@ static void op_start_part(StorageOp *op) {
                 return;
         }
         op->part_number++;
-        op->body_pos = 0;
         if (op->source == SOURCE_STREAM) {
                 op->body_mem = op->buf;
                 op->body_off = 0;
@@ -1682,6 +1778,16 @@ static void op_start_part(StorageOp *op) {
                 op->body_len = MIN(op->part_size, op->size - op->sent);
                 op->body_mem = op->source == SOURCE_MEMORY ? op->buf + op->sent : NULL;
         }
+        op_send_part(op);
+}
+
+/* Sends UploadPart for the current part (again, after a transient answer). */
+static void op_send_part(StorageOp *op) {
+        char number[16];
+        UpstreamCall call;
+        int r;
+
+        op->body_pos = 0;
         snprintf(number, sizeof(number), "%u", op->part_number);
         call = (UpstreamCall) {
                 .method = UPSTREAM_PUT,
@@ -1715,6 +1821,8 @@ static void on_create_done(const UpstreamResponse *resp, void *userdata) {
                 op_fail(op);
                 return;
         }
+        if (op_retry_later(op, resp))
+                return;
         if (resp->status != 200 || xml_root_is(resp->body, resp->body_len, "Error")) {
                 op_set_error_answer(op, resp, "CreateMultipartUpload");
                 op_fail(op);
@@ -1823,6 +1931,7 @@ static void op_fill(StorageOp *op) {
                 }
                 op->buf_fill += (size_t) k;
                 op->stream_read += (uint64_t) k;
+                op->idle_polls = 0;
                 burst += (size_t) k;
                 if (op->size_known && op->stream_read > op->size) {
                         op_set_error(op, -EIO, 0, NULL,
@@ -1835,8 +1944,12 @@ static void op_fill(StorageOp *op) {
         op_stream_part_ready(op);
         return;
 fail:
-        op_set_error(op, r, 0, NULL, "Failed to wait for the upload descriptor: %s",
-                     strerror(-r));
+        if (r == -ETIMEDOUT)
+                op_set_error(op, r, 0, NULL, "No data from the upload descriptor for %u s",
+                             STORAGE_IDLE_MS / 1000u);
+        else
+                op_set_error(op, r, 0, NULL, "Failed to wait for the upload descriptor: %s",
+                             strerror(-r));
         op_fail(op);
 }
 
@@ -1998,8 +2111,10 @@ static ssize_t on_get_sink(void *userdata, const char *buf, size_t len) {
                                           op->max_bytes + 1);
                         char *p = realloc(op->data, want);
 
-                        if (!p)
+                        if (!p) {
+                                op_note(op, "out of memory for %zu bytes", want);
                                 return -ENOMEM;
+                        }
                         op->data = p;
                         op->data_alloc = want;
                 }
@@ -2018,6 +2133,12 @@ static ssize_t on_get_sink(void *userdata, const char *buf, size_t len) {
                         if (k == -EAGAIN) {
                                 op->skip = done_here;
                                 r = op_wait_fd(op, true);
+                                if (r == -ETIMEDOUT)
+                                        op_note(op, "the download descriptor took no data for "
+                                                "%u s", STORAGE_IDLE_MS / 1000u);
+                                else if (r < 0)
+                                        op_note(op, "cannot wait for the download descriptor: "
+                                                "%s", strerror(-r));
                                 if (r < 0)
                                         return r;
                                 return -EAGAIN;
@@ -2030,6 +2151,7 @@ static ssize_t on_get_sink(void *userdata, const char *buf, size_t len) {
                         }
                         done_here += (size_t) k;
                         op->received += (uint64_t) k;
+                        op->idle_polls = 0;
                 }
                 op->skip -= MIN(op->skip, (uint64_t) len);
         }
@@ -2130,7 +2252,8 @@ static void on_get_done(const UpstreamResponse *resp, void *userdata) {
         }
 
         if (resp->error < 0) {
-                if (get_error_is_resumable(resp->error, progress) &&
+                /* a note says our own sink failed (the descriptor, memory): no resume */
+                if (!op->note && get_error_is_resumable(resp->error, progress) &&
                     (progress || op->resumes < STORAGE_RESUMES_MAX)) {
                         op->resumes = progress ? 0 : op->resumes + 1;
                         delay = progress ? 0 : MIN((uint64_t) STORAGE_RESUME_BASE_MS
@@ -2139,19 +2262,18 @@ static void on_get_done(const UpstreamResponse *resp, void *userdata) {
                         log_debug("s3://%s/%s: GetObject failed after %" PRIu64 " bytes (%s), "
                                   "resuming in %" PRIu64 " ms", op->bucket, op->key,
                                   op->received, resp->error_text, delay);
+                        op->retry_phase = PHASE_GET;
                         op->phase = PHASE_RETRY_WAIT;
                         op_arm(op, delay);
                         return;
                 }
-                if (resp->error == -EFBIG)
-                        op_set_error(op, -EFBIG, resp->status, NULL, "GetObject: %s",
-                                     strna(op->note));
-                else
-                        op_set_error_transport(op, resp, "GetObject");
+                op_set_error_transport(op, resp, "GetObject");
                 op_fail(op);
                 return;
         }
 
+        if (op_retry_later(op, resp))
+                return;
         if (resp->status == 200 || resp->status == 206) {
                 if (free_and_strdup(&op->etag, op->object_etag ?: etag) < 0) {
                         op_set_error(op, -ENOMEM, 0, NULL, "Out of memory");

@@ -27,8 +27,8 @@
  * Downloads stream into the caller's descriptor; a pipe that is full pauses the transfer until
  * it is writable again. Nothing blocks the loop: sockets are read and written with
  * MSG_DONTWAIT, pipes, FIFOs and character devices get O_NONBLOCK for the duration of the
- * operation (their flags are restored before done runs), and an event on the descriptor says
- * when to go on. A descriptor that moves no byte for 5 minutes fails the operation with
+ * operation (their flags are restored before done runs), and an event on the descriptor (a
+ * timer for devices epoll refuses, such as /dev/null) says when to go on. A descriptor that moves no byte for 5 minutes fails the operation with
  * -ETIMEDOUT. Writing to a pipe whose reader went away raises SIGPIPE: the process ignores
  * it (the daemon does), and the operation fails with -EPIPE.
  *

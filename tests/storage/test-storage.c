@@ -1154,7 +1154,8 @@ START_TEST(test_cancel_get_and_early) {
 }
 END_TEST
 
-/* A part that fails with 500 fails the upload; the upload is aborted before done runs. */
+/* A part that keeps failing with 500 fails the upload after the repeats; the upload is
+ * aborted before done runs. */
 START_TEST(test_part_failure_aborts) {
         char *src = make_file("fail.bin", 13 * MIB, 5), *obj = sim_object_path("fail/x.bin");
         struct stat st;
@@ -1163,14 +1164,14 @@ START_TEST(test_part_failure_aborts) {
         Ctx c;
 
         ctx_init(&c);
-        sim_fault("{\"route\": \"" ROUTE_PART "\", \"status\": 500, \"count\": 1}");
+        sim_fault("{\"route\": \"" ROUTE_PART "\", \"status\": 500}");
         fd = put_file(&c, "s3://" BUCKET "/fail/x.bin", src, &put);
         ctx_run(&c, 1);
         close(fd);
         ck_assert_int_eq(put.error, -EREMOTEIO);
         ck_assert_int_eq(put.status, 500);
         ck_assert_ptr_nonnull(put.message);
-        ck_assert_int_eq(sim_route(ROUTE_PART), 1);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 4);
         ck_assert_int_eq(sim_route(ROUTE_ABORT), 1);
         ck_assert_int_eq(sim_uploads(), 0);
         ck_assert_int_lt(stat(obj, &st), 0);
@@ -1179,6 +1180,48 @@ START_TEST(test_part_failure_aborts) {
         unlink(src);
         free(src);
         free(obj);
+}
+END_TEST
+
+/* S3's transient answers (500, 503) are repeated: a part, a PutObject, a Create, a
+ * Complete and a GetObject each meet one or two and still succeed. */
+START_TEST(test_5xx_retried) {
+        char *src = make_file("5xx.bin", 13 * MIB, 12), *small = make_file("5xx-small.bin",
+                                                                          1000, 13);
+        char *obj = sim_object_path("5xx/x.bin"), *dst = work_path("5xx.out");
+        Res put = {}, put2 = {}, get = {};
+        int dfd;
+        Ctx c;
+
+        ctx_init(&c);
+        sim_fault("{\"route\": \"" ROUTE_PART "\", \"status\": 503, \"count\": 2}");
+        sim_fault("{\"route\": \"" ROUTE_CREATE "\", \"status\": 500, \"count\": 1}");
+        sim_fault("{\"route\": \"" ROUTE_COMPLETE "\", \"status\": 503, \"count\": 1}");
+        sim_fault("{\"route\": \"" ROUTE_PUT "\", \"status\": 500, \"count\": 1}");
+        sim_fault("{\"route\": \"" ROUTE_GET "\", \"status\": 503, \"count\": 1}");
+        upload_file_ok(&c, "s3://" BUCKET "/5xx/x.bin", src, &put);
+        ck_assert_int_eq(sim_route(ROUTE_CREATE), 2);
+        ck_assert_int_eq(sim_route(ROUTE_PART), 5);
+        ck_assert_int_eq(sim_route(ROUTE_COMPLETE), 2);
+        assert_same_files(src, obj);
+        upload_file_ok(&c, "s3://" BUCKET "/5xx/small.bin", small, &put2);
+        ck_assert_int_eq(sim_route(ROUTE_PUT), 2);
+        get_file(&c, "s3://" BUCKET "/5xx/x.bin", dst, &get, &dfd);
+        ctx_run(&c, 3);
+        close(dfd);
+        ck_assert_int_eq(get.error, 0);
+        ck_assert_int_eq(sim_route(ROUTE_GET), 2);
+        assert_same_files(src, dst);
+        res_done(&put);
+        res_done(&put2);
+        res_done(&get);
+        ctx_done(&c);
+        unlink(src);
+        unlink(dst);
+        free(src);
+        free(small);
+        free(obj);
+        free(dst);
 }
 END_TEST
 
@@ -1292,11 +1335,13 @@ START_TEST(test_get_memory_cap) {
 }
 END_TEST
 
-/* A put from /dev/zero-like devices epoll refuses still never blocks: here a regular file
- * passed with size -1 is read as a stream. */
+/* Descriptors epoll refuses are read from the timer: a regular file passed with size -1 is
+ * read as a stream, /dev/null is an empty stream and a download sink. */
 START_TEST(test_regular_file_as_stream) {
         char *src = make_file("stream-file.bin", 6 * MIB + 3, 21), *obj = sim_object_path("sf/x");
-        Res put = {};
+        char *empty = sim_object_path("sf/empty");
+        Res put = {}, null_put = {}, null_get = {};
+        struct stat st;
         int fd;
         Ctx c;
 
@@ -1310,11 +1355,32 @@ START_TEST(test_regular_file_as_stream) {
         ck_assert_int_eq(put.error, 0);
         ck_assert_int_eq(sim_route(ROUTE_PART), 2);
         assert_same_files(src, obj);
+
+        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        null_put.ctx = null_get.ctx = &c;
+        ck_assert_int_eq(storage_put_fd(c.st, "s3://" BUCKET "/sf/empty", &good_cred, fd, -1,
+                                        NULL, on_done, &null_put, &null_put.op), 0);
+        ctx_run(&c, 2);
+        ck_assert_int_eq(null_put.error, 0);
+        ck_assert_int_eq(stat(empty, &st), 0);
+        ck_assert_int_eq(st.st_size, 0);
+        ck_assert_int_eq(storage_get_fd(c.st, "s3://" BUCKET "/sf/x", &good_cred, fd, NULL,
+                                        on_done, &null_get, &null_get.op), 0);
+        ctx_run(&c, 3);
+        ck_assert_int_eq(null_get.error, 0);
+        ck_assert_uint_eq(null_get.bytes, 6 * MIB + 3);
+        ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+        close(fd);
+
         res_done(&put);
+        res_done(&null_put);
+        res_done(&null_get);
         ctx_done(&c);
         unlink(src);
         free(src);
         free(obj);
+        free(empty);
 }
 END_TEST
 
@@ -1378,7 +1444,8 @@ static void ctx_init_fake(Ctx *c) {
 }
 
 /* Comments, namespaces, white space and entities in the XML; the canonical URIs and the
- * headers on the wire; S3 failing a Complete with a 200 that carries an <Error>. */
+ * headers on the wire; S3 failing a Complete with a 200 that carries an <Error>, repeated
+ * like a 5xx, then given up on and the upload aborted. */
 START_TEST(test_fake_complete_error_in_200) {
         static const char create[] =
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- <UploadId>decoy</UploadId> -->\n"
@@ -1403,8 +1470,11 @@ START_TEST(test_fake_complete_error_in_200) {
                 { .status = 200, .headers = { "ETag: \"e1\"" } },
                 { .status = 200, .headers = { "ETag: \"e&2\"" } },
                 { .status = 200, .body = complete_error },
+                { .status = 200, .body = complete_error },
+                { .status = 200, .body = complete_error },
+                { .status = 200, .body = complete_error },
                 { .status = 204 },
-        }, 5), 0);
+        }, 8), 0);
         put.ctx = &c;
         ck_assert_int_eq(storage_put_memory(c.st, "s3://bkt/dir/k +.bin", &good_cred, data, len,
                                             on_done, &put, &put.op), 0);
@@ -1413,7 +1483,7 @@ START_TEST(test_fake_complete_error_in_200) {
         ck_assert_int_eq(put.status, 200);
         ck_assert_str_eq(put.code, "InternalError");
         ck_assert_ptr_nonnull(strstr(put.message, "We encountered an internal error"));
-        ck_assert_uint_eq(fake_http_n_requests(c.fake), 5);
+        ck_assert_uint_eq(fake_http_n_requests(c.fake), 8);
 
         fr = fake_http_request(c.fake, 0);
         ck_assert_str_eq(fr->method, "POST");
@@ -1439,7 +1509,10 @@ START_TEST(test_fake_complete_error_in_200) {
                                    "<Part><PartNumber>2</PartNumber><ETag>\"e&amp;2\"</ETag></Part>"
                                    "</CompleteMultipartUpload>");
         ck_assert_str_eq(fake_request_header(fr, "Content-Type"), "application/xml");
-        fr = fake_http_request(c.fake, 4);
+        for (size_t i = 4; i < 7; i++)
+                ck_assert_str_eq(fake_http_request(c.fake, i)->body,
+                                 fake_http_request(c.fake, 3)->body);
+        fr = fake_http_request(c.fake, 7);
         ck_assert_str_eq(fr->method, "DELETE");
         ck_assert_str_eq(fr->uri, "/bkt/dir/k%20%2B.bin?uploadId=up%261%2F%3D");
         res_done(&put);
@@ -1567,14 +1640,15 @@ static uint64_t status_kib(const char *field) {
         return v;
 }
 
-/* A 1 GiB sparse file goes up in 16 MiB parts with VmHWM growing less than 32 MiB. */
+/* A 1 GiB sparse file goes up in 16 MiB parts and comes back into /dev/null with VmHWM
+ * growing less than 32 MiB; prints the throughput. */
 START_TEST(test_rss_1gib) {
         const uint64_t size = (uint64_t) 1 << 30;
         char *src = work_path("1gib.bin"), *obj = sim_object_path("rss/1gib.bin");
         uint64_t hwm0, hwm1, rss1, t0, t1;
         StorageOptions so;
         struct stat st;
-        Res put = {};
+        Res put = {}, get = {};
         int fd;
         Ctx c;
 
@@ -1617,6 +1691,25 @@ START_TEST(test_rss_1gib) {
         ck_assert_int_eq(stat(obj, &st), 0);
         ck_assert_int_eq(st.st_size, (off_t) size);
         ck_assert_msg(hwm1 - hwm0 < 32 * 1024, "VmHWM grew by %" PRIu64 " KiB", hwm1 - hwm0);
+
+        get.ctx = &c;
+        fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        t0 = now_ms();
+        ck_assert_int_eq(storage_get_fd(c.st, "s3://" BUCKET "/rss/1gib.bin", &good_cred, fd,
+                                        NULL, on_done, &get, &get.op), 0);
+        ctx_run(&c, 2);
+        t1 = now_ms();
+        close(fd);
+        ck_assert_int_eq(get.error, 0);
+        ck_assert_uint_eq(get.bytes, size);
+        hwm1 = status_kib("VmHWM");
+        printf("storage: 1 GiB download in %" PRIu64 " ms (%.1f MiB/s), VmHWM +%" PRIu64
+               " KiB in all\n", t1 - t0, 1024.0 * 1000.0 / (double) MAX(t1 - t0, (uint64_t) 1),
+               hwm1 - hwm0);
+        fflush(stdout);
+        ck_assert_msg(hwm1 - hwm0 < 32 * 1024, "VmHWM grew by %" PRIu64 " KiB", hwm1 - hwm0);
+        res_done(&get);
         unlink(obj);
         unlink(src);
         res_done(&put);
@@ -1662,6 +1755,7 @@ static Suite *storage_suite(bool slow) {
         tcase_add_test(tc, test_cancel_then_close_fd);
         tcase_add_test(tc, test_part_failure_aborts);
         tcase_add_test(tc, test_dropped_part_retried);
+        tcase_add_test(tc, test_5xx_retried);
         tcase_add_test(tc, test_get_resume);
         tcase_add_test(tc, test_get_memory_cap);
         tcase_add_test(tc, test_regular_file_as_stream);
