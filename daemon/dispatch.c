@@ -46,6 +46,7 @@ struct Batch {
 static const MethodDef *const method_tables[] = {
         methods_daemon,
         methods_manager,
+        methods_runner,
 };
 
 /* Orders entries by name. */

@@ -52,6 +52,7 @@ typedef struct MethodDef {
 /* Method tables, one per methods-*.c file, each terminated by an entry with name NULL. */
 extern const MethodDef methods_daemon[];
 extern const MethodDef methods_manager[];
+extern const MethodDef methods_runner[];
 
 typedef void (*CallCancelHandler)(Call *c, void *userdata);
 

@@ -1996,6 +1996,8 @@ static void on_download_results(Op *op, const ApiError *err) {
         }
         free(d->file_name);
         d->file_name = result_file_name(url);
+        if (!d->table && result_kinds_per_table(d->result) && d->file_name)
+                d->table = result_table(d->file_name);
         q = access_start(op, url, on_download_access);
         json_object_put(matches);
         if (q < 0)

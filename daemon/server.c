@@ -22,6 +22,7 @@
 #include "poller.h"
 #include "protocol.h"
 #include "runner.h"
+#include "storage.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -112,6 +113,16 @@ static void upstream_options_from(const Config *c, UpstreamOptions *o) {
         };
 }
 
+/* The storage client's options from the configuration. */
+static void storage_options_from(const Config *c, StorageOptions *o) {
+        *o = (StorageOptions){
+                .endpoint_url = c->storage_url,
+                .multipart_threshold = c->multipart_threshold_bytes,
+                .part_size = c->multipart_part_bytes,
+                .timeout_ms = (uint64_t) c->timeout_s * 1000,
+        };
+}
+
 /* Loads the credential for config c. Returns 0 with *ret (possibly of kind NONE) or -errno
  * with a description in *ret_error. */
 static int server_load_credential(const Server *s, const Config *c, Credential **ret, char **ret_error) {
@@ -174,6 +185,14 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
                 r = poller_new(base, s->api, s->cache, s->config, &s->poller);
                 if (r < 0)
                         return r;
+                {
+                        StorageOptions so;
+
+                        storage_options_from(s->config, &so);
+                        r = storage_new(base, s->upstream, &so, &s->storage);
+                        if (r < 0)
+                                return r;
+                }
                 r = server_load_credential(s, s->config, &cred, ret_error);
                 if (r < 0)
                         return -EINVAL;
@@ -201,6 +220,7 @@ Server *server_free(Server *s) {
                 client_disconnect(c, "daemon stopped");
         listener_free(s->listener);
         runners_free(s->runners);
+        storage_free(s->storage);
         poller_free(s->poller);
         cache_free(s->cache);
         api_free(s->api);
@@ -449,6 +469,12 @@ int server_reload(Server *s, char **ret_error) {
 
         api_set_config(s->api, n);
         poller_set_config(s->poller, n);
+        {
+                StorageOptions so;
+
+                storage_options_from(n, &so);
+                (void) storage_set_options(s->storage, &so);
+        }
         config_free(s->config);
         s->config = n;
         log_set_max_level(n->log_level);
@@ -615,6 +641,7 @@ json_object *server_status_json(Server *s) {
         json_object_object_add(o, "upstream", server_upstream_json(s));
         json_object_object_add(o, "cache", cache_stats_json(s->cache));
         json_object_object_add(o, "poller", poller_stats_json(s->poller));
+        json_object_object_add(o, "storage", storage_stats_json(s->storage));
         if (s->runners)
                 json_object_object_add(o, "runners", runners_stats_json(s->runners));
         return o;

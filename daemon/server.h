@@ -29,6 +29,7 @@ typedef struct Listener Listener;
 typedef struct OpenRpc OpenRpc;
 typedef struct Poller Poller;
 typedef struct Runners Runners;
+typedef struct Storage Storage;
 typedef struct Server Server;
 typedef struct Upstream Upstream;
 
@@ -70,6 +71,7 @@ struct Server {
         Cache *cache;
         Poller *poller;
         Runners *runners;
+        Storage *storage;
 
         struct ClientList clients;
         unsigned n_clients;
