@@ -87,6 +87,8 @@
 #define STORAGE_RESUMES_MAX 5u                    /* GET resumes in a row without progress */
 #define STORAGE_RESUME_BASE_MS 200u
 #define STORAGE_RESUME_MAX_MS 5000u
+#define STORAGE_BODY_RATE_MIN (256u * 1024u)      /* bytes/s a body deadline allows for */
+#define STORAGE_TIMEOUT_DEFAULT_MS 60000u         /* Upstream's, when timeout_ms is 0 */
 #define STORAGE_HTTP_RETRIES_MAX 3u               /* repeats of one request after a 5xx */
 #define STORAGE_HTTP_RETRY_BASE_MS 250u
 #define STORAGE_HTTP_RETRY_MAX_MS 5000u
@@ -1089,6 +1091,12 @@ static int op_request(StorageOp *op, UpstreamCall *call, const char *const *quer
         call->aws_sigv4 = op->sigv4;
         call->userpwd = op->userpwd;
         call->timeout_ms = op->timeout_ms;
+        /* A body must fit in the deadline: allow for it at STORAGE_BODY_RATE_MIN, or a large
+         * PutObject on a slow link would time out on every attempt. */
+        if (call->body_read && call->body_size > 0)
+                call->timeout_ms = (op->timeout_ms ?: STORAGE_TIMEOUT_DEFAULT_MS) +
+                                   (uint64_t) call->body_size * MSEC_PER_SEC /
+                                           STORAGE_BODY_RATE_MIN;
         call->stream_userdata = op;
         if (call->max_body_bytes == 0)
                 call->max_body_bytes = STORAGE_XML_MAX;

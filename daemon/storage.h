@@ -67,7 +67,8 @@ typedef struct StorageOptions {
         uint64_t part_size;            /* bytes per part, 5 MiB (the S3 minimum) .. 5 GiB; a
                                         * file that would need more than 10000 parts gets
                                         * larger ones (whole MiB) */
-        uint64_t timeout_ms;           /* per HTTP request; 0 = Upstream's default */
+        uint64_t timeout_ms;           /* per HTTP request; 0 = Upstream's default; a
+                                        * request with a body gets 1 s more per 256 KiB */
 } StorageOptions;
 
 /* Completion of an operation: error is 0 or a negative errno (-EREMOTEIO for an S3 error
