@@ -33,7 +33,10 @@
  * it (the daemon does), and the operation fails with -EPIPE.
  *
  * Every request carries "x-amz-content-sha256: UNSIGNED-PAYLOAD". Errors carry the S3 error
- * code and message from the XML body.
+ * code and message from the XML body. Network failures are retried by Upstream (rewinding
+ * the body from its source); the answers S3 calls transient (500, 502, 503, 504, and a 200
+ * Complete whose body is an InternalError or SlowDown <Error>) are repeated here, up to 3
+ * times, after 250 ms, 500 ms and 1 s (or the server's Retry-After, at most 5 s).
  *
  * Life cycle: an operation handle is valid from its start until done has returned or until
  * storage_cancel(); done is called exactly once from a libevent callback, never from inside
