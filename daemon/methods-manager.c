@@ -25,6 +25,7 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "manager.h"
+#include "op.h"
 #include "server.h"
 
 /* Jobs removed per POST /jobs/bulk-delete (the contract's maximum). */
@@ -41,11 +42,6 @@ static const char deprecation_warning[] =
         "For more information, see: https://python.docs.octopize.io/latest/user_guide.html";
 
 /* ---- small helpers ---------------------------------------------------------------- */
-
-/* Finishes a call with an API error. */
-static int reply_api_error(Call *c, const ApiError *e) {
-        return call_reply_error(c, e->code, e->message, api_error_data(e));
-}
 
 /* Parses an ISO-8601 timestamp with optional fraction and offset into seconds since the
  * epoch. Returns 0 or -EINVAL. */
@@ -95,15 +91,6 @@ static double job_time(json_object *job) {
         return t;
 }
 
-/* A string member of an object, or NULL. */
-static const char *str_member(json_object *o, const char *key) {
-        json_object *v;
-
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
-}
-
 /* The "jobs" array of a JobResponseList, or NULL when the answer has another shape. */
 static json_object *jobs_array(json_object *list) {
         json_object *jobs;
@@ -126,115 +113,15 @@ static void mark_freshness(json_object *o, double age_s, bool stale) {
         json_object_object_add(o, "age_s", json_new_rounded(age_s, 3));
 }
 
-/* Deep copy or NULL on OOM. */
-static json_object *copy(json_object *o) {
-        json_object *n = NULL;
-
-        if (json_object_deep_copy(o, &n, NULL) < 0)
-                return NULL;
-        return n;
-}
-
 /* Finishes a call with "the upstream answer had an unexpected shape". */
 static int reply_bad_shape(Call *c, const char *what) {
         return call_reply_errorf(c, RPC_UPSTREAM_BAD_RESPONSE, NULL,
                                  "The Avatar server's answer to %s does not have the expected shape", what);
 }
 
-/* ---- Op: the state of one asynchronous call --------------------------------------- */
-
-typedef struct Op Op;
-typedef void (*op_cleanup_fn)(Op *op);
-
-struct Op {
-        Call *call;
-        Server *server;
-        CacheWaiter *waiter;
-        ApiRequest *req;
-        op_cleanup_fn cleanup;   /* releases the method's own members */
-        bool done;
-};
-
-/* The caller went away or the daemon stops: stop what only this call needed, finish it. */
-static void op_on_cancel(Call *c, void *userdata);
-
-/* Allocates an Op of `size` bytes (a struct that starts with Op) bound to the call. */
-static void *op_new(Call *c, size_t size) {
-        Op *op = calloc(1, size);
-
-        if (!op)
-                return NULL;
-        op->call = c;
-        op->server = c->server;
-        call_on_cancel(c, op_on_cancel, op);
-        return op;
-}
-
-/* Frees an Op (the call is finished or about to be). */
-static void op_free(Op *op) {
-        if (!op)
-                return;
-        cache_waiter_cancel(op->waiter);
-        api_cancel(op->req);
-        if (op->cleanup)
-                op->cleanup(op);
-        free(op);
-}
-
-/* Detaches the Op from its call and frees it; returns the call for the final reply. */
-static Call *op_finish(Op *op) {
-        Call *c = op->call;
-
-        call_on_cancel(c, NULL, NULL);
-        op->waiter = NULL; /* delivered or cancelled by the caller of op_finish */
-        op->req = NULL;
-        op_free(op);
-        return c;
-}
-
-/* Undoes op_new() when the method fails before anything is pending; returns r. */
-static int op_start_failed(Op *op, int r) {
-        call_on_cancel(op->call, NULL, NULL);
-        op_free(op);
-        return r;
-}
-
-/* Cancel handler. */
-static void op_on_cancel(Call *c, void *userdata) {
-        Op *op = userdata;
-
-        op_free(op);
-        call_reply_error(c, RPC_SHUTTING_DOWN, "The request was cancelled", NULL);
-}
-
-/* Reads a cached upstream value for an Op; the callback finishes or continues it. */
-static int op_cache_get(Op *op, const CacheRead *read, cache_done_cb cb) {
-        int r = cache_get(op->server->cache, read, cb, op, &op->waiter);
-
-        return r < 0 ? op_start_failed(op, r) : 0;
-}
-
-/* Starts an API request for an Op; the callback finishes or continues it. */
-static int op_api_start(Op *op, const ApiCall *call, api_done_cb cb) {
-        int r = api_start(op->server->api, call, cb, op, &op->req);
-
-        return r < 0 ? op_start_failed(op, r) : 0;
-}
-
-/* A CacheRead of GET path with the configured TTL and stale bound. */
-static CacheRead read_of(const Server *s, const char *key, const char *path, const char *label,
-                         unsigned ttl_s) {
-        return (CacheRead){
-                .key = key,
-                .call = { .method = UPSTREAM_GET, .path = path, .label = label },
-                .ttl_usec = (uint64_t) ttl_s * USEC_PER_SEC,
-                .stale_max_usec = (uint64_t) s->config->stale_max_s * USEC_PER_SEC,
-        };
-}
-
 /* The shared read of the whole job list, used by every method that looks at all jobs. */
 static CacheRead read_all_jobs(const Server *s, bool force) {
-        CacheRead r = read_of(s, "GET /jobs", "/jobs", "GET /jobs", s->config->jobs_ttl_s);
+        CacheRead r = op_read_of(s, "GET /jobs", "/jobs", "GET /jobs", s->config->jobs_ttl_s);
 
         r.force = force;
         return r;
@@ -252,7 +139,7 @@ static void on_health(json_object *value, double age_s, bool stale, const ApiErr
                 return;
         }
         if (json_object_is_type(value, json_type_object))
-                o = copy(value);
+                o = json_copy(value);
         else {
                 o = json_object_new_object();
                 if (o)
@@ -274,7 +161,7 @@ static int method_get_health(Call *c, json_object *params) {
         (void) params;
         if (!op)
                 return -ENOMEM;
-        r = read_of(c->server, "GET /health", "/health", "GET /health", c->server->config->health_ttl_s);
+        r = op_read_of(c->server, "GET /health", "/health", "GET /health", c->server->config->health_ttl_s);
         return op_cache_get(op, &r, on_health);
 }
 
@@ -388,8 +275,8 @@ static void on_login(const ApiResponse *resp, const ApiError *err, void *userdat
                 reply_api_error(c, err);
                 return;
         }
-        at = str_member(resp->json, "access_token");
-        rt = str_member(resp->json, "refresh_token");
+        at = json_str(resp->json, "access_token");
+        rt = json_str(resp->json, "refresh_token");
         if (!at || credential_new_login(username, at, rt, &cred) < 0) {
                 reply_bad_shape(c, "POST /login");
                 return;
@@ -484,8 +371,8 @@ static int method_authenticate(Call *c, json_object *params) {
         if (!l)
                 return -ENOMEM;
         l->op.cleanup = login_cleanup;
-        l->username = strdup(str_member(params, "username"));
-        l->password = strdup(str_member(params, "password"));
+        l->username = strdup(json_str(params, "username"));
+        l->password = strdup(json_str(params, "password"));
         erase_param(params, "password");
         if (!l->username || !l->password)
                 return op_start_failed(&l->op, -ENOMEM);
@@ -571,7 +458,7 @@ static int method_forgotten_password(Call *c, json_object *params) {
 
         if (!body)
                 return -ENOMEM;
-        json_object_object_add(body, "email", json_object_new_string(str_member(params, "email")));
+        json_object_object_add(body, "email", json_object_new_string(json_str(params, "email")));
         call = (ApiCall){ .method = UPSTREAM_POST, .path = "/login/forgotten_password", .json = body,
                           .flags = API_NO_AUTH, .label = "POST /login/forgotten_password" };
         r = pass_start(c, &call, shape_sent, params);
@@ -596,7 +483,7 @@ static int method_reset_password(Call *c, json_object *params) {
         if (!body)
                 return -ENOMEM;
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                json_object_object_add(body, keys[i], json_object_new_string(str_member(params, keys[i])));
+                json_object_object_add(body, keys[i], json_object_new_string(json_str(params, keys[i])));
         call = (ApiCall){ .method = UPSTREAM_POST, .path = "/login/reset_password", .json = body,
                           .flags = API_NO_AUTH, .label = "POST /login/reset_password" };
         r = pass_start(c, &call, shape_reset, params);
@@ -642,7 +529,7 @@ static void on_key_created(const ApiResponse *resp, const ApiError *err, void *u
                 call_reply_errno(c, -ENOMEM, NULL);
                 return;
         }
-        json_object_object_add(o, "api_key", copy(key));
+        json_object_object_add(o, "api_key", json_copy(key));
         json_object_object_get_ex(resp->json, "message", &msg);
         json_object_object_add(o, "message", json_object_get(msg));
         if (store) {
@@ -685,7 +572,7 @@ static int method_create_api_key(Call *c, json_object *params) {
 
         if (!body)
                 return -ENOMEM;
-        json_object_object_add(body, "name", json_object_new_string(str_member(params, "name")));
+        json_object_object_add(body, "name", json_object_new_string(json_str(params, "name")));
         json_object_object_get_ex(params, "expiration_days", &v);
         json_object_object_add(body, "expiration_days", json_object_get(v));
         k = op_new(c, sizeof(KeyOp));
@@ -709,7 +596,7 @@ static json_object *shape_key_list(const ApiResponse *resp, json_object *params)
                 return NULL;
         o = json_object_new_object();
         if (o)
-                json_object_object_add(o, "api_keys", copy(resp->json));
+                json_object_object_add(o, "api_keys", json_copy(resp->json));
         return o;
 }
 
@@ -727,14 +614,14 @@ static json_object *shape_revoked(const ApiResponse *resp, json_object *params) 
         if (!o)
                 return NULL;
         json_object_object_add(o, "revoked", json_object_new_boolean(true));
-        json_object_object_add(o, "api_key_id", json_object_new_string(str_member(params, "api_key_id")));
-        json_object_object_add(o, "response", resp->json ? copy(resp->json) : NULL);
+        json_object_object_add(o, "api_key_id", json_object_new_string(json_str(params, "api_key_id")));
+        json_object_object_add(o, "response", resp->json ? json_copy(resp->json) : NULL);
         return o;
 }
 
 /* manager.revoke_api_key: DELETE /api-keys/{id}. */
 static int method_revoke_api_key(Call *c, json_object *params) {
-        _cleanup_free_ char *path = NULL, *id = api_escape(str_member(params, "api_key_id"));
+        _cleanup_free_ char *path = NULL, *id = api_escape(json_str(params, "api_key_id"));
         ApiCall call;
 
         if (!id || asprintf(&path, "/api-keys/%s", id) < 0)
@@ -771,7 +658,7 @@ static void on_jobs(json_object *value, double age_s, bool stale, const ApiError
                 call_reply_errno(c, -ENOMEM, NULL);
                 return;
         }
-        json_object_object_add(o, "jobs", copy(jobs));
+        json_object_object_add(o, "jobs", json_copy(jobs));
         mark_freshness(o, age_s, stale);
         call_reply(c, o);
 }
@@ -793,7 +680,7 @@ static int query_add(char **q, const char *name, const char *value) {
 static int method_get_jobs(Call *c, json_object *params) {
         _cleanup_free_ char *q = NULL, *path = NULL, *key = NULL;
         json_object *v;
-        const char *dn = str_member(params, "display_name"), *sn = str_member(params, "set_name");
+        const char *dn = json_str(params, "display_name"), *sn = json_str(params, "set_name");
         Op *op;
         CacheRead read;
         int r = 0;
@@ -817,7 +704,7 @@ static int method_get_jobs(Call *c, json_object *params) {
         op = op_new(c, sizeof(Op));
         if (!op)
                 return -ENOMEM;
-        read = read_of(c->server, key, path, "GET /jobs", c->server->config->jobs_ttl_s);
+        read = op_read_of(c->server, key, path, "GET /jobs", c->server->config->jobs_ttl_s);
         return op_cache_get(op, &read, on_jobs);
 }
 
@@ -834,7 +721,7 @@ static void on_job(json_object *value, double age_s, bool stale, const ApiError 
                 reply_bad_shape(c, "GET /jobs/{name}");
                 return;
         }
-        o = copy(value);
+        o = json_copy(value);
         if (!o) {
                 call_reply_errno(c, -ENOMEM, NULL);
                 return;
@@ -845,7 +732,7 @@ static void on_job(json_object *value, double age_s, bool stale, const ApiError 
 
 /* manager.get_job: GET /jobs/{name}; finished jobs are kept for good. */
 static int method_get_job(Call *c, json_object *params) {
-        _cleanup_free_ char *name = api_escape(str_member(params, "name")), *path = NULL, *key = NULL;
+        _cleanup_free_ char *name = api_escape(json_str(params, "name")), *path = NULL, *key = NULL;
         Op *op;
         CacheRead read;
 
@@ -854,7 +741,7 @@ static int method_get_job(Call *c, json_object *params) {
         op = op_new(c, sizeof(Op));
         if (!op)
                 return -ENOMEM;
-        read = read_of(c->server, key, path, "GET /jobs/{name}", c->server->config->jobs_ttl_s);
+        read = op_read_of(c->server, key, path, "GET /jobs/{name}", c->server->config->jobs_ttl_s);
         read.is_final = job_is_final;
         return op_cache_get(op, &read, on_job);
 }
@@ -909,10 +796,10 @@ static void on_last_jobs(json_object *value, double age_s, bool stale, const Api
         }
         for (size_t i = 0; i < json_array_len(sorted) && (int64_t) i < count; i++) {
                 json_object *job = json_object_array_get_idx(sorted, i);
-                const char *name = str_member(job, "name");
+                const char *name = json_str(job, "name");
 
                 if (name)
-                        json_object_object_add(map, name, copy(job));
+                        json_object_object_add(map, name, json_copy(job));
         }
         json_object_put(sorted);
         json_object_object_add(o, "jobs", map);
@@ -1009,7 +896,7 @@ static void on_job_results(json_object *value, double age_s, bool stale, const A
                         json_object_object_add(e, "status", json_object_new_int64(err->status));
                 json_object_object_add(slot->entry, "error", e);
         } else
-                json_object_object_add(slot->entry, "results", copy(value));
+                json_object_object_add(slot->entry, "results", json_copy(value));
         r->n_pending--;
         results_maybe_finish(r);
 }
@@ -1050,7 +937,7 @@ static void on_last_results_jobs(json_object *value, double age_s, bool stale, c
         r->n_pending = 1; /* held until every request is started */
         for (size_t i = 0; i < n; i++) {
                 json_object *job = json_object_array_get_idx(sorted, i);
-                const char *name = str_member(job, "name");
+                const char *name = json_str(job, "name");
                 _cleanup_free_ char *esc = api_escape(name ?: ""), *path = NULL, *key = NULL;
                 ResultSlot *slot = &r->slots[i];
                 CacheRead read;
@@ -1069,7 +956,7 @@ static void on_last_results_jobs(json_object *value, double age_s, bool stale, c
                         continue;
                 }
                 r->n_pending++;
-                read = read_of(r->op.server, key, path, "GET /results/{job}", 0);
+                read = op_read_of(r->op.server, key, path, "GET /results/{job}", 0);
                 read.is_final = always_final;
                 q = cache_get(r->op.server->cache, &read, on_job_results, slot, &slot->waiter);
                 if (q < 0) {
@@ -1110,8 +997,8 @@ json_object *manager_find_runs(json_object *jobs, const char *name) {
         }
         for (size_t i = 0; i < n; i++) {
                 json_object *job = json_object_array_get_idx(jobs, i), *g, *list;
-                const char *dn = str_member(job, "display_name"), *kind = str_member(job, "kind"),
-                           *set = str_member(job, "set_name");
+                const char *dn = json_str(job, "display_name"), *kind = json_str(job, "kind"),
+                           *set = json_str(job, "set_name");
 
                 if (!dn || !set || !streq(dn, name) || streq_ptr(kind, "advice"))
                         continue;
@@ -1123,7 +1010,7 @@ json_object *manager_find_runs(json_object *jobs, const char *name) {
                         n_groups++;
                 }
                 list = json_object_object_get(g, "jobs");
-                json_object_array_add(list, copy(job));
+                json_object_array_add(list, json_copy(job));
         }
         v = calloc(n_groups ? n_groups : 1, sizeof(json_object *));
         if (!v) {
@@ -1204,7 +1091,7 @@ static int method_find_ids_by_name(Call *c, json_object *params) {
         if (!k)
                 return -ENOMEM;
         k->op.cleanup = name_cleanup;
-        k->name = strdup(str_member(params, "set_name"));
+        k->name = strdup(json_str(params, "set_name"));
         if (!k->name)
                 return op_start_failed(&k->op, -ENOMEM);
         return op_cache_get(&k->op, &read, on_find_runs);
@@ -1267,9 +1154,9 @@ static void on_bulk_deleted(const ApiResponse *resp, const ApiError *err, void *
                         err ? strna(err->message) : "unexpected answer");
         } else {
                 for (size_t i = 0; i < json_array_len(dj); i++)
-                        json_object_array_add(d->deleted, copy(json_object_array_get_idx(dj, i)));
+                        json_object_array_add(d->deleted, json_copy(json_object_array_get_idx(dj, i)));
                 for (size_t i = 0; i < json_array_len(fj); i++)
-                        json_object_array_add(d->failed, copy(json_object_array_get_idx(fj, i)));
+                        json_object_array_add(d->failed, json_copy(json_object_array_get_idx(fj, i)));
         }
         d->next = end;
         delete_next_batch(d);
@@ -1354,7 +1241,7 @@ static json_object *job_names(json_object *jobs) {
         json_object *a = json_object_new_array();
 
         for (size_t i = 0; a && i < json_array_len(jobs); i++) {
-                const char *n = str_member(json_object_array_get_idx(jobs, i), "name");
+                const char *n = json_str(json_object_array_get_idx(jobs, i), "name");
 
                 if (n)
                         json_object_array_add(a, json_object_new_string(n));
@@ -1416,7 +1303,7 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
                 for (size_t i = 0; i < n; i++) {
                         json_object *run = json_object_array_get_idx(runs, i), *cand = json_object_new_object(),
                                     *callobj = json_object_new_object(), *p = json_object_new_object();
-                        const char *set = str_member(run, "set_name");
+                        const char *set = json_str(run, "set_name");
 
                         json_object_object_add(cand, "set_name", json_object_new_string(set));
                         json_object_object_add(cand, "created_at", json_object_get(json_object_object_get(run, "created_at")));
@@ -1460,7 +1347,7 @@ static int method_delete_job(Call *c, json_object *params) {
         if (!k)
                 return -ENOMEM;
         k->del.op.cleanup = delete_by_cleanup;
-        k->key = strdup(str_member(params, "name"));
+        k->key = strdup(json_str(params, "name"));
         if (!k->key)
                 return op_start_failed(&k->del.op, -ENOMEM);
         return op_cache_get(&k->del.op, &read, on_delete_job_runs);
@@ -1487,7 +1374,7 @@ static void on_delete_by_id_jobs(const ApiResponse *resp, const ApiError *err, v
         filtered = json_object_new_array();
         for (size_t i = 0; filtered && i < json_array_len(jobs); i++) {
                 json_object *job = json_object_array_get_idx(jobs, i);
-                const char *set = str_member(job, "set_name");
+                const char *set = json_str(job, "set_name");
 
                 if (set && strcasecmp(set, k->key) == 0)
                         json_object_array_add(filtered, json_object_get(job));
@@ -1513,7 +1400,7 @@ static int method_delete_job_by_id(Call *c, json_object *params) {
         if (!k)
                 return -ENOMEM;
         k->del.op.cleanup = delete_by_cleanup;
-        k->key = strdup(str_member(params, "id"));
+        k->key = strdup(json_str(params, "id"));
         id = k->key ? api_escape(k->key) : NULL;
         if (!id || asprintf(&path, "/jobs?set_name=%s", id) < 0)
                 return op_start_failed(&k->del.op, -ENOMEM);
