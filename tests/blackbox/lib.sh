@@ -15,8 +15,11 @@ PROBE="$BUILD_ROOT/tests/blackbox/avatard-probe"
 AVATAR_SIM="$BUILD_ROOT/tests/avatar-sim/avatar-sim"
 SCRIPTS="$SOURCE_ROOT/tests/blackbox/scripts"
 
-# Wrap daemons in e.g. "valgrind --error-exitcode=1 ..." when AVATARD_WRAPPER is set.
+# Wrap the daemon in e.g. "valgrind --leak-check=full" when AVATARD_WRAPPER is set (the
+# simulator has SIM_WRAPPER). Under valgrind each daemon process writes its own report, which
+# finish() reads: any error or definite leak fails the test.
 AVATARD_WRAPPER="${AVATARD_WRAPPER:-}"
+SIM_WRAPPER="${SIM_WRAPPER:-}"
 
 T_PASSED=0
 T_FAILED=0
@@ -118,8 +121,12 @@ wait_for_socket() {
 
 # Starts avatard with $CONF, $SOCK and $STATE plus extra arguments. Sets DAEMON_PID.
 start_daemon() {
+        local wrapper="$AVATARD_WRAPPER"
+        case "$wrapper" in
+        *valgrind*) wrapper="$wrapper --log-file=$TMP/valgrind.%p.log" ;;
+        esac
         # shellcheck disable=SC2086
-        $AVATARD_WRAPPER "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" \
+        $wrapper "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" \
                 --log-level debug "$@" >>"$DAEMON_LOG" 2>&1 &
         DAEMON_PID=$!
         if ! wait_for_socket "$SOCK" "$DAEMON_PID"; then
@@ -149,7 +156,7 @@ stop_daemon() {
 # Starts avatar-sim on a free loopback port with extra arguments. Sets SIM_PID, SIM_PORT, SIM_URL.
 start_sim() {
         rm -f "$TMP/sim.port"
-        $AVATARD_WRAPPER "$AVATAR_SIM" --listen 127.0.0.1 --port 0 --port-file "$TMP/sim.port" \
+        $SIM_WRAPPER "$AVATAR_SIM" --listen 127.0.0.1 --port 0 --port-file "$TMP/sim.port" \
                 --request-log "$SIM_REQUESTS" --storage-dir "$TMP/storage" "$@" >>"$SIM_LOG" 2>&1 &
         SIM_PID=$!
         local i
@@ -186,10 +193,31 @@ fd_count() {
         ls "/proc/$1/fd" 2>/dev/null | wc -l
 }
 
+# Fails the test when a sanitizer or valgrind reported a problem in a daemon run.
+check_memory_reports() {
+        local f bad=""
+        if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$DAEMON_LOG" 2>/dev/null; then
+                fail "no sanitizer report in the daemon's log" \
+                        "$(grep -m 5 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$DAEMON_LOG")"
+        fi
+        for f in "$TMP"/valgrind.*.log; do
+                [ -e "$f" ] || continue
+                if grep -qE "ERROR SUMMARY: [1-9]|definitely lost: [1-9]" "$f"; then
+                        bad="$bad $f"
+                        fail "valgrind reports no error and no definite leak ($(basename "$f"))" \
+                                "$(grep -E "ERROR SUMMARY|definitely lost|Invalid|uninitialised" "$f" | head -n 10)"
+                fi
+        done
+        if [ -n "$AVATARD_WRAPPER" ] && [ -z "$bad" ] && ls "$TMP"/valgrind.*.log >/dev/null 2>&1; then
+                pass "valgrind reports no error and no definite leak in the daemon"
+        fi
+}
+
 # Prints the totals and exits non-zero when a check failed. Always the last call.
 finish() {
         stop_daemon >/dev/null 2>&1 || true
         stop_sim
+        check_memory_reports
         if [ "$T_FAILED" -gt 0 ]; then
                 echo "# daemon log tail:"
                 tail -n 40 "$DAEMON_LOG" 2>/dev/null | sed 's/^/#   /'
