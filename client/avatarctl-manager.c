@@ -47,41 +47,6 @@ static const char *const freshness_keys[] = { "stale", "age_s" };
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-/* Adds v (taken, also on failure) as member `key`. A NULL v means an allocation failed here,
- * never a JSON null. Returns 0 or -ENOMEM. */
-static int add_member(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* A member of an object (borrowed), or NULL when absent, null, or o is not an object. */
-static json_object *member(json_object *o, const char *key) {
-        json_object *v = NULL;
-
-        if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
-                return NULL;
-        return v;
-}
-
-/* A string member, or NULL. */
-static const char *member_string(json_object *o, const char *key) {
-        json_object *v = member(o, key);
-
-        return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
-/* The length of an array member; 0 when it is not an array. */
-static size_t member_length(json_object *o, const char *key) {
-        json_object *v = member(o, key);
-
-        return json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
-}
-
 /* Reports an allocation failure and returns the exit code for it. */
 static int fail_oom(const char *what) {
         return ctl_fail(CTL_EXIT_FAILED, what, "%s", strerror(ENOMEM));
@@ -89,7 +54,7 @@ static int fail_oom(const char *what) {
 
 /* Overwrites a string member of params in place (a password must not linger in memory). */
 static void erase_string_member(json_object *params, const char *key) {
-        json_object *v = member(params, key);
+        json_object *v = ctl_member(params, key);
 
         if (json_object_is_type(v, json_type_string))
                 explicit_bzero((char *) json_object_get_string(v), (size_t) json_object_get_string_len(v));
@@ -130,11 +95,11 @@ static int copy_without(json_object *o, const char *const *skip, size_t n_skip, 
 /* Prints "(stale, N s old)" when the result is the daemon's last good answer, served while
  * the Avatar server is unreachable. */
 static void print_stale_note(json_object *result) {
-        json_object *v = member(result, "stale");
+        json_object *v = ctl_member(result, "stale");
 
         if (!json_object_is_type(v, json_type_boolean) || !json_object_get_boolean(v))
                 return;
-        (void) printf("(stale, %.0f s old)\n", json_object_get_double(member(result, "age_s")));
+        (void) printf("(stale, %.0f s old)\n", json_object_get_double(ctl_member(result, "age_s")));
 }
 
 /* output_format_fn: seconds as "1h 2m ago". */
@@ -307,7 +272,7 @@ int ctl_cmd_compat(Ctl *ctl, const CtlArgs *args) {
 
         if (ctl_opt_given(args, CTL_OPT_REFRESH)) {
                 params = json_object_new_object();
-                if (!params || add_member(params, "refresh", json_object_new_boolean(true)) < 0)
+                if (!params || ctl_add_member(params, "refresh", json_object_new_boolean(true)) < 0)
                         return fail_oom(args->command);
         }
         return ctl_call_and_print(ctl, "manager.verify_compatibility", params, print_compat, NULL);
@@ -329,8 +294,8 @@ int ctl_cmd_login(Ctl *ctl, const CtlArgs *args) {
                 return code;
 
         params = json_object_new_object();
-        if (!params || add_member(params, "username", json_object_new_string(username)) < 0 ||
-            add_member(params, "password", json_object_new_string(password)) < 0) {
+        if (!params || ctl_add_member(params, "username", json_object_new_string(username)) < 0 ||
+            ctl_add_member(params, "password", json_object_new_string(password)) < 0) {
                 erase_string_member(params, "password");
                 return fail_oom(args->command);
         }
@@ -340,7 +305,7 @@ int ctl_cmd_login(Ctl *ctl, const CtlArgs *args) {
                 return code;
 
         /* In both output modes: stdout may be a pipe into a script nobody reads. */
-        warning = member_string(result, "warning");
+        warning = ctl_member_string(result, "warning");
         if (!isempty(warning)) {
                 (void) fputs("avatarctl: warning: ", stderr);
                 output_sanitized(stderr, warning);
@@ -350,7 +315,7 @@ int ctl_cmd_login(Ctl *ctl, const CtlArgs *args) {
                 ctl_print_json(ctl, result);
                 return CTL_EXIT_OK;
         }
-        who = member_string(result, "username") ?: username;
+        who = ctl_member_string(result, "username") ?: username;
         (void) fputs("Logged in as ", stdout);
         output_sanitized(stdout, who);
         (void) puts("; the daemon now uses this session for all its clients.");
@@ -359,7 +324,7 @@ int ctl_cmd_login(Ctl *ctl, const CtlArgs *args) {
 
 /* Prints manager.forgotten_password. */
 static int print_forgot(Ctl *ctl, json_object *result, void *userdata) {
-        json_object *sent = member(result, "sent");
+        json_object *sent = ctl_member(result, "sent");
 
         (void) ctl;
         if (sent && !json_object_get_boolean(sent)) {
@@ -382,7 +347,7 @@ int ctl_cmd_password_forgot(Ctl *ctl, const CtlArgs *args) {
         if (isempty(email))
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the email address is empty");
         params = json_object_new_object();
-        if (!params || add_member(params, "email", json_object_new_string(email)) < 0)
+        if (!params || ctl_add_member(params, "email", json_object_new_string(email)) < 0)
                 return fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.forgotten_password", params, print_forgot,
                                   (void *) email);
@@ -390,7 +355,7 @@ int ctl_cmd_password_forgot(Ctl *ctl, const CtlArgs *args) {
 
 /* Prints manager.reset_password. */
 static int print_reset(Ctl *ctl, json_object *result, void *userdata) {
-        json_object *reset = member(result, "reset");
+        json_object *reset = ctl_member(result, "reset");
 
         (void) ctl;
         if (reset && !json_object_get_boolean(reset)) {
@@ -430,10 +395,10 @@ int ctl_cmd_password_reset(Ctl *ctl, const CtlArgs *args) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the two passwords differ; nothing was sent");
 
         params = json_object_new_object();
-        if (!params || add_member(params, "email", json_object_new_string(email)) < 0 ||
-            add_member(params, "new_password", json_object_new_string(first)) < 0 ||
-            add_member(params, "new_password_repeated", json_object_new_string(second)) < 0 ||
-            add_member(params, "token", json_object_new_string(token)) < 0) {
+        if (!params || ctl_add_member(params, "email", json_object_new_string(email)) < 0 ||
+            ctl_add_member(params, "new_password", json_object_new_string(first)) < 0 ||
+            ctl_add_member(params, "new_password_repeated", json_object_new_string(second)) < 0 ||
+            ctl_add_member(params, "token", json_object_new_string(token)) < 0) {
                 erase_string_member(params, "new_password");
                 erase_string_member(params, "new_password_repeated");
                 return fail_oom(args->command);
@@ -449,21 +414,21 @@ int ctl_cmd_password_reset(Ctl *ctl, const CtlArgs *args) {
 /* Prints manager.create_api_key: the plaintext key once with the note to save it, or that
  * the daemon switched to the stored key. */
 static int print_key_created(Ctl *ctl, json_object *result, void *userdata) {
-        json_object *key = member(result, "api_key"), *stored = member(result, "stored");
+        json_object *key = ctl_member(result, "api_key"), *stored = ctl_member(result, "stored");
         _cleanup_free_ char *expires = NULL;
-        const char *plaintext = member_string(key, "plaintext");
+        const char *plaintext = ctl_member_string(key, "plaintext");
         int r;
 
         (void) ctl;
         (void) userdata;
-        r = output_format_time(member(key, "expires_at"), &expires);
+        r = output_format_time(ctl_member(key, "expires_at"), &expires);
         if (r < 0)
                 return r;
 
         (void) fputs("Created API key '", stdout);
-        output_sanitized(stdout, member_string(key, "name") ?: "?");
+        output_sanitized(stdout, ctl_member_string(key, "name") ?: "?");
         (void) fputs("' (id ", stdout);
-        output_sanitized(stdout, member_string(key, "id") ?: "?");
+        output_sanitized(stdout, ctl_member_string(key, "id") ?: "?");
         (void) fputs("), valid until ", stdout);
         output_sanitized(stdout, expires);
         (void) puts(".");
@@ -508,10 +473,10 @@ int ctl_cmd_apikey_create(Ctl *ctl, const CtlArgs *args) {
                                 "--days: expected 30, 60, 120, 365 or 3650, got %lld", days);
 
         params = json_object_new_object();
-        if (!params || add_member(params, "name", json_object_new_string(name)) < 0 ||
-            add_member(params, "expiration_days", json_object_new_int64(days)) < 0 ||
+        if (!params || ctl_add_member(params, "name", json_object_new_string(name)) < 0 ||
+            ctl_add_member(params, "expiration_days", json_object_new_int64(days)) < 0 ||
             (ctl_opt_given(args, CTL_OPT_STORE) &&
-             add_member(params, "store", json_object_new_boolean(true)) < 0))
+             ctl_add_member(params, "store", json_object_new_boolean(true)) < 0))
                 return fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.create_api_key", params, print_key_created, NULL);
 }
@@ -526,7 +491,7 @@ static int print_key_list(Ctl *ctl, json_object *result, void *userdata) {
                 { .header = "REVOKED", .key = "revoked_at", .format = output_format_time },
                 { .header = "LAST USED", .key = "last_used_at", .format = output_format_time },
         };
-        json_object *keys = member(result, "api_keys");
+        json_object *keys = ctl_member(result, "api_keys");
 
         (void) ctl;
         (void) userdata;
@@ -549,7 +514,7 @@ int ctl_cmd_apikey_list(Ctl *ctl, const CtlArgs *args) {
 static int print_key_revoked(Ctl *ctl, json_object *result, void *userdata) {
         (void) ctl;
         (void) fputs("Revoked API key ", stdout);
-        output_sanitized(stdout, member_string(result, "api_key_id") ?: userdata);
+        output_sanitized(stdout, ctl_member_string(result, "api_key_id") ?: userdata);
         (void) puts(".");
         return 0;
 }
@@ -563,7 +528,7 @@ int ctl_cmd_apikey_revoke(Ctl *ctl, const CtlArgs *args) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command,
                                 "expected an API key id (a UUID, see avatarctl apikey list), got '%s'", id);
         params = json_object_new_object();
-        if (!params || add_member(params, "api_key_id", json_object_new_string(id)) < 0)
+        if (!params || ctl_add_member(params, "api_key_id", json_object_new_string(id)) < 0)
                 return fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.revoke_api_key", params, print_key_revoked, (void *) id);
 }
@@ -585,7 +550,7 @@ static const OutputColumn job_columns[] = {
  * newest first) as one table. */
 static int print_jobs(Ctl *ctl, json_object *result, void *userdata) {
         _cleanup_(unref_jsonp) json_object *rows = NULL;
-        json_object *jobs = member(result, "jobs");
+        json_object *jobs = ctl_member(result, "jobs");
         int r;
 
         (void) ctl;
@@ -661,21 +626,21 @@ static int jobs_filter_params(const CtlArgs *args, json_object **ret) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "--set: expected a run id (a UUID), got '%s'",
                                 set);
 
-        if (json_object_array_length(kinds) > 0 && add_member(params, "kind", TAKE_PTR(kinds)) < 0)
+        if (json_object_array_length(kinds) > 0 && ctl_add_member(params, "kind", TAKE_PTR(kinds)) < 0)
                 return fail_oom(args->command);
-        if (name && add_member(params, "display_name", json_object_new_string(name)) < 0)
+        if (name && ctl_add_member(params, "display_name", json_object_new_string(name)) < 0)
                 return fail_oom(args->command);
-        if (set && add_member(params, "set_name", json_object_new_string(set)) < 0)
+        if (set && ctl_add_member(params, "set_name", json_object_new_string(set)) < 0)
                 return fail_oom(args->command);
         if (limit) {
                 code = ctl_parse_int("--limit", limit, 1, JOBS_COUNT_MAX, &n);
                 if (code != CTL_EXIT_OK)
                         return code;
-                if (add_member(params, "limit", json_object_new_int64(n)) < 0)
+                if (ctl_add_member(params, "limit", json_object_new_int64(n)) < 0)
                         return fail_oom(args->command);
         }
         if (ctl_opt_given(args, CTL_OPT_INCLUDE_DELETED) &&
-            add_member(params, "include_deleted", json_object_new_boolean(true)) < 0)
+            ctl_add_member(params, "include_deleted", json_object_new_boolean(true)) < 0)
                 return fail_oom(args->command);
 
         *ret = json_object_object_length(params) > 0 ? TAKE_PTR(params) : NULL;
@@ -705,7 +670,7 @@ int ctl_cmd_jobs(Ctl *ctl, const CtlArgs *args) {
         if (code != CTL_EXIT_OK)
                 return code;
         params = json_object_new_object();
-        if (!params || add_member(params, "count", json_object_new_int64(n)) < 0)
+        if (!params || ctl_add_member(params, "count", json_object_new_int64(n)) < 0)
                 return fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.get_last_jobs", params, print_jobs, NULL);
 }
@@ -745,7 +710,7 @@ int ctl_cmd_job(Ctl *ctl, const CtlArgs *args) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "expected a job name of 1 to %d characters",
                                 JOB_NAME_MAX);
         params = json_object_new_object();
-        if (!params || add_member(params, "name", json_object_new_string(name)) < 0)
+        if (!params || ctl_add_member(params, "name", json_object_new_string(name)) < 0)
                 return fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.get_job", params, print_job, NULL);
 }
@@ -755,7 +720,7 @@ int ctl_cmd_job(Ctl *ctl, const CtlArgs *args) {
 /* output_format_fn for a row of manager.get_last_results: its result kinds with their
  * number of files ("shuffled 1, figures 3"), or why they are not available. */
 static int format_result_kinds(json_object *row, char **ret) {
-        json_object *error = member(row, "error"), *results = member(row, "results");
+        json_object *error = ctl_member(row, "error"), *results = ctl_member(row, "results");
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         FILE *f;
@@ -765,8 +730,8 @@ static int format_result_kinds(json_object *row, char **ret) {
                 return -ENOMEM;
         if (error) {
                 const char *msg = json_object_is_type(error, json_type_object) ?
-                                  member_string(error, "message") : json_object_get_string(error);
-                const char *name = member_string(error, "name");
+                                  ctl_member_string(error, "message") : json_object_get_string(error);
+                const char *name = ctl_member_string(error, "name");
 
                 (void) fprintf(f, "not available: %s", msg ?: "unknown error");
                 if (name)
@@ -798,7 +763,7 @@ static int print_results(Ctl *ctl, json_object *result, void *userdata) {
                 { .header = "STATUS", .key = "status" },
                 { .header = "RESULTS (KIND FILES)", .key = NULL, .format = format_result_kinds },
         };
-        json_object *rows = member(result, "results");
+        json_object *rows = ctl_member(result, "results");
         int r;
 
         (void) ctl;
@@ -828,7 +793,7 @@ int ctl_cmd_results(Ctl *ctl, const CtlArgs *args) {
                 if (code != CTL_EXIT_OK)
                         return code;
                 params = json_object_new_object();
-                if (!params || add_member(params, "count", json_object_new_int64(n)) < 0)
+                if (!params || ctl_add_member(params, "count", json_object_new_int64(n)) < 0)
                         return fail_oom(args->command);
         }
         return ctl_call_and_print(ctl, "manager.get_last_results", params, print_results, NULL);
@@ -860,14 +825,14 @@ static int format_statuses(json_object *jobs, char **ret) {
                 return -ENOMEM;
         n = json_object_is_type(jobs, json_type_array) ? json_object_array_length(jobs) : 0;
         for (i = 0; i < n; i++) {
-                const char *status = member_string(json_object_array_get_idx(jobs, i), "status");
+                const char *status = ctl_member_string(json_object_array_get_idx(jobs, i), "status");
                 json_object *c;
 
                 if (isempty(status))
                         status = "-";
                 if (json_object_object_get_ex(counts, status, &c))
                         (void) json_object_int_inc(c, 1);
-                else if (add_member(counts, status, json_object_new_int64(1)) < 0)
+                else if (ctl_add_member(counts, status, json_object_new_int64(1)) < 0)
                         return -ENOMEM;
         }
         r = output_map_to_rows(counts, "status", "count", &rows);
@@ -881,8 +846,8 @@ static int format_statuses(json_object *jobs, char **ret) {
                 json_object *row = json_object_array_get_idx(rows, i);
 
                 (void) fprintf(f, "%s%" PRId64 " %s", i > 0 ? ", " : "",
-                               json_object_get_int64(member(row, "count")),
-                               member_string(row, "status") ?: "-");
+                               json_object_get_int64(ctl_member(row, "count")),
+                               ctl_member_string(row, "status") ?: "-");
         }
         if (fclose(f) != 0 || !text)
                 return -ENOMEM;
@@ -898,7 +863,7 @@ static int print_runs(Ctl *ctl, json_object *result, void *userdata) {
                 { .header = "JOBS", .key = "jobs", .align = OUTPUT_ALIGN_RIGHT, .format = format_count },
                 { .header = "STATUSES", .key = "jobs", .format = format_statuses },
         };
-        json_object *runs = member(result, "runs");
+        json_object *runs = ctl_member(result, "runs");
         int r;
 
         (void) ctl;
@@ -925,7 +890,7 @@ int ctl_cmd_runs_find(Ctl *ctl, const CtlArgs *args) {
         if (isempty(name))
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the display name is empty");
         params = json_object_new_object();
-        if (!params || add_member(params, "set_name", json_object_new_string(name)) < 0)
+        if (!params || ctl_add_member(params, "set_name", json_object_new_string(name)) < 0)
                 return fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.find_ids_by_name", params, print_runs, (void *) name);
 }
@@ -935,19 +900,19 @@ int ctl_cmd_runs_find(Ctl *ctl, const CtlArgs *args) {
 /* The exit code a deletion result calls for: that of the first failed batch's error class,
  * else CTL_EXIT_FAILED when some jobs were not deleted, else CTL_EXIT_OK. */
 static int deletion_exit_code(json_object *result) {
-        json_object *errors = member(result, "errors");
+        json_object *errors = ctl_member(result, "errors");
 
         if (json_object_is_type(errors, json_type_array) && json_object_array_length(errors) > 0) {
                 json_object *e = json_object_array_get_idx(errors, 0);
                 AvatarClientError err = {
-                        .code = json_object_get_int(member(e, "code")),
-                        .name = (char *) member_string(e, "name"),
+                        .code = json_object_get_int(ctl_member(e, "code")),
+                        .name = (char *) ctl_member_string(e, "name"),
                 };
                 int code = ctl_exit_code(-EREMOTEIO, &err);
 
                 return code == CTL_EXIT_OK ? CTL_EXIT_FAILED : code;
         }
-        return member_length(result, "failed_jobs") > 0 ? CTL_EXIT_FAILED : CTL_EXIT_OK;
+        return ctl_member_length(result, "failed_jobs") > 0 ? CTL_EXIT_FAILED : CTL_EXIT_OK;
 }
 
 /* Prints up to `max` strings of an array, joined by ", ", then "and N more". */
@@ -966,12 +931,12 @@ static void print_names(json_object *names, size_t max) {
 /* Prints a Deletion for people: how many were deleted and failed, the failed names, and the
  * errors of the batches that failed as a whole. */
 static int print_deletion(json_object *result) {
-        size_t i, n_deleted = member_length(result, "deleted_jobs"),
-                  n_failed = member_length(result, "failed_jobs"),
-                  n_errors = member_length(result, "errors");
-        json_object *failed = member(result, "failed_jobs"), *errors = member(result, "errors");
+        size_t i, n_deleted = ctl_member_length(result, "deleted_jobs"),
+                  n_failed = ctl_member_length(result, "failed_jobs"),
+                  n_errors = ctl_member_length(result, "errors");
+        json_object *failed = ctl_member(result, "failed_jobs"), *errors = ctl_member(result, "errors");
 
-        if (!json_object_is_type(member(result, "deleted_jobs"), json_type_array))
+        if (!json_object_is_type(ctl_member(result, "deleted_jobs"), json_type_array))
                 return output_tree(stdout, result, 0);
         if (n_deleted == 0 && n_failed == 0) {
                 (void) puts("No jobs to delete.");
@@ -989,17 +954,17 @@ static int print_deletion(json_object *result) {
         if (n_errors > 0) {
                 (void) puts("Errors:");
                 for (i = 0; i < n_errors; i++) {
-                        json_object *e = json_object_array_get_idx(errors, i), *status = member(e, "status");
-                        size_t n_names = member_length(e, "job_names");
+                        json_object *e = json_object_array_get_idx(errors, i), *status = ctl_member(e, "status");
+                        size_t n_names = ctl_member_length(e, "job_names");
 
                         (void) fputs("  ", stdout);
-                        output_sanitized(stdout, member_string(e, "message") ?: "failed");
+                        output_sanitized(stdout, ctl_member_string(e, "message") ?: "failed");
                         (void) fputs(" (", stdout);
-                        output_sanitized(stdout, member_string(e, "name") ?: "unknown");
+                        output_sanitized(stdout, ctl_member_string(e, "name") ?: "unknown");
                         if (json_object_is_type(status, json_type_int))
                                 (void) printf(", HTTP %" PRId64, json_object_get_int64(status));
                         (void) printf("): %zu job%s: ", n_names, n_names == 1 ? "" : "s");
-                        print_names(member(e, "job_names"), 5);
+                        print_names(ctl_member(e, "job_names"), 5);
                         (void) putchar('\n');
                 }
         }
@@ -1007,7 +972,7 @@ static int print_deletion(json_object *result) {
 }
 
 /* Prints a deletion result (JSON or summary) and returns the exit code it calls for. */
-static int finish_deletion(Ctl *ctl, const char *what, json_object *result) {
+int ctl_finish_deletion(Ctl *ctl, const char *what, json_object *result) {
         int r;
 
         if (ctl->json)
@@ -1037,13 +1002,13 @@ int ctl_cmd_runs_delete(Ctl *ctl, const CtlArgs *args) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the display name is empty");
 
         params = json_object_new_object();
-        if (!params || add_member(params, id ? "id" : "name", json_object_new_string(id ?: name)) < 0)
+        if (!params || ctl_add_member(params, id ? "id" : "name", json_object_new_string(id ?: name)) < 0)
                 return fail_oom(args->command);
         method = id ? "manager.delete_job_by_id" : "manager.delete_job";
         code = ctl_call(ctl, method, params, NULL, 0, &result);
         if (code != CTL_EXIT_OK)
                 return code;
-        return finish_deletion(ctl, method, result);
+        return ctl_finish_deletion(ctl, method, result);
 }
 
 /* Adds the names of one "-" (stdin, one per line, blanks around a name and empty lines
@@ -1125,18 +1090,18 @@ static int record_unsent(json_object *merged, json_object *names, size_t start,
                         return -ENOMEM;
                 }
         }
-        if (append_all(member(merged, "failed_jobs"), list) < 0 ||
-            add_member(entry, "job_names", TAKE_PTR(list)) < 0)
+        if (append_all(ctl_member(merged, "failed_jobs"), list) < 0 ||
+            ctl_add_member(entry, "job_names", TAKE_PTR(list)) < 0)
                 return -ENOMEM;
         if (call_errno == -EREMOTEIO) {
-                if (add_member(entry, "code", json_object_new_int(e->code)) < 0 ||
-                    add_member(entry, "name", json_object_new_string(avatar_client_error_name(e))) < 0 ||
-                    add_member(entry, "message", json_object_new_string(e->message ?: "failed")) < 0)
+                if (ctl_add_member(entry, "code", json_object_new_int(e->code)) < 0 ||
+                    ctl_add_member(entry, "name", json_object_new_string(avatar_client_error_name(e))) < 0 ||
+                    ctl_add_member(entry, "message", json_object_new_string(e->message ?: "failed")) < 0)
                         return -ENOMEM;
-        } else if (add_member(entry, "name", json_object_new_string("not_sent")) < 0 ||
-                   add_member(entry, "message", json_object_new_string(strerror(-call_errno))) < 0)
+        } else if (ctl_add_member(entry, "name", json_object_new_string("not_sent")) < 0 ||
+                   ctl_add_member(entry, "message", json_object_new_string(strerror(-call_errno))) < 0)
                 return -ENOMEM;
-        if (json_object_array_add(member(merged, "errors"), entry) < 0)
+        if (json_object_array_add(ctl_member(merged, "errors"), entry) < 0)
                 return -ENOMEM;
         entry = NULL;
         return 0;
@@ -1184,7 +1149,7 @@ static int delete_jobs_chunked(Ctl *ctl, json_object *names, json_object **ret, 
                                 goto oom;
                         }
                 }
-                if (add_member(params, "job_names", TAKE_PTR(chunk)) < 0)
+                if (ctl_add_member(params, "job_names", TAKE_PTR(chunk)) < 0)
                         goto oom;
 
                 code = ctl_call_full(ctl, "manager.delete_jobs", params, NULL, 0, &result, &e, &call_errno);
@@ -1197,23 +1162,23 @@ static int delete_jobs_chunked(Ctl *ctl, json_object *names, json_object **ret, 
                         break;
                 }
                 if (!merged) {
-                        if (!json_object_is_type(member(result, "deleted_jobs"), json_type_array) ||
-                            !json_object_is_type(member(result, "failed_jobs"), json_type_array) ||
-                            !json_object_is_type(member(result, "errors"), json_type_array)) {
+                        if (!json_object_is_type(ctl_member(result, "deleted_jobs"), json_type_array) ||
+                            !json_object_is_type(ctl_member(result, "failed_jobs"), json_type_array) ||
+                            !json_object_is_type(ctl_member(result, "errors"), json_type_array)) {
                                 /* Not a Deletion: nothing to merge into; show it as it is. */
                                 *ret = TAKE_PTR(result);
                                 return CTL_EXIT_OK;
                         }
                         merged = TAKE_PTR(result);
                 } else {
-                        json_object *batches = member(merged, "batches");
+                        json_object *batches = ctl_member(merged, "batches");
 
-                        if (append_all(member(merged, "deleted_jobs"), member(result, "deleted_jobs")) < 0 ||
-                            append_all(member(merged, "failed_jobs"), member(result, "failed_jobs")) < 0 ||
-                            append_all(member(merged, "errors"), member(result, "errors")) < 0)
+                        if (append_all(ctl_member(merged, "deleted_jobs"), ctl_member(result, "deleted_jobs")) < 0 ||
+                            append_all(ctl_member(merged, "failed_jobs"), ctl_member(result, "failed_jobs")) < 0 ||
+                            append_all(ctl_member(merged, "errors"), ctl_member(result, "errors")) < 0)
                                 goto oom;
                         if (json_object_is_type(batches, json_type_int))
-                                (void) json_object_int_inc(batches, json_object_get_int64(member(result, "batches")));
+                                (void) json_object_int_inc(batches, json_object_get_int64(ctl_member(result, "batches")));
                 }
                 start = end;
         }
@@ -1265,6 +1230,6 @@ int ctl_cmd_jobs_delete(Ctl *ctl, const CtlArgs *args) {
         code = delete_jobs_chunked(ctl, names, &result, &final);
         if (code != CTL_EXIT_OK)
                 return code;
-        code = finish_deletion(ctl, "manager.delete_jobs", result);
+        code = ctl_finish_deletion(ctl, "manager.delete_jobs", result);
         return final != CTL_EXIT_OK ? final : code;
 }

@@ -93,6 +93,102 @@ static const struct option runs_delete_options[] = {
         {}
 };
 
+/* Options of the runner commands, avatarize, runs load and watch (ids in avatarctl.h,
+ * handled in avatarctl-runner.c; set-parameters' own are ctl_parameter_options). */
+static const struct option runner_create_options[] = {
+        { "seed",                   required_argument, NULL, CTL_OPT_SEED },
+        { "max-distribution-plots", required_argument, NULL, CTL_OPT_MAX_DISTRIBUTION_PLOTS },
+        { "pia-data-recipient",     required_argument, NULL, CTL_OPT_PIA_DATA_RECIPIENT },
+        { "pia-data-type",          required_argument, NULL, CTL_OPT_PIA_DATA_TYPE },
+        { "pia-data-subject",       required_argument, NULL, CTL_OPT_PIA_DATA_SUBJECT },
+        { "pia-sensitivity-level",  required_argument, NULL, CTL_OPT_PIA_SENSITIVITY_LEVEL },
+        { "language",               required_argument, NULL, CTL_OPT_LANGUAGE },
+        {}
+};
+
+static const struct option runner_list_options[] = {
+        { "all", no_argument, NULL, CTL_OPT_ALL },
+        {}
+};
+
+static const struct option runner_add_table_options[] = {
+        { "primary-key",         required_argument, NULL, CTL_OPT_PRIMARY_KEY },
+        { "foreign-key",         required_argument, NULL, CTL_OPT_FOREIGN_KEY },
+        { "time",                required_argument, NULL, CTL_OPT_TIME },
+        { "type",                required_argument, NULL, CTL_OPT_TYPE },
+        { "individual-level",    no_argument,       NULL, CTL_OPT_INDIVIDUAL_LEVEL },
+        { "no-individual-level", no_argument,       NULL, CTL_OPT_NO_INDIVIDUAL_LEVEL },
+        { "avatar-data",         required_argument, NULL, CTL_OPT_AVATAR_DATA },
+        { "file-name",           required_argument, NULL, CTL_OPT_FILE_NAME },
+        {}
+};
+
+static const struct option runner_add_link_options[] = {
+        { "method", required_argument, NULL, CTL_OPT_METHOD },
+        {}
+};
+
+static const struct option runner_advise_options[] = {
+        { "table", required_argument, NULL, CTL_OPT_TABLE },
+        {}
+};
+
+static const struct option runner_run_options[] = {
+        { "jobs",            required_argument, NULL, CTL_OPT_JOBS },
+        { "ignore-warnings", no_argument,       NULL, CTL_OPT_IGNORE_WARNINGS },
+        {}
+};
+
+static const struct option runner_status_options[] = {
+        { "refresh", no_argument, NULL, CTL_OPT_REFRESH },
+        {}
+};
+
+/* "--timeout" here is the wait's deadline; the global --timeout goes before the command. */
+static const struct option runner_wait_options[] = {
+        { "jobs",    required_argument, NULL, CTL_OPT_JOBS },
+        { "timeout", required_argument, NULL, CTL_OPT_WAIT_TIMEOUT },
+        {}
+};
+
+static const struct option runner_download_options[] = {
+        { "table",  required_argument, NULL, CTL_OPT_TABLE },
+        { "index",  required_argument, NULL, CTL_OPT_INDEX },
+        { "output", required_argument, NULL, CTL_OPT_OUTPUT },
+        { "force",  no_argument,       NULL, CTL_OPT_FORCE },
+        {}
+};
+
+static const struct option runner_export_options[] = {
+        { "output", required_argument, NULL, CTL_OPT_OUTPUT },
+        { "force",  no_argument,       NULL, CTL_OPT_FORCE },
+        {}
+};
+
+static const struct option runner_delete_options[] = {
+        { "jobs", required_argument, NULL, CTL_OPT_JOBS },
+        {}
+};
+
+static const struct option avatarize_options[] = {
+        { "name",         required_argument, NULL, CTL_OPT_NAME },
+        { "table",        required_argument, NULL, CTL_OPT_TABLE },
+        { "k",            required_argument, NULL, CTL_OPT_K },
+        { "jobs",         required_argument, NULL, CTL_OPT_JOBS },
+        { "output",       required_argument, NULL, CTL_OPT_OUTPUT_DIR },
+        { "force",        no_argument,       NULL, CTL_OPT_FORCE },
+        { "no-wait",      no_argument,       NULL, CTL_OPT_NO_WAIT },
+        { "timeout-wait", required_argument, NULL, CTL_OPT_WAIT_TIMEOUT },
+        {}
+};
+
+static const struct option watch_options[] = {
+        { "runner",  required_argument, NULL, CTL_OPT_RUNNER },
+        { "jobs",    required_argument, NULL, CTL_OPT_JOBS },
+        { "timeout", required_argument, NULL, CTL_OPT_WAIT_TIMEOUT },
+        {}
+};
+
 static int cmd_help(Ctl *ctl, const CtlArgs *args);
 
 /* Every command. Add a row (and a handler in the avatarctl-*.c file of its method family) to
@@ -287,6 +383,338 @@ static const CtlCommand commands[] = {
                 .run = ctl_cmd_runs_delete,
         },
         {
+                .name = "runs load",
+                .usage = "NAME|ID",
+                .summary = "Load a run into a new runner, by display name or run id",
+                .details = "A run id (a UUID) calls manager.create_runner_from_id; anything else is a\n"
+                           "display name and calls manager.create_runner_from_name, which loads the most\n"
+                           "recent run of that name. Prints the new runner's id and jobs, then the\n"
+                           "commands that download its results (or wait for its jobs). The runner's\n"
+                           "display name gets a -vN suffix; running it again makes a new run.\n"
+                           "\n"
+                           "Example:\n"
+                           "  avatarctl runs load 9b1d5c7e-1111-4a4a-8b8b-000000000001\n",
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runs_load,
+        },
+        {
+                .name = "avatarize",
+                .usage = "FILE [OPTIONS]",
+                .summary = "Avatarize a CSV file in one go: upload, run, wait, download",
+                .help = "  --name NAME           the run's display name (default: FILE's name without\n"
+                        "                        its extension)\n"
+                        "  --table NAME          the table's name (default: the same)\n"
+                        "  --k N                 the avatarization's k, 2 to 1000 (default 5)\n"
+                        "  --jobs LIST           the jobs to run, comma-separated: standard,\n"
+                        "                        signal_metrics, privacy_metrics, report (default all;\n"
+                        "                        report also makes report_pia)\n"
+                        "  --output DIR          where the results go (default NAME-avatars; created)\n"
+                        "  --force               replace files that exist in DIR\n"
+                        "  --no-wait             start the run and print the commands that follow it\n"
+                        "  --timeout-wait S      stop waiting after S seconds (default 86400)\n",
+                .details = "Calls manager.create_runner, runner.add_table (FILE goes as a descriptor,\n"
+                           "opened read-only; - is stdin and needs --name), runner.set_parameters (k),\n"
+                           "runner.run and runner.wait, then runner.list_results and runner.download\n"
+                           "into new files in DIR: the shuffled avatars, the privacy and signal\n"
+                           "metrics, the report (pdf) and the PIA report (docx), under the server's\n"
+                           "file names. Existing files are not replaced without --force, and nothing\n"
+                           "is downloaded then. On a terminal, stderr shows the upload (bytes,\n"
+                           "percentage, rate), then a line per job redrawn in place, then each file;\n"
+                           "otherwise plain lines. At the end the files written are listed with their\n"
+                           "sizes; with JSON output one object tells the runner id, run id, jobs and\n"
+                           "files (also after a failure, once the runner exists). A failed job exits\n"
+                           "8 with its exception. Ctrl-C while waiting leaves the run going on the\n"
+                           "server and prints the commands that reattach to it.\n"
+                           "\n"
+                           "Examples:\n"
+                           "  avatarctl avatarize iris.csv\n"
+                           "  avatarctl avatarize patients.csv --k 10 --output results --no-wait\n",
+                .options = avatarize_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_avatarize,
+        },
+        {
+                .name = "runner create",
+                .usage = "NAME [OPTIONS]",
+                .summary = "Create a runner in the daemon",
+                .help = "  --seed N                    the random seed\n"
+                        "  --max-distribution-plots N  at most N distribution plots in the report\n"
+                        "  --pia-data-recipient R      unknown, opendata, contractual_thirdparty,\n"
+                        "                              internal, outside_eu, trusted_thirdparty\n"
+                        "  --pia-data-type T           unknown, health, hr, mobility, insurance,\n"
+                        "                              finance, education\n"
+                        "  --pia-data-subject S        unknown, patients, employees, clients, users,\n"
+                        "                              students\n"
+                        "  --pia-sensitivity-level L   very-high, high, medium, low, very-low,\n"
+                        "                              negligible, undefined\n"
+                        "  --language en|fr            the language of the reports\n",
+                .details = "Calls manager.create_runner. NAME is the display name of the runs (1 to 255\n"
+                           "characters). The runner belongs to you and survives daemon restarts; the\n"
+                           "commands below take its id.\n",
+                .options = runner_create_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_create,
+        },
+        {
+                .name = "runner create-from-yaml",
+                .usage = "NAME FILE|-",
+                .summary = "Create a runner from Avatar resource YAML",
+                .details = "Calls manager.create_runner_from_yaml. A regular FILE goes as a descriptor;\n"
+                           "a pipe (or - for stdin) is read and sent inline (at most 8 MiB). The\n"
+                           "display name gets a -vN suffix.\n",
+                .min_pos = 2,
+                .max_pos = 2,
+                .run = ctl_cmd_runner_create_from_yaml,
+        },
+        {
+                .name = "runner list",
+                .usage = "[--all]",
+                .summary = "List your runners (--all: everyone's, for admins)",
+                .help = "  --all          every runner of every user (admin role)\n",
+                .details = "Calls runner.list.\n",
+                .options = runner_list_options,
+                .run = ctl_cmd_runner_list,
+        },
+        {
+                .name = "runner add-table",
+                .usage = "RUNNER TABLE FILE|- [OPTIONS]",
+                .summary = "Upload a table (a file or stdin, by descriptor) into a runner",
+                .help = "  --primary-key COLUMN      the table's primary key\n"
+                        "  --foreign-key COLUMN      a foreign key (repeatable, or comma-separated)\n"
+                        "  --time COLUMN             the time column of a time series\n"
+                        "  --type COLUMN=TYPE        a column's type: int, bool, category, float,\n"
+                        "                            datetime or datetime_tz (repeatable)\n"
+                        "  --individual-level        one row per individual\n"
+                        "  --no-individual-level     not one row per individual\n"
+                        "  --avatar-data FILE|-      existing avatars of the table\n"
+                        "  --file-name NAME          the original file name (default: FILE's; its\n"
+                        "                            extension tells the format)\n",
+                .details = "Calls runner.add_table with FILE opened read-only and passed as a\n"
+                           "descriptor (- passes stdin as it is, a file or a pipe); the daemon streams\n"
+                           "it to the server's storage. Progress goes to stderr.\n"
+                           "\n"
+                           "Example:\n"
+                           "  avatarctl runner add-table RUNNER patients patients.csv --primary-key id\n",
+                .options = runner_add_table_options,
+                .min_pos = 3,
+                .max_pos = 3,
+                .run = ctl_cmd_runner_add_table,
+        },
+        {
+                .name = "runner add-link",
+                .usage = "RUNNER PARENT.FIELD CHILD.FIELD [--method M]",
+                .summary = "Link a parent table's key to a child table's field",
+                .help = "  --method M     linear_sum_assignment (default), minimum_distance_assignment,\n"
+                        "                 sensitive_original_order_assignment or time_series\n",
+                .details = "Calls runner.add_link. TABLE.FIELD is split at its first dot.\n",
+                .options = runner_add_link_options,
+                .min_pos = 3,
+                .max_pos = 3,
+                .run = ctl_cmd_runner_add_link,
+        },
+        {
+                .name = "runner set-parameters",
+                .usage = "RUNNER TABLE [PARAMETERS]",
+                .summary = "Set a table's avatarization and metrics parameters",
+                .help = "  --k N                              2 to 1000\n"
+                        "  --ncp N                            1 to 10000\n"
+                        "  --use-categorical-reduction[=B]    B: true (default) or false\n"
+                        "  --column-weights COL=W[,COL=W]     repeatable\n"
+                        "  --exclude-variable-names A[,B]     repeatable\n"
+                        "  --exclude-variable-method M        row_order, coordinate_similarity\n"
+                        "  --exclude-replacement-strategy M   (deprecated name of the above)\n"
+                        "  --imputation-method M              knn, mode, median, mean, fast_knn\n"
+                        "  --imputation-k N                   1 or more\n"
+                        "  --imputation-training-fraction F   above 0, at most 1\n"
+                        "  --imputation-return-data-imputed[=B]\n"
+                        "  --open-dp-epsilon E                above 0 (excludes --k)\n"
+                        "  --fast-dp-epsilon E                above 0 (excludes --k)\n"
+                        "  --time-series-nf N                 1 or more\n"
+                        "  --time-series-projection-type T    fpca, flatten\n"
+                        "  --time-series-nb-points N          1 or more\n"
+                        "  --time-series-method M             specified, max, min, mean\n"
+                        "  --known-variables A[,B]            repeatable\n"
+                        "  --target COLUMN\n"
+                        "  --quantile-threshold N             0 or more\n"
+                        "  --data-augmentation-strategy S     a number above 0, KEY=W[,KEY=W], or a\n"
+                        "                                     name\n"
+                        "  --data-augmentation-target-column COLUMN\n"
+                        "  --data-augmentation-should-anonymize-original-table[=B]\n"
+                        "  --use-excluded-variables-in-metrics[=B]\n"
+                        "  --json OBJECT                      the parameters as one JSON object; the\n"
+                        "                                     options above override its members\n",
+                .details = "Calls runner.set_parameters: the table's previous parameters are replaced.\n"
+                           "Each option is one param of the method, in kebab-case. Here --json takes\n"
+                           "the params object; for JSON output put the global --json before the\n"
+                           "command (or pipe the output). Warnings (k = 2, a deprecated name) go to\n"
+                           "stderr.\n"
+                           "\n"
+                           "Example:\n"
+                           "  avatarctl runner set-parameters RUNNER iris --k 10 --column-weights sepal=2\n",
+                .options = ctl_parameter_options,
+                .min_pos = 2,
+                .max_pos = 2,
+                .run = ctl_cmd_runner_set_parameters,
+        },
+        {
+                .name = "runner update-parameters",
+                .usage = "RUNNER TABLE [PARAMETERS] [--unset NAME]...",
+                .summary = "Change some parameters of a table, keeping the others",
+                .help = "  the options of runner set-parameters, and:\n"
+                        "  --unset NAME   remove the parameter NAME (e.g. --unset k; repeatable)\n",
+                .details = "Calls runner.update_parameters. Fails when the table has no parameters yet.\n",
+                .options = ctl_parameter_options,
+                .min_pos = 2,
+                .max_pos = 2,
+                .run = ctl_cmd_runner_update_parameters,
+        },
+        {
+                .name = "runner advise",
+                .usage = "RUNNER [--table T]",
+                .summary = "Ask the server for parameters and apply them",
+                .help = "  --table T      only this table (default: every table)\n",
+                .details = "Calls runner.advise_parameters, which runs an advice job on the server and\n"
+                           "waits for it, then prints the parameters applied.\n",
+                .options = runner_advise_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_advise,
+        },
+        {
+                .name = "runner run",
+                .usage = "RUNNER [--jobs LIST] [--ignore-warnings]",
+                .summary = "Start a run of the runner's jobs",
+                .help = "  --jobs LIST        standard, signal_metrics, privacy_metrics, report,\n"
+                        "                     comma-separated (default all; report also makes\n"
+                        "                     report_pia)\n"
+                        "  --ignore-warnings  do not warn that a new run replaces the previous one\n",
+                .details = "Calls runner.run: the runner's resources become a new set on the server and\n"
+                           "its jobs are created. Prints the run id and the jobs.\n",
+                .options = runner_run_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_run,
+        },
+        {
+                .name = "runner status",
+                .usage = "RUNNER [--refresh]",
+                .summary = "Show a runner: state, run id, tables, jobs",
+                .help = "  --refresh      ask the server for the jobs now\n",
+                .details = "Calls runner.get_status.\n",
+                .options = runner_status_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_status,
+        },
+        {
+                .name = "runner wait",
+                .usage = "RUNNER [--jobs LIST] [--timeout S]",
+                .summary = "Wait for a runner's jobs, showing their progress",
+                .help = "  --jobs LIST    the jobs to wait for (default all): standard,\n"
+                        "                 signal_metrics, privacy_metrics, report, report_pia,\n"
+                        "                 advice_parameters\n"
+                        "  --timeout S    stop waiting after S seconds (default 3600); the global\n"
+                        "                 --timeout goes before the command here\n",
+                .details = "Calls runner.wait. On a terminal a line per job is redrawn in place on\n"
+                           "stderr. Exits 8 when a job fails (with its exception), 4 when the jobs are\n"
+                           "not done in time. Ctrl-C stops waiting; the jobs go on.\n",
+                .options = runner_wait_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_wait,
+        },
+        {
+                .name = "runner results",
+                .usage = "RUNNER",
+                .summary = "List the result files of a runner's finished jobs",
+                .details = "Calls runner.list_results and prints, per file, the result name, table and\n"
+                           "index that runner download takes.\n",
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_results,
+        },
+        {
+                .name = "runner download",
+                .usage = "RUNNER RESULT [--table T] [--index N] [-o FILE|-] [--force]",
+                .summary = "Download one result into a file, stdout, or the terminal",
+                .help = "  --table T          the table, for per-table results\n"
+                        "  --index N          which file when there are several (figures)\n"
+                        "  -o, --output FILE  create FILE and have the daemon write into it; - is\n"
+                        "                     stdout (a file or a pipe) as it is\n"
+                        "  --force            replace FILE when it exists\n",
+                .details = "Calls runner.download. RESULT is one of shuffled, unshuffled,\n"
+                           "original_projections, avatar_projections, projections, figures,\n"
+                           "figures_metadata, metadata, run_metadata, privacy_metrics, signal_metrics,\n"
+                           "report, report_pia, advice. With -o the file (mode 0644 less the umask)\n"
+                           "goes to the daemon as a descriptor and is written byte for byte. Without\n"
+                           "-o the result comes inline: text is printed (JSON output: the result\n"
+                           "object), binary files (pdf, docx, parquet) and results too large to come\n"
+                           "inline are saved under the server's file name.\n"
+                           "\n"
+                           "Example:\n"
+                           "  avatarctl runner download RUNNER shuffled --table iris -o - | head\n",
+                .options = runner_download_options,
+                .short_options = "o:",
+                .min_pos = 2,
+                .max_pos = 2,
+                .run = ctl_cmd_runner_download,
+        },
+        {
+                .name = "runner export-yaml",
+                .usage = "RUNNER [-o FILE|-] [--force]",
+                .summary = "Show a runner's resource YAML, or save it",
+                .help = "  -o, --output FILE  write the YAML into FILE (new unless --force); - is\n"
+                        "                     stdout\n"
+                        "  --force            replace FILE when it exists\n",
+                .details = "Calls runner.export_yaml. The YAML can make a runner again with runner\n"
+                           "create-from-yaml.\n",
+                .options = runner_export_options,
+                .short_options = "o:",
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_export_yaml,
+        },
+        {
+                .name = "runner delete",
+                .usage = "RUNNER [--jobs LIST]",
+                .summary = "Delete a runner's jobs on the server",
+                .help = "  --jobs LIST    only these jobs: standard, signal_metrics, privacy_metrics,\n"
+                        "                 report, report_pia, advice_parameters\n",
+                .details = "Calls runner.delete. Prints how many jobs were deleted and failed; exits 1\n"
+                           "when any failed. The runner stays (see runner close).\n",
+                .options = runner_delete_options,
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_delete,
+        },
+        {
+                .name = "runner close",
+                .usage = "RUNNER",
+                .summary = "Forget a runner (its jobs on the server stay)",
+                .details = "Calls runner.close, and prints the command that loads its run again.\n",
+                .min_pos = 1,
+                .max_pos = 1,
+                .run = ctl_cmd_runner_close,
+        },
+        {
+                .name = "watch",
+                .usage = "SET | --runner ID [--jobs NAMES] [--timeout S]",
+                .summary = "Follow the jobs of a run as they change",
+                .help = "  --runner ID    the jobs of this runner's run instead of a run id\n"
+                        "  --jobs NAMES   only these jobs (their names, comma-separated)\n"
+                        "  --timeout S    stop after S seconds (default 3600)\n",
+                .details = "Calls manager.watch_jobs and prints each jobs.changed notification as it\n"
+                           "comes: a line per changed job, or one JSON object per notification with\n"
+                           "JSON output, then the jobs at the end. Exits 4 when the jobs are not done\n"
+                           "in time, 8 when one of them failed.\n",
+                .options = watch_options,
+                .max_pos = 1,
+                .run = ctl_cmd_watch,
+        },
+        {
                 .name = "help",
                 .usage = "[COMMAND]",
                 .summary = "Show this help, or the help of one command",
@@ -308,7 +736,7 @@ static void print_exit_codes(FILE *f) {
                      "  7   upstream problem (Avatar server unreachable or erroring, credential\n"
                      "      rejected, incompatible, rate limited, not authenticated, storage)\n"
                      "  8   job failed\n"
-                     "  9   conflict, ambiguous or invalid state\n"
+                     "  9   conflict, ambiguous or invalid state, or an output file exists\n"
                      "  10  daemon overloaded or shutting down\n", f);
 }
 
@@ -459,6 +887,7 @@ static int apply_global_option(Ctl *ctl, int opt, const char *arg) {
                 if (parse_timeout(arg, &ctl->timeout_ms) < 0)
                         return ctl_fail(CTL_EXIT_USAGE, NULL,
                                         "invalid --timeout '%s' (seconds, 0 for none)", arg);
+                ctl->timeout_given = true;
                 return -1;
         case OPT_VERSION:
                 (void) printf("avatarctl %s (protocol %d)\n", AVATARD_VERSION, PROTOCOL_VERSION);
@@ -491,24 +920,33 @@ static int option_error(int c, char **argv) {
  * and the positional arguments. Returns -1 to go on, or an exit code to stop with. */
 static int parse_command_args(Ctl *ctl, const CtlCommand *cmd, int argc, char **argv,
                               CtlArgs *args) {
-        struct option opts[CTL_OPTS_MAX + ELEMENTSOF(global_options)] = {};
+        struct option opts[CTL_COMMAND_OPTIONS_MAX + ELEMENTSOF(global_options)] = {};
+        char optstring[32] = ":h";
         size_t n = 0, i;
         int c, r;
 
-        for (i = 0; cmd->options && cmd->options[i].name && n < CTL_OPTS_MAX; i++)
+        for (i = 0; cmd->options && cmd->options[i].name; i++) {
+                assert(n < CTL_COMMAND_OPTIONS_MAX);
                 opts[n++] = cmd->options[i];
+        }
         for (i = 0; global_options[i].name; i++)
                 opts[n++] = global_options[i];
+        if (cmd->short_options) {
+                assert(strlen(optstring) + strlen(cmd->short_options) < sizeof(optstring));
+                strcat(optstring, cmd->short_options);
+        }
 
         optind = 0;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, optstring, opts, NULL)) >= 0) {
                 if (c == '?' || c == ':')
                         return option_error(c, argv);
                 if (c == OPT_HELP) {
                         print_command_help(stdout, cmd);
                         return CTL_EXIT_OK;
                 }
+                if (c > 0 && c < 0x80 && cmd->short_options && strchr(cmd->short_options, c))
+                        c += CTL_OPT_COMMAND_BASE;
                 if (c >= CTL_OPT_COMMAND_BASE) {
                         if (args->n_opts >= CTL_OPTS_MAX)
                                 return ctl_fail(CTL_EXIT_USAGE, cmd->name, "too many options");
@@ -557,6 +995,7 @@ int ctl_fail(int code, const char *what, const char *format, ...) {
         (void) vsnprintf(buf, sizeof(buf), format, ap);
         va_end(ap);
 
+        ctl_before_message();
         (void) fputs("avatarctl: ", stderr);
         if (what) {
                 output_sanitized(stderr, what);
@@ -565,6 +1004,30 @@ int ctl_fail(int code, const char *what, const char *format, ...) {
         output_sanitized(stderr, buf);
         (void) fputc('\n', stderr);
         return code;
+}
+
+/* The message hook (ctl_set_message_hook()). avatarctl is one thread; file scope is fine. */
+static void (*message_hook)(void *userdata);
+static void *message_hook_userdata;
+
+/* Sets or clears the function run before a message goes to stderr. */
+void ctl_set_message_hook(void (*hook)(void *userdata), void *userdata) {
+        message_hook = hook;
+        message_hook_userdata = hook ? userdata : NULL;
+}
+
+/* Runs the message hook. */
+void ctl_before_message(void) {
+        if (message_hook)
+                message_hook(message_hook_userdata);
+}
+
+/* Prints one warning line on stderr. */
+void ctl_warning(const char *text) {
+        ctl_before_message();
+        (void) fputs("avatarctl: warning: ", stderr);
+        output_sanitized(stderr, text);
+        (void) fputc('\n', stderr);
 }
 
 /* The socket path a connection attempt used, for messages. */
@@ -710,7 +1173,7 @@ int ctl_exit_code(int r, const AvatarClientError *e) {
 
 /* Writes s for a shell command line: as it is when it holds only characters no shell
  * interprets, else single-quoted (with ' as '\''). Sanitized: control characters become '?'. */
-static void print_shell_word(FILE *f, const char *s) {
+void ctl_print_shell_word(FILE *f, const char *s) {
         _cleanup_free_ char *q = NULL;
         const char *p;
         char *t;
@@ -754,20 +1217,20 @@ static bool print_call_command(FILE *f, const Ctl *ctl, json_object *call) {
         (void) fputs("avatarctl ", f);
         if (ctl->socket_path) {
                 (void) fputs("--socket ", f);
-                print_shell_word(f, ctl->socket_path);
+                ctl_print_shell_word(f, ctl->socket_path);
                 (void) fputc(' ', f);
         }
         if (streq(method, "manager.delete_job_by_id") &&
             json_object_object_get_ex(params, "id", &id) && json_object_is_type(id, json_type_string)) {
                 (void) fputs("runs delete --id ", f);
-                print_shell_word(f, json_object_get_string(id));
+                ctl_print_shell_word(f, json_object_get_string(id));
                 return true;
         }
         (void) fputs("call ", f);
-        print_shell_word(f, method);
+        ctl_print_shell_word(f, method);
         if (params) {
                 (void) fputc(' ', f);
-                print_shell_word(f, json_object_to_json_string_ext(params, JSONRPC_WIRE_FLAGS));
+                ctl_print_shell_word(f, json_object_to_json_string_ext(params, JSONRPC_WIRE_FLAGS));
         }
         return true;
 }
@@ -860,6 +1323,7 @@ static void print_error(const Ctl *ctl, const char *method, const AvatarClientEr
                 while (l > 0 && (line[l - 1] == ':' || line[l - 1] == ' '))
                         line[--l] = '\0';
         }
+        ctl_before_message();
         (void) fputs("avatarctl: ", stderr);
         output_sanitized(stderr, method);
         (void) fputs(": ", stderr);
@@ -898,22 +1362,39 @@ int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, 
 int ctl_call_full(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
                   json_object **ret_result, AvatarClientError *ret_error, int *ret_errno) {
         _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
+        int code, r;
+
+        code = ctl_call_quiet(ctl, method, params, fds, n_fds, ctl->timeout_ms, ret_result, &e, &r);
+        if (code == CTL_EXIT_OK) {
+                if (ret_errno)
+                        *ret_errno = 0;
+                return code;
+        }
+        if (ret_errno)
+                *ret_errno = r == 0 ? -ENOTCONN : r;
+        ctl_report_call_error(ctl, method, r, &e, ctl->timeout_ms);
+        if (r == -EREMOTEIO && ret_error) {
+                *ret_error = e;
+                e = (AvatarClientError) AVATAR_CLIENT_ERROR_INIT;
+        }
+        return code;
+}
+
+/* Calls a method with a deadline; hands a failure over without printing it. */
+int ctl_call_quiet(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
+                   int timeout_ms, json_object **ret_result, AvatarClientError *ret_error,
+                   int *ret_errno) {
+        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         json_object *result = NULL;
         int r, code;
 
         if (ret_errno)
                 *ret_errno = 0;
         code = ctl_connect(ctl);
-        if (code != CTL_EXIT_OK) {
-                if (ret_errno)
-                        *ret_errno = -ENOTCONN;
+        if (code != CTL_EXIT_OK)
                 return code;
-        }
 
-        r = avatar_client_call(ctl->client, method, params, fds, n_fds, ctl->timeout_ms,
-                               &result, &e);
-        if (ret_errno)
-                *ret_errno = r < 0 ? r : 0;
+        r = avatar_client_call(ctl->client, method, params, fds, n_fds, timeout_ms, &result, &e);
         if (r >= 0) {
                 if (ret_result)
                         *ret_result = result;
@@ -921,29 +1402,46 @@ int ctl_call_full(Ctl *ctl, const char *method, json_object *params, const int *
                         json_object_put(result);
                 return CTL_EXIT_OK;
         }
-
+        if (ret_errno)
+                *ret_errno = r;
         code = ctl_exit_code(r, &e);
+        if (r == -EREMOTEIO && ret_error) {
+                *ret_error = e;
+                e = (AvatarClientError) AVATAR_CLIENT_ERROR_INIT;
+        }
+        return code;
+}
+
+/* Prints a failed call: the daemon's error with its data, or what went wrong locally. */
+void ctl_report_call_error(Ctl *ctl, const char *method, int r, const AvatarClientError *e,
+                           int timeout_ms) {
         switch (r) {
+        case 0:
+                return;
         case -EREMOTEIO:
-                print_error(ctl, method, &e);
-                if (ret_error) {
-                        *ret_error = e;
-                        e = (AvatarClientError) AVATAR_CLIENT_ERROR_INIT;
+                if (e) {
+                        print_error(ctl, method, e);
+                        return;
                 }
-                return code;
+                (void) ctl_fail(0, method, "the daemon answered with an error");
+                return;
         case -ETIMEDOUT:
-                return ctl_fail(code, method, "no reply within %g s (timeout)",
-                                ctl->timeout_ms / 1000.0);
+                (void) ctl_fail(0, method, "no reply within %g s (timeout)", timeout_ms / 1000.0);
+                return;
         case -ECONNRESET:
         case -ENOTCONN:
-                return ctl_fail(code, method, "the daemon closed the connection");
+                (void) ctl_fail(0, method, "the daemon closed the connection");
+                return;
         case -EMSGSIZE:
-                return ctl_fail(code, method, "the reply is larger than %u bytes",
+                (void) ctl_fail(0, method, "the reply is larger than %u bytes",
                                 AVATAR_CLIENT_REPLY_MAX_DEFAULT);
+                return;
         case -EBADMSG:
-                return ctl_fail(code, method, "malformed reply from the daemon");
+                (void) ctl_fail(0, method, "malformed reply from the daemon");
+                return;
         default:
-                return ctl_fail(code, method, "%s", strerror(-r));
+                (void) ctl_fail(0, method, "%s", strerror(-r));
+                return;
         }
 }
 
@@ -1092,6 +1590,7 @@ int main(int argc, char *argv[]) {
         int c, r, words;
 
         ctl.tty = isatty(STDOUT_FILENO) > 0;
+        ctl.stderr_tty = isatty(STDERR_FILENO) > 0;
 
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:h", global_options, NULL)) >= 0) {

@@ -27,6 +27,41 @@ static inline void unref_jsonp(json_object **p) {
         json_object_put(*p);
 }
 
+/* Adds v (taken, also on failure) as member `key` of object o. A NULL v means an allocation
+ * failed, never a JSON null. Returns 0 or -ENOMEM. */
+static inline int ctl_add_member(json_object *o, const char *key, json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* A member of an object (borrowed), or NULL when absent, null, or o is not an object. */
+static inline json_object *ctl_member(json_object *o, const char *key) {
+        json_object *v = NULL;
+
+        if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
+                return NULL;
+        return v;
+}
+
+/* A string member, or NULL. */
+static inline const char *ctl_member_string(json_object *o, const char *key) {
+        json_object *v = ctl_member(o, key);
+
+        return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* The length of an array member; 0 when it is not an array. */
+static inline size_t ctl_member_length(json_object *o, const char *key) {
+        json_object *v = ctl_member(o, key);
+
+        return json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+}
+
 /* The documented exit codes (avatarctl --help, avatarctl(1)). */
 typedef enum CtlExit {
         CTL_EXIT_OK = 0,          /* success */
@@ -42,8 +77,12 @@ typedef enum CtlExit {
         CTL_EXIT_OVERLOADED = 10, /* the daemon is overloaded or shutting down */
 } CtlExit;
 
-/* Longest list of command options one command line may carry. */
-#define CTL_OPTS_MAX 32
+/* Most command options one command line may carry (occurrences: "--type a=int" given forty
+ * times counts forty). */
+#define CTL_OPTS_MAX 256
+
+/* Most options one command defines (its struct option array, terminator excluded). */
+#define CTL_COMMAND_OPTIONS_MAX 64
 
 /* Command-specific option ids start here so they never clash with global ones. */
 #define CTL_OPT_COMMAND_BASE 0x1000
@@ -63,6 +102,42 @@ typedef enum CtlOptId {
         CTL_OPT_LIMIT,
         CTL_OPT_INCLUDE_DELETED,
         CTL_OPT_ID,
+
+        /* runner commands, avatarize, runs load, watch (avatarctl-runner.c) */
+        CTL_OPT_SEED,
+        CTL_OPT_MAX_DISTRIBUTION_PLOTS,
+        CTL_OPT_PIA_DATA_RECIPIENT,
+        CTL_OPT_PIA_DATA_TYPE,
+        CTL_OPT_PIA_DATA_SUBJECT,
+        CTL_OPT_PIA_SENSITIVITY_LEVEL,
+        CTL_OPT_LANGUAGE,
+        CTL_OPT_ALL,
+        CTL_OPT_PRIMARY_KEY,
+        CTL_OPT_FOREIGN_KEY,
+        CTL_OPT_TIME,
+        CTL_OPT_TYPE,
+        CTL_OPT_INDIVIDUAL_LEVEL,
+        CTL_OPT_NO_INDIVIDUAL_LEVEL,
+        CTL_OPT_AVATAR_DATA,
+        CTL_OPT_FILE_NAME,
+        CTL_OPT_METHOD,
+        CTL_OPT_TABLE,
+        CTL_OPT_JOBS,
+        CTL_OPT_IGNORE_WARNINGS,
+        CTL_OPT_WAIT_TIMEOUT,
+        CTL_OPT_INDEX,
+        CTL_OPT_FORCE,
+        CTL_OPT_K,
+        CTL_OPT_NO_WAIT,
+        CTL_OPT_RUNNER,
+        CTL_OPT_OUTPUT_DIR,
+        CTL_OPT_PARAMS_JSON,
+        CTL_OPT_UNSET,
+        /* -o FILE: the short option 'o' of commands that list "o:" in short_options */
+        CTL_OPT_OUTPUT = CTL_OPT_COMMAND_BASE + 'o',
+        /* one id per runner.set_parameters param, CTL_OPT_PARAMETER + its index in the
+         * table of avatarctl-runner.c */
+        CTL_OPT_PARAMETER = CTL_OPT_COMMAND_BASE + 0x200,
 } CtlOptId;
 
 typedef struct Ctl {
@@ -72,6 +147,8 @@ typedef struct Ctl {
         bool tty;                 /* stdout is a terminal */
         bool json;                /* print JSON: --json, or stdout is not a terminal */
         bool pretty;              /* indent JSON: stdout is a terminal */
+        bool stderr_tty;          /* stderr is a terminal: live progress displays */
+        bool timeout_given;       /* --timeout was given (long transfers otherwise have none) */
         AvatarClient *client;     /* connected on first use by ctl_connect() */
 } Ctl;
 
@@ -99,6 +176,8 @@ typedef struct CtlCommand {
                                    * NULL */
         const struct option *options; /* command options (val >= CTL_OPT_COMMAND_BASE),
                                        * terminated by a zero entry; or NULL */
+        const char *short_options; /* getopt letters ("o:"); letter X is the command option
+                                    * with val CTL_OPT_COMMAND_BASE + X; or NULL */
         int min_pos;              /* positional arguments accepted */
         int max_pos;              /* -1: no limit */
         int (*run)(Ctl *ctl, const CtlArgs *args); /* returns a CtlExit */
@@ -122,6 +201,29 @@ int ctl_cmd_results(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_runs_find(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_runs_delete(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_jobs_delete(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runs_load(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_avatarize(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_create(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_create_from_yaml(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_list(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_add_table(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_add_link(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_set_parameters(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_update_parameters(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_advise(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_run(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_status(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_wait(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_results(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_delete(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_close(Ctl *ctl, const CtlArgs *args);
+
+/* The options of runner set-parameters and update-parameters (avatarctl-runner.c): one per
+ * runner.set_parameters param, then --json and --unset. */
+extern const struct option ctl_parameter_options[];
 
 /* Connects unless already connected. Returns CTL_EXIT_OK, or prints why not and returns the
  * exit code. */
@@ -134,6 +236,21 @@ int ctl_connect(Ctl *ctl);
  * for the error. */
 int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
              json_object **ret_result);
+
+/* Calls `method` with an explicit deadline (`timeout_ms`; < 0: none) and does not print the
+ * call's failure: returns CTL_EXIT_OK and *ret_result as ctl_call() does, or the exit code for
+ * the failure with *ret_errno (may be NULL) set to the call's negative errno and, for an error
+ * reply (-EREMOTEIO), *ret_error (may be NULL; it must hold AVATAR_CLIENT_ERROR_INIT) filled.
+ * Report it with ctl_report_call_error() unless it is handled otherwise. When connecting
+ * fails, ctl_connect() has printed why and *ret_errno is 0 (nothing left to report). */
+int ctl_call_quiet(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
+                   int timeout_ms, json_object **ret_result, AvatarClientError *ret_error,
+                   int *ret_errno);
+
+/* Prints a failed call as ctl_call() does: `r` is its negative errno (0: nothing to print),
+ * `e` the daemon's error for -EREMOTEIO, `timeout_ms` the deadline the call had. */
+void ctl_report_call_error(Ctl *ctl, const char *method, int r, const AvatarClientError *e,
+                           int timeout_ms);
 
 /* The same, and on failure also hands the error over: *ret_error (when not NULL; it must hold
  * AVATAR_CLIENT_ERROR_INIT) is filled for an error reply from the daemon (-EREMOTEIO), and
@@ -184,6 +301,25 @@ int ctl_fail(int code, const char *what, const char *format, ...) _printf_(3, 4)
 /* The exit code for a failed call: `r` from avatar_client_call() and, for -EREMOTEIO, the
  * daemon's error. Pure; exposed for the tests. */
 int ctl_exit_code(int r, const AvatarClientError *e);
+
+/* Sets a function that runs before avatarctl prints a message on stderr (errors, warnings),
+ * e.g. to end a progress line that is being redrawn; NULL removes it. */
+void ctl_set_message_hook(void (*hook)(void *userdata), void *userdata);
+
+/* Runs the message hook, if any. Whoever writes to stderr outside ctl_fail() and the error
+ * printing of ctl_call() calls this first. */
+void ctl_before_message(void);
+
+/* Prints "avatarctl: warning: TEXT" on stderr (sanitized). */
+void ctl_warning(const char *text);
+
+/* Prints a deletion result ({deleted_jobs, failed_jobs, errors?}) as JSON or as a summary
+ * and returns the exit code it calls for (0 only when nothing failed). */
+int ctl_finish_deletion(Ctl *ctl, const char *what, json_object *result);
+
+/* Writes s for a shell command line: as it is when no shell would interpret any of its
+ * characters, else single-quoted. Sanitized. */
+void ctl_print_shell_word(FILE *f, const char *s);
 
 /* Prints a JSON value on stdout in the selected form (pretty on a terminal, one compact line
  * otherwise), followed by a newline. */
