@@ -1798,8 +1798,9 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
         if (streq(protocols, "https") && curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L))
                 return -EINVAL;
         /* With a sink the 2xx body is not ours to cap; error bodies are capped by the write
-         * callback either way. */
-        if (!req->sink &&
+         * callback either way. A HEAD answer has no body: its Content-Length describes the
+         * object and must not trip the cap. */
+        if (!req->sink && req->method != UPSTREAM_HEAD &&
             curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) req->max_body))
                 return -EINVAL;
         if (req->aws_sigv4 &&

@@ -435,6 +435,24 @@ START_TEST(test_head_and_delete) {
 }
 END_TEST
 
+/* A HEAD answer's Content-Length describes the object, not a body: a large object does not
+ * trip the body cap (regression: HEAD of a multi-GiB object failed with -EMSGSIZE). */
+START_TEST(test_head_large_object) {
+        Ctx c;
+        Result h = {};
+
+        ctx_init(&c, NULL);
+        script(&c, "/big", (FakeStep) { .status = 200, .headers = { "Content-Length: 4194304" } });
+        start(&c, &(UpstreamCall) { .method = UPSTREAM_HEAD, .url = url(&c, "/big"), .max_body_bytes = 1024 }, &h);
+        ctx_run(&c, 1);
+
+        ck_assert_int_eq(h.error, 0);
+        ck_assert_int_eq(h.status, 200);
+        result_done(&h);
+        ctx_done(&c);
+}
+END_TEST
+
 /* 201 + Location is handed back, not followed. */
 START_TEST(test_location_not_followed) {
         Ctx c;
@@ -1647,6 +1665,7 @@ static Suite *upstream_suite(void) {
         tcase_add_test(plain, test_user_agent);
         tcase_add_test(plain, test_http_errors_not_retried);
         tcase_add_test(plain, test_head_and_delete);
+        tcase_add_test(plain, test_head_large_object);
         tcase_add_test(plain, test_location_not_followed);
         tcase_add_test(plain, test_body_cap);
         suite_add_tcase(s, plain);
