@@ -46,6 +46,8 @@ struct Progress {
         size_t n_drawn;         /* lines of the job block on the screen */
 
         char *upload_file;
+        char *upload_key;       /* the "file" of the last upload notification */
+        uint64_t upload_bytes;  /* the bytes it told */
         uint64_t upload_total;
         double upload_start;    /* monotonic seconds */
         double plain_last;      /* when the last plain upload line was printed */
@@ -164,6 +166,7 @@ Progress *progress_free(Progress *p) {
                 job_done(&p->jobs[i]);
         free(p->runner_id);
         free(p->upload_file);
+        free(p->upload_key);
         free(p->download_result);
         free(p->download_path);
         free(p);
@@ -183,6 +186,8 @@ static int set_string(char **dst, const char *s) {
 
 /* Sets the runner whose notifications count. */
 int progress_set_runner(Progress *p, const char *runner_id) {
+        if (!p)
+                return 0;
         return set_string(&p->runner_id, runner_id);
 }
 
@@ -255,6 +260,8 @@ void progress_upload_begin(Progress *p, const char *file, uint64_t total) {
         if (!p || p->mode == PROGRESS_OFF)
                 return;
         (void) set_string(&p->upload_file, file);
+        p->upload_key = mfree(p->upload_key);
+        p->upload_bytes = 0;
         p->upload_total = total;
         p->upload_start = now_s();
         p->plain_last = 0;
@@ -309,6 +316,7 @@ void progress_upload(Progress *p, uint64_t bytes, uint64_t total) {
 
         if (!p || p->mode == PROGRESS_OFF)
                 return;
+        p->upload_bytes = bytes;
         if (total > 0)
                 p->upload_total = total;
         if (p->mode == PROGRESS_TERMINAL) {
@@ -506,8 +514,18 @@ void progress_on_notification(const char *method, json_object *params, void *use
         if (p->runner_id && runner && !streq(runner, p->runner_id))
                 return;
         event = str_member(params, "event");
-        if (streq_ptr(event, "upload"))
+        if (streq_ptr(event, "upload")) {
+                const char *file = str_member(params, "file");
+
+                /* The table's avatars come after the table, as another file. */
+                if (file && p->upload_key && !streq(file, p->upload_key)) {
+                        progress_upload_end(p, p->upload_bytes);
+                        progress_upload_begin(p, file, u64_member(params, "total"));
+                }
+                if (file && !streq_ptr(file, p->upload_key))
+                        (void) set_string(&p->upload_key, file);
                 progress_upload(p, u64_member(params, "bytes"), u64_member(params, "total"));
+        }
         else if (streq_ptr(event, "download"))
                 progress_download(p, u64_member(params, "bytes"), u64_member(params, "total"));
         else if (streq_ptr(event, "jobs")) {

@@ -52,7 +52,7 @@ int progress_new(FILE *f, ProgressMode mode, Progress **ret);
 Progress *progress_free(Progress *p);
 
 /* Only notifications about this runner are shown (NULL: any). The id is copied. Returns 0
- * or -ENOMEM. */
+ * or -ENOMEM. Like every function below, does nothing for a NULL display (progress off). */
 int progress_set_runner(Progress *p, const char *runner_id);
 
 /* An upload of `file` (a display name, copied) begins; `total` is its size when known, else

@@ -1169,6 +1169,8 @@ static int progress_attach(Ctl *ctl, const char *runner_id, Progress **ret) {
 
 /* Ends a progress display set up by progress_attach(). Returns NULL. */
 static Progress *progress_detach(Ctl *ctl, Progress *p) {
+        if (!p)
+                return NULL;
         if (ctl->client)
                 avatar_client_set_notification_callback(ctl->client, NULL, NULL);
         return progress_free(p);
@@ -1208,7 +1210,9 @@ static int upload_table(Ctl *ctl, const char *command, json_object *params, cons
                 return code;
         }
         {
-                json_object *up = ctl_member(result, "upload"), *b = ctl_member(up, "bytes");
+                /* The last file uploaded: the avatars when there are some. */
+                json_object *up = ctl_member(result, "upload"),
+                            *b = ctl_member(up, avatar && ctl_member(up, "avatar_bytes") ? "avatar_bytes" : "bytes");
 
                 progress_upload_end(p, json_object_is_type(b, json_type_int) ? json_object_get_uint64(b) : in->size);
         }
@@ -1227,8 +1231,12 @@ static void print_table_added(const Ctl *ctl, json_object *result) {
         (void) fputs(" to runner ", stdout);
         output_sanitized(stdout, ctl_member_string(result, "runner_id") ?: "?");
         if (json_object_is_type(b, json_type_int)) {
-                progress_format_bytes(json_object_get_uint64(b), size, sizeof(size));
-                (void) printf(": %" PRIu64 " bytes (%s) uploaded", json_object_get_uint64(b), size);
+                (void) printf(": %" PRIu64 " bytes", json_object_get_uint64(b));
+                if (json_object_get_uint64(b) >= 1024) {
+                        progress_format_bytes(json_object_get_uint64(b), size, sizeof(size));
+                        (void) printf(" (%s)", size);
+                }
+                (void) fputs(" uploaded", stdout);
                 if (json_object_is_type(ab, json_type_int))
                         (void) printf(", and %" PRIu64 " bytes of avatars", json_object_get_uint64(ab));
         }
@@ -1684,6 +1692,32 @@ static int parameters_params(const CtlArgs *args, bool update, json_object **ret
         return CTL_EXIT_OK;
 }
 
+/* Prints an object's members as "  name  value" lines, names as they are (they are the
+ * params' names, or a table's columns), values as output_value_text() writes them. Returns 0
+ * or -ENOMEM. */
+static int print_members(json_object *o, unsigned indent) {
+        size_t width = 0;
+
+        json_object_object_foreach(o, k0, v0) {
+                (void) v0;
+                width = MAX(width, output_width(k0));
+        }
+        json_object_object_foreach(o, key, v) {
+                _cleanup_free_ char *text = NULL;
+                int r;
+
+                r = output_value_text(v, &text);
+                if (r < 0)
+                        return r;
+                (void) printf("%*s", (int) indent, "");
+                output_padded(stdout, key, width, OUTPUT_ALIGN_LEFT);
+                (void) fputs("  ", stdout);
+                output_sanitized(stdout, text);
+                (void) putchar('\n');
+        }
+        return 0;
+}
+
 /* Prints a ParametersResult for people. */
 static int print_parameters(Ctl *ctl, json_object *result, void *userdata) {
         json_object *params = ctl_member(result, "parameters");
@@ -1697,7 +1731,7 @@ static int print_parameters(Ctl *ctl, json_object *result, void *userdata) {
                 (void) puts(": none");
         else {
                 (void) puts(":");
-                r = output_tree(stdout, params, 2);
+                r = print_members(params, 2);
                 if (r < 0)
                         return r;
         }
@@ -1774,7 +1808,20 @@ static int print_advice(Ctl *ctl, json_object *result, void *userdata) {
         (void) fputs("Applied the server's advice to runner ", stdout);
         output_sanitized(stdout, ctl_member_string(result, "runner_id") ?: "?");
         (void) puts(":");
-        r = output_tree(stdout, json_object_is_type(params, json_type_object) ? params : result, 2);
+        if (!json_object_is_type(params, json_type_object))
+                r = output_tree(stdout, result, 2);
+        else {
+                /* {table: {param: value}} */
+                r = 0;
+                json_object_object_foreach(params, table, tp) {
+                        (void) fputs("  ", stdout);
+                        output_sanitized(stdout, table);
+                        (void) puts(":");
+                        r = json_object_is_type(tp, json_type_object) ? print_members(tp, 4) : output_tree(stdout, tp, 4);
+                        if (r < 0)
+                                break;
+                }
+        }
         if (r < 0)
                 return r;
         print_warnings(result);
@@ -3101,6 +3148,18 @@ static int avatarize_wait(Avatarize *a) {
                         (void) fputs("Its run:\n", stderr);
                         print_command(stderr, a->ctl, "runs", "load", a->set_name, NULL);
                 }
+                if (e.code == RPC_JOB_FAILED && a->ctl->json) {
+                        /* The summary shows the jobs as they ended, failure included. */
+                        _cleanup_(unref_jsonp) json_object *params = NULL, *st = NULL;
+
+                        if (runner_params(a->command, a->runner_id, &params) == CTL_EXIT_OK &&
+                            ctl_call_quiet(a->ctl, "runner.get_status", params, NULL, 0, a->ctl->timeout_ms, &st, NULL,
+                                           NULL) == CTL_EXIT_OK &&
+                            json_object_is_type(ctl_member(st, "jobs"), json_type_array)) {
+                                json_object_put(a->jobs);
+                                a->jobs = json_object_get(ctl_member(st, "jobs"));
+                        }
+                }
                 return code;
         }
         json_object_put(a->jobs);
@@ -3129,14 +3188,16 @@ static int avatarize_plan(Avatarize *a) {
         r = result_rows(listing, &rows);
         if (r < 0)
                 return fail_oom(a->command);
-        for (i = 0; i < json_object_array_length(rows); i++) {
-                json_object *row = json_object_array_get_idx(rows, i);
+        /* In avatarize_results' order, whatever the order of the listing. */
+        for (i = 0; i < ELEMENTSOF(avatarize_results) * json_object_array_length(rows); i++) {
+                json_object *row = json_object_array_get_idx(rows, i % json_object_array_length(rows));
                 const char *result = ctl_member_string(row, "result"), *table = ctl_member_string(row, "table"),
                            *fn = ctl_member_string(row, "file_name");
                 const ResultKind *kind = result_kind_named(result);
                 PlanFile *f;
 
-                if (!kind || !fn || !avatarize_wants(a, result))
+                if (!kind || !fn || !avatarize_wants(a, result) ||
+                    !streq(result, avatarize_results[i / json_object_array_length(rows)]))
                         continue;
                 if (kind->per_table && !streq_ptr(table, a->table))
                         continue;

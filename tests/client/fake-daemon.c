@@ -32,6 +32,8 @@ struct FakeDaemon {
         bool running;
         json_object *scripts;   /* method → {"result"|"error", "skip"}: answers set by fake.script */
         json_object *requests;  /* [{"method", "params"}] received since the last fake.requests */
+        char table[256];        /* the table of the last runner.add_table ("iris" before any) */
+        json_object *run_jobs;  /* the jobs of the last runner.run (NULL: all five) */
 };
 
 typedef struct Conn {
@@ -43,6 +45,7 @@ typedef struct Conn {
         size_t n_fds;
         json_object *late_id;   /* id of a "never" request, answered before the next reply */
         bool closed;
+        json_object *record;    /* this line's entry in f->requests (borrowed), or NULL */
 } Conn;
 
 /* Sleeps for a few milliseconds (the fake may pause; the code under test may not). */
@@ -359,6 +362,515 @@ static json_object *answer_delete_jobs(json_object *params) {
         return o;
 }
 
+/* ---- Runner methods: computed from the params, with what came through the descriptors ---- */
+
+/* The runner every manager.create_runner* makes, and the run of runner.run. */
+#define FAKE_RUNNER "7c0a5a2e-2222-4b4b-9c9c-000000000002"
+#define FAKE_SET "5e7d0c1a-3333-4c4c-8d8d-000000000003"
+
+/* What runner.download writes for each result: text for tables and metrics, binary (NUL,
+ * CR, bytes above 0x7f) for the reports, so that byte-exact copies can be checked. */
+static const char content_shuffled[] = "sepal_length,species\n5.1,setosa\n4.9,versicolor\n";
+static const char content_privacy[] = "{\"metadata\":{\"table_name\":\"iris\"},\"hidden_rate\":0.91}\n";
+static const char content_signal[] = "{\"metadata\":{\"table_name\":\"iris\"},\"hellinger_mean\":0.12}\n";
+static const char content_report[] = "%PDF-1.4\n\x00\x01\x02\xff\xfe\x80\r\n\x1a%%EOF\n";
+static const char content_pia[] = "PK\x03\x04\x14\x00\x06\x00\xff\xd8\n\x00word/document.xml\x00";
+static const char content_other[] = "{}\n";
+
+/* The five jobs of a full run, in runner.run's order. */
+static const char *const all_jobs[] = { "standard", "signal_metrics", "privacy_metrics", "report", "report_pia" };
+
+/* Whether the last run made job `pname`. */
+static bool run_has(FakeDaemon *f, const char *pname) {
+        if (!f->run_jobs)
+                return true;
+        for (size_t i = 0; i < json_object_array_length(f->run_jobs); i++) {
+                const char *j = json_object_get_string(json_object_array_get_idx(f->run_jobs, i));
+
+                if (streq(j, pname) || (streq(j, "report") && streq(pname, "report_pia")))
+                        return true;
+        }
+        return false;
+}
+
+/* A RunnerJob: {parameters_name, kind, name, status, progress, done, exception}. */
+static json_object *runner_job(const char *pname, const char *status, double progress) {
+        json_object *o = json_object_new_object();
+        char name[64];
+
+        (void) snprintf(name, sizeof(name), "job-%s-1", pname);
+        json_object_object_add(o, "parameters_name", json_object_new_string(pname));
+        json_object_object_add(o, "kind", json_object_new_string(streq(pname, "report_pia") ? "report" : pname));
+        json_object_object_add(o, "name", json_object_new_string(name));
+        json_object_object_add(o, "status", json_object_new_string(status));
+        json_object_object_add(o, "progress", progress < 0 ? NULL : json_object_new_double(progress));
+        json_object_object_add(o, "done", json_object_new_boolean(streq(status, "finished")));
+        json_object_object_add(o, "exception", json_object_new_string(""));
+        return o;
+}
+
+/* The jobs of the last run, all in one status. */
+static json_object *run_jobs_in(FakeDaemon *f, const char *status, double progress) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; i < ELEMENTSOF(all_jobs); i++)
+                if (run_has(f, all_jobs[i]))
+                        json_object_array_add(a, runner_job(all_jobs[i], status, progress));
+        return a;
+}
+
+/* A RunnerStatus of the fake runner. */
+static json_object *runner_status(FakeDaemon *f, const char *display_name, bool ran) {
+        json_object *o = json_object_new_object(), *tables = json_object_new_array();
+
+        json_object_array_add(tables, json_object_new_string(f->table));
+        json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+        json_object_object_add(o, "display_name", json_object_new_string(display_name));
+        json_object_object_add(o, "owner", json_object_new_int(1000));
+        json_object_object_add(o, "state", json_object_new_string(ran ? "finished" : "configuring"));
+        json_object_object_add(o, "set_name", ran ? json_object_new_string(FAKE_SET) : NULL);
+        json_object_object_add(o, "previous_set_name", NULL);
+        json_object_object_add(o, "tables", tables);
+        json_object_object_add(o, "jobs", ran ? run_jobs_in(f, "finished", 1.0) : json_object_new_array());
+        json_object_object_add(o, "warnings", json_object_new_array());
+        json_object_object_add(o, "last_error", NULL);
+        json_object_object_add(o, "created_at", json_object_new_int64(1777626723));
+        json_object_object_add(o, "updated_at", json_object_new_int64(1777626783));
+        return o;
+}
+
+/* The descriptor a param {"fd": N} names, or -1. */
+static int param_fd(Conn *c, json_object *params, const char *key) {
+        json_object *ref = NULL, *n = NULL;
+        int64_t i;
+
+        if (!json_object_object_get_ex(params, key, &ref) || !json_object_object_get_ex(ref, "fd", &n))
+                return -1;
+        i = json_object_get_int64(n);
+        return i >= 0 && (size_t) i < c->n_fds ? c->fds[i] : -1;
+}
+
+/* Reads a descriptor to its end and notes what came in c->record's "read" list:
+ * {"param", "bytes", "head"} with the first 32 bytes (non-printable ones as '.'). Sends an
+ * "upload" runner.progress notification halfway and at the end when `notify`. Returns the
+ * byte count, or -1. */
+static int64_t read_param_fd(Conn *c, json_object *params, const char *key, bool notify) {
+        char buf[65536], head[33] = "";
+        int fd = param_fd(c, params, key);
+        int64_t total = 0;
+        size_t hl = 0;
+        ssize_t n;
+        json_object *o, *list = NULL;
+
+        if (fd < 0)
+                return -1;
+        while ((n = read(fd, buf, sizeof(buf))) > 0) {
+                for (ssize_t i = 0; i < n && hl < 32; i++)
+                        head[hl++] = buf[i] >= 0x20 && buf[i] < 0x7f ? buf[i] : '.';
+                total += n;
+        }
+        head[hl] = '\0';
+        o = json_object_new_object();
+        json_object_object_add(o, "param", json_object_new_string(key));
+        json_object_object_add(o, "bytes", json_object_new_int64(total));
+        json_object_object_add(o, "head", json_object_new_string(head));
+        if (c->record && !json_object_object_get_ex(c->record, "read", &list)) {
+                list = json_object_new_array();
+                json_object_object_add(c->record, "read", list);
+        }
+        if (list)
+                json_object_array_add(list, o);
+        else
+                json_object_put(o);
+        for (int step = 1; notify && step <= 2; step++) {
+                json_object *p = json_object_new_object();
+
+                json_object_object_add(p, "subscription", json_object_new_string("u1"));
+                json_object_object_add(p, "seq", json_object_new_int(step));
+                json_object_object_add(p, "runner_id", json_object_new_string(FAKE_RUNNER));
+                json_object_object_add(p, "event", json_object_new_string("upload"));
+                json_object_object_add(p, "table_name", json_object_new_string(param_string(params, "table_name")));
+                json_object_object_add(p, "file", json_object_new_string(streq(key, "data") ? "table" : "avatars"));
+                json_object_object_add(p, "bytes", json_object_new_int64(step == 1 ? total / 2 : total));
+                json_object_object_add(p, "total", json_object_new_int64(total));
+                (void) send_json(c, notification_new("runner.progress", p));
+        }
+        return total;
+}
+
+/* Sends a runner.progress "jobs" notification. Takes jobs. */
+static int notify_jobs(Conn *c, int seq, json_object *jobs) {
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "subscription", json_object_new_string("w1"));
+        json_object_object_add(p, "seq", json_object_new_int(seq));
+        json_object_object_add(p, "runner_id", json_object_new_string(FAKE_RUNNER));
+        json_object_object_add(p, "event", json_object_new_string("jobs"));
+        json_object_object_add(p, "jobs", jobs);
+        return send_json(c, notification_new("runner.progress", p));
+}
+
+/* The bytes and server file name of a result for the current table. */
+static void result_content(FakeDaemon *f, const char *result, const char **ret_data, size_t *ret_len,
+                           char *name, size_t size) {
+        if (streq(result, "shuffled")) {
+                *ret_data = content_shuffled;
+                *ret_len = sizeof(content_shuffled) - 1;
+                (void) snprintf(name, size, "%s.shuffled-0.csv", f->table);
+        } else if (streq(result, "privacy_metrics")) {
+                *ret_data = content_privacy;
+                *ret_len = sizeof(content_privacy) - 1;
+                (void) snprintf(name, size, "%s.privacy.json", f->table);
+        } else if (streq(result, "signal_metrics")) {
+                *ret_data = content_signal;
+                *ret_len = sizeof(content_signal) - 1;
+                (void) snprintf(name, size, "%s.signal.json", f->table);
+        } else if (streq(result, "report")) {
+                *ret_data = content_report;
+                *ret_len = sizeof(content_report) - 1;
+                (void) snprintf(name, size, "report.pdf");
+        } else if (streq(result, "report_pia")) {
+                *ret_data = content_pia;
+                *ret_len = sizeof(content_pia) - 1;
+                (void) snprintf(name, size, "%s.report.pia.docx", f->table);
+        } else {
+                *ret_data = content_other;
+                *ret_len = sizeof(content_other) - 1;
+                (void) snprintf(name, size, "%s.%s.json", f->table, result);
+        }
+}
+
+/* Base64 of data (the daemon's inline form of binary results). Malloc'd. */
+static char *fake_base64(const char *data, size_t len) {
+        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *o = malloc((len + 2) / 3 * 4 + 1), *p = o;
+
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < len; i += 3) {
+                uint32_t v = (uint32_t) (unsigned char) data[i] << 16;
+
+                if (i + 1 < len)
+                        v |= (uint32_t) (unsigned char) data[i + 1] << 8;
+                if (i + 2 < len)
+                        v |= (unsigned char) data[i + 2];
+                *p++ = tab[(v >> 18) & 63];
+                *p++ = tab[(v >> 12) & 63];
+                *p++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+                *p++ = i + 2 < len ? tab[v & 63] : '=';
+        }
+        *p = '\0';
+        return o;
+}
+
+/* runner.download: writes the result's bytes into the descriptor (in two writes with a
+ * "download" notification between), or returns them inline. */
+static int answer_download(Conn *c, json_object *id, json_object *params) {
+        const char *result = param_string(params, "result"), *data;
+        json_object *o = json_object_new_object(), *table = NULL;
+        int fd = param_fd(c, params, "fd");
+        char name[300];
+        size_t len;
+
+        result_content(c->f, result, &data, &len, name, sizeof(name));
+        (void) json_object_object_get_ex(params, "table", &table);
+        json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+        json_object_object_add(o, "result", json_object_new_string(result));
+        json_object_object_add(o, "table", json_object_get(table));
+        json_object_object_add(o, "file_name", json_object_new_string(name));
+        json_object_object_add(o, "bytes", json_object_new_int64((int64_t) len));
+        if (fd >= 0) {
+                json_object *p = json_object_new_object();
+                int flags = fcntl(fd, F_GETFL);
+
+                if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY || write_fd(fd, data, len / 2, false) < 0) {
+                        json_object *d = json_object_new_object();
+
+                        json_object_put(o);
+                        json_object_put(p);
+                        json_object_object_add(d, "name", json_object_new_string("io_error"));
+                        json_object_object_add(d, "retryable", json_object_new_boolean(0));
+                        return send_json(c, error_new(id, -32015, "Cannot write into the descriptor", d));
+                }
+                json_object_object_add(p, "subscription", json_object_new_string("d1"));
+                json_object_object_add(p, "seq", json_object_new_int(1));
+                json_object_object_add(p, "runner_id", json_object_new_string(FAKE_RUNNER));
+                json_object_object_add(p, "event", json_object_new_string("download"));
+                json_object_object_add(p, "file_name", json_object_new_string(name));
+                json_object_object_add(p, "bytes", json_object_new_int64((int64_t) (len / 2)));
+                json_object_object_add(p, "total", json_object_new_int64((int64_t) len));
+                (void) send_json(c, notification_new("runner.progress", p));
+                (void) write_fd(fd, data + len / 2, len - len / 2, false);
+        } else if (memchr(data, '\0', len) || streq(result, "report") || streq(result, "report_pia")) {
+                char *b64 = fake_base64(data, len);
+
+                json_object_object_add(o, "encoding", json_object_new_string("base64"));
+                json_object_object_add(o, "data", json_object_new_string(b64 ? b64 : ""));
+                free(b64);
+        } else {
+                json_object_object_add(o, "encoding", json_object_new_string("utf-8"));
+                json_object_object_add(o, "data", json_object_new_string_len(data, (int) len));
+        }
+        return send_json(c, reply_new(id, o));
+}
+
+/* A file of runner.list_results. */
+static json_object *listed_file(const char *result, const char *name, const char *table) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "result", json_object_new_string(result));
+        json_object_object_add(o, "file_name", json_object_new_string(name));
+        json_object_object_add(o, "table", json_object_new_string(table));
+        return o;
+}
+
+/* runner.list_results: the jobs of the last run with the files the server names. */
+static json_object *answer_list_results(FakeDaemon *f) {
+        json_object *o = json_object_new_object(), *jobs = run_jobs_in(f, "finished", 1.0);
+        char a[300], b[300], d[300];
+
+        for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+                json_object *job = json_object_array_get_idx(jobs, i), *files = json_object_new_array(), *pn;
+                const char *pname;
+
+                json_object_object_get_ex(job, "parameters_name", &pn);
+                pname = json_object_get_string(pn);
+                if (streq(pname, "standard")) {
+                        (void) snprintf(a, sizeof(a), "%s.shuffled-0.csv", f->table);
+                        (void) snprintf(b, sizeof(b), "%s.unshuffled-0.csv", f->table);
+                        json_object_array_add(files, listed_file("shuffled", a, f->table));
+                        json_object_array_add(files, listed_file("unshuffled", b, f->table));
+                        (void) snprintf(a, sizeof(a), "%s.correlation.html", f->table);
+                        (void) snprintf(b, sizeof(b), "%s.distribution.html", f->table);
+                        json_object_array_add(files, listed_file("figures", a, f->table));
+                        json_object_array_add(files, listed_file("figures", b, f->table));
+                        json_object_array_add(files, listed_file("run_metadata", "run_metadata.avatarize.json", "run_metadata"));
+                } else if (streq(pname, "privacy_metrics")) {
+                        (void) snprintf(d, sizeof(d), "%s.privacy.json", f->table);
+                        json_object_array_add(files, listed_file("privacy_metrics", d, f->table));
+                        json_object_array_add(files, listed_file("privacy_metrics_summary", "privacy_metrics_summary.json",
+                                                                 "privacy_metrics_summary"));
+                } else if (streq(pname, "signal_metrics")) {
+                        (void) snprintf(d, sizeof(d), "%s.signal.json", f->table);
+                        json_object_array_add(files, listed_file("signal_metrics", d, f->table));
+                } else if (streq(pname, "report"))
+                        json_object_array_add(files, listed_file("report", "report.pdf", "report"));
+                else if (streq(pname, "report_pia")) {
+                        (void) snprintf(d, sizeof(d), "%s.report.pia.docx", f->table);
+                        json_object_array_add(files, listed_file("report", d, f->table));
+                }
+                json_object_object_add(job, "files", files);
+        }
+        json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+        json_object_object_add(o, "set_name", json_object_new_string(FAKE_SET));
+        json_object_object_add(o, "jobs", jobs);
+        return o;
+}
+
+/* A Job of manager.watch_jobs (the Manager's job shape). */
+static json_object *watched_job(const char *pname, const char *status, double progress) {
+        json_object *o = runner_job(pname, status, progress);
+
+        json_object_object_add(o, "set_name", json_object_new_string(FAKE_SET));
+        json_object_object_add(o, "display_name", json_object_new_string("iris"));
+        return o;
+}
+
+/* manager.watch_jobs: two jobs.changed notifications, then the jobs, done. */
+static int answer_watch(Conn *c, json_object *id) {
+        json_object *o = json_object_new_object(), *jobs = json_object_new_array();
+        int r = 0;
+
+        for (int seq = 1; seq <= 2 && r >= 0; seq++) {
+                json_object *p = json_object_new_object(), *changed = json_object_new_array();
+
+                json_object_array_add(changed, watched_job("standard", seq == 1 ? "pending" : "finished", seq == 1 ? 0.4 : 1.0));
+                json_object_object_add(p, "subscription", json_object_new_string("j1"));
+                json_object_object_add(p, "seq", json_object_new_int(seq));
+                json_object_object_add(p, "set_name", json_object_new_string(FAKE_SET));
+                json_object_object_add(p, "jobs", changed);
+                r = send_json(c, notification_new("jobs.changed", p));
+        }
+        json_object_array_add(jobs, watched_job("standard", "finished", 1.0));
+        json_object_object_add(o, "subscription", json_object_new_string("j1"));
+        json_object_object_add(o, "set_name", json_object_new_string(FAKE_SET));
+        json_object_object_add(o, "done", json_object_new_boolean(1));
+        json_object_object_add(o, "jobs", jobs);
+        json_object_object_add(o, "notifications", json_object_new_int(2));
+        return r < 0 ? r : send_json(c, reply_new(id, o));
+}
+
+/* runner.wait: the jobs advance in three notifications, then all are finished. */
+static int answer_wait(Conn *c, json_object *id) {
+        FakeDaemon *f = c->f;
+        json_object *o = json_object_new_object(), *a;
+        int r;
+
+        a = json_object_new_array();
+        json_object_array_add(a, runner_job("standard", "pending", 0.4));
+        r = notify_jobs(c, 1, a);
+        a = json_object_new_array();
+        json_object_array_add(a, runner_job("standard", "finished", 1.0));
+        if (run_has(f, "signal_metrics"))
+                json_object_array_add(a, runner_job("signal_metrics", "pending", 0.5));
+        if (r >= 0)
+                r = notify_jobs(c, 2, a);
+        else
+                json_object_put(a);
+        if (r >= 0)
+                r = notify_jobs(c, 3, run_jobs_in(f, "finished", 1.0));
+        json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+        json_object_object_add(o, "done", json_object_new_boolean(1));
+        json_object_object_add(o, "timed_out", json_object_new_boolean(0));
+        json_object_object_add(o, "set_name", json_object_new_string(FAKE_SET));
+        json_object_object_add(o, "jobs", run_jobs_in(f, "finished", 1.0));
+        json_object_object_add(o, "subscription", json_object_new_string("w1"));
+        if (r < 0) {
+                json_object_put(o);
+                return r;
+        }
+        return send_json(c, reply_new(id, o));
+}
+
+/* The params of a request without runner_id and table_name. */
+static json_object *params_rest(json_object *params) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_foreach(params, k, v) {
+                if (streq(k, "runner_id") || streq(k, "table_name"))
+                        continue;
+                json_object_object_add(o, k, json_object_get(v));
+        }
+        return o;
+}
+
+/* Answers manager.create_runner*, manager.watch_jobs and runner.*; returns 1 when the
+ * method is not one of them (nothing sent), else what sending returned. */
+static int serve_runner(Conn *c, json_object *id, const char *method, json_object *params) {
+        FakeDaemon *f = c->f;
+        json_object *o = NULL;
+
+        if (streq(method, "manager.create_runner"))
+                o = runner_status(f, param_string(params, "set_name"), false);
+        else if (streq(method, "manager.create_runner_from_yaml")) {
+                (void) read_param_fd(c, params, "fd", false);
+                o = runner_status(f, "from-yaml-v1", false);
+        } else if (streq(method, "manager.create_runner_from_id") || streq(method, "manager.create_runner_from_name"))
+                o = runner_status(f, "iris-v1", true);
+        else if (streq(method, "manager.watch_jobs"))
+                return answer_watch(c, id);
+        else if (streq(method, "runner.add_table")) {
+                json_object *up = json_object_new_object(), *tables = json_object_new_array();
+                int64_t n = read_param_fd(c, params, "data", true), m;
+
+                (void) snprintf(f->table, sizeof(f->table), "%s", param_string(params, "table_name"));
+                m = read_param_fd(c, params, "avatar_data", true);
+                o = json_object_new_object();
+                json_object_object_add(up, "file", json_object_new_string("iris.csv"));
+                json_object_object_add(up, "bytes", json_object_new_int64(n < 0 ? 0 : n));
+                if (m >= 0)
+                        json_object_object_add(up, "avatar_bytes", json_object_new_int64(m));
+                json_object_array_add(tables, json_object_new_string(f->table));
+                json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+                json_object_object_add(o, "table_name", json_object_new_string(f->table));
+                json_object_object_add(o, "upload", up);
+                json_object_object_add(o, "tables", tables);
+                json_object_object_add(o, "subscription", json_object_new_string("u1"));
+        } else if (streq(method, "runner.add_link") || streq(method, "runner.get_status"))
+                o = runner_status(f, "iris", streq(method, "runner.get_status"));
+        else if (streq(method, "runner.set_parameters") || streq(method, "runner.update_parameters")) {
+                json_object *w = json_object_new_array(), *k = NULL;
+
+                if (json_object_object_get_ex(params, "k", &k) && json_object_get_int(k) == 2)
+                        json_object_array_add(w, json_object_new_string("You have set k = 2, the minimum."));
+                o = json_object_new_object();
+                json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+                json_object_object_add(o, "table_name", json_object_new_string(param_string(params, "table_name")));
+                json_object_object_add(o, "parameters", params_rest(params));
+                json_object_object_add(o, "warnings", w);
+        } else if (streq(method, "runner.advise_parameters")) {
+                json_object *p = json_object_new_object(), *t = json_object_new_object();
+
+                json_object_object_add(t, "k", json_object_new_int(12));
+                json_object_object_add(t, "ncp", json_object_new_int(4));
+                json_object_object_add(p, f->table, t);
+                o = json_object_new_object();
+                json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+                json_object_object_add(o, "set_name", NULL);
+                json_object_object_add(o, "advice", json_object_new_object());
+                json_object_object_add(o, "parameters", p);
+                json_object_object_add(o, "warnings", json_object_new_array());
+        } else if (streq(method, "runner.run")) {
+                json_object *jobs = NULL;
+
+                json_object_put(f->run_jobs);
+                f->run_jobs = json_object_object_get_ex(params, "jobs", &jobs) ? json_object_get(jobs) : NULL;
+                o = json_object_new_object();
+                json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+                json_object_object_add(o, "set_name", json_object_new_string(FAKE_SET));
+                json_object_object_add(o, "replaced", json_object_new_boolean(0));
+                json_object_object_add(o, "previous_set_name", NULL);
+                json_object_object_add(o, "jobs", run_jobs_in(f, "pending", 0));
+                json_object_object_add(o, "warnings", json_object_new_array());
+        } else if (streq(method, "runner.wait"))
+                return answer_wait(c, id);
+        else if (streq(method, "runner.list_results"))
+                o = answer_list_results(f);
+        else if (streq(method, "runner.download"))
+                return answer_download(c, id, params);
+        else if (streq(method, "runner.export_yaml")) {
+                o = json_object_new_object();
+                json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+                json_object_object_add(o, "display_name", json_object_new_string("iris"));
+                json_object_object_add(o, "yaml", json_object_new_string(
+                        "kind: AvatarMetadata\nmetadata:\n  name: avatar-metadata-iris\nspec:\n  display_name: iris\n"));
+        } else if (streq(method, "runner.delete")) {
+                o = json_object_new_object();
+                json_object_object_add(o, "deleted_jobs", run_jobs_in(f, "finished", 1.0));
+                json_object_object_add(o, "failed_jobs", json_object_new_array());
+        } else if (streq(method, "runner.list")) {
+                json_object *a = json_object_new_array();
+
+                json_object_array_add(a, runner_status(f, "iris", true));
+                o = json_object_new_object();
+                json_object_object_add(o, "runners", a);
+        } else if (streq(method, "runner.close")) {
+                o = json_object_new_object();
+                json_object_object_add(o, "runner_id", json_object_new_string(FAKE_RUNNER));
+                json_object_object_add(o, "closed", json_object_new_boolean(1));
+                json_object_object_add(o, "set_name", json_object_new_string(FAKE_SET));
+        } else
+                return 1;
+        return send_json(c, reply_new(id, o));
+}
+
+/* Waits up to ms milliseconds, or until the client hangs up (then the connection is
+ * closed). */
+static void pause_or_hangup(Conn *c, int64_t ms) {
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        char b;
+
+        if (poll(&p, 1, (int) MIN(ms, (int64_t) INT_MAX)) > 0 && recv(c->fd, &b, 1, MSG_PEEK) <= 0)
+                c->closed = true;
+}
+
+/* Sends the notifications of a script ("notify": [{"method", "params"}]). */
+static int send_script_notifications(Conn *c, json_object *script) {
+        json_object *list = NULL;
+        int r = 0;
+
+        if (!json_object_object_get_ex(script, "notify", &list))
+                return 0;
+        for (size_t i = 0; r >= 0 && i < json_object_array_length(list); i++) {
+                json_object *n = json_object_array_get_idx(list, i), *m = NULL, *p = NULL;
+
+                (void) json_object_object_get_ex(n, "method", &m);
+                (void) json_object_object_get_ex(n, "params", &p);
+                r = send_json(c, notification_new(json_object_get_string(m), json_object_get(p)));
+        }
+        return r;
+}
+
 /* Answers a manager.* request: the scripted answer when one is set (after its "skip" count
  * of default answers), else the canned or computed one, else Method not found. */
 static int serve_manager(Conn *c, json_object *id, const char *method, json_object *params) {
@@ -367,9 +879,25 @@ static int serve_manager(Conn *c, json_object *id, const char *method, json_obje
 
         if (json_object_object_get_ex(c->f->scripts, method, &script)) {
                 json_object *skip = NULL;
+                bool answers = json_object_object_get_ex(script, "error", NULL) ||
+                               json_object_object_get_ex(script, "result", NULL), skipped = false;
+                int r;
 
-                if (json_object_object_get_ex(script, "skip", &skip) && json_object_get_int64(skip) > 0)
+                if (json_object_object_get_ex(script, "skip", &skip) && json_object_get_int64(skip) > 0) {
                         json_object_set_int64(skip, json_object_get_int64(skip) - 1);
+                        skipped = true;
+                } else {
+                        r = send_script_notifications(c, script);
+                        if (r < 0)
+                                return r;
+                        if (param_int(script, "delay_ms", 0) > 0) {
+                                pause_or_hangup(c, param_int(script, "delay_ms", 0));
+                                if (c->closed)
+                                        return 0;
+                        }
+                }
+                if (skipped || !answers)
+                        ;
                 else if (json_object_object_get_ex(script, "error", &v)) {
                         json_object *code = NULL, *msg = NULL, *data = NULL;
 
@@ -382,6 +910,10 @@ static int serve_manager(Conn *c, json_object *id, const char *method, json_obje
                 } else if (json_object_object_get_ex(script, "result", &v))
                         return send_json(c, reply_new(id, json_object_get(v)));
         }
+
+        i = (size_t) serve_runner(c, id, method, params);
+        if (i != 1)
+                return (int) i;
 
         if (streq(method, "manager.authenticate"))
                 result = answer_authenticate(params);
@@ -414,6 +946,10 @@ static json_object *fake_script(FakeDaemon *f, json_object *params) {
                 json_object_object_add(s, "result", json_object_get(v));
         if (json_object_object_get_ex(params, "error", &v))
                 json_object_object_add(s, "error", json_object_get(v));
+        if (json_object_object_get_ex(params, "notify", &v))
+                json_object_object_add(s, "notify", json_object_get(v));
+        if (json_object_object_get_ex(params, "delay_ms", &v))
+                json_object_object_add(s, "delay_ms", json_object_get(v));
         json_object_object_add(s, "skip", json_object_new_int64(param_int(params, "skip", 0)));
         if (json_object_object_length(s) > 1)
                 json_object_object_add(f->scripts, method, s);
@@ -424,13 +960,39 @@ static json_object *fake_script(FakeDaemon *f, json_object *params) {
         return json_object_new_boolean(1);
 }
 
-/* Keeps {"method", "params"} of a request for fake.requests. */
-static void record_request(FakeDaemon *f, const char *method, json_object *params) {
+/* What kind of file a descriptor is, and how it is open: {"type", "access"}. */
+static json_object *fd_kind(int fd) {
+        json_object *o = json_object_new_object();
+        struct stat st;
+        const char *type = "other", *access = "?";
+        int flags = fcntl(fd, F_GETFL);
+
+        if (fstat(fd, &st) == 0)
+                type = S_ISREG(st.st_mode) ? "regular" : S_ISFIFO(st.st_mode) ? "fifo" :
+                       S_ISSOCK(st.st_mode) ? "socket" : S_ISCHR(st.st_mode) ? "chr" : "other";
+        if (flags >= 0)
+                access = (flags & O_ACCMODE) == O_RDONLY ? "r" : (flags & O_ACCMODE) == O_WRONLY ? "w" : "rw";
+        json_object_object_add(o, "type", json_object_new_string(type));
+        json_object_object_add(o, "access", json_object_new_string(access));
+        return o;
+}
+
+/* Keeps {"method", "params"} of a request for fake.requests, with "fds": [{"type",
+ * "access"}] when descriptors came with it; the entry becomes c->record. */
+static void record_request(Conn *c, const char *method, json_object *params) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "method", json_object_new_string(method));
         json_object_object_add(o, "params", json_object_get(params));
-        json_object_array_add(f->requests, o);
+        if (c->n_fds > 0) {
+                json_object *fds = json_object_new_array();
+
+                for (size_t i = 0; i < c->n_fds; i++)
+                        json_object_array_add(fds, fd_kind(c->fds[i]));
+                json_object_object_add(o, "fds", fds);
+        }
+        json_object_array_add(c->f->requests, o);
+        c->record = o;
 }
 
 /* Answers one request line. Returns 0, or a negative errno to drop the connection. */
@@ -448,8 +1010,9 @@ static int serve_line(Conn *c, const char *line, size_t line_len) {
         method = json_object_get_string(m);
         if (!method)
                 method = "";
+        c->record = NULL;
         if (!startswith(method, "fake."))
-                record_request(c->f, method, params);
+                record_request(c, method, params);
 
         if (c->late_id) {
                 r = send_json(c, reply_new(c->late_id, json_object_new_string("late")));
@@ -572,7 +1135,7 @@ static int serve_line(Conn *c, const char *line, size_t line_len) {
                 r = send_json(c, reply_new(id, discover_doc()));
         else if (streq(method, "daemon.status"))
                 r = send_json(c, reply_new(id, status_doc()));
-        else if (startswith(method, "manager."))
+        else if (startswith(method, "manager.") || startswith(method, "runner."))
                 r = serve_manager(c, id, method, params);
         else if (streq(method, "fake.script"))
                 r = send_json(c, reply_new(id, fake_script(c->f, params)));
@@ -728,6 +1291,7 @@ int fake_daemon_start(const char *path, FakeDaemon **ret) {
         f->wake[0] = f->wake[1] = -1;
         f->scripts = json_object_new_object();
         f->requests = json_object_new_array();
+        strcpy(f->table, "iris");
         if (!f->scripts || !f->requests) {
                 r = -ENOMEM;
                 goto fail;
@@ -794,6 +1358,7 @@ FakeDaemon *fake_daemon_stop(FakeDaemon *f) {
         (void) safe_close(f->wake[1]);
         json_object_put(f->scripts);
         json_object_put(f->requests);
+        json_object_put(f->run_jobs);
         if (f->path[0])
                 (void) unlink(f->path);
         if (f->dir[0])
