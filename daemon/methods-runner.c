@@ -451,8 +451,10 @@ static void on_from_id_jobs(const ApiResponse *resp, const ApiError *err, void *
                 return;
         }
         if (!json_object_object_get_ex(resp->json, "jobs", &jobs) || !json_object_is_type(jobs, json_type_array)) {
+                _cleanup_free_ char *set = TAKE_PTR(f->set_name); /* op_finish() frees f */
+
                 call_reply_errorf(op_finish(&f->op), RPC_UPSTREAM_BAD_RESPONSE, NULL,
-                                  "The answer to GET /jobs?set_name=%s has no job list", f->set_name);
+                                  "The answer to GET /jobs?set_name=%s has no job list", set);
                 return;
         }
         f->jobs = json_object_get(jobs);
@@ -676,8 +678,9 @@ static void add_table_finish(AddTableOp *a) {
         json_object_object_add(o, "upload", up);
         json_object_object_add(o, "tables", runner_config_tables(r->docs));
         json_object_object_add(o, "subscription", json_object_new_string(a->notifier.id));
+        /* table points into a->params, which op_finish() frees */
+        log_ctx(LOG_INFO, &a->op.call->log, "Runner %s: added table '%s' (%s).", r->id, table, "uploaded");
         c = op_finish(&a->op);
-        log_ctx(LOG_INFO, &c->log, "Runner %s: added table '%s' (%s).", r->id, table, "uploaded");
         call_reply(c, o);
 }
 
@@ -1074,6 +1077,7 @@ static void on_job_created(const ApiResponse *resp, const ApiError *err, void *u
         u->op.req = NULL;
         if (err || !name) {
                 json_object *data = err ? api_error_data(err) : json_object_new_object();
+                _cleanup_free_ char *msg = NULL;
 
                 run_commit_jobs(u);
                 if (data) {
@@ -1081,10 +1085,13 @@ static void on_job_created(const ApiResponse *resp, const ApiError *err, void *u
                         json_object_object_add(data, "created_jobs", json_object_get(u->created));
                         json_object_object_add(data, "failed_job", json_object_new_string(pname));
                 }
-                call_reply_errorf(op_finish(&u->op), err ? err->code : RPC_UPSTREAM_BAD_RESPONSE, data,
-                                  "Creating the %s job failed after %zu job(s) were created in set %s: %s", pname,
-                                  json_array_len(u->created), u->runner->set_name,
-                                  err ? strna(err->message) : "the answer has no job name");
+                /* formatted before op_finish(), which frees u (pname points into u->pnames) */
+                if (asprintf(&msg, "Creating the %s job failed after %zu job(s) were created in set %s: %s", pname,
+                             json_array_len(u->created), u->runner->set_name,
+                             err ? strna(err->message) : "the answer has no job name") < 0)
+                        msg = NULL;
+                call_reply_error(op_finish(&u->op), err ? err->code : RPC_UPSTREAM_BAD_RESPONSE,
+                                 msg ?: "Creating a job failed", data);
                 return;
         }
         if (!loc)
@@ -1114,9 +1121,10 @@ static void run_next_job(RunOp *u) {
 
                 run_commit_jobs(u);
                 o = run_result(u);
+                /* before op_finish(), which frees u */
+                log_ctx(LOG_INFO, &u->op.call->log, "Runner %s: launched %zu job(s) in set %s.", u->runner->id,
+                        json_array_len(u->pnames), strna(u->runner->set_name));
                 c = op_finish(&u->op);
-                log_ctx(LOG_INFO, &c->log, "Runner %s: launched %zu job(s) in set %s.", u->runner ? u->runner->id : "?",
-                        json_array_len(u->pnames), "(new)");
                 if (o)
                         call_reply(c, o);
                 else
@@ -1959,7 +1967,9 @@ static void on_download_results(Op *op, const ApiError *err) {
                 return;
         }
         if (!j->results || !json_object_object_get_ex(j->results, d->key, &urls) || json_array_len(urls) == 0) {
-                call_reply_errorf(op_finish(op), RPC_NOT_FOUND, NULL, "Job %s has no %s result", d->pname, d->result);
+                const char *pname = d->pname, *result = d->result; /* static; d goes with op_finish() */
+
+                call_reply_errorf(op_finish(op), RPC_NOT_FOUND, NULL, "Job %s has no %s result", pname, result);
                 return;
         }
         tables = json_object_new_array();
@@ -1977,21 +1987,26 @@ static void on_download_results(Op *op, const ApiError *err) {
         }
         if (!d->table && json_array_len(tables) > 1 && result_kinds_per_table(d->result)) {
                 json_object *data = json_object_new_object();
+                const char *result = d->result;
 
                 json_object_object_add(data, "tables", json_object_get(tables));
                 json_object_put(tables);
                 json_object_put(matches);
                 call_reply_errorf(op_finish(op), RPC_AMBIGUOUS, data,
-                                  "The %s result exists for several tables: name one with 'table'", d->result);
+                                  "The %s result exists for several tables: name one with 'table'", result);
                 return;
         }
         json_object_put(tables);
         if (d->index >= 0 && (size_t) d->index < json_array_len(matches))
                 url = json_object_get_string(json_object_array_get_idx(matches, (size_t) d->index));
         if (!url) {
+                _cleanup_free_ char *table = TAKE_PTR(d->table);
+                const char *result = d->result;
+                long long index = (long long) d->index;
+
                 json_object_put(matches);
-                call_reply_errorf(op_finish(op), RPC_NOT_FOUND, NULL, "No %s result%s%s (file %lld)", d->result,
-                                  d->table ? " for table " : "", d->table ? d->table : "", (long long) d->index);
+                call_reply_errorf(op_finish(op), RPC_NOT_FOUND, NULL, "No %s result%s%s (file %lld)", result,
+                                  table ? " for table " : "", table ? table : "", index);
                 return;
         }
         free(d->file_name);
