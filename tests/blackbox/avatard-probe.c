@@ -10,6 +10,12 @@
  *                                       while a second connection keeps being served
  *   avatard-probe stall SOCKET          a connection stalls mid-line while another is served
  *   avatard-probe hold SOCKET N SECONDS hold N idle connections open
+ *   avatard-probe call SOCKET [-f PATH] [-o PATH] [-t SECONDS] REQUEST
+ *                                       send one request line with descriptors attached
+ *                                       (-f: PATH opened read-only, -o: PATH created for
+ *                                       writing, numbered from 0 in option order) and print
+ *                                       every line received (notifications, then the reply)
+ *                                       until the reply; exit 1 when none came in time
  *
  * Script lines:
  *   # comment / blank          ignored
@@ -39,6 +45,7 @@
 
 #define TIMEOUT_MS 10000
 #define STRLEN(s) (sizeof(s) - 1)
+#define streq_opt(a, b) (strcmp((a), (b)) == 0)
 #define LINE_MAX_BYTES (8u * 1024u * 1024u)
 #define SENTINEL "{\"jsonrpc\":\"2.0\",\"method\":\"daemon.ping\",\"params\":{\"echo\":\"__sentinel__\"},\"id\":\"__sentinel__\"}"
 
@@ -602,6 +609,89 @@ static int cmd_hold(const char *sock, int n, int seconds) {
         return ok == n ? 0 : 1;
 }
 
+/* Whether a line is a reply (an object with an id and no method), not a notification. */
+static bool is_reply(const char *line) {
+        json_object *o = json_tokener_parse(line), *v;
+        bool reply;
+
+        if (!o)
+                return false;
+        reply = json_object_is_type(o, json_type_array) ||
+                (json_object_object_get_ex(o, "id", &v) && !json_object_object_get_ex(o, "method", &v));
+        json_object_put(o);
+        return reply;
+}
+
+/* One request with descriptors; prints what comes back until the reply. */
+static int cmd_call(const char *sock, int argc, char *argv[]) {
+        Conn c = { .fd = -1 };
+        int fds[8], n_fds = 0, timeout_s = 60, r;
+        const char *request = NULL;
+        char *out;
+        size_t len;
+        long long deadline;
+
+        for (int i = 0; i < argc; i++) {
+                if ((streq_opt(argv[i], "-f") || streq_opt(argv[i], "-o")) && i + 1 < argc) {
+                        bool w = argv[i][1] == 'o';
+                        int fd = w ? open(argv[i + 1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) :
+                                     open(argv[i + 1], O_RDONLY | O_CLOEXEC);
+
+                        if (fd < 0 || n_fds >= 8) {
+                                fprintf(stderr, "cannot open %s: %m\n", argv[i + 1]);
+                                return 2;
+                        }
+                        fds[n_fds++] = fd;
+                        i++;
+                } else if (streq_opt(argv[i], "-t") && i + 1 < argc)
+                        timeout_s = atoi(argv[++i]);
+                else
+                        request = argv[i];
+        }
+        if (!request) {
+                fprintf(stderr, "call: no request\n");
+                return 2;
+        }
+        c.fd = connect_unix(sock, false);
+        if (c.fd < 0) {
+                fprintf(stderr, "cannot connect to %s: %m\n", sock);
+                return 1;
+        }
+        len = strlen(request);
+        out = malloc(len + 1);
+        memcpy(out, request, len);
+        out[len] = '\n';
+        r = send_all(c.fd, out, len + 1, fds, (size_t) n_fds);
+        free(out);
+        for (int i = 0; i < n_fds; i++)
+                close(fds[i]);
+        if (r < 0) {
+                fprintf(stderr, "send failed: %s\n", strerror(-r));
+                return 1;
+        }
+        deadline = now_ms() + (long long) timeout_s * 1000;
+        for (;;) {
+                char *line = NULL;
+                long long left = deadline - now_ms();
+
+                r = left > 0 ? read_line(&c, (int) left, &line) : -ETIMEDOUT;
+                if (r <= 0) {
+                        fprintf(stderr, "no reply: %s\n", r == 0 ? "connection closed" : strerror(-r));
+                        return 1;
+                }
+                printf("%s\n", line);
+                fflush(stdout);
+                if (is_reply(line)) {
+                        free(line);
+                        break;
+                }
+                free(line);
+        }
+        close(c.fd);
+        free(c.buf);
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         if (argc >= 4 && strcmp(argv[1], "script") == 0)
                 return cmd_script(argv[2], argv[3]);
@@ -617,6 +707,8 @@ int main(int argc, char *argv[]) {
                 return cmd_burst(argv[2], atoi(argv[3]));
         if (argc >= 5 && strcmp(argv[1], "hold") == 0)
                 return cmd_hold(argv[2], atoi(argv[3]), atoi(argv[4]));
-        fprintf(stderr, "usage: avatard-probe script|flood|fds|oversize|stall|hold SOCKET ...\n");
+        if (argc >= 4 && strcmp(argv[1], "call") == 0)
+                return cmd_call(argv[2], argc - 3, argv + 3);
+        fprintf(stderr, "usage: avatard-probe script|flood|fds|oversize|stall|burst|hold|call SOCKET ...\n");
         return 2;
 }
