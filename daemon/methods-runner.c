@@ -1355,7 +1355,8 @@ static void wait_fail(WaitOp *w, const RunnerJob *j) {
 
         if (data) {
                 json_object_object_add(data, "job", json_object_new_string(j->parameters_name));
-                json_object_object_add(data, "name", j->name ? json_object_new_string(j->name) : NULL);
+                /* not "name": error.data.name is the error class (job_failed) */
+                json_object_object_add(data, "job_name", j->name ? json_object_new_string(j->name) : NULL);
                 json_object_object_add(data, "status", json_object_new_string(strna(j->job ? json_str(j->job, "status") : NULL)));
                 json_object_object_add(data, "exception", json_object_new_string(exc ?: ""));
                 json_object_object_add(data, "runner_id", json_object_new_string(w->runner->id));
