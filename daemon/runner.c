@@ -696,12 +696,12 @@ json_object *runner_status_json(Runner *r, bool with_docs) {
                 state = r->busy;
         else if (r->n_jobs == 0)
                 state = "configuring";
-        else if (runner_jobs_done(r, NULL, &failed))
-                state = "finished";
-        else if (failed)
-                state = "failed";
-        else
-                state = "running";
+        else {
+                /* runner_jobs_done() counts failed jobs as done: look at the failure first */
+                bool done = runner_jobs_done(r, NULL, &failed);
+
+                state = failed ? "failed" : done ? "finished" : "running";
+        }
         json_object_object_add(o, "runner_id", json_object_new_string(r->id));
         json_object_object_add(o, "display_name", json_object_new_string(r->display_name));
         json_object_object_add(o, "owner", json_object_new_int64(r->owner));
