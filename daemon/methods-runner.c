@@ -1568,6 +1568,14 @@ static char *result_table(const char *file_name) {
         return t;
 }
 
+/* Whether a result file belongs to a table: "<table>.<what>.<ext>" does; the run's metadata
+ * files and one-dot names ("report.pdf", "privacy_metrics_summary.json") do not. */
+static bool result_file_per_table(const char *key, const char *file_name) {
+        if (streq(key, "run_metadata") || streq(key, "figures_metadata"))
+                return false;
+        return strchr(file_name, '.') != strrchr(file_name, '.');
+}
+
 /* Lists the files of a results answer: [{result, file_name, table, url}]. */
 static json_object *results_files(json_object *results) {
         json_object *a = json_object_new_array();
@@ -1584,7 +1592,7 @@ static json_object *results_files(json_object *results) {
                                 continue;
                         json_object_object_add(f, "result", json_object_new_string(key));
                         json_object_object_add(f, "file_name", json_object_new_string(fn));
-                        json_object_object_add(f, "table", tb && strchr(fn, '.') && strcspn(fn, ".") < strlen(fn) ?
+                        json_object_object_add(f, "table", tb && result_file_per_table(key, fn) ?
                                                json_object_new_string(tb) : NULL);
                         json_object_array_add(a, f);
                 }
