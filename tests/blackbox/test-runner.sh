@@ -376,8 +376,8 @@ raw=$(rpc runner.wait "{\"runner_id\":\"$RF\"}")
 check_match "failing: job_failed with the exception text" \
         '"code":-32013,"message":"Job standard failed with exception: ValueError: simulated failure of bb"' "$raw"
 check_match "failing: error.data.name is the class job_failed" '"data":\{.*"name":"job_failed"' "$raw"
-check_match "failing: error.data names the job, its status and exception" \
-        '"job":"standard".*"status":"error","exception":"ValueError: simulated failure of bb"' "$raw"
+check_match "failing: error.data names the job, its server name, status and exception" \
+        "\"job\":\"standard\",\"job_name\":\"$(job_field "$(rpc runner.get_status "{\"runner_id\":\"$RF\"}")" standard name)\",\"status\":\"error\",\"exception\":\"ValueError: simulated failure of bb\"" "$raw"
 parent_errors() {
         ctl runner.get_status "{\"runner_id\":\"$RF\",\"refresh\":true}"
         [ "$(grep -o '"status":"parent_error"' <<<"$OUT" | wc -l)" = 4 ]
@@ -418,6 +418,25 @@ wait_runner "$RA"
 check_match "the advised run finishes" '"done":true' "$OUT"
 ctl runner.advise_parameters "{\"runner_id\":\"$RA\"}"
 check_eq "advice after a run: invalid state (exit 9)" "9" "$CTL_RC"
+
+# --- avatarctl avatarize: the friendly command over the same methods -----------------------------------
+if "$AVATARCTL" help avatarize >/dev/null 2>&1; then
+        cp "$IRIS" "$TMP/flowers.csv"
+        out=$(cd "$TMP" && "$AVATARCTL" --json --timeout 120 avatarize flowers.csv --output "$TMP/flowers-out" 2>&1)
+        check_eq "avatarize FILE --output DIR succeeds" "0" "$?"
+        check_match "avatarize ran the runner to the end" '"display_name":"flowers",.*"done":true' "$out"
+        check_eq "avatarize wrote the five result files" \
+                "flowers.privacy.json flowers.report.pia.docx flowers.shuffled-0.csv flowers.signal.json report.pdf" \
+                "$(ls "$TMP/flowers-out" | tr '\n' ' ' | sed 's/ $//')"
+        check_eq "avatarize: the avatars have the input's header and row count" \
+                "$(head -n 1 "$IRIS") $IRIS_ROWS" \
+                "$(head -n 1 "$TMP/flowers-out/flowers.shuffled-0.csv") $(($(wc -l <"$TMP/flowers-out/flowers.shuffled-0.csv") - 1))"
+        SF=$(json_str set_name "$out")
+        check "avatarize: the report is the simulator's PDF" cmp "$TMP/flowers-out/report.pdf" \
+                "$(stored_object "$SF" "$(job_field "$out" report name)" report.pdf)"
+else
+        pass "avatarctl avatarize is not built: skipped"
+fi
 
 # --- misc errors ------------------------------------------------------------------------------------
 ctl runner.get_status '{"runner_id":"00000000-0000-4000-8000-000000000000"}'
