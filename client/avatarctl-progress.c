@@ -13,7 +13,8 @@
 
 /* Width of the job name column ("privacy_metrics" and a margin). */
 #define JOB_NAME_WIDTH 16
-/* Width of the job status column ("finished" and a margin). */
+/* Width of the job status column ("finished" and a space; the percentage follows, right-aligned
+ * in four columns: "pending   40%", "finished 100%"). */
 #define JOB_STATUS_WIDTH 9
 /* Most jobs the display keeps (a runner has six at most; a watched set a few more). */
 #define JOBS_MAX 64
@@ -376,7 +377,7 @@ static void job_terminal_line(const ProgressJob *j, char *line, size_t size) {
 
         if (!isnan(j->progress))
                 (void) snprintf(pct, sizeof(pct), "%.0f%%", floor(100.0 * CLAMP(j->progress, 0.0, 1.0)));
-        (void) snprintf(line, size, "%-*s %-*s %4s%s%s", JOB_NAME_WIDTH, j->name, JOB_STATUS_WIDTH,
+        (void) snprintf(line, size, "%-*s %-*s%4s%s%s", JOB_NAME_WIDTH, j->name, JOB_STATUS_WIDTH,
                         isempty(j->status) ? "-" : j->status, pct, isempty(j->exception) ? "" : "  ",
                         j->exception ?: "");
 }

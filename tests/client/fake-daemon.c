@@ -871,8 +871,27 @@ static int send_script_notifications(Conn *c, json_object *script) {
         return r;
 }
 
-/* Answers a manager.* request: the scripted answer when one is set (after its "skip" count
- * of default answers), else the canned or computed one, else Method not found. */
+/* Sends a script's answer: its error, else its result. */
+static int serve_scripted(Conn *c, json_object *id, json_object *script) {
+        json_object *v = NULL;
+
+        if (json_object_object_get_ex(script, "error", &v)) {
+                json_object *code = NULL, *msg = NULL, *data = NULL;
+
+                (void) json_object_object_get_ex(v, "code", &code);
+                (void) json_object_object_get_ex(v, "message", &msg);
+                (void) json_object_object_get_ex(v, "data", &data);
+                return send_json(c, error_new(id, code ? json_object_get_int(code) : -32603,
+                                              msg ? json_object_get_string(msg) : "failed", json_object_get(data)));
+        }
+        (void) json_object_object_get_ex(script, "result", &v);
+        return send_json(c, reply_new(id, json_object_get(v)));
+}
+
+/* Answers a manager.* or runner.* request: the scripted answer when one is set (after its
+ * "skip" count of default answers; its "notify" notifications and "delay_ms" pause first;
+ * with "times", only that many times), else the canned or computed one, else Method not
+ * found. */
 static int serve_manager(Conn *c, json_object *id, const char *method, json_object *params) {
         json_object *script = NULL, *v, *result = NULL;
         size_t i;
@@ -896,24 +915,30 @@ static int serve_manager(Conn *c, json_object *id, const char *method, json_obje
                                         return 0;
                         }
                 }
-                if (skipped || !answers)
-                        ;
-                else if (json_object_object_get_ex(script, "error", &v)) {
-                        json_object *code = NULL, *msg = NULL, *data = NULL;
+                if (!skipped && answers && param_int(script, "times", 0) > 0) {
+                        /* the last of its answers: back to the default afterwards */
+                        json_object *times = NULL;
 
-                        (void) json_object_object_get_ex(v, "code", &code);
-                        (void) json_object_object_get_ex(v, "message", &msg);
-                        (void) json_object_object_get_ex(v, "data", &data);
-                        return send_json(c, error_new(id, code ? json_object_get_int(code) : -32603,
-                                                      msg ? json_object_get_string(msg) : "failed",
-                                                      json_object_get(data)));
-                } else if (json_object_object_get_ex(script, "result", &v))
-                        return send_json(c, reply_new(id, json_object_get(v)));
+                        (void) json_object_object_get_ex(script, "times", &times);
+                        json_object_set_int64(times, json_object_get_int64(times) - 1);
+                        if (json_object_get_int64(times) == 0) {
+                                json_object_get(script);
+                                json_object_object_del(c->f->scripts, method);
+                                r = serve_scripted(c, id, script);
+                                json_object_put(script);
+                                return r;
+                        }
+                }
+                if (!skipped && answers)
+                        return serve_scripted(c, id, script);
         }
 
-        i = (size_t) serve_runner(c, id, method, params);
-        if (i != 1)
-                return (int) i;
+        {
+                int r = serve_runner(c, id, method, params);
+
+                if (r != 1)
+                        return r;
+        }
 
         if (streq(method, "manager.authenticate"))
                 result = answer_authenticate(params);
@@ -950,6 +975,8 @@ static json_object *fake_script(FakeDaemon *f, json_object *params) {
                 json_object_object_add(s, "notify", json_object_get(v));
         if (json_object_object_get_ex(params, "delay_ms", &v))
                 json_object_object_add(s, "delay_ms", json_object_get(v));
+        if (json_object_object_get_ex(params, "times", &v))
+                json_object_object_add(s, "times", json_object_new_int64(json_object_get_int64(v)));
         json_object_object_add(s, "skip", json_object_new_int64(param_int(params, "skip", 0)));
         if (json_object_object_length(s) > 1)
                 json_object_object_add(f->scripts, method, s);

@@ -30,10 +30,28 @@
  *                       two API keys, ...) or computed from the params (authenticate,
  *                       create_api_key, revoke_api_key, delete_jobs: names starting with
  *                       "fail" fail); unknown manager methods: Method not found
+ *   manager.create_runner*, manager.watch_jobs, runner.*
+ *                       a fake runner (one id, one run id) answering like the daemon:
+ *                       runner.add_table and manager.create_runner_from_yaml read the
+ *                       descriptors their params name and note, in the request's entry of
+ *                       fake.requests, "read": [{param, bytes, head}] (head: the first 32
+ *                       bytes, non-printable ones as '.'), with "upload" runner.progress
+ *                       notifications; runner.download writes known bytes (text for tables
+ *                       and metrics, binary for report and report_pia) into the descriptor
+ *                       in two writes with a "download" notification between, or returns
+ *                       them inline (base64 for binary); runner.wait sends three "jobs"
+ *                       notifications before its answer; manager.watch_jobs two jobs.changed
+ *                       notifications; runner.list_results lists the server's file names for
+ *                       the table of the last add_table and the jobs of the last run
  *   fake.script         params {"method", "result" | "error": {code, message, data},
- *                       "skip": N}: from now on answer that method so (after N default
- *                       answers); without result and error, back to the default
+ *                       "skip": N, "times": N, "notify": [{method, params}], "delay_ms": N}:
+ *                       from now on answer that method so (after N default answers; only N
+ *                       times with "times"), sending the notifications first and pausing
+ *                       up to delay_ms (less when the client hangs up); without result and
+ *                       error, the default answer (after the notifications and pause); with
+ *                       none of these, back to the default
  *   fake.requests       result: [{"method", "params"}] of every request but fake.* ones
+ *                       ("fds": [{type, access}] too when descriptors came with it)
  *                       since the previous fake.requests (scripts and requests outlive the
  *                       connection)
  *   anything else       Method not found

@@ -530,5 +530,521 @@ Failed:
         nothing_sent "password reset with two different passwords"
 fi
 
+# ---- Runner commands, avatarize, runs load, watch ------------------------------------------
+# fake-avatard holds one runner ($runner) whose run is $set; it reads the descriptors that
+# come with runner.add_table and notes their size and first bytes in fake.requests, and writes
+# known bytes (binary ones for the reports) into the descriptors of runner.download.
+
+runner=7c0a5a2e-2222-4b4b-9c9c-000000000002
+set=5e7d0c1a-3333-4c4c-8d8d-000000000003
+work=$dir/work
+mkdir -p "$work"
+printf 'sepal_length,species\n5.1,setosa\n' >"$work/iris.csv"
+printf 'a,b\n1,2\n3,4\n' >"$work/avatars.csv"
+# The bytes fake-avatard writes for each result.
+printf 'sepal_length,species\n5.1,setosa\n4.9,versicolor\n' >"$dir/want-shuffled"
+printf '{"metadata":{"table_name":"iris"},"hidden_rate":0.91}\n' >"$dir/want-privacy"
+printf '{"metadata":{"table_name":"iris"},"hellinger_mean":0.12}\n' >"$dir/want-signal"
+printf '%%PDF-1.4\n\x00\x01\x02\xff\xfe\x80\r\n\x1a%%%%EOF\n' >"$dir/want-report"
+printf 'PK\x03\x04\x14\x00\x06\x00\xff\xd8\n\x00word/document.xml\x00' >"$dir/want-pia"
+
+# same_file WANT GOT WHAT: checks that two files hold the same bytes.
+same_file() {
+        if cmp -s "$1" "$2"; then
+                passes=$((passes + 1))
+        else
+                echo "FAIL: $3: $2 differs from $1"
+                failures=$((failures + 1))
+        fi
+}
+
+# mode_of FILE: its permission bits in octal.
+mode_of() {
+        stat -c %a "$1"
+}
+
+# methods: the methods of the requests since the last look, in order, on one line in $calls
+# (the requests themselves in $req).
+methods() {
+        requests
+        calls=$(grep -o '"method":"[^"]*"' <<<"$req" | sed 's/"method":"//; s/"$//' | tr '\n' ' ')
+}
+
+# Usage and help.
+expect 0 --help
+contains "avatarize FILE [OPTIONS]" "$out"
+contains "runner download RUNNER RESULT [--table T] [--index N] [-o FILE|-] [--force]" "$out"
+contains "watch SET | --runner ID [--jobs NAMES] [--timeout S]" "$out"
+contains "runs load NAME|ID" "$out"
+expect 0 help avatarize && contains "--no-wait" "$out"
+contains "--timeout-wait S" "$out"
+expect 0 runner download --help && contains "-o, --output FILE" "$out"
+expect 0 help runner set-parameters && contains "--json OBJECT" "$out"
+for o in k ncp use-categorical-reduction column-weights exclude-variable-names exclude-replacement-strategy \
+         exclude-variable-method imputation-method imputation-k imputation-training-fraction \
+         imputation-return-data-imputed open-dp-epsilon fast-dp-epsilon time-series-nf \
+         time-series-projection-type time-series-nb-points time-series-method known-variables target \
+         quantile-threshold data-augmentation-strategy data-augmentation-target-column \
+         data-augmentation-should-anonymize-original-table use-excluded-variables-in-metrics; do
+        contains "--$o" "$out"
+done
+expect 0 help runner update-parameters && contains "--unset NAME" "$out"
+expect 2 runner && contains "'runner' needs a subcommand: create create-from-yaml list add-table add-link" "$err"
+expect 2 runs && contains "find delete load" "$err"
+
+# Bad arguments: exit 2, nothing sent.
+requests
+expect 2 runner create
+expect 2 runner create '' && contains "NAME: expected 1 to 255 characters" "$err"
+expect 2 runner create x --language de && contains "--language: expected en or fr, got 'de'" "$err"
+expect 2 runner create x --pia-data-type bogus
+expect 2 runner create x --pia-sensitivity-level extreme
+expect 2 runner create x --seed 1.5
+expect 2 runner create x --max-distribution-plots -1
+expect 2 runner create-from-yaml x "$work/missing.yaml" && contains "cannot open" "$err"
+expect 2 runner add-table nope iris "$work/iris.csv" && contains "expected a runner id (a UUID" "$err"
+expect 2 runner add-table "$runner" iris "$work/missing.csv" && contains "cannot open $work/missing.csv" "$err"
+expect 2 runner add-table "$runner" iris "$work"
+expect 2 runner add-table "$runner" '' "$work/iris.csv"
+expect 2 runner add-table "$runner" iris "$work/iris.csv" --type a
+expect 2 runner add-table "$runner" iris "$work/iris.csv" --type a=str && contains "expected int, bool, category" "$err"
+expect 2 runner add-table "$runner" iris "$work/iris.csv" --individual-level --no-individual-level
+expect 2 runner add-table "$runner" iris - --avatar-data - && contains "not both" "$err"
+expect 2 runner add-link "$runner" parent child.id && contains "expected TABLE.FIELD, got 'parent'" "$err"
+expect 2 runner add-link "$runner" p.id c.
+expect 2 runner add-link "$runner" p.id c.pid --method nearest
+expect 2 runner set-parameters "$runner"
+expect 2 runner set-parameters "$runner" iris --k 1 && contains "--k: expected an integer from 2 to 1000, got '1'" "$err"
+expect 2 runner set-parameters "$runner" iris --ncp 0
+expect 2 runner set-parameters "$runner" iris --imputation-training-fraction 0
+expect 2 runner set-parameters "$runner" iris --imputation-training-fraction 1.5
+expect 2 runner set-parameters "$runner" iris --open-dp-epsilon 0 && contains "expected a number above 0" "$err"
+expect 2 runner set-parameters "$runner" iris --use-categorical-reduction=maybe
+expect 2 runner set-parameters "$runner" iris --use-categorical-reduction maybe
+expect 2 runner set-parameters "$runner" iris --column-weights a
+expect 2 runner set-parameters "$runner" iris --column-weights a=heavy
+expect 2 runner set-parameters "$runner" iris --exclude-variable-names a,,b
+expect 2 runner set-parameters "$runner" iris --imputation-method magic
+expect 2 runner set-parameters "$runner" iris --data-augmentation-strategy -2
+expect 2 runner set-parameters "$runner" iris --target ''
+expect 2 runner set-parameters "$runner" iris --json '[1]' && contains "--json: expected a JSON object" "$err"
+expect 2 runner set-parameters "$runner" iris --json '{bad'
+expect 2 runner set-parameters "$runner" iris --unset k && contains "--unset is for runner update-parameters" "$err"
+expect 2 runner update-parameters "$runner" iris && contains "nothing to change" "$err"
+expect 2 runner update-parameters "$runner" iris --unset bogus && contains "no parameter named 'bogus'" "$err"
+expect 2 runner advise "$runner" --table ''
+expect 2 runner run "$runner" --jobs report_pia && contains "--jobs: expected standard, signal_metrics, privacy_metrics or report" "$err"
+expect 2 runner run "$runner" --jobs standard,,report
+expect 2 runner status not-a-uuid
+expect 2 runner wait "$runner" --timeout 0
+expect 2 runner wait "$runner" --timeout 604801
+expect 2 runner wait "$runner" --jobs everything
+expect 2 runner results
+expect 2 runner download "$runner" && contains "expected arguments: RUNNER RESULT" "$err"
+expect 2 runner download "$runner" pictures && contains "RESULT: expected shuffled, unshuffled" "$err"
+expect 2 runner download "$runner" figures --index -1
+expect 2 runner download "$runner" shuffled -o ''
+expect 2 runner export-yaml "$runner" -o ''
+expect 2 runner delete "$runner" --jobs all
+expect 2 runner close "$runner" extra
+expect 2 runs load ''
+expect 2 watch && contains "give either a run id (SET) or --runner ID" "$err"
+expect 2 watch "$set" --runner "$runner"
+expect 2 watch iris && contains "expected a run id (a UUID" "$err"
+expect 2 watch --runner "$runner" --timeout 0.01
+expect 2 avatarize
+expect 2 avatarize "$work/missing.csv"
+expect 2 avatarize - && contains "give its name with --name" "$err"
+expect 2 avatarize "$work/iris.csv" --k 1
+expect 2 avatarize "$work/iris.csv" --jobs report_pia
+expect 2 avatarize "$work/iris.csv" --timeout-wait 0
+expect 2 avatarize "$work/iris.csv" --name ''
+expect 2 avatarize "$work/iris.csv" --output "$work/iris.csv" && contains "exists and is not a directory" "$err"
+expect 2 avatarize "$work/.csv" && contains "cannot open" "$err"
+nothing_sent "runner commands with bad arguments"
+
+# What the commands send, and what they print when piped: the daemon's result as JSON.
+expect 0 runner create iris --seed 42 --max-distribution-plots 3 --pia-data-recipient internal \
+        --pia-data-type health --pia-data-subject patients --pia-sensitivity-level very-high --language fr
+sent manager.create_runner '{"set_name":"iris","seed":42,"max_distribution_plots":3,"pia_data_recipient":"internal","pia_data_type":"health","pia_data_subject":"patients","report_language":"fr","pia_sensitivity_level":"Very High"}'
+contains "\"runner_id\":\"$runner\"" "$out"
+expect 0 runner list --all && contains '"runners":[{' "$out"
+sent runner.list '{"all":true}'
+expect 0 runner list
+sent runner.list null
+
+expect 0 runner add-table "$runner" iris "$work/iris.csv" --primary-key id --foreign-key a,b --foreign-key c \
+        --time t --type a=int --type b=category --no-individual-level --avatar-data "$work/avatars.csv"
+requests
+contains "\"params\":{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"primary_key\":\"id\",\"foreign_keys\":[\"a\",\"b\",\"c\"],\"time_series_time\":\"t\",\"types\":{\"a\":\"int\",\"b\":\"category\"},\"individual_level\":false,\"data\":{\"fd\":0},\"file_name\":\"iris.csv\",\"avatar_data\":{\"fd\":1},\"avatar_file_name\":\"avatars.csv\"}" "$req"
+contains '"fds":[{"type":"regular","access":"r"},{"type":"regular","access":"r"}]' "$req"
+contains '"read":[{"param":"data","bytes":32,"head":"sepal_length,species.5.1,setosa."},{"param":"avatar_data","bytes":12,"head":"a,b.1,2.3,4."}]' "$req"
+contains '"upload":{"file":"iris.csv","bytes":32,"avatar_bytes":12}' "$out"
+# "-" passes stdin as it is: here a pipe, read to its end by the daemon.
+printf 'x,y\n1,2\n' | "$ctl" runner add-table "$runner" iris - --file-name data.csv --individual-level >"$dir/out" 2>"$dir/err"
+same 0 $? "add-table from a pipe: exit status"
+requests
+contains '"individual_level":true,"data":{"fd":0},"file_name":"data.csv"}' "$req"
+contains '"fds":[{"type":"fifo","access":"r"}],"read":[{"param":"data","bytes":8,"head":"x,y.1,2."}]' "$req"
+expect_stdin "$work/iris.csv" 0 runner add-table "$runner" iris -
+requests
+contains '"data":{"fd":0}},"fds":[{"type":"regular","access":"r"}],"read":[{"param":"data","bytes":32' "$req"
+
+expect 0 runner add-link "$runner" patients.id visits.patient.id --method time_series
+sent runner.add_link "{\"runner_id\":\"$runner\",\"parent_table_name\":\"patients\",\"parent_field\":\"id\",\"child_table_name\":\"visits\",\"child_field\":\"patient.id\",\"method\":\"time_series\"}"
+
+expect 0 runner set-parameters "$runner" iris --k 10 --ncp 5 --use-categorical-reduction \
+        --column-weights a=2,b=0.5 --column-weights c=1 --exclude-variable-names x,y --exclude-replacement-strategy row_order \
+        --exclude-variable-method coordinate_similarity --imputation-method knn --imputation-k 3 \
+        --imputation-training-fraction 0.5 --imputation-return-data-imputed=false --open-dp-epsilon 1.5 \
+        --fast-dp-epsilon 2 --time-series-nf 4 --time-series-projection-type fpca --time-series-nb-points 7 \
+        --time-series-method mean --known-variables u --known-variables v,w --target species --quantile-threshold 0 \
+        --data-augmentation-strategy 0.25 --data-augmentation-target-column species \
+        --data-augmentation-should-anonymize-original-table --use-excluded-variables-in-metrics=yes
+sent runner.set_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":10,\"ncp\":5,\"use_categorical_reduction\":true,\"column_weights\":{\"a\":2.0,\"b\":0.5,\"c\":1.0},\"exclude_variable_names\":[\"x\",\"y\"],\"exclude_replacement_strategy\":\"row_order\",\"exclude_variable_method\":\"coordinate_similarity\",\"imputation_method\":\"knn\",\"imputation_k\":3,\"imputation_training_fraction\":0.5,\"imputation_return_data_imputed\":false,\"open_dp_epsilon\":1.5,\"fast_dp_epsilon\":2.0,\"time_series_nf\":4,\"time_series_projection_type\":\"fpca\",\"time_series_nb_points\":7,\"time_series_method\":\"mean\",\"known_variables\":[\"u\",\"v\",\"w\"],\"target\":\"species\",\"quantile_threshold\":0,\"data_augmentation_strategy\":0.25,\"data_augmentation_target_column\":\"species\",\"data_augmentation_should_anonymize_original_table\":true,\"use_excluded_variables_in_metrics\":true}"
+contains '"parameters":{"k":10,' "$out"
+expect 0 runner set-parameters "$runner" iris --json '{"k":3,"ncp":2,"runner_id":"ignored","column_weights":{"a,b":1}}' --k 4 \
+        --data-augmentation-strategy minority=0.5,majority=1
+sent runner.set_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":4,\"ncp\":2,\"column_weights\":{\"a,b\":1},\"data_augmentation_strategy\":{\"minority\":0.5,\"majority\":1.0}}"
+expect 0 runner set-parameters "$runner" iris --k 2 --data-augmentation-strategy oversample
+sent runner.set_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":2,\"data_augmentation_strategy\":\"oversample\"}"
+contains "avatarctl: warning: You have set k = 2, the minimum." "$err"
+expect 0 runner update-parameters "$runner" iris --unset k --unset use-excluded-variables-in-metrics --ncp 3
+sent runner.update_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"ncp\":3,\"k\":null,\"use_excluded_variables_in_metrics\":null}"
+expect 0 runner advise "$runner" --table iris && contains '"parameters":{"iris":{"k":12,"ncp":4}}' "$out"
+sent runner.advise_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\"}"
+expect 0 runner run "$runner" --jobs standard,report --jobs standard --jobs signal_metrics,privacy_metrics --ignore-warnings
+sent runner.run "{\"runner_id\":\"$runner\",\"jobs\":[\"standard\",\"report\",\"signal_metrics\",\"privacy_metrics\"],\"ignore_warnings\":true}"
+contains "\"set_name\":\"$set\"" "$out"
+expect 0 runner status "$runner" --refresh && contains '"state":"finished"' "$out"
+sent runner.get_status "{\"runner_id\":\"$runner\",\"refresh\":true}"
+expect 0 runner wait "$runner" --jobs standard,report_pia --timeout 90 && contains '"done":true' "$out"
+sent runner.wait "{\"runner_id\":\"$runner\",\"jobs\":[\"standard\",\"report_pia\"],\"timeout_s\":90.0}"
+same "" "$err" "runner wait: no progress on stderr with JSON output when stderr is not a terminal"
+expect 0 runner results "$runner" && contains '"file_name":"iris.shuffled-0.csv"' "$out"
+sent runner.list_results "{\"runner_id\":\"$runner\"}"
+expect 0 runner export-yaml "$runner" && contains '"yaml":"kind: AvatarMetadata\n' "$out"
+sent runner.export_yaml "{\"runner_id\":\"$runner\"}"
+expect 0 runner delete "$runner" --jobs report,report_pia && contains '"deleted_jobs":[{' "$out"
+sent runner.delete "{\"runner_id\":\"$runner\",\"jobs\":[\"report\",\"report_pia\"]}"
+expect 0 runner close "$runner" && contains '"closed":true' "$out"
+sent runner.close "{\"runner_id\":\"$runner\"}"
+expect 0 runs load "$set" && contains '"display_name":"iris-v1"' "$out"
+sent manager.create_runner_from_id "{\"set_name\":\"$set\"}"
+expect 0 runs load iris
+sent manager.create_runner_from_name '{"display_name":"iris"}'
+expect 0 watch "$set" --jobs job-a,job-b --timeout 10
+sent manager.watch_jobs "{\"set_name\":\"$set\",\"jobs\":[\"job-a\",\"job-b\"],\"timeout_s\":10.0}"
+same 3 "$(wc -l <<<"$out")" "watch: one JSON line per notification, then the result"
+contains "{\"subscription\":\"j1\",\"seq\":1,\"set_name\":\"$set\",\"jobs\":[{\"parameters_name\":\"standard\"" "$out"
+contains '"done":true' "$(tail -n 1 <<<"$out")"
+expect 0 watch --runner "$runner"
+sent manager.watch_jobs "{\"runner_id\":\"$runner\",\"timeout_s\":3600.0}"
+answer manager.watch_jobs '"result":{"subscription":"j1","set_name":"'"$set"'","done":true,"jobs":[{"name":"j","set_name":"'"$set"'","status":"error","exception":"boom"}]}'
+expect 8 watch "$set"
+answer manager.watch_jobs '"result":{"subscription":"j1","set_name":"'"$set"'","done":false,"jobs":[]}'
+expect 4 watch "$set" && contains "not done after 3600 s" "$err"
+answer manager.watch_jobs
+requests
+
+# create-from-yaml: a regular file goes as a descriptor, a pipe inline.
+printf 'kind: AvatarMetadata\n' >"$work/r.yaml"
+expect 0 runner create-from-yaml again "$work/r.yaml"
+requests
+contains '"params":{"set_name":"again","fd":{"fd":0}},"fds":[{"type":"regular","access":"r"}],"read":[{"param":"fd","bytes":21,"head":"kind: AvatarMetadata."}]' "$req"
+printf 'kind: AvatarMetadata\n' | "$ctl" runner create-from-yaml again - >/dev/null
+sent manager.create_runner_from_yaml '{"set_name":"again","yaml":"kind: AvatarMetadata\n"}'
+
+# Downloads: into a file avatarctl creates (0644 less the umask), byte for byte; never over an
+# existing file without --force; "-o -" hands over stdout as it is (a pipe, a file).
+umask 022
+expect 0 runner download "$runner" report -o "$work/r.pdf"
+same_file "$dir/want-report" "$work/r.pdf" "binary download into a file"
+same 644 "$(mode_of "$work/r.pdf")" "mode of a downloaded file"
+contains "\"path\":\"$work/r.pdf\"" "$out"
+requests
+contains "\"params\":{\"runner_id\":\"$runner\",\"result\":\"report\",\"fd\":{\"fd\":0}},\"fds\":[{\"type\":\"regular\",\"access\":\"w\"}]" "$req"
+printf 'keep me' >"$work/keep.pdf"
+expect 9 runner download "$runner" report -o "$work/keep.pdf" && contains "$work/keep.pdf exists; not overwritten (use --force" "$err"
+same "keep me" "$(cat "$work/keep.pdf")" "an existing file is left alone"
+nothing_sent "download onto an existing file"
+expect 0 runner download "$runner" report_pia --table iris -o "$work/keep.pdf" --force
+same_file "$dir/want-pia" "$work/keep.pdf" "--force replaces the file"
+(umask 077 && "$ctl" runner download "$runner" shuffled --table iris --index 0 -o "$work/private.csv" >/dev/null)
+same 600 "$(mode_of "$work/private.csv")" "the umask applies to downloaded files"
+same_file "$dir/want-shuffled" "$work/private.csv" "text download into a file"
+"$ctl" runner download "$runner" report -o - 2>"$dir/err" | cat >"$work/piped.pdf"
+same_file "$dir/want-report" "$work/piped.pdf" "-o - into a pipe"
+"$ctl" runner download "$runner" report_pia -o - >"$work/redirected.docx" 2>"$dir/err"
+same_file "$dir/want-pia" "$work/redirected.docx" "-o - into a file"
+requests
+contains '"fds":[{"type":"fifo","access":"w"}]' "$req"
+contains '"fds":[{"type":"regular","access":"w"}]' "$req"
+answer runner.download '"error":{"code":-32014,"message":"The storage refused the object","data":{"name":"storage_error","retryable":false,"status":403}}'
+expect 7 runner download "$runner" report -o "$work/failed.pdf" && contains "(storage_error)" "$err"
+same no "$([ -e "$work/failed.pdf" ] && echo yes || echo no)" "a file whose download failed is removed"
+answer runner.download
+requests
+# Without -o: text inline (as JSON when piped), binary saved under the server's file name.
+expect 0 runner download "$runner" shuffled && contains '"encoding":"utf-8","data":"sepal_length,species\n5.1,setosa\n4.9,versicolor\n"' "$out"
+sent runner.download "{\"runner_id\":\"$runner\",\"result\":\"shuffled\"}"
+mkdir -p "$work/cwd"
+cd "$work/cwd" || exit 1
+expect 0 runner download "$runner" report && contains '"path":"report.pdf"' "$out"
+same_file "$dir/want-report" "$work/cwd/report.pdf" "binary result saved under the server's name"
+expect 9 runner download "$runner" report
+requests
+# A result too large to come inline is fetched through a descriptor into the server's name.
+answer runner.download '"times":1,"error":{"code":-32602,"message":"The result is too large to return inline: pass a descriptor","data":{"name":"invalid_params","retryable":false}}'
+expect 0 runner download "$runner" privacy_metrics --table iris && contains '"path":"iris.privacy.json"' "$out"
+same_file "$dir/want-privacy" "$work/cwd/iris.privacy.json" "large result saved under the server's name"
+methods
+same "runner.download runner.list_results runner.download " "$calls" "calls of a download too large for inline"
+expect 0 runner export-yaml "$runner" -o r.yaml && contains '"path":"r.yaml","bytes":' "$out"
+same "kind: AvatarMetadata" "$(head -n 1 r.yaml)" "export-yaml -o"
+expect 9 runner export-yaml "$runner" -o r.yaml
+"$ctl" runner export-yaml "$runner" -o - | head -n 1 >"$dir/out"
+same "kind: AvatarMetadata" "$(cat "$dir/out")" "export-yaml -o -"
+cd "$dir" || exit 1
+requests
+
+# Waits: a failed job exits 8 with its exception; the deadline exits 4.
+failed_job='"error":{"code":-32013,"message":"Job standard failed with exception: ValueError: k is too large","data":{"name":"job_failed","retryable":false,"job":"standard","status":"error","exception":"ValueError: k is too large\nat line 2","runner_id":"'"$runner"'"}}'
+answer runner.wait "$failed_job"
+expect 8 runner wait "$runner"
+contains "avatarctl: job standard failed (error): ValueError: k is too large" "$err"
+contains "  at line 2" "$err"
+contains "avatarctl runner status $runner" "$err"
+answer runner.wait '"result":{"runner_id":"'"$runner"'","done":false,"timed_out":true,"set_name":"'"$set"'","jobs":[]}'
+expect 4 runner wait "$runner" --timeout 5 && contains '"timed_out":true' "$out"
+contains "the jobs are not done after 5 s; they continue on the server. Wait again with:" "$err"
+contains "avatarctl runner wait $runner" "$err"
+answer runner.wait
+requests
+
+# avatarize: the whole flow, in JSON mode (stdout piped).
+cd "$work" || exit 1
+expect 0 avatarize iris.csv
+methods
+same "manager.create_runner runner.add_table runner.set_parameters runner.run runner.wait runner.list_results runner.download runner.download runner.download runner.download runner.download " \
+     "$calls" "avatarize: the calls"
+contains '{"method":"manager.create_runner","params":{"set_name":"iris"}}' "$req"
+contains "{\"method\":\"runner.add_table\",\"params\":{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"data\":{\"fd\":0},\"file_name\":\"iris.csv\"},\"fds\":[{\"type\":\"regular\",\"access\":\"r\"}],\"read\":[{\"param\":\"data\",\"bytes\":32" "$req"
+contains "{\"method\":\"runner.set_parameters\",\"params\":{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":5}}" "$req"
+contains "{\"method\":\"runner.run\",\"params\":{\"runner_id\":\"$runner\"}}" "$req"
+contains "{\"method\":\"runner.wait\",\"params\":{\"runner_id\":\"$runner\",\"timeout_s\":86400.0}}" "$req"
+contains "{\"method\":\"runner.download\",\"params\":{\"runner_id\":\"$runner\",\"result\":\"shuffled\",\"table\":\"iris\",\"fd\":{\"fd\":0}},\"fds\":[{\"type\":\"regular\",\"access\":\"w\"}]}" "$req"
+contains "{\"method\":\"runner.download\",\"params\":{\"runner_id\":\"$runner\",\"result\":\"report\",\"fd\":{\"fd\":0}}" "$req"
+contains "\"result\":\"report_pia\",\"table\":\"iris\",\"fd\":{\"fd\":0}}" "$req"
+same_file "$dir/want-shuffled" iris-avatars/iris.shuffled-0.csv "avatarize: shuffled"
+same_file "$dir/want-privacy" iris-avatars/iris.privacy.json "avatarize: privacy metrics"
+same_file "$dir/want-signal" iris-avatars/iris.signal.json "avatarize: signal metrics"
+same_file "$dir/want-report" iris-avatars/report.pdf "avatarize: report (binary)"
+same_file "$dir/want-pia" iris-avatars/iris.report.pia.docx "avatarize: PIA report (binary)"
+same 644 "$(mode_of iris-avatars/report.pdf)" "avatarize: file mode"
+same 5 "$(ls iris-avatars | wc -l)" "avatarize: files in the output directory"
+same 1 "$(wc -l <<<"$out")" "avatarize: one JSON object"
+contains "{\"runner_id\":\"$runner\",\"display_name\":\"iris\",\"set_name\":\"$set\",\"table\":\"iris\",\"input\":\"iris.csv\",\"k\":5,\"waited\":true,\"done\":true,\"jobs\":[{\"parameters_name\":\"standard\"" "$out"
+contains '"output_dir":"iris-avatars","files":[{"result":"shuffled","table":"iris","file_name":"iris.shuffled-0.csv","path":"iris-avatars/iris.shuffled-0.csv","bytes":47},{"result":"privacy_metrics"' "$out"
+contains '{"result":"report","table":null,"file_name":"report.pdf","path":"iris-avatars/report.pdf","bytes":24}' "$out"
+same "" "$err" "avatarize: no progress on stderr with JSON output when stderr is not a terminal"
+
+# The files exist now: a second run refuses before sending anything, unless --force.
+cp iris-avatars/report.pdf "$dir/report-before"
+expect 9 avatarize iris.csv && contains "iris-avatars/iris.privacy.json exists; not overwritten" "$err"
+nothing_sent "avatarize over existing files"
+expect 0 avatarize iris.csv --force
+methods
+same 11 "$(wc -w <<<"$calls")" "avatarize --force: the calls"
+same_file "$dir/want-report" iris-avatars/report.pdf "avatarize --force: the report"
+# A file under the server's name (not the usual one) is found when the downloads start:
+# nothing is downloaded, the files made for them are removed, the commands are printed.
+mkdir -p late && printf 'old' >late/iris.shuffled-0.csv
+expect 9 avatarize iris.csv --output late --name iris2
+contains "late/iris.shuffled-0.csv exists; not overwritten" "$err"
+contains "The results stay on the server; fetch them with:" "$err"
+contains "avatarctl runner download $runner report -o late/report.pdf" "$err"
+same "old" "$(cat late/iris.shuffled-0.csv)" "avatarize: an existing file is left alone"
+same 1 "$(ls late | wc -l)" "avatarize: nothing left behind after a refusal"
+methods
+lacks "runner.download" "$calls"
+
+# Names, table, k, jobs and output directory.
+expect 0 avatarize iris.csv --name "my run" --table flowers --k 12 --jobs standard --output out/deep
+requests
+contains '{"method":"manager.create_runner","params":{"set_name":"my run"}}' "$req"
+contains '"table_name":"flowers","data":{"fd":0},"file_name":"iris.csv"}' "$req"
+contains '"table_name":"flowers","k":12}' "$req"
+contains "{\"method\":\"runner.run\",\"params\":{\"runner_id\":\"$runner\",\"jobs\":[\"standard\"]}}" "$req"
+same "flowers.shuffled-0.csv" "$(ls out/deep)" "avatarize --jobs standard: the shuffled table only"
+expect_stdin iris.csv 0 avatarize - --name piped --output piped
+requests
+contains '"table_name":"piped","data":{"fd":0}},"fds":[{"type":"regular","access":"r"}]' "$req"
+contains '"output_dir":"piped"' "$out"
+
+# --no-wait: the runner id, the run id and the commands; no wait, no download.
+expect 0 avatarize iris.csv --no-wait --output later
+methods
+same "manager.create_runner runner.add_table runner.set_parameters runner.run " "$calls" "avatarize --no-wait: the calls"
+contains '"waited":false,"done":false' "$out"
+contains "\"commands\":[\"avatarctl runner wait $runner\",\"mkdir -p later\",\"avatarctl runner download $runner shuffled --table iris -o later/iris.shuffled.csv\"" "$out"
+contains "\"avatarctl runner download $runner report -o later/report.pdf\"" "$out"
+same no "$([ -e later ] && echo yes || echo no)" "avatarize --no-wait creates no directory"
+
+# A failed job: its exception, exit 8, the summary with the error; nothing downloaded.
+answer runner.wait "$failed_job"
+expect 8 avatarize iris.csv --output failed
+contains "avatarctl: job standard failed (error): ValueError: k is too large" "$err"
+contains "avatarctl runs load $set" "$err"
+contains '"error":{"name":"job_failed","message":"Job standard failed with exception: ValueError: k is too large","job":"standard","status":"error","exception":"ValueError: k is too large\nat line 2"}' "$out"
+methods
+same "manager.create_runner runner.add_table runner.set_parameters runner.run runner.wait runner.get_status " "$calls" "avatarize with a failed job: the calls"
+same no "$([ -e failed ] && echo yes || echo no)" "avatarize with a failed job creates no directory"
+answer runner.wait
+# A failed upload: the runner exists, the summary says so.
+answer runner.add_table '"error":{"code":-32014,"message":"Upload refused","data":{"name":"storage_error","retryable":false}}'
+expect 7 avatarize iris.csv --output failed && contains "avatarctl: runner.add_table: Upload refused (storage_error)" "$err"
+contains "\"runner_id\":\"$runner\"" "$out"
+answer runner.add_table
+cd "$dir" || exit 1
+requests
+
+# On a terminal: the progress display, the summary, the commands of --no-wait, Ctrl-C.
+if command -v script >/dev/null 2>&1; then
+        cd "$work" || exit 1
+        rm -rf iris-avatars
+        human_rc avatarize iris.csv
+        same 0 "$rc" "avatarize on a terminal: exit status"
+        contains "upload  iris.csv  16 B / 32 B   50%" "$out"
+        contains "standard         pending   40%" "$out"
+        contains "signal_metrics   pending   50%" "$out"
+        contains "report_pia       finished 100%" "$out"
+        contains "downloaded report -> iris-avatars/report.pdf (24 bytes)" "$out"
+        contains "Avatarized iris.csv as 'iris'." "$out"
+        contains "Runner:  $runner" "$out"
+        contains "Run id:  $set" "$out"
+        contains "Files written:
+  iris-avatars/iris.shuffled-0.csv   47 bytes
+  iris-avatars/iris.privacy.json     54 bytes
+  iris-avatars/iris.signal.json      57 bytes
+  iris-avatars/report.pdf            24 bytes
+  iris-avatars/iris.report.pia.docx  30 bytes" "$out"
+        same_file "$dir/want-report" iris-avatars/report.pdf "avatarize on a terminal: report"
+
+        # stdout on a terminal, stderr not: plain progress lines.
+        script -qec "$(printf '%q ' "$ctl" avatarize iris.csv --output plain) 2>$(printf '%q' "$dir/plain")" /dev/null </dev/null >"$dir/pty"
+        err=$(cat "$dir/plain")
+        contains "upload 16/32 bytes" "$err"
+        contains "upload 32/32 bytes" "$err"
+        contains "job standard pending 0.4" "$err"
+        contains "job standard finished 1" "$err"
+        contains "downloaded shuffled -> plain/iris.shuffled-0.csv (47 bytes)" "$err"
+        contains "downloaded report_pia -> plain/iris.report.pia.docx (30 bytes)" "$err"
+        lacks "$(printf '\033')" "$err"
+
+        human_rc avatarize iris.csv --no-wait --output later
+        contains "Started avatarizing iris.csv as 'iris'." "$out"
+        contains "The jobs run on the Avatar server. Follow them, then fetch the results, with:
+  avatarctl runner wait $runner
+  mkdir -p later
+  avatarctl runner download $runner shuffled --table iris -o later/iris.shuffled.csv" "$out"
+        contains "  avatarctl runner download $runner report_pia --table iris -o later/iris.report.pia.docx" "$out"
+        contains "  avatarctl runs load $set" "$out"
+
+        answer runner.wait "$failed_job"
+        human_rc avatarize iris.csv --output failed
+        same 8 "$rc" "avatarize with a failed job on a terminal: exit status"
+        contains "avatarctl: job standard failed (error): ValueError: k is too large" "$out"
+        answer runner.wait
+
+        # Ctrl-C while waiting: the run goes on; the commands that reattach.
+        answer runner.wait '"delay_ms":20000'
+        rm -f "$dir/fifo"
+        mkfifo "$dir/fifo"
+        script -qec "$(printf '%q ' "$ctl" avatarize iris.csv --output interrupted)" /dev/null <"$dir/fifo" >"$dir/pty" 2>&1 &
+        pid=$!
+        exec 9>"$dir/fifo"
+        for ((k = 0; k < 200; k++)); do
+                grep -q "report_pia  " "$dir/pty" && break
+                sleep 0.05
+        done
+        sleep 0.2
+        printf '\003' >&9
+        exec 9>&-
+        wait "$pid"
+        rc=$?
+        out=$(tr -d '\r' <"$dir/pty")
+        same 130 "$rc" "avatarize interrupted: exit status"
+        contains "avatarctl: interrupted; the run continues on the server. Reattach with:
+  avatarctl runner wait $runner
+or, when the daemon no longer holds the runner:
+  avatarctl runs load $set" "$out"
+        same no "$([ -e interrupted ] && echo yes || echo no)" "an interrupted avatarize creates no directory"
+        answer runner.wait
+
+        # The runner commands for people.
+        human_rc runner create iris --seed 1
+        contains "Runner:       $runner" "$out"
+        contains "State:        configuring" "$out"
+        contains "Created:      2026-05-01 09:12:03" "$out"
+        contains "Add a table with:
+  avatarctl runner add-table $runner TABLE FILE" "$out"
+        human_rc runner list
+        contains "RUNNER                                NAME  STATE     RUN ID                                TABLES  JOBS DONE  OWNER" "$out"
+        human_rc runner add-table "$runner" iris iris.csv
+        contains "Added table iris to runner $runner: 32 bytes uploaded." "$out"
+        contains "avatarctl runner set-parameters $runner iris --k 5" "$out"
+        human_rc runner add-link "$runner" patients.id visits.patient_id
+        same "Linked patients.id to visits.patient_id (linear_sum_assignment)." "$out" "add-link on a terminal"
+        human_rc runner set-parameters "$runner" iris --k 2 --column-weights a=1
+        contains "Parameters of table iris:
+  k               2
+  column_weights  {\"a\":1.0}" "$out"
+        contains "avatarctl: warning: You have set k = 2, the minimum." "$out"
+        human_rc runner advise "$runner"
+        contains "Applied the server's advice to runner $runner:
+  iris:
+    k    12
+    ncp  4" "$out"
+        human_rc runner run "$runner"
+        contains "Started run $set of runner $runner." "$out"
+        contains "JOB              STATUS   PROGRESS  NAME                   EXCEPTION" "$out"
+        contains "Follow it with:
+  avatarctl runner wait $runner" "$out"
+        human_rc runner wait "$runner"
+        contains "standard         finished 100%" "$out"
+        contains "privacy_metrics  finished      100%  job-privacy_metrics-1  -" "$out"
+        human_rc runner results "$runner"
+        contains "JOB              STATUS    RESULT           TABLE  INDEX  FILE" "$out"
+        contains "standard         finished  figures          iris       1  iris.distribution.html" "$out"
+        contains "privacy_metrics  finished  -                -          0  privacy_metrics_summary.json" "$out"
+        contains "avatarctl runner download $runner shuffled --table iris -o iris.shuffled-0.csv" "$out"
+        human_rc runner download "$runner" shuffled --table iris
+        same "sepal_length,species
+5.1,setosa
+4.9,versicolor" "$out" "inline text on a terminal"
+        rm -f term.pdf
+        human_rc runner download "$runner" report -o term.pdf
+        contains "downloaded report -> term.pdf (24 bytes)" "$out"
+        same_file "$dir/want-report" term.pdf "download on a terminal"
+        human_rc runner export-yaml "$runner"
+        contains "kind: AvatarMetadata" "$out"
+        human_rc runner delete "$runner" && contains "Deleted 5 jobs, failed 0." "$out"
+        human_rc runner close "$runner"
+        contains "Closed runner $runner; its jobs stay on the server. To load the run again:
+  avatarctl runs load $set" "$out"
+        human_rc runs load "$set"
+        contains "Name:         iris-v1" "$out"
+        contains "Download its results with:
+  avatarctl runner download $runner shuffled --table iris -o iris.shuffled-0.csv" "$out"
+        contains "  avatarctl runner download $runner figures --table iris --index 1 -o iris.distribution.html" "$out"
+        contains "  avatarctl runner download $runner report_pia --table iris -o iris.report.pia.docx" "$out"
+        human_rc watch "$set"
+        contains "standard         pending    40%  job-standard-1" "$out"
+        contains "All jobs are done:" "$out"
+        cd "$dir" || exit 1
+        requests
+fi
+
 echo "RESULT: avatarctl passed=$passes failed=$failures"
 [ "$failures" -eq 0 ]
