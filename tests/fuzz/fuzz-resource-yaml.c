@@ -2,7 +2,10 @@
 /*
  * libFuzzer harness for daemon/resource-yaml.c: parses the input as a resource YAML stream;
  * whatever parses must emit, parse back to an equal value and emit to the same text again
- * (the fixed point the export → import → export path relies on).
+ * (the fixed point the export → import → export path relies on). Then what runner import and
+ * runner.run do with the documents: runner_config_validate() (on a copy), the display name
+ * bumped, the options, the tables and each table's parameters read back, the documents of a
+ * default run prepared; the result must still emit, parse back equal and validate again.
  */
 #include <assert.h>
 #include <errno.h>
@@ -12,10 +15,97 @@
 #include <string.h>
 
 #include "resource-yaml.h"
+#include "runner-config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* One input: parse; if accepted, emit, re-parse, compare, emit again. */
+/* Emits documents, parses the text back and checks it equals them. */
+static void check_emit_round_trip(json_object *docs) {
+        json_object *back = NULL;
+        char *text = NULL, *error = NULL;
+        size_t len = 0;
+        int r;
+
+        r = resource_yaml_emit(docs, &text, &len);
+        assert(r == 0 || r == -E2BIG);
+        if (r == 0) {
+                r = resource_yaml_parse(text, len, &back, &error);
+                assert(r == 0);
+                assert(json_object_equal(docs, back));
+        }
+        json_object_put(back);
+        free(text);
+        free(error);
+}
+
+/* What importing the documents into a runner and running it do with them. */
+static void check_runner_config(json_object *parsed) {
+        static const char *const run_jobs[] = { "standard", "signal_metrics", "privacy_metrics", "report",
+                                                "report_pia" };
+        json_object *docs = NULL, *tables, *options, *jobs, *again = NULL;
+        char *error = NULL, *display;
+        int r;
+
+        r = json_object_deep_copy(parsed, &docs, NULL);
+        assert(r == 0);
+        r = runner_config_validate(docs, &error);
+        if (r < 0) {
+                assert(r == -EINVAL && error);
+                free(error);
+                json_object_put(docs);
+                return;
+        }
+        assert(!error);
+        assert(json_object_array_length(docs) == json_object_array_length(parsed));
+        assert(runner_config_find(docs, "AvatarMetadata", NULL));
+
+        /* Validation puts the documents in their order: a second pass changes nothing. */
+        r = json_object_deep_copy(docs, &again, NULL);
+        assert(r == 0);
+        r = runner_config_validate(again, &error);
+        assert(r == 0);
+        assert(json_object_equal(docs, again));
+        json_object_put(again);
+        check_emit_round_trip(docs);
+
+        display = runner_increment_display_name(runner_config_display_name(docs) ?: "run");
+        assert(display);
+        r = runner_config_set_display_name(docs, display);
+        assert(r == 0);
+        assert(runner_config_display_name(docs) && strcmp(runner_config_display_name(docs), display) == 0);
+        free(display);
+        options = runner_config_options_from_docs(docs);
+        assert(json_object_is_type(options, json_type_object));
+
+        tables = runner_config_tables(docs);
+        assert(json_object_is_type(tables, json_type_array));
+        for (size_t i = 0; i < json_object_array_length(tables); i++) {
+                const char *name = json_object_get_string(json_object_array_get_idx(tables, i));
+                json_object *p = runner_config_get_parameters(docs, name);
+
+                assert(json_object_is_type(p, json_type_object));
+                json_object_put(p);
+        }
+        (void) runner_config_has_avatarization(docs);
+
+        jobs = json_object_new_array();
+        for (size_t i = 0; i < sizeof(run_jobs) / sizeof(run_jobs[0]); i++)
+                json_object_array_add(jobs, json_object_new_string(run_jobs[i]));
+        r = runner_config_prepare_run(docs, options, jobs, &error);
+        assert(r == 0 || (r == -EINVAL && error));
+        free(error);
+        error = NULL;
+        check_emit_round_trip(docs);
+        r = runner_config_validate(docs, &error);
+        assert(r == 0);
+
+        json_object_put(jobs);
+        json_object_put(tables);
+        json_object_put(options);
+        json_object_put(docs);
+}
+
+/* One input: parse; if accepted, emit, re-parse, compare, emit again; then the runner paths. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_object *docs = NULL, *back = NULL;
         char *error = NULL, *text = NULL, *again = NULL;
@@ -44,6 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 assert(r == 0);
                 assert(again_len == len && memcmp(again, text, len) == 0);
         }
+        check_runner_config(docs);
 
         free(again);
         free(text);
