@@ -251,6 +251,22 @@ int runner_config_set_display_name(json_object *docs, const char *display_name) 
                 return -ENOMEM;
         meta = get(doc, "metadata");
         spec = get(doc, "spec");
+        if (!spec) {
+                /* imported documents may lack the spec (or hold null): the display name must
+                 * still land in it, after metadata and before annotations */
+                json_object *ann = json_object_get(get(doc, "annotations"));
+
+                spec = json_object_new_object();
+                if (!spec) {
+                        json_object_put(ann);
+                        return -ENOMEM;
+                }
+                json_object_object_add(doc, "spec", spec);
+                if (ann) {
+                        json_object_object_del(doc, "annotations");
+                        json_object_object_add(doc, "annotations", ann);
+                }
+        }
         if (json_object_is_type(meta, json_type_object))
                 json_object_object_add(meta, "name", json_object_new_string(name));
         if (json_object_is_type(spec, json_type_object))
