@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Black-box tests of following runs: twenty clients waiting on one run cost one upstream poll
+# per interval, manager.watch_jobs notifications (subscription, seq) until the set is done or
+# the deadline, and runner ownership (another uid is refused, runner.list shows one's own).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sim-fixtures.sh"
+. "$(dirname "$0")/runner-fixtures.sh"
+
+# the job clock stands still (0) unless a test moves it
+start_sim --api-key "$SIM_KEY" --job-step-ms 0 || { fail "avatar-sim starts"; finish; exit $?; }
+runner_conf 'socket_mode: "0666"' >"$CONF"
+export AVATAR_API_KEY="$SIM_KEY"
+start_daemon || { fail "avatard starts"; finish; exit $?; }
+pass "avatard starts against avatar-sim"
+
+now_ms() { date +%s%3N; }
+# set_polls SET FROM-MS TO-MS: the polls of a set (GET /api/jobs?set_name=SET) the simulator
+# received between two instants.
+set_polls() {
+        grep -F '"route":"GET /api/jobs"' "$SIM_REQUESTS" | grep -F "\"query\":\"set_name=$1\"" |
+                grep -o '"ts":[0-9]*' | cut -d: -f2 | awk -v a="$2" -v b="$3" '$1 >= a && $1 < b' | wc -l
+}
+
+# --- twenty clients waiting on one run: one poll per interval upstream ---------------------------------
+RW=$(new_iris_runner waited)
+ctl runner.run "{\"runner_id\":\"$RW\"}"
+check_eq "a run to wait on" "0" "$CTL_RC"
+SW=$(json_str set_name "$OUT")
+# a second runner bound to the same set (loaded by id) is followed by the same poller
+ctl manager.create_runner_from_id "{\"set_name\":\"$SW\"}"
+check_match "a second runner follows the same set" "\"state\":\"running\",\"set_name\":\"$SW\"" "$OUT"
+RW2=$(runner_id_of "$OUT")
+pids=()
+for i in $(seq 1 20); do
+        r=$RW
+        [ "$i" -gt 15 ] && r=$RW2
+        "$AVATARCTL" --json --timeout 120 call runner.wait "{\"runner_id\":\"$r\"}" >"$TMP/wait.$i" 2>&1 &
+        pids+=($!)
+done
+sleep 1.5
+st=$("$AVATARCTL" --json status)
+check_match "daemon.status: the poller follows one set for all of them" '"poller":\{"sets":1,' "$st"
+t0=$(now_ms)
+sleep 8
+t1=$(now_ms)
+polls=$(set_polls "$SW" "$t0" "$t1")
+window_s=$(((t1 - t0) / 1000))
+echo "# $polls polls of set $SW in $((t1 - t0)) ms with 20 clients waiting (interval 1 s)"
+check "20 waiters: at most one poll per interval upstream ($polls in ${window_s} s)" test "$polls" -le $((window_s + 1))
+check "20 waiters: the set is still polled ($polls in ${window_s} s)" test "$polls" -ge $((window_s - 2))
+alive=0
+for p in "${pids[@]}"; do
+        kill -0 "$p" 2>/dev/null && alive=$((alive + 1))
+done
+check_eq "the 20 waits are still waiting while the jobs stand still" "20" "$alive"
+sim_control clock '{"job_step_ms":50}' >/dev/null
+failed=0
+for p in "${pids[@]}"; do
+        wait "$p" || failed=$((failed + 1))
+done
+check_eq "all 20 waits end successfully once the jobs move" "0" "$failed"
+done_n=0
+for i in $(seq 1 20); do
+        grep -q '"done":true,"timed_out":false' "$TMP/wait.$i" && done_n=$((done_n + 1))
+done
+check_eq "all 20 waits report done" "20" "$done_n"
+sleep 2.5
+t0=$(now_ms)
+sleep 2.5
+check_eq "once the set is done it is polled no more" "0" "$(set_polls "$SW" "$t0" "$(now_ms)")"
+check_match "daemon.status: the poller follows no set any more" '"poller":\{"sets":0,' "$("$AVATARCTL" --json status)"
+sim_control clock '{"job_step_ms":0}' >/dev/null
+
+# --- manager.watch_jobs -----------------------------------------------------------------------------
+RJ=$(new_iris_runner watched)
+ctl runner.run "{\"runner_id\":\"$RJ\"}"
+SJ=$(json_str set_name "$OUT")
+sim_control clock '{"job_step_ms":300}' >/dev/null
+out=$(pcall -t 120 manager.watch_jobs "{\"set_name\":\"$SJ\"}")
+sim_control clock '{"job_step_ms":0}' >/dev/null
+reply=$(reply_of "$out")
+notes=$(notes_of "$out" jobs.changed)
+sub=$(json_str subscription "$reply")
+n=$(count_lines "$notes")
+check_match "watch_jobs ends with the set done" "\"result\":\\{\"subscription\":\"$sub\",\"set_name\":\"$SJ\",\"done\":true" "$reply"
+check_match "watch_jobs: several jobs.changed notifications" '^([2-9]|[1-9][0-9]+)$' "$n"
+check_eq "watch_jobs: the reply counts the notifications" "$n" "$(json_num notifications "$reply")"
+check_eq "watch_jobs: every notification carries the subscription" "$n" \
+        "$(grep -c "\"subscription\":\"$sub\"" <<<"$notes")"
+check_eq "watch_jobs: every notification names the set" "$n" "$(grep -c "\"set_name\":\"$SJ\"" <<<"$notes")"
+check "watch_jobs: seq starts at 1 and increases by one" seqs_consecutive "$notes"
+check_eq "watch_jobs: only notifications precede the reply" "$n" "$(($(count_lines "$out") - 1))"
+check_match "watch_jobs: notifications carry the changed jobs" \
+        "^\\{\"jsonrpc\":\"2.0\",\"method\":\"jobs.changed\",\"params\":\\{\"set_name\":\"$SJ\",\"jobs\":\\[\\{\"name\":" \
+        "$(head -n 1 <<<"$notes")"
+check_match "watch_jobs: progress is reported as jobs move" '"status":"pending"' "$notes"
+check_eq "watch_jobs: the reply lists the five jobs, all finished" "5" \
+        "$(grep -o '"status":"finished"' <<<"$reply" | wc -l)"
+
+# by runner, on a set already done: the first poll ends it
+out=$(pcall -t 30 manager.watch_jobs "{\"runner_id\":\"$RJ\"}")
+check_match "watch_jobs by runner_id on a finished set ends at once, done" \
+        "\"set_name\":\"$SJ\",\"done\":true" "$(reply_of "$out")"
+
+# a deadline on a set that does not move
+RT=$(new_iris_runner stalled)
+ctl runner.run "{\"runner_id\":\"$RT\"}"
+ST=$(json_str set_name "$OUT")
+STD_T=$(job_field "$OUT" standard name)
+t0=$(now_ms)
+out=$(pcall -t 30 manager.watch_jobs "{\"set_name\":\"$ST\",\"jobs\":[\"$STD_T\"],\"timeout_s\":2}")
+t1=$(now_ms)
+check_match "watch_jobs with timeout_s 2 on a stalled set ends not done" "\"set_name\":\"$ST\",\"done\":false" "$(reply_of "$out")"
+check "watch_jobs: the deadline is kept (about 2 s)" test $((t1 - t0)) -ge 1900 -a $((t1 - t0)) -lt 6000
+check_eq "watch_jobs with a job list reports only those jobs" "$STD_T" \
+        "$(reply_of "$out" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | sort -u)"
+out=$(pcall -t 10 runner.wait "{\"runner_id\":\"$RT\",\"timeout_s\":1}")
+check_match "runner.wait with timeout_s 1 ends timed out, not done" '"done":false,"timed_out":true' "$(reply_of "$out")"
+raw=$(rpc manager.watch_jobs '{}')
+check_match "watch_jobs without set_name or runner_id: invalid params" '"code":-32602' "$raw"
+
+# --- ownership -----------------------------------------------------------------------------------------
+if ! command -v setpriv >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
+        pass "skipped ownership: setpriv and root are needed to call as another user"
+        check_no_sanitizer_reports
+        finish
+        exit $?
+fi
+NOBODY_UID=$(id -u nobody)
+NOBODY_GID=$(id -g nobody)
+as_nobody() { setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups "$@"; }
+nctl() {
+        OUT=$(as_nobody "$AVATARCTL" --json --timeout 20 call "$@" 2>&1)
+        CTL_RC=$?
+}
+runner_conf 'socket_mode: "0666"
+access:
+  operate:
+    users: [nobody]' >"$CONF"
+ctl daemon.reload
+check_eq "reload with operate for nobody" "0" "$CTL_RC"
+
+# root's runner (RW, finished) is not nobody's
+for m in runner.get_status runner.wait runner.list_results runner.export_yaml runner.close runner.delete; do
+        nctl "$m" "{\"runner_id\":\"$RW\"}"
+        check_eq "another uid: $m on root's runner is denied (exit 5)" "5" "$CTL_RC"
+done
+nctl runner.download "{\"runner_id\":\"$RW\",\"result\":\"shuffled\"}"
+check_eq "another uid: download from root's runner is denied" "5" "$CTL_RC"
+nctl runner.set_parameters "{\"runner_id\":\"$RW\",\"table_name\":\"iris\",\"k\":9}"
+check_eq "another uid: set_parameters on root's runner is denied" "5" "$CTL_RC"
+nctl runner.run "{\"runner_id\":\"$RW\"}"
+check_eq "another uid: run of root's runner is denied" "5" "$CTL_RC"
+nctl manager.watch_jobs "{\"runner_id\":\"$RW\"}"
+check_eq "another uid: watch_jobs by root's runner id is denied" "5" "$CTL_RC"
+raw=$(RPC_WRAP=as_nobody rpc runner.get_status "{\"runner_id\":\"$RW\"}")
+check_match "the denial is permission_denied naming the owner" \
+        "\"code\":-32004,\"message\":\"Runner $RW belongs to uid 0; only its owner or an admin may use it\"" "$raw"
+check_match "the denial's data says which role would do" '"required_role":"admin"' "$raw"
+ctl runner.get_status "{\"runner_id\":\"$RW\"}"
+check_match "the owner still has its runner, unchanged" '"state":"finished"' "$OUT"
+ctl runner.export_yaml "{\"runner_id\":\"$RW\"}"
+check_match "nobody's set_parameters left no trace" 'k: 5' "$OUT"
+
+# nobody's own runner
+nctl manager.create_runner '{"set_name":"nobodys"}'
+check_eq "another uid with operate creates its own runner" "0" "$CTL_RC"
+check_match "that runner belongs to it" "\"owner\":$NOBODY_UID" "$OUT"
+RN=$(runner_id_of "$OUT")
+cp "$IRIS" "$TMP/nobody-iris.csv"
+chmod 0644 "$TMP/nobody-iris.csv"
+nctl runner.add_table "{\"runner_id\":\"$RN\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}" --file "$TMP/nobody-iris.csv"
+check_eq "it uploads a table it can read, by descriptor" "0" "$CTL_RC"
+nctl runner.list
+check_eq "runner.list as the other uid succeeds" "0" "$CTL_RC"
+check_eq "runner.list shows only the caller's runners" "$RN" "$(json_strs runner_id "$OUT")"
+ctl runner.list
+check_no_match "runner.list as root does not show nobody's runner" "$RN" "$OUT"
+check_match "runner.list as root shows root's runners" "$RW" "$OUT"
+check_eq "runner.list as root shows each of root's runners" "4" "$(json_strs runner_id "$OUT" | wc -l)"
+ctl runner.list '{"all":true}'
+check_match "runner.list all: true (admin) shows every runner" "$RN" "$OUT"
+nctl runner.list '{"all":true}'
+check_eq "runner.list all: true without admin is denied" "5" "$CTL_RC"
+ctl runner.get_status "{\"runner_id\":\"$RN\"}"
+check_eq "an admin may act on another user's runner" "0" "$CTL_RC"
+nctl runner.close "{\"runner_id\":\"$RN\"}"
+check_eq "the owner closes its runner" "0" "$CTL_RC"
+
+check_no_sanitizer_reports
+finish
