@@ -1425,36 +1425,41 @@ enum {
         _P_MAX,
 };
 
-#define ENUM_VALUES(set) .values = set, .n_values = ELEMENTSOF(set)
-#define INT_RANGE(lo, hi) .min = lo, .max = hi
+/* A ParamSpec of each kind. */
+#define P_PLAIN(n, t) { .name = n, .type = t, .min = 0, .max = 0, .min_exclusive = false, .values = NULL, .n_values = 0 }
+#define P_INT(n, lo, hi) { .name = n, .type = PARAM_INT, .min = lo, .max = hi, .min_exclusive = false, .values = NULL, \
+                           .n_values = 0 }
+#define P_ABOVE(n, lo, hi) { .name = n, .type = PARAM_NUMBER, .min = lo, .max = hi, .min_exclusive = true, \
+                             .values = NULL, .n_values = 0 }
+#define P_ENUM(n, set) { .name = n, .type = PARAM_ENUM, .min = 0, .max = 0, .min_exclusive = false, .values = set, \
+                         .n_values = ELEMENTSOF(set) }
 
 static const ParamSpec param_specs[_P_MAX] = {
-        [P_K] = { "k", PARAM_INT, INT_RANGE(2, 1000) },
-        [P_NCP] = { "ncp", PARAM_INT, INT_RANGE(1, 10000) },
-        [P_USE_CATEGORICAL_REDUCTION] = { "use_categorical_reduction", PARAM_BOOL },
-        [P_COLUMN_WEIGHTS] = { "column_weights", PARAM_WEIGHTS },
-        [P_EXCLUDE_VARIABLE_NAMES] = { "exclude_variable_names", PARAM_LIST },
-        [P_EXCLUDE_REPLACEMENT_STRATEGY] = { "exclude_replacement_strategy", PARAM_ENUM, ENUM_VALUES(exclude_methods) },
-        [P_EXCLUDE_VARIABLE_METHOD] = { "exclude_variable_method", PARAM_ENUM, ENUM_VALUES(exclude_methods) },
-        [P_IMPUTATION_METHOD] = { "imputation_method", PARAM_ENUM, ENUM_VALUES(imputation_methods) },
-        [P_IMPUTATION_K] = { "imputation_k", PARAM_INT, INT_RANGE(1, INT_MAX) },
-        [P_IMPUTATION_TRAINING_FRACTION] = { "imputation_training_fraction", PARAM_NUMBER, .min = 0, .max = 1,
-                                             .min_exclusive = true },
-        [P_IMPUTATION_RETURN_DATA_IMPUTED] = { "imputation_return_data_imputed", PARAM_BOOL },
-        [P_OPEN_DP_EPSILON] = { "open_dp_epsilon", PARAM_NUMBER, .min = 0, .max = INFINITY, .min_exclusive = true },
-        [P_FAST_DP_EPSILON] = { "fast_dp_epsilon", PARAM_NUMBER, .min = 0, .max = INFINITY, .min_exclusive = true },
-        [P_TIME_SERIES_NF] = { "time_series_nf", PARAM_INT, INT_RANGE(1, INT_MAX) },
-        [P_TIME_SERIES_PROJECTION_TYPE] = { "time_series_projection_type", PARAM_ENUM, ENUM_VALUES(projection_types) },
-        [P_TIME_SERIES_NB_POINTS] = { "time_series_nb_points", PARAM_INT, INT_RANGE(1, INT_MAX) },
-        [P_TIME_SERIES_METHOD] = { "time_series_method", PARAM_ENUM, ENUM_VALUES(time_series_methods) },
-        [P_KNOWN_VARIABLES] = { "known_variables", PARAM_LIST },
-        [P_TARGET] = { "target", PARAM_STRING },
-        [P_QUANTILE_THRESHOLD] = { "quantile_threshold", PARAM_INT, INT_RANGE(0, INT_MAX) },
-        [P_DATA_AUGMENTATION_STRATEGY] = { "data_augmentation_strategy", PARAM_AUGMENTATION },
-        [P_DATA_AUGMENTATION_TARGET_COLUMN] = { "data_augmentation_target_column", PARAM_STRING },
-        [P_DATA_AUGMENTATION_SHOULD_ANONYMIZE_ORIGINAL_TABLE] = {
-                "data_augmentation_should_anonymize_original_table", PARAM_BOOL },
-        [P_USE_EXCLUDED_VARIABLES_IN_METRICS] = { "use_excluded_variables_in_metrics", PARAM_BOOL },
+        [P_K] = P_INT("k", 2, 1000),
+        [P_NCP] = P_INT("ncp", 1, 10000),
+        [P_USE_CATEGORICAL_REDUCTION] = P_PLAIN("use_categorical_reduction", PARAM_BOOL),
+        [P_COLUMN_WEIGHTS] = P_PLAIN("column_weights", PARAM_WEIGHTS),
+        [P_EXCLUDE_VARIABLE_NAMES] = P_PLAIN("exclude_variable_names", PARAM_LIST),
+        [P_EXCLUDE_REPLACEMENT_STRATEGY] = P_ENUM("exclude_replacement_strategy", exclude_methods),
+        [P_EXCLUDE_VARIABLE_METHOD] = P_ENUM("exclude_variable_method", exclude_methods),
+        [P_IMPUTATION_METHOD] = P_ENUM("imputation_method", imputation_methods),
+        [P_IMPUTATION_K] = P_INT("imputation_k", 1, INT_MAX),
+        [P_IMPUTATION_TRAINING_FRACTION] = P_ABOVE("imputation_training_fraction", 0, 1),
+        [P_IMPUTATION_RETURN_DATA_IMPUTED] = P_PLAIN("imputation_return_data_imputed", PARAM_BOOL),
+        [P_OPEN_DP_EPSILON] = P_ABOVE("open_dp_epsilon", 0, INFINITY),
+        [P_FAST_DP_EPSILON] = P_ABOVE("fast_dp_epsilon", 0, INFINITY),
+        [P_TIME_SERIES_NF] = P_INT("time_series_nf", 1, INT_MAX),
+        [P_TIME_SERIES_PROJECTION_TYPE] = P_ENUM("time_series_projection_type", projection_types),
+        [P_TIME_SERIES_NB_POINTS] = P_INT("time_series_nb_points", 1, INT_MAX),
+        [P_TIME_SERIES_METHOD] = P_ENUM("time_series_method", time_series_methods),
+        [P_KNOWN_VARIABLES] = P_PLAIN("known_variables", PARAM_LIST),
+        [P_TARGET] = P_PLAIN("target", PARAM_STRING),
+        [P_QUANTILE_THRESHOLD] = P_INT("quantile_threshold", 0, INT_MAX),
+        [P_DATA_AUGMENTATION_STRATEGY] = P_PLAIN("data_augmentation_strategy", PARAM_AUGMENTATION),
+        [P_DATA_AUGMENTATION_TARGET_COLUMN] = P_PLAIN("data_augmentation_target_column", PARAM_STRING),
+        [P_DATA_AUGMENTATION_SHOULD_ANONYMIZE_ORIGINAL_TABLE] =
+                P_PLAIN("data_augmentation_should_anonymize_original_table", PARAM_BOOL),
+        [P_USE_EXCLUDED_VARIABLES_IN_METRICS] = P_PLAIN("use_excluded_variables_in_metrics", PARAM_BOOL),
 };
 
 #define PARAM_OPTION(id, opt, has_arg) { opt, has_arg, NULL, CTL_OPT_PARAMETER + (id) }
@@ -2389,7 +2394,11 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
                 return download_inline(ctl, args->command, params, force);
 
         if (streq(out, "-")) {
-                /* stdout as it is (a file, a pipe, a terminal): nothing else goes there. */
+                /* The reports are pdf and docx: bytes a terminal would take as commands. */
+                if (ctl->tty && (streq(result_name, "report") || streq(result_name, "report_pia")))
+                        return ctl_fail(CTL_EXIT_USAGE, args->command,
+                                        "the %s is a binary file: redirect stdout, or use -o FILE", result_name);
+                /* stdout as it is (a file, a pipe): nothing else goes there. */
                 (void) fflush(stdout);
                 code = progress_attach(ctl, args->pos[0], &p);
                 if (code == CTL_EXIT_OK)

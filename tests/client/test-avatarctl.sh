@@ -4,8 +4,9 @@
 # Usage: test-avatarctl.sh AVATARCTL FAKE-AVATARD
 set -u
 
-ctl=$1
-fake=$2
+# Absolute paths: some tests run in other directories.
+ctl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+fake=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/avatarctl-test.XXXXXX")
 sock=$dir/avatard.sock
 failures=0
@@ -1023,6 +1024,9 @@ or, when the daemon no longer holds the runner:
         same "sepal_length,species
 5.1,setosa
 4.9,versicolor" "$out" "inline text on a terminal"
+        human_rc runner download "$runner" report -o -
+        same 2 "$rc" "a binary result onto a terminal: exit status"
+        contains "the report is a binary file: redirect stdout, or use -o FILE" "$out"
         rm -f term.pdf
         human_rc runner download "$runner" report -o term.pdf
         contains "downloaded report -> term.pdf (24 bytes)" "$out"
