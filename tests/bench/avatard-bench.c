@@ -165,14 +165,14 @@ static uint64_t parse_size(const char *s) {
 
 /* --- /proc ------------------------------------------------------------------------------ */
 
-/* A "Field:   N kB" line of /proc/PID/status, in KiB; -1 when unavailable. */
-static long proc_status_kib(pid_t pid, const char *field) {
+/* A "Field:   N kB" line of /proc/PID/<file>, in KiB; -1 when unavailable. */
+static long proc_kib(pid_t pid, const char *file, const char *field) {
         char path[64], line[256];
         size_t len = strlen(field);
         long v = -1;
         if (pid <= 0)
                 return -1;
-        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
         FILE *f = fopen(path, "re");
         if (!f)
                 return -1;
@@ -184,6 +184,18 @@ static long proc_status_kib(pid_t pid, const char *field) {
         }
         fclose(f);
         return v;
+}
+
+/* VmRSS, VmHWM, RssAnon, ... of /proc/PID/status. */
+static long proc_status_kib(pid_t pid, const char *field) {
+        return proc_kib(pid, "status", field);
+}
+
+/* The idle figures: resident (shared library pages included), anonymous (the daemon's own
+ * memory) and proportional (shared pages divided among the processes that map them). */
+static void print_memory(pid_t pid) {
+        printf(" rss_kib=%ld anon_kib=%ld pss_kib=%ld hwm_kib=%ld", proc_status_kib(pid, "VmRSS"),
+               proc_status_kib(pid, "RssAnon"), proc_kib(pid, "smaps_rollup", "Pss"), proc_status_kib(pid, "VmHWM"));
 }
 
 /* --- latency samples --------------------------------------------------------------------- */
@@ -697,8 +709,11 @@ static int cmd_idle(const Options *o) {
 
         sleep_s(o->settle_s);
         long rss0 = proc_status_kib(o->pid, "VmRSS");
+        long anon0 = proc_status_kib(o->pid, "RssAnon");
         print_head("idle", o);
-        printf(" conns=0 rss_kib=%ld hwm_kib=%ld per_conn_bytes=0\n", rss0, proc_status_kib(o->pid, "VmHWM"));
+        printf(" conns=0");
+        print_memory(o->pid);
+        printf(" per_conn_bytes=0\n");
         fflush(stdout);
         unsigned open = 0;
         for (unsigned i = 0; i < n_lv; i++) {
@@ -721,10 +736,12 @@ static int cmd_idle(const Options *o) {
                 open = want;
                 sleep_s(o->settle_s);
                 long rss = proc_status_kib(o->pid, "VmRSS");
+                long anon = proc_status_kib(o->pid, "RssAnon");
                 print_head("idle", o);
-                printf(" conns=%u pinged=%" PRIu64 " errors=%" PRIu64 " rss_kib=%ld hwm_kib=%ld per_conn_bytes=%.0f\n",
-                       want, sub.done, sub.errors, rss, proc_status_kib(o->pid, "VmHWM"),
-                       (double) (rss - rss0) * 1024.0 / (double) want);
+                printf(" conns=%u pinged=%" PRIu64 " errors=%" PRIu64, want, sub.done, sub.errors);
+                print_memory(o->pid);
+                printf(" per_conn_bytes=%.0f per_conn_anon_bytes=%.0f\n", (double) (rss - rss0) * 1024.0 / (double) want,
+                       (double) (anon - anon0) * 1024.0 / (double) want);
                 fflush(stdout);
         }
         run_done(&r);
