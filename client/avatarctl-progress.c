@@ -438,7 +438,8 @@ void progress_jobs(Progress *p, json_object *jobs) {
                 } else if (json_object_object_get_ex(o, "progress", NULL))
                         j->progress = NAN;
 
-                if (p->mode == PROGRESS_PLAIN) {
+                /* A job the server has not reported yet is no news in a log. */
+                if (p->mode == PROGRESS_PLAIN && !isempty(j->status)) {
                         char line[512];
 
                         job_plain_line(j, line, sizeof(line));

@@ -2398,13 +2398,10 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
                 if (ctl->tty && (streq(result_name, "report") || streq(result_name, "report_pia")))
                         return ctl_fail(CTL_EXIT_USAGE, args->command,
                                         "the %s is a binary file: redirect stdout, or use -o FILE", result_name);
-                /* stdout as it is (a file, a pipe): nothing else goes there. */
+                /* stdout as it is (a file, a pipe): nothing else goes there, and no progress
+                 * either (the bytes are the output). */
                 (void) fflush(stdout);
-                code = progress_attach(ctl, args->pos[0], &p);
-                if (code == CTL_EXIT_OK)
-                        code = download_into(ctl, params, STDOUT_FILENO, "stdout", p, &result);
-                p = progress_detach(ctl, p);
-                return code;
+                return download_into(ctl, params, STDOUT_FILENO, "stdout", NULL, &result);
         }
 
         fd = create_output(out, force, &created);
@@ -3355,8 +3352,11 @@ int ctl_cmd_avatarize(Ctl *ctl, const CtlArgs *args) {
         if (code != CTL_EXIT_OK || a.no_wait)
                 goto finish;
         code = avatarize_wait(&a);
-        if (code == CTL_EXIT_OK)
+        if (code == CTL_EXIT_OK) {
+                /* Ctrl-C during the downloads: the results stay on the server. */
+                interrupt_for_run(ctl, a.runner_id, a.set_name, true);
                 code = avatarize_plan(&a);
+        }
         if (code == CTL_EXIT_OK)
                 code = avatarize_download(&a);
         if (code != CTL_EXIT_OK) {
