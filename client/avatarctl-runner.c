@@ -2238,9 +2238,8 @@ static int save_inline(Ctl *ctl, const char *command, json_object *result, const
         if (fd < 0)
                 return fail_output(command, path, fd);
         r = write_all(fd, data, len);
-        if (r >= 0 && close(fd) < 0)
+        if (close(TAKE_FD(fd)) < 0 && r >= 0)
                 r = negative_errno();
-        fd = -1;
         if (r < 0) {
                 if (created)
                         (void) unlink(path);
@@ -2468,9 +2467,8 @@ int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args) {
         if (fd < 0)
                 return fail_output(args->command, out, fd);
         r = write_all(fd, yaml, len);
-        if (r >= 0 && close(fd) < 0)
+        if (close(TAKE_FD(fd)) < 0 && r >= 0)
                 r = negative_errno();
-        fd = -1;
         if (r < 0) {
                 if (created)
                         (void) unlink(out);
@@ -2994,7 +2992,7 @@ static int avatarize_start(Avatarize *a) {
                 return fail_oom(a->command);
         interrupt_for_run(a->ctl, a->runner_id, NULL, false);
 
-        json_object_put(params);
+        json_object_put(TAKE_PTR(params));
         json_object_put(TAKE_PTR(result));
         code = runner_params(a->command, a->runner_id, &params);
         if (code != CTL_EXIT_OK)
@@ -3007,7 +3005,7 @@ static int avatarize_start(Avatarize *a) {
                 return code;
         }
 
-        json_object_put(params);
+        json_object_put(TAKE_PTR(params));
         json_object_put(TAKE_PTR(result));
         code = runner_params(a->command, a->runner_id, &params);
         if (code != CTL_EXIT_OK)
@@ -3020,7 +3018,7 @@ static int avatarize_start(Avatarize *a) {
                 return code;
         print_warnings(result);
 
-        json_object_put(params);
+        json_object_put(TAKE_PTR(params));
         json_object_put(TAKE_PTR(result));
         code = runner_params(a->command, a->runner_id, &params);
         if (code != CTL_EXIT_OK)
