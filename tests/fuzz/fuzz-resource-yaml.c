@@ -38,6 +38,64 @@ static void check_emit_round_trip(json_object *docs) {
         free(error);
 }
 
+/* Edits of an imported runner (runner.add_table, add_link, set_parameters, update_parameters,
+ * advise_parameters): each succeeds or refuses with a reason, never fails otherwise, and the
+ * documents stay valid and round-trip. */
+static void check_runner_edits(json_object *docs, json_object *options) {
+        json_object *table, *params, *changes, *warnings, *got, *v;
+        char *error = NULL;
+        int r;
+
+        table = json_tokener_parse("{\"table_name\":\"fuzz_table\",\"file\":\"fuzz.csv\","
+                                   "\"primary_key\":\"id\",\"foreign_keys\":[\"ref\"],"
+                                   "\"types\":{\"id\":\"int\",\"ref\":\"int\",\"x\":\"float\"}}");
+        assert(table);
+        r = runner_config_add_table(docs, table, &error);
+        assert(r == 0 || (r == -EINVAL && error));
+        free(error);
+        error = NULL;
+        json_object_put(table);
+        if (r < 0)
+                return;
+
+        r = runner_config_add_link(docs, "fuzz_table", "ref", "fuzz_table", "id", "linear_sum_assignment", &error);
+        assert(r == 0 || (r == -EINVAL && error));
+        free(error);
+        error = NULL;
+
+        params = json_tokener_parse("{\"k\":5,\"ncp\":2,\"exclude_variable_names\":[\"x\"],"
+                                    "\"time_series_nf\":3,\"known_variables\":[\"x\"]}");
+        warnings = json_object_new_array();
+        assert(params && warnings);
+        r = runner_config_set_parameters(docs, options, "fuzz_table", params, warnings, &error);
+        assert(r == 0 || (r == -EINVAL && error));
+        free(error);
+        error = NULL;
+        json_object_put(params);
+        if (r == 0) {
+                got = runner_config_get_parameters(docs, "fuzz_table");
+                assert(json_object_object_get_ex(got, "k", &v) && json_object_get_int64(v) == 5);
+                json_object_put(got);
+                assert(runner_config_has_avatarization(docs));
+
+                changes = json_tokener_parse("{\"k\":7,\"ncp\":null}");
+                assert(changes);
+                r = runner_config_update_parameters(docs, options, "fuzz_table", changes, warnings, &error);
+                assert(r == 0 || (r == -EINVAL && error));
+                free(error);
+                error = NULL;
+                json_object_put(changes);
+        }
+        json_object_put(warnings);
+
+        r = runner_config_add_advice(docs);
+        assert(r == 0);
+
+        check_emit_round_trip(docs);
+        r = runner_config_validate(docs, &error);
+        assert(r == 0);
+}
+
 /* What importing the documents into a runner and running it do with them. */
 static void check_runner_config(json_object *parsed) {
         static const char *const run_jobs[] = { "standard", "signal_metrics", "privacy_metrics", "report",
@@ -98,6 +156,8 @@ static void check_runner_config(json_object *parsed) {
         check_emit_round_trip(docs);
         r = runner_config_validate(docs, &error);
         assert(r == 0);
+
+        check_runner_edits(docs, options);
 
         json_object_put(jobs);
         json_object_put(tables);
