@@ -194,6 +194,26 @@ static void docs_insert(json_object *docs, json_object *doc) {
         docs_sort(docs);
 }
 
+/* The spec of a document (borrowed), created empty when absent or null: imported documents
+ * may have none, and editing them must not fail. The annotations of an AvatarMetadata stay
+ * last. NULL when the spec is not a mapping (runner_config_validate() refuses that) or on OOM. */
+static json_object *doc_spec(json_object *doc) {
+        json_object *spec = get(doc, "spec"), *ann;
+
+        if (spec)
+                return json_object_is_type(spec, json_type_object) ? spec : NULL;
+        spec = json_object_new_object();
+        if (!spec)
+                return NULL;
+        json_object_object_add(doc, "spec", spec);
+        ann = json_object_get(get(doc, "annotations"));
+        if (ann) {
+                json_object_object_del(doc, "annotations");
+                json_object_object_add(doc, "annotations", ann);
+        }
+        return spec;
+}
+
 /* {volume: results, path: PATH} */
 static json_object *results_of(const char *path) {
         json_object *r = json_object_new_object();
@@ -250,23 +270,9 @@ int runner_config_set_display_name(json_object *docs, const char *display_name) 
         if (asprintf(&name, "avatar-metadata-%s", display_name) < 0)
                 return -ENOMEM;
         meta = get(doc, "metadata");
-        spec = get(doc, "spec");
-        if (!spec) {
-                /* imported documents may lack the spec (or hold null): the display name must
-                 * still land in it, after metadata and before annotations */
-                json_object *ann = json_object_get(get(doc, "annotations"));
-
-                spec = json_object_new_object();
-                if (!spec) {
-                        json_object_put(ann);
-                        return -ENOMEM;
-                }
-                json_object_object_add(doc, "spec", spec);
-                if (ann) {
-                        json_object_object_del(doc, "annotations");
-                        json_object_object_add(doc, "annotations", ann);
-                }
-        }
+        spec = doc_spec(doc);
+        if (!spec && !get(doc, "spec"))
+                return -ENOMEM; /* (a spec that is not a mapping is left alone) */
         if (json_object_is_type(meta, json_type_object))
                 json_object_object_add(meta, "name", json_object_new_string(name));
         if (json_object_is_type(spec, json_type_object))
@@ -343,10 +349,10 @@ static json_object *schema_tables(json_object *docs, const char *name, bool crea
                         json_object_object_add(spec, "schema_ref", json_object_new_string("schema"));
                 docs_insert(docs, doc);
         }
-        spec = get(doc, "spec");
+        spec = doc_spec(doc);
         tables = get(spec, "tables");
         if (!json_object_is_type(tables, json_type_array)) {
-                if (!json_object_is_type(spec, json_type_object))
+                if (!spec)
                         return NULL;
                 tables = json_object_new_array();
                 json_object_object_add(spec, "tables", tables);
@@ -508,7 +514,7 @@ static json_object *params_spec(json_object *docs, json_object *options, const c
         json_object *doc = runner_config_find(docs, kind, name), *spec, *results, *v;
 
         if (doc)
-                return get(doc, "spec");
+                return doc_spec(doc);
         doc = doc_new(kind, name, &spec);
         if (!doc)
                 return NULL;
