@@ -43,6 +43,13 @@ static const char deprecation_warning[] =
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
+/* The value of the two decimal digits at s, or -1 (the NUL terminator stops the check). */
+static int two_digits(const char *s) {
+        if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+                return -1;
+        return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
 /* Parses an ISO-8601 timestamp with optional fraction and offset into seconds since the
  * epoch. Returns 0 or -EINVAL. */
 int manager_parse_time(const char *s, double *ret) {
@@ -67,12 +74,18 @@ int manager_parse_time(const char *s, double *ret) {
         else if (*p == '+' || *p == '-') {
                 int sign = *p == '-' ? -1 : 1, hh, mm;
 
-                if (sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2)
-                        p += 6;
-                else if (sscanf(p + 1, "%2d%2d", &hh, &mm) == 2)
-                        p += 5;
-                else
+                /* exactly HH:MM or HHMM: sscanf's %2d also takes one digit ("+5:3"), and the
+                 * fixed skip past it then ran beyond the end of the string */
+                hh = two_digits(++p);
+                if (hh < 0)
                         return -EINVAL;
+                p += 2;
+                if (*p == ':')
+                        p++;
+                mm = two_digits(p);
+                if (mm < 0)
+                        return -EINVAL;
+                p += 2;
                 off = sign * (hh * 3600L + mm * 60L);
         }
         if (*p != '\0')
