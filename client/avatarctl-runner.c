@@ -850,47 +850,6 @@ int ctl_cmd_runner_create(Ctl *ctl, const CtlArgs *args) {
         return ctl_call_and_print(ctl, "manager.create_runner", params, print_runner_with_hint, &hint);
 }
 
-/* Reads a whole descriptor that is not a regular file (a pipe), at most max bytes, into a
- * NUL-terminated string. Returns 0, -EFBIG, -ENOMEM or a read error. */
-static int read_fd_text(int fd, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0, alloc = 0;
-
-        for (;;) {
-                ssize_t n;
-
-                if (len == alloc) {
-                        size_t a = MIN(MAX(alloc * 2, (size_t) 65536), max + 1);
-                        char *b;
-
-                        if (alloc >= max + 1)
-                                return -EFBIG;
-                        b = realloc(buf, a + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        alloc = a;
-                }
-                n = read(fd, buf + len, alloc - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-        if (len > max)
-                return -EFBIG;
-        if (!buf && !(buf = strdup("")))
-                return -ENOMEM;
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 /* "avatarctl runner create-from-yaml NAME FILE|-": manager.create_runner_from_yaml. A regular
  * file goes as a descriptor; a pipe (or stdin that is not a file) is read and sent inline. */
 int ctl_cmd_runner_create_from_yaml(Ctl *ctl, const CtlArgs *args) {
@@ -928,7 +887,7 @@ int ctl_cmd_runner_create_from_yaml(Ctl *ctl, const CtlArgs *args) {
                         return fail_oom(args->command);
                 code = ctl_call(ctl, "manager.create_runner_from_yaml", params, &fd, 1, &result);
         } else {
-                r = read_fd_text(fd, YAML_INLINE_MAX, &text, &len);
+                r = ctl_read_fd(fd, YAML_INLINE_MAX, &text, &len);
                 if (r == -EFBIG)
                         return ctl_fail(CTL_EXIT_USAGE, args->command, "the YAML is longer than %u bytes", YAML_INLINE_MAX);
                 if (r < 0)
@@ -1014,6 +973,18 @@ int ctl_cmd_runner_list(Ctl *ctl, const CtlArgs *args) {
         return ctl_call_and_print(ctl, "runner.list", params, print_runner_list, NULL);
 }
 
+/* The shape of the commands that take a runner id and nothing else: calls `method` with
+ * {"runner_id"} and prints its result (JSON, or with `human`). */
+static int call_runner_and_print(Ctl *ctl, const CtlArgs *args, const char *method, ctl_print_fn human) {
+        _cleanup_(unref_jsonp) json_object *params = NULL;
+        int code;
+
+        code = runner_params(args->command, args->pos[0], &params);
+        if (code != CTL_EXIT_OK)
+                return code;
+        return ctl_call_and_print(ctl, method, params, human, args->pos[0]);
+}
+
 /* Prints runner.close. */
 static int print_closed(Ctl *ctl, json_object *result, void *userdata) {
         const char *set = ctl_member_string(result, "set_name");
@@ -1031,13 +1002,7 @@ static int print_closed(Ctl *ctl, json_object *result, void *userdata) {
 
 /* "avatarctl runner close RUNNER": runner.close. */
 int ctl_cmd_runner_close(Ctl *ctl, const CtlArgs *args) {
-        _cleanup_(unref_jsonp) json_object *params = NULL;
-        int code;
-
-        code = runner_params(args->command, args->pos[0], &params);
-        if (code != CTL_EXIT_OK)
-                return code;
-        return ctl_call_and_print(ctl, "runner.close", params, print_closed, args->pos[0]);
+        return call_runner_and_print(ctl, args, "runner.close", print_closed);
 }
 
 /* ---- runner add-table, add-link ----------------------------------------------------- */
@@ -2162,13 +2127,7 @@ static int print_results(Ctl *ctl, json_object *result, void *userdata) {
 
 /* "avatarctl runner results RUNNER": runner.list_results. */
 int ctl_cmd_runner_results(Ctl *ctl, const CtlArgs *args) {
-        _cleanup_(unref_jsonp) json_object *params = NULL;
-        int code;
-
-        code = runner_params(args->command, args->pos[0], &params);
-        if (code != CTL_EXIT_OK)
-                return code;
-        return ctl_call_and_print(ctl, "runner.list_results", params, print_results, args->pos[0]);
+        return call_runner_and_print(ctl, args, "runner.list_results", print_results);
 }
 
 /* Downloads one result into descriptor fd (runner.download with {"fd": 0}), showing progress

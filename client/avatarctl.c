@@ -1542,6 +1542,11 @@ bool ctl_opt_given(const CtlArgs *args, int id) {
 
 /* Reads all of stdin, up to a limit. */
 int ctl_read_stdin(size_t max, char **ret, size_t *ret_len) {
+        return ctl_read_fd(STDIN_FILENO, max, ret, ret_len);
+}
+
+/* Reads a descriptor to its end, up to a limit. */
+int ctl_read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0, alloc = 0;
 
@@ -1561,7 +1566,7 @@ int ctl_read_stdin(size_t max, char **ret, size_t *ret_len) {
                         buf = b;
                         alloc = a;
                 }
-                n = read(STDIN_FILENO, buf + len, alloc - len);
+                n = read(fd, buf + len, alloc - len);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;

@@ -291,6 +291,9 @@ bool ctl_opt_given(const CtlArgs *args, int id);
  * -ENOMEM, or a read error. */
 int ctl_read_stdin(size_t max, char **ret, size_t *ret_len);
 
+/* The same from any descriptor (a pipe, a file), from where it stands to its end. */
+int ctl_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
+
 /* The exit code of a daemon error class given by its stable name ("not_found");
  * CTL_EXIT_FAILED when the name is unknown or NULL. */
 int ctl_exit_code_from_name(const char *name);
