@@ -24,7 +24,8 @@
  * coalesce: every connection sends one call at the same moment (default
  * manager.get_last_jobs); meant for a cold cache, with --sim-log to count upstream requests.
  * idle: opens connections up to each level, makes one daemon.ping on each (so the daemon has
- * accepted and served them), lets them sit, and reports the daemon's VmRSS per level.
+ * accepted and served them), lets them sit, and reports the daemon's VmRSS per level; then
+ * closes them all and reports what the daemon kept ("idle-closed").
  * wait: N clients call runner.wait on one runner with timeout_s S at once; reports the
  * upstream requests during the wait and their rate per minute.
  * nodaemon: what a script does without avatard: one HTTP GET per call with a fresh libcurl
@@ -744,6 +745,14 @@ static int cmd_idle(const Options *o) {
                        (double) (anon - anon0) * 1024.0 / (double) want);
                 fflush(stdout);
         }
+        /* and once they are gone: what the daemon keeps of what they used */
+        conns_close(&r, r.n);
+        sleep_s(o->settle_s);
+        print_head("idle-closed", o);
+        printf(" conns=0 after=%u", open);
+        print_memory(o->pid);
+        printf("\n");
+        fflush(stdout);
         run_done(&r);
         free(req);
         return 0;
