@@ -1970,9 +1970,11 @@ static void on_download_results(Op *op, const ApiError *err) {
                 return;
         }
         if (j->results_missing) {
+                const char *pname = d->pname; /* static; d goes with op_finish() */
+
                 call_reply_errorf(op_finish(op), RPC_NOT_FOUND, NULL,
                                   "The results of job %s are no longer available on the server (they were cleaned up); "
-                                  "run the runner again to compute them anew", d->pname);
+                                  "run the runner again to compute them anew", pname);
                 return;
         }
         if (!j->results || !json_object_object_get_ex(j->results, d->key, &urls) || json_array_len(urls) == 0) {
