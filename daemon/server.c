@@ -104,7 +104,8 @@ static void upstream_options_from(const Config *c, UpstreamOptions *o) {
                 .max_network_attempts = c->max_attempts,
                 .retry_base_ms = c->retry_base_ms,
                 .retry_max_ms = c->retry_max_ms,
-                .max_rate_limit_retries = c->rate_limit_retries,
+                /* 0 in the configuration means no 429 is waited out, not the default */
+                .max_rate_limit_retries = c->rate_limit_retries ?: UPSTREAM_RETRIES_NONE,
                 .max_retry_after_ms = (uint64_t) c->max_retry_after_s * 1000,
                 .max_total_connections = c->upstream_max_connections,
                 .max_host_connections = MAX(c->upstream_max_connections / 4, 1u),

@@ -720,7 +720,8 @@ static int options_normalize(const UpstreamOptions *in, UpstreamOptions *out, ch
         out->max_network_attempts = in->max_network_attempts ?: 6;
         out->retry_base_ms = in->retry_base_ms ?: 200;
         out->retry_max_ms = MAX(in->retry_max_ms ?: 5 * MSEC_PER_SEC, out->retry_base_ms);
-        out->max_rate_limit_retries = in->max_rate_limit_retries ?: 3;
+        out->max_rate_limit_retries = in->max_rate_limit_retries == UPSTREAM_RETRIES_NONE ? 0 :
+                                      in->max_rate_limit_retries ?: 3;
         out->max_retry_after_ms = in->max_retry_after_ms ?: 60 * MSEC_PER_SEC;
         out->max_total_connections = in->max_total_connections ?: 64;
         out->max_host_connections = in->max_host_connections ?: 16;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <errno.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -34,6 +35,9 @@
 
 typedef struct Upstream Upstream;
 typedef struct UpstreamRequest UpstreamRequest;
+
+/* For max_rate_limit_retries: no 429 is waited out (0 there means the default). */
+#define UPSTREAM_RETRIES_NONE UINT_MAX
 
 typedef struct UpstreamOptions {
         const char *user_agent;          /* copied; NULL = "avatard/<version>" */
@@ -46,7 +50,7 @@ typedef struct UpstreamOptions {
         unsigned max_network_attempts;   /* incl. the first; 0 = 6; 1 disables retries */
         uint64_t retry_base_ms;          /* first backoff; 0 = 200 ms */
         uint64_t retry_max_ms;           /* backoff ceiling; 0 = 5 s */
-        unsigned max_rate_limit_retries; /* 429 waits; 0 = 3 */
+        unsigned max_rate_limit_retries; /* 429 waits; 0 = 3; UPSTREAM_RETRIES_NONE = none */
         uint64_t max_retry_after_ms;     /* longest Retry-After honoured; 0 = 60 s; longer → fail */
         unsigned max_total_connections;  /* 0 = 64 */
         unsigned max_host_connections;   /* 0 = 16 */
