@@ -196,8 +196,8 @@ check_eq "the daemon did not restart" "$DAEMON_PID" "$(json_num pid "$("$AVATARC
 check_match "the breaker opening and closing is logged" 'circuit closed' "$(cat "$DAEMON_LOG")"
 
 # --- upstream.rate_limit_retries: 0 means a 429 is not waited out --------------------------------------
-# (the configuration accepts 0, avatard(8) says it is how many 429 answers are waited out, but
-# UpstreamOptions reads 0 as "the default, 3")
+# (the configuration accepts 0, and avatard(8) says the key is how many 429 answers are waited
+# out: 0 must not fall back to the upstream client's default)
 sed -i 's/rate_limit_retries: 1/rate_limit_retries: 0/' "$CONF"
 ctl daemon.reload
 check_eq "the configuration with upstream.rate_limit_retries: 0 is loaded" "0" "$CTL_RC"
