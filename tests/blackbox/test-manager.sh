@@ -288,6 +288,10 @@ check_eq "afterwards only run A is left under alpha" "$A" \
         "$(grep -o '"set_name":"[^"]*","jobs"' <<<"$out" | sed 's/"set_name":"//; s/","jobs"//')"
 ctl manager.delete_job_by_id '{"id":"not-a-uuid"}'; out=$OUT
 check_eq "delete_job_by_id checks the id is a UUID (invalid params)" "2" "$CTL_RC"
+n=$(sim_count "POST /api/jobs/bulk-delete")
+ctl manager.delete_jobs '{"job_names":[]}'
+check_match "delete_jobs with no names: an empty result" '"deleted_jobs":\[\],"failed_jobs":\[\],"errors":\[\],"batches":0' "$OUT"
+check_eq "delete_jobs with no names sends nothing" "$n" "$(sim_count "POST /api/jobs/bulk-delete")"
 
 # --- manager.delete_jobs: batches of 100 ----------------------------------------------------------
 # 250 names of 36 characters each (three real jobs at positions 0, 150 and 249, the rest
@@ -356,6 +360,18 @@ check_match "after an incompatible start-up check, get_health fails with the inc
         '"code":-32003.*Start-up says no.*"most_recent_compatible_client":"7.7.7","daemon_version":"' "$(rpc manager.get_health)"
 check_eq "nothing else was asked of the server" "$healths" "$(sim_count "GET /api/health")"
 check_match "the incompatibility is logged" 'says this client is incompatible' "$(cat "$DAEMON_LOG")"
+
+# with upstream.verify_compatibility off the answer is still reported but gates nothing
+sed -i 's/^upstream:$/upstream:\n  verify_compatibility: false/' "$CONF"
+ctl daemon.reload
+check_eq "the configuration with verify_compatibility: false is loaded" "0" "$CTL_RC"
+ctl manager.get_health
+check_eq "verification off: calls work although the server says incompatible" "0" "$CTL_RC"
+raw=$(rpc manager.verify_compatibility '{"refresh":true}')
+check_match "verification off: verify_compatibility still reports the incompatibility" \
+        '"code":-32003.*"verification":false' "$raw"
+ctl manager.get_health
+check_eq "verification off: and calls still work after it" "0" "$CTL_RC"
 
 check_no_sanitizer_reports
 finish

@@ -150,6 +150,9 @@ ctl manager.get_jobs '{"limit":10}'
 check_eq "upstream down: an uncached read fails with exit 7" "7" "$CTL_RC"
 check_match "upstream down: an uncached read is upstream_unreachable" '"code":-32000.*"name":"upstream_unreachable"' \
         "$(rpc manager.get_jobs '{"limit":12}')"
+check_match "upstream down: delete_job never deletes from a stale job list" \
+        '"code":-32000,"message":"The Avatar server is unreachable; nothing was deleted"' \
+        "$(rpc manager.delete_job '{"name":"faults"}')"
 st=$("$AVATARCTL" --json status)
 check_match "after repeated failures daemon.status shows the circuit breaker open" '"breaker":"open"' "$st"
 check_match "daemon.status shows the breaker's failures and openings" \
