@@ -419,6 +419,80 @@ check_match "the advised run finishes" '"done":true' "$OUT"
 ctl runner.advise_parameters "{\"runner_id\":\"$RA\"}"
 check_eq "advice after a run: invalid state (exit 9)" "9" "$CTL_RC"
 
+# --- busy while uploading; the upload goes on when its caller leaves ----------------------------------
+ctl manager.create_runner '{"set_name":"busy"}'
+RB=$(runner_id_of "$OUT")
+mkfifo "$TMP/upload.fifo"
+exec 7<>"$TMP/upload.fifo"
+# the caller gives up after 1 s (it disconnects) while the upload waits for data
+pcall -t 1 -f "$TMP/upload.fifo" runner.add_table \
+        "{\"runner_id\":\"$RB\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}" >"$TMP/upload.out" 2>&1 7>&- &
+uploader=$!
+sleep 0.3
+ctl runner.get_status "{\"runner_id\":\"$RB\"}" 7>&-
+check_match "while a table uploads the runner is uploading" '"state":"uploading"' "$OUT"
+ctl runner.set_parameters "{\"runner_id\":\"$RB\",\"table_name\":\"iris\",\"k\":5}" 7>&-
+check_eq "set_parameters during an upload: invalid state (exit 9)" "9" "$CTL_RC"
+check_match "the refusal says the runner is busy uploading" 'is busy \(uploading\)' "$OUT"
+ctl runner.close "{\"runner_id\":\"$RB\"}" 7>&-
+check_eq "close during an upload: invalid state" "9" "$CTL_RC"
+wait "$uploader"
+check_eq "the uploading caller left without a reply" "1" "$?"
+cat "$IRIS" >&7
+exec 7>&-
+uploaded() {
+        ctl runner.get_status "{\"runner_id\":\"$RB\"}"
+        grep -q '"state":"configuring".*"tables":\["iris"\]' <<<"$OUT"
+}
+if wait_for uploaded; then
+        pass "the upload finished for a caller that left: the table is added"
+else
+        fail "the upload finished for a caller that left: the table is added" "$OUT"
+fi
+check_match "the upload from the pipe counted every byte" "\"uploads\":\\{\"iris\":\\{\"file\":\"iris.csv\",\"bytes\":$IRIS_BYTES" "$OUT"
+
+# --- table names the server escapes in result file names --------------------------------------------
+ctl manager.create_runner '{"set_name":"escaped"}'
+RE=$(runner_id_of "$OUT")
+ctl runner.add_table "{\"runner_id\":\"$RE\",\"table_name\":\"a.b+c\",\"data\":\"x,y\\n1,2\\n3,4\\n\"}"
+check_eq "a table named a.b+c" "0" "$CTL_RC"
+ctl runner.set_parameters "{\"runner_id\":\"$RE\",\"table_name\":\"a.b+c\",\"k\":2}"
+ctl runner.run "{\"runner_id\":\"$RE\",\"jobs\":[\"standard\"]}"
+wait_runner "$RE"
+check_match "escaped: the run finishes" '"done":true' "$OUT"
+ctl runner.list_results "{\"runner_id\":\"$RE\"}"
+check_match "escaped: list_results unescapes the table of a_dot_b_plus_c files" \
+        '"file_name":"a_dot_b_plus_c.shuffled-0.csv","table":"a.b\+c"' "$OUT"
+ctl runner.download "{\"runner_id\":\"$RE\",\"result\":\"shuffled\",\"table\":\"a.b+c\"}"
+check_eq "escaped: download by the table's own name" "0" "$CTL_RC"
+check_match "escaped: the avatars of that table" '"data":"x,y\\n3,4\\n1,2\\n"' "$OUT"
+
+# --- a run whose job creation fails upstream --------------------------------------------------------
+RX=$(new_iris_runner creation-fails)
+sim_fault '{"route":"POST /api/jobs","status":500,"count":1}'
+raw=$(rpc runner.run "{\"runner_id\":\"$RX\"}")
+check_match "a failing POST /jobs ends the run with the server's error" \
+        '"code":-32001,"message":"Creating the standard job failed after 0 job\(s\) were created in set [0-9a-f-]{36}' "$raw"
+check_match "its data names the failed job and the set" '"failed_job":"standard"' "$raw"
+ctl runner.get_status "{\"runner_id\":\"$RX\"}"
+check_match "the runner is usable again, without jobs" '"state":"configuring".*"jobs":\[\]' "$OUT"
+ctl runner.run "{\"runner_id\":\"$RX\"}"
+check_eq "running it again works" "0" "$CTL_RC"
+check_match "the second try replaced nothing (no job had been created)" '"replaced":false' "$OUT"
+wait_runner "$RX"
+check_match "and finishes" '"done":true' "$OUT"
+
+# --- runner.delete --------------------------------------------------------------------------------------
+before=$(sim_count "POST /api/jobs/bulk-delete")
+ctl runner.delete "{\"runner_id\":\"$RX\",\"jobs\":[\"report\",\"report_pia\"]}"
+check_eq "runner.delete of two jobs succeeds" "0" "$CTL_RC"
+check_eq "runner.delete: both deleted upstream" "2" "$(grep -o '"deleted_at":"20' <<<"$OUT" | wc -l)"
+check_eq "runner.delete is one bulk-delete" "$((before + 1))" "$(sim_count "POST /api/jobs/bulk-delete")"
+ctl runner.delete "{\"runner_id\":\"$RX\"}"
+check_match "runner.delete of all: the five jobs, two already gone" '"failed_jobs":\[' "$OUT"
+check_eq "the server keeps no live job of that runner" "" \
+        "$(sim_api GET "/jobs?set_name=$(json_str set_name "$(ctl runner.get_status "{\"runner_id\":\"$RX\"}"; printf '%s' "$OUT")")" | grep -o '"name"')"
+
 # --- avatarctl avatarize: the friendly command over the same methods -----------------------------------
 if "$AVATARCTL" help avatarize >/dev/null 2>&1; then
         cp "$IRIS" "$TMP/flowers.csv"
