@@ -152,6 +152,23 @@ check_match "daemon.status counts the refresh" '"token_refreshes":1' "$("$AVATAR
 ctl manager.get_jobs '{"limit":3}'
 check_eq "the refreshed session goes on working without another refresh" "1" "$(sim_count "POST /api/refresh")"
 
+# many calls meeting the expired token at once share one refresh (held back 800 ms, so the
+# others meet the expired token while it is in flight)
+sim_control expire-tokens '{}' >/dev/null
+sim_fault '{"route":"POST /api/refresh","latency_ms":800,"count":1}'
+n401=$(sim_requests "GET /api/jobs" | grep -c '"status":401')
+pids=()
+for i in $(seq 1 10); do
+        "$AVATARCTL" --json --timeout 30 call manager.get_jobs "{\"limit\":$((100 + i))}" >"$TMP/refresh.$i" 2>&1 &
+        pids+=($!)
+done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+check_eq "10 concurrent calls with an expired token all succeed" "0" "$failed"
+check_eq "they shared a single refresh" "2" "$(sim_count "POST /api/refresh")"
+check_match "most of them met the expired token (401) before it was refreshed" \
+        '^([5-9]|10)$' "$(($(sim_requests "GET /api/jobs" | grep -c '"status":401') - n401))"
+
 sim_control expire-tokens '{"refresh":true}' >/dev/null
 raw=$(rpc manager.get_jobs '{"limit":4}')
 check_match "when the refresh token expired too, the call fails as credential_rejected" \
