@@ -119,6 +119,49 @@ check_match "runner.wait with timeout_s 1 ends timed out, not done" '"done":fals
 raw=$(rpc manager.watch_jobs '{}')
 check_match "watch_jobs without set_name or runner_id: invalid params" '"code":-32602' "$raw"
 
+# --- polls failing upstream do not end a wait -----------------------------------------------------------
+RE=$(new_iris_runner flaky)
+ctl runner.run "{\"runner_id\":\"$RE\"}"
+SE=$(json_str set_name "$OUT")
+sim_fault '{"route":"GET /api/jobs","status":503,"count":4}'
+"$AVATARCTL" --json --timeout 90 call runner.wait "{\"runner_id\":\"$RE\"}" >"$TMP/flaky-wait" 2>&1 &
+flaky=$!
+has_error() {
+        ctl runner.get_status "{\"runner_id\":\"$RE\"}"
+        grep -q '"last_error":"[^"]' <<<"$OUT"
+}
+if wait_for has_error; then
+        pass "a failing poll is shown as the runner's last_error"
+else
+        fail "a failing poll is shown as the runner's last_error" "$OUT"
+fi
+sim_control clock '{"job_step_ms":50}' >/dev/null
+wait "$flaky"
+check_eq "the wait goes on through failing polls and succeeds" "0" "$?"
+check_match "the wait ends done" '"done":true' "$(cat "$TMP/flaky-wait")"
+ctl runner.get_status "{\"runner_id\":\"$RE\"}"
+check_match "a successful poll clears last_error" '"last_error":null' "$OUT"
+sim_control clock '{"job_step_ms":0}' >/dev/null
+
+# --- waiters that go away, a runner closed under a wait --------------------------------------------------
+RG=$(new_iris_runner abandoned)
+ctl runner.run "{\"runner_id\":\"$RG\"}"
+SG=$(json_str set_name "$OUT")
+pcall -t 1 runner.wait "{\"runner_id\":\"$RG\"}" >/dev/null 2>&1
+pcall -t 1 manager.watch_jobs "{\"set_name\":\"$SG\"}" >/dev/null 2>&1
+"$AVATARCTL" --json --timeout 60 call runner.wait "{\"runner_id\":\"$RG\"}" >"$TMP/closed-wait" 2>&1 &
+closed_waiter=$!
+sleep 1.5
+ctl runner.close "{\"runner_id\":\"$RG\"}"
+check_eq "close while a client waits on the runner succeeds" "0" "$CTL_RC"
+wait "$closed_waiter"
+check_eq "the wait on a closed runner ends not found (exit 6)" "6" "$?"
+check_match "and says the runner was closed" 'was closed' "$(cat "$TMP/closed-wait")"
+ctl daemon.ping
+check_eq "the daemon is fine after waiters left and a runner closed under one" "0" "$CTL_RC"
+stopped() { grep -q '"poller":{"sets":[01],' <<<"$("$AVATARCTL" --json status)"; }
+check "no poll of a set nobody follows any more" wait_for stopped
+
 # --- ownership -----------------------------------------------------------------------------------------
 if ! command -v setpriv >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
         pass "skipped ownership: setpriv and root are needed to call as another user"
@@ -177,7 +220,7 @@ check_eq "runner.list shows only the caller's runners" "$RN" "$(json_strs runner
 ctl runner.list
 check_no_match "runner.list as root does not show nobody's runner" "$RN" "$OUT"
 check_match "runner.list as root shows root's runners" "$RW" "$OUT"
-check_eq "runner.list as root shows each of root's runners" "4" "$(json_strs runner_id "$OUT" | wc -l)"
+check_eq "runner.list as root shows each of root's runners" "5" "$(json_strs runner_id "$OUT" | wc -l)"
 ctl runner.list '{"all":true}'
 check_match "runner.list all: true (admin) shows every runner" "$RN" "$OUT"
 nctl runner.list '{"all":true}'
