@@ -493,6 +493,37 @@ check_match "runner.delete of all: the five jobs, two already gone" '"failed_job
 check_eq "the server keeps no live job of that runner" "" \
         "$(sim_api GET "/jobs?set_name=$(json_str set_name "$(ctl runner.get_status "{\"runner_id\":\"$RX\"}"; printf '%s' "$OUT")")" | grep -o '"name"')"
 
+# --- storage answering errors ------------------------------------------------------------------------
+ctl manager.create_runner '{"set_name":"storage-faults"}'
+RS=$(runner_id_of "$OUT")
+sim_fault '{"route":"PUT /storage/{bucket}/{key}","status":403,"count":1}'
+raw=$(rpc runner.add_table "{\"runner_id\":\"$RS\",\"table_name\":\"iris\",\"data\":\"a,b\\n1,2\\n\"}")
+check_match "an upload refused by storage: storage_error with the S3 status and code" \
+        '"code":-32014,"message":"PutObject: [^"]*","data":\{"status":403,"code":"AccessDenied","file":"iris.csv","name":"storage_error"' "$raw"
+ctl runner.get_status "{\"runner_id\":\"$RS\"}"
+check_match "after a failed upload the runner is usable and has no table" '"state":"configuring".*"tables":\[\]' "$OUT"
+puts=$(sim_count "PUT /storage/{bucket}/{key}")
+sim_fault '{"route":"PUT /storage/{bucket}/{key}","status":500,"count":2}'
+ctl runner.add_table "{\"runner_id\":\"$RS\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}" --file "$IRIS"
+check_eq "storage answering 500 twice: the upload is repeated and succeeds" "0" "$CTL_RC"
+check_eq "three PutObject attempts" "$((puts + 3))" "$(sim_count "PUT /storage/{bucket}/{key}")"
+sim_fault '{"route":"PUT /storage/{bucket}/{key}","drop":true,"count":1}'
+ctl runner.add_table "{\"runner_id\":\"$RS\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}" --file "$IRIS"
+check_eq "a dropped storage connection: the upload is repeated and succeeds" "0" "$CTL_RC"
+check "the object is whole after the retries" cmp "$IRIS" "$(find "$TMP/storage" -path '*/30d/iris.csv' -type f | head -n 1)"
+ctl runner.get_status "{\"runner_id\":\"$R1\"}"
+REP1B=$(job_field "$OUT" report name)
+sim_fault '{"route":"GET /storage/{bucket}/{key}","body":"short","count":1}'
+ctl runner.download "{\"runner_id\":\"$R1\",\"result\":\"report\",\"fd\":{\"fd\":0}}" --out "$TMP/resumed.pdf"
+check_eq "a download cut in the middle is resumed" "0" "$CTL_RC"
+check "the resumed download is byte-exact" cmp "$(stored_object "$S1B" "$REP1B" report.pdf)" "$TMP/resumed.pdf"
+check_match "the resume asked for the rest (206)" '"route":"GET /storage/\{bucket\}/\{key\}","status":206' \
+        "$(tail -n 5 "$SIM_REQUESTS")"
+rm -f "$(stored_object "$S1B" "$REP1B" report.pdf)"
+ctl runner.download "{\"runner_id\":\"$R1\",\"result\":\"report\"}"
+check_eq "a result missing from storage: storage error (exit 7)" "7" "$CTL_RC"
+check_match "the error says NoSuchKey" 'NoSuchKey' "$OUT"
+
 # --- avatarctl avatarize: the friendly command over the same methods -----------------------------------
 if "$AVATARCTL" help avatarize >/dev/null 2>&1; then
         cp "$IRIS" "$TMP/flowers.csv"
