@@ -12,7 +12,7 @@ upstream:
   base_url: $SIM_URL
 cache:
   health_ttl_s: 2
-  jobs_ttl_s: 1
+  jobs_ttl_s: 2
 EOF
 export AVATAR_API_KEY="$SIM_KEY"
 start_daemon || { fail "avatard starts"; finish; exit $?; }
@@ -25,7 +25,7 @@ check_match "fixtures: two queued jobs" '^[0-9a-f-]{36}$' "$J2"
 
 # --- 50 concurrent callers on a cold cache: one upstream request -----------------------------
 # the answer is held back 2 s so that every caller arrives while it is in flight (or, slower
-# still, within the 1 s TTL after it)
+# still, within the 2 s TTL after it)
 sim_fault '{"route":"GET /api/jobs","latency_ms":2000,"count":1}'
 before=$(sim_count "GET /api/jobs")
 pids=()
@@ -54,7 +54,7 @@ check_eq "daemon.status: the other 49 callers waited for it or hit the cache" "4
 check_match "daemon.status: most callers were coalesced onto the request in flight" '^([1-9][0-9]*)$' "$coalesced"
 
 # --- a job list is kept for cache.jobs_ttl_s ----------------------------------------------------
-sleep 1.2
+sleep 2.2
 before=$(sim_count "GET /api/jobs")
 ctl manager.get_last_jobs
 ctl manager.find_ids_by_name '{"set_name":"cached"}'
@@ -63,7 +63,7 @@ ctl manager.get_last_jobs '{"count":5}'
 check_eq "within the TTL, the job list is fetched once for all methods that read it" \
         "$((before + 1))" "$(sim_count "GET /api/jobs")"
 check_match "find_ids_by_name answers from the shared list" "\"set_name\":\"$S\",\"jobs\"" "$runs"
-sleep 1.2
+sleep 2.2
 ctl manager.get_last_jobs
 check_eq "after the TTL the list is fetched again" "$((before + 2))" "$(sim_count "GET /api/jobs")"
 
@@ -85,15 +85,15 @@ route="GET /api/jobs/{name}"
 before=$(sim_count "$route")
 ctl manager.get_job "{\"name\":\"$J1\"}"
 check_match "get_job of a queued job" '"status":"queued"' "$OUT"
-sleep 1.2
+sleep 2.2
 ctl manager.get_job "{\"name\":\"$J1\"}"
 check_eq "an unfinished job is fetched again once the TTL passed" "$((before + 2))" "$(sim_count "$route")"
 sim_tick 20
-sleep 1.2
+sleep 2.2
 ctl manager.get_job "{\"name\":\"$J1\"}"
 check_match "the job is done now" '"done":true' "$OUT"
 check_eq "the finished job was fetched" "$((before + 3))" "$(sim_count "$route")"
-sleep 1.2
+sleep 2.2
 for i in 1 2 3; do ctl manager.get_job "{\"name\":\"$J1\"}"; done
 check_eq "a finished job is served from the cache, even after the TTL (no second GET)" \
         "$((before + 3))" "$(sim_count "$route")"
@@ -105,18 +105,18 @@ check_eq "the input table is stored" "200" "$(sim_upload_input)"
 S2=$(sim_make_set cached-results)
 R1=$(sim_make_job "$S2" standard)
 sim_tick 20
-sleep 1.2
+sleep 2.2
 before=$(sim_count "GET /api/results/{job}")
 ctl manager.get_last_results
 check_match "get_last_results gives the finished job's results" "\"job\":\"$R1\".*\"shuffled\"" "$OUT"
-sleep 1.2
+sleep 2.2
 ctl manager.get_last_results
 check_eq "results of a finished job are fetched once" "$((before + 1))" "$(sim_count "GET /api/results/{job}")"
 
 # --- callers that go away while they wait --------------------------------------------------------------
 # One caller gives up while a shared request is in flight; another waiting on it still gets
 # the answer, and every method's pending work is dropped cleanly when its caller goes.
-sleep 1.2
+sleep 2.2
 sim_fault '{"route":"GET /api/jobs","latency_ms":600,"count":1}'
 timeout 0.2 "$AVATARCTL" --json call manager.get_last_jobs >/dev/null 2>&1 &
 quitter=$!

@@ -21,7 +21,7 @@ upstream:
 cache:
   jobs_ttl_s: 1
   health_ttl_s: 1
-  stale_max_s: 5
+  stale_max_s: 6
 EOF
 export AVATAR_API_KEY="$SIM_KEY"
 start_daemon || { fail "avatard starts"; finish; exit $?; }
@@ -166,8 +166,8 @@ check_match "while the circuit is open, cached job lists are still served stale"
 ctl manager.get_health
 check_match "while the circuit is open, cached health is still served stale" '"stale":true' "$OUT"
 
-# past cache.stale_max_s (5 s) the upstream error comes through
-wait_ms=$((fetched + 5500 - $(now_ms)))
+# past cache.stale_max_s (6 s) the upstream error comes through
+wait_ms=$((fetched + 6500 - $(now_ms)))
 [ "$wait_ms" -gt 0 ] && sleep "$((wait_ms / 1000)).$(printf '%03d' $((wait_ms % 1000)))"
 ctl manager.get_last_jobs
 check_eq "past stale_max_s a cached read fails with exit 7" "7" "$CTL_RC"
