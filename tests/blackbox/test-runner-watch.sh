@@ -119,6 +119,30 @@ check_match "runner.wait with timeout_s 1 ends timed out, not done" '"done":fals
 raw=$(rpc manager.watch_jobs '{}')
 check_match "watch_jobs without set_name or runner_id: invalid params" '"code":-32602' "$raw"
 
+# --- waiting on some jobs only ---------------------------------------------------------------------------
+RK=$(new_iris_runner partial)
+ctl runner.run "{\"runner_id\":\"$RK\"}"
+std_finished() {
+        ctl runner.get_status "{\"runner_id\":\"$RK\",\"refresh\":true}"
+        [ "$(job_field "$OUT" standard status)" = finished ]
+}
+for i in 1 2 3 4 5 6 7 8 9 10; do
+        sim_tick 1
+        std_finished && break
+done
+check "with the clock moved by hand the standard job finishes first" std_finished
+check_eq "while the report is not done" "false" \
+        "$(grep -o '"parameters_name":"report","kind":"report","name":"[^"]*","status":"[a-z]*","progress":[0-9.a-z]*,"done":[a-z]*' <<<"$OUT" | sed 's/.*"done"://')"
+out=$(pcall -t 10 runner.wait "{\"runner_id\":\"$RK\",\"jobs\":[\"standard\"]}")
+check_match "runner.wait on the standard job only ends done at once" '"done":true,"timed_out":false' "$(reply_of "$out")"
+check_eq "runner.wait on some jobs lists only those" "standard" "$(json_strs parameters_name "$(reply_of "$out")")"
+out=$(pcall -t 10 runner.wait "{\"runner_id\":\"$RK\",\"jobs\":[\"report\"],\"timeout_s\":1.5}")
+check_match "runner.wait on the report times out while it runs" '"done":false,"timed_out":true' "$(reply_of "$out")"
+ctl runner.run "{\"runner_id\":\"$RK\",\"jobs\":[\"standard\"]}" >/dev/null
+raw=$(rpc runner.wait "{\"runner_id\":\"$RK\",\"jobs\":[\"report\"]}")
+check_match "runner.wait on a job the run does not have: not found" '"code":-32005,"message":"Runner [^"]* has no job .report.' "$raw"
+sim_tick 30
+
 # --- polls failing upstream do not end a wait -----------------------------------------------------------
 RE=$(new_iris_runner flaky)
 ctl runner.run "{\"runner_id\":\"$RE\"}"
@@ -220,7 +244,9 @@ check_eq "runner.list shows only the caller's runners" "$RN" "$(json_strs runner
 ctl runner.list
 check_no_match "runner.list as root does not show nobody's runner" "$RN" "$OUT"
 check_match "runner.list as root shows root's runners" "$RW" "$OUT"
-check_eq "runner.list as root shows each of root's runners" "5" "$(json_strs runner_id "$OUT" | wc -l)"
+check_eq "runner.list as root shows only runners owned by root" '"owner":0' "$(grep -o '"owner":[0-9]*' <<<"$OUT" | sort -u)"
+check_eq "runner.list as root shows each of root's runners" "$(ls "$STATE/runners" | grep -c .)" \
+        "$(($(json_strs runner_id "$OUT" | wc -l) + 1))"
 ctl runner.list '{"all":true}'
 check_match "runner.list all: true (admin) shows every runner" "$RN" "$OUT"
 nctl runner.list '{"all":true}'
