@@ -270,6 +270,40 @@ ctl manager.create_runner_from_yaml '{"set_name":"multi","fd":{"fd":0}}' --file 
 ctl runner.export_yaml "{\"runner_id\":\"$(runner_id_of "$OUT")\"}"
 check "round trip of the multi-table YAML keeps links and columns" diff <(normalise "$TMP/multi.yaml") \
         <(json_raw_str yaml "$OUT" | json_unescape | normalise /dev/stdin)
+# every parameter and option survives the round trip, and the loaded runner's parameters can be updated
+ctl manager.create_runner '{"set_name":"rich","seed":42,"max_distribution_plots":3,"pia_data_recipient":"internal","pia_data_type":"health","pia_data_subject":"patients","pia_sensitivity_level":"Very High","report_language":"fr"}'
+RR=$(runner_id_of "$OUT")
+ctl runner.add_table "{\"runner_id\":\"$RR\",\"table_name\":\"rich\",\"data\":\"a,b,c\\n1,2.5,x\\n2,3.5,y\\n\",\"types\":{\"a\":\"int\",\"b\":\"float\",\"c\":\"category\"}}"
+ctl runner.set_parameters "{\"runner_id\":\"$RR\",\"table_name\":\"rich\",\"k\":10,\"ncp\":3,\"use_categorical_reduction\":true,\"column_weights\":{\"a\":2.5,\"b\":1},\"exclude_variable_names\":[\"c\"],\"exclude_variable_method\":\"coordinate_similarity\",\"imputation_method\":\"knn\",\"imputation_k\":4,\"imputation_training_fraction\":0.25,\"imputation_return_data_imputed\":true,\"known_variables\":[\"a\"],\"target\":\"b\",\"quantile_threshold\":10,\"data_augmentation_strategy\":0.5,\"data_augmentation_target_column\":\"c\"}"
+check_eq "set_parameters with every avatarization and metrics option" "0" "$CTL_RC"
+rich_params=$(grep -o '"parameters":{.*},"warnings"' <<<"$OUT")
+ctl runner.run "{\"runner_id\":\"$RR\"}"
+check_eq "the rich runner runs" "0" "$CTL_RC"
+ctl runner.export_yaml "{\"runner_id\":\"$RR\"}"
+json_raw_str yaml "$OUT" | json_unescape >"$TMP/rich.yaml"
+check_match "the options are in the YAML (seed, PIA metadata, plots)" \
+        'sensitivity_level: Very High.*max_distribution_plots: 3.*seed: 42' "$(tr '\n' ' ' <"$TMP/rich.yaml")"
+check_eq "report_language fr gives both reports language: fr" "2" "$(grep -c '^  language: fr$' "$TMP/rich.yaml")"
+check_substr "the parameters are in the YAML" "      exclude_variables:
+        variable_names:
+        - c
+        replacement_strategy: coordinate_similarity
+      imputation:
+        method: knn
+        k: 4
+        training_fraction: 0.25
+        return_data_imputed: true" "$(cat "$TMP/rich.yaml")"
+ctl manager.create_runner_from_yaml '{"set_name":"rich","fd":{"fd":0}}' --file "$TMP/rich.yaml"
+RR2=$(runner_id_of "$OUT")
+ctl runner.export_yaml "{\"runner_id\":\"$RR2\"}"
+check "round trip of every parameter and option: the same documents" diff <(normalise "$TMP/rich.yaml") \
+        <(json_raw_str yaml "$OUT" | json_unescape | normalise /dev/stdin)
+ctl runner.update_parameters "{\"runner_id\":\"$RR2\",\"table_name\":\"rich\",\"k\":12}"
+check_eq "update_parameters on a runner loaded from YAML keeps the other parameters" \
+        "${rich_params/\"k\":10/\"k\":12}" "$(grep -o '"parameters":{.*},"warnings"' <<<"$OUT")"
+wait_runner "$RR"
+check_match "the rich run finishes" '"done":true' "$OUT"
+
 ctl manager.create_runner_from_yaml '{"set_name":"bad","yaml":"kind: [unclosed\n"}'
 check_eq "invalid YAML is invalid params" "2" "$CTL_RC"
 ctl manager.create_runner_from_yaml '{"set_name":"bad","yaml":"kind: AvatarSchema\nmetadata:\n  name: schema\nspec:\n  tables: []\n"}'
