@@ -140,6 +140,23 @@ ctl manager.get_last_results '{"count":2}'
 check_eq "and serves the methods whose callers went away" "0" "$CTL_RC"
 check_match "daemon.status shows no call left in flight but this one" '"requests_in_flight":1,' "$("$AVATARCTL" --json status)"
 
+# --- a deletion drops the cached job lists ----------------------------------------------------------------
+S3=$(sim_make_set doomed)
+D1=$(sim_make_job "$S3" standard)
+sleep 2.2
+ctl manager.get_last_jobs '{"count":1}'
+check_match "the new job is listed (and the list cached)" "\"$D1\"" "$OUT"
+ctl manager.get_jobs '{"display_name":"doomed"}'
+check_match "the filtered list holds it too (and is cached)" "\"name\":\"$D1\"" "$OUT"
+ctl manager.delete_jobs "{\"job_names\":[\"$D1\"]}"
+check_match "the job is deleted" "\"deleted_jobs\":\\[\\{\"name\":\"$D1\"" "$OUT"
+ctl manager.get_last_jobs '{"count":1}'
+check_no_match "right after the deletion the cached list is not served: the job is gone" "\"$D1\"" "$OUT"
+ctl manager.get_jobs '{"display_name":"doomed"}'
+check_match "the filtered list is refreshed too" '"jobs":\[\]' "$OUT"
+ctl manager.find_ids_by_name '{"set_name":"doomed"}'
+check_match "find_ids_by_name no longer finds the run" '"runs":\[\]' "$OUT"
+
 # --- daemon.status: cache and upstream counters -----------------------------------------------------
 st=$("$AVATARCTL" --json status)
 check_match "daemon.status reports cache hits" '"cache":\{"entries":[0-9]+,"hits":[1-9][0-9]*' "$st"
