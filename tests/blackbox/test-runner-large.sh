@@ -135,5 +135,30 @@ check_eq "a 1 GiB result inline is refused (invalid params)" "2" "$CTL_RC"
 check_match "the refusal says to pass a descriptor" 'pass a descriptor' "$OUT"
 check_rss "after refusing the inline download"
 
+# --- multipart with small parts: a refused part aborts the upload, a failing part is repeated ----------
+{
+        runner_conf
+        printf '  multipart_threshold_bytes: 8388608\n  multipart_part_bytes: 5242880\n'
+} >"$CONF" # runner_conf ends with its runners: section
+ctl daemon.reload
+check_eq "reload with an 8 MiB multipart threshold and 5 MiB parts" "0" "$CTL_RC"
+head -c $((12 * 1024 * 1024 + 123)) /dev/urandom >"$TMP/medium.bin"
+parts=$(sim_count "PUT /storage/{bucket}/{key}?partNumber&uploadId")
+aborts=$(sim_count "DELETE /storage/{bucket}/{key}?uploadId")
+sim_fault '{"route":"PUT /storage/{bucket}/{key}?partNumber&uploadId","status":403,"count":1}'
+raw=$(pcall -f "$TMP/medium.bin" runner.add_table \
+        "{\"runner_id\":\"$R\",\"table_name\":\"medium\",\"data\":{\"fd\":0},\"file_name\":\"medium.bin\"}")
+check_match "a part refused by storage fails the upload with storage_error" \
+        '"code":-32014,.*"status":403,"code":"AccessDenied"' "$(reply_of "$raw")"
+check_eq "the refused multipart upload is aborted" "$((aborts + 1))" "$(sim_count "DELETE /storage/{bucket}/{key}?uploadId")"
+check "no object is left behind" test ! -e "$TMP/storage/${bucket_key%/*}/medium.bin"
+sim_fault '{"route":"PUT /storage/{bucket}/{key}?partNumber&uploadId","status":500,"count":1}'
+parts=$(sim_count "PUT /storage/{bucket}/{key}?partNumber&uploadId")
+ctl runner.add_table "{\"runner_id\":\"$R\",\"table_name\":\"medium\",\"data\":{\"fd\":0},\"file_name\":\"medium.bin\"}" \
+        --file "$TMP/medium.bin"
+check_eq "a part answered 500 once is repeated and the upload succeeds" "0" "$CTL_RC"
+check_eq "three parts of 5 MiB, one of them sent twice" "$((parts + 4))" "$(sim_count "PUT /storage/{bucket}/{key}?partNumber&uploadId")"
+check "the 12 MiB object is stored byte for byte" cmp "$TMP/medium.bin" "$TMP/storage/${bucket_key%/*}/medium.bin"
+
 check_no_sanitizer_reports
 finish
