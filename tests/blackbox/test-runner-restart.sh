@@ -112,5 +112,27 @@ start_daemon || { fail "avatard starts a fourth time"; finish; exit $?; }
 ctl runner.get_status "{\"runner_id\":\"$R\"}"
 check_eq "a closed runner does not come back after a restart" "6" "$CTL_RC"
 
+# --- the per-uid runner cap ----------------------------------------------------------------------------
+{
+        runner_conf
+        printf '  max_runners_per_uid: 2\n'
+} >"$CONF" # runner_conf ends with its runners: section
+ctl daemon.reload
+check_eq "reload with max_runners_per_uid 2" "0" "$CTL_RC"
+ctl manager.create_runner '{"set_name":"cap1"}'
+C1=$(runner_id_of "$OUT")
+ctl manager.create_runner '{"set_name":"cap2"}'
+check_eq "two runners under the cap" "0" "$CTL_RC"
+ctl manager.create_runner '{"set_name":"cap3"}'
+check_eq "a third runner: overloaded (exit 10)" "10" "$CTL_RC"
+check_match "the refusal names the setting" 'runners.max_runners_per_uid' "$OUT"
+ctl manager.create_runner_from_id "{\"set_name\":\"$S\"}"
+check_eq "create_runner_from_id counts too" "10" "$CTL_RC"
+ctl manager.create_runner_from_yaml '{"set_name":"cap","yaml":"kind: AvatarMetadata\nmetadata:\n  name: avatar-metadata-cap\nspec:\n  display_name: cap\n"}'
+check_eq "create_runner_from_yaml counts too" "10" "$CTL_RC"
+ctl runner.close "{\"runner_id\":\"$C1\"}"
+ctl manager.create_runner '{"set_name":"cap3"}'
+check_eq "after a close there is room again" "0" "$CTL_RC"
+
 check_no_sanitizer_reports
 finish
