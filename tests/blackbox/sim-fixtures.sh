@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the black-box tests of the Manager operations: fixtures built in avatar-sim
 # through its own HTTP API (curl), raw JSON-RPC calls through avatard-probe, and value
 # extraction without jq. Sourced after lib.sh; uses $SIM_URL, $SIM_REQUESTS, $SOCK, $PROBE.

@@ -126,13 +126,18 @@ wait "$quitter"
 check_eq "a caller waiting on a shared request gets its answer when another caller gave up" "0" "$CTL_RC"
 check_match "it got the job list" "\"name\":\"$J2\"" "$OUT"
 sim_fault '{"latency_ms":600}'
-for call in "manager.get_last_results {\"count\":2}" "manager.find_ids_by_name {\"set_name\":\"cached\"}" \
-            "manager.delete_job {\"name\":\"no-such-run\"}" "manager.delete_jobs {\"job_names\":[\"x\"]}" \
-            "manager.get_job {\"name\":\"$J2\"}" "manager.verify_compatibility {\"refresh\":true}" \
-            "manager.list_api_keys {}" "manager.get_health {}"; do
-        # shellcheck disable=SC2086
-        timeout 0.2 "$AVATARCTL" --json call $call >/dev/null 2>&1
-done
+while read -r method params; do
+        timeout 0.2 "$AVATARCTL" --json call "$method" "$params" </dev/null >/dev/null 2>&1
+done <<EOF
+manager.get_last_results {"count":2}
+manager.find_ids_by_name {"set_name":"cached"}
+manager.delete_job {"name":"no-such-run"}
+manager.delete_jobs {"job_names":["x"]}
+manager.get_job {"name":"$J2"}
+manager.verify_compatibility {"refresh":true}
+manager.list_api_keys {}
+manager.get_health {}
+EOF
 sleep 0.8
 curl -sS -X DELETE "$SIM_URL/_sim/faults" >/dev/null
 check "the daemon still answers after callers went away mid-call" "$AVATARCTL" call daemon.ping
