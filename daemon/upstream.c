@@ -40,8 +40,9 @@
  *     at the network level is one failure, any HTTP answer is a success. The half-open trial
  *     makes a single attempt so that it decides quickly.
  * libcurl itself resends a request once when a reused keep-alive connection turns out to be
- * dead before any response byte (for every method, as HTTP clients do); that is not counted
- * as an attempt here.
+ * dead before any response byte; that is not counted as an attempt here. POST and PUT
+ * requests that are not idempotent never reuse a connection, so they cannot be sent twice
+ * that way (a GET sent twice is harmless).
  *
  * curl_global_init() runs once, in the first upstream_new(); curl_global_cleanup() is left to
  * process exit, since other code in the process may use libcurl as well.
@@ -1791,6 +1792,13 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
                 return -EINVAL;
 
         if (u->opts.ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, u->opts.ca_file))
+                return -EINVAL;
+        /* libcurl silently resends a request once when the kept-alive connection it reused
+         * turns out to be closed. For a request that is not safe to repeat (job creation,
+         * bulk deletion, a new API key) the server may already have acted on the first copy:
+         * such requests always get a connection of their own, so nothing is sent twice. */
+        if (!req->idempotent && (req->method == UPSTREAM_POST || req->method == UPSTREAM_PUT) &&
+            curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L))
                 return -EINVAL;
         /* Over TLS, wait for a connection being set up rather than open another: ALPN
          * settles HTTP/2 during the handshake and the request then shares it. Never for

@@ -453,6 +453,38 @@ START_TEST(test_head_large_object) {
 }
 END_TEST
 
+/* A request that is not safe to repeat never rides a reused connection, so libcurl cannot
+ * resend it after finding the connection closed; idempotent ones share one connection. */
+START_TEST(test_post_fresh_connection) {
+        Ctx c;
+        Result g1 = {}, g2 = {}, p1 = {}, p2 = {};
+        unsigned before;
+
+        ctx_init(&c, NULL);
+        script(&c, "/g", (FakeStep) { .status = 200, .body = "{}" });
+        script(&c, "/p", (FakeStep) { .status = 201, .body = "{}" });
+        start(&c, &(UpstreamCall) { .method = UPSTREAM_GET, .url = url(&c, "/g"), .idempotent = true }, &g1);
+        ctx_run(&c, 1);
+        start(&c, &(UpstreamCall) { .method = UPSTREAM_GET, .url = url(&c, "/g"), .idempotent = true }, &g2);
+        ctx_run(&c, 2);
+        ck_assert_uint_eq(fake_http_n_connections(c.fake), 1);
+        before = fake_http_n_connections(c.fake);
+        start(&c, &(UpstreamCall) { .method = UPSTREAM_POST, .url = url(&c, "/p"), .body = "x", .body_len = 1 }, &p1);
+        ctx_run(&c, 3);
+        start(&c, &(UpstreamCall) { .method = UPSTREAM_POST, .url = url(&c, "/p"), .body = "y", .body_len = 1 }, &p2);
+        ctx_run(&c, 4);
+        ck_assert_int_eq(p1.status, 201);
+        ck_assert_int_eq(p2.status, 201);
+        ck_assert_uint_eq(fake_http_n_connections(c.fake), before + 2);
+
+        result_done(&g1);
+        result_done(&g2);
+        result_done(&p1);
+        result_done(&p2);
+        ctx_done(&c);
+}
+END_TEST
+
 /* 201 + Location is handed back, not followed. */
 START_TEST(test_location_not_followed) {
         Ctx c;
@@ -1666,6 +1698,7 @@ static Suite *upstream_suite(void) {
         tcase_add_test(plain, test_http_errors_not_retried);
         tcase_add_test(plain, test_head_and_delete);
         tcase_add_test(plain, test_head_large_object);
+        tcase_add_test(plain, test_post_fresh_connection);
         tcase_add_test(plain, test_location_not_followed);
         tcase_add_test(plain, test_body_cap);
         suite_add_tcase(s, plain);
