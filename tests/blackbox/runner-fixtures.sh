@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the black-box tests of the runner methods: the configuration they share, raw
 # calls through avatard-probe with descriptors and notifications, JSON and YAML extraction
 # without jq, and lookups in the simulator's storage. Sourced after lib.sh and
@@ -85,7 +86,9 @@ stored_object() {
         find "$TMP/storage" -path "*/results/$1/$2/$3" -type f 2>/dev/null | head -n 1
 }
 
-# wait_runner RUNNER-ID [TIMEOUT-S]: runner.wait through avatarctl; $OUT, $CTL_RC.
+# wait_runner RUNNER-ID [TIMEOUT-S]: runner.wait through avatarctl; $OUT, $CTL_RC (those of
+# sim-fixtures.sh's ctl).
+# shellcheck disable=SC2034
 wait_runner() {
         OUT=$("$AVATARCTL" --json --timeout "${2:-60}" call runner.wait "{\"runner_id\":\"$1\"}" 2>&1)
         CTL_RC=$?

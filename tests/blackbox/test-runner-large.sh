@@ -68,10 +68,10 @@ check_match "upload progress: the last one says all bytes of the total" \
         "\"bytes\":$GIB,\"total\":$GIB" "$(tail -n 1 <<<"$notes")"
 prev=-1
 mono=yes
-for b in $(grep -o '"bytes":[0-9]*' <<<"$notes" | cut -d: -f2); do
+while read -r b; do
         [ "$b" -ge "$prev" ] || mono=no
         prev=$b
-done
+done < <(grep -o '"bytes":[0-9]*' <<<"$notes" | cut -d: -f2)
 check_eq "upload progress: bytes never go back" "yes" "$mono"
 check "upload progress: seq 1, 2, 3, ..." seqs_consecutive "$notes"
 

@@ -146,7 +146,6 @@ sim_tick 30
 # --- polls failing upstream do not end a wait -----------------------------------------------------------
 RE=$(new_iris_runner flaky)
 ctl runner.run "{\"runner_id\":\"$RE\"}"
-SE=$(json_str set_name "$OUT")
 sim_fault '{"route":"GET /api/jobs","status":503,"count":4}'
 "$AVATARCTL" --json --timeout 90 call runner.wait "{\"runner_id\":\"$RE\"}" >"$TMP/flaky-wait" 2>&1 &
 flaky=$!
@@ -245,7 +244,7 @@ ctl runner.list
 check_no_match "runner.list as root does not show nobody's runner" "$RN" "$OUT"
 check_match "runner.list as root shows root's runners" "$RW" "$OUT"
 check_eq "runner.list as root shows only runners owned by root" '"owner":0' "$(grep -o '"owner":[0-9]*' <<<"$OUT" | sort -u)"
-check_eq "runner.list as root shows each of root's runners" "$(ls "$STATE/runners" | grep -c .)" \
+check_eq "runner.list as root shows each of root's runners" "$(find "$STATE/runners" -maxdepth 1 -name '*.json' -type f | wc -l)" \
         "$(($(json_strs runner_id "$OUT" | wc -l) + 1))"
 ctl runner.list '{"all":true}'
 check_match "runner.list all: true (admin) shows every runner" "$RN" "$OUT"

@@ -234,7 +234,6 @@ check_substr "multi YAML: parameters for both tables" "    patients:
       k: 3" "$(cat "$TMP/multi.yaml")"
 ctl runner.run "{\"runner_id\":\"$RM\"}"
 check_eq "multi: run succeeds" "0" "$CTL_RC"
-SM=$(json_str set_name "$OUT")
 wait_runner "$RM"
 check_match "multi: wait ends done" '"done":true' "$OUT"
 ctl runner.download "{\"runner_id\":\"$RM\",\"result\":\"shuffled\"}"
@@ -566,7 +565,7 @@ if "$AVATARCTL" help avatarize >/dev/null 2>&1; then
         check_match "avatarize ran the runner to the end" '"display_name":"flowers",.*"done":true' "$out"
         check_eq "avatarize wrote the five result files" \
                 "flowers.privacy.json flowers.report.pia.docx flowers.shuffled-0.csv flowers.signal.json report.pdf" \
-                "$(ls "$TMP/flowers-out" | tr '\n' ' ' | sed 's/ $//')"
+                "$(cd "$TMP/flowers-out" && printf '%s ' * | sed 's/ $//')"
         check_eq "avatarize: the avatars have the input's header and row count" \
                 "$(head -n 1 "$IRIS") $IRIS_ROWS" \
                 "$(head -n 1 "$TMP/flowers-out/flowers.shuffled-0.csv") $(($(wc -l <"$TMP/flowers-out/flowers.shuffled-0.csv") - 1))"
