@@ -549,25 +549,48 @@ static bool compat_fresh(const Api *a) {
                mono_usec() - a->compat_at_usec < (uint64_t) a->config->compatibility_ttl_s * USEC_PER_SEC;
 }
 
+/* The sentence explaining an incompatible or unknown answer. */
+char *api_compat_message(const Api *a, CompatStatus st, json_object *answer) {
+        json_object *msg = NULL, *recent = NULL;
+        _cleanup_free_ char *m = NULL;
+        const char *rc;
+        char *r = NULL;
+        size_t n;
+
+        json_object_object_get_ex(answer, "message", &msg);
+        json_object_object_get_ex(answer, "most_recent_compatible_client", &recent);
+        m = strdup(msg ? json_object_get_string(msg) : "no message");
+        if (!m)
+                return NULL;
+        /* the sentence adds its own full stop */
+        n = strlen(m);
+        while (n > 0 && (m[n - 1] == '.' || m[n - 1] == ' '))
+                m[--n] = '\0';
+        rc = recent ? json_object_get_string(recent) : NULL;
+        if (asprintf(&r,
+                     "The Avatar server says this client is %s. Server message: %s. Client: avatard %s (User-Agent '%s'). "
+                     "Most recent compatible client: %s. %s",
+                     compat_status_to_string(st), m, AVATARD_VERSION,
+                     a->config->user_agent ?: "avatard/" AVATARD_VERSION, rc ?: "unknown",
+                     a->config->verify_compatibility ?
+                     "Upgrade avatard, set upstream.user_agent, or turn upstream.verify_compatibility off." :
+                     "Upgrade avatard or set upstream.user_agent (upstream.verify_compatibility is off, so other calls still go through).") < 0)
+                return NULL;
+        return r;
+}
+
 /* The error a request gets while the server says incompatible or unknown. */
 static void compat_error(const Api *a, ApiError *e) {
         json_object *msg = NULL, *recent = NULL;
-        const char *m, *rc;
+        const char *rc;
 
         api_error_done(e);
         json_object_object_get_ex(a->compat_answer, "message", &msg);
         json_object_object_get_ex(a->compat_answer, "most_recent_compatible_client", &recent);
-        m = msg ? json_object_get_string(msg) : "no message";
         rc = recent ? json_object_get_string(recent) : NULL;
         e->code = RPC_INCOMPATIBLE;
-        e->server_message = strdup(m);
-        if (asprintf(&e->message,
-                     "The Avatar server says this client is %s. Server message: %s. Client: avatard %s (User-Agent '%s'). "
-                     "Most recent compatible client: %s. Upgrade avatard, set upstream.user_agent, or turn "
-                     "upstream.verify_compatibility off.",
-                     compat_status_to_string(a->compat), m, AVATARD_VERSION,
-                     a->config->user_agent ?: "avatard/" AVATARD_VERSION, rc ?: "unknown") < 0)
-                e->message = NULL;
+        e->server_message = strdup(msg ? json_object_get_string(msg) : "no message");
+        e->message = api_compat_message(a, a->compat, a->compat_answer);
         e->extra = json_object_new_object();
         if (e->extra) {
                 json_object_object_add(e->extra, "compatibility", json_object_new_string(compat_status_to_string(a->compat)));

@@ -123,6 +123,10 @@ bool api_compat_blocks(const Api *a);
 json_object *api_compat_answer(const Api *a);
 /* Seconds since the last answer, or -1. */
 double api_compat_age_s(const Api *a);
+/* The sentence that explains an incompatible or unknown answer (server message, versions,
+ * what to do). Malloc'd, NULL on OOM. */
+char *api_compat_message(const Api *a, CompatStatus status, json_object *answer);
+
 /* Forgets the cached answer so the next request checks again (SIGHUP, refresh: true). */
 void api_compat_invalidate(Api *a);
 /* Runs the check now when needed (start-up). */

@@ -220,15 +220,9 @@ static void on_compat(CompatStatus st, json_object *answer, const ApiError *err,
                 return;
         }
         if (st == COMPAT_INCOMPATIBLE || st == COMPAT_UNKNOWN) {
-                json_object *msg = NULL;
+                _cleanup_free_ char *m = api_compat_message(s->api, st, answer);
 
-                json_object_object_get_ex(answer, "message", &msg);
-                call_reply_errorf(c, RPC_INCOMPATIBLE, o,
-                                  "The Avatar server says this client is %s. Server message: %s. Client: avatard %s. "
-                                  "Most recent compatible client: %s. Upgrade avatard, set upstream.user_agent, or turn "
-                                  "upstream.verify_compatibility off.",
-                                  compat_status_to_string(st), msg ? json_object_get_string(msg) : "none",
-                                  AVATARD_VERSION, json_object_get_string(json_object_object_get(o, "most_recent_compatible_client")) ?: "unknown");
+                call_reply_error(c, RPC_INCOMPATIBLE, m, o);
                 return;
         }
         call_reply(c, o);
@@ -543,8 +537,9 @@ static void on_key_created(const ApiResponse *resp, const ApiError *err, void *u
                 return;
         }
         json_object_object_add(o, "api_key", json_copy(key));
+        /* the server's message tells to store the plaintext: only true when it is shown */
         json_object_object_get_ex(resp->json, "message", &msg);
-        json_object_object_add(o, "message", json_object_get(msg));
+        json_object_object_add(o, "message", store ? NULL : json_object_get(msg));
         if (store) {
                 const char *secret = json_object_get_string(plain);
 

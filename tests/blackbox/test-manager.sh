@@ -76,6 +76,12 @@ check_match "incompatible: error.data carries the server's message" '"message":"
 check_match "incompatible: error.data carries most_recent_compatible_client" '"most_recent_compatible_client":"9.8.7"' "$raw"
 check_match "incompatible: error.data carries daemon_version" '"daemon_version":"[0-9]+\.[0-9]+' "$raw"
 check_match "incompatible: error.message carries the server's message" '"message":"[^"]*Client too old for bb' "$raw"
+sim_control compat '{"status":"incompatible","message":"Client too old for bb.","most_recent_compatible_client":"9.8.7"}' >/dev/null
+raw=$(rpc manager.verify_compatibility '{"refresh":true}')
+check_no_match "incompatible: a server message ending in a full stop gets no second one" 'bb\.\.' "$raw"
+check_match "incompatible: with verification on, the message says how to turn it off" 'turn upstream.verify_compatibility off' "$raw"
+sim_control compat '{"status":"incompatible","message":"Client too old for bb","most_recent_compatible_client":"9.8.7"}' >/dev/null
+rpc manager.verify_compatibility '{"refresh":true}' >/dev/null
 
 # every upstream-dependent call fails the same way, cached answers included
 jobs_before=$(sim_count "GET /api/jobs")
