@@ -2218,6 +2218,7 @@ typedef struct AdviseOp {
         size_t next;
         json_object *advice;     /* table → advice */
         StorageOp *storage;
+        struct event *deadline;
 } AdviseOp;
 
 /* Releases the advice state. */
@@ -2226,6 +2227,8 @@ static void advise_cleanup(Op *op) {
 
         storage_cancel(a->storage);
         runner_waiter_remove(a->waiter);
+        if (a->deadline)
+                event_free(a->deadline);
         json_object_put(a->urls);
         json_object_put(a->advice);
         free(a->table);
@@ -2443,6 +2446,16 @@ static void on_advice_set(const ApiResponse *resp, const ApiError *err, void *us
                 call_reply_errno(op_finish(&a->op), q, NULL);
 }
 
+/* The advice did not come in time: give the runner back. */
+static void on_advise_deadline(evutil_socket_t fd, short what, void *userdata) {
+        AdviseOp *a = userdata;
+
+        (void) fd;
+        (void) what;
+        call_reply_errorf(op_finish(&a->op), RPC_TIMEOUT, NULL,
+                          "The advice job did not finish in time; the runner is free again (its job keeps running upstream)");
+}
+
 /* runner.advise_parameters: ask the server for parameters and apply them. */
 static int method_advise_parameters(Call *c, json_object *params) {
         Runner *r = runner_for_call(c, params);
@@ -2474,6 +2487,17 @@ static int method_advise_parameters(Call *c, json_object *params) {
         a->advice = json_object_new_object();
         if (!a->advice || (table && !(a->table = strdup(table))))
                 return op_start_failed(&a->op, -ENOMEM);
+        /* an advice job that never ends must not hold the runner forever */
+        a->deadline = evtimer_new(c->server->base, on_advise_deadline, a);
+        if (!a->deadline)
+                return op_start_failed(&a->op, -ENOMEM);
+        {
+                json_object *v;
+                double t = json_object_object_get_ex(params, "timeout_s", &v) && v ? json_object_get_double(v) : WAIT_DEFAULT_S;
+                struct timeval tv = { .tv_sec = (time_t) t, .tv_usec = (suseconds_t) ((t - (double) (time_t) t) * 1e6) };
+
+                evtimer_add(a->deadline, &tv);
+        }
         r->busy = "advising";
         q = put_resources(&a->op, r, on_advice_set);
         return q < 0 ? op_start_failed(&a->op, q) : 0;
@@ -2599,6 +2623,26 @@ static int method_watch_jobs(Call *c, json_object *params) {
         q = poller_watch(c->server->poller, set, on_watch_polled, w, &w->watch);
         if (q < 0)
                 return op_start_failed(&w->op, q);
+        /* joining a set that is already followed: start from what its last poll saw */
+        {
+                json_object *last = poller_last_jobs(c->server->poller, set), *names = json_object_new_array();
+
+                for (size_t i = 0; names && i < json_array_len(last); i++) {
+                        const char *n = json_str(json_object_array_get_idx(last, i), "name");
+
+                        if (n)
+                                json_object_array_add(names, json_object_new_string(n));
+                }
+                if (json_array_len(names) > 0) {
+                        json_object_get(last);
+                        on_watch_polled(set, last, names, NULL, w);
+                        json_object_put(last);
+                }
+                json_object_put(names);
+                /* the snapshot may already show every job done (and the call finished) */
+                if (c->finished)
+                        return 0;
+        }
         tv.tv_sec = (time_t) timeout;
         tv.tv_usec = (suseconds_t) ((timeout - (double) tv.tv_sec) * 1e6);
         evtimer_add(w->deadline, &tv);

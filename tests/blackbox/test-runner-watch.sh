@@ -116,6 +116,23 @@ check_eq "watch_jobs with a job list reports only those jobs" "$STD_T" \
         "$(reply_of "$out" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | sort -u)"
 out=$(pcall -t 10 runner.wait "{\"runner_id\":\"$RT\",\"timeout_s\":1}")
 check_match "runner.wait with timeout_s 1 ends timed out, not done" '"done":false,"timed_out":true' "$(reply_of "$out")"
+# joining a set the daemon already follows (runner RT's) starts from the last poll's jobs
+sleep 1.5
+out=$(pcall -t 30 manager.watch_jobs "{\"set_name\":\"$ST\",\"timeout_s\":1}")
+notes=$(notes_of "$out" jobs.changed)
+check_eq "watch_jobs joining a followed set gets one snapshot notification" "1" "$(count_lines "$notes")"
+check_eq "the snapshot lists the set's five jobs" "5" "$(grep -o '"parameters_name":' <<<"$notes" | wc -l)"
+
+# an advice job that never finishes gives the runner back at the deadline
+RA=$(new_iris_runner advised)
+t0=$(now_ms)
+raw=$(rpc runner.advise_parameters "{\"runner_id\":\"$RA\",\"timeout_s\":1}")
+check_match "advise_parameters ends at its deadline with the timeout class" '"code":-32011' "$raw"
+ctl runner.get_status "{\"runner_id\":\"$RA\"}"
+check_no_match "after the advice deadline the runner is no longer busy advising" '"state":"advising"' "$OUT"
+ctl runner.set_parameters "{\"runner_id\":\"$RA\",\"table_name\":\"iris\",\"k\":5}"
+check_eq "after the advice deadline set_parameters works again" "0" "$CTL_RC"
+
 raw=$(rpc manager.watch_jobs '{}')
 check_match "watch_jobs without set_name or runner_id: invalid params" '"code":-32602' "$raw"
 
