@@ -216,50 +216,18 @@ static char *json_as_text(json_object *o) {
         return strdup(json_object_to_json_string_ext(o, JSONRPC_WIRE_FLAGS));
 }
 
-/* Length of the well-formed UTF-8 character at s (NUL-terminated; RFC 3629: no overlong
- * forms, surrogates or code points past U+10FFFF), 0 when the bytes there are not one. */
-static size_t utf8_char_len(const unsigned char *s) {
-        unsigned char lo = 0x80, hi = 0xbf;
-        size_t len;
-
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xc2 && s[0] <= 0xdf)
-                len = 2;
-        else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-                len = 3;
-                if (s[0] == 0xe0)
-                        lo = 0xa0;
-                else if (s[0] == 0xed)
-                        hi = 0x9f;
-        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-                len = 4;
-                if (s[0] == 0xf0)
-                        lo = 0x90;
-                else if (s[0] == 0xf4)
-                        hi = 0x8f;
-        } else
-                return 0;
-        /* checked in order, so the NUL terminator stops the scan */
-        if (s[1] < lo || s[1] > hi)
-                return 0;
-        for (size_t i = 2; i < len; i++)
-                if (s[i] < 0x80 || s[i] > 0xbf)
-                        return 0;
-        return len;
-}
-
 /* Makes a message fit for a JSON-RPC reply and a terminal: control characters become spaces,
  * bytes that are not UTF-8 (a non-JSON body in another charset) become '?', and a message
  * longer than MESSAGE_MAX bytes is cut on a character boundary with an ellipsis. */
 static char *sanitize_message(char *m) {
-        unsigned char *p;
+        unsigned char *p, *end;
         size_t keep;
 
         if (!m)
                 return NULL;
+        end = (unsigned char *) m + strlen(m);
         for (p = (unsigned char *) m; *p;) {
-                size_t l = utf8_char_len(p);
+                size_t l = utf8_sequence_len(p, (size_t) (end - p));
 
                 if (l == 0) {
                         *p++ = '?';

@@ -33,6 +33,7 @@
 #include "runner-config.h"
 #include "runner.h"
 #include "server.h"
+#include "state.h"
 #include "storage.h"
 
 /* Default and largest runner.wait deadline, in seconds. */
@@ -176,39 +177,6 @@ static int method_create_runner(Call *c, json_object *params) {
         return create_and_reply(c, name, docs, options, NULL, NULL, NULL);
 }
 
-/* Reads a regular file passed by descriptor, up to max bytes. */
-static int read_regular_fd(int fd, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t n = 0;
-
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > max)
-                return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (n < (size_t) st.st_size) {
-                ssize_t k = pread(fd, buf + n, (size_t) st.st_size - n, (off_t) n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = n;
-        return 0;
-}
-
 /* Parses and checks resource YAML; replies and returns NULL on error. */
 static json_object *docs_from_yaml(Call *c, const char *text, size_t len) {
         _cleanup_free_ char *err = NULL;
@@ -246,7 +214,7 @@ static int method_create_runner_from_yaml(Call *c, json_object *params) {
                 if (fd < 0)
                         return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL,
                                                  "Invalid params: 'fd' names no descriptor sent with this message");
-                q = read_regular_fd(fd, RESOURCE_YAML_MAX_BYTES, &text, &len);
+                q = state_read_fd(fd, RESOURCE_YAML_MAX_BYTES, &text, &len);
                 if (q == -EBADFD)
                         return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL,
                                                  "Invalid params: the YAML descriptor must be a regular file (or pass 'yaml' inline)");

@@ -102,26 +102,23 @@ int state_remove(const char *dir, const char *name) {
         return 0;
 }
 
-/* Reads a whole file (bounded). */
-static int read_file(const char *path, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+/* Reads a whole regular file from a descriptor (from offset 0, bounded). */
+int state_read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
         _cleanup_free_ char *buf = NULL;
         struct stat st;
         size_t n = 0;
 
-        if (fd < 0)
-                return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode))
-                return -EBADF;
-        if ((uint64_t) st.st_size > STATE_FILE_MAX)
+                return -EBADFD;
+        if ((uint64_t) st.st_size > max)
                 return -EFBIG;
         buf = malloc((size_t) st.st_size + 1);
         if (!buf)
                 return -ENOMEM;
         while (n < (size_t) st.st_size) {
-                ssize_t k = read(fd, buf + n, (size_t) st.st_size - n);
+                ssize_t k = pread(fd, buf + n, (size_t) st.st_size - n, (off_t) n);
 
                 if (k < 0) {
                         if (errno == EINTR)
@@ -136,6 +133,15 @@ static int read_file(const char *path, char **ret, size_t *ret_len) {
         *ret = TAKE_PTR(buf);
         *ret_len = n;
         return 0;
+}
+
+/* Reads a whole state file (bounded). */
+static int read_file(const char *path, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+        if (fd < 0)
+                return -errno;
+        return state_read_fd(fd, STATE_FILE_MAX, ret, ret_len);
 }
 
 /* Moves dir/name aside as name.damaged-<time>; appends the new name to damaged. */

@@ -18,6 +18,11 @@ int state_write_json(const char *dir, const char *name, json_object *o);
 /* Removes dir/name; a missing file is fine. Returns 0 or -errno. */
 int state_remove(const char *dir, const char *name);
 
+/* Reads a whole regular file from a descriptor (from offset 0) into a malloc'd,
+ * NUL-terminated buffer. Returns 0, -EBADFD when it is not a regular file, -EFBIG beyond
+ * max bytes, or -errno. */
+int state_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
+
 /* Called for each NAME.json of a directory with its parsed content (borrowed). Returning a
  * negative errno marks the file damaged (it is moved aside). */
 typedef int (*state_load_cb)(const char *name, json_object *o, void *userdata);

@@ -73,7 +73,7 @@ static bool is_xdigit(char c) {
 
 /* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0 when it is not
  * well-formed (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_sequence_len(const unsigned char *s, size_t n) {
+size_t utf8_sequence_len(const unsigned char *s, size_t n) {
         unsigned char lo = 0x80, hi = 0xbf;
         size_t len;
 

@@ -125,3 +125,8 @@ static inline size_t json_array_len(json_object *o) {
 static inline int json_object_len(json_object *o) {
         return json_object_is_type(o, json_type_object) ? json_object_object_length(o) : 0;
 }
+
+/* Length of the well-formed UTF-8 sequence at s with n bytes available (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0 when the bytes there are not
+ * one. */
+size_t utf8_sequence_len(const unsigned char *s, size_t n);
