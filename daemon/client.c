@@ -238,6 +238,7 @@ void client_disconnect(Client *c, const char *reason) {
         client_unref(c); /* the server list's reference */
         client_unref(c);
         server_update_status(s);
+        server_schedule_trim(s);
 }
 
 /* Re-arms the idle timer. */
@@ -285,6 +286,22 @@ static void client_close_after_flush(Client *c, const char *reason) {
                 event_add(c->write_ev, NULL);
 }
 
+/* Writes queued output at once; only what the socket does not take waits for the write
+ * event (saving the event add/remove pair per reply on the common path). Errors are left to
+ * the write event, which closes the connection from a callback of its own. */
+static void client_flush(Client *c) {
+        int n;
+
+        /* a closing connection flushes from the write event, which then closes it */
+        if (c->state != CLIENT_RUNNING || c->fd < 0 || evbuffer_get_length(c->out) == 0)
+                return;
+        n = evbuffer_write(c->out, c->fd);
+        if (n > 0)
+                c->server->bytes_sent += (uint64_t) n;
+        if (n < 0 || evbuffer_get_length(c->out) > 0)
+                event_add(c->write_ev, NULL);
+}
+
 /* Queues a JSON value for sending. */
 int client_send_json(Client *c, json_object *o) {
         _cleanup_free_ char *text = NULL;
@@ -306,8 +323,9 @@ int client_send_json(Client *c, json_object *o) {
         }
         if (evbuffer_add(c->out, text, len) < 0)
                 return -ENOMEM;
-        if (event_add(c->write_ev, NULL) < 0)
-                return -EIO;
+        /* replies made while frames are processed go out together at the end of the batch */
+        if (!c->processing)
+                client_flush(c);
         if (client_over_limits(c))
                 client_pause_reading(c);
         return 0;
@@ -400,6 +418,7 @@ static void client_process_frames(Client *c) {
         int r;
 
         client_ref(c);
+        c->processing = true;
         while (c->state == CLIENT_RUNNING && !client_over_limits(c)) {
                 int fds[PROTO_FDS_PER_MESSAGE_MAX];
                 size_t n_fds;
@@ -437,6 +456,8 @@ static void client_process_frames(Client *c) {
                         break;
                 }
         }
+        c->processing = false;
+        client_flush(c);
         if (c->state == CLIENT_RUNNING && c->read_eof && c->n_inflight == 0 &&
             evbuffer_get_length(c->out) == 0 && frame_decoder_pending(c->decoder) == 0)
                 client_disconnect(c, "end of input");

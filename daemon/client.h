@@ -79,6 +79,7 @@ typedef struct Client {
         unsigned n_subscriptions;
         bool read_paused;
         bool read_eof;
+        bool processing;               /* in client_process_frames(): replies are flushed at its end */
         uint64_t requests;
 
         TAILQ_ENTRY(Client) link;

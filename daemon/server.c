@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,8 @@ Server *server_free(Server *s) {
                 event_free(s->watchdog_timer);
         if (s->drain_timer)
                 event_free(s->drain_timer);
+        if (s->trim_timer)
+                event_free(s->trim_timer);
         free(s->uid_counts);
         free(s->last_reload_error);
         free(s);
@@ -306,6 +309,24 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *userdata) {
         event_base_loopexit(s->base, NULL);
 }
 
+/* The heap trim timer: nobody is connected, give the memory of past connections back. */
+static void on_trim(evutil_socket_t fd, short what, void *userdata) {
+        Server *s = userdata;
+
+        (void) fd;
+        (void) what;
+        if (s->n_clients == 0)
+                (void) malloc_trim(0);
+}
+
+/* Schedules a heap trim when the last client left. */
+void server_schedule_trim(Server *s) {
+        struct timeval tv = { .tv_sec = 2 };
+
+        if (s->trim_timer && s->n_clients == 0 && s->state == SERVER_RUNNING)
+                evtimer_add(s->trim_timer, &tv);
+}
+
 /* Starts serving. */
 int server_start(Server *s) {
         struct sigaction sa = { .sa_handler = SIG_IGN };
@@ -326,7 +347,8 @@ int server_start(Server *s) {
         s->sig_int = evsignal_new(s->base, SIGINT, on_stop_signal, s);
         s->sig_hup = evsignal_new(s->base, SIGHUP, on_hup, s);
         s->drain_timer = evtimer_new(s->base, on_drain_deadline, s);
-        if (!s->sig_term || !s->sig_int || !s->sig_hup || !s->drain_timer ||
+        s->trim_timer = evtimer_new(s->base, on_trim, s);
+        if (!s->sig_term || !s->sig_int || !s->sig_hup || !s->drain_timer || !s->trim_timer ||
             evsignal_add(s->sig_term, NULL) < 0 || evsignal_add(s->sig_int, NULL) < 0 ||
             evsignal_add(s->sig_hup, NULL) < 0)
                 return log_oom();

@@ -89,6 +89,7 @@ struct Server {
         struct event *sig_term, *sig_int, *sig_hup;
         struct event *watchdog_timer;
         struct event *drain_timer;
+        struct event *trim_timer;      /* gives freed heap back after the last client left */
         uint64_t watchdog_usec;
 
         /* statistics */
@@ -138,6 +139,10 @@ unsigned server_uid_count(const Server *s, uid_t uid);
 
 /* Called by the client code when the last in-flight call finished (to complete a drain). */
 void server_check_drained(Server *s);
+
+/* Called when the last client left: returns freed heap to the system a little later (glibc
+ * keeps the memory of a burst of connections otherwise). */
+void server_schedule_trim(Server *s);
 
 /* Sends the one-line STATUS= to the service manager. */
 void server_update_status(Server *s);
