@@ -5,7 +5,9 @@
  * (the fixed point the export → import → export path relies on). Then what runner import and
  * runner.run do with the documents: runner_config_validate() (on a copy), the display name
  * bumped, the options, the tables and each table's parameters read back, the documents of a
- * default run prepared; the result must still emit, parse back equal and validate again.
+ * default run prepared, then the edits of runner.add_table, add_link, set_parameters,
+ * update_parameters and advise_parameters; the result must still emit, parse back equal and
+ * validate again.
  */
 #include <assert.h>
 #include <errno.h>
