@@ -302,17 +302,12 @@ static void client_flush(Client *c) {
                 event_add(c->write_ev, NULL);
 }
 
-/* Queues a JSON value for sending. */
-int client_send_json(Client *c, json_object *o) {
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        int r;
+/* Queues serialized text for sending. */
+int client_send_text(Client *c, char *text, size_t len) {
+        _cleanup_free_ char *t = text;
 
         if (!c || c->state == CLIENT_DEAD || c->fd < 0)
                 return -ENOTCONN;
-        r = jsonrpc_serialize(o, &text, &len);
-        if (r < 0)
-                return r;
         /* replies are bounded by the in-flight limit; only a peer that reads nothing while
          * notifications pile up can get here, and it is let go rather than buffered forever */
         if (evbuffer_get_length(c->out) + len > 2 * c->server->config->max_output_bytes) {
@@ -321,7 +316,7 @@ int client_send_json(Client *c, json_object *o) {
                 client_disconnect(c, "output queue overflow");
                 return -ENOBUFS;
         }
-        if (evbuffer_add(c->out, text, len) < 0)
+        if (evbuffer_add(c->out, t, len) < 0)
                 return -ENOMEM;
         /* replies made while frames are processed go out together at the end of the batch */
         if (!c->processing)
@@ -329,6 +324,20 @@ int client_send_json(Client *c, json_object *o) {
         if (client_over_limits(c))
                 client_pause_reading(c);
         return 0;
+}
+
+/* Queues a JSON value for sending. */
+int client_send_json(Client *c, json_object *o) {
+        char *text = NULL;
+        size_t len;
+        int r;
+
+        if (!c || c->state == CLIENT_DEAD || c->fd < 0)
+                return -ENOTCONN;
+        r = jsonrpc_serialize(o, &text, &len);
+        if (r < 0)
+                return r;
+        return client_send_text(c, text, len);
 }
 
 /* Sends a notification. */

@@ -101,6 +101,10 @@ void client_disconnect(Client *c, const char *reason);
  * client is too far behind (it is disconnected), -ENOMEM. */
 int client_send_json(Client *c, json_object *o);
 
+/* Queues already serialized text (one or more complete lines). Takes text. Same returns as
+ * client_send_json(). */
+int client_send_text(Client *c, char *text, size_t len);
+
 /* Sends a notification {"jsonrpc":"2.0","method":..,"params":..}. Takes params. */
 int client_send_notification(Client *c, const char *method, json_object *params);
 

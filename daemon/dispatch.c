@@ -179,25 +179,30 @@ static void call_free(Call *c) {
         free(c);
 }
 
-/* Delivers a reply (or nothing for a notification) and retires the call. Takes reply. */
-static void call_finish(Call *c, json_object *reply) {
+/* Delivers a reply — an object, or for a single call possibly its text already serialized —
+ * (or nothing for a notification) and retires the call. Takes reply and text. */
+static void call_finish(Call *c, json_object *reply, char *text, size_t len) {
         Server *s = c->server;
         Client *client = c->client;
 
         if (c->finished) {
                 log_error("Internal error: call %s finished twice, ignoring.", strna(c->method));
                 json_object_put(reply);
+                free(text);
                 return;
         }
         c->finished = true;
 
-        if (c->has_id && reply) {
+        if (c->has_id && text)
+                (void) client_send_text(client, TAKE_PTR(text), len);
+        else if (c->has_id && reply) {
                 if (c->batch)
                         json_object_array_add(c->batch->replies, TAKE_PTR(reply));
                 else
                         (void) client_send_json(client, reply);
         }
         json_object_put(reply);
+        free(text);
 
         TAILQ_REMOVE(&client->calls, c, link);
         assert(s->n_inflight > 0);
@@ -221,6 +226,20 @@ static void call_finish(Call *c, json_object *reply) {
 int call_reply(Call *c, json_object *result) {
         json_object *reply = NULL;
 
+        /* the common case goes straight to text, without a reply object */
+        if (c->has_id && !c->batch) {
+                char *text = NULL;
+                size_t len = 0;
+                int r = jsonrpc_result_text(c->id, result, &text, &len);
+
+                json_object_put(result);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to serialize the reply of %s: %m", strna(c->method));
+                        return call_reply_error(c, RPC_INTERNAL_ERROR, r == -ENOMEM ? "Out of memory" : NULL, NULL);
+                }
+                call_finish(c, NULL, text, len);
+                return 0;
+        }
         if (c->has_id) {
                 reply = jsonrpc_result_new(c->id, result);
                 if (!reply) {
@@ -229,7 +248,7 @@ int call_reply(Call *c, json_object *result) {
                 }
         } else
                 json_object_put(result);
-        call_finish(c, reply);
+        call_finish(c, reply, NULL, 0);
         return 0;
 }
 
@@ -243,7 +262,7 @@ int call_reply_error(Call *c, int code, const char *message, json_object *data) 
                 reply = jsonrpc_error_new(c->id, code, message, data);
         else
                 json_object_put(data);
-        call_finish(c, reply);
+        call_finish(c, reply, NULL, 0);
         return 0;
 }
 

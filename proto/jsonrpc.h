@@ -100,6 +100,12 @@ json_object *jsonrpc_request_new(const char *method, json_object *params, long l
  * escapes them in strings; only a value with a hand-made serializer could). */
 int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len);
 
+/* Serializes the reply {"jsonrpc":"2.0","result":result,"id":id} for the wire, as
+ * jsonrpc_serialize(jsonrpc_result_new(id, result)) would, without building the reply object.
+ * Borrows both (NULL is JSON null). Returns 0 with a malloc'd text ending in "\n", -EINVAL,
+ * -ENOMEM. */
+int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t *ret_len);
+
 /* The serializer flags every component uses on the wire. */
 #define JSONRPC_WIRE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 

@@ -2045,9 +2045,15 @@ int openrpc_validate_params(const OpenRpc *o, const OpenRpcMethod *m, json_objec
         assert_return(o, -EINVAL);
         assert_return(m, -EINVAL);
 
-        if (!params)
-                given = json_object_new_object();
-        else if (json_object_is_type(params, json_type_object))
+        if (!params) {
+                /* absent params: only required ones can be wrong, and defaults are filled in */
+                for (size_t i = 0; i < m->n_params; i++)
+                        if (m->params[i]->required) {
+                                buf_printf(&msg, "missing required param '%s'", m->params[i]->name);
+                                return error_set(ret_error, m->params[i]->name, NULL, &msg);
+                        }
+                goto result;
+        } else if (json_object_is_type(params, json_type_object))
                 given = json_object_get(params);
         else if (json_object_is_type(params, json_type_array)) {
                 r = params_from_array(m, params, &given, ret_error);
@@ -2105,6 +2111,7 @@ int openrpc_validate_params(const OpenRpc *o, const OpenRpcMethod *m, json_objec
                         return r;
         }
 
+result:
         if (!ret_params)
                 return 0;
 
