@@ -733,6 +733,37 @@ START_TEST(test_rounded) {
 END_TEST
 
 /* The jsonrpc suite. */
+/* The text shortcut for result replies equals serializing the reply object. */
+START_TEST(test_result_text) {
+        static const char *const ids[] = { "1", "\"abc\"", "null", "1.5", "-7", "12345678901" };
+        static const char *const results[] = { "null", "\"pong\"", "{\"a\":[1,2,{\"b\":\"x/y\"}]}", "[]", "\"line\\nbreak\"", "19", "true" };
+
+        for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+                for (size_t j = 0; j < sizeof(results) / sizeof(results[0]); j++) {
+                        json_object *id = NULL, *res = NULL, *reply;
+                        char *a = NULL, *b = NULL;
+                        size_t la = 0, lb = 0;
+
+                        ck_assert_int_eq(json_parse_strict(ids[i], strlen(ids[i]), 8, &id), 0);
+                        ck_assert_int_eq(json_parse_strict(results[j], strlen(results[j]), 8, &res), 0);
+                        ck_assert_int_eq(jsonrpc_result_text(id, res, &a, &la), 0);
+                        reply = jsonrpc_result_new(id, json_object_get(res));
+                        ck_assert_ptr_nonnull(reply);
+                        ck_assert_int_eq(jsonrpc_serialize(reply, &b, &lb), 0);
+                        ck_assert_str_eq(a, b);
+                        ck_assert_uint_eq(la, lb);
+                        ck_assert_uint_eq(la, strlen(a));
+                        ck_assert(a[la - 1] == '\n');
+                        ck_assert_ptr_null(memchr(a, '\n', la - 1));
+                        free(a);
+                        free(b);
+                        json_object_put(reply);
+                        json_object_put(id);
+                        json_object_put(res);
+                }
+}
+END_TEST
+
 static Suite *jsonrpc_suite(void) {
         Suite *s = suite_create("jsonrpc");
         TCase *tc;
@@ -782,6 +813,7 @@ static Suite *jsonrpc_suite(void) {
         tcase_add_test(tc, test_builders);
         tcase_add_test(tc, test_round_trip);
         tcase_add_test(tc, test_rounded);
+        tcase_add_test(tc, test_result_text);
         suite_add_tcase(s, tc);
 
         return s;
