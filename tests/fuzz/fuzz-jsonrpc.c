@@ -5,7 +5,8 @@
  * before a handler runs — the method looked up in the real OpenRPC document (compiled in),
  * openrpc_validate_params(), and the reply built and serialized: an error reply for invalid
  * entries, unknown methods and invalid params; for valid params a result reply echoing the
- * validated params (which also goes through openrpc_validate_result()). Each reply (or the
+ * validated params (which also goes through openrpc_validate_result(), and must serialize
+ * through jsonrpc_result_text() to the same bytes as the reply object). Each reply (or the
  * batch of replies) must serialize to one line that parses back with json_parse_strict() and
  * carries "jsonrpc":"2.0", the call's id and a documented error code.
  */
@@ -104,6 +105,8 @@ static json_object *answer(const JsonRpcCall *c) {
         OpenRpcError verr = {};
         const OpenRpcMethod *m;
         json_object *params = NULL, *reply, *data;
+        char *direct = NULL;
+        size_t direct_len = 0;
         int r;
 
         if (c->error) {
@@ -134,6 +137,10 @@ static json_object *answer(const JsonRpcCall *c) {
                         assert(r == 0 || r == -EINVAL);
                         assert(r == 0 || rerr.message);
                         openrpc_error_done(&rerr);
+                        /* The daemon writes results straight to text: the same bytes as the
+                         * reply object would give. */
+                        r = jsonrpc_result_text(c->id, params, &direct, &direct_len);
+                        assert(r == 0);
                         reply = jsonrpc_result_new(c->id, params);
                 } else {
                         char *message = NULL;
@@ -153,6 +160,16 @@ static json_object *answer(const JsonRpcCall *c) {
         }
         openrpc_error_done(&verr);
         assert(reply);
+        if (direct) {
+                char *text = NULL;
+                size_t len = 0;
+
+                r = jsonrpc_serialize(reply, &text, &len);
+                assert(r == 0);
+                assert(len == direct_len && memcmp(text, direct, len) == 0);
+                free(text);
+                free(direct);
+        }
         if (!c->has_id) {
                 /* A notification gets no reply, but the reply must still be well formed. */
                 json_object_put(wire_round_trip(reply));
