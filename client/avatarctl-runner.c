@@ -767,6 +767,22 @@ static bool level_matches(const char *arg, const char *level) {
         }
 }
 
+/* Parses an integer option (when given) and adds it to params as `key`. Returns an exit code. */
+static int add_int_param(const CtlArgs *args, json_object *params, const char *flag, const char *value,
+                         const char *key, long long min, long long max) {
+        long long n;
+        int code;
+
+        if (!value)
+                return CTL_EXIT_OK;
+        code = ctl_parse_int(flag, value, min, max, &n);
+        if (code != CTL_EXIT_OK)
+                return code;
+        if (ctl_add_member(params, key, json_object_new_int64(n)) < 0)
+                return fail_oom(args->command);
+        return CTL_EXIT_OK;
+}
+
 /* Adds the options of runner create to params. Returns CTL_EXIT_OK or the exit code. */
 static int create_options(const CtlArgs *args, json_object *params) {
         static const struct {
@@ -785,24 +801,15 @@ static int create_options(const CtlArgs *args, json_object *params) {
         };
         const char *seed = ctl_opt(args, CTL_OPT_SEED), *plots = ctl_opt(args, CTL_OPT_MAX_DISTRIBUTION_PLOTS),
                    *level = ctl_opt(args, CTL_OPT_PIA_SENSITIVITY_LEVEL);
-        long long n;
         size_t i;
         int code;
 
-        if (seed) {
-                code = ctl_parse_int("--seed", seed, INT64_MIN, INT64_MAX, &n);
-                if (code != CTL_EXIT_OK)
-                        return code;
-                if (ctl_add_member(params, "seed", json_object_new_int64(n)) < 0)
-                        return fail_oom(args->command);
-        }
-        if (plots) {
-                code = ctl_parse_int("--max-distribution-plots", plots, 0, INT_MAX, &n);
-                if (code != CTL_EXIT_OK)
-                        return code;
-                if (ctl_add_member(params, "max_distribution_plots", json_object_new_int64(n)) < 0)
-                        return fail_oom(args->command);
-        }
+        code = add_int_param(args, params, "--seed", seed, "seed", INT64_MIN, INT64_MAX);
+        if (code != CTL_EXIT_OK)
+                return code;
+        code = add_int_param(args, params, "--max-distribution-plots", plots, "max_distribution_plots", 0, INT_MAX);
+        if (code != CTL_EXIT_OK)
+                return code;
         for (i = 0; i < ELEMENTSOF(enums); i++) {
                 const char *v = ctl_opt(args, enums[i].id);
 
@@ -2316,7 +2323,6 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
         bool force = ctl_opt_given(args, CTL_OPT_FORCE), created = false;
         _cleanup_close_ int fd = -1;
         Progress *p = NULL;
-        long long n;
         size_t i;
         int code;
 
@@ -2339,13 +2345,9 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
                 if (ctl_add_member(params, "table", json_object_new_string(table)) < 0)
                         return fail_oom(args->command);
         }
-        if (index) {
-                code = ctl_parse_int("--index", index, 0, INT_MAX, &n);
-                if (code != CTL_EXIT_OK)
-                        return code;
-                if (ctl_add_member(params, "index", json_object_new_int64(n)) < 0)
-                        return fail_oom(args->command);
-        }
+        code = add_int_param(args, params, "--index", index, "index", 0, INT_MAX);
+        if (code != CTL_EXIT_OK)
+                return code;
         if (out && isempty(out))
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "-o: the file name is empty");
         if (!out)
