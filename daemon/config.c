@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <json-c/linkhash.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -588,17 +589,32 @@ static unsigned line_of(yaml_node_t *n) {
 /* Checks a mapping for duplicate keys. */
 static int check_duplicates(yaml_document_t *doc, yaml_node_t *map, const char *file,
                             const char *prefix, ConfigError *err) {
-        for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top; a++)
-                for (yaml_node_pair_t *b = a + 1; b < map->data.mapping.pairs.top; b++) {
-                        const char *ka = scalar(yaml_document_get_node(doc, a->key));
-                        const char *kb = scalar(yaml_document_get_node(doc, b->key));
+        struct lh_table *seen;
+        int r = 0;
 
-                        if (ka && kb && streq(ka, kb))
-                                return set_error(err, file, line_of(yaml_document_get_node(doc, b->key)),
-                                                 ka, "duplicate key%s%s", prefix ? " in " : "",
-                                                 prefix ? prefix : "");
+        /* a hash of the keys seen so far: linear in the number of keys (a pairwise scan of a
+         * 1 MiB file of keys would take minutes) */
+        seen = lh_kchar_table_new(64, NULL);
+        if (!seen)
+                return -ENOMEM;
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+                yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+                const char *k = scalar(kn);
+
+                if (!k)
+                        continue;
+                if (lh_table_lookup_entry(seen, k)) {
+                        r = set_error(err, file, line_of(kn), k, "duplicate key%s%s", prefix ? " in " : "",
+                                      prefix ? prefix : "");
+                        break;
                 }
-        return 0;
+                if (lh_table_insert(seen, k, NULL) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        lh_table_free(seen);
+        return r;
 }
 
 /* Parses a list of user or group names into a rule. */

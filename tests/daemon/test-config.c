@@ -1186,6 +1186,30 @@ START_TEST(test_file_duplicates) {
 }
 END_TEST
 
+/* The duplicate check is linear: a file of 60,000 distinct keys (near the 1 MiB cap) is
+ * refused for its first unknown key at once, not after a pairwise scan of every key
+ * (regression: the scan was quadratic and took minutes on such a file). */
+START_TEST(test_file_many_keys) {
+        size_t n = 60000, off = 0, cap = n * 16 + 1;
+        char *text = malloc(cap);
+        Config *c = new_config();
+        ConfigError e = {};
+
+        ck_assert_ptr_nonnull(text);
+        for (size_t i = 0; i < n; i++)
+                off += (size_t) snprintf(text + off, cap - off, "k%zu: 1\n", i);
+        ck_assert_int_eq(config_load_string(c, "many.yaml", text, off, &e), -EINVAL);
+        assert_error(&e, "many.yaml:1: k0: unknown key");
+        off = 0;
+        for (size_t i = 0; i < n; i++)
+                off += (size_t) snprintf(text + off, cap - off, "k%zu: 1\n", i == n - 1 ? 0 : i);
+        ck_assert_int_eq(config_load_string(c, "many.yaml", text, off, &e), -EINVAL);
+        assert_error(&e, "many.yaml:60000: k0: duplicate key");
+        config_free(c);
+        free(text);
+}
+END_TEST
+
 /* A mapping or list where a value belongs, or a scalar where a section belongs, is an error. */
 START_TEST(test_file_wrong_types) {
         /* a mapping or a list where a scalar is expected */
@@ -1847,6 +1871,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_file_log_level);
         tcase_add_test(tc, test_file_unknown_keys);
         tcase_add_test(tc, test_file_duplicates);
+        tcase_add_test(tc, test_file_many_keys);
         tcase_add_test(tc, test_file_wrong_types);
         tcase_add_test(tc, test_file_nulls);
         tcase_add_test(tc, test_file_syntax_error);
