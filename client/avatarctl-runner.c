@@ -2227,14 +2227,38 @@ static int save_inline(Ctl *ctl, const char *command, json_object *result, const
         return CTL_EXIT_OK;
 }
 
+/* Downloads one result into a file avatarctl creates at path (removed again on failure),
+ * with progress; the result gains "path". Returns CTL_EXIT_OK or the exit code. */
+static int download_to_file(Ctl *ctl, const char *command, json_object *params, const char *path, bool force,
+                            json_object **ret_result) {
+        _cleanup_close_ int fd = -1;
+        bool created = false;
+        Progress *p = NULL;
+        int code;
+
+        fd = create_output(path, force, &created);
+        if (fd < 0)
+                return fail_output(command, path, fd);
+        code = progress_attach(ctl, ctl_member_string(params, "runner_id"), &p);
+        if (code == CTL_EXIT_OK)
+                code = download_into(ctl, params, fd, path, p, ret_result);
+        p = progress_detach(ctl, p);
+        fd = safe_close(fd);
+        if (code != CTL_EXIT_OK) {
+                if (created)
+                        (void) unlink(path);
+                return code;
+        }
+        if (ctl_add_member(*ret_result, "path", json_object_new_string(path)) < 0)
+                return fail_oom(command);
+        return CTL_EXIT_OK;
+}
+
 /* Downloads into a new file named after the server's file (in the current directory),
  * through a descriptor: for a result too large to come inline. */
 static int download_to_server_name(Ctl *ctl, const char *command, json_object *params, bool force) {
         _cleanup_(unref_jsonp) json_object *lp = NULL, *listing = NULL, *result = NULL;
         _cleanup_free_ char *name = NULL;
-        _cleanup_close_ int fd = -1;
-        bool created = false;
-        Progress *p = NULL;
         int code, r;
 
         code = runner_params(command, ctl_member_string(params, "runner_id"), &lp);
@@ -2248,21 +2272,9 @@ static int download_to_server_name(Ctl *ctl, const char *command, json_object *p
                 return fail_oom(command);
         if (r < 0 || !file_name_is_safe(name))
                 return ctl_fail(CTL_EXIT_NOT_FOUND, command, "no file name for this result; give one with -o FILE");
-        fd = create_output(name, force, &created);
-        if (fd < 0)
-                return fail_output(command, name, fd);
-        code = progress_attach(ctl, ctl_member_string(params, "runner_id"), &p);
-        if (code == CTL_EXIT_OK)
-                code = download_into(ctl, params, fd, name, p, &result);
-        p = progress_detach(ctl, p);
-        fd = safe_close(fd);
-        if (code != CTL_EXIT_OK) {
-                if (created)
-                        (void) unlink(name);
+        code = download_to_file(ctl, command, params, name, force, &result);
+        if (code != CTL_EXIT_OK)
                 return code;
-        }
-        if (ctl_add_member(result, "path", json_object_new_string(name)) < 0)
-                return fail_oom(command);
         if (ctl->json)
                 ctl_print_json(ctl, result);
         else {
@@ -2320,9 +2332,7 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
         const char *result_name = args->pos[1], *table = ctl_opt(args, CTL_OPT_TABLE),
                    *index = ctl_opt(args, CTL_OPT_INDEX), *out = ctl_opt(args, CTL_OPT_OUTPUT);
-        bool force = ctl_opt_given(args, CTL_OPT_FORCE), created = false;
-        _cleanup_close_ int fd = -1;
-        Progress *p = NULL;
+        bool force = ctl_opt_given(args, CTL_OPT_FORCE);
         size_t i;
         int code;
 
@@ -2364,21 +2374,9 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
                 return download_into(ctl, params, STDOUT_FILENO, "stdout", NULL, &result);
         }
 
-        fd = create_output(out, force, &created);
-        if (fd < 0)
-                return fail_output(args->command, out, fd);
-        code = progress_attach(ctl, args->pos[0], &p);
-        if (code == CTL_EXIT_OK)
-                code = download_into(ctl, params, fd, out, p, &result);
-        p = progress_detach(ctl, p);
-        fd = safe_close(fd);
-        if (code != CTL_EXIT_OK) {
-                if (created)
-                        (void) unlink(out);
+        code = download_to_file(ctl, args->command, params, out, force, &result);
+        if (code != CTL_EXIT_OK)
                 return code;
-        }
-        if (ctl_add_member(result, "path", json_object_new_string(out)) < 0)
-                return fail_oom(args->command);
         if (ctl->json)
                 ctl_print_json(ctl, result);
         else if (!ctl->stderr_tty) {
