@@ -1257,6 +1257,21 @@ static json_object *job_names(json_object *jobs) {
         return a;
 }
 
+/* Deletes the jobs named in `names` (taken; NULL means out of memory) for a lookup that found
+ * them; any failure to start finishes the call. */
+static void delete_names(Call *c, DeleteOp *d, json_object *names) {
+        int r;
+
+        if (!names) {
+                call_reply_errno(op_finish(&d->op), -ENOMEM, NULL);
+                return;
+        }
+        r = delete_start(c, d, names);
+        json_object_put(names);
+        if (r < 0)
+                call_reply_errno(op_finish(&d->op), r, NULL);
+}
+
 typedef struct DeleteByOp {
         DeleteOp del;
         char *key;     /* display name or set id */
@@ -1275,7 +1290,6 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
         json_object *jobs, *runs, *names;
         Call *c = k->del.op.call;
         size_t n;
-        int r;
 
         (void) age_s;
         k->del.op.waiter = NULL;
@@ -1337,14 +1351,7 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
         }
         names = job_names(json_object_object_get(json_object_array_get_idx(runs, 0), "jobs"));
         json_object_put(runs);
-        if (!names) {
-                call_reply_errno(op_finish(&k->del.op), -ENOMEM, NULL);
-                return;
-        }
-        r = delete_start(c, &k->del, names);
-        json_object_put(names);
-        if (r < 0)
-                call_reply_errno(op_finish(&k->del.op), r, NULL);
+        delete_names(c, &k->del, names);
 }
 
 /* manager.delete_job: delete all jobs of the one run with that display name. */
@@ -1366,7 +1373,6 @@ static void on_delete_by_id_jobs(const ApiResponse *resp, const ApiError *err, v
         DeleteByOp *k = userdata;
         Call *c = k->del.op.call;
         json_object *jobs, *names, *filtered;
-        int r;
 
         k->del.op.req = NULL;
         if (err) {
@@ -1389,14 +1395,7 @@ static void on_delete_by_id_jobs(const ApiResponse *resp, const ApiError *err, v
         }
         names = filtered ? job_names(filtered) : NULL;
         json_object_put(filtered);
-        if (!names) {
-                call_reply_errno(op_finish(&k->del.op), -ENOMEM, NULL);
-                return;
-        }
-        r = delete_start(c, &k->del, names);
-        json_object_put(names);
-        if (r < 0)
-                call_reply_errno(op_finish(&k->del.op), r, NULL);
+        delete_names(c, &k->del, names);
 }
 
 /* manager.delete_job_by_id: delete all jobs of a run id. */
