@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * avatarctl commands about the daemon itself: status (daemon.status), methods (rpc.discover)
- * and call (any method, raw JSON).
+ * avatarctl commands about the daemon itself: status (daemon.status), ping (daemon.ping),
+ * reload (daemon.reload), methods (rpc.discover) and call (any method, raw JSON).
  */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "avatarctl.h"
 #include "avatarctl-output.h"
@@ -157,6 +158,62 @@ static int print_status(Ctl *ctl, json_object *st, void *userdata) {
 int ctl_cmd_status(Ctl *ctl, const CtlArgs *args) {
         (void) args;
         return ctl_call_and_print(ctl, "daemon.status", NULL, print_status, NULL);
+}
+
+/* "avatarctl ping": daemon.ping and the round-trip time of the call (the connection is made
+ * first, so that the time is the daemon's answer alone). */
+int ctl_cmd_ping(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *result = NULL;
+        struct timespec start, end;
+        double ms;
+        int code;
+
+        (void) args;
+        code = ctl_connect(ctl);
+        if (code != CTL_EXIT_OK)
+                return code;
+        (void) clock_gettime(CLOCK_MONOTONIC, &start);
+        code = ctl_call(ctl, "daemon.ping", NULL, NULL, 0, &result);
+        if (code != CTL_EXIT_OK)
+                return code;
+        (void) clock_gettime(CLOCK_MONOTONIC, &end);
+        ms = (double) (end.tv_sec - start.tv_sec) * 1e3 + (double) (end.tv_nsec - start.tv_nsec) / 1e6;
+
+        if (ctl->json) {
+                _cleanup_(unref_jsonp) json_object *o = json_object_new_object();
+
+                if (!o || json_object_object_add(o, "reply", json_object_get(result)) < 0 ||
+                    json_object_object_add(o, "time_ms", json_object_new_double(ms)) < 0)
+                        return ctl_fail(CTL_EXIT_FAILED, "daemon.ping", "out of memory");
+                ctl_print_json(ctl, o);
+                return CTL_EXIT_OK;
+        }
+        output_sanitized(stdout, json_object_get_string(result) ?: "null");
+        (void) fputs(" from ", stdout);
+        output_sanitized(stdout, ctl_socket_path(ctl));
+        (void) printf(": time=%.3f ms\n", ms);
+        return CTL_EXIT_OK;
+}
+
+/* Prints daemon.reload's answer for humans. */
+static int print_reload(Ctl *ctl, json_object *result, void *userdata) {
+        json_object *v;
+
+        (void) ctl;
+        (void) userdata;
+        (void) fputs("Configuration reloaded", stdout);
+        if (json_object_object_get_ex(result, "config", &v) && json_object_is_type(v, json_type_string)) {
+                (void) fputs(" from ", stdout);
+                output_sanitized(stdout, json_object_get_string(v));
+        }
+        (void) fputc('\n', stdout);
+        return 0;
+}
+
+/* "avatarctl reload": daemon.reload. */
+int ctl_cmd_reload(Ctl *ctl, const CtlArgs *args) {
+        (void) args;
+        return ctl_call_and_print(ctl, "daemon.reload", NULL, print_reload, NULL);
 }
 
 /* Returns the string member `key` of o, or NULL. */

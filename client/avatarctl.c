@@ -201,6 +201,21 @@ static const CtlCommand commands[] = {
                 .run = ctl_cmd_status,
         },
         {
+                .name = "ping",
+                .summary = "Check that the daemon answers, and how fast",
+                .details = "Calls daemon.ping (which needs no role) and prints the round-trip time of\n"
+                           "the call, connection excluded. Exits 0 when the daemon answered.\n",
+                .run = ctl_cmd_ping,
+        },
+        {
+                .name = "reload",
+                .summary = "Make the daemon re-read its configuration",
+                .details = "Calls daemon.reload, as systemctl reload or SIGHUP would. A file with an\n"
+                           "error is rejected, naming the key and line, and the current configuration\n"
+                           "stays in force (exit 9).\n",
+                .run = ctl_cmd_reload,
+        },
+        {
                 .name = "methods",
                 .usage = "[NAME]",
                 .summary = "List the methods the daemon serves, or describe one",
@@ -1030,8 +1045,8 @@ void ctl_warning(const char *text) {
         (void) fputc('\n', stderr);
 }
 
-/* The socket path a connection attempt used, for messages. */
-static const char *socket_path_for_messages(const Ctl *ctl) {
+/* The socket path a connection attempt uses: --socket, $AVATARD_SOCKET or the default. */
+const char *ctl_socket_path(const Ctl *ctl) {
         const char *p;
 
         if (ctl->socket_path)
@@ -1054,18 +1069,18 @@ int ctl_connect(Ctl *ctl) {
         case -EACCES:
         case -EPERM:
                 return ctl_fail(CTL_EXIT_PERMISSION, NULL, "cannot connect to %s: %s",
-                                socket_path_for_messages(ctl), strerror(-r));
+                                ctl_socket_path(ctl), strerror(-r));
         case -ENAMETOOLONG:
         case -EINVAL:
                 return ctl_fail(CTL_EXIT_USAGE, NULL, "invalid socket path %s: %s",
-                                socket_path_for_messages(ctl), strerror(-r));
+                                ctl_socket_path(ctl), strerror(-r));
         case -ENOENT:
         case -ECONNREFUSED:
                 return ctl_fail(CTL_EXIT_UNREACHABLE, NULL, "cannot connect to %s: %s (is avatard running?)",
-                                socket_path_for_messages(ctl), strerror(-r));
+                                ctl_socket_path(ctl), strerror(-r));
         default:
                 return ctl_fail(CTL_EXIT_UNREACHABLE, NULL, "cannot connect to %s: %s",
-                                socket_path_for_messages(ctl), strerror(-r));
+                                ctl_socket_path(ctl), strerror(-r));
         }
 }
 

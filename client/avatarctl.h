@@ -185,6 +185,8 @@ typedef struct CtlCommand {
 
 /* Commands: one handler per command, grouped by file (avatarctl-daemon.c, ...). */
 int ctl_cmd_status(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_ping(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_reload(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_methods(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_call(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_health(Ctl *ctl, const CtlArgs *args);
@@ -228,6 +230,9 @@ extern const struct option ctl_parameter_options[];
 /* Connects unless already connected. Returns CTL_EXIT_OK, or prints why not and returns the
  * exit code. */
 int ctl_connect(Ctl *ctl);
+
+/* The socket path avatarctl connects to: --socket, $AVATARD_SOCKET or the default. */
+const char *ctl_socket_path(const Ctl *ctl);
 
 /* Calls `method` with `params` (borrowed; NULL = none) and descriptors, honouring
  * --timeout. On success returns CTL_EXIT_OK and a new reference in *ret_result (may be NULL

@@ -108,6 +108,12 @@ check_no_match() {
         fi
 }
 
+# on_tty COMMAND [ARGS...]: COMMAND's output with a pseudo-terminal as its stdout (script(1)),
+# as a user at a terminal sees it; avatarctl prints JSON to pipes.
+on_tty() {
+        script -qec "$(printf '%q ' "$@")" /dev/null </dev/null | tr -d '\r'
+}
+
 # Waits until PATH exists as a socket (or the process PID died). Returns non-zero on timeout.
 wait_for_socket() {
         local path="$1" pid="$2" i

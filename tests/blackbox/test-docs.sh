@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every method of the OpenRPC document is described in PROTOCOL.md and reachable from
-# avatarctl's documentation, and the daemon serves exactly the documented methods.
+# avatarctl's documentation (avatarctl(1)), and the daemon serves exactly the documented methods.
 . "$(dirname "$0")/lib.sh"
 
 doc="$SOURCE_ROOT/proto/avatard.openrpc.json"
@@ -8,6 +8,7 @@ methods=$(grep -oE '"name": "[a-z]+\.[a-z_]+"' "$doc" | sed 's/"name": "//; s/"$
 check "the OpenRPC document lists methods" test -n "$methods"
 for m in $methods; do
         check "PROTOCOL.md describes $m" grep -qF "\`$m\`" "$SOURCE_ROOT/proto/PROTOCOL.md"
+        check "avatarctl(1) says which command calls $m" grep -qF "$m" "$SOURCE_ROOT/client/avatarctl.1"
 done
 
 start_daemon || { fail "avatard starts"; finish; exit $?; }

@@ -32,6 +32,14 @@ check_match "daemon.status reports limits" '"max_frame_bytes": ?1048576' "$out"
 out=$("$AVATARCTL" methods 2>&1)
 check_match "avatarctl methods lists daemon.status with its summary" "daemon\.status.*[Ll]imits" "$out"
 check_match "avatarctl methods lists rpc.discover" "rpc\.discover" "$out"
+"$AVATARCTL" ping >/dev/null; rc=$?
+check_eq "avatarctl ping exits 0 when the daemon answers" "0" "$rc"
+check_match "avatarctl ping shows the reply, the socket and the time" "^pong from $SOCK: time=[0-9]+\.[0-9]{3} ms$" \
+        "$(on_tty "$AVATARCTL" ping)"
+out=$("$AVATARCTL" --json ping)
+check_match "avatarctl --json ping gives the reply and the time" '"reply": ?"pong".*"time_ms": ?[0-9]' "$out"
+out=$("$AVATARCTL" --socket "$TMP/nowhere.sock" ping 2>&1); rc=$?
+check_eq "avatarctl ping of no daemon exits 3" "3" "$rc"
 out=$("$AVATARCTL" --json call daemon.ping '{"echo":{"a":[1,2]}}')
 check_match "avatarctl call passes params and prints the result" '"a": ?\[ ?1, ?2 ?\]' "$out"
 out=$("$AVATARCTL" call no.such.method 2>&1); rc=$?
@@ -93,6 +101,18 @@ out=$("$AVATARCTL" --json status)
 check_match "a good file on SIGHUP is applied" '"idle_timeout_s": ?77' "$out"
 out=$("$AVATARCTL" --json call daemon.reload)
 check_match "daemon.reload reloads" '"reloaded": ?true' "$out"
+"$AVATARCTL" reload >/dev/null; rc=$?
+check_eq "avatarctl reload exits 0 on a good file" "0" "$rc"
+check_match "avatarctl reload names the file it read" "^Configuration reloaded from .*avatard\.yaml$" \
+        "$(on_tty "$AVATARCTL" reload)"
+printf 'limits:\n  idle_timeout_s: -5\n' >"$TMP/bad.yaml"
+cp "$CONF" "$TMP/kept.yaml"; cp "$TMP/bad.yaml" "$CONF"
+out=$("$AVATARCTL" reload 2>&1); rc=$?
+check_eq "avatarctl reload of a bad file exits 9 (invalid state)" "9" "$rc"
+check_match "avatarctl reload explains the rejection with the line and key" "avatard\.yaml:2: limits\.idle_timeout_s" "$out"
+cp "$TMP/kept.yaml" "$CONF"
+check_match "after a rejected reload the old configuration is still in force" '"idle_timeout_s": ?77' \
+        "$("$AVATARCTL" --json status)"
 
 # --- graceful stop ------------------------------------------------------------------
 stop_daemon; rc=$?
