@@ -340,15 +340,15 @@ static void error_from_transport(ApiError *e, const UpstreamResponse *resp, cons
         }
 }
 
-/* Classifies an HTTP error answer. */
+/* Classifies an HTTP error answer; takes server_message, the api_extract_message() of the body. */
 static void error_from_status(ApiError *e, const UpstreamResponse *resp, json_object *json,
-                              const char *request) {
+                              const char *request, char *server_message) {
         json_object *detail;
 
         api_error_done(e);
         e->status = resp->status;
         e->request = request ? strdup(request) : NULL;
-        e->server_message = api_extract_message(resp->body, resp->body_len, json);
+        e->server_message = server_message;
         switch (resp->status) {
         case 401:
                 e->code = RPC_CREDENTIAL_REJECTED;
@@ -624,7 +624,8 @@ static void on_compat_done(const UpstreamResponse *resp, void *userdata) {
         } else {
                 (void) json_parse_strict(resp->body, resp->body_len, UPSTREAM_JSON_DEPTH, &json);
                 if (resp->status < 200 || resp->status >= 300) {
-                        error_from_status(&a->compat_error, resp, json, request);
+                        error_from_status(&a->compat_error, resp, json, request,
+                                          api_extract_message(resp->body, resp->body_len, json));
                         a->compat = COMPAT_FAILED;
                 } else if (!json_object_is_type(json, json_type_object) ||
                            !json_object_object_get_ex(json, "status", &status) ||
@@ -732,14 +733,12 @@ double api_compat_age_s(const Api *a) {
 /* Starts the shared POST /refresh for an expired login session. */
 static void refresh_start(Api *a);
 
-/* Whether a 401 answer says the login session expired (the legacy refresh trigger). */
-static bool is_expired_login(const Api *a, const UpstreamResponse *resp, json_object *json) {
-        _cleanup_free_ char *m = NULL;
-
+/* Whether a 401 answer says the login session expired (the legacy refresh trigger); m is the server's
+ * message. */
+static bool is_expired_login(const Api *a, const UpstreamResponse *resp, const char *m) {
         if (resp->status != 401 || !a->credential || a->credential->kind != CREDENTIAL_LOGIN ||
             !a->credential->refresh_token)
                 return false;
-        m = api_extract_message(resp->body, resp->body_len, json);
         return m && strcasestr(m, "credentials expired");
 }
 
@@ -747,7 +746,7 @@ static bool is_expired_login(const Api *a, const UpstreamResponse *resp, json_ob
 static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
         ApiRequest *r = userdata;
         Api *a = r->api;
-        _cleanup_free_ char *request = describe_request(a, r->method, r->path);
+        _cleanup_free_ char *request = NULL, *server_message = NULL;
         json_object *json = NULL;
         ApiError e = { .retry_after_ms = -1 };
         const char *ct = resp->content_type;
@@ -755,6 +754,7 @@ static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
 
         r->up = NULL;
         if (resp->error < 0) {
+                request = describe_request(a, r->method, r->path);
                 error_from_transport(&e, resp, request);
                 goto fail;
         }
@@ -774,6 +774,7 @@ static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
                 };
 
                 if (want_json && resp->body_len > 0 && !json && ct && strcasestr(ct, "json")) {
+                        request = describe_request(a, r->method, r->path);
                         api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE, "%s: the answer is not valid JSON", strna(request));
                         e.request = TAKE_PTR(request);
                         e.status = resp->status;
@@ -786,14 +787,16 @@ static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
                 return;
         }
 
-        if (!r->replayed && is_expired_login(a, resp, json)) {
+        server_message = api_extract_message(resp->body, resp->body_len, json);
+        if (!r->replayed && is_expired_login(a, resp, server_message)) {
                 json_object_put(json);
                 r->state = REQ_WAIT_REFRESH;
                 TAILQ_INSERT_TAIL(&a->wait_refresh, r, link);
                 refresh_start(a);
                 return;
         }
-        error_from_status(&e, resp, json, request);
+        request = describe_request(a, r->method, r->path);
+        error_from_status(&e, resp, json, request, TAKE_PTR(server_message));
 fail:
         json_object_put(json);
         r->state = REQ_DONE;
@@ -876,7 +879,8 @@ static void on_refresh_done(const UpstreamResponse *resp, void *userdata) {
         else {
                 (void) json_parse_strict(resp->body, resp->body_len, UPSTREAM_JSON_DEPTH, &json);
                 if (resp->status < 200 || resp->status >= 300)
-                        error_from_status(&e, resp, json, request);
+                        error_from_status(&e, resp, json, request,
+                                          api_extract_message(resp->body, resp->body_len, json));
                 else if (!json_object_object_get_ex(json, "access_token", &at) ||
                          !json_object_is_type(at, json_type_string) ||
                          credential_new_login(a->credential->username, json_object_get_string(at),
