@@ -343,15 +343,10 @@ static int url_parse(const char *url, CURLU **ret) {
         return 0;
 }
 
-/* Checks a URL against the scheme policy. */
-int upstream_check_url(const char *url, bool allow_insecure_http) {
-        _cleanup_(curl_url_cleanupp) CURLU *h = NULL;
+/* Checks a parsed URL against the scheme policy. */
+static int url_policy(CURLU *h, bool allow_insecure_http) {
         _cleanup_(curl_freep) char *scheme = NULL, *host = NULL;
-        int r;
 
-        r = url_parse(url, &h);
-        if (r < 0)
-                return r;
         if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
             curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK || isempty(host))
                 return -EINVAL;
@@ -364,27 +359,34 @@ int upstream_check_url(const char *url, bool allow_insecure_http) {
         return -EPROTONOSUPPORT;
 }
 
-/* Derives the log form of the URL (no credentials, query or fragment), the default
- * statistics label ("METHOD /path") and the breaker key (scheme://host:port). */
-static int url_describe(const char *url, UpstreamMethod method, char **ret_log,
-                        char **ret_label, char **ret_key) {
+/* Checks a URL against the scheme policy. */
+int upstream_check_url(const char *url, bool allow_insecure_http) {
         _cleanup_(curl_url_cleanupp) CURLU *h = NULL;
-        _cleanup_(curl_freep) char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL,
-                                   *clean = NULL;
-        _cleanup_free_ char *label = NULL, *key = NULL;
         int r;
 
         r = url_parse(url, &h);
         if (r < 0)
                 return r;
+        return url_policy(h, allow_insecure_http);
+}
+
+/* Derives from a parsed URL (which it strips) the log form of the URL (no credentials, query
+ * or fragment), the default statistics label ("METHOD /path"; not when ret_label is NULL) and
+ * the breaker key (scheme://host:port). */
+static int url_describe(CURLU *h, UpstreamMethod method, char **ret_log, char **ret_label,
+                        char **ret_key) {
+        _cleanup_(curl_freep) char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL,
+                                   *clean = NULL;
+        _cleanup_free_ char *label = NULL, *key = NULL;
+
         if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
             curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
             curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-            curl_url_get(h, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+            (ret_label && curl_url_get(h, CURLUPART_PATH, &path, 0) != CURLUE_OK))
                 return -EINVAL;
 
-        if (asprintf(&label, "%s %s", upstream_method_to_string(method),
-                     isempty(path) ? "/" : path) < 0)
+        if (ret_label && asprintf(&label, "%s %s", upstream_method_to_string(method),
+                                  isempty(path) ? "/" : path) < 0)
                 return -ENOMEM;
         if (asprintf(&key, "%s://%s:%s", scheme, host, port) < 0)
                 return -ENOMEM;
@@ -401,7 +403,8 @@ static int url_describe(const char *url, UpstreamMethod method, char **ret_log,
         *ret_log = strdup(clean);
         if (!*ret_log)
                 return -ENOMEM;
-        *ret_label = TAKE_PTR(label);
+        if (ret_label)
+                *ret_label = TAKE_PTR(label);
         *ret_key = TAKE_PTR(key);
         return 0;
 }
@@ -1716,7 +1719,7 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
         if (!e)
                 return -ENOMEM;
 
-        /* The URL passed upstream_check_url(): plain http only when it is allowed. */
+        /* The URL passed the scheme policy: plain http only when it is allowed. */
         protocols = strncasecmp(req->url, "https:", 6) == 0 ? "https" : "http,https";
 
         switch (req->method) {
@@ -1819,8 +1822,9 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
         return 0;
 }
 
-/* Copies the call into a new request. */
-static int request_new(Upstream *u, const UpstreamCall *call, UpstreamRequest **ret) {
+/* Copies the call, whose URL parsed into `url` and passed the scheme policy, into a new
+ * request. */
+static int request_new(Upstream *u, const UpstreamCall *call, CURLU *url, UpstreamRequest **ret) {
         _cleanup_free_ char *key = NULL;
         UpstreamRequest *req;
         int r;
@@ -1858,11 +1862,10 @@ static int request_new(Upstream *u, const UpstreamCall *call, UpstreamRequest **
         req->url = strdup(call->url);
         if (!req->timer || !req->url)
                 return -ENOMEM;
-        r = url_describe(call->url, call->method, &req->url_log, &req->label, &key);
+        r = url_describe(url, call->method, &req->url_log, call->label ? NULL : &req->label, &key);
         if (r < 0)
                 return r;
         if (call->label) {
-                free(req->label);
                 req->label = strdup(call->label);
                 if (!req->label)
                         return -ENOMEM;
@@ -2004,6 +2007,7 @@ Upstream *upstream_free(Upstream *u) {
 /* Starts a request. */
 int upstream_request_start(Upstream *u, const UpstreamCall *call, upstream_done_cb cb,
                            void *userdata, UpstreamRequest **ret) {
+        _cleanup_(curl_url_cleanupp) CURLU *url = NULL;
         _cleanup_free_ char *text = NULL;
         UpstreamRequest *req = NULL;
         int r;
@@ -2019,11 +2023,14 @@ int upstream_request_start(Upstream *u, const UpstreamCall *call, upstream_done_
         assert_return(!(call->method == UPSTREAM_GET || call->method == UPSTREAM_HEAD) ||
                       !(call->body || call->body_read), -EINVAL);
 
-        r = upstream_check_url(call->url, u->opts.allow_insecure_http);
+        r = url_parse(call->url, &url);
+        if (r < 0)
+                return r;
+        r = url_policy(url, u->opts.allow_insecure_http);
         if (r < 0)
                 return r;
 
-        r = request_new(u, call, &req);
+        r = request_new(u, call, url, &req);
         if (r < 0) {
                 request_free(req);
                 return r;
@@ -2153,10 +2160,11 @@ json_object *upstream_stats_json(const Upstream *u) {
 
 /* The breaker state of the host of a URL. */
 const char *upstream_breaker_state(const Upstream *u, const char *url) {
-        _cleanup_free_ char *url_log = NULL, *label = NULL, *key = NULL;
+        _cleanup_(curl_url_cleanupp) CURLU *h = NULL;
+        _cleanup_free_ char *url_log = NULL, *key = NULL;
         const Breaker *b;
 
-        if (!u || url_describe(url, UPSTREAM_GET, &url_log, &label, &key) < 0)
+        if (!u || url_parse(url, &h) < 0 || url_describe(h, UPSTREAM_GET, &url_log, NULL, &key) < 0)
                 return "closed";
         b = breaker_find(u, key);
         if (!b)
