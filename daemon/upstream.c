@@ -1560,19 +1560,15 @@ static int attempt_start(UpstreamRequest *req) {
 static void request_next_attempt(UpstreamRequest *req) {
         int r;
 
-        if (req->state == REQ_WAITING && request_deadline_reached(req, now_usec())) {
-                _cleanup_free_ char *last = TAKE_PTR(req->error_text);
-
-                /* a backoff after network failures, or (rarely) a rate-limit wait */
-                breaker_record(req->upstream, req,
-                               req->status > 0 ? BREAKER_NEUTRAL : BREAKER_FAILURE);
-                request_timed_out(req, last);
-                return;
-        }
-        r = attempt_start(req);
+        if (req->state == REQ_WAITING && request_deadline_reached(req, now_usec()))
+                r = -ETIMEDOUT;
+        else
+                r = attempt_start(req);
         if (r == -ETIMEDOUT) {
                 _cleanup_free_ char *last = TAKE_PTR(req->error_text);
 
+                /* the deadline passed in a backoff after network failures, or (rarely) a
+                 * rate-limit wait */
                 breaker_record(req->upstream, req,
                                req->status > 0 ? BREAKER_NEUTRAL : BREAKER_FAILURE);
                 request_timed_out(req, last);
