@@ -17,7 +17,6 @@ typedef struct CacheEntry CacheEntry;
 TAILQ_HEAD(WaiterList, CacheWaiter);
 
 struct CacheWaiter {
-        CacheEntry *entry;
         struct WaiterList *list;    /* the list it is on: the entry's, or one being delivered */
         cache_done_cb cb;
         void *userdata;
@@ -75,23 +74,6 @@ int cache_new(Api *api, Cache **ret) {
         return 0;
 }
 
-/* Frees an entry that has no waiters left (cancelling its request). */
-static void entry_free(CacheEntry *e) {
-        Cache *c = e->cache;
-
-        assert(TAILQ_EMPTY(&e->waiters));
-        if (e->req)
-                api_cancel(e->req);
-        if (!e->orphan) {
-                lh_table_delete(c->table, e->key);
-                TAILQ_REMOVE(&c->lru, e, lru);
-                c->n_entries--;
-        }
-        json_object_put(e->value);
-        free(e->key);
-        free(e);
-}
-
 /* Takes an entry out of the table; it lives on (orphan) until its request completes. */
 static void entry_orphan(CacheEntry *e) {
         Cache *c = e->cache;
@@ -102,6 +84,17 @@ static void entry_orphan(CacheEntry *e) {
         TAILQ_REMOVE(&c->lru, e, lru);
         c->n_entries--;
         e->orphan = true;
+}
+
+/* Frees an entry that has no waiters left (cancelling its request). */
+static void entry_free(CacheEntry *e) {
+        assert(TAILQ_EMPTY(&e->waiters));
+        if (e->req)
+                api_cancel(e->req);
+        entry_orphan(e);
+        json_object_put(e->value);
+        free(e->key);
+        free(e);
 }
 
 /* Frees the cache: waiters are dropped without callbacks. */
@@ -225,10 +218,9 @@ static void on_fetched(const ApiResponse *resp, const ApiError *err, void *userd
                 entry_deliver(e, NULL, false, err);
         }
         e->busy = false;
-        if (e->orphan && !e->req && TAILQ_EMPTY(&e->waiters))
+        /* an orphan is done with, and an entry without a value is not worth keeping */
+        if ((e->orphan || !e->value) && !e->req && TAILQ_EMPTY(&e->waiters))
                 entry_free(e);
-        else if (!e->value && !e->req && TAILQ_EMPTY(&e->waiters))
-                entry_free(e); /* nothing worth keeping */
 }
 
 /* Gets a value. */
@@ -260,7 +252,6 @@ int cache_get(Cache *c, const CacheRead *read, cache_done_cb cb, void *userdata,
                         entry_free(e);
                 return -ENOMEM;
         }
-        w->entry = e;
         w->list = &e->waiters;
         w->cb = cb;
         w->userdata = userdata;
