@@ -137,9 +137,9 @@ static json_object *options_of(json_object *params) {
         return o;
 }
 
-/* Registers a runner for the caller and replies with its status. Takes docs and options. */
-static int create_and_reply(Call *c, const char *display_name, json_object *docs, json_object *options,
-                            const char *set_name, json_object *jobs, json_object *warnings) {
+/* Registers a runner for the caller (runner_new() saves it) and replies with its status.
+ * Takes docs and options. */
+static int create_and_reply(Call *c, const char *display_name, json_object *docs, json_object *options) {
         Runner *r = NULL;
         json_object *o;
         int q;
@@ -147,14 +147,6 @@ static int create_and_reply(Call *c, const char *display_name, json_object *docs
         q = runner_new(c->server->runners, c->client->uid, display_name, docs, options, &r);
         if (q < 0)
                 return call_reply_errno(c, q, "Cannot create the runner: %m");
-        if (set_name) {
-                r->set_name = strdup(set_name);
-                if (jobs)
-                        (void) runner_set_jobs(r, jobs);
-        }
-        for (size_t i = 0; i < json_array_len(warnings); i++)
-                runner_warn(r, json_object_get_string(json_object_array_get_idx(warnings, i)));
-        (void) runner_save(r);
         log_ctx(LOG_INFO, &c->log, "Created runner %s '%s' for uid %u.", r->id, r->display_name,
                 (unsigned) r->owner);
         o = runner_status_json(r, false);
@@ -174,7 +166,7 @@ static int method_create_runner(Call *c, json_object *params) {
                 json_object_put(options);
                 return -ENOMEM;
         }
-        return create_and_reply(c, name, docs, options, NULL, NULL, NULL);
+        return create_and_reply(c, name, docs, options);
 }
 
 /* Parses and checks resource YAML; replies and returns NULL on error. */
@@ -240,7 +232,7 @@ static int method_create_runner_from_yaml(Call *c, json_object *params) {
                 return -ENOMEM;
         }
         options = runner_config_options_from_docs(docs);
-        return create_and_reply(c, display, docs, options, NULL, NULL, NULL);
+        return create_and_reply(c, display, docs, options);
 }
 
 /* ---- create_runner_from_id / from_name ------------------------------------------------ */
