@@ -307,7 +307,9 @@ static void from_id_finish(FromIdOp *f) {
                 return;
         }
         r->set_name = strdup(f->set_name);
-        (void) runner_set_jobs(r, jobs);
+        /* saved and tracked once, below, when the jobs know their state: tracking them now
+         * would watch a set whose jobs may all be done */
+        (void) runner_replace_jobs(r, jobs);
         json_object_put(jobs);
         /* what the server said of each job, and the results of the finished ones */
         for (size_t i = 0; i < r->n_jobs; i++) {

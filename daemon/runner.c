@@ -490,8 +490,8 @@ static int runner_append_job(Runner *r, const char *pname, const char *kind, con
         return 0;
 }
 
-/* Replaces the jobs of the runner. */
-int runner_set_jobs(Runner *r, json_object *jobs) {
+/* Rebuilds the jobs of the runner from a job list, without saving or tracking. */
+int runner_replace_jobs(Runner *r, json_object *jobs) {
         int q = 0;
 
         for (size_t i = 0; i < r->n_jobs; i++)
@@ -503,6 +503,13 @@ int runner_set_jobs(Runner *r, json_object *jobs) {
                 q = runner_append_job(r, member(j, "parameters_name"), member(j, "kind"), member(j, "name"),
                                       member(j, "location"));
         }
+        return q;
+}
+
+/* Replaces the jobs of the runner, saves it and tracks the new jobs. */
+int runner_set_jobs(Runner *r, json_object *jobs) {
+        int q = runner_replace_jobs(r, jobs);
+
         (void) runner_save(r);
         (void) runner_track(r);
         return q;

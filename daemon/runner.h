@@ -120,8 +120,13 @@ int runner_save(Runner *r);
  * stops tracking. The struct lives on while referenced. */
 void runner_close(Runner *r);
 
-/* Replaces the jobs of the runner (after a run): `jobs` is an array of {parameters_name,
- * kind, name, location} (borrowed). Starts tracking them. */
+/* Rebuilds the jobs of the runner from `jobs`, an array of {parameters_name, kind, name,
+ * location} (borrowed), without saving the runner or tracking them: for a caller that fills
+ * in more before runner_save() and runner_track(). Returns 0 or -ENOMEM. */
+int runner_replace_jobs(Runner *r, json_object *jobs);
+
+/* Replaces the jobs of the runner (after a run) as runner_replace_jobs() does, saves the
+ * runner and starts tracking them. */
 int runner_set_jobs(Runner *r, json_object *jobs);
 
 /* Adds one job (advice) without dropping the others. */
