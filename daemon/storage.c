@@ -1029,31 +1029,50 @@ static void on_abort_detached_done(const UpstreamResponse *resp, void *userdata)
                             resp->status);
 }
 
+/* Fills in a call of this operation: the object's URL with the query (returned, for the
+ * caller to free), the signing, the deadline and the default cap on the answer. */
+static int op_call_prepare(StorageOp *op, UpstreamCall *call, const char *const *query,
+                           char **ret_url) {
+        char *url;
+
+        url = object_url(op->endpoint, op->bucket, op->key, query);
+        if (!url)
+                return -ENOMEM;
+        call->url = url;
+        call->aws_sigv4 = op->sigv4;
+        call->userpwd = op->userpwd;
+        call->timeout_ms = op->timeout_ms;
+        /* A body must fit in the deadline: allow for it at STORAGE_BODY_RATE_MIN, or a large
+         * PutObject on a slow link would time out on every attempt. */
+        if (call->body_read && call->body_size > 0)
+                call->timeout_ms = (op->timeout_ms ?: STORAGE_TIMEOUT_DEFAULT_MS) +
+                                   (uint64_t) call->body_size * MSEC_PER_SEC /
+                                           STORAGE_BODY_RATE_MIN;
+        if (call->max_body_bytes == 0)
+                call->max_body_bytes = STORAGE_XML_MAX;
+        *ret_url = url;
+        return 0;
+}
+
 /* Starts an AbortMultipartUpload that nobody waits for. */
 static void op_abort_detached(StorageOp *op) {
-        const char *query[] = { "uploadId", op->upload_id, NULL };
         _cleanup_free_ char *url = NULL;
         UpstreamCall call;
         int r;
 
         if (!op->storage || !op->upload_id)
                 return;
-        url = object_url(op->endpoint, op->bucket, op->key, query);
-        if (!url) {
+        call = (UpstreamCall) {
+                .method = UPSTREAM_DELETE,
+                .headers = headers_plain,
+                .idempotent = true,
+                .label = "S3 AbortMultipartUpload",
+        };
+        if (op_call_prepare(op, &call, (const char *const[]) { "uploadId", op->upload_id, NULL },
+                            &url) < 0) {
                 log_oom();
                 return;
         }
-        call = (UpstreamCall) {
-                .method = UPSTREAM_DELETE,
-                .url = url,
-                .headers = headers_plain,
-                .idempotent = true,
-                .timeout_ms = op->timeout_ms,
-                .max_body_bytes = STORAGE_XML_MAX,
-                .aws_sigv4 = op->sigv4,
-                .userpwd = op->userpwd,
-                .label = "S3 AbortMultipartUpload",
-        };
         r = upstream_request_start(op->storage->upstream, &call, on_abort_detached_done, NULL,
                                    NULL);
         if (r < 0)
@@ -1080,26 +1099,15 @@ static void on_abort_done(const UpstreamResponse *resp, void *userdata) {
 static int op_request(StorageOp *op, UpstreamCall *call, const char *const *query,
                       upstream_done_cb cb) {
         _cleanup_free_ char *url = NULL;
+        int r;
 
         assert(op->storage);
         assert(!op->req);
 
-        url = object_url(op->endpoint, op->bucket, op->key, query);
-        if (!url)
-                return -ENOMEM;
-        call->url = url;
-        call->aws_sigv4 = op->sigv4;
-        call->userpwd = op->userpwd;
-        call->timeout_ms = op->timeout_ms;
-        /* A body must fit in the deadline: allow for it at STORAGE_BODY_RATE_MIN, or a large
-         * PutObject on a slow link would time out on every attempt. */
-        if (call->body_read && call->body_size > 0)
-                call->timeout_ms = (op->timeout_ms ?: STORAGE_TIMEOUT_DEFAULT_MS) +
-                                   (uint64_t) call->body_size * MSEC_PER_SEC /
-                                           STORAGE_BODY_RATE_MIN;
+        r = op_call_prepare(op, call, query, &url);
+        if (r < 0)
+                return r;
         call->stream_userdata = op;
-        if (call->max_body_bytes == 0)
-                call->max_body_bytes = STORAGE_XML_MAX;
         free(op->note);
         op->note = NULL;
         /* a new request (not a repeat) gets its own allowance of repeats */
@@ -1426,27 +1434,28 @@ static int op_new(Storage *s, OpKind kind, const char *s3url, const StorageCrede
 }
 
 /* Classifies the caller's descriptor and makes a pipe or device non-blocking. */
-static int op_adopt_fd(StorageOp *op, int fd, struct stat *ret_st) {
+static int op_adopt_fd(StorageOp *op, int fd) {
+        struct stat st;
         int flags;
 
-        if (fstat(fd, ret_st) < 0)
+        if (fstat(fd, &st) < 0)
                 return -errno;
         op->fd = fd;
-        if (S_ISREG(ret_st->st_mode)) {
+        if (S_ISREG(st.st_mode)) {
                 op->fd_kind = FD_REGULAR;
                 return 0;
         }
-        if (S_ISSOCK(ret_st->st_mode)) {
+        if (S_ISSOCK(st.st_mode)) {
                 op->fd_kind = FD_SOCKET;
                 op->pollable = true;
                 return 0;
         }
-        if (S_ISDIR(ret_st->st_mode))
+        if (S_ISDIR(st.st_mode))
                 return -EISDIR;
         op->fd_kind = FD_OTHER;
         /* epoll refuses most character devices (/dev/null, /dev/zero: they never block and
          * are read from the timer); pipes, FIFOs and terminals it takes */
-        op->pollable = S_ISFIFO(ret_st->st_mode) || isatty(fd);
+        op->pollable = S_ISFIFO(st.st_mode) || isatty(fd);
         flags = fcntl(fd, F_GETFL);
         if (flags < 0)
                 return -errno;
@@ -2006,7 +2015,6 @@ int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred
                    int64_t size, storage_progress_cb progress, storage_done_cb done,
                    void *userdata, StorageOp **ret) {
         StorageOp *op = NULL;
-        struct stat st;
         int r;
 
         assert_return(fd >= 0, -EBADF);
@@ -2017,7 +2025,7 @@ int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred
                 goto fail;
         op->progress = progress;
         op->part_size = s->part_size;
-        r = op_adopt_fd(op, fd, &st);
+        r = op_adopt_fd(op, fd);
         if (r < 0)
                 goto fail;
 
@@ -2370,7 +2378,6 @@ int storage_get_fd(Storage *s, const char *s3url, const StorageCredentials *cred
                    storage_progress_cb progress, storage_done_cb done, void *userdata,
                    StorageOp **ret) {
         StorageOp *op = NULL;
-        struct stat st;
         int r;
 
         assert_return(fd >= 0, -EBADF);
@@ -2379,7 +2386,7 @@ int storage_get_fd(Storage *s, const char *s3url, const StorageCredentials *cred
         if (r < 0)
                 goto fail;
         op->progress = progress;
-        r = op_adopt_fd(op, fd, &st);
+        r = op_adopt_fd(op, fd);
         if (r < 0)
                 goto fail;
         r = op_begin_get(op, ret);
