@@ -1152,7 +1152,8 @@ static int delete_jobs_chunked(Ctl *ctl, json_object *names, json_object **ret, 
                 if (ctl_add_member(params, "job_names", TAKE_PTR(chunk)) < 0)
                         goto oom;
 
-                code = ctl_call_full(ctl, "manager.delete_jobs", params, NULL, 0, &result, &e, &call_errno);
+                code = ctl_call_full(ctl, "manager.delete_jobs", params, NULL, 0, ctl->timeout_ms, &result, &e,
+                                     &call_errno);
                 if (code != CTL_EXIT_OK) {
                         if (!merged)
                                 return code;

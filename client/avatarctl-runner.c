@@ -1154,9 +1154,8 @@ static Progress *progress_detach(Ctl *ctl, Progress *p) {
  * reported). */
 static int upload_table(Ctl *ctl, const char *command, json_object *params, const InputFile *in,
                         const InputFile *avatar, const char *file_name, Progress *p, json_object **ret_result) {
-        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         json_object *result = NULL, *fdref;
-        int fds[2] = { in->fd, avatar ? avatar->fd : -1 }, code, r;
+        int fds[2] = { in->fd, avatar ? avatar->fd : -1 }, code;
 
         fdref = json_object_new_object();
         if (!fdref || ctl_add_member(fdref, "fd", json_object_new_int(0)) < 0 ||
@@ -1174,13 +1173,10 @@ static int upload_table(Ctl *ctl, const char *command, json_object *params, cons
         }
 
         progress_upload_begin(p, file_name ?: in->path, in->size);
-        code = ctl_call_quiet(ctl, "runner.add_table", params, fds, avatar ? 2 : 1, long_call_timeout(ctl), &result,
-                              &e, &r);
-        if (code != CTL_EXIT_OK) {
-                progress_break(p);
-                ctl_report_call_error(ctl, "runner.add_table", r, &e, long_call_timeout(ctl));
+        code = ctl_call_full(ctl, "runner.add_table", params, fds, avatar ? 2 : 1, long_call_timeout(ctl), &result,
+                             NULL, NULL);
+        if (code != CTL_EXIT_OK)
                 return code;
-        }
         {
                 /* The last file uploaded: the avatars when there are some. */
                 json_object *up = ctl_member(result, "upload"),
@@ -1720,15 +1716,12 @@ static int print_parameters(Ctl *ctl, json_object *result, void *userdata) {
  * both output modes (a script does not read them from the JSON). */
 static int call_print_warn(Ctl *ctl, const char *method, json_object *params, int timeout_ms,
                            ctl_print_fn human, void *userdata) {
-        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         _cleanup_(unref_jsonp) json_object *result = NULL;
         int code, r;
 
-        code = ctl_call_quiet(ctl, method, params, NULL, 0, timeout_ms, &result, &e, &r);
-        if (code != CTL_EXIT_OK) {
-                ctl_report_call_error(ctl, method, r, &e, timeout_ms);
+        code = ctl_call_full(ctl, method, params, NULL, 0, timeout_ms, &result, NULL, NULL);
+        if (code != CTL_EXIT_OK)
                 return code;
-        }
         if (ctl->json) {
                 print_warnings(result);
                 ctl_print_json(ctl, result);
@@ -2142,21 +2135,17 @@ int ctl_cmd_runner_results(Ctl *ctl, const CtlArgs *args) {
  * exit code (the failure reported). */
 static int download_into(Ctl *ctl, json_object *params, int fd, const char *shown, Progress *p,
                          json_object **ret_result) {
-        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         json_object *result = NULL, *fdref, *b;
-        int code, r;
+        int code;
 
         fdref = json_object_new_object();
         if (!fdref || ctl_add_member(fdref, "fd", json_object_new_int(0)) < 0 ||
             ctl_add_member(params, "fd", fdref) < 0)
                 return fail_oom("runner.download");
         progress_download_begin(p, ctl_member_string(params, "result"), shown);
-        code = ctl_call_quiet(ctl, "runner.download", params, &fd, 1, long_call_timeout(ctl), &result, &e, &r);
-        if (code != CTL_EXIT_OK) {
-                progress_break(p);
-                ctl_report_call_error(ctl, "runner.download", r, &e, long_call_timeout(ctl));
+        code = ctl_call_full(ctl, "runner.download", params, &fd, 1, long_call_timeout(ctl), &result, NULL, NULL);
+        if (code != CTL_EXIT_OK)
                 return code;
-        }
         b = ctl_member(result, "bytes");
         progress_download_end(p, json_object_is_type(b, json_type_int) ? json_object_get_uint64(b) : 0);
         *ret_result = result;
@@ -2629,13 +2618,12 @@ int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
                 { .header = "NAME", .key = "name" },
                 { .header = "EXCEPTION", .key = "exception", .format = output_format_dash },
         };
-        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         _cleanup_(unref_jsonp) json_object *params = NULL, *jobs = NULL, *result = NULL;
         const char *set = args->n_pos > 0 ? args->pos[0] : NULL, *runner = ctl_opt(args, CTL_OPT_RUNNER),
                    *t = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT);
         double timeout_s = WAIT_TIMEOUT_DEFAULT_S;
         Watch w = { .ctl = ctl };
-        int code, r, deadline;
+        int code, deadline;
 
         if (!set == !runner)
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "give either a run id (SET) or --runner ID");
@@ -2669,13 +2657,11 @@ int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
         avatar_client_set_notification_callback(ctl->client, on_jobs_changed, &w);
         interrupt_set(ctl, "avatarctl: stopped watching; the jobs continue on the server.\n");
         deadline = wait_call_timeout(timeout_s);
-        code = ctl_call_quiet(ctl, "manager.watch_jobs", params, NULL, 0, deadline, &result, &e, &r);
+        code = ctl_call_full(ctl, "manager.watch_jobs", params, NULL, 0, deadline, &result, NULL, NULL);
         interrupt_clear();
         avatar_client_set_notification_callback(ctl->client, NULL, NULL);
-        if (code != CTL_EXIT_OK) {
-                ctl_report_call_error(ctl, "manager.watch_jobs", r, &e, deadline);
+        if (code != CTL_EXIT_OK)
                 return code;
-        }
         if (ctl->json)
                 ctl_print_json(ctl, result);
         else if (json_array_len(ctl_member(result, "jobs")) > 0) {
@@ -2921,10 +2907,8 @@ static int avatarize_call(Avatarize *a, const char *method, json_object *params,
         _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         int code, r;
 
-        code = ctl_call_quiet(a->ctl, method, params, NULL, 0, a->ctl->timeout_ms, ret, &e, &r);
+        code = ctl_call_full(a->ctl, method, params, NULL, 0, a->ctl->timeout_ms, ret, &e, &r);
         if (code != CTL_EXIT_OK) {
-                progress_break(a->progress);
-                ctl_report_call_error(a->ctl, method, r, &e, a->ctl->timeout_ms);
                 if (r == -EREMOTEIO)
                         avatarize_keep_error(a, NULL, NULL, &e);
                 else if (r != 0)

@@ -1370,16 +1370,17 @@ static void print_error(const Ctl *ctl, const char *method, const AvatarClientEr
 /* Calls a method, printing the error and returning its exit code on failure. */
 int ctl_call(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
              json_object **ret_result) {
-        return ctl_call_full(ctl, method, params, fds, n_fds, ret_result, NULL, NULL);
+        return ctl_call_full(ctl, method, params, fds, n_fds, ctl->timeout_ms, ret_result, NULL, NULL);
 }
 
-/* Calls a method; on failure prints the error, hands it over and returns its exit code. */
+/* Calls a method with a deadline; on failure prints the error, hands it over and returns its
+ * exit code. */
 int ctl_call_full(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
-                  json_object **ret_result, AvatarClientError *ret_error, int *ret_errno) {
+                  int timeout_ms, json_object **ret_result, AvatarClientError *ret_error, int *ret_errno) {
         _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         int code, r;
 
-        code = ctl_call_quiet(ctl, method, params, fds, n_fds, ctl->timeout_ms, ret_result, &e, &r);
+        code = ctl_call_quiet(ctl, method, params, fds, n_fds, timeout_ms, ret_result, &e, &r);
         if (code == CTL_EXIT_OK) {
                 if (ret_errno)
                         *ret_errno = 0;
@@ -1387,7 +1388,7 @@ int ctl_call_full(Ctl *ctl, const char *method, json_object *params, const int *
         }
         if (ret_errno)
                 *ret_errno = r == 0 ? -ENOTCONN : r;
-        ctl_report_call_error(ctl, method, r, &e, ctl->timeout_ms);
+        ctl_report_call_error(ctl, method, r, &e, timeout_ms);
         if (r == -EREMOTEIO && ret_error) {
                 *ret_error = e;
                 e = (AvatarClientError) AVATAR_CLIENT_ERROR_INIT;

@@ -257,11 +257,12 @@ int ctl_call_quiet(Ctl *ctl, const char *method, json_object *params, const int 
 void ctl_report_call_error(Ctl *ctl, const char *method, int r, const AvatarClientError *e,
                            int timeout_ms);
 
-/* The same, and on failure also hands the error over: *ret_error (when not NULL; it must hold
+/* The same with an explicit deadline (`timeout_ms`; < 0: none; ctl_call() passes --timeout's),
+ * and on failure also hands the error over: *ret_error (when not NULL; it must hold
  * AVATAR_CLIENT_ERROR_INIT) is filled for an error reply from the daemon (-EREMOTEIO), and
  * *ret_errno (when not NULL) receives the call's negative errno (0 on success). */
 int ctl_call_full(Ctl *ctl, const char *method, json_object *params, const int *fds, size_t n_fds,
-                  json_object **ret_result, AvatarClientError *ret_error, int *ret_errno);
+                  int timeout_ms, json_object **ret_result, AvatarClientError *ret_error, int *ret_errno);
 
 /* Prints a result for humans; returns 0 or a negative errno (reported by the caller). */
 typedef int (*ctl_print_fn)(Ctl *ctl, json_object *result, void *userdata);
