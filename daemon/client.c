@@ -352,13 +352,16 @@ int client_send_notification(Client *c, const char *method, json_object *params)
         return r;
 }
 
-/* Writes queued output; resumes reading once it drains below half the cap. */
+/* Writes queued output; resumes reading once it drains below half the cap. The event can
+ * fire with nothing queued when client_flush() wrote it all meanwhile: evbuffer_write() then
+ * returns -1 without setting errno, which is no write error. */
 static void handle_writable(Client *c, evutil_socket_t fd, short what) {
-        int n;
+        int n = 0;
 
         (void) fd;
         (void) what;
-        n = evbuffer_write(c->out, c->fd);
+        if (evbuffer_get_length(c->out) > 0)
+                n = evbuffer_write(c->out, c->fd);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return;
