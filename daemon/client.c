@@ -423,6 +423,17 @@ static size_t client_collect_fds(Client *c, const Frame *f, int *fds, size_t max
         return n;
 }
 
+/* Closes the connection once the peer has shut down its side and everything it sent is
+ * done: no call in flight, no reply left to write and no complete frame left to handle (a
+ * line the peer never terminated is dropped). Returns true when the connection was closed. */
+static bool client_maybe_finish_input(Client *c) {
+        if (c->state != CLIENT_RUNNING || !c->read_eof || c->n_inflight > 0 ||
+            evbuffer_get_length(c->out) > 0 || frame_decoder_has_line(c->decoder))
+                return false;
+        client_disconnect(c, "end of input");
+        return true;
+}
+
 /* Handles complete frames, at most PROTO_FRAMES_PER_WAKEUP per call (fairness); yields by
  * scheduling itself again when more are buffered. */
 static void client_process_frames(Client *c) {
@@ -470,9 +481,7 @@ static void client_process_frames(Client *c) {
         }
         c->processing = false;
         client_flush(c);
-        if (c->state == CLIENT_RUNNING && c->read_eof && c->n_inflight == 0 &&
-            evbuffer_get_length(c->out) == 0 && frame_decoder_pending(c->decoder) == 0)
-                client_disconnect(c, "end of input");
+        (void) client_maybe_finish_input(c);
         client_unref(c);
 }
 
@@ -573,9 +582,6 @@ static void handle_readable(Client *c, evutil_socket_t fd, short what) {
                 c->read_eof = true;
                 event_del(c->read_ev);
                 client_process_frames(c);
-                if (c->state == CLIENT_RUNNING && c->n_inflight == 0 &&
-                    evbuffer_get_length(c->out) == 0)
-                        client_disconnect(c, "end of input");
                 return;
         }
         frame_decoder_commit(c->decoder, (size_t) n);
@@ -625,14 +631,10 @@ void client_call_finished(Client *c, Call *call) {
         assert(c->n_inflight > 0);
         c->n_inflight--;
         client_touch(c);
-        if (c->state == CLIENT_RUNNING) {
-                if (c->read_eof && c->n_inflight == 0 && evbuffer_get_length(c->out) == 0) {
-                        client_disconnect(c, "end of input");
-                        return;
-                }
-                if (!client_over_limits(c))
-                        client_schedule_resume(c);
-        }
+        if (client_maybe_finish_input(c))
+                return;
+        if (c->state == CLIENT_RUNNING && !client_over_limits(c))
+                client_schedule_resume(c);
 }
 
 /* Closes the connection when it was idle for limits.idle_timeout_s. */

@@ -258,6 +258,12 @@ size_t frame_decoder_pending(const FrameDecoder *d) {
         return d->end - d->start;
 }
 
+/* Whether a terminated line is buffered; the scan is remembered for the next call. */
+bool frame_decoder_has_line(FrameDecoder *d) {
+        assert(d);
+        return decoder_scan(d);
+}
+
 /* Offset the next byte fed will get. */
 uint64_t frame_decoder_offset(const FrameDecoder *d) {
         assert(d);

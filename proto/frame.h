@@ -24,6 +24,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,10 @@ int frame_decoder_next(FrameDecoder *d, Frame *ret);
 
 /* Bytes buffered and not yet returned as frames. */
 size_t frame_decoder_pending(const FrameDecoder *d);
+
+/* Whether a terminated line is buffered, i.e. frame_decoder_next() has more to take (a frame,
+ * or empty lines it skips); an unterminated line at the end does not count. */
+bool frame_decoder_has_line(FrameDecoder *d);
 
 /* Total bytes fed since creation (the offset the next byte will get). */
 uint64_t frame_decoder_offset(const FrameDecoder *d);

@@ -10,6 +10,10 @@
  *                                       while a second connection keeps being served
  *   avatard-probe stall SOCKET          a connection stalls mid-line while another is served
  *   avatard-probe hold SOCKET N SECONDS hold N idle connections open
+ *   avatard-probe halfclose SOCKET N METHOD
+ *                                       N requests for METHOD in one write, then the writing
+ *                                       side shut down: every request must be answered before
+ *                                       the daemon closes
  *   avatard-probe call SOCKET [-f PATH] [-o PATH] [-t SECONDS] REQUEST
  *                                       send one request line with descriptors attached
  *                                       (-f: PATH opened read-only, -o: PATH created for
@@ -609,6 +613,45 @@ static int cmd_hold(const char *sock, int n, int seconds) {
         return ok == n ? 0 : 1;
 }
 
+/* N requests in one write, then shutdown(SHUT_WR): the daemon must answer all N before it
+ * closes the connection at the end of input. */
+static int cmd_halfclose(const char *sock, int n, const char *method) {
+        Conn c = { .fd = connect_unix(sock, false) };
+        size_t len = 0, cap = (size_t) n * (strlen(method) + 64) + 1;
+        char *buf = malloc(cap), *reply = NULL;
+        int replies = 0, r;
+
+        if (c.fd < 0 || !buf) {
+                fprintf(stderr, "setup failed: %m\n");
+                return 1;
+        }
+        for (int i = 0; i < n; i++)
+                len += (size_t) snprintf(buf + len, cap - len,
+                                         "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"id\":%d}\n", method, i);
+        r = send_all(c.fd, buf, len, NULL, 0);
+        free(buf);
+        if (r < 0) {
+                fprintf(stderr, "send failed: %s\n", strerror(-r));
+                return 1;
+        }
+        if (shutdown(c.fd, SHUT_WR) < 0) {
+                fprintf(stderr, "shutdown failed: %m\n");
+                return 1;
+        }
+        while ((r = read_line(&c, TIMEOUT_MS, &reply)) > 0) {
+                if (strstr(reply, "\"id\":"))
+                        replies++;
+                free(reply);
+                reply = NULL;
+        }
+        if (r < 0)
+                fprintf(stderr, "the connection was not closed: %s\n", strerror(-r));
+        printf("%d/%d requests answered before the close\n", replies, n);
+        close(c.fd);
+        free(c.buf);
+        return r == 0 && replies == n ? 0 : 1;
+}
+
 /* Whether a line is a reply (an object with an id and no method), not a notification. */
 static bool is_reply(const char *line) {
         json_object *o = json_tokener_parse(line), *v;
@@ -707,8 +750,10 @@ int main(int argc, char *argv[]) {
                 return cmd_burst(argv[2], atoi(argv[3]));
         if (argc >= 5 && strcmp(argv[1], "hold") == 0)
                 return cmd_hold(argv[2], atoi(argv[3]), atoi(argv[4]));
+        if (argc >= 5 && strcmp(argv[1], "halfclose") == 0)
+                return cmd_halfclose(argv[2], atoi(argv[3]), argv[4]);
         if (argc >= 4 && strcmp(argv[1], "call") == 0)
                 return cmd_call(argv[2], argc - 3, argv + 3);
-        fprintf(stderr, "usage: avatard-probe script|flood|fds|oversize|stall|burst|hold|call SOCKET ...\n");
+        fprintf(stderr, "usage: avatard-probe script|flood|fds|oversize|stall|burst|hold|halfclose|call SOCKET ...\n");
         return 2;
 }

@@ -64,6 +64,18 @@ check "a burst of 100,000 notifications (more than one buffer of frames) is abso
 ulimit -n 4096 2>/dev/null || true
 check "1,000 concurrent connections all get their answers" "$PROBE" flood "$SOCK" 1000
 
+# --- end of input: a half-closed connection gets every reply before it is closed ---------
+# concurrent manager.get_health calls share one upstream request (here a failing one), so their
+# replies are made together while later requests are still buffered behind the in-flight limit
+for n in 65 1000; do
+        out=$("$PROBE" halfclose "$SOCK" "$n" manager.get_health)
+        check_eq "$n coalesced requests, then end of input: all answered before the close" \
+                "$n/$n requests answered before the close" "$out"
+done
+out=$("$PROBE" halfclose "$SOCK" 1000 daemon.ping)
+check_eq "1000 pings, then end of input: all answered before the close" \
+        "1000/1000 requests answered before the close" "$out"
+
 # --- descriptor passing: unclaimed descriptors are closed ------------------------
 before=$(fd_count "$DAEMON_PID")
 check "10,000 messages carrying descriptors are answered" "$PROBE" fds "$SOCK" 10000
