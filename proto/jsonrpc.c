@@ -255,8 +255,10 @@ static struct json_tokener *tokener_get(unsigned max_depth) {
                 return tok;
         }
         tok = json_tokener_new_ex((int) max_depth);
+        /* no JSON_TOKENER_VALIDATE_UTF8: json_text_check() already took every byte of a string
+         * through utf8_sequence_len() (stricter) and refuses non-ASCII outside strings */
         if (tok)
-                json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+                json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
         return tok;
 }
 
