@@ -930,12 +930,14 @@ static void print_names(json_object *names, size_t max) {
 
 /* Prints a Deletion for people: how many were deleted and failed, the failed names, and the
  * errors of the batches that failed as a whole. */
-static int print_deletion(json_object *result) {
+static int print_deletion(Ctl *ctl, json_object *result, void *userdata) {
         size_t i, n_deleted = ctl_member_length(result, "deleted_jobs"),
                   n_failed = ctl_member_length(result, "failed_jobs"),
                   n_errors = ctl_member_length(result, "errors");
         json_object *failed = ctl_member(result, "failed_jobs"), *errors = ctl_member(result, "errors");
 
+        (void) ctl;
+        (void) userdata;
         if (!json_object_is_type(ctl_member(result, "deleted_jobs"), json_type_array))
                 return output_tree(stdout, result, 0);
         if (n_deleted == 0 && n_failed == 0) {
@@ -973,15 +975,11 @@ static int print_deletion(json_object *result) {
 
 /* Prints a deletion result (JSON or summary) and returns the exit code it calls for. */
 int ctl_finish_deletion(Ctl *ctl, const char *what, json_object *result) {
-        int r;
+        int code;
 
-        if (ctl->json)
-                ctl_print_json(ctl, result);
-        else {
-                r = print_deletion(result);
-                if (r < 0)
-                        return ctl_fail(CTL_EXIT_FAILED, what, "cannot print the result: %s", strerror(-r));
-        }
+        code = ctl_print_result(ctl, what, result, print_deletion, NULL);
+        if (code != CTL_EXIT_OK)
+                return code;
         return deletion_exit_code(result);
 }
 

@@ -905,14 +905,7 @@ int ctl_cmd_runner_create_from_yaml(Ctl *ctl, const CtlArgs *args) {
         }
         if (code != CTL_EXIT_OK)
                 return code;
-        if (ctl->json) {
-                ctl_print_json(ctl, result);
-                return CTL_EXIT_OK;
-        }
-        r = print_runner_with_hint(ctl, result, &hint);
-        if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, args->command, "cannot print the result: %s", strerror(-r));
-        return CTL_EXIT_OK;
+        return ctl_print_result(ctl, args->command, result, print_runner_with_hint, &hint);
 }
 
 /* output_format_fn: an array of strings joined by ", ", or "-". */
@@ -1717,20 +1710,14 @@ static int print_parameters(Ctl *ctl, json_object *result, void *userdata) {
 static int call_print_warn(Ctl *ctl, const char *method, json_object *params, int timeout_ms,
                            ctl_print_fn human, void *userdata) {
         _cleanup_(unref_jsonp) json_object *result = NULL;
-        int code, r;
+        int code;
 
         code = ctl_call_full(ctl, method, params, NULL, 0, timeout_ms, &result, NULL, NULL);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (ctl->json) {
+        if (ctl->json)
                 print_warnings(result);
-                ctl_print_json(ctl, result);
-                return CTL_EXIT_OK;
-        }
-        r = human(ctl, result, userdata);
-        if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, method, "cannot print the result: %s", strerror(-r));
-        return CTL_EXIT_OK;
+        return ctl_print_result(ctl, method, result, human, userdata);
 }
 
 /* set-parameters and update-parameters. */
@@ -2508,6 +2495,18 @@ static void print_load_next(Ctl *ctl, json_object *st) {
         }
 }
 
+/* Prints a loaded runner's status and what to do next with it. */
+static int print_loaded(Ctl *ctl, json_object *result, void *userdata) {
+        int r;
+
+        (void) userdata;
+        r = print_runner_status(result);
+        if (r < 0)
+                return r;
+        print_load_next(ctl, result);
+        return 0;
+}
+
 /* "avatarctl runs load NAME|ID": a run into a new runner, by its id (a UUID:
  * manager.create_runner_from_id) or by display name (manager.create_runner_from_name, the
  * most recent run of that name). */
@@ -2516,7 +2515,7 @@ int ctl_cmd_runs_load(Ctl *ctl, const CtlArgs *args) {
         const char *arg = args->pos[0];
         bool by_id = ctl_is_uuid(arg);
         const char *method = by_id ? "manager.create_runner_from_id" : "manager.create_runner_from_name";
-        int code, r;
+        int code;
 
         if (isempty(arg))
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the display name is empty");
@@ -2526,16 +2525,9 @@ int ctl_cmd_runs_load(Ctl *ctl, const CtlArgs *args) {
         code = ctl_call(ctl, method, params, NULL, 0, &result);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (ctl->json) {
+        if (ctl->json)
                 print_warnings(result);
-                ctl_print_json(ctl, result);
-                return CTL_EXIT_OK;
-        }
-        r = print_runner_status(result);
-        if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, method, "cannot print the result: %s", strerror(-r));
-        print_load_next(ctl, result);
-        return CTL_EXIT_OK;
+        return ctl_print_result(ctl, method, result, print_loaded, NULL);
 }
 
 /* ---- watch -------------------------------------------------------------------------- */

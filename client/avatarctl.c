@@ -1472,38 +1472,52 @@ void ctl_print_json(const Ctl *ctl, json_object *o) {
         (void) puts(s ? s : "null");
 }
 
-/* Calls a method and prints its result as JSON or for humans. */
-int ctl_call_and_print(Ctl *ctl, const char *method, json_object *params, ctl_print_fn human,
-                       void *userdata) {
-        _cleanup_(unref_jsonp) json_object *result = NULL;
-        int code, r;
+/* Prints a result as JSON or for humans. */
+int ctl_print_result(Ctl *ctl, const char *what, json_object *result, ctl_print_fn human, void *userdata) {
+        int r;
 
-        code = ctl_call(ctl, method, params, NULL, 0, &result);
-        if (code != CTL_EXIT_OK)
-                return code;
         if (ctl->json) {
                 ctl_print_json(ctl, result);
                 return CTL_EXIT_OK;
         }
         r = human ? human(ctl, result, userdata) : output_tree(stdout, result, 0);
         if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, method, "cannot print the result: %s", strerror(-r));
+                return ctl_fail(CTL_EXIT_FAILED, what, "cannot print the result: %s", strerror(-r));
         return CTL_EXIT_OK;
+}
+
+/* Calls a method and prints its result as JSON or for humans. */
+int ctl_call_and_print(Ctl *ctl, const char *method, json_object *params, ctl_print_fn human,
+                       void *userdata) {
+        _cleanup_(unref_jsonp) json_object *result = NULL;
+        int code;
+
+        code = ctl_call(ctl, method, params, NULL, 0, &result);
+        if (code != CTL_EXIT_OK)
+                return code;
+        return ctl_print_result(ctl, method, result, human, userdata);
+}
+
+/* The columns of a table, for print_table(). */
+typedef struct TableColumns {
+        const OutputColumn *cols;
+        size_t n_cols;
+} TableColumns;
+
+/* ctl_print_fn: rows as an aligned table with the TableColumns in userdata. */
+static int print_table(Ctl *ctl, json_object *rows, void *userdata) {
+        const TableColumns *t = userdata;
+
+        (void) ctl;
+        return output_table(stdout, rows, t->cols, t->n_cols);
 }
 
 /* Prints rows as JSON or as an aligned table. */
 int ctl_print_rows(Ctl *ctl, const char *what, json_object *rows, const OutputColumn *cols,
                    size_t n_cols) {
-        int r;
+        TableColumns t = { .cols = cols, .n_cols = n_cols };
 
-        if (ctl->json) {
-                ctl_print_json(ctl, rows);
-                return CTL_EXIT_OK;
-        }
-        r = output_table(stdout, rows, cols, n_cols);
-        if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, what, "cannot print the result: %s", strerror(-r));
-        return CTL_EXIT_OK;
+        return ctl_print_result(ctl, what, rows, print_table, &t);
 }
 
 /* Parses a bounded decimal integer from the command line. */

@@ -267,9 +267,13 @@ int ctl_call_full(Ctl *ctl, const char *method, json_object *params, const int *
 /* Prints a result for humans; returns 0 or a negative errno (reported by the caller). */
 typedef int (*ctl_print_fn)(Ctl *ctl, json_object *result, void *userdata);
 
+/* Prints a result (borrowed) as JSON in JSON mode, else with `human` (NULL: as a "Key: value"
+ * tree); when `human` fails, prints "avatarctl: WHAT: cannot print the result: ...". Returns
+ * the exit code. */
+int ctl_print_result(Ctl *ctl, const char *what, json_object *result, ctl_print_fn human, void *userdata);
+
 /* The common shape of a command: calls `method` with `params` (borrowed; NULL = none), then
- * prints the result as JSON in JSON mode, else with `human` (NULL: as a "Key: value" tree).
- * Returns the exit code. */
+ * prints the result as ctl_print_result() does. Returns the exit code. */
 int ctl_call_and_print(Ctl *ctl, const char *method, json_object *params, ctl_print_fn human,
                        void *userdata);
 
