@@ -1566,16 +1566,33 @@ typedef struct ResultsFetch ResultsFetch;
 typedef void (*results_fetch_cb)(Op *op, const ApiError *err);
 
 /* Fetches the missing GET /results of the finished jobs of a runner (all, or one), one after
- * the other, then calls back. The results are stored in the runner. */
+ * the other, then calls back. The results are stored in the runner, which is saved once when
+ * the fetch ends (or its Op goes, see results_fetch_flush()). */
 struct ResultsFetch {
         Runner *runner;
         const char *only;        /* one parameters name, or NULL */
         size_t next;
         results_fetch_cb cb;
         Op *op;
+        bool dirty;              /* results were stored since the last save */
 };
 
 static void results_fetch_next(ResultsFetch *f);
+
+/* Saves the runner if the fetch stored results in it. For the cleanup of an Op that may go
+ * in the middle of a fetch; NULL-runner safe (a fetch never started). */
+static void results_fetch_flush(ResultsFetch *f) {
+        if (!f->dirty)
+                return;
+        f->dirty = false;
+        (void) runner_save(f->runner);
+}
+
+/* Ends the fetch: saves what it stored, then calls back with the outcome. */
+static void results_fetch_end(ResultsFetch *f, const ApiError *err) {
+        results_fetch_flush(f);
+        f->cb(f->op, err);
+}
 
 /* One job's results arrived. */
 static void on_results_fetched(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
@@ -1588,15 +1605,15 @@ static void on_results_fetched(json_object *value, double age_s, bool stale, con
         if (err) {
                 if (err->status == 404 && err->server_message && strcasestr(err->server_message, "Results file for job")) {
                         j->results_missing = true;
-                        (void) runner_save(f->runner);
+                        f->dirty = true;
                 } else {
-                        f->cb(f->op, err);
+                        results_fetch_end(f, err);
                         return;
                 }
         } else {
                 json_object_put(j->results);
                 j->results = json_copy(value);
-                (void) runner_save(f->runner);
+                f->dirty = true;
         }
         f->next++;
         results_fetch_next(f);
@@ -1618,7 +1635,7 @@ static void results_fetch_next(ResultsFetch *f) {
                 if (!esc || asprintf(&path, "/results/%s", esc) < 0 || asprintf(&key, "GET %s", path) < 0) {
                         ApiError e = { .code = RPC_INTERNAL_ERROR, .retry_after_ms = -1 };
 
-                        f->cb(f->op, &e);
+                        results_fetch_end(f, &e);
                         return;
                 }
                 read = op_read_of(f->op->server, key, path, "GET /results/{job}", 0);
@@ -1626,11 +1643,11 @@ static void results_fetch_next(ResultsFetch *f) {
                 if (q < 0) {
                         ApiError e = { .code = RPC_INTERNAL_ERROR, .retry_after_ms = -1 };
 
-                        f->cb(f->op, &e);
+                        results_fetch_end(f, &e);
                 }
                 return;
         }
-        f->cb(f->op, NULL);
+        results_fetch_end(f, NULL);
 }
 
 typedef struct ListResultsOp {
@@ -1639,9 +1656,12 @@ typedef struct ListResultsOp {
         ResultsFetch fetch;
 } ListResultsOp;
 
-/* Releases the runner. */
+/* Saves what the fetch stored and releases the runner. */
 static void list_results_cleanup(Op *op) {
-        runner_unref(((ListResultsOp *) op)->runner);
+        ListResultsOp *l = (ListResultsOp *) op;
+
+        results_fetch_flush(&l->fetch);
+        runner_unref(l->runner);
 }
 
 /* All results are known: reply with the files of each job. */
@@ -1788,6 +1808,7 @@ static void download_cleanup(Op *op) {
         safe_close(d->fd);
         free(d->table);
         free(d->file_name);
+        results_fetch_flush(&d->fetch);
         runner_unref(d->runner);
 }
 
@@ -2194,6 +2215,7 @@ static void advise_cleanup(Op *op) {
         json_object_put(a->urls);
         json_object_put(a->advice);
         free(a->table);
+        results_fetch_flush(&a->fetch);
         if (a->runner) {
                 a->runner->busy = NULL;
                 runner_unref(a->runner);
