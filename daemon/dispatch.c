@@ -394,8 +394,6 @@ static void dispatch_run(Dispatch *d, Call *c, JsonRpcCall *jc) {
                 return;
         }
         e->count++;
-        c->def = e->def;
-        c->doc = e->doc;
         c->log.rpc_method = e->name;
 
         if (s->state == SERVER_DRAINING || s->state == SERVER_STOPPED) {
@@ -460,7 +458,6 @@ static Call *call_new(Dispatch *d, Client *client, Batch *b, JsonRpcCall *jc) {
         c->id = TAKE_PTR(jc->id);
         c->method = TAKE_PTR(jc->method);
         jc->method = c->method; /* borrowed back for dispatch_run */
-        c->start_usec = now_usec();
         c->log = (LogContext){
                 .client_pid = client->pid,
                 .client_uid = client->uid,

@@ -34,7 +34,6 @@ typedef struct Call Call;
 typedef struct Client Client;
 typedef struct Dispatch Dispatch;
 typedef struct OpenRpc OpenRpc;
-typedef struct OpenRpcMethod OpenRpcMethod;
 typedef struct Server Server;
 
 typedef int (*MethodHandler)(Call *c, json_object *params);
@@ -63,18 +62,14 @@ struct Call {
         bool has_id;
         json_object *id;
         char *method;
-        const MethodDef *def;
-        const OpenRpcMethod *doc;
         json_object *params;     /* validated by-name params */
         const int *fds;          /* the message's descriptors; valid during the handler only */
         size_t n_fds;
-        uint64_t start_usec;
         bool finished;
         bool in_handler;
         CallCancelHandler cancel_cb;
         void *cancel_userdata;
         LogContext log;
-        void *userdata;          /* for the handler's own use */
         TAILQ_ENTRY(Call) link;
 };
 
