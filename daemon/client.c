@@ -467,8 +467,6 @@ static void client_process_frames(Client *c) {
                 if (r <= 0)
                         break;
                 handled++;
-                c->server->frames_received++;
-                c->requests++;
                 n_fds = client_collect_fds(c, &f, fds, ELEMENTSOF(fds));
                 r = dispatch_frame(c->server->dispatch, c, f.data, f.len, fds, n_fds);
                 for (size_t i = 0; i < n_fds; i++)

@@ -80,7 +80,6 @@ typedef struct Client {
         bool read_paused;
         bool read_eof;
         bool processing;               /* in client_process_frames(): replies are flushed at its end */
-        uint64_t requests;
 
         TAILQ_ENTRY(Client) link;
 } Client;

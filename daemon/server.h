@@ -97,7 +97,6 @@ struct Server {
         uint64_t connections_rejected;
         uint64_t connections_closed_idle;
         uint64_t connections_closed_protocol;
-        uint64_t frames_received;
         uint64_t bytes_received;
         uint64_t bytes_sent;
         uint64_t reloads;
