@@ -177,8 +177,7 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 log_error("The event loop failed.");
         log_info("Stopped.");
-        r = s->exit_code;
         s = server_free(s);
         event_base_free(base);
-        return r;
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -83,7 +83,6 @@ struct Server {
         ServerState state;
         uint64_t start_usec;           /* CLOCK_MONOTONIC */
         uint64_t start_realtime_usec;
-        int exit_code;
         unsigned max_connections;      /* config value clamped to what RLIMIT_NOFILE allows */
 
         struct event *sig_term, *sig_int, *sig_hup;
