@@ -330,6 +330,7 @@ void server_schedule_trim(Server *s) {
 /* Starts serving. */
 int server_start(Server *s) {
         struct sigaction sa = { .sa_handler = SIG_IGN };
+        uint64_t watchdog_usec;
         int r;
 
         /* CURLOPT_NOSIGNAL stops libcurl from ignoring SIGPIPE for us, and clients vanish */
@@ -353,17 +354,17 @@ int server_start(Server *s) {
             evsignal_add(s->sig_hup, NULL) < 0)
                 return log_oom();
 
-        s->watchdog_usec = notify_watchdog_usec();
-        if (s->watchdog_usec > 0) {
+        watchdog_usec = notify_watchdog_usec();
+        if (watchdog_usec > 0) {
                 struct timeval tv = {
-                        .tv_sec = (time_t) (s->watchdog_usec / 2 / USEC_PER_SEC),
-                        .tv_usec = (suseconds_t) (s->watchdog_usec / 2 % USEC_PER_SEC),
+                        .tv_sec = (time_t) (watchdog_usec / 2 / USEC_PER_SEC),
+                        .tv_usec = (suseconds_t) (watchdog_usec / 2 % USEC_PER_SEC),
                 };
 
                 s->watchdog_timer = event_new(s->base, -1, EV_PERSIST, on_watchdog, s);
                 if (!s->watchdog_timer || event_add(s->watchdog_timer, &tv) < 0)
                         return log_oom();
-                log_debug("Watchdog enabled: pinging every %" PRIu64 " ms.", s->watchdog_usec / 2 / 1000);
+                log_debug("Watchdog enabled: pinging every %" PRIu64 " ms.", watchdog_usec / 2 / 1000);
         }
 
         {

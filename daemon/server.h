@@ -89,7 +89,6 @@ struct Server {
         struct event *watchdog_timer;
         struct event *drain_timer;
         struct event *trim_timer;      /* gives freed heap back after the last client left */
-        uint64_t watchdog_usec;
 
         /* statistics */
         uint64_t connections_accepted;
