@@ -433,6 +433,23 @@ void server_check_drained(Server *s) {
         event_base_loopexit(s->base, NULL);
 }
 
+/* Ends a reload whose configuration was rejected, the current one staying in force: counts
+ * and logs the failure, keeps its description (taken, may be NULL) for daemon.status and
+ * ret_error, and tells systemd the reload is over. Returns -EINVAL. */
+static int server_reload_rejected(Server *s, char *error, char **ret_error) {
+        _cleanup_free_ char *err = error;
+
+        s->reload_failures++;
+        log_error("Configuration rejected, keeping the current one: %s", strna(err));
+        free(s->last_reload_error);
+        s->last_reload_error = err ? strdup(err) : NULL;
+        notify_ready();
+        server_update_status(s);
+        if (ret_error)
+                *ret_error = TAKE_PTR(err);
+        return -EINVAL;
+}
+
 /* Re-reads the configuration. */
 int server_reload(Server *s, char **ret_error) {
         _cleanup_free_ char *err = NULL;
@@ -441,17 +458,8 @@ int server_reload(Server *s, char **ret_error) {
 
         notify_reloading();
         r = server_build_config(&s->options, &n, &err);
-        if (r < 0) {
-                s->reload_failures++;
-                log_error("Configuration rejected, keeping the current one: %s", strna(err));
-                free(s->last_reload_error);
-                s->last_reload_error = err ? strdup(err) : NULL;
-                notify_ready();
-                server_update_status(s);
-                if (ret_error)
-                        *ret_error = TAKE_PTR(err);
-                return -EINVAL;
-        }
+        if (r < 0)
+                return server_reload_rejected(s, TAKE_PTR(err), ret_error);
         {
                 Credential *cred = NULL;
                 const Credential *cur = api_get_credential(s->api);
@@ -460,14 +468,7 @@ int server_reload(Server *s, char **ret_error) {
                 r = server_load_credential(s, n, &cred, &err);
                 if (r < 0) {
                         config_free(n);
-                        s->reload_failures++;
-                        log_error("Configuration rejected, keeping the current one: %s", strna(err));
-                        free(s->last_reload_error);
-                        s->last_reload_error = err ? strdup(err) : NULL;
-                        notify_ready();
-                        if (ret_error)
-                                *ret_error = TAKE_PTR(err);
-                        return -EINVAL;
+                        return server_reload_rejected(s, TAKE_PTR(err), ret_error);
                 }
                 upstream_options_from(n, &uo);
                 r = upstream_set_options(s->upstream, &uo);
