@@ -47,27 +47,12 @@ static const char *const freshness_keys[] = { "stale", "age_s" };
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-/* Reports an allocation failure and returns the exit code for it. */
-static int fail_oom(const char *what) {
-        return ctl_fail(CTL_EXIT_FAILED, what, "%s", strerror(ENOMEM));
-}
-
 /* Overwrites a string member of params in place (a password must not linger in memory). */
 static void erase_string_member(json_object *params, const char *key) {
         json_object *v = ctl_member(params, key);
 
         if (json_object_is_type(v, json_type_string))
                 explicit_bzero((char *) json_object_get_string(v), (size_t) json_object_get_string_len(v));
-}
-
-/* True when key is one of the n strings of `set`. */
-static bool in_set(const char *key, const char *const *set, size_t n) {
-        size_t i;
-
-        for (i = 0; i < n; i++)
-                if (streq(key, set[i]))
-                        return true;
-        return false;
 }
 
 /* A shallow copy of an object without the members in `skip`, in *ret. Returns 0 or
@@ -79,7 +64,7 @@ static int copy_without(json_object *o, const char *const *skip, size_t n_skip, 
                 return -ENOMEM;
         if (json_object_is_type(o, json_type_object)) {
                 json_object_object_foreach(o, key, v) {
-                        if (in_set(key, skip, n_skip))
+                        if (ctl_in_set(key, skip, n_skip))
                                 continue;
                         if (json_object_object_add(c, key, json_object_get(v)) < 0) {
                                 json_object_put(v);
@@ -146,7 +131,7 @@ static int print_fields(json_object *o, const Field *fields, size_t n_fields,
                 (void) v0;
                 for (i = 0; i < n_fields && !listed; i++)
                         listed = streq(fields[i].key, k0);
-                if (!listed && !in_set(k0, skip, n_skip))
+                if (!listed && !ctl_in_set(k0, skip, n_skip))
                         width = MAX(width, output_width(k0) + 1);
         }
 
@@ -173,7 +158,7 @@ static int print_fields(json_object *o, const Field *fields, size_t n_fields,
 
                 for (i = 0; i < n_fields && !listed; i++)
                         listed = streq(fields[i].key, key);
-                if (listed || in_set(key, skip, n_skip))
+                if (listed || ctl_in_set(key, skip, n_skip))
                         continue;
                 label = output_humanize_key(key);
                 if (!label || asprintf(&colon, "%s:", label) < 0)
@@ -273,7 +258,7 @@ int ctl_cmd_compat(Ctl *ctl, const CtlArgs *args) {
         if (ctl_opt_given(args, CTL_OPT_REFRESH)) {
                 params = json_object_new_object();
                 if (!params || ctl_add_member(params, "refresh", json_object_new_boolean(true)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         return ctl_call_and_print(ctl, "manager.verify_compatibility", params, print_compat, NULL);
 }
@@ -297,7 +282,7 @@ int ctl_cmd_login(Ctl *ctl, const CtlArgs *args) {
         if (!params || ctl_add_member(params, "username", json_object_new_string(username)) < 0 ||
             ctl_add_member(params, "password", json_object_new_string(password)) < 0) {
                 erase_string_member(params, "password");
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         }
         code = ctl_call(ctl, "manager.authenticate", params, NULL, 0, &result);
         erase_string_member(params, "password");
@@ -348,7 +333,7 @@ int ctl_cmd_password_forgot(Ctl *ctl, const CtlArgs *args) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the email address is empty");
         params = json_object_new_object();
         if (!params || ctl_add_member(params, "email", json_object_new_string(email)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.forgotten_password", params, print_forgot,
                                   (void *) email);
 }
@@ -401,7 +386,7 @@ int ctl_cmd_password_reset(Ctl *ctl, const CtlArgs *args) {
             ctl_add_member(params, "token", json_object_new_string(token)) < 0) {
                 erase_string_member(params, "new_password");
                 erase_string_member(params, "new_password_repeated");
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         }
         code = ctl_call_and_print(ctl, "manager.reset_password", params, print_reset, (void *) email);
         erase_string_member(params, "new_password");
@@ -477,7 +462,7 @@ int ctl_cmd_apikey_create(Ctl *ctl, const CtlArgs *args) {
             ctl_add_member(params, "expiration_days", json_object_new_int64(days)) < 0 ||
             (ctl_opt_given(args, CTL_OPT_STORE) &&
              ctl_add_member(params, "store", json_object_new_boolean(true)) < 0))
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.create_api_key", params, print_key_created, NULL);
 }
 
@@ -529,7 +514,7 @@ int ctl_cmd_apikey_revoke(Ctl *ctl, const CtlArgs *args) {
                                 "expected an API key id (a UUID, see avatarctl apikey list), got '%s'", id);
         params = json_object_new_object();
         if (!params || ctl_add_member(params, "api_key_id", json_object_new_string(id)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.revoke_api_key", params, print_key_revoked, (void *) id);
 }
 
@@ -585,16 +570,16 @@ static int print_jobs(Ctl *ctl, json_object *result, void *userdata) {
 /* Adds a --kind value to the array of kinds, once. Returns CTL_EXIT_OK or the exit code. */
 static int add_kind(json_object *kinds, const char *kind) {
         size_t i;
+        int code;
 
-        if (!in_set(kind, job_kinds, ELEMENTSOF(job_kinds)))
-                return ctl_fail(CTL_EXIT_USAGE, "jobs",
-                                "--kind: expected standard, privacy_metrics, signal_metrics, report or advice, got '%s'",
-                                kind);
+        code = ctl_check_choice("jobs", "--kind", kind, job_kinds, ELEMENTSOF(job_kinds));
+        if (code != CTL_EXIT_OK)
+                return code;
         for (i = 0; i < json_object_array_length(kinds); i++)
                 if (streq(json_object_get_string(json_object_array_get_idx(kinds, i)), kind))
                         return CTL_EXIT_OK;
         if (json_object_array_add(kinds, json_object_new_string(kind)) < 0)
-                return fail_oom("jobs");
+                return ctl_fail_oom("jobs");
         return CTL_EXIT_OK;
 }
 
@@ -604,14 +589,13 @@ static int jobs_filter_params(const CtlArgs *args, json_object **ret) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *kinds = NULL;
         const char *name = ctl_opt(args, CTL_OPT_NAME), *set = ctl_opt(args, CTL_OPT_SET),
                    *limit = ctl_opt(args, CTL_OPT_LIMIT);
-        long long n;
         size_t i;
         int code;
 
         params = json_object_new_object();
         kinds = json_object_new_array();
         if (!params || !kinds)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         for (i = 0; i < args->n_opts; i++)
                 if (args->opts[i].id == CTL_OPT_KIND) {
                         code = add_kind(kinds, args->opts[i].arg);
@@ -627,21 +611,17 @@ static int jobs_filter_params(const CtlArgs *args, json_object **ret) {
                                 set);
 
         if (json_object_array_length(kinds) > 0 && ctl_add_member(params, "kind", TAKE_PTR(kinds)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if (name && ctl_add_member(params, "display_name", json_object_new_string(name)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if (set && ctl_add_member(params, "set_name", json_object_new_string(set)) < 0)
-                return fail_oom(args->command);
-        if (limit) {
-                code = ctl_parse_int("--limit", limit, 1, JOBS_COUNT_MAX, &n);
-                if (code != CTL_EXIT_OK)
-                        return code;
-                if (ctl_add_member(params, "limit", json_object_new_int64(n)) < 0)
-                        return fail_oom(args->command);
-        }
+                return ctl_fail_oom(args->command);
+        code = ctl_add_int_param(args, params, "--limit", limit, "limit", 1, JOBS_COUNT_MAX);
+        if (code != CTL_EXIT_OK)
+                return code;
         if (ctl_opt_given(args, CTL_OPT_INCLUDE_DELETED) &&
             ctl_add_member(params, "include_deleted", json_object_new_boolean(true)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
 
         *ret = json_object_object_length(params) > 0 ? TAKE_PTR(params) : NULL;
         return CTL_EXIT_OK;
@@ -651,7 +631,6 @@ static int jobs_filter_params(const CtlArgs *args, json_object **ret) {
 int ctl_cmd_jobs(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL;
         const char *last = ctl_opt(args, CTL_OPT_LAST);
-        long long n;
         int code;
 
         if (!last) {
@@ -666,12 +645,12 @@ int ctl_cmd_jobs(Ctl *ctl, const CtlArgs *args) {
             ctl_opt_given(args, CTL_OPT_INCLUDE_DELETED))
                 return ctl_fail(CTL_EXIT_USAGE, args->command,
                                 "--last takes no filter (--kind, --name, --set, --limit, --include-deleted)");
-        code = ctl_parse_int("--last", last, 1, JOBS_COUNT_MAX, &n);
+        params = json_object_new_object();
+        if (!params)
+                return ctl_fail_oom(args->command);
+        code = ctl_add_int_param(args, params, "--last", last, "count", 1, JOBS_COUNT_MAX);
         if (code != CTL_EXIT_OK)
                 return code;
-        params = json_object_new_object();
-        if (!params || ctl_add_member(params, "count", json_object_new_int64(n)) < 0)
-                return fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.get_last_jobs", params, print_jobs, NULL);
 }
 
@@ -711,7 +690,7 @@ int ctl_cmd_job(Ctl *ctl, const CtlArgs *args) {
                                 JOB_NAME_MAX);
         params = json_object_new_object();
         if (!params || ctl_add_member(params, "name", json_object_new_string(name)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.get_job", params, print_job, NULL);
 }
 
@@ -785,16 +764,15 @@ static int print_results(Ctl *ctl, json_object *result, void *userdata) {
 int ctl_cmd_results(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL;
         const char *last = ctl_opt(args, CTL_OPT_LAST);
-        long long n;
         int code;
 
         if (last) {
-                code = ctl_parse_int("--last", last, 1, RESULTS_COUNT_MAX, &n);
+                params = json_object_new_object();
+                if (!params)
+                        return ctl_fail_oom(args->command);
+                code = ctl_add_int_param(args, params, "--last", last, "count", 1, RESULTS_COUNT_MAX);
                 if (code != CTL_EXIT_OK)
                         return code;
-                params = json_object_new_object();
-                if (!params || ctl_add_member(params, "count", json_object_new_int64(n)) < 0)
-                        return fail_oom(args->command);
         }
         return ctl_call_and_print(ctl, "manager.get_last_results", params, print_results, NULL);
 }
@@ -891,7 +869,7 @@ int ctl_cmd_runs_find(Ctl *ctl, const CtlArgs *args) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the display name is empty");
         params = json_object_new_object();
         if (!params || ctl_add_member(params, "set_name", json_object_new_string(name)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         return ctl_call_and_print(ctl, "manager.find_ids_by_name", params, print_runs, (void *) name);
 }
 
@@ -1001,7 +979,7 @@ int ctl_cmd_runs_delete(Ctl *ctl, const CtlArgs *args) {
 
         params = json_object_new_object();
         if (!params || ctl_add_member(params, id ? "id" : "name", json_object_new_string(id ?: name)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         method = id ? "manager.delete_job_by_id" : "manager.delete_job";
         code = ctl_call(ctl, method, params, NULL, 0, &result);
         if (code != CTL_EXIT_OK)
@@ -1035,7 +1013,7 @@ static int add_names_from_stdin(const char *what, json_object *names) {
                 if (l == 0)
                         continue;
                 if (json_object_array_add(names, json_object_new_string(line)) < 0)
-                        return fail_oom(what);
+                        return ctl_fail_oom(what);
         }
         return CTL_EXIT_OK;
 }
@@ -1186,7 +1164,7 @@ static int delete_jobs_chunked(Ctl *ctl, json_object *names, json_object **ret, 
 
 oom:
         json_object_put(merged);
-        return fail_oom("manager.delete_jobs");
+        return ctl_fail_oom("manager.delete_jobs");
 }
 
 /* "avatarctl jobs delete NAME...|-": manager.delete_jobs. */
@@ -1198,7 +1176,7 @@ int ctl_cmd_jobs_delete(Ctl *ctl, const CtlArgs *args) {
 
         names = json_object_new_array();
         if (!names)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         for (i = 0; i < (size_t) args->n_pos; i++) {
                 if (streq(args->pos[i], "-")) {
                         if (stdin_read)
@@ -1208,7 +1186,7 @@ int ctl_cmd_jobs_delete(Ctl *ctl, const CtlArgs *args) {
                         if (code != CTL_EXIT_OK)
                                 return code;
                 } else if (json_object_array_add(names, json_object_new_string(args->pos[i])) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
 
         n = json_object_array_length(names);

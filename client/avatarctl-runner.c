@@ -125,49 +125,6 @@ static const char *const avatarize_results[] = {
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-/* Reports an allocation failure and returns the exit code for it. */
-static int fail_oom(const char *what) {
-        return ctl_fail(CTL_EXIT_FAILED, what, "%s", strerror(ENOMEM));
-}
-
-/* True when s is one of the n strings of set. */
-static bool in_set(const char *s, const char *const *set, size_t n) {
-        size_t i;
-
-        for (i = 0; s && i < n; i++)
-                if (streq(s, set[i]))
-                        return true;
-        return false;
-}
-
-/* Writes "a, b or c" for a usage message into a new string (NULL on OOM). */
-static char *join_choices(const char *const *set, size_t n) {
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0, i;
-        FILE *f;
-
-        f = open_memstream(&text, &len);
-        if (!f)
-                return NULL;
-        for (i = 0; i < n; i++)
-                (void) fprintf(f, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", set[i]);
-        if (fclose(f) != 0)
-                return NULL;
-        return TAKE_PTR(text);
-}
-
-/* Checks that value is one of set. Returns CTL_EXIT_OK or prints "WHAT: expected a, b or
- * c, got 'x'" and returns CTL_EXIT_USAGE. */
-static int check_choice(const char *command, const char *what, const char *value, const char *const *set,
-                        size_t n) {
-        _cleanup_free_ char *choices = NULL;
-
-        if (in_set(value, set, n))
-                return CTL_EXIT_OK;
-        choices = join_choices(set, n);
-        return ctl_fail(CTL_EXIT_USAGE, command, "%s: expected %s, got '%s'", what, choices ?: "?", value ?: "");
-}
-
 /* Checks a runner id argument. */
 static int check_runner_id(const char *command, const char *id) {
         if (ctl_is_uuid(id))
@@ -194,7 +151,7 @@ static int runner_params(const char *command, const char *id, json_object **ret)
         p = json_object_new_object();
         if (!p || ctl_add_member(p, "runner_id", json_object_new_string(id)) < 0) {
                 json_object_put(p);
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         }
         *ret = p;
         return CTL_EXIT_OK;
@@ -211,21 +168,21 @@ static int add_list_values(const char *command, const char *what, const char *va
         int code;
 
         if (!copy)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         for (p = copy; (item = strsep(&p, ","));) {
                 bool seen = false;
 
                 if (isempty(item))
                         return ctl_fail(CTL_EXIT_USAGE, command, "%s: empty item in '%s'", what, value);
                 if (set) {
-                        code = check_choice(command, what, item, set, n_set);
+                        code = ctl_check_choice(command, what, item, set, n_set);
                         if (code != CTL_EXIT_OK)
                                 return code;
                 }
                 for (i = 0; i < json_object_array_length(list) && !seen; i++)
                         seen = streq(json_object_get_string(json_object_array_get_idx(list, i)), item);
                 if (!seen && json_object_array_add(list, json_object_new_string(item)) < 0)
-                        return fail_oom(command);
+                        return ctl_fail_oom(command);
         }
         return CTL_EXIT_OK;
 }
@@ -243,7 +200,7 @@ static int collect_list(const CtlArgs *args, int id, const char *what, const cha
                 return CTL_EXIT_OK;
         list = json_object_new_array();
         if (!list)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         for (i = 0; i < args->n_opts; i++) {
                 if (args->opts[i].id != id)
                         continue;
@@ -767,22 +724,6 @@ static bool level_matches(const char *arg, const char *level) {
         }
 }
 
-/* Parses an integer option (when given) and adds it to params as `key`. Returns an exit code. */
-static int add_int_param(const CtlArgs *args, json_object *params, const char *flag, const char *value,
-                         const char *key, long long min, long long max) {
-        long long n;
-        int code;
-
-        if (!value)
-                return CTL_EXIT_OK;
-        code = ctl_parse_int(flag, value, min, max, &n);
-        if (code != CTL_EXIT_OK)
-                return code;
-        if (ctl_add_member(params, key, json_object_new_int64(n)) < 0)
-                return fail_oom(args->command);
-        return CTL_EXIT_OK;
-}
-
 /* Adds the options of runner create to params. Returns CTL_EXIT_OK or the exit code. */
 static int create_options(const CtlArgs *args, json_object *params) {
         static const struct {
@@ -804,10 +745,10 @@ static int create_options(const CtlArgs *args, json_object *params) {
         size_t i;
         int code;
 
-        code = add_int_param(args, params, "--seed", seed, "seed", INT64_MIN, INT64_MAX);
+        code = ctl_add_int_param(args, params, "--seed", seed, "seed", INT64_MIN, INT64_MAX);
         if (code != CTL_EXIT_OK)
                 return code;
-        code = add_int_param(args, params, "--max-distribution-plots", plots, "max_distribution_plots", 0, INT_MAX);
+        code = ctl_add_int_param(args, params, "--max-distribution-plots", plots, "max_distribution_plots", 0, INT_MAX);
         if (code != CTL_EXIT_OK)
                 return code;
         for (i = 0; i < ELEMENTSOF(enums); i++) {
@@ -815,11 +756,11 @@ static int create_options(const CtlArgs *args, json_object *params) {
 
                 if (!v)
                         continue;
-                code = check_choice(args->command, enums[i].what, v, enums[i].set, enums[i].n);
+                code = ctl_check_choice(args->command, enums[i].what, v, enums[i].set, enums[i].n);
                 if (code != CTL_EXIT_OK)
                         return code;
                 if (ctl_add_member(params, enums[i].param, json_object_new_string(v)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         if (level) {
                 const char *match = NULL;
@@ -828,10 +769,10 @@ static int create_options(const CtlArgs *args, json_object *params) {
                         if (level_matches(level, pia_sensitivity_levels[i]))
                                 match = pia_sensitivity_levels[i];
                 if (!match)
-                        return check_choice(args->command, "--pia-sensitivity-level", level, pia_sensitivity_levels,
+                        return ctl_check_choice(args->command, "--pia-sensitivity-level", level, pia_sensitivity_levels,
                                             ELEMENTSOF(pia_sensitivity_levels));
                 if (ctl_add_member(params, "pia_sensitivity_level", json_object_new_string(match)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         return CTL_EXIT_OK;
 }
@@ -850,7 +791,7 @@ int ctl_cmd_runner_create(Ctl *ctl, const CtlArgs *args) {
                 return code;
         params = json_object_new_object();
         if (!params || ctl_add_member(params, "set_name", json_object_new_string(args->pos[0])) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         code = create_options(args, params);
         if (code != CTL_EXIT_OK)
                 return code;
@@ -887,11 +828,11 @@ int ctl_cmd_runner_create_from_yaml(Ctl *ctl, const CtlArgs *args) {
 
         params = json_object_new_object();
         if (!params || ctl_add_member(params, "set_name", json_object_new_string(args->pos[0])) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if (S_ISREG(st.st_mode)) {
                 if (ctl_add_member(params, "fd", json_object_new_object()) < 0 ||
                     ctl_add_member(ctl_member(params, "fd"), "fd", json_object_new_int(0)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
                 code = ctl_call(ctl, "manager.create_runner_from_yaml", params, &fd, 1, &result);
         } else {
                 r = ctl_read_fd(fd, YAML_INLINE_MAX, &text, &len);
@@ -900,7 +841,7 @@ int ctl_cmd_runner_create_from_yaml(Ctl *ctl, const CtlArgs *args) {
                 if (r < 0)
                         return ctl_fail(CTL_EXIT_FAILED, args->command, "cannot read %s: %s", path, strerror(-r));
                 if (ctl_add_member(params, "yaml", json_object_new_string_len(text, (int) len)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
                 code = ctl_call(ctl, "manager.create_runner_from_yaml", params, NULL, 0, &result);
         }
         if (code != CTL_EXIT_OK)
@@ -968,7 +909,7 @@ int ctl_cmd_runner_list(Ctl *ctl, const CtlArgs *args) {
         if (ctl_opt_given(args, CTL_OPT_ALL)) {
                 params = json_object_new_object();
                 if (!params || ctl_add_member(params, "all", json_object_new_boolean(true)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         return ctl_call_and_print(ctl, "runner.list", params, print_runner_list, NULL);
 }
@@ -1020,18 +961,18 @@ static int add_table_options(const CtlArgs *args, json_object *params) {
                 if (isempty(pk))
                         return ctl_fail(CTL_EXIT_USAGE, args->command, "--primary-key: the column name is empty");
                 if (ctl_add_member(params, "primary_key", json_object_new_string(pk)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         code = collect_list(args, CTL_OPT_FOREIGN_KEY, "--foreign-key", NULL, 0, &foreign);
         if (code != CTL_EXIT_OK)
                 return code;
         if (foreign && ctl_add_member(params, "foreign_keys", TAKE_PTR(foreign)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if (time) {
                 if (isempty(time))
                         return ctl_fail(CTL_EXIT_USAGE, args->command, "--time: the column name is empty");
                 if (ctl_add_member(params, "time_series_time", json_object_new_string(time)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         for (i = 0; i < args->n_opts; i++) {
                 const char *arg = args->opts[i].arg, *eq;
@@ -1042,20 +983,20 @@ static int add_table_options(const CtlArgs *args, json_object *params) {
                 eq = strrchr(arg, '=');
                 if (!eq || eq == arg)
                         return ctl_fail(CTL_EXIT_USAGE, args->command, "--type: expected COLUMN=TYPE, got '%s'", arg);
-                code = check_choice(args->command, "--type", eq + 1, column_types, ELEMENTSOF(column_types));
+                code = ctl_check_choice(args->command, "--type", eq + 1, column_types, ELEMENTSOF(column_types));
                 if (code != CTL_EXIT_OK)
                         return code;
                 col = strndup(arg, (size_t) (eq - arg));
                 if (!col || (!types && !(types = json_object_new_object())) ||
                     ctl_add_member(types, col, json_object_new_string(eq + 1)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         if (types && ctl_add_member(params, "types", TAKE_PTR(types)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if ((ctl_opt_given(args, CTL_OPT_INDIVIDUAL_LEVEL) || ctl_opt_given(args, CTL_OPT_NO_INDIVIDUAL_LEVEL)) &&
             ctl_add_member(params, "individual_level",
                            json_object_new_boolean(ctl_opt_given(args, CTL_OPT_INDIVIDUAL_LEVEL))) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         return CTL_EXIT_OK;
 }
 
@@ -1096,7 +1037,7 @@ static int input_file_open(const char *command, const char *path, InputFile *ret
                 in.name = base_name(path);
                 if (!in.name) {
                         input_file_done(&in);
-                        return fail_oom(command);
+                        return ctl_fail_oom(command);
                 }
         }
         if (S_ISDIR(st.st_mode)) {
@@ -1125,7 +1066,7 @@ static int progress_attach(Ctl *ctl, const char *runner_id, Progress **ret) {
                 return CTL_EXIT_OK;
         if (progress_new(stderr, mode, &p) < 0 || progress_set_runner(p, runner_id) < 0) {
                 progress_free(p);
-                return fail_oom("progress");
+                return ctl_fail_oom("progress");
         }
         avatar_client_set_notification_callback(ctl->client, progress_on_notification, p);
         *ret = p;
@@ -1153,16 +1094,16 @@ static int upload_table(Ctl *ctl, const char *command, json_object *params, cons
         fdref = json_object_new_object();
         if (!fdref || ctl_add_member(fdref, "fd", json_object_new_int(0)) < 0 ||
             ctl_add_member(params, "data", fdref) < 0)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         if (file_name && ctl_add_member(params, "file_name", json_object_new_string(file_name)) < 0)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         if (avatar) {
                 fdref = json_object_new_object();
                 if (!fdref || ctl_add_member(fdref, "fd", json_object_new_int(1)) < 0 ||
                     ctl_add_member(params, "avatar_data", fdref) < 0)
-                        return fail_oom(command);
+                        return ctl_fail_oom(command);
                 if (avatar->name && ctl_add_member(params, "avatar_file_name", json_object_new_string(avatar->name)) < 0)
-                        return fail_oom(command);
+                        return ctl_fail_oom(command);
         }
 
         progress_upload_begin(p, file_name ?: in->path, in->size);
@@ -1236,7 +1177,7 @@ int ctl_cmd_runner_add_table(Ctl *ctl, const CtlArgs *args) {
         if (avatar_path && streq(avatar_path, "-") && streq(args->pos[2], "-"))
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "stdin can hold the table or the avatars, not both");
         if (ctl_add_member(params, "table_name", json_object_new_string(args->pos[1])) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         code = add_table_options(args, params);
         if (code != CTL_EXIT_OK)
                 return code;
@@ -1281,7 +1222,7 @@ static int split_table_field(const char *command, const char *arg, char **ret_ta
         if (!t || !f) {
                 free(t);
                 free(f);
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         }
         *ret_table = t;
         *ret_field = f;
@@ -1315,7 +1256,7 @@ int ctl_cmd_runner_add_link(Ctl *ctl, const CtlArgs *args) {
         if (code != CTL_EXIT_OK)
                 return code;
         if (method) {
-                code = check_choice(args->command, "--method", method, link_methods, ELEMENTSOF(link_methods));
+                code = ctl_check_choice(args->command, "--method", method, link_methods, ELEMENTSOF(link_methods));
                 if (code != CTL_EXIT_OK)
                         return code;
         }
@@ -1324,10 +1265,10 @@ int ctl_cmd_runner_add_link(Ctl *ctl, const CtlArgs *args) {
             ctl_add_member(params, "child_table_name", json_object_new_string(ct)) < 0 ||
             ctl_add_member(params, "child_field", json_object_new_string(cf)) < 0 ||
             (method && ctl_add_member(params, "method", json_object_new_string(method)) < 0))
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if (asprintf(&text, "%s.%s to %s.%s (%s)", pt, pf, ct, cf, method ?: "linear_sum_assignment") < 0) {
                 text = NULL;
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         }
         return ctl_call_and_print(ctl, "runner.add_link", params, print_linked, text);
 }
@@ -1503,7 +1444,7 @@ static int add_weights(const char *command, const char *what, const char *value,
         char *p, *item;
 
         if (!copy)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         for (p = copy; (item = strsep(&p, ","));) {
                 char *eq = strrchr(item, '=');
                 double w;
@@ -1512,7 +1453,7 @@ static int add_weights(const char *command, const char *what, const char *value,
                         return ctl_fail(CTL_EXIT_USAGE, command, "%s: expected COLUMN=NUMBER[,...], got '%s'", what, value);
                 *eq = '\0';
                 if (ctl_add_member(map, item, json_object_new_double(w)) < 0)
-                        return fail_oom(command);
+                        return ctl_fail_oom(command);
         }
         return CTL_EXIT_OK;
 }
@@ -1558,7 +1499,7 @@ static int apply_param(const char *command, const ParamSpec *s, const char *arg,
                 v = json_object_new_string(arg);
                 break;
         case PARAM_ENUM:
-                code = check_choice(command, what, arg, s->values, s->n_values);
+                code = ctl_check_choice(command, what, arg, s->values, s->n_values);
                 if (code != CTL_EXIT_OK)
                         return code;
                 v = json_object_new_string(arg);
@@ -1567,7 +1508,7 @@ static int apply_param(const char *command, const ParamSpec *s, const char *arg,
                 if (!json_object_is_type(cur, json_type_array)) {
                         v = json_object_new_array();
                         if (!v || ctl_add_member(params, s->name, v) < 0)
-                                return fail_oom(command);
+                                return ctl_fail_oom(command);
                         cur = v;
                 }
                 return add_list_values(command, what, arg, cur, NULL, 0);
@@ -1575,7 +1516,7 @@ static int apply_param(const char *command, const ParamSpec *s, const char *arg,
                 if (!json_object_is_type(cur, json_type_object)) {
                         v = json_object_new_object();
                         if (!v || ctl_add_member(params, s->name, v) < 0)
-                                return fail_oom(command);
+                                return ctl_fail_oom(command);
                         cur = v;
                 }
                 return add_weights(command, what, arg, cur);
@@ -1589,7 +1530,7 @@ static int apply_param(const char *command, const ParamSpec *s, const char *arg,
                 } else if (strchr(arg, '=')) {
                         v = json_object_new_object();
                         if (!v)
-                                return fail_oom(command);
+                                return ctl_fail_oom(command);
                         code = add_weights(command, what, arg, v);
                         if (code != CTL_EXIT_OK) {
                                 json_object_put(v);
@@ -1603,7 +1544,7 @@ static int apply_param(const char *command, const ParamSpec *s, const char *arg,
                 return CTL_EXIT_FAILED;
         }
         if (ctl_add_member(params, s->name, v) < 0)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         return CTL_EXIT_OK;
 }
 
@@ -1621,7 +1562,7 @@ static int parameters_params(const CtlArgs *args, bool update, json_object **ret
         if (json_text) {
                 r = json_parse_strict(json_text, strlen(json_text), 32, &params);
                 if (r == -ENOMEM)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
                 if (r < 0 || !json_object_is_type(params, json_type_object))
                         return ctl_fail(CTL_EXIT_USAGE, args->command, "--json: expected a JSON object of parameters");
                 json_object_object_del(params, "runner_id");
@@ -1629,7 +1570,7 @@ static int parameters_params(const CtlArgs *args, bool update, json_object **ret
         } else {
                 params = json_object_new_object();
                 if (!params)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         for (i = 0; i < args->n_opts; i++) {
                 int id = args->opts[i].id - CTL_OPT_PARAMETER;
@@ -1650,7 +1591,7 @@ static int parameters_params(const CtlArgs *args, bool update, json_object **ret
                         return ctl_fail(CTL_EXIT_USAGE, args->command, "--unset: no parameter named '%s'",
                                         args->opts[i].arg);
                 if (json_object_object_add(params, s->name, NULL) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         if (update && json_object_object_length(params) == 0)
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "nothing to change: give parameter options or --unset NAME");
@@ -1736,10 +1677,10 @@ static int set_or_update(Ctl *ctl, const CtlArgs *args, bool update) {
                 return code;
         /* runner_id and table_name first, as a reader of the request expects. */
         if (ctl_add_member(p, "table_name", json_object_new_string(args->pos[1])) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         json_object_object_foreach(params, key, v)
                 if (json_object_object_add(p, key, json_object_get(v)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         return call_print_warn(ctl, update ? "runner.update_parameters" : "runner.set_parameters", p, ctl->timeout_ms,
                                print_parameters, NULL);
 }
@@ -1800,7 +1741,7 @@ int ctl_cmd_runner_advise(Ctl *ctl, const CtlArgs *args) {
                 if (code != CTL_EXIT_OK)
                         return code;
                 if (ctl_add_member(params, "table_name", json_object_new_string(table)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
         return call_print_warn(ctl, "runner.advise_parameters", params, long_call_timeout(ctl), print_advice, NULL);
 }
@@ -1844,7 +1785,7 @@ int ctl_cmd_runner_run(Ctl *ctl, const CtlArgs *args) {
         if ((jobs && ctl_add_member(params, "jobs", TAKE_PTR(jobs)) < 0) ||
             (ctl_opt_given(args, CTL_OPT_IGNORE_WARNINGS) &&
              ctl_add_member(params, "ignore_warnings", json_object_new_boolean(true)) < 0))
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         return call_print_warn(ctl, "runner.run", params, long_call_timeout(ctl), print_run, args->pos[0]);
 }
 
@@ -1864,7 +1805,7 @@ int ctl_cmd_runner_status(Ctl *ctl, const CtlArgs *args) {
         if (code != CTL_EXIT_OK)
                 return code;
         if (ctl_opt_given(args, CTL_OPT_REFRESH) && ctl_add_member(params, "refresh", json_object_new_boolean(true)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         return ctl_call_and_print(ctl, "runner.get_status", params, print_status, NULL);
 }
 
@@ -1888,7 +1829,7 @@ static int wait_runner(Ctl *ctl, const char *runner_id, const char *set_name, js
                 return code;
         if ((jobs && ctl_add_member(params, "jobs", json_object_get(jobs)) < 0) ||
             ctl_add_member(params, "timeout_s", json_object_new_double(timeout_s)) < 0)
-                return fail_oom("runner.wait");
+                return ctl_fail_oom("runner.wait");
         if (!p) {
                 code = progress_attach(ctl, runner_id, &own);
                 if (code != CTL_EXIT_OK)
@@ -1956,7 +1897,7 @@ int ctl_cmd_runner_wait(Ctl *ctl, const CtlArgs *args) {
         if (ctl->json)
                 ctl_print_json(ctl, result);
         else if (print_jobs_table(ctl_member(result, "jobs")) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if (wait_timed_out(result)) {
                 report_wait_timeout(ctl, args->pos[0], timeout_s);
                 return CTL_EXIT_TIMEOUT;
@@ -2128,7 +2069,7 @@ static int download_into(Ctl *ctl, json_object *params, int fd, const char *show
         fdref = json_object_new_object();
         if (!fdref || ctl_add_member(fdref, "fd", json_object_new_int(0)) < 0 ||
             ctl_add_member(params, "fd", fdref) < 0)
-                return fail_oom("runner.download");
+                return ctl_fail_oom("runner.download");
         progress_download_begin(p, ctl_member_string(params, "result"), shown);
         code = ctl_call_full(ctl, "runner.download", params, &fd, 1, long_call_timeout(ctl), &result, NULL, NULL);
         if (code != CTL_EXIT_OK)
@@ -2190,7 +2131,7 @@ static int save_inline(Ctl *ctl, const char *command, json_object *result, const
         json_object_object_del(result, "data");
         json_object_object_del(result, "encoding");
         if (ctl_add_member(result, "path", json_object_new_string(path)) < 0)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         if (ctl->json) {
                 ctl_print_json(ctl, result);
                 return CTL_EXIT_OK;
@@ -2226,7 +2167,7 @@ static int download_to_file(Ctl *ctl, const char *command, json_object *params, 
                 return code;
         }
         if (ctl_add_member(*ret_result, "path", json_object_new_string(path)) < 0)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         return CTL_EXIT_OK;
 }
 
@@ -2245,7 +2186,7 @@ static int download_to_server_name(Ctl *ctl, const char *command, json_object *p
                 return code;
         r = listed_file_name(listing, params, &name);
         if (r == -ENOMEM)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         if (r < 0 || !file_name_is_safe(name))
                 return ctl_fail(CTL_EXIT_NOT_FOUND, command, "no file name for this result; give one with -o FILE");
         code = download_to_file(ctl, command, params, name, force, &result);
@@ -2293,7 +2234,7 @@ static int download_inline(Ctl *ctl, const char *command, json_object *params, b
         }
         r = base64_decode(data, strlen(data), &bin, &len);
         if (r == -ENOMEM)
-                return fail_oom(command);
+                return ctl_fail_oom(command);
         if (r < 0)
                 return ctl_fail(CTL_EXIT_FAILED, command, "the daemon sent invalid base64");
         if (!file_name_is_safe(name))
@@ -2320,18 +2261,18 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
 
                 for (i = 0; i < ELEMENTSOF(result_kinds); i++)
                         names[i] = result_kinds[i].result;
-                return check_choice(args->command, "RESULT", result_name, names, ELEMENTSOF(names));
+                return ctl_check_choice(args->command, "RESULT", result_name, names, ELEMENTSOF(names));
         }
         if (ctl_add_member(params, "result", json_object_new_string(result_name)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if (table) {
                 code = check_name(args->command, "--table", table, TABLE_NAME_MAX);
                 if (code != CTL_EXIT_OK)
                         return code;
                 if (ctl_add_member(params, "table", json_object_new_string(table)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         }
-        code = add_int_param(args, params, "--index", index, "index", 0, INT_MAX);
+        code = ctl_add_int_param(args, params, "--index", index, "index", 0, INT_MAX);
         if (code != CTL_EXIT_OK)
                 return code;
         if (out && isempty(out))
@@ -2412,7 +2353,7 @@ int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args) {
         json_object_object_del(result, "yaml");
         if (ctl_add_member(result, "path", json_object_new_string(out)) < 0 ||
             ctl_add_member(result, "bytes", json_object_new_int64((int64_t) len)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         if (ctl->json)
                 ctl_print_json(ctl, result);
         else {
@@ -2435,7 +2376,7 @@ int ctl_cmd_runner_delete(Ctl *ctl, const CtlArgs *args) {
         if (code != CTL_EXIT_OK)
                 return code;
         if (jobs && ctl_add_member(params, "jobs", TAKE_PTR(jobs)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         code = ctl_call(ctl, "runner.delete", params, NULL, 0, &result);
         if (code != CTL_EXIT_OK)
                 return code;
@@ -2521,7 +2462,7 @@ int ctl_cmd_runs_load(Ctl *ctl, const CtlArgs *args) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the display name is empty");
         params = json_object_new_object();
         if (!params || ctl_add_member(params, by_id ? "set_name" : "display_name", json_object_new_string(arg)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
         code = ctl_call(ctl, method, params, NULL, 0, &result);
         if (code != CTL_EXIT_OK)
                 return code;
@@ -2595,7 +2536,7 @@ static bool any_job_failed(json_object *jobs) {
         size_t i;
 
         for (i = 0; i < json_array_len(jobs); i++)
-                if (in_set(ctl_member_string(json_object_array_get_idx(jobs, i), "status"), failed_statuses,
+                if (ctl_in_set(ctl_member_string(json_object_array_get_idx(jobs, i), "status"), failed_statuses,
                            ELEMENTSOF(failed_statuses)))
                         return true;
         return false;
@@ -2641,7 +2582,7 @@ int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
         if (!params || ctl_add_member(params, set ? "set_name" : "runner_id", json_object_new_string(set ?: runner)) < 0 ||
             (jobs && ctl_add_member(params, "jobs", TAKE_PTR(jobs)) < 0) ||
             ctl_add_member(params, "timeout_s", json_object_new_double(timeout_s)) < 0)
-                return fail_oom(args->command);
+                return ctl_fail_oom(args->command);
 
         code = ctl_connect(ctl);
         if (code != CTL_EXIT_OK)
@@ -2659,7 +2600,7 @@ int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
         else if (json_array_len(ctl_member(result, "jobs")) > 0) {
                 (void) puts(json_object_get_boolean(ctl_member(result, "done")) ? "\nAll jobs are done:" : "\nThe jobs now:");
                 if (output_table(stdout, ctl_member(result, "jobs"), cols, ELEMENTSOF(cols)) < 0)
-                        return fail_oom(args->command);
+                        return ctl_fail_oom(args->command);
         } else
                 (void) puts("No jobs to watch.");
         if (!json_object_get_boolean(ctl_member(result, "done"))) {
@@ -2740,7 +2681,7 @@ static bool avatarize_wants(const Avatarize *a, const char *result) {
         const ResultKind *kind = result_kind_named(result);
         size_t i;
 
-        if (!kind || !in_set(result, avatarize_results, ELEMENTSOF(avatarize_results)))
+        if (!kind || !ctl_in_set(result, avatarize_results, ELEMENTSOF(avatarize_results)))
                 return false;
         if (!a->jobs_param)
                 return true;
@@ -2797,7 +2738,7 @@ static int avatarize_parse(Avatarize *a, const CtlArgs *args) {
         if (!streq(file, "-")) {
                 stem = base_name(file);
                 if (!stem)
-                        return fail_oom(a->command);
+                        return ctl_fail_oom(a->command);
                 strip_extension(stem);
                 if (isempty(stem))
                         return ctl_fail(CTL_EXIT_USAGE, a->command, "cannot name a table after '%s': give --name", file);
@@ -2805,7 +2746,7 @@ static int avatarize_parse(Avatarize *a, const CtlArgs *args) {
         a->name = strdup(name ?: stem);
         a->table = strdup(table ?: stem ?: name);
         if (!a->name || !a->table)
-                return fail_oom(a->command);
+                return ctl_fail_oom(a->command);
         code = check_name(a->command, "--name", a->name, SET_NAME_MAX);
         if (code != CTL_EXIT_OK)
                 return code;
@@ -2839,7 +2780,7 @@ static int avatarize_parse(Avatarize *a, const CtlArgs *args) {
                                 *c = '_';
         }
         if (!a->dir)
-                return fail_oom(a->command);
+                return ctl_fail_oom(a->command);
         return input_file_open(a->command, file, &a->in);
 }
 
@@ -2866,7 +2807,7 @@ static int avatarize_check_output(Avatarize *a) {
                 fn = fallback_name(a, avatarize_results[i]);
                 path = fn ? path_join(a->dir, fn) : NULL;
                 if (!path)
-                        return fail_oom(a->command);
+                        return ctl_fail_oom(a->command);
                 if (access(path, F_OK) == 0)
                         return fail_output(a->command, path, -EEXIST);
         }
@@ -2916,7 +2857,7 @@ static int avatarize_start(Avatarize *a) {
 
         params = json_object_new_object();
         if (!params || ctl_add_member(params, "set_name", json_object_new_string(a->name)) < 0)
-                return fail_oom(a->command);
+                return ctl_fail_oom(a->command);
         code = avatarize_call(a, "manager.create_runner", params, &result);
         if (code != CTL_EXIT_OK)
                 return code;
@@ -2924,7 +2865,7 @@ static int avatarize_start(Avatarize *a) {
                 return ctl_fail(CTL_EXIT_FAILED, "manager.create_runner", "the daemon returned no runner id");
         a->runner_id = strdup(ctl_member_string(result, "runner_id"));
         if (!a->runner_id || progress_set_runner(a->progress, a->runner_id) < 0)
-                return fail_oom(a->command);
+                return ctl_fail_oom(a->command);
         interrupt_for_run(a->ctl, a->runner_id, NULL, false);
 
         json_object_put(TAKE_PTR(params));
@@ -2933,7 +2874,7 @@ static int avatarize_start(Avatarize *a) {
         if (code != CTL_EXIT_OK)
                 return code;
         if (ctl_add_member(params, "table_name", json_object_new_string(a->table)) < 0)
-                return fail_oom(a->command);
+                return ctl_fail_oom(a->command);
         code = upload_table(a->ctl, a->command, params, &a->in, NULL, a->in.name, a->progress, &result);
         if (code != CTL_EXIT_OK) {
                 avatarize_keep_error(a, "upload_failed", "the table could not be added", NULL);
@@ -2947,7 +2888,7 @@ static int avatarize_start(Avatarize *a) {
                 return code;
         if (ctl_add_member(params, "table_name", json_object_new_string(a->table)) < 0 ||
             ctl_add_member(params, "k", json_object_new_int64(a->k)) < 0)
-                return fail_oom(a->command);
+                return ctl_fail_oom(a->command);
         code = avatarize_call(a, "runner.set_parameters", params, &result);
         if (code != CTL_EXIT_OK)
                 return code;
@@ -2959,7 +2900,7 @@ static int avatarize_start(Avatarize *a) {
         if (code != CTL_EXIT_OK)
                 return code;
         if (a->jobs_param && ctl_add_member(params, "jobs", json_object_get(a->jobs_param)) < 0)
-                return fail_oom(a->command);
+                return ctl_fail_oom(a->command);
         code = avatarize_call(a, "runner.run", params, &result);
         if (code != CTL_EXIT_OK)
                 return code;
@@ -3067,7 +3008,7 @@ static int avatarize_finish(Avatarize *a, int code) {
                 return code;
         o = avatarize_summary(a);
         if (!o)
-                return code == CTL_EXIT_OK ? fail_oom(a->command) : code;
+                return code == CTL_EXIT_OK ? ctl_fail_oom(a->command) : code;
         ctl_print_json(a->ctl, o);
         return code;
 }
@@ -3126,7 +3067,7 @@ static int avatarize_plan(Avatarize *a) {
                 return code;
         r = result_rows(listing, &rows);
         if (r < 0)
-                return fail_oom(a->command);
+                return ctl_fail_oom(a->command);
         /* In avatarize_results' order, whatever the order of the listing. */
         for (i = 0; i < ELEMENTSOF(avatarize_results) * json_object_array_length(rows); i++) {
                 json_object *row = json_object_array_get_idx(rows, i % json_object_array_length(rows));
@@ -3148,7 +3089,7 @@ static int avatarize_plan(Avatarize *a) {
                 f->file_name = file_name_is_safe(fn) ? strdup(fn) : fallback_name(a, result);
                 f->path = f->file_name ? path_join(a->dir, f->file_name) : NULL;
                 if ((kind->per_table && !f->table) || !f->path)
-                        return fail_oom(a->command);
+                        return ctl_fail_oom(a->command);
         }
         for (i = 0; i < ELEMENTSOF(avatarize_results); i++) {
                 bool found = false;
@@ -3202,7 +3143,7 @@ static int avatarize_download(Avatarize *a) {
                 if (ctl_add_member(params, "result", json_object_new_string(f->kind->result)) < 0 ||
                     (f->table && ctl_add_member(params, "table", json_object_new_string(f->table)) < 0) ||
                     (f->index > 0 && ctl_add_member(params, "index", json_object_new_int64(f->index)) < 0))
-                        return fail_oom(a->command);
+                        return ctl_fail_oom(a->command);
                 code = download_into(a->ctl, params, f->fd, f->path, a->progress, &result);
                 f->fd = safe_close(f->fd);
                 if (code != CTL_EXIT_OK) {

@@ -1021,6 +1021,11 @@ int ctl_fail(int code, const char *what, const char *format, ...) {
         return code;
 }
 
+/* Reports an allocation failure and returns the exit code for it. */
+int ctl_fail_oom(const char *what) {
+        return ctl_fail(CTL_EXIT_FAILED, what, "%s", strerror(ENOMEM));
+}
+
 /* The message hook (ctl_set_message_hook()). avatarctl is one thread; file scope is fine. */
 static void (*message_hook)(void *userdata);
 static void *message_hook_userdata;
@@ -1532,6 +1537,59 @@ int ctl_parse_int(const char *what, const char *s, long long min, long long max,
                                 min, max, s);
         *ret = v;
         return CTL_EXIT_OK;
+}
+
+/* Parses an integer option (when given) and adds it to params as `key`. Returns an exit code. */
+int ctl_add_int_param(const CtlArgs *args, json_object *params, const char *flag, const char *value,
+                      const char *key, long long min, long long max) {
+        long long n;
+        int code;
+
+        if (!value)
+                return CTL_EXIT_OK;
+        code = ctl_parse_int(flag, value, min, max, &n);
+        if (code != CTL_EXIT_OK)
+                return code;
+        if (ctl_add_member(params, key, json_object_new_int64(n)) < 0)
+                return ctl_fail_oom(args->command);
+        return CTL_EXIT_OK;
+}
+
+/* True when s is one of the n strings of set. */
+bool ctl_in_set(const char *s, const char *const *set, size_t n) {
+        size_t i;
+
+        for (i = 0; s && i < n; i++)
+                if (streq(s, set[i]))
+                        return true;
+        return false;
+}
+
+/* Writes "a, b or c" for a usage message into a new string (NULL on OOM). */
+static char *join_choices(const char *const *set, size_t n) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0, i;
+        FILE *f;
+
+        f = open_memstream(&text, &len);
+        if (!f)
+                return NULL;
+        for (i = 0; i < n; i++)
+                (void) fprintf(f, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", set[i]);
+        if (fclose(f) != 0)
+                return NULL;
+        return TAKE_PTR(text);
+}
+
+/* Checks that value is one of set. */
+int ctl_check_choice(const char *command, const char *what, const char *value, const char *const *set,
+                     size_t n) {
+        _cleanup_free_ char *choices = NULL;
+
+        if (ctl_in_set(value, set, n))
+                return CTL_EXIT_OK;
+        choices = join_choices(set, n);
+        return ctl_fail(CTL_EXIT_USAGE, command, "%s: expected %s, got '%s'", what, choices ?: "?", value ?: "");
 }
 
 /* Checks the canonical UUID form. */

@@ -287,6 +287,20 @@ int ctl_print_rows(Ctl *ctl, const char *what, json_object *rows, const struct O
  * CTL_EXIT_OK with *ret set, or prints the problem and returns CTL_EXIT_USAGE. */
 int ctl_parse_int(const char *what, const char *s, long long min, long long max, long long *ret);
 
+/* Parses the integer option `flag` when given (`value` not NULL), in [min, max], and adds it to
+ * params as member `key`. Returns CTL_EXIT_OK, or prints the problem ("FLAG: ..." for a bad
+ * value, "COMMAND: ..." when out of memory) and returns the exit code. */
+int ctl_add_int_param(const CtlArgs *args, json_object *params, const char *flag, const char *value,
+                      const char *key, long long min, long long max);
+
+/* True when s (may be NULL) is one of the n strings of set. */
+bool ctl_in_set(const char *s, const char *const *set, size_t n);
+
+/* Checks that value is one of the n strings of set. Returns CTL_EXIT_OK, or prints
+ * "avatarctl: COMMAND: WHAT: expected a, b or c, got 'x'" and returns CTL_EXIT_USAGE. */
+int ctl_check_choice(const char *command, const char *what, const char *value, const char *const *set,
+                     size_t n);
+
 /* True when s is a UUID in its canonical text form (8-4-4-4-12 hex digits, any case). */
 bool ctl_is_uuid(const char *s);
 
@@ -310,6 +324,10 @@ int ctl_exit_code_from_name(const char *name);
 
 /* Prints "avatarctl: WHAT: MESSAGE" (printf-style) on stderr and returns `code`. */
 int ctl_fail(int code, const char *what, const char *format, ...) _printf_(3, 4);
+
+/* Reports an allocation failure ("avatarctl: WHAT: " and the text of ENOMEM) and returns the
+ * exit code for it. */
+int ctl_fail_oom(const char *what);
 
 /* The exit code for a failed call: `r` from avatar_client_call() and, for -EREMOTEIO, the
  * daemon's error. Pure; exposed for the tests. */
