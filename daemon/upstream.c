@@ -61,6 +61,7 @@
 #include <time.h>
 
 #include "build-config.h"
+#include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
 #include "upstream.h"
@@ -238,7 +239,6 @@ static void request_next_attempt(UpstreamRequest *req);
 static void reap_zombies(Upstream *u);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
 /* Frees a string libcurl allocated, for _cleanup_. */
 static void curl_freep(char **p) {

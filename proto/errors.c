@@ -7,6 +7,7 @@
 #include <errno.h>
 
 #include "errors.h"
+#include "jsonrpc.h"
 #include "macro.h"
 
 static const RpcErrorInfo error_table[] = {
@@ -146,24 +147,9 @@ int rpc_error_code_from_errno(int r) {
         }
 }
 
-/* Cleanup helper for json-c references (file-local so it cannot clash with other modules). */
-static void jo_putp(json_object **p) {
-        if (*p)
-                json_object_put(*p);
-}
-
-/* Adds key → val to an object; releases val and returns -ENOMEM when that fails. */
-static int object_add(json_object *o, const char *key, json_object *val) {
-        if (json_object_object_add(o, key, val) < 0) {
-                json_object_put(val);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 /* Builds {"code","message","data"} with data's "name" and "retryable" filled in. */
 json_object *rpc_error_object_new(int code, const char *message, json_object *data) {
-        _cleanup_(jo_putp) json_object *d = data, *e = NULL;
+        _cleanup_(json_object_putp) json_object *d = data, *e = NULL;
         json_object *v;
         const RpcErrorInfo *info;
 
@@ -176,7 +162,7 @@ json_object *rpc_error_object_new(int code, const char *message, json_object *da
                 json_object *wrap = json_object_new_object();
                 if (!wrap)
                         return NULL;
-                if (object_add(wrap, "detail", TAKE_PTR(d)) < 0) {
+                if (json_object_add_or_put(wrap, "detail", TAKE_PTR(d)) < 0) {
                         json_object_put(wrap);
                         return NULL;
                 }
@@ -189,12 +175,12 @@ json_object *rpc_error_object_new(int code, const char *message, json_object *da
         }
         if (!json_object_object_get_ex(d, "name", NULL)) {
                 v = json_object_new_string(info->name);
-                if (!v || object_add(d, "name", v) < 0)
+                if (!v || json_object_add_or_put(d, "name", v) < 0)
                         return NULL;
         }
         if (!json_object_object_get_ex(d, "retryable", NULL)) {
                 v = json_object_new_boolean(info->retryable);
-                if (!v || object_add(d, "retryable", v) < 0)
+                if (!v || json_object_add_or_put(d, "retryable", v) < 0)
                         return NULL;
         }
 
@@ -202,12 +188,12 @@ json_object *rpc_error_object_new(int code, const char *message, json_object *da
         if (!e)
                 return NULL;
         v = json_object_new_int(info->code);
-        if (!v || object_add(e, "code", v) < 0)
+        if (!v || json_object_add_or_put(e, "code", v) < 0)
                 return NULL;
         v = json_object_new_string(message ?: info->message);
-        if (!v || object_add(e, "message", v) < 0)
+        if (!v || json_object_add_or_put(e, "message", v) < 0)
                 return NULL;
-        if (object_add(e, "data", TAKE_PTR(d)) < 0)
+        if (json_object_add_or_put(e, "data", TAKE_PTR(d)) < 0)
                 return NULL;
 
         return TAKE_PTR(e);

@@ -20,25 +20,9 @@
 #include "jsonrpc.h"
 #include "macro.h"
 
-/* Cleanup helper for json-c references (file-local so it cannot clash with other modules). */
-static void jo_putp(json_object **p) {
-        if (*p)
-                json_object_put(*p);
-}
-
-
 /* Cleanup helper for jsonrpc_message_free(). */
 static void message_freep(JsonRpcMessage **p) {
         jsonrpc_message_free(*p);
-}
-
-/* Adds key → val to an object; releases val and returns -ENOMEM when that fails. */
-static int object_add(json_object *o, const char *key, json_object *val) {
-        if (json_object_object_add(o, key, val) < 0) {
-                json_object_put(val);
-                return -ENOMEM;
-        }
-        return 0;
 }
 
 /* Adds a string member. */
@@ -48,7 +32,7 @@ static int object_add_string(json_object *o, const char *key, const char *s) {
         v = json_object_new_string(s);
         if (!v)
                 return -ENOMEM;
-        return object_add(o, key, v);
+        return json_object_add_or_put(o, key, v);
 }
 
 /* Whitespace as RFC 8259 defines it. */
@@ -273,7 +257,7 @@ static void tokener_put(struct json_tokener *tok, unsigned max_depth) {
 /* Parses untrusted JSON text exactly, see jsonrpc.h. */
 int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_object **ret) {
         struct json_tokener *tok = NULL;
-        _cleanup_(jo_putp) json_object *o = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
         enum json_tokener_error e;
         size_t end;
         int r;
@@ -411,7 +395,7 @@ static int parse_fail(json_object **ret_error_reply, int code, json_object *data
 
 /* Builds {"detail": detail} plus an optional "limit". */
 static json_object *detail_new(const char *detail, size_t limit) {
-        _cleanup_(jo_putp) json_object *d = NULL;
+        _cleanup_(json_object_putp) json_object *d = NULL;
         json_object *v;
 
         d = json_object_new_object();
@@ -421,7 +405,7 @@ static json_object *detail_new(const char *detail, size_t limit) {
                 return NULL;
         if (limit > 0) {
                 v = json_object_new_uint64(limit);
-                if (!v || object_add(d, "limit", v) < 0)
+                if (!v || json_object_add_or_put(d, "limit", v) < 0)
                         return NULL;
         }
         return TAKE_PTR(d);
@@ -430,7 +414,7 @@ static json_object *detail_new(const char *detail, size_t limit) {
 /* Parses one frame into a message, see jsonrpc.h. */
 int jsonrpc_parse(const char *text, size_t len, unsigned max_depth, size_t max_batch,
                   JsonRpcMessage **ret, json_object **ret_error_reply) {
-        _cleanup_(jo_putp) json_object *root = NULL;
+        _cleanup_(json_object_putp) json_object *root = NULL;
         _cleanup_(message_freep) JsonRpcMessage *m = NULL;
         json_object *data;
         bool is_batch;
@@ -546,30 +530,30 @@ static json_object *message_new(void) {
 
 /* Builds a result reply. */
 json_object *jsonrpc_result_new(json_object *id, json_object *result) {
-        _cleanup_(jo_putp) json_object *res = result, *o = NULL;
+        _cleanup_(json_object_putp) json_object *res = result, *o = NULL;
 
         o = message_new();
         if (!o)
                 return NULL;
-        if (object_add(o, "result", TAKE_PTR(res)) < 0)
+        if (json_object_add_or_put(o, "result", TAKE_PTR(res)) < 0)
                 return NULL;
-        if (object_add(o, "id", json_object_get(id)) < 0)
+        if (json_object_add_or_put(o, "id", json_object_get(id)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
 
 /* Builds an error reply around an error object. */
 json_object *jsonrpc_error_reply_new(json_object *id, json_object *error) {
-        _cleanup_(jo_putp) json_object *err = error, *o = NULL;
+        _cleanup_(json_object_putp) json_object *err = error, *o = NULL;
 
         assert_return(error, NULL);
 
         o = message_new();
         if (!o)
                 return NULL;
-        if (object_add(o, "error", TAKE_PTR(err)) < 0)
+        if (json_object_add_or_put(o, "error", TAKE_PTR(err)) < 0)
                 return NULL;
-        if (object_add(o, "id", json_object_get(id)) < 0)
+        if (json_object_add_or_put(o, "id", json_object_get(id)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -586,7 +570,7 @@ json_object *jsonrpc_error_new(json_object *id, int code, const char *message, j
 
 /* Builds a notification. */
 json_object *jsonrpc_notification_new(const char *method, json_object *params) {
-        _cleanup_(jo_putp) json_object *p = params, *o = NULL;
+        _cleanup_(json_object_putp) json_object *p = params, *o = NULL;
 
         assert_return(method, NULL);
 
@@ -595,14 +579,14 @@ json_object *jsonrpc_notification_new(const char *method, json_object *params) {
                 return NULL;
         if (object_add_string(o, "method", method) < 0)
                 return NULL;
-        if (p && object_add(o, "params", TAKE_PTR(p)) < 0)
+        if (p && json_object_add_or_put(o, "params", TAKE_PTR(p)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
 
 /* Builds a request (client side). */
 json_object *jsonrpc_request_new(const char *method, json_object *params, long long id) {
-        _cleanup_(jo_putp) json_object *p = params, *o = NULL;
+        _cleanup_(json_object_putp) json_object *p = params, *o = NULL;
         json_object *v;
 
         assert_return(method, NULL);
@@ -612,10 +596,10 @@ json_object *jsonrpc_request_new(const char *method, json_object *params, long l
                 return NULL;
         if (object_add_string(o, "method", method) < 0)
                 return NULL;
-        if (p && object_add(o, "params", TAKE_PTR(p)) < 0)
+        if (p && json_object_add_or_put(o, "params", TAKE_PTR(p)) < 0)
                 return NULL;
         v = json_object_new_int64(id);
-        if (!v || object_add(o, "id", v) < 0)
+        if (!v || json_object_add_or_put(o, "id", v) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }

@@ -21,6 +21,7 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -130,6 +131,22 @@ static inline size_t json_array_len(json_object *o) {
 /* Number of members of an object, 0 for anything else. */
 static inline int json_object_len(json_object *o) {
         return json_object_is_type(o, json_type_object) ? json_object_object_length(o) : 0;
+}
+
+/* Cleanup helper for json-c references, for _cleanup_(json_object_putp). */
+static inline void json_object_putp(json_object **p) {
+        if (*p)
+                json_object_put(*p);
+}
+
+/* Adds key → val to an object (taking val); releases val and returns -ENOMEM when that
+ * fails. */
+static inline int json_object_add_or_put(json_object *o, const char *key, json_object *val) {
+        if (json_object_object_add(o, key, val) < 0) {
+                json_object_put(val);
+                return -ENOMEM;
+        }
+        return 0;
 }
 
 /* Length of the well-formed UTF-8 sequence at s with n bytes available (RFC 3629: no

@@ -201,12 +201,6 @@ struct OpenRpc {
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-/* Cleanup helper for json-c references (file-local so it cannot clash with other modules). */
-static void jo_putp(json_object **p) {
-        if (*p)
-                json_object_put(*p);
-}
-
 /* Cleanup helper for openrpc_free(). */
 static void openrpc_freep(OpenRpc **p) {
         openrpc_free(*p);
@@ -2005,7 +1999,7 @@ static const Descriptor *method_param(const OpenRpcMethod *m, const char *name) 
 /* Turns by-position params into a by-name object (new reference in *ret). */
 static int params_from_array(const OpenRpcMethod *m, json_object *params, json_object **ret,
                              OpenRpcError *ret_error) {
-        _cleanup_(jo_putp) json_object *o = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
         size_t n = json_object_array_length(params);
         Buf msg = {};
 
@@ -2037,7 +2031,7 @@ static int params_from_array(const OpenRpcMethod *m, json_object *params, json_o
 /* Validates params, see openrpc.h. */
 int openrpc_validate_params(const OpenRpc *o, const OpenRpcMethod *m, json_object *params,
                             json_object **ret_params, OpenRpcError *ret_error) {
-        _cleanup_(jo_putp) json_object *given = NULL, *out = NULL;
+        _cleanup_(json_object_putp) json_object *given = NULL, *out = NULL;
         _cleanup_(validator_freep) Validator *v = NULL;
         Buf msg = {};
         int r;

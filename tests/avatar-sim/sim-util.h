@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "jsonrpc.h"
 #include "macro.h"
 
 #define UUID_STR_LEN 37
@@ -101,5 +102,3 @@ uint64_t fnv1a(uint64_t h, const char *s);
 char *strdup_or_null(const char *s);
 /* Returns a new string made with printf-style formatting, or NULL on OOM. */
 char *strprintf(const char *fmt, ...) _printf_(1, 2);
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
