@@ -740,11 +740,11 @@ static void on_job(json_object *value, double age_s, bool stale, const ApiError 
 
 /* manager.get_job: GET /jobs/{name}; finished jobs are kept for good. */
 static int method_get_job(Call *c, json_object *params) {
-        _cleanup_free_ char *name = api_escape(json_str(params, "name")), *path = NULL, *key = NULL;
+        _cleanup_free_ char *path = op_job_path(json_str(params, "name")), *key = NULL;
         Op *op;
         CacheRead read;
 
-        if (!name || asprintf(&path, "/jobs/%s", name) < 0 || asprintf(&key, "GET %s", path) < 0)
+        if (!path || asprintf(&key, "GET %s", path) < 0)
                 return -ENOMEM;
         op = op_new(c, sizeof(Op));
         if (!op)

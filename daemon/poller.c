@@ -12,6 +12,7 @@
 #include "log.h"
 #include "jsonrpc.h"
 #include "macro.h"
+#include "op.h"
 #include "poller.h"
 
 typedef struct PollSet PollSet;
@@ -231,13 +232,16 @@ static void on_polled(const ApiResponse *resp, const ApiError *err, void *userda
                 return;
         }
         changed = jobs_changed(s->last, jobs);
-        /* finished jobs never change again: let the cache serve them */
+        /* finished jobs never change again: let the cache serve them, under the key
+         * manager.get_job reads */
         for (size_t i = 0; i < json_array_len(jobs); i++) {
                 json_object *j = json_object_array_get_idx(jobs, i), *done;
-                _cleanup_free_ char *key = NULL;
+                _cleanup_free_ char *path = NULL, *key = NULL;
 
-                if (json_object_object_get_ex(j, "done", &done) && json_object_get_boolean(done) &&
-                    asprintf(&key, "GET /jobs/%s", member_text(j, "name")) >= 0)
+                if (!json_object_object_get_ex(j, "done", &done) || !json_object_get_boolean(done))
+                        continue;
+                path = op_job_path(member_text(j, "name"));
+                if (path && asprintf(&key, "GET %s", path) >= 0)
                         (void) cache_put(p->cache, key, j, true);
         }
         json_object_put(s->last);
