@@ -7,16 +7,11 @@
 #include "openrpc.h"
 #include "server.h"
 
-/* rpc.discover: the OpenRPC document this daemon serves. */
+/* rpc.discover: the OpenRPC document this daemon serves. The reply takes a reference on the
+ * loaded document rather than a copy: call_reply() only serializes it. */
 static int method_rpc_discover(Call *c, json_object *params) {
-        json_object *doc = NULL;
-        int r;
-
         (void) params;
-        r = json_object_deep_copy(openrpc_document(c->server->openrpc), &doc, NULL);
-        if (r < 0 || !doc)
-                return -ENOMEM;
-        return call_reply(c, doc);
+        return call_reply(c, json_object_get(openrpc_document(c->server->openrpc)));
 }
 
 /* daemon.status: version, limits, connections, requests and errors. */
