@@ -517,24 +517,32 @@ static bool compat_fresh(const Api *a) {
                mono_usec() - a->compat_at_usec < (uint64_t) a->config->compatibility_ttl_s * USEC_PER_SEC;
 }
 
-/* The sentence explaining an incompatible or unknown answer. */
-char *api_compat_message(const Api *a, CompatStatus st, json_object *answer) {
+/* The server's message and most recent compatible client of a compatibility answer, NULL when
+ * absent. */
+static void compat_answer_fields(json_object *answer, const char **ret_message, const char **ret_recent) {
         json_object *msg = NULL, *recent = NULL;
-        _cleanup_free_ char *m = NULL;
-        const char *rc;
-        char *r = NULL;
-        size_t n;
 
         json_object_object_get_ex(answer, "message", &msg);
         json_object_object_get_ex(answer, "most_recent_compatible_client", &recent);
-        m = strdup(msg ? json_object_get_string(msg) : "no message");
+        *ret_message = msg ? json_object_get_string(msg) : NULL;
+        *ret_recent = recent ? json_object_get_string(recent) : NULL;
+}
+
+/* The sentence explaining an incompatible or unknown answer. */
+char *api_compat_message(const Api *a, CompatStatus st, json_object *answer) {
+        _cleanup_free_ char *m = NULL;
+        const char *msg, *rc;
+        char *r = NULL;
+        size_t n;
+
+        compat_answer_fields(answer, &msg, &rc);
+        m = strdup(msg ?: "no message");
         if (!m)
                 return NULL;
         /* the sentence adds its own full stop */
         n = strlen(m);
         while (n > 0 && (m[n - 1] == '.' || m[n - 1] == ' '))
                 m[--n] = '\0';
-        rc = recent ? json_object_get_string(recent) : NULL;
         if (asprintf(&r,
                      "The Avatar server says this client is %s. Server message: %s. Client: avatard %s (User-Agent '%s'). "
                      "Most recent compatible client: %s. %s",
@@ -549,15 +557,12 @@ char *api_compat_message(const Api *a, CompatStatus st, json_object *answer) {
 
 /* The error a request gets while the server says incompatible or unknown. */
 static void compat_error(const Api *a, ApiError *e) {
-        json_object *msg = NULL, *recent = NULL;
-        const char *rc;
+        const char *msg, *rc;
 
         api_error_done(e);
-        json_object_object_get_ex(a->compat_answer, "message", &msg);
-        json_object_object_get_ex(a->compat_answer, "most_recent_compatible_client", &recent);
-        rc = recent ? json_object_get_string(recent) : NULL;
+        compat_answer_fields(a->compat_answer, &msg, &rc);
         e->code = RPC_INCOMPATIBLE;
-        e->server_message = strdup(msg ? json_object_get_string(msg) : "no message");
+        e->server_message = strdup(msg ?: "no message");
         e->message = api_compat_message(a, a->compat, a->compat_answer);
         e->extra = json_object_new_object();
         if (e->extra) {
@@ -580,14 +585,11 @@ static void compat_release(Api *a) {
         while ((r = TAILQ_FIRST(&list))) {
                 TAILQ_REMOVE(&list, r, link);
                 r->state = REQ_NEW;
-                if (r->compat_cb)
-                        request_fail(r, a->compat == COMPAT_FAILED ? &a->compat_error : &e);
-                else if (a->compat == COMPAT_COMPATIBLE || a->compat == COMPAT_DISABLED)
+                /* api_compat_verify() waiters always get their answer through request_fail() */
+                if (!r->compat_cb && (a->compat == COMPAT_COMPATIBLE || a->compat == COMPAT_DISABLED))
                         request_send(r);
-                else if (a->compat == COMPAT_FAILED)
-                        request_fail(r, &a->compat_error);
                 else
-                        request_fail(r, &e);
+                        request_fail(r, a->compat == COMPAT_FAILED ? &a->compat_error : &e);
         }
         api_error_done(&e);
 }
