@@ -216,20 +216,11 @@ int ctl_cmd_reload(Ctl *ctl, const CtlArgs *args) {
         return ctl_call_and_print(ctl, "daemon.reload", NULL, print_reload, NULL);
 }
 
-/* Returns the string member `key` of o, or NULL. */
-static const char *get_string(json_object *o, const char *key) {
-        json_object *v;
-
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
-}
-
 /* Orders method objects by name. */
 static int compare_methods(const void *a, const void *b) {
         json_object *x = *(json_object * const *) a, *y = *(json_object * const *) b;
 
-        return strcmp(get_string(x, "name") ?: "", get_string(y, "name") ?: "");
+        return strcmp(ctl_member_string(x, "name") ?: "", ctl_member_string(y, "name") ?: "");
 }
 
 /* Appends text to a malloc'd string, separated by sep when it is not empty. Returns 0 or
@@ -259,7 +250,7 @@ static int schema_type(json_object *schema, unsigned depth, char **ret) {
         if (depth > 8 || !json_object_is_type(schema, json_type_object))
                 goto any;
 
-        s = get_string(schema, "$ref");
+        s = ctl_member_string(schema, "$ref");
         if (s) {
                 const char *slash = strrchr(s, '/');
 
@@ -293,7 +284,7 @@ static int schema_type(json_object *schema, unsigned depth, char **ret) {
                         t = strdup(json_object_get_string(v) ?: "any");
                 if (!t)
                         return -ENOMEM;
-                s = get_string(schema, "format");
+                s = ctl_member_string(schema, "format");
                 if (s) {
                         r = strextend(&t, "", "(");
                         if (r >= 0)
@@ -348,8 +339,8 @@ static int param_description(json_object *param, json_object *schema, char **ret
         json_object *v;
         int r;
 
-        s = get_string(param, "description") ?: get_string(param, "summary") ?:
-            get_string(schema, "description");
+        s = ctl_member_string(param, "description") ?: ctl_member_string(param, "summary") ?:
+            ctl_member_string(schema, "description");
         if (s) {
                 r = strextend(&d, "", s);
                 if (r < 0)
@@ -391,21 +382,15 @@ static int param_description(json_object *param, json_object *schema, char **ret
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Adds a string member to a row; returns 0 or -ENOMEM. */
+/* Adds a string member to a row ("" for NULL); returns 0 or -ENOMEM. */
 static int row_add(json_object *row, const char *key, const char *value) {
-        json_object *s = json_object_new_string(value ?: "");
-
-        if (!s || json_object_object_add(row, key, s) < 0) {
-                json_object_put(s);
-                return -ENOMEM;
-        }
-        return 0;
+        return ctl_add_member(row, key, json_object_new_string(value ?: ""));
 }
 
 /* Follows a local "$ref" ("#/components/contentDescriptors/NAME") inside the document;
  * returns o itself when it is not a reference or the reference does not resolve. */
 static json_object *resolve_ref(json_object *doc, json_object *o) {
-        const char *ref = get_string(o, "$ref"), *p;
+        const char *ref = ctl_member_string(o, "$ref"), *p;
         json_object *cur = doc;
         char part[128];
 
@@ -441,15 +426,15 @@ static int describe_method(json_object *doc, json_object *m) {
         size_t i, n;
         int r;
 
-        output_sanitized(stdout, get_string(m, "name") ?: "?");
+        output_sanitized(stdout, ctl_member_string(m, "name") ?: "?");
         (void) putchar('\n');
-        s = get_string(m, "summary");
+        s = ctl_member_string(m, "summary");
         if (s) {
                 (void) fputs("  ", stdout);
                 output_sanitized(stdout, s);
                 (void) putchar('\n');
         }
-        s = get_string(m, "description");
+        s = ctl_member_string(m, "description");
         if (s) {
                 (void) fputs("  ", stdout);
                 output_sanitized(stdout, s);
@@ -487,7 +472,7 @@ static int describe_method(json_object *doc, json_object *m) {
                                 json_object_put(row);
                                 return -ENOMEM;
                         }
-                        if (row_add(row, "name", get_string(p, "name") ?: "?") < 0 ||
+                        if (row_add(row, "name", ctl_member_string(p, "name") ?: "?") < 0 ||
                             row_add(row, "type", type) < 0 ||
                             row_add(row, "required", required ? "yes" : "no") < 0 ||
                             row_add(row, "description", desc) < 0)
@@ -509,11 +494,11 @@ static int describe_method(json_object *doc, json_object *m) {
                 if (r < 0)
                         return r;
                 (void) fputs("\nResult: ", stdout);
-                output_sanitized(stdout, get_string(result, "name") ?: "result");
+                output_sanitized(stdout, ctl_member_string(result, "name") ?: "result");
                 (void) fputs(" (", stdout);
                 output_sanitized(stdout, type);
                 (void) fputs(")", stdout);
-                s = get_string(result, "description") ?: get_string(result, "summary");
+                s = ctl_member_string(result, "description") ?: ctl_member_string(result, "summary");
                 if (s) {
                         (void) fputs(": ", stdout);
                         output_sanitized(stdout, s);
@@ -521,7 +506,7 @@ static int describe_method(json_object *doc, json_object *m) {
                 (void) putchar('\n');
         }
 
-        s = get_string(m, "x-avatard-role");
+        s = ctl_member_string(m, "x-avatard-role");
         if (s) {
                 (void) fputs("Role: ", stdout);
                 output_sanitized(stdout, s);
@@ -552,8 +537,8 @@ static int method_rows(json_object *methods, json_object **ret) {
                 json_object *row = json_object_new_object();
 
                 if (!row || json_object_array_add(rows, row) < 0 ||
-                    row_add(row, "name", get_string(v[i], "name") ?: "?") < 0 ||
-                    row_add(row, "summary", get_string(v[i], "summary") ?: "") < 0) {
+                    row_add(row, "name", ctl_member_string(v[i], "name") ?: "?") < 0 ||
+                    row_add(row, "summary", ctl_member_string(v[i], "summary") ?: "") < 0) {
                         if (!row || json_object_array_length(rows) <= i)
                                 json_object_put(row);
                         json_object_put(rows);
@@ -587,7 +572,7 @@ int ctl_cmd_methods(Ctl *ctl, const CtlArgs *args) {
                 for (i = 0; i < n; i++) {
                         json_object *m = json_object_array_get_idx(methods, i);
 
-                        if (!streq_ptr(get_string(m, "name"), args->pos[0]))
+                        if (!streq_ptr(ctl_member_string(m, "name"), args->pos[0]))
                                 continue;
                         if (ctl->json) {
                                 ctl_print_json(ctl, m);

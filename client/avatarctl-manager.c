@@ -291,11 +291,8 @@ int ctl_cmd_login(Ctl *ctl, const CtlArgs *args) {
 
         /* In both output modes: stdout may be a pipe into a script nobody reads. */
         warning = ctl_member_string(result, "warning");
-        if (!isempty(warning)) {
-                (void) fputs("avatarctl: warning: ", stderr);
-                output_sanitized(stderr, warning);
-                (void) fputc('\n', stderr);
-        }
+        if (!isempty(warning))
+                ctl_warning(warning);
         if (ctl->json) {
                 ctl_print_json(ctl, result);
                 return CTL_EXIT_OK;

@@ -347,15 +347,6 @@ void progress_upload_end(Progress *p, uint64_t bytes) {
                 upload_plain_line(p, bytes, p->upload_total);
 }
 
-/* A string member of a JSON object, or NULL. */
-static const char *str_member(json_object *o, const char *key) {
-        json_object *v = NULL;
-
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
-}
-
 /* The job named `name`, added when new; NULL when the table is full or on OOM. */
 static ProgressJob *job_get(Progress *p, const char *name) {
         size_t i;
@@ -420,7 +411,7 @@ void progress_jobs(Progress *p, json_object *jobs) {
         n = json_object_array_length(jobs);
         for (i = 0; i < n; i++) {
                 json_object *o = json_object_array_get_idx(jobs, i), *v = NULL;
-                const char *name = str_member(o, "parameters_name") ?: str_member(o, "name");
+                const char *name = ctl_member_string(o, "parameters_name") ?: ctl_member_string(o, "name");
                 ProgressJob *j;
 
                 if (!name)
@@ -428,8 +419,8 @@ void progress_jobs(Progress *p, json_object *jobs) {
                 j = job_get(p, name);
                 if (!j)
                         continue;
-                (void) set_string(&j->status, str_member(o, "status"));
-                (void) set_string(&j->exception, str_member(o, "exception"));
+                (void) set_string(&j->status, ctl_member_string(o, "status"));
+                (void) set_string(&j->exception, ctl_member_string(o, "exception"));
                 if (json_object_object_get_ex(o, "progress", &v) &&
                     (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))) {
                         j->progress = json_object_get_double(v);
@@ -512,12 +503,12 @@ void progress_on_notification(const char *method, json_object *params, void *use
 
         if (!p || !streq_ptr(method, "runner.progress") || !json_object_is_type(params, json_type_object))
                 return;
-        runner = str_member(params, "runner_id");
+        runner = ctl_member_string(params, "runner_id");
         if (p->runner_id && runner && !streq(runner, p->runner_id))
                 return;
-        event = str_member(params, "event");
+        event = ctl_member_string(params, "event");
         if (streq_ptr(event, "upload")) {
-                const char *file = str_member(params, "file");
+                const char *file = ctl_member_string(params, "file");
 
                 /* The table's avatars come after the table, as another file. */
                 if (file && p->upload_key && !streq(file, p->upload_key)) {

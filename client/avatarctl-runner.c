@@ -308,16 +308,6 @@ static void print_label(const char *label, const char *text, size_t width) {
         (void) putchar('\n');
 }
 
-/* Writes "avatarctl [--socket PATH] " for a command to run. */
-static void print_command_start(FILE *f, const Ctl *ctl) {
-        (void) fputs("avatarctl ", f);
-        if (ctl->socket_path) {
-                (void) fputs("--socket ", f);
-                ctl_print_shell_word(f, ctl->socket_path);
-                (void) fputc(' ', f);
-        }
-}
-
 /* Writes a command to run: "  avatarctl [--socket P] WORDS..." (each word quoted as the shell
  * needs), and a newline. The word list ends with NULL. */
 static void print_command(FILE *f, const Ctl *ctl, const char *first, ...) {
@@ -325,7 +315,7 @@ static void print_command(FILE *f, const Ctl *ctl, const char *first, ...) {
         va_list ap;
 
         (void) fputs("  ", f);
-        print_command_start(f, ctl);
+        ctl_print_command_start(f, ctl);
         va_start(ap, first);
         for (w = first; w; w = va_arg(ap, const char *)) {
                 if (w != first)
@@ -637,7 +627,7 @@ static void print_hint(const Hint *h, const char *runner_id) {
         if (!h || !h->text)
                 return;
         (void) printf("\n%s\n  ", h->text);
-        print_command_start(stdout, h->ctl);
+        ctl_print_command_start(stdout, h->ctl);
         for (i = 0; h->words[i]; i++) {
                 if (i > 0)
                         (void) putchar(' ');
@@ -1150,7 +1140,7 @@ static void print_table_added(const Ctl *ctl, json_object *result) {
         }
         (void) puts("\nSet its parameters with:");
         (void) fputs("  ", stdout);
-        print_command_start(stdout, ctl);
+        ctl_print_command_start(stdout, ctl);
         (void) fputs("runner set-parameters ", stdout);
         ctl_print_shell_word(stdout, ctl_member_string(result, "runner_id") ?: "?");
         (void) fputc(' ', stdout);
@@ -1990,7 +1980,7 @@ static void print_download_command(FILE *f, const Ctl *ctl, const char *runner_i
         int64_t index = json_object_get_int64(ctl_member(row, "index"));
 
         (void) fputs("  ", f);
-        print_command_start(f, ctl);
+        ctl_print_command_start(f, ctl);
         (void) fputs("runner download ", f);
         ctl_print_shell_word(f, runner_id);
         (void) fputc(' ', f);

@@ -1221,6 +1221,16 @@ void ctl_print_shell_word(FILE *f, const char *s) {
         output_sanitized(f, q);
 }
 
+/* Writes "avatarctl [--socket PATH] " for a command to run. */
+void ctl_print_command_start(FILE *f, const Ctl *ctl) {
+        (void) fputs("avatarctl ", f);
+        if (ctl->socket_path) {
+                (void) fputs("--socket ", f);
+                ctl_print_shell_word(f, ctl->socket_path);
+                (void) fputc(' ', f);
+        }
+}
+
 /* Writes the avatarctl command line that makes `call` ({"method", "params"}, from an error's
  * data), keeping an explicit --socket. The calls the daemon suggests that a command of ours
  * makes are written as that command; any other as "avatarctl call METHOD PARAMS". Returns
@@ -1234,12 +1244,7 @@ static bool print_call_command(FILE *f, const Ctl *ctl, json_object *call) {
         method = json_object_get_string(m);
         (void) json_object_object_get_ex(call, "params", &params);
 
-        (void) fputs("avatarctl ", f);
-        if (ctl->socket_path) {
-                (void) fputs("--socket ", f);
-                ctl_print_shell_word(f, ctl->socket_path);
-                (void) fputc(' ', f);
-        }
+        ctl_print_command_start(f, ctl);
         if (streq(method, "manager.delete_job_by_id") &&
             json_object_object_get_ex(params, "id", &id) && json_object_is_type(id, json_type_string)) {
                 (void) fputs("runs delete --id ", f);

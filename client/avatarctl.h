@@ -352,6 +352,10 @@ int ctl_finish_deletion(Ctl *ctl, const char *what, json_object *result);
  * characters, else single-quoted. Sanitized. */
 void ctl_print_shell_word(FILE *f, const char *s);
 
+/* Writes "avatarctl " and, when --socket was given, "--socket PATH " (shell-quoted): the start
+ * of an avatarctl command line for the user to run. */
+void ctl_print_command_start(FILE *f, const Ctl *ctl);
+
 /* Prints a JSON value on stdout in the selected form (pretty on a terminal, one compact line
  * otherwise), followed by a newline. */
 void ctl_print_json(const Ctl *ctl, json_object *o);
