@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "build-config.h"
 #include "log.h"
@@ -29,9 +31,16 @@ void notify_ready(void) {
         notify_send("READY=1");
 }
 
-/* RELOADING=1 with the monotonic timestamp systemd expects. */
+/* RELOADING=1 with the monotonic timestamp systemd expects (as Type=notify-reload documents):
+ * MONOTONIC_USEC= lets the service manager match the message to the reload it asked for. */
 void notify_reloading(void) {
-        notify_send("RELOADING=1");
+        struct timespec ts;
+        char buf[64];
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(buf, sizeof(buf), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+                 (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000);
+        notify_send(buf);
 }
 
 /* STOPPING=1. */

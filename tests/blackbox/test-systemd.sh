@@ -33,6 +33,8 @@ kill -HUP "$DAEMON_PID"
 sleep 0.5
 notes=$(tr '\0' '\n' <"$NOTES")
 check_match "RELOADING=1 is sent for a reload" "RELOADING=1" "$notes"
+check_match "RELOADING=1 comes with MONOTONIC_USEC= (Type=notify-reload)" "^MONOTONIC_USEC=[1-9][0-9]*" \
+        "$(grep -A1 'RELOADING=1' <<<"$notes" | tail -n 1)"
 check_eq "READY=1 follows the reload" "2" "$(grep -o 'READY=1' <<<"$notes" | wc -l)"
 stop_daemon
 sleep 0.3
