@@ -81,11 +81,12 @@ static int parse_argv(int argc, char *argv[]) {
                                 return r;
                         break;
                 case 'l':
-                        if (log_level_from_string(optarg) < 0) {
+                        r = log_level_from_string(optarg);
+                        if (r < 0) {
                                 fprintf(stderr, "avatard: invalid log level '%s'\n", optarg);
                                 return -EINVAL;
                         }
-                        log_set_max_level(log_level_from_string(optarg));
+                        log_set_max_level(r);
                         r = add_override("log_level", optarg);
                         if (r < 0)
                                 return r;
