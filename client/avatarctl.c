@@ -1126,6 +1126,8 @@ int ctl_exit_code_from_name(const char *name) {
 
 /* Maps a call's failure (errno and error class) to an exit code. */
 int ctl_exit_code(int r, const AvatarClientError *e) {
+        const RpcErrorInfo *info;
+
         switch (r) {
         case 0:
                 return CTL_EXIT_OK;
@@ -1151,44 +1153,11 @@ int ctl_exit_code(int r, const AvatarClientError *e) {
 
         if (!e)
                 return CTL_EXIT_FAILED;
-        /* The codes are stable once published; the name decides for codes this avatarctl
-         * does not know (a newer daemon). */
-        switch (e->code) {
-        case RPC_INVALID_REQUEST:
-        case RPC_METHOD_NOT_FOUND:
-        case RPC_INVALID_PARAMS:
-                return CTL_EXIT_USAGE;
-        case RPC_PARSE_ERROR:
-        case RPC_INTERNAL_ERROR:
-        case RPC_IO_ERROR:
-                return CTL_EXIT_FAILED;
-        case RPC_TIMEOUT:
-                return CTL_EXIT_TIMEOUT;
-        case RPC_PERMISSION_DENIED:
-                return CTL_EXIT_PERMISSION;
-        case RPC_NOT_FOUND:
-                return CTL_EXIT_NOT_FOUND;
-        case RPC_UPSTREAM_UNREACHABLE:
-        case RPC_UPSTREAM_HTTP_ERROR:
-        case RPC_CREDENTIAL_REJECTED:
-        case RPC_INCOMPATIBLE:
-        case RPC_RATE_LIMITED:
-        case RPC_NOT_AUTHENTICATED:
-        case RPC_UPSTREAM_BAD_RESPONSE:
-        case RPC_STORAGE_ERROR:
-                return CTL_EXIT_UPSTREAM;
-        case RPC_JOB_FAILED:
-                return CTL_EXIT_JOB_FAILED;
-        case RPC_AMBIGUOUS:
-        case RPC_CONFLICT:
-        case RPC_INVALID_STATE:
-                return CTL_EXIT_CONFLICT;
-        case RPC_OVERLOADED:
-        case RPC_SHUTTING_DOWN:
-                return CTL_EXIT_OVERLOADED;
-        default:
-                return ctl_exit_code_from_name(e->name);
-        }
+        /* The codes are stable once published: a code this avatarctl knows decides through its
+         * class's name; the name the daemon sent decides for codes it does not know (a newer
+         * daemon). */
+        info = rpc_error_info(e->code);
+        return ctl_exit_code_from_name(info->code == e->code ? info->name : e->name);
 }
 
 /* Writes s for a shell command line: as it is when it holds only characters no shell
