@@ -93,8 +93,9 @@ int credential_new_login(const char *username, const char *access_token,
 }
 
 /* Reads a key file: one line, trailing newline and surrounding blanks removed. When
- * `private` is set, refuses a file that others may read. */
-static int read_key_file(const char *path, bool private, char **ret, char **ret_error) {
+ * `private` is set, refuses a file that others may read. When `optional` is set, a missing
+ * file returns -ENOENT without a message (the caller looks further). */
+static int read_key_file(const char *path, bool private, bool optional, char **ret, char **ret_error) {
         _cleanup_close_ int fd = -1;
         _cleanup_erase_free_ char *buf = NULL;
         struct stat st;
@@ -105,6 +106,8 @@ static int read_key_file(const char *path, bool private, char **ret, char **ret_
         if (fd < 0) {
                 int r = -errno;
 
+                if (r == -ENOENT && optional)
+                        return r;
                 if (ret_error && asprintf(ret_error, "cannot open key file '%s': %s", path, strerror(-r)) < 0)
                         *ret_error = NULL;
                 return r;
@@ -174,29 +177,32 @@ int credential_load(const Config *c, char *const *envp, Credential **ret, char *
         env_key = take_env_key(envp);
 
         /* 1. a key the daemon stored */
-        if (c->state_directory && asprintf(&path, "%s/api-key", c->state_directory) >= 0 &&
-            access(path, F_OK) == 0) {
-                r = read_key_file(path, true, &key, ret_error);
-                if (r < 0)
+        if (c->state_directory && asprintf(&path, "%s/api-key", c->state_directory) >= 0) {
+                r = read_key_file(path, true, true, &key, ret_error);
+                if (r >= 0) {
+                        source = strdup("state directory");
+                        goto found;
+                }
+                if (r != -ENOENT)
                         return r;
-                source = strdup("state directory");
-                goto found;
         }
         path = mfree(path);
 
         /* 2. the systemd credential */
         creds = getenv("CREDENTIALS_DIRECTORY");
-        if (creds && asprintf(&path, "%s/api-key", creds) >= 0 && access(path, F_OK) == 0) {
-                r = read_key_file(path, false, &key, ret_error);
-                if (r < 0)
+        if (creds && asprintf(&path, "%s/api-key", creds) >= 0) {
+                r = read_key_file(path, false, true, &key, ret_error);
+                if (r >= 0) {
+                        source = strdup("systemd credential api-key");
+                        goto found;
+                }
+                if (r != -ENOENT)
                         return r;
-                source = strdup("systemd credential api-key");
-                goto found;
         }
 
         /* 3. upstream.api_key_file */
         if (c->api_key_file) {
-                r = read_key_file(c->api_key_file, true, &key, ret_error);
+                r = read_key_file(c->api_key_file, true, false, &key, ret_error);
                 if (r < 0)
                         return r;
                 if (asprintf(&source, "api_key_file %s", c->api_key_file) < 0)
