@@ -130,6 +130,24 @@ static void log_to_journal(int level, int error, const LogContext *ctx, const ch
 }
 #endif
 
+/* Appends one part to the context prefix of a stderr line, after a blank unless it is the
+ * first; *p counts what was asked for, so once past the size nothing more is written. */
+_printf_(4, 5)
+static void prefix_append(char *prefix, size_t size, size_t *p, const char *format, ...) {
+        va_list ap;
+        int n;
+
+        if (*p > 0 && *p < size)
+                *p += (size_t) snprintf(prefix + *p, size - *p, " ");
+        if (*p >= size)
+                return;
+        va_start(ap, format);
+        n = vsnprintf(prefix + *p, size - *p, format, ap);
+        va_end(ap);
+        if (n > 0)
+                *p += (size_t) n;
+}
+
 /* Writes one line to stderr: "<level>: [context] message". */
 static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
         char prefix[256] = "";
@@ -137,21 +155,16 @@ static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
 
         if (ctx) {
                 if (ctx->rpc_method)
-                        p += (size_t) snprintf(prefix + p, sizeof(prefix) - p, "%s%s",
-                                               p ? " " : "", ctx->rpc_method);
-                if (ctx->client_pid > 0 && p < sizeof(prefix))
-                        p += (size_t) snprintf(prefix + p, sizeof(prefix) - p,
-                                               "%spid=%d uid=%u", p ? " " : "",
-                                               (int) ctx->client_pid, (unsigned) ctx->client_uid);
-                if (ctx->client_comm && p < sizeof(prefix))
-                        p += (size_t) snprintf(prefix + p, sizeof(prefix) - p, "%scomm=%s",
-                                               p ? " " : "", ctx->client_comm);
-                if (ctx->runner_id && p < sizeof(prefix))
-                        p += (size_t) snprintf(prefix + p, sizeof(prefix) - p, "%srunner=%s",
-                                               p ? " " : "", ctx->runner_id);
-                if (ctx->job_name && p < sizeof(prefix))
-                        p += (size_t) snprintf(prefix + p, sizeof(prefix) - p, "%sjob=%s",
-                                               p ? " " : "", ctx->job_name);
+                        prefix_append(prefix, sizeof(prefix), &p, "%s", ctx->rpc_method);
+                if (ctx->client_pid > 0)
+                        prefix_append(prefix, sizeof(prefix), &p, "pid=%d uid=%u",
+                                      (int) ctx->client_pid, (unsigned) ctx->client_uid);
+                if (ctx->client_comm)
+                        prefix_append(prefix, sizeof(prefix), &p, "comm=%s", ctx->client_comm);
+                if (ctx->runner_id)
+                        prefix_append(prefix, sizeof(prefix), &p, "runner=%s", ctx->runner_id);
+                if (ctx->job_name)
+                        prefix_append(prefix, sizeof(prefix), &p, "job=%s", ctx->job_name);
         }
         if (p > 0)
                 fprintf(stderr, "avatard[%d]: %s: [%s] %s\n", (int) getpid(),
