@@ -400,6 +400,36 @@ static int write_all(int fd, const void *buf, size_t len) {
         return 0;
 }
 
+/* Writes len bytes into a new file at path (create_output()), removed again when writing
+ * fails. Returns CTL_EXIT_OK, or reports the problem and returns the exit code. */
+static int write_output(const char *command, const char *path, const void *data, size_t len, bool force) {
+        _cleanup_close_ int fd = -1;
+        bool created = false;
+        int r;
+
+        fd = create_output(path, force, &created);
+        if (fd < 0)
+                return fail_output(command, path, fd);
+        r = write_all(fd, data, len);
+        if (close(TAKE_FD(fd)) < 0 && r >= 0)
+                r = negative_errno();
+        if (r < 0) {
+                if (created)
+                        (void) unlink(path);
+                return ctl_fail(CTL_EXIT_FAILED, command, "cannot write %s: %s", path, strerror(-r));
+        }
+        return CTL_EXIT_OK;
+}
+
+/* Prints "saved RESULT -> PATH (N bytes)" on stdout. */
+static void print_saved(const char *result, const char *path, int64_t bytes) {
+        (void) fputs("saved ", stdout);
+        output_sanitized(stdout, result);
+        (void) fputs(" -> ", stdout);
+        output_sanitized(stdout, path);
+        (void) printf(" (%" PRId64 " bytes)\n", bytes);
+}
+
 /* Decodes base64 (RFC 4648, padding optional, no line breaks). Returns 0 with a new buffer
  * in *ret and its length, -EBADMSG on invalid input, -ENOMEM. */
 static int base64_decode(const char *s, size_t len, char **ret, size_t *ret_len) {
@@ -2103,34 +2133,19 @@ static int listed_file_name(json_object *listing, json_object *params, char **re
  * (JSON mode: the result with "path" instead of "data"). */
 static int save_inline(Ctl *ctl, const char *command, json_object *result, const char *path, const char *data,
                        size_t len, bool force) {
-        _cleanup_close_ int fd = -1;
-        bool created = false;
-        int r;
+        int code;
 
-        fd = create_output(path, force, &created);
-        if (fd < 0)
-                return fail_output(command, path, fd);
-        r = write_all(fd, data, len);
-        if (close(TAKE_FD(fd)) < 0 && r >= 0)
-                r = negative_errno();
-        if (r < 0) {
-                if (created)
-                        (void) unlink(path);
-                return ctl_fail(CTL_EXIT_FAILED, command, "cannot write %s: %s", path, strerror(-r));
-        }
+        code = write_output(command, path, data, len, force);
+        if (code != CTL_EXIT_OK)
+                return code;
         json_object_object_del(result, "data");
         json_object_object_del(result, "encoding");
         if (ctl_add_member(result, "path", json_object_new_string(path)) < 0)
                 return ctl_fail_oom(command);
-        if (ctl->json) {
+        if (ctl->json)
                 ctl_print_json(ctl, result);
-                return CTL_EXIT_OK;
-        }
-        (void) fputs("saved ", stdout);
-        output_sanitized(stdout, ctl_member_string(result, "result") ?: "?");
-        (void) fputs(" -> ", stdout);
-        output_sanitized(stdout, path);
-        (void) printf(" (%zu bytes)\n", len);
+        else
+                print_saved(ctl_member_string(result, "result") ?: "?", path, (int64_t) len);
         return CTL_EXIT_OK;
 }
 
@@ -2184,13 +2199,9 @@ static int download_to_server_name(Ctl *ctl, const char *command, json_object *p
                 return code;
         if (ctl->json)
                 ctl_print_json(ctl, result);
-        else {
-                (void) fputs("saved ", stdout);
-                output_sanitized(stdout, ctl_member_string(result, "result") ?: "?");
-                (void) fputs(" -> ", stdout);
-                output_sanitized(stdout, name);
-                (void) printf(" (%" PRId64 " bytes)\n", json_object_get_int64(ctl_member(result, "bytes")));
-        }
+        else
+                print_saved(ctl_member_string(result, "result") ?: "?", name,
+                            json_object_get_int64(ctl_member(result, "bytes")));
         return CTL_EXIT_OK;
 }
 
@@ -2288,11 +2299,7 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
                 ctl_print_json(ctl, result);
         else if (!ctl->stderr_tty) {
                 /* On a terminal the progress line said it already. */
-                (void) fputs("saved ", stdout);
-                output_sanitized(stdout, result_name);
-                (void) fputs(" -> ", stdout);
-                output_sanitized(stdout, out);
-                (void) printf(" (%" PRId64 " bytes)\n", json_object_get_int64(ctl_member(result, "bytes")));
+                print_saved(result_name, out, json_object_get_int64(ctl_member(result, "bytes")));
         }
         return CTL_EXIT_OK;
 }
@@ -2303,10 +2310,8 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
 int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
         const char *out = ctl_opt(args, CTL_OPT_OUTPUT), *yaml;
-        _cleanup_close_ int fd = -1;
-        bool created = false;
         size_t len;
-        int code, r;
+        int code;
 
         code = runner_params(args->command, args->pos[0], &params);
         if (code != CTL_EXIT_OK)
@@ -2329,17 +2334,9 @@ int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args) {
                 (void) fwrite(yaml, 1, len, stdout);
                 return CTL_EXIT_OK;
         }
-        fd = create_output(out, ctl_opt_given(args, CTL_OPT_FORCE), &created);
-        if (fd < 0)
-                return fail_output(args->command, out, fd);
-        r = write_all(fd, yaml, len);
-        if (close(TAKE_FD(fd)) < 0 && r >= 0)
-                r = negative_errno();
-        if (r < 0) {
-                if (created)
-                        (void) unlink(out);
-                return ctl_fail(CTL_EXIT_FAILED, args->command, "cannot write %s: %s", out, strerror(-r));
-        }
+        code = write_output(args->command, out, yaml, len, ctl_opt_given(args, CTL_OPT_FORCE));
+        if (code != CTL_EXIT_OK)
+                return code;
         json_object_object_del(result, "yaml");
         if (ctl_add_member(result, "path", json_object_new_string(out)) < 0 ||
             ctl_add_member(result, "bytes", json_object_new_int64((int64_t) len)) < 0)
@@ -2534,13 +2531,6 @@ static bool any_job_failed(json_object *jobs) {
 
 /* "avatarctl watch SET | --runner ID [--jobs NAMES] [--timeout S]": manager.watch_jobs. */
 int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
-        static const OutputColumn cols[] = {
-                { .header = "JOB", .key = "parameters_name" },
-                { .header = "STATUS", .key = "status", .format = output_format_dash },
-                { .header = "PROGRESS", .key = "progress", .align = OUTPUT_ALIGN_RIGHT, .format = output_format_progress },
-                { .header = "NAME", .key = "name" },
-                { .header = "EXCEPTION", .key = "exception", .format = output_format_dash },
-        };
         _cleanup_(unref_jsonp) json_object *params = NULL, *jobs = NULL, *result = NULL;
         const char *set = args->n_pos > 0 ? args->pos[0] : NULL, *runner = ctl_opt(args, CTL_OPT_RUNNER),
                    *t = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT);
@@ -2589,7 +2579,7 @@ int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
                 ctl_print_json(ctl, result);
         else if (json_array_len(ctl_member(result, "jobs")) > 0) {
                 (void) puts(json_object_get_boolean(ctl_member(result, "done")) ? "\nAll jobs are done:" : "\nThe jobs now:");
-                if (output_table(stdout, ctl_member(result, "jobs"), cols, ELEMENTSOF(cols)) < 0)
+                if (print_jobs_table(ctl_member(result, "jobs")) < 0)
                         return ctl_fail_oom(args->command);
         } else
                 (void) puts("No jobs to watch.");
