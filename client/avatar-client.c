@@ -85,7 +85,6 @@ typedef struct Outgoing {
 struct AvatarClient {
         int fd;
         FrameDecoder *decoder;
-        size_t max_reply;
         long long next_id;
         int broken;             /* 0, or the negative errno that made the connection unusable */
         bool eof;
@@ -533,7 +532,6 @@ static int client_new(int fd, AvatarClient **ret) {
         if (r < 0)
                 return r;
         c->fd = fd;
-        c->max_reply = AVATAR_CLIENT_REPLY_MAX_DEFAULT;
         c->next_id = 1;
         c->queue_max = AVATAR_CLIENT_NOTIFICATION_QUEUE_DEFAULT;
         *ret = TAKE_PTR(c);
@@ -666,7 +664,6 @@ _public_ int avatar_client_set_max_reply_size(AvatarClient *c, size_t max) {
                 return r;
         frame_decoder_free(c->decoder);
         c->decoder = d;
-        c->max_reply = max;
         return 0;
 }
 

@@ -101,20 +101,6 @@ static void sanitize_cut(char *s, size_t width) {
         }
 }
 
-/* Mode names. */
-static const char *const mode_table[_PROGRESS_MODE_MAX] = {
-        [PROGRESS_OFF] = "off",
-        [PROGRESS_PLAIN] = "plain",
-        [PROGRESS_TERMINAL] = "terminal",
-};
-
-/* The name of a mode. */
-const char *progress_mode_to_string(ProgressMode m) {
-        if (m < 0 || m >= _PROGRESS_MODE_MAX)
-                return NULL;
-        return mode_table[m];
-}
-
 /* Picks the mode from where stdout and stderr go. */
 ProgressMode progress_mode_for(const Ctl *ctl) {
         const char *term = getenv("TERM");

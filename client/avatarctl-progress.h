@@ -40,9 +40,6 @@ typedef struct Progress Progress;
  * plain for human output otherwise, off for JSON output. */
 ProgressMode progress_mode_for(const Ctl *ctl);
 
-/* "off", "plain", "terminal"; NULL for an invalid mode. */
-const char *progress_mode_to_string(ProgressMode m);
-
 /* Creates a display writing to f (borrowed; stderr in avatarctl) in `mode`. In terminal mode
  * it registers itself as avatarctl's message hook (ctl_set_message_hook()) until freed.
  * Returns 0 or -ENOMEM. */

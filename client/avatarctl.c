@@ -1442,9 +1442,9 @@ void ctl_report_call_error(Ctl *ctl, const char *method, int r, const AvatarClie
 
 /* Prints JSON, pretty on a terminal, compact otherwise. */
 void ctl_print_json(const Ctl *ctl, json_object *o) {
-        int flags = ctl->pretty ? (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                   JSON_C_TO_STRING_NOSLASHESCAPE)
-                                : JSONRPC_WIRE_FLAGS;
+        int flags = ctl->tty ? (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                JSON_C_TO_STRING_NOSLASHESCAPE)
+                             : JSONRPC_WIRE_FLAGS;
         const char *s;
 
         s = json_object_to_json_string_ext(o, flags);
@@ -1683,7 +1683,6 @@ int main(int argc, char *argv[]) {
                 return r;
 
         ctl.json = ctl.force_json || !ctl.tty;
-        ctl.pretty = ctl.tty;
 
         r = cmd->run(&ctl, &args);
         ctl.client = avatar_client_free(ctl.client);

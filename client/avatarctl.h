@@ -144,9 +144,8 @@ typedef struct Ctl {
         const char *socket_path;  /* --socket; NULL: $AVATARD_SOCKET or the default */
         int timeout_ms;           /* per call; -1: none */
         bool force_json;          /* --json */
-        bool tty;                 /* stdout is a terminal */
+        bool tty;                 /* stdout is a terminal (JSON printed there is indented) */
         bool json;                /* print JSON: --json, or stdout is not a terminal */
-        bool pretty;              /* indent JSON: stdout is a terminal */
         bool stderr_tty;          /* stderr is a terminal: live progress displays */
         bool timeout_given;       /* --timeout was given (long transfers otherwise have none) */
         AvatarClient *client;     /* connected on first use by ctl_connect() */
@@ -330,7 +329,7 @@ int ctl_fail(int code, const char *what, const char *format, ...) _printf_(3, 4)
 int ctl_fail_oom(const char *what);
 
 /* The exit code for a failed call: `r` from avatar_client_call() and, for -EREMOTEIO, the
- * daemon's error. Pure; exposed for the tests. */
+ * daemon's error. Pure. */
 int ctl_exit_code(int r, const AvatarClientError *e);
 
 /* Sets a function that runs before avatarctl prints a message on stderr (errors, warnings),
