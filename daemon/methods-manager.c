@@ -26,6 +26,7 @@
 #include "log.h"
 #include "manager.h"
 #include "op.h"
+#include "runner.h"
 #include "server.h"
 
 /* Jobs removed per POST /jobs/bulk-delete (the contract's maximum). */
@@ -640,13 +641,6 @@ static int method_revoke_api_key(Call *c, json_object *params) {
 
 /* ---- jobs -------------------------------------------------------------------------- */
 
-/* Whether a job answer is final (done: its status can no longer change). */
-static bool job_is_final(json_object *job) {
-        json_object *v;
-
-        return json_object_object_get_ex(job, "done", &v) && json_object_get_boolean(v);
-}
-
 /* The job list arrived for get_jobs. */
 static void on_jobs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
         Call *c = op_finish(userdata);
@@ -750,7 +744,7 @@ static int method_get_job(Call *c, json_object *params) {
         if (!op)
                 return -ENOMEM;
         read = op_read_of(c->server, key, path, "GET /jobs/{name}", c->server->config->jobs_ttl_s);
-        read.is_final = job_is_final;
+        read.is_final = job_done; /* a done job's status can no longer change */
         return op_cache_get(op, &read, on_job);
 }
 

@@ -261,10 +261,7 @@ static void from_id_cleanup(Op *op) {
 
 /* Whether a job is finished (done and not failed). */
 static bool job_finished(json_object *job) {
-        json_object *done;
-
-        return json_object_object_get_ex(job, "done", &done) && json_object_get_boolean(done) &&
-               !job_status_failed(json_str(job, "status"));
+        return job_done(job) && !job_failed(job);
 }
 
 static void from_id_next_results(FromIdOp *f);
@@ -2543,13 +2540,13 @@ static void on_watch_polled(const char *set_name, json_object *jobs, json_object
         json_object_put(w->last);
         w->last = json_object_new_array();
         for (size_t i = 0; i < json_array_len(jobs); i++) {
-                json_object *j = json_object_array_get_idx(jobs, i), *done;
+                json_object *j = json_object_array_get_idx(jobs, i);
                 const char *name = json_str(j, "name");
 
                 if (w->names && !list_has(w->names, name))
                         continue;
                 json_object_array_add(w->last, json_object_get(j));
-                if (!json_object_object_get_ex(j, "done", &done) || !json_object_get_boolean(done))
+                if (!job_done(j))
                         all_done = false;
                 if (list_has(changed, name))
                         json_object_array_add(mine, json_object_get(j));

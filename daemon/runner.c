@@ -35,6 +35,18 @@ static const char *member(json_object *o, const char *key) {
         return json_object_get_string(v);
 }
 
+/* Whether a job (a JobResponse, or NULL) is done. */
+bool job_done(json_object *job) {
+        json_object *v;
+
+        return json_object_object_get_ex(job, "done", &v) && json_object_get_boolean(v);
+}
+
+/* Whether a job (a JobResponse, or NULL) failed. */
+bool job_failed(json_object *job) {
+        return job_status_failed(member(job, "status"));
+}
+
 /* Writes a random UUID4 into buf (37 bytes). */
 static int uuid4(char buf[RUNNER_ID_LEN + 1]) {
         uint8_t b[16];
@@ -50,7 +62,7 @@ static int uuid4(char buf[RUNNER_ID_LEN + 1]) {
 }
 
 /* Releases the members of a job. */
-static void job_done(RunnerJob *j) {
+static void runner_job_clear(RunnerJob *j) {
         free(j->parameters_name);
         free(j->kind);
         free(j->name);
@@ -63,7 +75,7 @@ static void job_done(RunnerJob *j) {
 /* Frees the runner struct. */
 static void runner_free(Runner *r) {
         for (size_t i = 0; i < r->n_jobs; i++)
-                job_done(&r->jobs[i]);
+                runner_job_clear(&r->jobs[i]);
         free(r->jobs);
         free(r->display_name);
         free(r->set_name);
@@ -483,7 +495,7 @@ static int runner_append_job(Runner *r, const char *pname, const char *kind, con
                 .location = location ? strdup(location) : NULL,
         };
         if (!j->parameters_name) {
-                job_done(j);
+                runner_job_clear(j);
                 return -ENOMEM;
         }
         r->n_jobs++;
@@ -495,7 +507,7 @@ int runner_replace_jobs(Runner *r, json_object *jobs) {
         int q = 0;
 
         for (size_t i = 0; i < r->n_jobs; i++)
-                job_done(&r->jobs[i]);
+                runner_job_clear(&r->jobs[i]);
         r->n_jobs = 0;
         for (size_t i = 0; q >= 0 && i < json_array_len(jobs); i++) {
                 json_object *j = json_object_array_get_idx(jobs, i);
@@ -523,7 +535,7 @@ int runner_add_job(Runner *r, const char *parameters_name, const char *name, con
         if (j) {
                 char *p = TAKE_PTR(j->parameters_name);
 
-                job_done(j);
+                runner_job_clear(j);
                 j->parameters_name = p;
                 j->kind = strdup(runner_config_job_kind(parameters_name));
                 j->name = strdup(name);
@@ -554,13 +566,6 @@ static bool wanted(json_object *which, const char *pname) {
         return false;
 }
 
-/* Whether a job is done. */
-static bool job_is_done(const RunnerJob *j) {
-        json_object *v;
-
-        return j->job && json_object_object_get_ex(j->job, "done", &v) && json_object_get_boolean(v);
-}
-
 /* Whether every awaited job is done; reports a failed one. */
 bool runner_jobs_done(Runner *r, json_object *which, const RunnerJob **ret_failed) {
         bool all = true, any = false;
@@ -573,12 +578,12 @@ bool runner_jobs_done(Runner *r, json_object *which, const RunnerJob **ret_faile
                 if (!wanted(which, j->parameters_name))
                         continue;
                 any = true;
-                if (j->job && job_status_failed(member(j->job, "status"))) {
+                if (job_failed(j->job)) {
                         if (ret_failed && !*ret_failed)
                                 *ret_failed = j;
                         continue;
                 }
-                if (!job_is_done(j))
+                if (!job_done(j->job))
                         all = false;
         }
         return any && all;
@@ -591,7 +596,7 @@ int runner_track(Runner *r) {
         for (size_t i = 0; i < r->n_jobs; i++) {
                 const RunnerJob *j = &r->jobs[i];
 
-                if (j->name && !job_is_done(j) && !(j->job && job_status_failed(member(j->job, "status"))))
+                if (j->name && !job_done(j->job) && !job_failed(j->job))
                         pending = true;
         }
         if (!pending || !r->set_name || r->closed || !r->runners) {

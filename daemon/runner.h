@@ -149,6 +149,13 @@ void runner_waiter_remove(RunnerWaiter *w);
 /* Whether a job status is a failure (error, parent_error, lost, orphaned). */
 bool job_status_failed(const char *status);
 
+/* Whether a job (a JobResponse, or NULL) is done: "done" is true, its status can no longer
+ * change. A failed job is done too. */
+bool job_done(json_object *job);
+
+/* Whether a job (a JobResponse, or NULL) failed: its status is a failure. */
+bool job_failed(json_object *job);
+
 /* The runner as the API shows it (runner.get_status, runner.list). New reference. */
 json_object *runner_status_json(Runner *r, bool with_docs);
 
