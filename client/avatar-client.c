@@ -136,14 +136,17 @@ static int client_break(AvatarClient *c, int r) {
         return r;
 }
 
+/* Releases what a notification holds. */
+static void notification_done(Notification *n) {
+        free(n->method);
+        json_object_put(n->params);
+}
+
 /* Appends a notification to the queue, dropping the oldest when full. Takes method and
  * params. Returns 0 or -ENOMEM (then both are released). */
 static int queue_push(AvatarClient *c, char *method, json_object *params) {
         if (c->queue_len >= c->queue_max) {
-                Notification *old = &c->queue[c->queue_head];
-
-                free(old->method);
-                json_object_put(old->params);
+                notification_done(&c->queue[c->queue_head]);
                 c->queue_head++;
                 c->queue_len--;
                 c->n_dropped++;
@@ -201,8 +204,7 @@ static int dispatch_notifications(AvatarClient *c) {
                 c->in_callback = true;
                 c->cb(n.method, n.params, c->userdata);
                 c->in_callback = false;
-                free(n.method);
-                json_object_put(n.params);
+                notification_done(&n);
                 count++;
         }
         return count;
@@ -637,10 +639,8 @@ _public_ AvatarClient *avatar_client_free(AvatarClient *c) {
 
         if (!c)
                 return NULL;
-        while (queue_pop(c, &n) > 0) {
-                free(n.method);
-                json_object_put(n.params);
-        }
+        while (queue_pop(c, &n) > 0)
+                notification_done(&n);
         free(c->queue);
         frame_decoder_free(c->decoder);
         (void) safe_close(c->fd);
@@ -677,8 +677,7 @@ _public_ int avatar_client_set_notification_queue_max(AvatarClient *c, size_t ma
                 return -ERANGE;
         c->queue_max = max;
         while (c->queue_len > max && queue_pop(c, &n) > 0) {
-                free(n.method);
-                json_object_put(n.params);
+                notification_done(&n);
                 c->n_dropped++;
         }
         return 0;
