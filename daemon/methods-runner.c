@@ -1160,14 +1160,6 @@ static int put_resources(Op *op, Runner *r, api_done_cb cb) {
         return api_start(op->server->api, &call, cb, op, &op->req);
 }
 
-/* Whether the job list holds name. */
-static bool list_has(json_object *list, const char *name) {
-        for (size_t i = 0; i < json_array_len(list); i++)
-                if (streq_ptr(json_object_get_string(json_object_array_get_idx(list, i)), name))
-                        return true;
-        return false;
-}
-
 /* Whether the runner ran jobs other than advice. */
 static bool runner_has_run(const Runner *r) {
         for (size_t i = 0; i < r->n_jobs; i++)
@@ -1193,14 +1185,15 @@ static int method_run(Call *c, json_object *params) {
         for (size_t i = 0; i < ELEMENTSOF(run_order); i++) {
                 const char *kind = streq(run_order[i], "report_pia") ? "report" : run_order[i];
 
-                if (!jobs || list_has(jobs, kind))
+                if (!jobs || json_array_has_str(jobs, kind))
                         json_object_array_add(pnames, json_object_new_string(run_order[i]));
         }
         if (json_array_len(pnames) == 0) {
                 json_object_put(pnames);
                 return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL, "Invalid params: no job to run");
         }
-        if (list_has(pnames, "report") && !(list_has(pnames, "privacy_metrics") && list_has(pnames, "signal_metrics"))) {
+        if (json_array_has_str(pnames, "report") &&
+            !(json_array_has_str(pnames, "privacy_metrics") && json_array_has_str(pnames, "signal_metrics"))) {
                 json_object_put(pnames);
                 return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL,
                                          "Invalid params: the report jobs need privacy_metrics and signal_metrics in the same run");
@@ -1282,7 +1275,7 @@ static json_object *wait_jobs(WaitOp *w) {
         Runner *r = w->runner;
 
         for (size_t i = 0; a && i < r->n_jobs; i++)
-                if (!w->which || list_has(w->which, r->jobs[i].parameters_name))
+                if (!w->which || json_array_has_str(w->which, r->jobs[i].parameters_name))
                         json_object_array_add(a, runner_job_json(&r->jobs[i]));
         return a;
 }
@@ -1971,7 +1964,7 @@ static void on_download_results(Op *op, const ApiError *err) {
 
                 if (!tb)
                         continue;
-                if (!list_has(tables, tb))
+                if (!json_array_has_str(tables, tb))
                         json_object_array_add(tables, json_object_new_string(tb));
                 if (!d->table || streq(tb, d->table))
                         json_object_array_add(matches, json_object_new_string(u));
@@ -2120,7 +2113,7 @@ static int method_runner_delete(Call *c, json_object *params) {
                 return 0;
         names = json_object_new_array();
         for (size_t i = 0; names && i < r->n_jobs; i++)
-                if (r->jobs[i].name && (!which || list_has(which, r->jobs[i].parameters_name)))
+                if (r->jobs[i].name && (!which || json_array_has_str(which, r->jobs[i].parameters_name)))
                         json_object_array_add(names, json_object_new_string(r->jobs[i].name));
         if (!names)
                 return -ENOMEM;
@@ -2451,7 +2444,7 @@ static int method_advise_parameters(Call *c, json_object *params) {
                                          "Runner %s has already run: ask for advice before runner.run", r->id);
         if (table) {
                 json_object *tables = runner_config_tables(r->docs);
-                bool known = list_has(tables, table);
+                bool known = json_array_has_str(tables, table);
 
                 json_object_put(tables);
                 if (!known)
@@ -2543,12 +2536,12 @@ static void on_watch_polled(const char *set_name, json_object *jobs, json_object
                 json_object *j = json_object_array_get_idx(jobs, i);
                 const char *name = json_str(j, "name");
 
-                if (w->names && !list_has(w->names, name))
+                if (w->names && !json_array_has_str(w->names, name))
                         continue;
                 json_object_array_add(w->last, json_object_get(j));
                 if (!job_done(j))
                         all_done = false;
-                if (list_has(changed, name))
+                if (json_array_has_str(changed, name))
                         json_object_array_add(mine, json_object_get(j));
         }
         if (json_array_len(mine) > 0 && (p = json_object_new_object())) {

@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "errors.h"
+#include "jsonrpc.h"
 #include "macro.h"
 #include "op.h"
 #include "server.h"
@@ -105,6 +106,14 @@ const char *json_str(json_object *o, const char *key) {
         if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
                 return NULL;
         return json_object_get_string(v);
+}
+
+/* Whether an array holds a string. */
+bool json_array_has_str(json_object *a, const char *s) {
+        for (size_t i = 0; i < json_array_len(a); i++)
+                if (streq_ptr(json_object_get_string(json_object_array_get_idx(a, i)), s))
+                        return true;
+        return false;
 }
 
 /* Deep copy or NULL. */

@@ -9,6 +9,7 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
+#include "op.h"
 #include "poller.h"
 #include "runner-config.h"
 #include "runner.h"
@@ -26,15 +27,6 @@ bool job_status_failed(const char *status) {
                streq_ptr(status, "orphaned");
 }
 
-/* A string member, or NULL. */
-static const char *member(json_object *o, const char *key) {
-        json_object *v;
-
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
-}
-
 /* Whether a job (a JobResponse, or NULL) is done. */
 bool job_done(json_object *job) {
         json_object *v;
@@ -44,7 +36,7 @@ bool job_done(json_object *job) {
 
 /* Whether a job (a JobResponse, or NULL) failed. */
 bool job_failed(json_object *job) {
-        return job_status_failed(member(job, "status"));
+        return job_status_failed(json_str(job, "status"));
 }
 
 /* Writes a random UUID4 into buf (37 bytes). */
@@ -237,7 +229,7 @@ void runner_warn(Runner *r, const char *text) {
 
 /* Copies a string member into *dst (NULL when absent). */
 static int dup_member(json_object *o, const char *key, char **dst) {
-        const char *v = member(o, key);
+        const char *v = json_str(o, key);
 
         *dst = v ? strdup(v) : NULL;
         return !v || *dst ? 0 : -ENOMEM;
@@ -247,10 +239,10 @@ static int dup_member(json_object *o, const char *key, char **dst) {
 static int runner_from_file_json(Runners *rs, const char *file, json_object *o, Runner **ret) {
         Runner *r;
         json_object *v, *jobs;
-        const char *id = member(o, "id");
+        const char *id = json_str(o, "id");
         int q = 0;
 
-        if (!id || strlen(id) != RUNNER_ID_LEN || !member(o, "display_name") ||
+        if (!id || strlen(id) != RUNNER_ID_LEN || !json_str(o, "display_name") ||
             !json_object_object_get_ex(o, "docs", &v) || !json_object_is_type(v, json_type_array) ||
             !json_object_object_get_ex(o, "owner", &v) || !json_object_is_type(v, json_type_int)) {
                 log_error("Runner file '%s' lacks id, display_name, owner or docs.", file);
@@ -512,8 +504,8 @@ int runner_replace_jobs(Runner *r, json_object *jobs) {
         for (size_t i = 0; q >= 0 && i < json_array_len(jobs); i++) {
                 json_object *j = json_object_array_get_idx(jobs, i);
 
-                q = runner_append_job(r, member(j, "parameters_name"), member(j, "kind"), member(j, "name"),
-                                      member(j, "location"));
+                q = runner_append_job(r, json_str(j, "parameters_name"), json_str(j, "kind"), json_str(j, "name"),
+                                      json_str(j, "location"));
         }
         return q;
 }
@@ -558,12 +550,7 @@ RunnerJob *runner_job(Runner *r, const char *parameters_name) {
 
 /* Whether a job is in the list of names (NULL list: all). */
 static bool wanted(json_object *which, const char *pname) {
-        if (!which)
-                return true;
-        for (size_t i = 0; i < json_array_len(which); i++)
-                if (streq_ptr(json_object_get_string(json_object_array_get_idx(which, i)), pname))
-                        return true;
-        return false;
+        return !which || json_array_has_str(which, pname);
 }
 
 /* Whether every awaited job is done; reports a failed one. */
@@ -630,7 +617,7 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
                         for (size_t k = 0; j->name && k < json_array_len(jobs); k++) {
                                 json_object *job = json_object_array_get_idx(jobs, k);
 
-                                if (!streq_ptr(member(job, "name"), j->name))
+                                if (!streq_ptr(json_str(job, "name"), j->name))
                                         continue;
                                 for (size_t c = 0; c < json_array_len(changed); c++)
                                         if (streq_ptr(json_object_get_string(json_object_array_get_idx(changed, c)),
