@@ -114,11 +114,37 @@ static json_object *jobs_array(json_object *list) {
         return jobs;
 }
 
-/* Orders jobs newest first (qsort over an array of json_object pointers). */
-static int cmp_newest_first(const void *a, const void *b) {
-        double ta = job_time(*(json_object *const *) a), tb = job_time(*(json_object *const *) b);
+/* A job (or a run) with its creation time, parsed once for sorting. */
+typedef struct TimedJob {
+        double t;
+        size_t index;            /* position before the sort: equal times keep their order */
+        json_object *job;
+} TimedJob;
 
-        return ta < tb ? 1 : ta > tb ? -1 : 0;
+/* Orders timed jobs newest first, equal times in their original order. */
+static int cmp_newest_first(const void *a, const void *b) {
+        const TimedJob *x = a, *y = b;
+
+        if (x->t < y->t)
+                return 1;
+        if (x->t > y->t)
+                return -1;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Sorts v[0..n) (jobs or runs, by their created_at) newest first, in place; the times are
+ * parsed once, not in every comparison. Returns 0 or -ENOMEM. */
+static int sort_newest_first(json_object **v, size_t n) {
+        _cleanup_free_ TimedJob *t = calloc(n ? n : 1, sizeof(TimedJob));
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                t[i] = (TimedJob){ .t = job_time(v[i]), .index = i, .job = v[i] };
+        qsort(t, n, sizeof(TimedJob), cmp_newest_first);
+        for (size_t i = 0; i < n; i++)
+                v[i] = t[i].job;
+        return 0;
 }
 
 /* Adds "stale" and "age_s" to a result object. */
@@ -757,7 +783,10 @@ static json_object *sorted_jobs(json_object *jobs) {
                 return NULL;
         for (size_t i = 0; i < n; i++)
                 v[i] = json_object_array_get_idx(jobs, i);
-        qsort(v, n, sizeof(json_object *), cmp_newest_first);
+        if (sort_newest_first(v, n) < 0) {
+                free(v);
+                return NULL;
+        }
         a = json_object_new_array_ext((int) n);
         for (size_t i = 0; a && i < n; i++)
                 json_object_array_add(a, json_object_get(v[i]));
@@ -1037,8 +1066,13 @@ json_object *manager_find_runs(json_object *jobs, const char *name) {
                 json_object_object_add(g, "created_at", json_object_get(json_object_object_get(newest, "created_at")));
                 v[k++] = g;
         }
-        /* cmp_newest_first reads created_at, which each group now carries */
-        qsort(v, k, sizeof(json_object *), cmp_newest_first);
+        /* sorted by created_at, which each group now carries */
+        if (sort_newest_first(v, k) < 0) {
+                free(v);
+                json_object_put(groups);
+                json_object_put(runs);
+                return NULL;
+        }
         for (size_t i = 0; i < k; i++)
                 json_object_array_add(runs, json_object_get(v[i]));
         free(v);
