@@ -227,6 +227,28 @@ void runner_warn(Runner *r, const char *text) {
         json_object_array_add(r->warnings, json_object_new_string(text));
 }
 
+/* Appends a job with copies of the strings. Returns 0 or -ENOMEM. */
+static int runner_append_job(Runner *r, const char *pname, const char *kind, const char *name, const char *location) {
+        RunnerJob *n = reallocarray(r->jobs, r->n_jobs + 1, sizeof(RunnerJob)), *j;
+
+        if (!n)
+                return -ENOMEM;
+        r->jobs = n;
+        j = &r->jobs[r->n_jobs];
+        *j = (RunnerJob){
+                .parameters_name = strdup(pname),
+                .kind = kind ? strdup(kind) : NULL,
+                .name = name ? strdup(name) : NULL,
+                .location = location ? strdup(location) : NULL,
+        };
+        if (!j->parameters_name || (kind && !j->kind) || (name && !j->name) || (location && !j->location)) {
+                runner_job_clear(j);
+                return -ENOMEM;
+        }
+        r->n_jobs++;
+        return 0;
+}
+
 /* Copies a string member into *dst (NULL when absent). */
 static int dup_member(json_object *o, const char *key, char **dst) {
         const char *v = json_str(o, key);
@@ -275,28 +297,20 @@ static int runner_from_file_json(Runners *rs, const char *file, json_object *o, 
         jobs = json_object_object_get(o, "jobs");
         for (size_t i = 0; q >= 0 && i < json_array_len(jobs); i++) {
                 json_object *jo = json_object_array_get_idx(jobs, i);
-                RunnerJob *n = reallocarray(r->jobs, r->n_jobs + 1, sizeof(RunnerJob)), *j;
+                const char *pname = json_str(jo, "parameters_name");
+                RunnerJob *j;
 
-                if (!n) {
-                        q = -ENOMEM;
+                if (!pname) {
+                        q = -EBADMSG;
                         break;
                 }
-                r->jobs = n;
-                j = &r->jobs[r->n_jobs];
-                *j = (RunnerJob){};
-                q = dup_member(jo, "parameters_name", &j->parameters_name);
-                if (q >= 0 && !j->parameters_name)
-                        q = -EBADMSG;
-                if (q >= 0)
-                        q = dup_member(jo, "kind", &j->kind);
-                if (q >= 0)
-                        q = dup_member(jo, "name", &j->name);
-                if (q >= 0)
-                        q = dup_member(jo, "location", &j->location);
+                q = runner_append_job(r, pname, json_str(jo, "kind"), json_str(jo, "name"), json_str(jo, "location"));
+                if (q < 0)
+                        break;
+                j = &r->jobs[r->n_jobs - 1];
                 j->job = json_object_get(json_object_object_get(jo, "job"));
                 j->results = json_object_get(json_object_object_get(jo, "results"));
                 j->results_missing = json_object_get_boolean(json_object_object_get(jo, "results_missing"));
-                r->n_jobs++;
         }
         if (q < 0 || !r->display_name || !r->docs) {
                 runner_free(r);
@@ -470,28 +484,6 @@ void runner_close(Runner *r) {
                 runner_unref(r); /* the registry's reference */
         }
         runner_unref(r);
-}
-
-/* Appends a job. */
-static int runner_append_job(Runner *r, const char *pname, const char *kind, const char *name, const char *location) {
-        RunnerJob *n = reallocarray(r->jobs, r->n_jobs + 1, sizeof(RunnerJob)), *j;
-
-        if (!n)
-                return -ENOMEM;
-        r->jobs = n;
-        j = &r->jobs[r->n_jobs];
-        *j = (RunnerJob){
-                .parameters_name = strdup(pname),
-                .kind = kind ? strdup(kind) : NULL,
-                .name = name ? strdup(name) : NULL,
-                .location = location ? strdup(location) : NULL,
-        };
-        if (!j->parameters_name) {
-                runner_job_clear(j);
-                return -ENOMEM;
-        }
-        r->n_jobs++;
-        return 0;
 }
 
 /* Rebuilds the jobs of the runner from a job list, without saving or tracking. */
