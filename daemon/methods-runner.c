@@ -390,7 +390,6 @@ static void from_id_next_results(FromIdOp *f) {
                         return;
                 }
                 read = op_read_of(f->op.server, key, path, "GET /results/{job}", 0);
-                read.is_final = NULL;
                 q = cache_get(f->op.server->cache, &read, on_from_id_results, f, &f->op.waiter);
                 if (q < 0)
                         call_reply_errno(op_finish(&f->op), q, NULL);
@@ -436,10 +435,7 @@ static void on_from_id_yaml(const ApiResponse *resp, const ApiError *err, void *
         f->docs = docs_from_yaml(f->op.call, resp->body, resp->body_len);
         if (!f->docs) {
                 /* docs_from_yaml replied; the Op goes with the call */
-                Call *c = f->op.call;
-
-                call_on_cancel(c, NULL, NULL);
-                op_free(&f->op);
+                (void) op_start_failed(&f->op, 0);
                 return;
         }
         esc = api_escape(f->set_name);
@@ -542,7 +538,6 @@ static int method_create_runner_from_name(Call *c, json_object *params) {
 /* ---- runner.add_table ------------------------------------------------------------------ */
 
 typedef struct UploadItem {
-        const char *role;         /* "data" or "avatar_data" */
         char *key;                /* object key, e.g. "iris.csv" */
         int fd;                   /* -1 for inline data */
         int64_t size;
@@ -795,11 +790,10 @@ static const char *extension_of(const char *file_name) {
 }
 
 /* Prepares one upload item from a "data"-like param: {"fd": N} or an inline string. */
-static int upload_item_init(Call *c, UploadItem *it, const char *role, json_object *value, const char *table,
-                            const char *suffix, const char *file_name) {
+static int upload_item_init(Call *c, UploadItem *it, json_object *value, const char *table, const char *suffix,
+                            const char *file_name) {
         struct stat st;
 
-        it->role = role;
         it->fd = -1;
         if (asprintf(&it->key, "%s%s%s", table, suffix, extension_of(file_name)) < 0)
                 return -ENOMEM;
@@ -860,11 +854,11 @@ static int method_add_table(Call *c, json_object *params) {
         json_object_object_del(a->params, "avatar_file_name");
 
         a->n_items = 1;
-        q = upload_item_init(c, &a->items[0], "data", json_object_object_get(params, "data"), table, "",
+        q = upload_item_init(c, &a->items[0], json_object_object_get(params, "data"), table, "",
                              json_str(params, "file_name"));
         if (q >= 0 && json_object_object_get_ex(params, "avatar_data", &v) && v) {
                 a->n_items = 2;
-                q = upload_item_init(c, &a->items[1], "avatar_data", v, table, "_avatars",
+                q = upload_item_init(c, &a->items[1], v, table, "_avatars",
                                      json_str(params, "avatar_file_name") ?: json_str(params, "file_name"));
         }
         if (q == -EBADF) {
@@ -1784,7 +1778,6 @@ typedef struct DownloadOp {
         char *file_name;
         int64_t index;
         int fd;                  /* -1: inline */
-        size_t inline_max;
         ResultsFetch fetch;
         StorageOp *storage;
         Notifier notifier;
@@ -1925,7 +1918,8 @@ static void on_download_access(Op *op, const char *s3url, const StorageCredentia
                 q = storage_get_fd(op->server->storage, s3url, cred, d->fd, on_download_progress, on_downloaded, d,
                                    &d->storage);
         else
-                q = storage_get_memory(op->server->storage, s3url, cred, d->inline_max, on_downloaded, d, &d->storage);
+                q = storage_get_memory(op->server->storage, s3url, cred, PROTO_INLINE_RESULT_MAX, on_downloaded, d,
+                                       &d->storage);
         if (q < 0)
                 call_reply_errno(op_finish(op), q, "Cannot start the download: %m");
 }
@@ -2036,7 +2030,6 @@ static int method_download(Call *c, json_object *params) {
         d->pname = result_kinds[k].pname;
         d->key = result_kinds[k].key;
         d->index = json_object_object_get_ex(params, "index", &v) && v ? json_object_get_int64(v) : 0;
-        d->inline_max = PROTO_INLINE_RESULT_MAX;
         notifier_init(&d->notifier, c->server);
         if (table && !(d->table = strdup(table)))
                 return op_start_failed(&d->op, -ENOMEM);
