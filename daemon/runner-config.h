@@ -18,9 +18,6 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
-/* The default jobs of runner.run, in execution order. */
-#define RUNNER_DEFAULT_JOBS { "standard", "signal_metrics", "privacy_metrics", "report" }
-
 /* Creates the documents of a new runner: an AvatarMetadata for display_name, with `options`
  * (borrowed; members pia_data_recipient, pia_data_type, pia_data_subject,
  * pia_sensitivity_level, seed, max_distribution_plots, report_language, all optional).
