@@ -59,6 +59,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "jsonrpc.h"
 #include "macro.h"
 #include "resource-yaml.h"
 
@@ -217,40 +218,10 @@ static const char *shorten_tag(const char *tag, char buf[static TAG_BUF]) {
 
 /* Whether s[0..n) is valid UTF-8 (RFC 3629: no overlong forms, surrogates or > U+10FFFF). */
 static bool utf8_valid(const char *s, size_t n) {
-        const unsigned char *p = (const unsigned char *) s, *end = p + n;
-
-        while (p < end) {
-                uint32_t cp, min;
-                size_t w;
-
-                if (*p < 0x80) {
-                        p++;
-                        continue;
-                }
-                if ((*p & 0xe0) == 0xc0) {
-                        w = 2;
-                        cp = *p & 0x1f;
-                        min = 0x80;
-                } else if ((*p & 0xf0) == 0xe0) {
-                        w = 3;
-                        cp = *p & 0x0f;
-                        min = 0x800;
-                } else if ((*p & 0xf8) == 0xf0) {
-                        w = 4;
-                        cp = *p & 0x07;
-                        min = 0x10000;
-                } else
+        for (size_t i = 0, l; i < n; i += l) {
+                l = utf8_sequence_len((const unsigned char *) s + i, n - i);
+                if (l == 0)
                         return false;
-                if ((size_t) (end - p) < w)
-                        return false;
-                for (size_t k = 1; k < w; k++) {
-                        if ((p[k] & 0xc0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (p[k] & 0x3f);
-                }
-                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-                p += w;
         }
         return true;
 }
@@ -922,16 +893,6 @@ static int emit_plain(Emit *em, const char *s) {
         return emit_event(em, &e);
 }
 
-/* Whether s[0..n) contains the NUL-terminated needle. */
-static bool contains(const char *s, size_t n, const char *needle) {
-        size_t k = strlen(needle);
-
-        for (size_t i = 0; k <= n && i <= n - k; i++)
-                if (memcmp(s + i, needle, k) == 0)
-                        return true;
-        return false;
-}
-
 /* Emits a string so that it reads back as this same string: plain when that resolves to a
  * string, else quoted; multi-line as a literal block where libyaml can. */
 static int emit_string(Emit *em, const char *s, size_t n) {
@@ -948,7 +909,7 @@ static int emit_string(Emit *em, const char *s, size_t n) {
          * only a 1.1 reader strips again. Double quotes escape them (\L, \P) for every
          * reader. '\n' breaks read best as a literal block; libyaml falls back to double
          * quotes where a block cannot carry the text exactly (trailing spaces, controls). */
-        if (contains(s, n, "\xe2\x80\xa8") || contains(s, n, "\xe2\x80\xa9"))
+        if (memmem(s, n, "\xe2\x80\xa8", 3) || memmem(s, n, "\xe2\x80\xa9", 3))
                 style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
         else if (memchr(s, '\n', n))
                 style = YAML_LITERAL_SCALAR_STYLE;
