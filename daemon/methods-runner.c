@@ -1863,17 +1863,15 @@ static void on_downloaded(const StorageResult *res, void *userdata) {
                 json_object *text = NULL;
 
                 /* text must be valid UTF-8 to travel as a JSON string */
-                if (!bin) {
-                        _cleanup_free_ char *q = NULL;
-                        json_object *probe = json_object_new_string_len(res->data, (int) res->len);
-
-                        if (probe && asprintf(&q, "%s", json_object_to_json_string_ext(probe, JSONRPC_WIRE_FLAGS)) >= 0 &&
-                            json_parse_strict(q, strlen(q), 2, &text) >= 0)
-                                json_object_put(probe);
-                        else {
-                                json_object_put(probe);
+                for (size_t i = 0, l; !bin && i < res->len; i += l) {
+                        l = utf8_sequence_len((const unsigned char *) res->data + i, res->len - i);
+                        if (l == 0)
                                 bin = true;
-                        }
+                }
+                if (!bin) {
+                        text = json_object_new_string_len(res->data ?: "", (int) res->len);
+                        if (!text)
+                                bin = true;
                 }
                 if (bin) {
                         _cleanup_free_ char *b64 = base64(res->data, res->len);

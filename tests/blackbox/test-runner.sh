@@ -127,6 +127,20 @@ ctl runner.download "{\"runner_id\":\"$R1\",\"result\":\"run_metadata\"}"
 check_eq "download run_metadata inline succeeds" "0" "$CTL_RC"
 check_match "a small text result comes inline as utf-8" '"file_name":"run_metadata.avatarize.json".*"encoding":"utf-8"' "$OUT"
 check_match "its text is the standard job's metadata" "\\\\\"job_name\\\\\":\\\\\"$STD1\\\\\"" "$(tr -d ' ' <<<"$OUT")"
+# text that is not UTF-8 (an overlong form, then a surrogate) cannot be a JSON string: base64
+meta=$(stored_object "$S1" "$STD1" run_metadata.avatarize.json)
+cp "$meta" "$TMP/run_metadata.saved"
+for bad in 'caf\xc0\xa9' 'x\xed\xa0\x80y'; do
+        printf '%b' "$bad" >"$meta"
+        ctl runner.download "{\"runner_id\":\"$R1\",\"result\":\"run_metadata\"}"
+        check_match "a text result that is not UTF-8 ($bad) comes inline as base64" \
+                "\"encoding\":\"base64\",\"data\":\"$(printf '%b' "$bad" | base64)\"" "$OUT"
+done
+printf 'caf\xc3\xa9 \xf0\x9f\x90\x99\x01' >"$meta"
+ctl runner.download "{\"runner_id\":\"$R1\",\"result\":\"run_metadata\"}"
+check_match "UTF-8 text with a control character comes inline as utf-8" \
+        '"encoding":"utf-8","data":"café 🐙\\u0001"' "$OUT"
+cp "$TMP/run_metadata.saved" "$meta"
 ctl runner.download "{\"runner_id\":\"$R1\",\"result\":\"report\"}"
 check_eq "download report inline succeeds" "0" "$CTL_RC"
 check_match "a binary result comes inline as base64" '"encoding":"base64","data":"JVBERi0' "$OUT"
