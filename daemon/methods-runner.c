@@ -2078,13 +2078,15 @@ static void runner_delete_cleanup(Op *op) {
         runner_unref(((RunnerDeleteOp *) op)->runner);
 }
 
-/* The bulk deletion answered. */
+/* The bulk deletion answered: the job lists and the results read before it are out of date,
+ * as after manager.delete_jobs. */
 static void on_runner_deleted(const ApiResponse *resp, const ApiError *err, void *userdata) {
         RunnerDeleteOp *d = userdata;
         Server *s = d->op.server;
 
         d->op.req = NULL;
         cache_invalidate(s->cache, "GET /jobs");
+        cache_invalidate(s->cache, "GET /results/");
         if (err) {
                 reply_api_error(op_finish(&d->op), err);
                 return;

@@ -530,11 +530,16 @@ wait_runner "$RX"
 check_match "and finishes" '"done":true' "$OUT"
 
 # --- runner.delete --------------------------------------------------------------------------------------
+ctl manager.get_last_results '{"count":5}' # the results of the runner's five jobs, now cached
 before=$(sim_count "POST /api/jobs/bulk-delete")
 ctl runner.delete "{\"runner_id\":\"$RX\",\"jobs\":[\"report\",\"report_pia\"]}"
 check_eq "runner.delete of two jobs succeeds" "0" "$CTL_RC"
 check_eq "runner.delete: both deleted upstream" "2" "$(grep -o '"deleted_at":"20' <<<"$OUT" | wc -l)"
 check_eq "runner.delete is one bulk-delete" "$((before + 1))" "$(sim_count "POST /api/jobs/bulk-delete")"
+results=$(sim_count "GET /api/results/{job}")
+ctl manager.get_last_results '{"count":3}'
+check_eq "runner.delete drops the cached results, as manager.delete_jobs does" "$((results + 3))" \
+        "$(sim_count "GET /api/results/{job}")"
 ctl runner.delete "{\"runner_id\":\"$RX\"}"
 check_match "runner.delete of all: the five jobs, two already gone" '"failed_jobs":\[' "$OUT"
 check_eq "the server keeps no live job of that runner" "" \
