@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "build-config.h"
+#include "clock.h"
 #include "config.h"
 #include "credential.h"
 #include "errors.h"
@@ -91,14 +92,6 @@ const char *compat_status_to_string(CompatStatus s) {
         if (s < 0 || s >= _COMPAT_STATUS_MAX)
                 return NULL;
         return compat_table[s];
-}
-
-/* Monotonic clock in microseconds. */
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
 /* Releases an error's members. */
@@ -514,7 +507,7 @@ static void request_fail(ApiRequest *r, const ApiError *e) {
 /* Whether the compatibility answer is recent enough to use. */
 static bool compat_fresh(const Api *a) {
         return a->compat_at_usec > 0 &&
-               mono_usec() - a->compat_at_usec < (uint64_t) a->config->compatibility_ttl_s * USEC_PER_SEC;
+               now_usec() - a->compat_at_usec < (uint64_t) a->config->compatibility_ttl_s * USEC_PER_SEC;
 }
 
 /* The server's message and most recent compatible client of a compatibility answer, NULL when
@@ -642,7 +635,7 @@ static void on_compat_done(const UpstreamResponse *resp, void *userdata) {
                                     streq(s, "incompatible") ? COMPAT_INCOMPATIBLE : COMPAT_UNKNOWN;
                         json_object_put(a->compat_answer);
                         a->compat_answer = json_object_get(json);
-                        a->compat_at_usec = mono_usec();
+                        a->compat_at_usec = now_usec();
                         if (a->compat == COMPAT_COMPATIBLE)
                                 log_info("The Avatar server at %s says this client is compatible.", a->config->api_url);
                         else
@@ -729,7 +722,7 @@ json_object *api_compat_answer(const Api *a) {
 double api_compat_age_s(const Api *a) {
         if (a->compat_at_usec == 0)
                 return -1;
-        return (double) (mono_usec() - a->compat_at_usec) / 1e6;
+        return (double) (now_usec() - a->compat_at_usec) / 1e6;
 }
 
 /* Starts the shared POST /refresh for an expired login session. */

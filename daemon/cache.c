@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "clock.h"
 #include "errors.h"
 #include "log.h"
 #include "jsonrpc.h"
@@ -47,14 +48,6 @@ struct Cache {
         size_t n_entries;
         uint64_t hits, misses, coalesced, stale_served, evictions, errors;
 };
-
-/* Monotonic clock in microseconds. */
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 /* Creates the cache. */
 int cache_new(Api *api, Cache **ret) {
@@ -173,7 +166,7 @@ static CacheEntry *entry_new(Cache *c, const char *key) {
 
 /* Age of an entry's value in seconds. */
 static double entry_age_s(const CacheEntry *e) {
-        return (double) (mono_usec() - e->fetched_usec) / 1e6;
+        return (double) (now_usec() - e->fetched_usec) / 1e6;
 }
 
 /* Delivers a result to every waiter of an entry. */
@@ -205,11 +198,11 @@ static void on_fetched(const ApiResponse *resp, const ApiError *err, void *userd
         if (resp) {
                 json_object_put(e->value);
                 e->value = json_object_get(resp->json);
-                e->fetched_usec = mono_usec();
+                e->fetched_usec = now_usec();
                 e->final = e->is_final && e->is_final(e->value);
                 entry_deliver(e, e->value, false, NULL);
         } else if (err->code == RPC_UPSTREAM_UNREACHABLE && e->value &&
-                   mono_usec() - e->fetched_usec <= e->stale_max_usec) {
+                   now_usec() - e->fetched_usec <= e->stale_max_usec) {
                 c->stale_served++;
                 log_debug("Serving '%s' stale (%.1fs old): %s", e->key, entry_age_s(e), strna(err->message));
                 entry_deliver(e, e->value, true, NULL);
@@ -235,7 +228,7 @@ int cache_get(Cache *c, const CacheRead *read, cache_done_cb cb, void *userdata,
         e = entry_find(c, read->key);
         /* while the server says incompatible, the gate in api_start() answers, not the cache */
         if (e && e->value && !read->force && !api_compat_blocks(c->api) &&
-            (e->final || mono_usec() - e->fetched_usec < read->ttl_usec)) {
+            (e->final || now_usec() - e->fetched_usec < read->ttl_usec)) {
                 c->hits++;
                 entry_touch(e);
                 cb(e->value, entry_age_s(e), false, NULL, userdata);
@@ -315,7 +308,7 @@ int cache_put(Cache *c, const char *key, json_object *value, bool final) {
         }
         json_object_put(e->value);
         e->value = json_object_get(value);
-        e->fetched_usec = mono_usec();
+        e->fetched_usec = now_usec();
         e->final = final;
         entry_touch(e);
         return 0;

@@ -7,6 +7,7 @@
 #include <sys/queue.h>
 
 #include "cache.h"
+#include "clock.h"
 #include "config.h"
 #include "errors.h"
 #include "log.h"
@@ -278,7 +279,7 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *userdata) {
 /* Arms the timer for the next poll (now, or after the backoff interval). */
 static void set_schedule(PollSet *s, bool now) {
         uint64_t usec = now ? 0 : set_interval_usec(s);
-        struct timeval tv = { .tv_sec = (time_t) (usec / 1000000), .tv_usec = (suseconds_t) (usec % 1000000) };
+        struct timeval tv = usec_to_timeval(usec);
 
         if (s->req)
                 return;

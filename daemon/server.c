@@ -13,6 +13,7 @@
 #include "build-config.h"
 #include "cache.h"
 #include "client.h"
+#include "clock.h"
 #include "credential.h"
 #include "dispatch.h"
 #include "jsonrpc.h"
@@ -47,22 +48,6 @@ const char *server_state_to_string(ServerState s) {
         if (s < 0 || s >= _SERVER_STATE_MAX)
                 return NULL;
         return server_state_table[s];
-}
-
-/* Monotonic time in microseconds. */
-uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-/* Wall-clock time in microseconds. */
-uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
 /* Builds a complete configuration from the options. */

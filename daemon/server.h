@@ -18,6 +18,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "config.h"
 #include "macro.h"
 
@@ -123,11 +124,6 @@ void server_stop(Server *s);
  * one, logs, stores the error for daemon.status, returns -EINVAL and (if ret_error) a
  * malloc'd description. */
 int server_reload(Server *s, char **ret_error);
-
-/* Monotonic time in microseconds. */
-uint64_t now_usec(void);
-/* Wall-clock time in microseconds. */
-uint64_t now_realtime_usec(void);
 
 /* Connection bookkeeping used by client.c. */
 int server_uid_ref(Server *s, uid_t uid);

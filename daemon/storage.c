@@ -59,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "macro.h"
 #include "storage.h"
@@ -279,22 +280,6 @@ static void op_fill(StorageOp *op);
 static void on_fd_ready(evutil_socket_t fd, short what, void *userdata);
 
 /* ---- small helpers ----------------------------------------------------------------------- */
-
-/* Monotonic clock in microseconds. */
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-/* Milliseconds as a struct timeval. */
-static struct timeval ms_to_timeval(uint64_t ms) {
-        return (struct timeval) {
-                .tv_sec = (time_t) (ms / MSEC_PER_SEC),
-                .tv_usec = (suseconds_t) ((ms % MSEC_PER_SEC) * USEC_PER_MSEC),
-        };
-}
 
 /* Makes room for n more bytes (plus a NUL). */
 static bool strbuf_reserve(StrBuf *b, size_t n) {
@@ -949,7 +934,7 @@ static StorageOp *op_free(StorageOp *op) {
 
 /* Arms the operation's timer. */
 static void op_arm(StorageOp *op, uint64_t ms) {
-        struct timeval tv = ms_to_timeval(ms);
+        struct timeval tv = usec_to_timeval(ms * USEC_PER_MSEC);
 
         /* evtimer_add only fails on invalid arguments. */
         (void) evtimer_add(op->timer, &tv);
@@ -1290,7 +1275,7 @@ static void on_op_timer(evutil_socket_t fd, short what, void *userdata) {
  * STORAGE_IDLE_MS; a descriptor epoll refuses is polled from the timer instead (after
  * -EAGAIN every STORAGE_EAGAIN_RETRY_MS, within the same idle bound). */
 static int op_wait_fd(StorageOp *op, bool eagain) {
-        struct timeval idle = ms_to_timeval(STORAGE_IDLE_MS);
+        struct timeval idle = usec_to_timeval(STORAGE_IDLE_MS * USEC_PER_MSEC);
 
         if (!eagain)
                 op->idle_polls = 0;

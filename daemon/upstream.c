@@ -61,6 +61,7 @@
 #include <time.h>
 
 #include "build-config.h"
+#include "clock.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
@@ -243,22 +244,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);
 /* Frees a string libcurl allocated, for _cleanup_. */
 static void curl_freep(char **p) {
         curl_free(*p);
-}
-
-/* Monotonic clock in microseconds. */
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-/* Microseconds to a struct timeval for libevent. */
-static struct timeval usec_to_timeval(uint64_t usec) {
-        return (struct timeval) {
-                .tv_sec = (time_t) (usec / USEC_PER_SEC),
-                .tv_usec = (suseconds_t) (usec % USEC_PER_SEC),
-        };
 }
 
 /* Milliseconds from a to b (0 when b is not after a), rounded up. */
