@@ -460,7 +460,9 @@ int server_reload(Server *s, char **ret_error) {
                 if (r < 0) {
                         credential_free(cred);
                         config_free(n);
-                        return log_error_errno(r, "Failed to apply the upstream options, keeping the current configuration: %m");
+                        if (asprintf(&err, "cannot apply the upstream options: %s", strerror(-r)) < 0)
+                                err = NULL;
+                        return server_reload_rejected(s, TAKE_PTR(err), ret_error);
                 }
                 /* a key only the environment held, or a login session, outlives reloads */
                 if (cred->kind == CREDENTIAL_NONE && cur && cur->kind != CREDENTIAL_NONE)
