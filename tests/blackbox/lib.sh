@@ -14,6 +14,8 @@ AVATARCTL="$BUILD_ROOT/client/avatarctl"
 PROBE="$BUILD_ROOT/tests/blackbox/avatard-probe"
 AVATAR_SIM="$BUILD_ROOT/tests/avatar-sim/avatar-sim"
 SCRIPTS="$SOURCE_ROOT/tests/blackbox/scripts"
+# shellcheck source=../lib/wait.sh
+. "$SOURCE_ROOT/tests/lib/wait.sh"
 
 # Wrap the daemon in e.g. "valgrind --leak-check=full" when AVATARD_WRAPPER is set (the
 # simulator has SIM_WRAPPER). Under valgrind each daemon process writes its own report, which
@@ -114,15 +116,16 @@ on_tty() {
         script -qec "$(printf '%q ' "$@")" /dev/null </dev/null | tr -d '\r'
 }
 
-# Waits until PATH exists as a socket (or the process PID died). Returns non-zero on timeout.
-wait_for_socket() {
-        local path="$1" pid="$2" i
-        for i in $(seq 1 200); do
-                [ -S "$path" ] && return 0
-                kill -0 "$pid" 2>/dev/null || return 1
-                sleep 0.05
-        done
+# Whether PATH is a socket; fails for good once process PID died (wait_until then stops).
+_socket_or_dead() {
+        [ -S "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || return "$WAIT_NEVER"
         return 1
+}
+
+# Waits until PATH exists as a socket (or the process PID died). Returns non-zero otherwise.
+wait_for_socket() {
+        wait_until 10 _socket_or_dead "$1" "$2" && [ -S "$1" ]
 }
 
 # Starts avatard with $CONF, $SOCK and $STATE plus extra arguments. Sets DAEMON_PID.
@@ -141,12 +144,11 @@ start_daemon() {
                 return 1
         fi
         # under a wrapper the socket appears before the loop runs: wait for an answer
-        local i
-        for i in $(seq 1 100); do
-                "$AVATARCTL" --timeout 2 call daemon.ping >/dev/null 2>&1 && return 0
-                sleep 0.1
-        done
-        return 0
+        if ! wait_until 20 "$AVATARCTL" --timeout 2 call daemon.ping >/dev/null 2>&1; then
+                echo "# avatard does not answer daemon.ping; log follows" >&2
+                tail -n 50 "$DAEMON_LOG" >&2
+                return 1
+        fi
 }
 
 # Stops the daemon with SIGTERM and waits; returns its exit status.
@@ -165,18 +167,20 @@ start_sim() {
         $SIM_WRAPPER "$AVATAR_SIM" --listen 127.0.0.1 --port 0 --port-file "$TMP/sim.port" \
                 --request-log "$SIM_REQUESTS" --storage-dir "$TMP/storage" "$@" >>"$SIM_LOG" 2>&1 &
         SIM_PID=$!
-        local i
-        for i in $(seq 1 200); do
-                if [ -s "$TMP/sim.port" ]; then
-                        SIM_PORT=$(cat "$TMP/sim.port")
-                        SIM_URL="http://127.0.0.1:$SIM_PORT"
-                        return 0
-                fi
-                kill -0 "$SIM_PID" 2>/dev/null || break
-                sleep 0.05
-        done
+        if wait_until 10 _file_or_dead "$TMP/sim.port" "$SIM_PID" && [ -s "$TMP/sim.port" ]; then
+                SIM_PORT=$(cat "$TMP/sim.port")
+                SIM_URL="http://127.0.0.1:$SIM_PORT"
+                return 0
+        fi
         echo "# avatar-sim did not start; log follows" >&2
         tail -n 50 "$SIM_LOG" >&2
+        return 1
+}
+
+# Whether FILE is not empty; fails for good once process PID died.
+_file_or_dead() {
+        [ -s "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || return "$WAIT_NEVER"
         return 1
 }
 
