@@ -9,7 +9,12 @@
  *   avatard-probe oversize SOCKET BYTES send a BYTES-long line; expect an error and a close,
  *                                       while a second connection keeps being served
  *   avatard-probe stall SOCKET          a connection stalls mid-line while another is served
- *   avatard-probe hold SOCKET N SECONDS hold N idle connections open
+ *   avatard-probe hold SOCKET N [idle]  open N connections, each answered once (so the daemon
+ *                                       has accepted it), print "N/N connections open", then
+ *                                       hold them until standard input ends (the test lets
+ *                                       go); with "idle", until the daemon closed every one
+ *                                       of them instead, printing how long the first one
+ *                                       stayed open
  *   avatard-probe halfclose SOCKET N METHOD
  *                                       N requests for METHOD in one write, then the writing
  *                                       side shut down: every request must be answered before
@@ -20,6 +25,9 @@
  *                                       writing, numbered from 0 in option order) and print
  *                                       every line received (notifications, then the reply)
  *                                       until the reply; exit 1 when none came in time
+ *
+ * Every deadline (a reply awaited, -t) only bounds a hang: it is multiplied by
+ * $AVATARD_TEST_TIME_SCALE (tests/lib/test-wait.h).
  *
  * Script lines:
  *   # comment / blank          ignored
@@ -37,6 +45,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,6 +56,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test-wait.h"
+
+/* How long a reply may take before the daemon is deemed stuck (scaled by reply_ms()). */
 #define TIMEOUT_MS 10000
 #define STRLEN(s) (sizeof(s) - 1)
 #define streq_opt(a, b) (strcmp((a), (b)) == 0)
@@ -80,10 +92,12 @@ static int connect_unix(const char *path, bool nonblock) {
 
 /* Milliseconds since an arbitrary start. */
 static long long now_ms(void) {
-        struct timespec ts;
+        return (long long) test_now_ms();
+}
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+/* The bound of a wait for a reply: TIMEOUT_MS, scaled for slow legs. */
+static int reply_ms(void) {
+        return (int) test_deadline_ms(TIMEOUT_MS);
 }
 
 /* Sends all bytes, with descriptors attached to the first chunk. */
@@ -114,7 +128,7 @@ static int send_all(int fd, const char *data, size_t len, const int *fds, size_t
                                 continue;
                         if (errno == EAGAIN) {
                                 struct pollfd p = { fd, POLLOUT, 0 };
-                                poll(&p, 1, TIMEOUT_MS);
+                                poll(&p, 1, reply_ms());
                                 continue;
                         }
                         return -errno;
@@ -299,7 +313,7 @@ static int cmd_script(const char *sock, const char *file) {
                 } else if (strcmp(line, "<none") == 0) {
                         r = send_all(c.fd, SENTINEL "\n", strlen(SENTINEL) + 1, NULL, 0);
                         if (r >= 0)
-                                r = read_line(&c, TIMEOUT_MS, &reply);
+                                r = read_line(&c, reply_ms(), &reply);
                         if (r <= 0 || !strstr(reply, "__sentinel__")) {
                                 fprintf(stderr, "%s:%u: expected no reply, got: %s\n", file, lineno,
                                         r > 0 ? reply : r == 0 ? "(connection closed)" : strerror(-r));
@@ -308,7 +322,7 @@ static int cmd_script(const char *sock, const char *file) {
                         checks++;
                 } else if (strcmp(line, "<closed") == 0) {
                         for (;;) {
-                                r = read_line(&c, TIMEOUT_MS, &reply);
+                                r = read_line(&c, reply_ms(), &reply);
                                 if (r <= 0)
                                         break;
                                 free(reply);
@@ -323,7 +337,7 @@ static int cmd_script(const char *sock, const char *file) {
                 } else if (strncmp(line, "<match ", 7) == 0 || strncmp(line, "< ", 2) == 0) {
                         bool match = line[1] == 'm';
 
-                        r = read_line(&c, TIMEOUT_MS, &reply);
+                        r = read_line(&c, reply_ms(), &reply);
                         if (r <= 0) {
                                 fprintf(stderr, "%s:%u: expected a reply: %s\n", file, lineno,
                                         r == 0 ? "connection closed" : strerror(-r));
@@ -387,7 +401,7 @@ static int cmd_flood(const char *sock, int n) {
                         return 1;
                 }
         }
-        deadline = now_ms() + 30000;
+        deadline = now_ms() + (long long) test_deadline_ms(30000);
         while (answered + failed < n && now_ms() < deadline) {
                 int k = 0;
 
@@ -457,7 +471,7 @@ static int cmd_fds(const char *sock, int n) {
                 for (int i = 0; i < window; i++) {
                         char *reply = NULL;
 
-                        if (read_line(&c, TIMEOUT_MS, &reply) <= 0 || !strstr(reply, "\"result\"")) {
+                        if (read_line(&c, reply_ms(), &reply) <= 0 || !strstr(reply, "\"result\"")) {
                                 fprintf(stderr, "missing or bad reply after %d: %s\n", got, reply ? reply : "(none)");
                                 return 1;
                         }
@@ -479,7 +493,7 @@ static bool ping_ok(Conn *c) {
 
         if (send_all(c->fd, SENTINEL "\n", strlen(SENTINEL) + 1, NULL, 0) < 0)
                 return false;
-        ok = read_line(c, TIMEOUT_MS, &reply) > 0 && strstr(reply, "__sentinel__");
+        ok = read_line(c, reply_ms(), &reply) > 0 && strstr(reply, "__sentinel__");
         free(reply);
         return ok;
 }
@@ -498,7 +512,7 @@ static int cmd_oversize(const char *sock, size_t bytes) {
         /* the daemon may close before all bytes are sent: a send error is expected then */
         (void) send_all(bad.fd, line, bytes + 1, NULL, 0);
         free(line);
-        r = read_line(&bad, TIMEOUT_MS, &reply);
+        r = read_line(&bad, reply_ms(), &reply);
         if (r <= 0 || !strstr(reply, "-32600")) {
                 fprintf(stderr, "expected an Invalid Request error, got: %s\n", r > 0 ? reply : "(none)");
                 return 1;
@@ -506,7 +520,7 @@ static int cmd_oversize(const char *sock, size_t bytes) {
         printf("oversize frame answered: %s\n", reply);
         free(reply);
         reply = NULL;
-        r = read_line(&bad, TIMEOUT_MS, &reply);
+        r = read_line(&bad, reply_ms(), &reply);
         if (r != 0) {
                 fprintf(stderr, "expected the connection to be closed\n");
                 return 1;
@@ -546,7 +560,7 @@ static int cmd_stall(const char *sock) {
         {
                 char *reply = NULL;
 
-                if (read_line(&stall, TIMEOUT_MS, &reply) <= 0 || !strstr(reply, "\"pong\"")) {
+                if (read_line(&stall, reply_ms(), &reply) <= 0 || !strstr(reply, "\"pong\"")) {
                         fprintf(stderr, "stalled request not answered once complete\n");
                         return 1;
                 }
@@ -578,13 +592,22 @@ static int cmd_burst(const char *sock, int n) {
                 fprintf(stderr, "send failed: %s\n", strerror(-r));
                 return 1;
         }
-        if (!ping_ok(&c)) {
+        /* replies come in the order of the requests: a notification answered by mistake
+         * shows up before the ping's reply */
+        if (send_all(c.fd, SENTINEL "\n", strlen(SENTINEL) + 1, NULL, 0) < 0)
+                return 1;
+        while ((r = read_line(&c, reply_ms(), &reply)) > 0 && !strstr(reply, "__sentinel__")) {
+                fprintf(stderr, "a notification was answered: %s\n", reply);
+                return 1;
+        }
+        if (r <= 0) {
                 fprintf(stderr, "no answer after a burst of %d notifications\n", n);
                 return 1;
         }
-        r = read_line(&c, 200, &reply);
-        if (r > 0) {
-                fprintf(stderr, "a notification was answered: %s\n", reply);
+        free(reply);
+        /* and nothing comes after it: the next line is the reply to the next ping */
+        if (!ping_ok(&c)) {
+                fprintf(stderr, "a second ping after the burst was not answered first\n");
                 return 1;
         }
         printf("%d notifications (%zu bytes) in one burst, then a request answered\n", n, len);
@@ -593,24 +616,87 @@ static int cmd_burst(const char *sock, int n) {
         return 0;
 }
 
-/* Holds N idle connections for SECONDS. */
-static int cmd_hold(const char *sock, int n, int seconds) {
-        int *fds = calloc((size_t) n, sizeof(int));
-        int ok = 0;
+/* Holds N connections, each answered once, until standard input ends or (until_closed) until
+ * the daemon closed every one of them; the test decides when, not a timer. */
+static int cmd_hold(const char *sock, int n, bool until_closed) {
+        Conn *c = calloc((size_t) n, sizeof(Conn));
+        struct pollfd *p = calloc((size_t) n + 1, sizeof(struct pollfd));
+        long long t0 = now_ms(), first_close = -1, deadline;
+        int ok = 0, closed = 0, rc = 0;
+        bool released = false;
 
+        if (!c || !p)
+                return 1;
+        /* every time is measured from before the first connect, which precedes anything the
+         * daemon does with these connections: a lower bound of how long they were open */
         for (int i = 0; i < n; i++) {
-                fds[i] = connect_unix(sock, false);
-                if (fds[i] >= 0)
+                c[i].fd = connect_unix(sock, false);
+                if (c[i].fd >= 0 && ping_ok(&c[i]))
                         ok++;
+                else if (c[i].fd >= 0) {
+                        close(c[i].fd);
+                        c[i].fd = -1;
+                }
         }
         printf("%d/%d connections open\n", ok, n);
         fflush(stdout);
-        sleep((unsigned) seconds);
-        for (int i = 0; i < n; i++)
-                if (fds[i] >= 0)
-                        close(fds[i]);
-        free(fds);
-        return ok == n ? 0 : 1;
+        /* the bound of a hang only: the test lets go or the daemon closes long before */
+        deadline = now_ms() + (long long) test_deadline_ms(TEST_WAIT_MS);
+        while (!released && closed < ok) {
+                long long left = deadline - now_ms();
+                int k = 0;
+
+                if (left <= 0) {
+                        fprintf(stderr, "still held after %lld ms: %d/%d closed by the daemon\n",
+                                now_ms() - t0, closed, ok);
+                        rc = 1;
+                        break;
+                }
+                if (!until_closed)
+                        p[k++] = (struct pollfd){ STDIN_FILENO, POLLIN, 0 };
+                for (int i = 0; i < n; i++)
+                        p[k++] = (struct pollfd){ c[i].fd, POLLIN, 0 };
+                if (poll(p, (nfds_t) k, (int) (left < INT_MAX ? left : INT_MAX)) <= 0)
+                        continue;
+                for (int j = 0; j < k; j++) {
+                        char buf[4096];
+                        ssize_t r;
+
+                        if (p[j].fd < 0 || !(p[j].revents & (POLLIN | POLLHUP | POLLERR)))
+                                continue;
+                        r = read(p[j].fd, buf, sizeof(buf));
+                        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+                                continue;
+                        if (p[j].fd == STDIN_FILENO) {
+                                if (r <= 0)
+                                        released = true;
+                                continue;
+                        }
+                        if (r > 0)
+                                continue; /* nothing is expected; the daemon may say why it closes */
+                        for (int i = 0; i < n; i++)
+                                if (c[i].fd == p[j].fd) {
+                                        close(c[i].fd);
+                                        c[i].fd = -1;
+                                }
+                        if (first_close < 0)
+                                first_close = now_ms() - t0;
+                        closed++;
+                }
+        }
+        if (until_closed)
+                printf("%d/%d connections closed by the daemon, the first after %lld ms\n", closed, ok,
+                       first_close);
+        else
+                printf("released; %d/%d connections closed by the daemon before\n", closed, ok);
+        for (int i = 0; i < n; i++) {
+                if (c[i].fd >= 0)
+                        close(c[i].fd);
+                free(c[i].buf);
+        }
+        free(c);
+        free(p);
+        return rc == 0 && ok == n && (!until_closed || closed == ok) ? 0 : 1;
 }
 
 /* N requests in one write, then shutdown(SHUT_WR): the daemon must answer all N before it
@@ -638,7 +724,7 @@ static int cmd_halfclose(const char *sock, int n, const char *method) {
                 fprintf(stderr, "shutdown failed: %m\n");
                 return 1;
         }
-        while ((r = read_line(&c, TIMEOUT_MS, &reply)) > 0) {
+        while ((r = read_line(&c, reply_ms(), &reply)) > 0) {
                 if (strstr(reply, "\"id\":"))
                         replies++;
                 free(reply);
@@ -712,7 +798,7 @@ static int cmd_call(const char *sock, int argc, char *argv[]) {
                 fprintf(stderr, "send failed: %s\n", strerror(-r));
                 return 1;
         }
-        deadline = now_ms() + (long long) timeout_s * 1000;
+        deadline = now_ms() + (long long) test_deadline_ms((uint64_t) timeout_s * 1000);
         for (;;) {
                 char *line = NULL;
                 long long left = deadline - now_ms();
@@ -748,8 +834,8 @@ int main(int argc, char *argv[]) {
                 return cmd_stall(argv[2]);
         if (argc >= 4 && strcmp(argv[1], "burst") == 0)
                 return cmd_burst(argv[2], atoi(argv[3]));
-        if (argc >= 5 && strcmp(argv[1], "hold") == 0)
-                return cmd_hold(argv[2], atoi(argv[3]), atoi(argv[4]));
+        if (argc >= 4 && strcmp(argv[1], "hold") == 0)
+                return cmd_hold(argv[2], atoi(argv[3]), argc >= 5 && strcmp(argv[4], "idle") == 0);
         if (argc >= 5 && strcmp(argv[1], "halfclose") == 0)
                 return cmd_halfclose(argv[2], atoi(argv[3]), argv[4]);
         if (argc >= 4 && strcmp(argv[1], "call") == 0)

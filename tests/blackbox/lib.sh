@@ -245,3 +245,36 @@ on_exit() {
         return 0
 }
 trap on_exit EXIT
+
+# status_num KEY: the first number value of "KEY" in daemon.status (avatarctl --json status),
+# e.g. closed_idle_total, reloads or a method's call count (runner.wait); prints nothing when
+# the daemon does not answer.
+status_num() {
+        "$AVATARCTL" --json --timeout "$(scaled 30)" status 2>/dev/null | grep -oE "\"$1\":[0-9]+" |
+                head -n 1 | cut -d: -f2
+}
+
+# status_at_least KEY N: whether daemon.status shows N or more for KEY (for wait_until).
+status_at_least() {
+        local v
+        v=$(status_num "$1")
+        [ -n "$v" ] && [ "$v" -ge "$2" ]
+}
+
+# wait_for_calls METHOD N: until the daemon has dispatched N calls of METHOD in all (its
+# handler has run, so e.g. a runner.wait is registered).
+wait_for_calls() {
+        wait_until 10 status_at_least "$1" "$2"
+}
+
+# wait_for_output SECONDS FILE REGEX PID: until a line of FILE (the output of process PID)
+# matches the extended regex; fails at once when the process ended without writing it.
+wait_for_output() {
+        wait_until "$1" _line_or_dead "$2" "$3" "$4"
+}
+_line_or_dead() {
+        grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null && return 1
+        # it may have written the line just before it ended
+        grep -Eq -- "$2" "$1" 2>/dev/null || return "$WAIT_NEVER"
+}
