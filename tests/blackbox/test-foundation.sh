@@ -6,8 +6,11 @@
 cat > "$CONF" <<EOF
 # test configuration: no upstream is reachable (a closed loopback port)
 log_level: debug
+# (short retries: the requests that fail upstream below fail in a fraction of a second)
 upstream:
   base_url: http://127.0.0.1:9
+  retry_base_ms: 10
+  retry_max_ms: 20
 limits:
   max_connections_per_uid: 2000
   idle_timeout_s: 600
@@ -79,12 +82,14 @@ check_eq "1000 pings, then end of input: all answered before the close" \
 # --- descriptor passing: unclaimed descriptors are closed ------------------------
 before=$(fd_count "$DAEMON_PID")
 check "10,000 messages carrying descriptors are answered" "$PROBE" fds "$SOCK" 10000
-sleep 0.2
+# the probe's connection is closed on the daemon's side once it saw the end of input
+fd_count_is() { [ "$(fd_count "$DAEMON_PID")" = "$1" ]; }
+wait_until 10 fd_count_is "$before"
 after=$(fd_count "$DAEMON_PID")
 check_eq "no descriptor leaks after 10,000 messages with descriptors" "$before" "$after"
 
 # --- a second daemon on a live socket refuses to start -----------------------------
-out=$(timeout 10 "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" 2>&1); rc=$?
+out=$(timeout "$(scaled 10)" "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" 2>&1); rc=$?
 check_eq "a second avatard on a live socket exits 1" "1" "$rc"
 check_match "it says another daemon is listening" "already listening" "$out"
 check "the first daemon still answers" "$AVATARCTL" call daemon.ping
@@ -97,7 +102,8 @@ limits:
   no_such_key: 1
 EOF
 kill -HUP "$DAEMON_PID"
-sleep 0.5
+# the reload is over once daemon.status counts it (a rejected one as a failure)
+wait_until 10 status_at_least failures 1
 out=$("$AVATARCTL" --json status)
 check_match "a bad file on SIGHUP keeps the old configuration" '"idle_timeout_s": ?600' "$out"
 check_match "the rejection is reported in daemon.status" 'limits\.no_such_key' "$out"
@@ -107,8 +113,9 @@ limits:
   idle_timeout_s: 77
   max_connections_per_uid: 2000
 EOF
+reloads=$(status_num reloads)
 kill -HUP "$DAEMON_PID"
-sleep 0.5
+wait_until 10 status_at_least reloads $((reloads + 1))
 out=$("$AVATARCTL" --json status)
 check_match "a good file on SIGHUP is applied" '"idle_timeout_s": ?77' "$out"
 out=$("$AVATARCTL" --json call daemon.reload)
@@ -140,23 +147,46 @@ start_daemon && pass "a stale socket file is replaced at start" || fail "a stale
 check "the restarted daemon answers" "$AVATARCTL" call daemon.ping
 stop_daemon
 
-# --- idle timeout and per-uid connection cap -------------------------------------
+# --- per-uid connection cap and idle timeout -------------------------------------
+# The cap first, with connections that do not go idle for the daemon: the probe holds three
+# (each answered once, so the daemon counts them) until the test lets go of its input.
+cat > "$CONF" <<EOF
+limits:
+  idle_timeout_s: 600
+  max_connections_per_uid: 3
+EOF
+start_daemon
+mkfifo "$TMP/hold.in"
+"$PROBE" hold "$SOCK" 3 <"$TMP/hold.in" >"$TMP/hold.out" 2>&1 &
+holder=$!
+exec 8>"$TMP/hold.in"
+wait_for_output 10 "$TMP/hold.out" "connections open" "$holder"
+check_match "three connections up to the per-uid cap are served" "^3/3 connections open" "$(cat "$TMP/hold.out")"
+out=$("$AVATARCTL" call daemon.ping 2>&1); rc=$?
+check_match "a connection over the per-uid cap is refused as overloaded" "[Tt]oo many connections" "$out"
+check_eq "avatarctl exits 10 when the daemon is overloaded" "10" "$rc"
+exec 8>&-
+wait "$holder"
+check_match "the held connections stay open until their client lets go" "^released; 0/3" "$(tail -n 1 "$TMP/hold.out")"
+# Then a one-second idle timeout: the probe waits for the daemon to close its connections.
+# Until the daemon has seen the three above go, a status call may still be refused:
+# wait_until asks again.
 cat > "$CONF" <<EOF
 limits:
   idle_timeout_s: 1
   max_connections_per_uid: 3
 EOF
-start_daemon
-"$PROBE" hold "$SOCK" 3 4 >/dev/null &
-holder=$!
-sleep 0.5
-out=$("$AVATARCTL" call daemon.ping 2>&1); rc=$?
-check_match "a connection over the per-uid cap is refused as overloaded" "[Tt]oo many connections" "$out"
-check_eq "avatarctl exits 10 when the daemon is overloaded" "10" "$rc"
-sleep 2.5
-out=$("$AVATARCTL" --json status)
-check_match "idle connections are closed after limits.idle_timeout_s" '"closed_idle_total": ?[1-9]' "$out"
-wait "$holder" 2>/dev/null
+reloads_now() { reloads=$(status_num reloads); [ -n "$reloads" ]; }
+wait_until 10 reloads_now
+kill -HUP "$DAEMON_PID"
+wait_until 10 status_at_least reloads $((reloads + 1))
+out=$("$PROBE" hold "$SOCK" 2 idle </dev/null)
+check_match "idle connections are closed by the daemon" "^2/2 connections closed by the daemon" "$out"
+ms=$(sed -n 's/.*the first after \([0-9]*\) ms$/\1/p' <<<"$out")
+# a lower bound only; libevent's coarse clock may run a few milliseconds behind
+check "they are not closed before limits.idle_timeout_s (${ms:-?} ms after the first connect)" \
+        test "${ms:-0}" -ge 950
+check "daemon.status counts them as closed for idleness" test "$(status_num closed_idle_total)" -ge 2
 stop_daemon
 
 # --- configuration errors name key and line ----------------------------------------
