@@ -7,7 +7,8 @@
  * A write error frees the connection together with a request we have already answered, so a
  * request is never touched after its final evhttp_send_reply*(). A chunked reply cut short
  * leaves the request detached (no connection); evhttp_send_reply_end() then frees it.
- * Requests we never answer (FAKE_HANG) are freed by evhttp_free() with their connection.
+ * Requests we never answer (FAKE_HANG, FAKE_HOLD never released) are freed by evhttp_free()
+ * with their connection.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,12 +41,13 @@ typedef struct Route {
         TAILQ_ENTRY(Route) link;
 } Route;
 
-/* An answer in progress: waiting for its delay, or streaming chunks. */
+/* An answer in progress: waiting for its delay or its release, or streaming chunks. */
 typedef struct Pending {
         FakeHttp *fake;
         struct evhttp_request *req;
         const Step *step;
-        struct event *timer;
+        const char *path;       /* the route's */
+        struct event *timer;    /* NULL while held (FAKE_HOLD) */
         size_t sent;            /* FAKE_STREAM: body bytes sent */
         bool started;           /* FAKE_STREAM: headers sent */
         TAILQ_ENTRY(Pending) link;
@@ -321,6 +323,9 @@ static void on_request(struct evhttp_request *req, void *userdata) {
                 break;
         case FAKE_HANG:
                 return;
+        case FAKE_HOLD:
+                /* Kept pending, without a timer, until fake_http_release(). */
+                break;
         case FAKE_REPLY:
                 if (st->s.delay_ms == 0) {
                         send_reply(req, st);
@@ -340,7 +345,10 @@ static void on_request(struct evhttp_request *req, void *userdata) {
         p->fake = f;
         p->req = req;
         p->step = st;
+        p->path = route->path;
         TAILQ_INSERT_TAIL(&f->pending, p, link);
+        if (st->s.action == FAKE_HOLD)
+                return;
         p->timer = evtimer_new(f->base, on_pending_timer, p);
         if (!p->timer) {
                 pending_free(p);
@@ -485,6 +493,24 @@ int fake_http_script(FakeHttp *f, const char *path, const FakeStep *steps, size_
                         st->s.headers[k] = st->headers[k];
         }
         return 0;
+}
+
+/* Answers the held requests of a path. */
+unsigned fake_http_release(FakeHttp *f, const char *path) {
+        Pending *p, *next;
+        unsigned n = 0;
+
+        for (p = TAILQ_FIRST(&f->pending); p; p = next) {
+                next = TAILQ_NEXT(p, link);
+                if (p->step->s.action != FAKE_HOLD || !streq(p->path, path))
+                        continue;
+                /* Each held request has a connection of its own: answering one leaves the
+                 * others alone. */
+                send_reply(p->req, p->step);
+                pending_free(p);
+                n++;
+        }
+        return n;
 }
 
 /* Number of recorded requests. */

@@ -5,9 +5,10 @@
  *
  * Each path has a script: a list of steps, one consumed per request, the last one repeating.
  * A step answers (status, headers, body, after a delay), streams a chunked body, drops the
- * connection without answering, or hangs forever. Every request is recorded (method, URI,
- * headers, body, the client port that identifies its TCP connection). Unscripted paths answer
- * 404 with a JSON body.
+ * connection without answering, hangs forever, or holds its answer until the test releases
+ * it (fake_http_release()): a server that is slow for exactly as long as a test needs.
+ * Every request is recorded (method, URI, headers, body, the client port that identifies its
+ * TCP connection). Unscripted paths answer 404 with a JSON body.
  */
 #pragma once
 
@@ -23,6 +24,7 @@ typedef enum FakeAction {
         FAKE_STREAM, /* chunked body: chunk_size bytes every chunk_interval_ms */
         FAKE_DROP,   /* close the connection without answering */
         FAKE_HANG,   /* never answer */
+        FAKE_HOLD,   /* status, headers and body once fake_http_release() is called */
 } FakeAction;
 
 #define FAKE_HEADERS_MAX 8
@@ -68,6 +70,10 @@ char *fake_http_url(const FakeHttp *f, const char *path);
 
 /* Appends steps to the script of a path. Strings are copied. Returns 0 or -errno. */
 int fake_http_script(FakeHttp *f, const char *path, const FakeStep *steps, size_t n);
+
+/* Sends the answers held for a path (FAKE_HOLD steps) to the requests that have arrived so
+ * far. Returns how many were released. */
+unsigned fake_http_release(FakeHttp *f, const char *path);
 
 /* Recorded requests, all paths, in arrival order. Pointers stay valid until the next request
  * arrives. */
