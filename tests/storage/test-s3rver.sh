@@ -12,6 +12,9 @@
 # Usage: test-s3rver.sh STORAGE_CLI   (BUILD_ROOT in the environment)
 set -uo pipefail
 
+# shellcheck source=../lib/wait.sh
+. "$(dirname "$0")/../lib/wait.sh"
+
 cli=${1:?usage: test-s3rver.sh STORAGE_CLI}
 root=${BUILD_ROOT:?BUILD_ROOT is not set}
 prefix="$root/node"
@@ -78,13 +81,17 @@ trap cleanup EXIT
 "$s3rver" --directory "$tmp/data" --address 127.0.0.1 --port 0 --silent \
         --configure-bucket "$bucket" >"$tmp/s3rver.out" 2>"$tmp/s3rver.err" &
 server=$!
-port=""
-for _ in $(seq 1 200); do
+
+# s3rver_port: sets $port once s3rver printed it; gives up when s3rver is gone.
+s3rver_port() {
         port=$(sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/s3rver.out")
-        [ -n "$port" ] && break
-        kill -0 "$server" 2>/dev/null || break
-        sleep 0.05
-done
+        [ -n "$port" ] && return 0
+        kill -0 "$server" 2>/dev/null || return "$WAIT_NEVER"
+        return 1
+}
+
+port=""
+wait_until 30 s3rver_port
 [ -n "$port" ] || fatal "s3rver did not start: $(cat "$tmp/s3rver.err" "$tmp/s3rver.out" 2>/dev/null | tail -5)"
 endpoint="http://127.0.0.1:$port"
 echo "# s3rver $(node -e 'console.log(require(process.argv[1]).version)' "$prefix/node_modules/s3rver/package.json" 2>/dev/null) on $endpoint"

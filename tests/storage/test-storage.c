@@ -26,16 +26,17 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fake-http.h"
 #include "log.h"
 #include "macro.h"
 #include "storage.h"
+#include "test-wait.h"
 #include "upstream.h"
 
 #define MIB (1024u * 1024u)
+/* Bound of a wait for completions (scaled): only hit when something hangs. */
 #define GUARD_MS 120000u
 #define BUCKET "test-bucket"
 #define KEY_ID "TESTID"
@@ -89,24 +90,7 @@ struct Ctx {
         FakeHttp *fake;
         unsigned done;
         unsigned expect;
-        bool guard_fired;
 };
-
-/* Monotonic milliseconds. */
-static uint64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
-/* Sleeps for ms milliseconds (test threads only). */
-static void sleep_ms(unsigned ms) {
-        struct timespec ts = { ms / 1000u, (long) (ms % 1000u) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
 
 /* ---- the simulator's control API (blocking libcurl: test code only) ---------------------- */
 
@@ -138,7 +122,7 @@ static char *sim_http(const char *method, const char *path, const char *body, lo
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_http_body);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) test_deadline_ms(20000));
         if (body)
                 curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
         ck_assert_int_eq(curl_easy_perform(e), CURLE_OK);
@@ -200,11 +184,33 @@ static int64_t sim_uploads(void) {
         return json_object_get_int64(n);
 }
 
+/* Whether the simulator wrote its port file (it writes a temporary file and renames it), or
+ * died: then it never will. */
+static bool sim_listening(void *userdata) {
+        const char *port_file = userdata;
+        char portbuf[32] = "";
+        ssize_t n;
+        int fd;
+
+        if (waitpid(sim_pid, NULL, WNOHANG) == sim_pid) {
+                sim_pid = -1;
+                return true;
+        }
+        fd = open(port_file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        n = read(fd, portbuf, sizeof(portbuf) - 1);
+        close(fd);
+        if (n <= 0 || portbuf[n - 1] != '\n')
+                return false;
+        portbuf[n] = '\0';
+        sim_port = (unsigned) strtoul(portbuf, NULL, 10);
+        return true;
+}
+
 /* Starts avatar-sim with the fixed key pair and waits for its port. */
 static void sim_start(void) {
-        char port_file[512], portbuf[32] = "";
-        uint64_t deadline;
-        int fd;
+        char port_file[512];
 
         snprintf(port_file, sizeof(port_file), "%s/sim.port", work_dir);
         sim_pid = fork();
@@ -219,20 +225,7 @@ static void sim_start(void) {
                 fprintf(stderr, "fork: %m\n");
                 exit(EXIT_FAILURE);
         }
-        for (deadline = now_ms() + 20000; now_ms() < deadline; sleep_ms(20)) {
-                ssize_t n;
-
-                fd = open(port_file, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                n = read(fd, portbuf, sizeof(portbuf) - 1);
-                close(fd);
-                if (n > 0 && portbuf[n - 1] == '\n') {
-                        portbuf[n] = '\0';
-                        sim_port = (unsigned) strtoul(portbuf, NULL, 10);
-                        break;
-                }
-        }
+        (void) test_poll_until(sim_listening, port_file, TEST_WAIT_MS);
         if (sim_port == 0) {
                 fprintf(stderr, "avatar-sim did not start (%s)\n", sim_path);
                 exit(EXIT_FAILURE);
@@ -339,40 +332,54 @@ static int on_rm_entry(const char *path, const struct stat *st, int flag, struct
 
 /* ---- the event loop ------------------------------------------------------------------------ */
 
-/* libevent: the guard ran out. */
-static void on_guard(evutil_socket_t fd, short what, void *userdata) {
+/* Whether the operations a ctx_run() waits for all completed. */
+static bool ctx_completed(void *userdata) {
         Ctx *c = userdata;
 
-        (void) fd;
-        (void) what;
-        c->guard_fired = true;
-        event_base_loopbreak(c->base);
+        return c->done >= c->expect;
 }
 
-/* Runs the loop until `expect` operations completed or ms passed. */
-static void ctx_run_for(Ctx *c, unsigned expect, uint64_t ms) {
-        struct event *guard = evtimer_new(c->base, on_guard, c);
-        struct timeval tv = { (time_t) (ms / 1000u), (suseconds_t) (ms % 1000u) * 1000 };
-
-        ck_assert_ptr_nonnull(guard);
-        c->expect = expect;
-        c->guard_fired = false;
-        evtimer_add(guard, &tv);
-        if (c->done < c->expect)
-                event_base_dispatch(c->base);
-        event_free(guard);
-}
-
-/* Runs until `expect` completions, failing the test on the guard. */
+/* Runs the loop until `expect` operations completed, failing the test when they hang. */
 static void ctx_run(Ctx *c, unsigned expect) {
-        ctx_run_for(c, expect, GUARD_MS);
-        ck_assert_msg(!c->guard_fired, "timed out with %u of %u completions", c->done, expect);
+        c->expect = expect;
+        ck_assert_msg(test_wait_until(c->base, ctx_completed, c, GUARD_MS),
+                      "timed out with %u of %u completions", c->done, expect);
         ck_assert_uint_eq(c->done, expect);
 }
 
-/* Runs the loop for a while regardless of completions. */
-static void ctx_spin(Ctx *c, uint64_t ms) {
-        ctx_run_for(c, UINT32_MAX, ms);
+/* Runs the loop until cond(arg) holds, failing the test with `what` when it never does. */
+static void ctx_wait(Ctx *c, TestCondition cond, void *arg, const char *what) {
+        ck_assert_msg(test_wait_until(c->base, cond, arg, GUARD_MS), "timed out waiting for %s", what);
+}
+
+/* Whether a progress callback cancelled its operation. */
+static bool res_cancelled(void *userdata) {
+        Res *r = userdata;
+
+        return r->cancelled;
+}
+
+/* Whether an operation was cancelled from its progress callback and Upstream has nothing
+ * left in flight. */
+static bool res_cancelled_idle(void *userdata) {
+        Res *r = userdata;
+
+        return r->cancelled && upstream_in_flight(r->ctx->up) == 0;
+}
+
+/* Whether an upload's progress went past its first 5 MiB part. */
+static bool res_past_first_part(void *userdata) {
+        Res *r = userdata;
+
+        return r->progress_last >= 6 * MIB;
+}
+
+/* Whether Upstream has nothing in flight and the simulator received an AbortMultipartUpload:
+ * a fire-and-forget abort went out and was answered. */
+static bool abort_answered(void *userdata) {
+        Ctx *c = userdata;
+
+        return upstream_in_flight(c->up) == 0 && sim_route(ROUTE_ABORT) >= 1;
 }
 
 /* Options of the tests: 5 MiB parts, multipart above 12 MiB. */
@@ -384,9 +391,21 @@ static StorageOptions test_options(const char *endpoint) {
         };
 }
 
+/* Upstream's options of the tests: quick retries; its deadlines (Upstream's defaults) scaled
+ * like every wait, as they only bound a hang here. */
+static UpstreamOptions test_upstream_options(void) {
+        return (UpstreamOptions) {
+                .verify_ssl = true,
+                .retry_base_ms = 10,
+                .retry_max_ms = 50,
+                .connect_timeout_ms = test_deadline_ms(10000),
+                .request_timeout_ms = test_deadline_ms(60000),
+        };
+}
+
 /* Sets up loop, Upstream and Storage on the simulator (or on `endpoint`). */
 static void ctx_init_at(Ctx *c, const char *endpoint) {
-        UpstreamOptions uo = { .verify_ssl = true, .retry_base_ms = 10, .retry_max_ms = 50 };
+        UpstreamOptions uo = test_upstream_options();
         StorageOptions so = test_options(endpoint);
 
         memset(c, 0, sizeof(*c));
@@ -448,8 +467,6 @@ static void on_done(const StorageResult *res, void *userdata) {
         /* cancelling from done is a no-op */
         storage_cancel(r->op);
         c->done++;
-        if (c->done >= c->expect)
-                event_base_loopbreak(c->base);
 }
 
 /* Progress callback: checks monotony, cancels when told. */
@@ -597,7 +614,8 @@ START_TEST(test_bad_options) {
         ck_assert_int_eq(storage_get_fd(c.st, "s3://b/k", &good_cred, -1, NULL, on_done, &r, &op),
                          -EBADF);
         ck_assert_ptr_null(op);
-        ctx_spin(&c, 50);
+        /* refused at once: no callback comes later either */
+        test_run_quiet(c.base, 50);
         ck_assert_uint_eq(r.calls, 0);
         storage_cancel(NULL);
         ctx_done(&c);
@@ -773,7 +791,7 @@ static void *writer_main(void *userdata) {
                 since_pause += (size_t) k;
                 if (since_pause >= w->pause_every) {
                         since_pause = 0;
-                        sleep_ms(w->pause_ms);
+                        test_fake_pause_ms(w->pause_ms);
                 }
         }
         close(w->fd);
@@ -879,7 +897,8 @@ START_TEST(test_cancel_then_close_fd) {
         close(p[0]);
         ck_assert_int_eq(pipe2(q, O_CLOEXEC | O_NONBLOCK), 0);
         ck_assert_int_eq(q[0], n);
-        ctx_spin(&c, 100);
+        /* cancelled at once: nothing of the operation runs later */
+        test_run_quiet(c.base, 100);
         ck_assert_int_ne(fcntl(q[0], F_GETFL) & O_NONBLOCK, 0);
         ck_assert_uint_eq(put.calls, 0);
         close(p[1]);
@@ -914,7 +933,7 @@ static void *reader_main(void *userdata) {
                 since_pause += (size_t) k;
                 if (since_pause >= 256 * 1024) {
                         since_pause = 0;
-                        sleep_ms(15);
+                        test_fake_pause_ms(15);
                 }
                 if (rd->len == rd->cap)
                         break;
@@ -947,7 +966,7 @@ START_TEST(test_get_slow_pipe) {
         ck_assert_ptr_nonnull(rd.data);
         ck_assert_int_eq(pthread_create(&t, NULL, reader_main, &rd), 0);
         get.ctx = &c;
-        t0 = now_ms();
+        t0 = test_now_ms();
         ck_assert_int_eq(storage_get_fd(c.st, "s3://" BUCKET "/pipe/down.bin", &good_cred, p[1],
                                         on_progress, on_done, &get, &get.op), 0);
         ctx_run(&c, 2);
@@ -960,7 +979,7 @@ START_TEST(test_get_slow_pipe) {
         ck_assert_uint_eq(rd.len, len);
         ck_assert(memcmp(rd.data, data, len) == 0);
         /* 24 pauses of 15 ms: the loop waited for the reader rather than buffering */
-        ck_assert_uint_ge(now_ms() - t0, 300);
+        ck_assert_uint_ge(test_now_ms() - t0, 300);
         ck_assert(!get.progress_backwards);
 
         res_done(&put);
@@ -1086,7 +1105,6 @@ END_TEST
 START_TEST(test_cancel_multipart) {
         char *src = make_file("cancel.bin", 40 * MIB, 3), *obj = sim_object_path("cancel/x.bin");
         struct stat st;
-        uint64_t deadline;
         Res put = {};
         int fd;
         Ctx c;
@@ -1094,13 +1112,9 @@ START_TEST(test_cancel_multipart) {
         ctx_init(&c);
         put.cancel_at = 12 * MIB;
         fd = put_file(&c, "s3://" BUCKET "/cancel/x.bin", src, &put);
-        for (deadline = now_ms() + 30000; !put.cancelled && now_ms() < deadline;)
-                ctx_spin(&c, 20);
-        ck_assert(put.cancelled);
-        /* the abort is fire and forget: give it the loop */
-        for (deadline = now_ms() + 10000; now_ms() < deadline && sim_route(ROUTE_ABORT) < 1;)
-                ctx_spin(&c, 20);
-        ctx_spin(&c, 50);
+        ctx_wait(&c, res_cancelled, &put, "the cancellation at 12 MiB");
+        /* the abort is fire and forget: the loop runs until it was sent and answered */
+        ctx_wait(&c, abort_answered, &c, "the AbortMultipartUpload");
         close(fd);
         ck_assert_uint_eq(put.calls, 0);
         ck_assert_int_eq(sim_route(ROUTE_ABORT), 1);
@@ -1139,7 +1153,9 @@ START_TEST(test_cancel_get_and_early) {
                                             "x", 1, on_done, &early, &early.op), 0);
         storage_cancel(early.op);
         storage_cancel(early.op); /* twice is fine */
-        ctx_spin(&c, 300);
+        ctx_wait(&c, res_cancelled_idle, &get, "the download's cancellation");
+        /* no callback comes after a cancellation */
+        test_run_quiet(c.base, 50);
         close(dfd);
         ck_assert(get.cancelled);
         ck_assert_uint_eq(get.calls, 0);
@@ -1388,7 +1404,6 @@ END_TEST
  * descriptors their flags back. */
 START_TEST(test_free_in_flight) {
         char *src = make_file("free.bin", 20 * MIB, 8);
-        uint64_t deadline;
         Res put = {}, waiting = {};
         int fd, p[2];
         Ctx c;
@@ -1400,12 +1415,11 @@ START_TEST(test_free_in_flight) {
         waiting.ctx = &c;
         ck_assert_int_eq(storage_put_fd(c.st, "s3://" BUCKET "/free/pipe", &good_cred, p[0], -1,
                                         NULL, on_done, &waiting, &waiting.op), 0);
-        for (deadline = now_ms() + 30000; put.progress_last < 6 * MIB && now_ms() < deadline;)
-                ctx_spin(&c, 10);
+        ctx_wait(&c, res_past_first_part, &put, "the second part");
         c.st = storage_free(c.st);
         ck_assert_int_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
-        for (deadline = now_ms() + 10000; now_ms() < deadline && sim_route(ROUTE_ABORT) < 1;)
-                ctx_spin(&c, 20);
+        /* the abort outlives the Storage: the loop runs until it was sent and answered */
+        ctx_wait(&c, abort_answered, &c, "the AbortMultipartUpload");
         close(fd);
         close(p[0]);
         close(p[1]);
@@ -1437,8 +1451,7 @@ static void ctx_init_fake(Ctx *c) {
         c->base = base;
         c->fake = f;
         {
-                UpstreamOptions uo = { .verify_ssl = true, .retry_base_ms = 10,
-                                       .retry_max_ms = 50 };
+                UpstreamOptions uo = test_upstream_options();
                 StorageOptions so = test_options(endpoint);
 
                 so.multipart_threshold = 5 * MIB;
@@ -1682,9 +1695,9 @@ START_TEST(test_rss_1gib) {
                 close(fd);
         }
         hwm0 = status_kib("VmHWM");
-        t0 = now_ms();
+        t0 = test_now_ms();
         upload_file_ok(&c, "s3://" BUCKET "/rss/1gib.bin", src, &put);
-        t1 = now_ms();
+        t1 = test_now_ms();
         hwm1 = status_kib("VmHWM");
         rss1 = status_kib("VmRSS");
         printf("storage: 1 GiB multipart upload in %" PRIu64 " ms (%.1f MiB/s), VmHWM %" PRIu64
@@ -1700,11 +1713,11 @@ START_TEST(test_rss_1gib) {
         get.ctx = &c;
         fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
         ck_assert_int_ge(fd, 0);
-        t0 = now_ms();
+        t0 = test_now_ms();
         ck_assert_int_eq(storage_get_fd(c.st, "s3://" BUCKET "/rss/1gib.bin", &good_cred, fd,
                                         NULL, on_done, &get, &get.op), 0);
         ctx_run(&c, 2);
-        t1 = now_ms();
+        t1 = test_now_ms();
         close(fd);
         ck_assert_int_eq(get.error, 0);
         ck_assert_uint_eq(get.bytes, size);
@@ -1733,20 +1746,21 @@ static Suite *storage_suite(bool slow) {
 
         if (slow) {
                 tc = tcase_create("memory");
-                tcase_set_timeout(tc, 900);
+                tcase_set_timeout(tc, 900 * test_time_scale());
                 tcase_add_test(tc, test_rss_1gib);
                 suite_add_tcase(s, tc);
                 return s;
         }
 
         tc = tcase_create("urls");
+        tcase_set_timeout(tc, 30 * test_time_scale());
         tcase_add_test(tc, test_parse_url);
         tcase_add_test(tc, test_object_url);
         tcase_add_test(tc, test_bad_options);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("avatar-sim");
-        tcase_set_timeout(tc, 120);
+        tcase_set_timeout(tc, 120 * test_time_scale());
         tcase_add_test(tc, test_small_roundtrip);
         tcase_add_test(tc, test_multipart_file);
         tcase_add_test(tc, test_pipe_small);
@@ -1768,6 +1782,7 @@ static Suite *storage_suite(bool slow) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("fake");
+        tcase_set_timeout(tc, 60 * test_time_scale());
         tcase_add_test(tc, test_fake_complete_error_in_200);
         tcase_add_test(tc, test_fake_complete_lost_answer);
         tcase_add_test(tc, test_fake_bad_answers);
