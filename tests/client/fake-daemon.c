@@ -13,10 +13,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 
 #include "fake-daemon.h"
 #include "macro.h"
+#include "test-wait.h"
 
 /* Longest request line the fake accepts (requests in the tests stay far below). */
 #define FAKE_LINE_MAX (8u * 1024u * 1024u)
@@ -47,14 +47,6 @@ typedef struct Conn {
         bool closed;
         json_object *record;    /* this line's entry in f->requests (borrowed), or NULL */
 } Conn;
-
-/* Sleeps for a few milliseconds (the fake may pause; the code under test may not). */
-static void pause_ms(long ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
 
 /* Writes all of buf to a socket (or, with sock false, a file or pipe); returns 0 or a
  * negative errno. Sockets are written with MSG_NOSIGNAL so a client that went away does not
@@ -1107,8 +1099,10 @@ static int serve_line(Conn *c, const char *line, size_t line_len) {
 
                         r = write_all(c->fd, s + off, k);
                         off += k;
+                        /* a daemon whose reply comes in pieces: the client gets them one
+                         * read at a time */
                         if (off < n)
-                                pause_ms(1);
+                                test_fake_pause_ms(1);
                 }
                 if (r >= 0)
                         r = write_all(c->fd, "\n", 1);

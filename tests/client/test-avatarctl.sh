@@ -4,6 +4,9 @@
 # Usage: test-avatarctl.sh AVATARCTL FAKE-AVATARD
 set -u
 
+# shellcheck source=../lib/wait.sh
+. "$(dirname "$0")/../lib/wait.sh"
+
 # Absolute paths: some tests run in other directories.
 ctl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 fake=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
@@ -70,12 +73,16 @@ same() {
         fi
 }
 
+# fake_listening: the fake's socket is there, or the fake is gone and it never will be.
+fake_listening() {
+        [ -S "$sock" ] && return 0
+        kill -0 "$fake_pid" 2>/dev/null || return "$WAIT_NEVER"
+        return 1
+}
+
 "$fake" "$sock" &
 fake_pid=$!
-for _ in $(seq 100); do
-        [ -S "$sock" ] && break
-        sleep 0.05
-done
+wait_until 20 fake_listening
 [ -S "$sock" ] || { echo "fake-avatard did not start"; echo "RESULT: avatarctl passed=0 failed=1"; exit 1; }
 
 export AVATARD_SOCKET=$sock
@@ -414,7 +421,7 @@ if command -v script >/dev/null 2>&1; then
         # typing each LINE once its PROMPT shows (avatarctl prompts only once echo is off).
         pty_type() {
                 local -a pairs=()
-                local pid i k
+                local pid i
 
                 while [ "$1" != "--" ]; do
                         pairs+=("$1")
@@ -427,10 +434,8 @@ if command -v script >/dev/null 2>&1; then
                 pid=$!
                 exec 9>"$dir/fifo"
                 for ((i = 0; i < ${#pairs[@]}; i += 2)); do
-                        for ((k = 0; k < 400; k++)); do
-                                grep -qF -- "${pairs[i]}" "$dir/pty" && break
-                                sleep 0.05
-                        done
+                        wait_until 20 grep -qF -- "${pairs[i]}" "$dir/pty" ||
+                                echo "# the prompt '${pairs[i]}' did not show; typing anyway"
                         printf '%s\n' "${pairs[i + 1]}" >&9
                 done
                 exec 9>&-
@@ -958,18 +963,17 @@ if command -v script >/dev/null 2>&1; then
         contains "avatarctl: job standard failed (error): ValueError: k is too large" "$out"
         answer runner.wait
 
-        # Ctrl-C while waiting: the run goes on; the commands that reattach.
-        answer runner.wait '"delay_ms":20000'
+        # Ctrl-C while waiting: the run goes on; the commands that reattach. The fake sends a
+        # job update as soon as runner.wait reaches it, then holds the answer until avatarctl
+        # hangs up: once the update shows, avatarctl is waiting.
+        answer runner.wait '"delay_ms":'"$(($(scaled 60) * 1000))"',"notify":[{"method":"runner.progress","params":{"subscription":"w1","seq":1,"runner_id":"'"$runner"'","event":"jobs","jobs":[{"parameters_name":"standard","kind":"standard","name":"job-standard-1","status":"running","progress":0.25,"done":false,"exception":""}]}}]'
         rm -f "$dir/fifo"
         mkfifo "$dir/fifo"
         script -qec "$(printf '%q ' "$ctl" avatarize iris.csv --output interrupted)" /dev/null <"$dir/fifo" >"$dir/pty" 2>&1 &
         pid=$!
         exec 9>"$dir/fifo"
-        for ((k = 0; k < 200; k++)); do
-                grep -q "report_pia  " "$dir/pty" && break
-                sleep 0.05
-        done
-        sleep 0.2
+        wait_for_line 20 "$dir/pty" "standard +running +25%" ||
+                echo "# avatarctl did not show the job update of runner.wait"
         printf '\003' >&9
         exec 9>&-
         wait "$pid"

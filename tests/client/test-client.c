@@ -11,14 +11,15 @@
 #include <sys/time.h>
 #include <stdint.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "avatar-client.h"
 #include "fake-daemon.h"
 #include "macro.h"
+#include "test-wait.h"
 
-/* Generous: only hit when something is broken, never part of a passing run's duration. */
-#define CALL_TIMEOUT_MS 10000
+/* Generous, and scaled on slow legs: only hit when something is broken, never part of a
+ * passing run's duration. */
+#define CALL_TIMEOUT_MS ((int) test_deadline_ms(10000))
 
 static FakeDaemon *fake;
 static AvatarClient *client;
@@ -37,10 +38,7 @@ static void teardown(void) {
 
 /* Milliseconds on the monotonic clock. */
 static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return (int64_t) test_now_ms();
 }
 
 /* Parses JSON text the test wrote (trusted). */
@@ -305,7 +303,8 @@ START_TEST(test_timeout_then_stray_reply) {
         ck_assert_int_eq(avatar_client_call(client, "never", NULL, NULL, 0, 150, &r, NULL), -ETIMEDOUT);
         dt = now_ms() - t0;
         ck_assert_int_ge(dt, 140);
-        ck_assert_int_lt(dt, 5000);
+        /* and not much later: the bound is scaled, a slow leg is slow everywhere */
+        ck_assert_int_lt(dt, (int64_t) test_deadline_ms(5000));
         /* The late reply to "never" arrives first and must be dropped. */
         ck_assert_int_eq(call_text("echo", "[\"fresh\"]", &r, NULL), 0);
         ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(r, 0)), "fresh");
@@ -441,20 +440,26 @@ START_TEST(test_wait_until_close) {
 }
 END_TEST
 
+/* One turn of a caller's poll loop: processes the client's socket when poll() says it is
+ * readable. True once six notifications were dispatched. */
+static bool poll_turn(void *userdata) {
+        Seen *s = userdata;
+        struct pollfd p = { .fd = avatar_client_fd(client), .events = POLLIN };
+        int r = poll(&p, 1, 0);
+
+        ck_assert_int_ge(r, 0);
+        if (r > 0)
+                ck_assert_int_ge(avatar_client_process(client), 0);
+        return s->n >= 6;
+}
+
 /* avatar_client_fd() + avatar_client_process() drive notifications from a poll loop. */
 START_TEST(test_process_in_poll_loop) {
         Seen s = {};
-        int64_t deadline;
 
         avatar_client_set_notification_callback(client, on_notification, &s);
         ck_assert_int_eq(call_text("subscribe", "{\"count\":6}", NULL, NULL), 0);
-        deadline = now_ms() + CALL_TIMEOUT_MS;
-        while (s.n < 6 && now_ms() < deadline) {
-                struct pollfd p = { .fd = avatar_client_fd(client), .events = POLLIN };
-
-                ck_assert_int_ge(poll(&p, 1, 1000), 0);
-                ck_assert_int_ge(avatar_client_process(client), 0);
-        }
+        ck_assert_msg(test_poll_until(poll_turn, &s, TEST_WAIT_MS), "%d of 6 notifications", s.n);
         ck_assert_int_eq(s.n, 6);
         /* Nothing readable: process returns at once. */
         ck_assert_int_eq(avatar_client_process(client), 0);
@@ -573,7 +578,7 @@ static Suite *client_suite(void) {
 
         tc = tcase_create("library");
         tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 30);
+        tcase_set_timeout(tc, 30 * test_time_scale());
         tcase_add_test(tc, test_connect_errors);
         tcase_add_test(tc, test_connect_env);
         tcase_add_test(tc, test_call_echo);
@@ -597,7 +602,7 @@ static Suite *client_suite(void) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("socketpair");
-        tcase_set_timeout(tc, 30);
+        tcase_set_timeout(tc, 30 * test_time_scale());
         tcase_add_test(tc, test_pair_reply_queued_early);
         tcase_add_test(tc, test_pair_eof_partial_line);
         tcase_add_test(tc, test_pair_process_eof);
