@@ -40,6 +40,23 @@ pcall() {
                 "{\"jsonrpc\":\"2.0\",\"id\":$PCALL_ID,\"method\":\"$1\",\"params\":$2}"
 }
 
+# pcall_bg FILE [-f PATH] [-o PATH] [-t SECONDS] METHOD PARAMS-JSON: pcall in the background,
+# its output in FILE; PCALL_PID is the probe's own process, for `wait` or for a test that makes
+# the caller leave (kill) at the moment it chooses.
+PCALL_PID=""
+pcall_bg() {
+        local file="$1" opts=()
+        shift
+        while [ $# -gt 2 ]; do
+                opts+=("$1" "$2")
+                shift 2
+        done
+        PCALL_ID=$((PCALL_ID + 1))
+        "$PROBE" call "$SOCK" "${opts[@]}" \
+                "{\"jsonrpc\":\"2.0\",\"id\":$PCALL_ID,\"method\":\"$1\",\"params\":$2}" >"$file" 2>&1 &
+        PCALL_PID=$!
+}
+
 # reply_of LINES: the last line (the reply of a pcall).
 reply_of() {
         tail -n 1 <<<"$1"
@@ -87,11 +104,17 @@ stored_object() {
 }
 
 # wait_runner RUNNER-ID [TIMEOUT-S]: runner.wait through avatarctl; $OUT, $CTL_RC (those of
-# sim-fixtures.sh's ctl).
+# sim-fixtures.sh's ctl). The timeout (scaled) only bounds a hang.
 # shellcheck disable=SC2034
 wait_runner() {
-        OUT=$("$AVATARCTL" --json --timeout "${2:-60}" call runner.wait "{\"runner_id\":\"$1\"}" 2>&1)
+        OUT=$("$AVATARCTL" --json --timeout "$(scaled "${2:-60}")" call runner.wait "{\"runner_id\":\"$1\"}" 2>&1)
         CTL_RC=$?
+}
+
+# sim_job_status SET KIND: the status of the set's first job of that kind as the simulator
+# has it (what the daemon's polls catch up with).
+sim_job_status() {
+        json_str status "$(sim_api GET "/jobs?set_name=$1&kind=$2")"
 }
 
 # new_iris_runner NAME [K]: a runner with the iris table uploaded by descriptor and k set;

@@ -162,7 +162,9 @@ check_match "list_results: the PIA report belongs to its table" \
         '\{"result":"report","file_name":"iris.report.pia.docx","table":"iris"\}' "$OUT"
 
 # --- end to end through a raw socket client, with notifications ------------------------------------
-sim_control clock '{"job_step_ms":250}' >/dev/null
+# the job clock stands still: the test moves the jobs once the wait is in place, so that the
+# wait sees them pending first and finished later, however fast the daemon polls
+sim_control clock '{"job_step_ms":0}' >/dev/null
 out=$(pcall manager.create_runner '{"set_name":"iris_raw"}')
 R2=$(runner_id_of "$out")
 check "raw: create_runner answers a runner" is_uuid "$R2"
@@ -178,7 +180,16 @@ check_match "raw: set_parameters" '"parameters":\{"k":5\}' "$out"
 out=$(pcall runner.run "{\"runner_id\":\"$R2\"}")
 check_match "raw: run" '"replaced":false' "$out"
 S2=$(json_str set_name "$out")
-out=$(pcall -t 90 runner.wait "{\"runner_id\":\"$R2\"}")
+waits=$(status_num runner.wait)
+pcall_bg "$TMP/raw-wait.out" -t 90 runner.wait "{\"runner_id\":\"$R2\"}"
+raw_waiter=$PCALL_PID
+wait_for_calls runner.wait $((${waits:-0} + 1))
+# three steps: the standard job is pending with some progress, the others are created
+sim_tick 3
+wait_for_output 10 "$TMP/raw-wait.out" '"status":"pending","progress":0\.[0-9]' "$raw_waiter"
+sim_tick 30
+wait "$raw_waiter"
+out=$(cat "$TMP/raw-wait.out")
 reply=$(reply_of "$out")
 notes=$(notes_of "$out" runner.progress)
 check_match "raw: wait ends done" '"result":\{"runner_id":"[^"]*","done":true,"timed_out":false' "$reply"
@@ -429,7 +440,7 @@ parent_errors() {
         ctl runner.get_status "{\"runner_id\":\"$RF\",\"refresh\":true}"
         [ "$(grep -o '"status":"parent_error"' <<<"$OUT" | wc -l)" = 4 ]
 }
-if wait_for parent_errors; then
+if wait_until 10 parent_errors; then
         pass "failing: the four dependent jobs end in parent_error"
 else
         fail "failing: the four dependent jobs end in parent_error" "$OUT"
@@ -471,27 +482,31 @@ ctl manager.create_runner '{"set_name":"busy"}'
 RB=$(runner_id_of "$OUT")
 mkfifo "$TMP/upload.fifo"
 exec 7<>"$TMP/upload.fifo"
-# the caller gives up after 1 s (it disconnects) while the upload waits for data
-pcall -t 1 -f "$TMP/upload.fifo" runner.add_table \
-        "{\"runner_id\":\"$RB\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}" >"$TMP/upload.out" 2>&1 7>&- &
-uploader=$!
-sleep 0.3
-ctl runner.get_status "{\"runner_id\":\"$RB\"}" 7>&-
+# the caller waits for its reply until the test makes it leave, while the upload waits for data
+pcall_bg "$TMP/upload.out" -f "$TMP/upload.fifo" runner.add_table \
+        "{\"runner_id\":\"$RB\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}" 7>&-
+uploader=$PCALL_PID
+uploading() {
+        ctl runner.get_status "{\"runner_id\":\"$RB\"}" 7>&-
+        grep -q '"state":"uploading"' <<<"$OUT"
+}
+wait_until 10 uploading
 check_match "while a table uploads the runner is uploading" '"state":"uploading"' "$OUT"
 ctl runner.set_parameters "{\"runner_id\":\"$RB\",\"table_name\":\"iris\",\"k\":5}" 7>&-
 check_eq "set_parameters during an upload: invalid state (exit 9)" "9" "$CTL_RC"
 check_match "the refusal says the runner is busy uploading" 'is busy \(uploading\)' "$OUT"
 ctl runner.close "{\"runner_id\":\"$RB\"}" 7>&-
 check_eq "close during an upload: invalid state" "9" "$CTL_RC"
+kill -TERM "$uploader"
 wait "$uploader"
-check_eq "the uploading caller left without a reply" "1" "$?"
+check_eq "the uploading caller left without a reply (killed while it waited)" "143" "$?"
 cat "$IRIS" >&7
 exec 7>&-
 uploaded() {
         ctl runner.get_status "{\"runner_id\":\"$RB\"}"
         grep -q '"state":"configuring".*"tables":\["iris"\]' <<<"$OUT"
 }
-if wait_for uploaded; then
+if wait_until 10 uploaded; then
         pass "the upload finished for a caller that left: the table is added"
 else
         fail "the upload finished for a caller that left: the table is added" "$OUT"
@@ -579,7 +594,7 @@ check_match "the error says NoSuchKey" 'NoSuchKey' "$OUT"
 # --- avatarctl avatarize: the friendly command over the same methods -----------------------------------
 if "$AVATARCTL" help avatarize >/dev/null 2>&1; then
         cp "$IRIS" "$TMP/flowers.csv"
-        out=$(cd "$TMP" && "$AVATARCTL" --json --timeout 120 avatarize flowers.csv --output "$TMP/flowers-out" 2>&1)
+        out=$(cd "$TMP" && "$AVATARCTL" --json --timeout "$(scaled 120)" avatarize flowers.csv --output "$TMP/flowers-out" 2>&1)
         check_eq "avatarize FILE --output DIR succeeds" "0" "$?"
         check_match "avatarize ran the runner to the end" '"display_name":"flowers",.*"done":true' "$out"
         check_eq "avatarize wrote the five result files" \
