@@ -1753,7 +1753,6 @@ static Suite *storage_suite(bool slow) {
         }
 
         tc = tcase_create("urls");
-        tcase_set_timeout(tc, 30 * test_time_scale());
         tcase_add_test(tc, test_parse_url);
         tcase_add_test(tc, test_object_url);
         tcase_add_test(tc, test_bad_options);
@@ -1782,7 +1781,6 @@ static Suite *storage_suite(bool slow) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("fake");
-        tcase_set_timeout(tc, 60 * test_time_scale());
         tcase_add_test(tc, test_fake_complete_error_in_200);
         tcase_add_test(tc, test_fake_complete_lost_answer);
         tcase_add_test(tc, test_fake_bad_answers);
