@@ -83,7 +83,7 @@ check_eq "multipart: no single PutObject" "0" "$(sim_count "PUT /storage/{bucket
 # the simulator holds the object: HeadObject signed with curl, and the file itself
 url=$(json_str storage_url "$reply")
 bucket_key=${url#s3://}
-head=$(curl -sS -I --max-time 20 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ID:$S3_SECRET" \
+head=$(curl -sS -I --max-time "$(scaled 20)" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ID:$S3_SECRET" \
         -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$SIM_URL/storage/$bucket_key" | tr -d '\r')
 check_match "HeadObject: 200" '^HTTP/1\.[01] 200' "$head"
 check_match "HeadObject: the object is 1 GiB" "^[Cc]ontent-[Ll]ength: $GIB\$" "$head"
