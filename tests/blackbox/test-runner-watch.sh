@@ -198,7 +198,7 @@ else
         fail "a failing poll is shown as the runner's last_error" "$OUT"
 fi
 check "the wait goes on while the polls fail" kill -0 "$flaky"
-curl -sS --max-time 10 -X DELETE "$SIM_URL/_sim/faults" >/dev/null
+curl -sS --max-time "$(scaled 10)" -X DELETE "$SIM_URL/_sim/faults" >/dev/null
 sim_control clock '{"job_step_ms":50}' >/dev/null
 wait "$flaky"
 check_eq "the wait goes on through failing polls and succeeds" "0" "$?"
