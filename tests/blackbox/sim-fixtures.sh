@@ -10,16 +10,16 @@ SIM_KEY="${SIM_KEY:-bb-key-$$}"
 sim_api() {
         local method="$1" path="$2"
         shift 2
-        curl -sS --max-time 10 -X "$method" -H "Authorization: api-key-v1 $SIM_KEY" "$@" "$SIM_URL/api$path"
+        curl -sS --max-time "$(scaled 10)" -X "$method" -H "Authorization: api-key-v1 $SIM_KEY" "$@" "$SIM_URL/api$path"
 }
 
 # sim_control PATH [JSON]: a call of the /_sim control API (POST with a JSON body, or GET
 # without one); prints the body.
 sim_control() {
         if [ $# -ge 2 ]; then
-                curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' -d "$2" "$SIM_URL/_sim/$1"
+                curl -sS --max-time "$(scaled 10)" -X POST -H 'Content-Type: application/json' -d "$2" "$SIM_URL/_sim/$1"
         else
-                curl -sS --max-time 10 "$SIM_URL/_sim/$1"
+                curl -sS --max-time "$(scaled 10)" "$SIM_URL/_sim/$1"
         fi
 }
 
@@ -160,7 +160,7 @@ sim_upload_input() {
         kid=$(json_str access_key_id "$acc")
         secret=$(json_str secret_access_key "$acc")
         printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,3.0,setosa\n6.2,2.9,versicolor\n' >"$TMP/iris.csv"
-        curl -sS --max-time 10 -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+        curl -sS --max-time "$(scaled 10)" -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
                 --user "$kid:$secret" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
                 -T "$TMP/iris.csv" "$SIM_URL/storage/$uid/30d/iris.csv"
 }
@@ -181,7 +181,7 @@ sim_requests() {
 OUT=""
 CTL_RC=0
 ctl() {
-        OUT=$("$AVATARCTL" --json --timeout 30 call "$@" 2>&1)
+        OUT=$("$AVATARCTL" --json --timeout "$(scaled 30)" call "$@" 2>&1)
         CTL_RC=$?
 }
 
@@ -219,12 +219,45 @@ check_no_sanitizer_reports() {
         fi
 }
 
-# wait_for COMMAND...: retries a command for up to 10 s.
+# wait_for COMMAND...: until the command succeeds (its output dropped), for up to 10 s (scaled).
 wait_for() {
-        local i
-        for i in $(seq 1 100); do
-                "$@" >/dev/null 2>&1 && return 0
-                sleep 0.1
-        done
-        return 1
+        wait_until 10 _quietly "$@"
+}
+_quietly() {
+        "$@" >/dev/null 2>&1
+}
+
+# sim_pause, sim_resume: the simulator's process stopped (SIGSTOP) and continued (SIGCONT).
+# While it is stopped, what the daemon sends it waits unanswered in its sockets (the kernel
+# still accepts connections and data): an answer held until the test lets it go, however
+# slow the machine. Nothing may call the simulator in between (sim_control would hang).
+sim_pause() {
+        kill -STOP "$SIM_PID"
+}
+sim_resume() {
+        kill -CONT "$SIM_PID"
+}
+
+# sim_unread: how many connections to the simulator hold bytes it has not read (requests
+# sent to it while it is paused).
+sim_unread() {
+        ss -Htn state established "( sport = :$SIM_PORT )" | awk '$1 > 0' | wc -l
+}
+
+# sim_unread_at_least N: whether N requests wait at the paused simulator (for wait_until).
+sim_unread_at_least() {
+        [ "$(sim_unread)" -ge "$1" ]
+}
+
+# status_is KEY N: whether daemon.status shows exactly N for KEY (for wait_until); never
+# once the daemon is gone.
+status_is() {
+        kill -0 "$DAEMON_PID" 2>/dev/null || return "$WAIT_NEVER"
+        [ "$(status_num "$1")" = "$2" ]
+}
+
+# reload_config: re-reads $CONF (daemon.reload); fails when the daemon rejected it.
+reload_config() {
+        ctl daemon.reload
+        [ "$CTL_RC" = 0 ] || { echo "# daemon.reload failed: $OUT" >&2; return 1; }
 }
