@@ -28,7 +28,7 @@ as_nobody() {
 }
 # nctl METHOD [PARAMS]: avatarctl --json call as nobody; output in $OUT, exit code in $CTL_RC.
 nctl() {
-        OUT=$(as_nobody "$AVATARCTL" --json --timeout 10 call "$@" 2>&1)
+        OUT=$(as_nobody "$AVATARCTL" --json --timeout "$(scaled 30)" call "$@" 2>&1)
         CTL_RC=$?
 }
 # nrpc METHOD [PARAMS]: the raw reply to a call made as nobody.
