@@ -15,7 +15,7 @@ printf 'log_level: debug\n' >"$CONF"
 start_refused() {
         local desc="$1" pattern="$2" out rc
         shift 2
-        out=$(env "$@" timeout 10 "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" 2>&1)
+        out=$(env "$@" timeout "$(scaled 10)" "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" 2>&1)
         rc=$?
         check_eq "$desc: avatard exits 1" "1" "$rc"
         check_match "$desc: the error says why" "$pattern" "$out"
