@@ -8,7 +8,8 @@
 start_sim --api-key "$SIM_KEY" --job-step-ms 0 || { fail "avatar-sim starts"; finish; exit $?; }
 
 # jobs_ttl_s 0: every job read goes upstream, so the fixtures made below are always seen;
-# health_ttl_s 30: a cached health answer exists while the compatibility gate is tested.
+# health_ttl_s 3600: a cached health answer exists while the compatibility gate is tested,
+# however slow the machine.
 cat > "$CONF" <<EOF
 log_level: debug
 upstream:
@@ -18,7 +19,7 @@ upstream:
   retry_max_ms: 50
 cache:
   jobs_ttl_s: 0
-  health_ttl_s: 30
+  health_ttl_s: 3600
 EOF
 export AVATAR_API_KEY="$SIM_KEY"
 start_daemon || { fail "avatard starts"; finish; exit $?; }
@@ -357,7 +358,11 @@ healths=$(sim_count "GET /api/health")
 start_sim --api-key "$SIM_KEY" --job-step-ms 0 --port "$SIM_PORT" --compat incompatible \
         --compat-message "Start-up says no" --compat-recent 7.7.7 || fail "avatar-sim restarts with --compat"
 start_daemon || fail "avatard starts against an incompatible server"
-wait_for grep -q '"compatibility":{"status":"incompatible"' <("$AVATARCTL" --json status)
+# the check runs in the background from the start: wait for its answer
+compat_incompatible() {
+        "$AVATARCTL" --json status | grep -q '"compatibility":{"status":"incompatible"'
+}
+wait_for compat_incompatible
 st=$("$AVATARCTL" --json status)
 check_match "at start-up the daemon asks /check_client and daemon.status shows incompatible" \
         '"compatibility":\{"status":"incompatible","verification":true,"answer":\{"message":"Start-up says no","most_recent_compatible_client":"7.7.7"' "$st"
