@@ -239,9 +239,16 @@ sim_resume() {
 }
 
 # sim_unread: how many connections to the simulator hold bytes it has not read (requests
-# sent to it while it is paused).
+# sent to it while it is paused): established sockets of its port (on 127.0.0.1) with a
+# receive queue, accepted or not, from /proc/net/tcp.
 sim_unread() {
-        ss -Htn state established "( sport = :$SIM_PORT )" | awk '$1 > 0' | wc -l
+        awk -v port="$(printf ':%04X' "$SIM_PORT")" '
+                substr($2, length($2) - 4) == port && $4 == "01" {
+                        split($5, q, ":")
+                        if (q[2] != "00000000")
+                                n++
+                }
+                END { print n + 0 }' /proc/net/tcp
 }
 
 # sim_unread_at_least N: whether N requests wait at the paused simulator (for wait_until).
