@@ -379,6 +379,17 @@ static int cmd_script(const char *sock, const char *file) {
         return 0;
 }
 
+/* Closes and frees n connections and their poll array. */
+static void conns_free(Conn *c, struct pollfd *p, int n) {
+        for (int i = 0; i < n; i++) {
+                if (c[i].fd >= 0)
+                        close(c[i].fd);
+                free(c[i].buf);
+        }
+        free(c);
+        free(p);
+}
+
 /* N concurrent connections, one ping each; every one must be answered with its own echo. */
 static int cmd_flood(const char *sock, int n) {
         Conn *c = calloc((size_t) n, sizeof(Conn));
@@ -436,13 +447,7 @@ static int cmd_flood(const char *sock, int n) {
                 }
         }
         printf("%d/%d connections answered\n", answered, n);
-        for (int i = 0; i < n; i++) {
-                if (c[i].fd >= 0)
-                        close(c[i].fd);
-                free(c[i].buf);
-        }
-        free(c);
-        free(p);
+        conns_free(c, p, n);
         return answered == n ? 0 : 1;
 }
 
@@ -689,13 +694,7 @@ static int cmd_hold(const char *sock, int n, bool until_closed) {
                        first_close);
         else
                 printf("released; %d/%d connections closed by the daemon before\n", closed, ok);
-        for (int i = 0; i < n; i++) {
-                if (c[i].fd >= 0)
-                        close(c[i].fd);
-                free(c[i].buf);
-        }
-        free(c);
-        free(p);
+        conns_free(c, p, n);
         return rc == 0 && ok == n && (!until_closed || closed == ok) ? 0 : 1;
 }
 

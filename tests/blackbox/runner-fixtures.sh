@@ -30,14 +30,8 @@ EOF
 # stdout, one per line.
 PCALL_ID=100
 pcall() {
-        local opts=()
-        while [ $# -gt 2 ]; do
-                opts+=("$1" "$2")
-                shift 2
-        done
-        PCALL_ID=$((PCALL_ID + 1))
-        "$PROBE" call "$SOCK" "${opts[@]}" \
-                "{\"jsonrpc\":\"2.0\",\"id\":$PCALL_ID,\"method\":\"$1\",\"params\":$2}"
+        pcall_argv "$@"
+        "${PCALL_ARGV[@]}"
 }
 
 # pcall_bg FILE [-f PATH] [-o PATH] [-t SECONDS] METHOD PARAMS-JSON: pcall in the background,
@@ -45,16 +39,39 @@ pcall() {
 # the caller leave (kill) at the moment it chooses.
 PCALL_PID=""
 pcall_bg() {
-        local file="$1" opts=()
+        local file="$1"
         shift
+        pcall_argv "$@"
+        "${PCALL_ARGV[@]}" >"$file" 2>&1 &
+        PCALL_PID=$!
+}
+
+# Sets PCALL_ARGV to the probe's command line for pcall's arguments.
+pcall_argv() {
+        local opts=()
         while [ $# -gt 2 ]; do
                 opts+=("$1" "$2")
                 shift 2
         done
         PCALL_ID=$((PCALL_ID + 1))
-        "$PROBE" call "$SOCK" "${opts[@]}" \
-                "{\"jsonrpc\":\"2.0\",\"id\":$PCALL_ID,\"method\":\"$1\",\"params\":$2}" >"$file" 2>&1 &
-        PCALL_PID=$!
+        PCALL_ARGV=("$PROBE" call "$SOCK" "${opts[@]}"
+                "{\"jsonrpc\":\"2.0\",\"id\":$PCALL_ID,\"method\":\"$1\",\"params\":$2}")
+}
+
+# call_in_two_strides FILE REGEX METHOD PARAMS-JSON: pcall_bg of a call that follows jobs
+# (output in FILE); once the daemon runs it, the simulator's jobs move three steps, and once
+# REGEX is in the output, thirty more; then waits for the call to end. The jobs move only when
+# the call is in place, so it sees them pending first and finished later, however fast the
+# daemon polls.
+call_in_two_strides() {
+        local file="$1" regex="$2" method="$3" params="$4" calls
+        calls=$(status_num "$method")
+        pcall_bg "$file" -t 120 "$method" "$params"
+        wait_for_calls "$method" $((${calls:-0} + 1))
+        sim_tick 3
+        wait_for_output 10 "$file" "$regex" "$PCALL_PID"
+        sim_tick 30
+        wait "$PCALL_PID"
 }
 
 # reply_of LINES: the last line (the reply of a pcall).

@@ -83,16 +83,7 @@ check_eq "once the set is done it is polled no more" "0" "$(set_polls "$SW" "$t0
 RJ=$(new_iris_runner watched)
 ctl runner.run "{\"runner_id\":\"$RJ\"}"
 SJ=$(json_str set_name "$OUT")
-watches=$(status_num manager.watch_jobs)
-pcall_bg "$TMP/watch.out" -t 120 manager.watch_jobs "{\"set_name\":\"$SJ\"}"
-watcher=$PCALL_PID
-wait_for_calls manager.watch_jobs $((${watches:-0} + 1))
-# the jobs move in two strides once the watch is in place, so that it sees them pending first
-# and all finished later, however fast the daemon polls
-sim_tick 3
-wait_for_output 10 "$TMP/watch.out" '"status":"pending"' "$watcher"
-sim_tick 30
-wait "$watcher"
+call_in_two_strides "$TMP/watch.out" '"status":"pending"' manager.watch_jobs "{\"set_name\":\"$SJ\"}"
 out=$(cat "$TMP/watch.out")
 reply=$(reply_of "$out")
 notes=$(notes_of "$out" jobs.changed)

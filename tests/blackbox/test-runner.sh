@@ -180,15 +180,8 @@ check_match "raw: set_parameters" '"parameters":\{"k":5\}' "$out"
 out=$(pcall runner.run "{\"runner_id\":\"$R2\"}")
 check_match "raw: run" '"replaced":false' "$out"
 S2=$(json_str set_name "$out")
-waits=$(status_num runner.wait)
-pcall_bg "$TMP/raw-wait.out" -t 90 runner.wait "{\"runner_id\":\"$R2\"}"
-raw_waiter=$PCALL_PID
-wait_for_calls runner.wait $((${waits:-0} + 1))
-# three steps: the standard job is pending with some progress, the others are created
-sim_tick 3
-wait_for_output 10 "$TMP/raw-wait.out" '"status":"pending","progress":0\.[0-9]' "$raw_waiter"
-sim_tick 30
-wait "$raw_waiter"
+# after three steps the standard job is pending with some progress, the others are created
+call_in_two_strides "$TMP/raw-wait.out" '"status":"pending","progress":0\.[0-9]' runner.wait "{\"runner_id\":\"$R2\"}"
 out=$(cat "$TMP/raw-wait.out")
 reply=$(reply_of "$out")
 notes=$(notes_of "$out" runner.progress)
