@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <strings.h>
 
 #include "sim-auth.h"
@@ -22,9 +23,11 @@ struct Fault {
         bool retry_in_header;
         bool retry_in_body;
         bool drop;
+        bool hold;      /* park matching requests until /_sim/release */
         BodyFault body;
         char *response; /* JSON text, NULL: default body */
         uint64_t hits;
+        unsigned held;  /* requests it holds now; a spent rule stays listed until they go */
         Fault *next;
 };
 
@@ -73,9 +76,34 @@ static bool fault_matches(const Fault *f, const Req *r) {
         return true;
 }
 
-/* True when the fault changes the answer (rather than only delaying it). */
+/* True when the fault changes the answer (rather than only delaying or holding it). */
 static bool fault_has_action(const Fault *f) {
         return f->status > 0 || f->drop || f->body != BODY_FAULT_NONE;
+}
+
+/* Removes the fault *p from the list and frees it. */
+static void fault_unlink(Sim *sim, Fault **p) {
+        Fault *f = *p;
+
+        *p = f->next;
+        fault_free(f);
+        sim->n_faults--;
+}
+
+/* A request held by the rule id is no longer held. */
+void fault_hold_end(Sim *sim, unsigned id) {
+        for (Fault **p = &sim->faults; *p; p = &(*p)->next) {
+                Fault *f = *p;
+
+                if (f->id != id)
+                        continue;
+                if (f->held > 0)
+                        f->held--;
+                /* a rule whose count is spent was kept only for what it held */
+                if (f->held == 0 && f->count == 0)
+                        fault_unlink(sim, p);
+                return;
+        }
 }
 
 /* Applies the faults that match r. */
@@ -86,11 +114,17 @@ void fault_match(Sim *sim, Req *r) {
         for (Fault **p = &sim->faults; *p;) {
                 Fault *f = *p;
 
-                if (!fault_matches(f, r) || (fault_has_action(f) && acted)) {
+                /* the first matching hold rule holds the request, later ones pass it by */
+                if (!fault_matches(f, r) || (fault_has_action(f) && acted) ||
+                    (f->hold && r->hold_id > 0)) {
                         p = &f->next;
                         continue;
                 }
                 r->latency_ms = MIN(r->latency_ms + f->latency_ms, (unsigned) FAULT_MAX_LATENCY_MS);
+                if (f->hold) {
+                        r->hold_id = f->id;
+                        f->held++;
+                }
                 if (fault_has_action(f)) {
                         acted = true;
                         r->action.status = f->status;
@@ -108,6 +142,8 @@ void fault_match(Sim *sim, Req *r) {
                                 evbuffer_add_printf(desc, " status=%d", f->status);
                         if (f->latency_ms > 0)
                                 evbuffer_add_printf(desc, " latency=%ums", f->latency_ms);
+                        if (f->hold)
+                                evbuffer_add_printf(desc, " hold");
                         if (f->drop)
                                 evbuffer_add_printf(desc, " drop");
                         if (f->body != BODY_FAULT_NONE)
@@ -115,10 +151,8 @@ void fault_match(Sim *sim, Req *r) {
                 }
                 f->hits++;
                 sim->n_faults_applied++;
-                if (f->count > 0 && --f->count == 0) {
-                        *p = f->next;
-                        fault_free(f);
-                        sim->n_faults--;
+                if (f->count > 0 && --f->count == 0 && f->held == 0) {
+                        fault_unlink(sim, p);
                         continue;
                 }
                 p = &f->next;
@@ -306,6 +340,8 @@ static json_object *fault_to_json(const Fault *f) {
         json_object_object_add(o, "retry_after_s",
                                f->retry_after_s >= 0 ? json_object_new_int(f->retry_after_s) : NULL);
         json_object_object_add(o, "drop", json_object_new_boolean(f->drop));
+        json_object_object_add(o, "hold", json_object_new_boolean(f->hold));
+        json_object_object_add(o, "held", json_object_new_int64(f->held));
         json_object_object_add(o, "body", json_object_new_string(body_fault_names[f->body]));
         json_object_object_add(o, "hits", json_object_new_int64((int64_t) f->hits));
         return o;
@@ -363,7 +399,8 @@ static int fault_parse_effect(Req *r, json_object *body, Fault *f) {
                 req_reply_422(r, "body", "retry_after_in", "Expected header, body or both", "enum");
                 return -EINVAL;
         }
-        if (opt_bool(r, body, "drop", &f->drop) < 0 || opt_string(r, body, "body", &body_kind) < 0)
+        if (opt_bool(r, body, "drop", &f->drop) < 0 || opt_bool(r, body, "hold", &f->hold) < 0 ||
+            opt_string(r, body, "body", &body_kind) < 0)
                 return -EINVAL;
         if (body_kind) {
                 f->body = _BODY_FAULT_INVALID;
@@ -392,9 +429,9 @@ static int fault_parse_effect(Req *r, json_object *body, Fault *f) {
                 req_reply_422(r, "body", "response", "response needs a status", "value_error");
                 return -EINVAL;
         }
-        if (!f->status && !f->drop && !f->body && !f->latency_ms) {
+        if (!f->status && !f->drop && !f->body && !f->latency_ms && !f->hold) {
                 req_reply_422(r, "body", NULL,
-                              "A fault needs status, retry_after_s, latency_ms, drop or body",
+                              "A fault needs status, retry_after_s, latency_ms, drop, body or hold",
                               "value_error");
                 return -EINVAL;
         }
@@ -405,7 +442,8 @@ static int fault_parse_effect(Req *r, json_object *body, Fault *f) {
 static void on_fault_add(Req *r) {
         static const char *const keys[] = { "path",          "route",          "method", "status",
                                             "count",         "latency_ms",     "retry_after_s",
-                                            "retry_after_in", "drop",          "body",   "response" };
+                                            "retry_after_in", "drop",          "body",   "response",
+                                            "hold" };
         _cleanup_(json_object_putp) json_object *body = NULL;
         Fault *f, **p;
         int64_t count = -1;
@@ -448,26 +486,74 @@ static void on_faults_list(Req *r) {
         req_reply_json(r, 200, a);
 }
 
-/* DELETE /_sim/faults. */
-static void on_faults_clear(Req *r) {
-        faults_clear(r->sim);
-        req_reply_message(r, 200, "Faults cleared");
+/* Answers {"message": ..., "released": n}. */
+static void reply_released(Req *r, const char *message, size_t n) {
+        json_object *o = json_object_new_object();
+
+        if (o) {
+                if (message)
+                        json_object_object_add(o, "message", json_object_new_string(message));
+                json_object_object_add(o, "released", json_object_new_int64((int64_t) n));
+        }
+        req_reply_json(r, 200, o);
 }
 
-/* DELETE /_sim/fault/{id}. */
+/* DELETE /_sim/faults: the held requests go on first, so none is stranded. */
+static void on_faults_clear(Req *r) {
+        size_t n = http_release(r->sim, 0, NULL);
+
+        faults_clear(r->sim);
+        reply_released(r, "Faults cleared", n);
+}
+
+/* The rule with that id, or NULL. */
+static Fault *fault_find(Sim *sim, unsigned long id) {
+        for (Fault *f = sim->faults; f; f = f->next)
+                if (f->id == id)
+                        return f;
+        return NULL;
+}
+
+/* DELETE /_sim/fault/{id}: what the rule holds goes on first. */
 static void on_fault_delete(Req *r) {
         unsigned long id = strtoul(r->segs[2], NULL, 10);
+        _cleanup_free_ char *msg = NULL;
+        size_t n;
 
+        if (id == 0 || id > UINT_MAX || !fault_find(r->sim, id)) {
+                req_reply_message(r, 404, "No fault %s", r->segs[2]);
+                return;
+        }
+        /* (a spent rule goes away with its last held request) */
+        n = http_release(r->sim, (unsigned) id, NULL);
         for (Fault **p = &r->sim->faults; *p; p = &(*p)->next)
                 if ((*p)->id == id) {
-                        Fault *f = *p;
-                        *p = f->next;
-                        fault_free(f);
-                        r->sim->n_faults--;
-                        req_reply_message(r, 200, "Fault %lu removed", id);
-                        return;
+                        fault_unlink(r->sim, p);
+                        break;
                 }
-        req_reply_message(r, 404, "No fault %s", r->segs[2]);
+        msg = strprintf("Fault %lu removed", id);
+        reply_released(r, msg ? msg : "Fault removed", n);
+}
+
+/* POST /_sim/release {id, route}: the held requests of rule id and/or of that route (all
+ * without either) go on as if they had not been held. */
+static void on_release(Req *r) {
+        static const char *const keys[] = { "id", "route" };
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        const char *route;
+        int64_t id = 0;
+        bool present;
+
+        if (control_body(r, &body) < 0 || check_keys(r, body, keys, ELEMENTSOF(keys)) < 0 ||
+            opt_int(r, body, "id", 1, UINT_MAX, &id, &present) < 0 ||
+            opt_string(r, body, "route", &route) < 0)
+                return;
+        /* a rule that holds requests is kept until they go: an unknown id holds nothing */
+        if (present && !fault_find(r->sim, (unsigned long) id)) {
+                req_reply_message(r, 404, "No fault %lld", (long long) id);
+                return;
+        }
+        reply_released(r, NULL, http_release(r->sim, (unsigned) id, route));
 }
 
 /* Finds a job of any user by name. */
@@ -597,6 +683,7 @@ static void on_reset(Req *r) {
         if (control_body(r, &body) < 0 || check_keys(r, body, keys, ELEMENTSOF(keys)) < 0 ||
             opt_bool(r, body, "stats", &stats) < 0)
                 return;
+        (void) http_release(r->sim, 0, NULL);
         faults_clear(r->sim);
         job_failures_clear(r->sim);
         r->sim->token_ttl_usec = 0;
@@ -710,6 +797,7 @@ static void on_stats(Req *r) {
                 json_object_object_add(o, "faults", json_object_new_int64((int64_t) sim->n_faults));
                 json_object_object_add(o, "faults_applied",
                                        json_object_new_int64((int64_t) sim->n_faults_applied));
+                json_object_object_add(o, "held", json_object_new_int64((int64_t) sim->n_held));
                 json_object_object_add(o, "jobs", json_object_new_int64((int64_t) sim->n_jobs));
                 json_object_object_add(o, "sets", json_object_new_int64((int64_t) sim->n_sets));
                 json_object_object_add(o, "uploads", json_object_new_int64((int64_t) sim->n_uploads));
@@ -754,6 +842,7 @@ static const Route control_routes[] = {
         { EVHTTP_REQ_GET, "/_sim/faults", on_faults_list, 0 },
         { EVHTTP_REQ_DELETE, "/_sim/faults", on_faults_clear, 0 },
         { EVHTTP_REQ_DELETE, "/_sim/fault/{id}", on_fault_delete, 0 },
+        { EVHTTP_REQ_POST, "/_sim/release", on_release, 0 },
         { EVHTTP_REQ_POST, "/_sim/job-failure", on_job_failure, 0 },
         { EVHTTP_REQ_POST, "/_sim/compat", on_compat, 0 },
         { EVHTTP_REQ_POST, "/_sim/reset", on_reset, 0 },

@@ -10,11 +10,14 @@
 
 /* Routes a /_sim request. */
 void control_route(Req *r);
-/* Applies the faults that match r: sets r->latency_ms, r->action, r->body_fault, r->fault. */
+/* Applies the faults that match r: sets r->latency_ms, r->hold_id, r->action, r->body_fault,
+ * r->fault. */
 void fault_match(Sim *sim, Req *r);
 /* Answers r as its injected fault says (status, 429 with retry-after). */
 void fault_reply(Req *r);
 /* Sets the /check_client answer back to the command-line one. Returns 0 or -ENOMEM. */
 int compat_reset(Sim *sim);
-/* Forgets every fault. */
+/* Forgets every fault (release what they hold first: see http_release()). */
 void faults_clear(Sim *sim);
+/* A request held by the rule id is no longer held (released, or its client went away). */
+void fault_hold_end(Sim *sim, unsigned id);

@@ -102,6 +102,8 @@ static Req *req_free(Req *r) {
                 return NULL;
         if (r->timer)
                 event_free(r->timer);
+        if (r->watch)
+                event_free(r->watch);
         free(r->raw_path);
         free(r->raw_query);
         for (size_t i = 0; i < r->n_segs; i++)
@@ -151,6 +153,7 @@ static int req_new(Sim *sim, struct evhttp_request *ev, Req **ret) {
                 return -ENOMEM;
         r->sim = sim;
         r->ev = ev;
+        r->evcon = evhttp_request_get_connection(ev);
         r->t0 = mono_usec();
         r->method = evhttp_request_get_command(ev);
         r->method_name = method_name(r->method);
@@ -653,11 +656,49 @@ void http_stats_reset(Sim *sim) {
         sim->n_requests = 0;
 }
 
+/* The client of a delayed or held request went away before its answer: the request is
+ * logged as dropped (status 0) and freed. */
+static void req_gone(Req *r) {
+        struct evhttp_request *ev = r->ev;
+
+        r->replied = true;
+        r->status = 0;
+        req_log(r);
+        /* A request still on its connection is freed with it; one that evhttp detached from a
+         * failed connection is left to us. */
+        if (!evhttp_request_get_connection(ev))
+                evhttp_request_free(ev);
+        req_free(r);
+}
+
+/* Frees the delayed and held requests of a connection that is going away, so none is answered
+ * on a freed connection or left behind. */
+static void waiting_forget_conn(Sim *sim, struct evhttp_connection *evcon) {
+        Req **lists[] = { &sim->delayed, &sim->held };
+
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+                for (Req **p = lists[i]; *p;) {
+                        Req *r = *p;
+
+                        if (r->evcon != evcon) {
+                                p = &r->delayed_next;
+                                continue;
+                        }
+                        *p = r->delayed_next;
+                        if (r->hold_id > 0) {
+                                sim->n_held--;
+                                fault_hold_end(sim, r->hold_id);
+                        }
+                        req_gone(r);
+                }
+}
+
 /* Close callback of a tracked connection. */
-static void on_conn_close(struct evhttp_connection *evcon _unused_, void *arg) {
+static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
         Conn *c = arg;
         Sim *sim = c->sim;
 
+        waiting_forget_conn(sim, evcon);
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -734,6 +775,110 @@ static void on_delay_done(evutil_socket_t fd _unused_, short what _unused_, void
         req_free(r);
 }
 
+/* Lets a routed request go on: answered after its injected latency, or now. Frees r. */
+static void req_proceed(Req *r) {
+        Sim *sim = r->sim;
+
+        if (r->latency_ms > 0) {
+                struct timeval tv = {
+                        .tv_sec = r->latency_ms / 1000,
+                        .tv_usec = (r->latency_ms % 1000) * 1000,
+                };
+                r->timer = evtimer_new(sim->base, on_delay_done, r);
+                if (r->timer && evtimer_add(r->timer, &tv) == 0) {
+                        r->delayed_next = sim->delayed;
+                        sim->delayed = r;
+                        return;
+                }
+        }
+        req_run(r);
+        req_free(r);
+}
+
+/* Event on a held request's socket: its client closed the connection (or sent more). */
+static void on_held_socket(evutil_socket_t fd, short what, void *arg) {
+        Req *r = arg;
+        ssize_t n;
+        char c;
+
+        if (!(what & EV_CLOSED)) {
+                n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (n > 0) {
+                        /* a pipelined request, not the end: evhttp reads it after the answer;
+                         * stop watching rather than spin on it */
+                        (void) event_del(r->watch);
+                        return;
+                }
+        }
+        /* The close callback frees r (waiting_forget_conn), and the request with the
+         * connection. */
+        evhttp_connection_free(r->evcon);
+}
+
+/* Parks r unanswered, without a timer, at the end of the held list: only /_sim/release (or
+ * the removal of its rule) lets it go on. While it waits for its answer, evhttp does not read
+ * the connection and would not notice its client leave; a watch on the socket does, so the
+ * request is freed then. */
+static void req_hold(Req *r) {
+        Sim *sim = r->sim;
+        struct bufferevent *bev = r->evcon ? evhttp_connection_get_bufferevent(r->evcon) : NULL;
+        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+        short what = event_base_get_features(sim->base) & EV_FEATURE_EARLY_CLOSE ? EV_CLOSED
+                                                                                 : EV_READ;
+        Req **p;
+
+        if (fd >= 0)
+                r->watch = event_new(sim->base, fd, what | EV_PERSIST, on_held_socket, r);
+        if (!r->watch || event_add(r->watch, NULL) < 0)
+                sim_log(SIM_LOG_WARNING, "Cannot watch the connection of a held request, "
+                        "a client leaving goes unnoticed");
+        for (p = &sim->held; *p; p = &(*p)->delayed_next)
+                ;
+        r->delayed_next = NULL;
+        *p = r;
+        sim->n_held++;
+}
+
+/* Lets held requests go on. */
+size_t http_release(Sim *sim, unsigned fault_id, const char *route) {
+        Req *go = NULL, **tail = &go;
+        size_t n = 0;
+
+        /* Off the list first, in order: answering one request must not change the list we
+         * walk. */
+        for (Req **p = &sim->held; *p;) {
+                Req *r = *p;
+
+                if ((fault_id > 0 && r->hold_id != fault_id) ||
+                    (route && !streq_ptr(route, r->route))) {
+                        p = &r->delayed_next;
+                        continue;
+                }
+                *p = r->delayed_next;
+                r->delayed_next = NULL;
+                *tail = r;
+                tail = &r->delayed_next;
+                sim->n_held--;
+                n++;
+        }
+        while (go) {
+                Req *r = go;
+
+                go = r->delayed_next;
+                r->delayed_next = NULL;
+                if (r->watch) {
+                        event_free(r->watch);
+                        r->watch = NULL;
+                }
+                fault_hold_end(sim, r->hold_id);
+                r->hold_id = 0;
+                req_proceed(r);
+        }
+        return n;
+}
+
 /* Handler used when the request target cannot be parsed. */
 static void on_bad_target(Req *r) {
         req_reply_detail(r, 400, "Invalid request target");
@@ -776,20 +921,11 @@ static void on_request(struct evhttp_request *ev, void *userdata) {
         }
         if (!r->control && k >= 0)
                 fault_match(sim, r);
-        if (r->latency_ms > 0) {
-                struct timeval tv = {
-                        .tv_sec = r->latency_ms / 1000,
-                        .tv_usec = (r->latency_ms % 1000) * 1000,
-                };
-                r->timer = evtimer_new(sim->base, on_delay_done, r);
-                if (r->timer && evtimer_add(r->timer, &tv) == 0) {
-                        r->delayed_next = sim->delayed;
-                        sim->delayed = r;
-                        return;
-                }
+        if (r->hold_id > 0) {
+                req_hold(r);
+                return;
         }
-        req_run(r);
-        req_free(r);
+        req_proceed(r);
 }
 
 /* Starts listening and serving. */
@@ -832,13 +968,19 @@ int http_start(Sim *sim) {
 
 /* Stops serving and frees everything the HTTP layer holds. */
 void http_stop(Sim *sim) {
-        /* Delayed requests are never answered: evhttp_free() frees them with their
+        /* Delayed and held requests are never answered: evhttp_free() frees them with their
          * connections, our contexts go first. */
         while (sim->delayed) {
                 Req *r = sim->delayed;
                 sim->delayed = r->delayed_next;
                 req_free(r);
         }
+        while (sim->held) {
+                Req *r = sim->held;
+                sim->held = r->delayed_next;
+                req_free(r);
+        }
+        sim->n_held = 0;
         if (sim->http)
                 evhttp_free(sim->http);
         sim->http = NULL;

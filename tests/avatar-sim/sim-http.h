@@ -72,19 +72,29 @@ struct Req {
         BodyFault body_fault;
         FaultAction action;
         unsigned latency_ms;
+        unsigned hold_id; /* the hold fault that parks this request; 0: none */
         char *fault;      /* description of the applied fault for the log, owned */
         uint64_t t0;
         size_t bytes_in;
         char *body_copy;  /* req_body_str() */
         size_t body_copy_len;
         struct event *timer;
-        Req *delayed_next;
+        struct event *watch; /* a held request's client closing its connection */
+        struct evhttp_connection *evcon; /* the client's connection */
+        Req *delayed_next; /* in sim->delayed or sim->held */
 };
 
 /* Starts listening and serving. Returns 0 or -errno. */
 int http_start(Sim *sim);
 /* Stops serving and frees everything the HTTP layer holds. */
 void http_stop(Sim *sim);
+
+/*
+ * Lets held requests go on as if they had not been held (an injected latency still applies):
+ * those held by the rule fault_id (0: any rule) whose route is route (NULL: any route), in
+ * the order they arrived. Returns how many.
+ */
+size_t http_release(Sim *sim, unsigned fault_id, const char *route);
 
 /*
  * Matches r against a routing table. On a match sets r->route, r->handler and r->flags and

@@ -22,6 +22,9 @@
  *                                   "Retry-After: S" and {"retry_after": S}
  *                  "retry_after_in" "header", "body" or "both" (default)
  *                  "latency_ms"     delay the request (adds up over matching rules)
+ *                  "hold"           true: park the request unanswered, without a timer,
+ *                                   until /_sim/release (or the rule's removal) lets it
+ *                                   go on normally; the first matching hold rule holds it
  *                  "drop"           close the connection without answering
  *                  "body"           "truncated": valid HTTP, JSON cut in half;
  *                                   "invalid": a non-JSON body with a JSON Content-Type;
@@ -31,9 +34,14 @@
  *                  "count"  N: the next N matching requests only; absent: always
  *          Rules apply in the order they were added; latency adds up, and only the first
  *          matching rule that changes the answer (status, drop, body) is used and counted.
- *   GET    /_sim/faults         the rules, with their "hits"
- *   DELETE /_sim/faults         remove every rule
- *   DELETE /_sim/fault/{id}     remove one rule
+ *          A hold rule whose count is spent stays listed until its requests are released.
+ *   GET    /_sim/faults         the rules, with their "hits" and the requests they hold now
+ *                               ("held")
+ *   DELETE /_sim/faults         remove every rule; what they hold goes on ({"released": N})
+ *   DELETE /_sim/fault/{id}     remove one rule; what it holds goes on
+ *   POST   /_sim/release        {"id": N, "route": "GET /api/jobs"}: the held requests of
+ *                                that rule and/or route (all without either) go on;
+ *                                answers {"released": N}
  *   POST   /_sim/job-failure    {"parameters_name": "standard" | "job": "<name>",
  *                                "status": "error"|"lost"|"orphaned", "exception": "...",
  *                                "count": N}: the next N jobs created with that
@@ -50,11 +58,12 @@
  *                                now on (0: no expiry)
  *   POST   /_sim/tick           {"count": N}: advance every job N steps now
  *   POST   /_sim/clock          {"job_step_ms": N}: the job clock (0: only /_sim/tick)
- *   POST   /_sim/reset          {"stats": false}: remove faults and planned failures, restore
+ *   POST   /_sim/reset          {"stats": false}: release held requests, remove faults and
+ *                                planned failures, restore
  *                                the command-line compatibility answer and token lifetime;
  *                                "stats": true also zeroes the counters
  *   GET    /_sim/stats          {"requests", "routes": {"GET /api/jobs": N, ...},
- *                                "connections", "faults", "faults_applied", "jobs", "sets",
+ *                                "connections", "faults", "faults_applied", "held", "jobs", "sets",
  *                                "uploads", "job_step_ms", "last_user_agent",
  *                                "last_check_client_user_agent"}
  *   GET    /_sim/jobs           every job of every user, with its "owner"

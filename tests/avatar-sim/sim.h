@@ -10,6 +10,7 @@
  *            and tables parsed out of it (sim-yaml.c).
  *   job      a run of one parameters document of a set, moved along by the job clock.
  *   fault    a rule of /_sim/fault that changes how matching requests are answered.
+ *   held     a request a hold fault parked unanswered until /_sim/release lets it go.
  */
 #pragma once
 
@@ -138,6 +139,8 @@ typedef struct Sim {
 
         /* sim-http.c */
         Req *delayed; /* requests waiting out an injected latency */
+        Req *held;    /* requests held by a hold fault until /_sim/release, oldest first */
+        size_t n_held;
         Conn *conns;
         size_t n_conns;
         RouteCount *routes;

@@ -222,6 +222,27 @@ live_connections() {
         grep -qE "\"connections\":$1[,}]" "$TMP/body"
 }
 
+# held_now N: /_sim/stats counts N requests held now.
+held_now() {
+        ctl GET /_sim/stats
+        grep -qE "\"held\":$1[,}]" "$TMP/body"
+}
+
+# bg_get TAG PATH: GET PATH (first user's key) in the background; its status goes to
+# $TMP/TAG.code and its body to $TMP/TAG.body. Sets BG_PID.
+bg_get() {
+        curl -sS --max-time "$MAX_TIME" -o "$TMP/$1.body" -w '%{http_code}' \
+                -H "Authorization: api-key-v1 $KEY1" "$BASE$2" >"$TMP/$1.code" 2>/dev/null &
+        BG_PID=$!
+}
+
+# logged ROUTE STATUS FAULT_ID: how many requests of ROUTE the log has with that status and
+# held by that rule.
+logged() {
+        { grep -F "\"route\":\"$1\",\"status\":$2," "$REQLOG" || true; } |
+                { grep -cF "\"fault\":\"#$3 hold\"" || true; }
+}
+
 # keep_alive_get FD: sends GET /api/health on the open connection FD and reads the whole
 # answer, leaving the connection open (HTTP/1.1 keep-alive); prints the status code.
 keep_alive_get() {
@@ -967,6 +988,93 @@ ctl POST /_sim/reset
 req GET "$BASE/api/health"
 check "reset removes faults" expect 200
 
+# ---------------------------------------------------------------- hold faults
+# A held request waits unanswered, without a timer, until it is released; the checks wait for
+# it to arrive with the held count of /_sim/stats, never for time.
+ctl POST /_sim/fault '{"route":"GET /api/health","hold":true,"count":1}'
+check "control: add a hold fault" expect 201 '"hold":true' '"held":0'
+HID=$(number id)
+bg_get hold1 /api/health
+HOLD1=$BG_PID
+check "the held request arrived (stats count it)" wait_until 20 held_now 1
+ctl GET /_sim/faults
+check "the rule lists what it holds, and stays while it holds with its count spent" \
+        expect 200 "\"id\":$HID" '"count":0' '"held":1' '"hits":1'
+check "a held request is not answered (nothing logged for it)" same "logged" 0 \
+        "$(grep -cF "\"fault\":\"#$HID hold\"" "$REQLOG" || true)"
+check "its client still waits" kill -0 "$HOLD1"
+req GET "$BASE/api/health"
+check "a hold with count 1 lets the next request through" expect 200
+ctl POST /_sim/release
+check "release answers how many went on" expect 200 '{"released":1}'
+wait "$HOLD1" || true
+check "the released request completes with the normal answer" same "status" 200 \
+        "$(cat "$TMP/hold1.code")"
+check "the released request has the normal body" grep -qF '"message":"ok"' "$TMP/hold1.body"
+check "a held request is logged when answered, with its hold" same "logged" 1 \
+        "$(logged "GET /api/health" 200 "$HID")"
+check "nothing is held after the release" held_now 0
+ctl GET /_sim/faults
+check "a spent hold rule goes with its last held request" expect 200 '[]'
+
+ctl POST /_sim/fault '{"path":"/api","hold":true}'
+HID=$(number id)
+bg_get hold2 /api/health
+HOLD2=$BG_PID
+bg_get hold3 /api/users/me
+HOLD3=$BG_PID
+check "a path hold holds requests of two routes" wait_until 20 held_now 2
+ctl POST /_sim/release '{"route":"GET /api/users/me"}'
+check "release by route lets that route go" expect 200 '{"released":1}'
+wait "$HOLD3" || true
+check "the request of that route completes" same "status" 200 "$(cat "$TMP/hold3.code")"
+check "the request of that route has its normal answer" grep -qF '"email":' "$TMP/hold3.body"
+check "the request of the other route stays held" held_now 1
+ctl POST /_sim/release '{"id":999999}'
+check "release of an unknown rule is 404" expect 404
+ctl POST /_sim/release '{"rute":"GET /api/health"}'
+check "a misspelt release field is 422" expect 422 'rute'
+ctl DELETE /_sim/faults
+check "removing every fault releases what they hold" expect 200 '"released":1'
+wait "$HOLD2" || true
+check "the request it released completes" same "status" 200 "$(cat "$TMP/hold2.code")"
+check "nothing is held after the faults are removed" held_now 0
+
+ctl POST /_sim/fault '{"route":"GET /api/health","hold":true,"status":503}'
+HID=$(number id)
+bg_get hold4 /api/health
+HOLD4=$BG_PID
+check "a hold with a status holds" wait_until 20 held_now 1
+ctl POST /_sim/release "{\"id\":$HID}"
+check "release by rule id" expect 200 '{"released":1}'
+wait "$HOLD4" || true
+check "a released request gets the answer its rule asks for" same "status" 503 \
+        "$(cat "$TMP/hold4.code")"
+bg_get hold5 /api/health
+HOLD5=$BG_PID
+check "the rule holds the next request" wait_until 20 held_now 1
+ctl DELETE "/_sim/fault/$HID"
+check "removing one rule releases what it holds" expect 200 '"released":1'
+wait "$HOLD5" || true
+check "the request it released completes (the rule's status still applies)" same "status" 503 \
+        "$(cat "$TMP/hold5.code")"
+
+ctl POST /_sim/fault '{"route":"GET /api/health","hold":true}'
+HID=$(number id)
+bg_get hold6 /api/health
+HOLD6=$BG_PID
+check "a request is held before its client leaves" wait_until 20 held_now 1
+kill "$HOLD6"
+wait "$HOLD6" || true
+check "a held request whose client went away is freed" wait_until 20 held_now 0
+ctl GET /_sim/faults
+check "its rule no longer counts it" expect 200 "\"id\":$HID" '"held":0'
+check "it is logged as dropped (status 0)" same "logged" 1 "$(logged "GET /api/health" 0 "$HID")"
+ctl DELETE /_sim/faults
+check "then nothing is left to release" expect 200 '"released":0'
+req GET "$BASE/api/health"
+check "the server answers after a held client left" expect 200
+
 # ---------------------------------------------------------------- robustness
 api POST /api/jobs -H 'Content-Type: application/json' --data-binary "@-" < <(head -c 2000000 /dev/zero | tr '\0' ' ')
 check "an oversized JSON body is 413" expect 413
@@ -1060,10 +1168,18 @@ check "--public-url is the base of result envelopes" expect 200 \
         "\"https://avatar.example.com/api/access?url=s3://$DUSER/results/$T_SET/$T_JOB/t.shuffled-0.csv\""
 SECOND_STORAGE=$(sed -n 's/.*(storage in \(.*\))$/\1/p' "$TMP/second.stderr" | head -n 1)
 check "the default storage is a temporary directory" test -d "$SECOND_STORAGE"
+# a request still held at exit is freed with the rest (valgrind: no leak)
+ctl POST /_sim/fault '{"path":"/api/health","hold":true}'
+check "a hold fault on the second instance" expect 201
+bg_get exit-held /api/health
+EXIT_HELD=$BG_PID
+check "a request is held at exit" wait_until 20 held_now 1
 kill -TERM "$SECOND_PID"
 RC=0
 wait "$SECOND_PID" || RC=$?
-check "SIGTERM exits 0" same "exit code" 0 "$RC"
+check "SIGTERM exits 0 (with a request held)" same "exit code" 0 "$RC"
+wait "$EXIT_HELD" || true
+check "the held request was never answered" same "status" 000 "$(cat "$TMP/exit-held.code")"
 check "the temporary storage is removed at exit" test ! -e "$SECOND_STORAGE"
 check "the port file is removed at exit" test ! -e "$TMP/second.port"
 
