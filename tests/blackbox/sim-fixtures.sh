@@ -227,6 +227,47 @@ _quietly() {
         "$@" >/dev/null 2>&1
 }
 
+# sim_hold ROUTE [COUNT]: the simulator holds requests of ROUTE (the next COUNT ones, default
+# every one) unanswered until sim_release lets them go on: an answer held until the test has
+# seen what it waits for, however slow the machine. The simulator answers everything else,
+# control calls included.
+sim_hold() {
+        if [ $# -ge 2 ]; then
+                sim_fault "{\"route\":\"$1\",\"hold\":true,\"count\":$2}"
+        else
+                sim_fault "{\"route\":\"$1\",\"hold\":true}"
+        fi
+}
+
+# sim_release [ROUTE]: the held requests (of ROUTE) go on and are answered as usual; prints
+# how many.
+sim_release() {
+        local out
+        if [ $# -ge 1 ]; then
+                out=$(sim_control release "{\"route\":\"$1\"}")
+        else
+                out=$(sim_control release '{}')
+        fi
+        json_num released "$out"
+}
+
+# sim_held N: whether exactly N requests are held at the simulator now (for wait_until);
+# never once the simulator is gone.
+sim_held() {
+        kill -0 "$SIM_PID" 2>/dev/null || return "$WAIT_NEVER"
+        [ "$(json_num held "$(sim_control stats)")" = "$1" ]
+}
+
+# sim_hold_api: the simulator holds every API request until sim_unhold.
+sim_hold_api() {
+        sim_fault '{"path":"/api","hold":true}'
+}
+
+# sim_unhold: removes every fault rule; what they held goes on and is answered.
+sim_unhold() {
+        curl -sS --max-time "$(scaled 10)" -X DELETE "$SIM_URL/_sim/faults" >/dev/null
+}
+
 # sim_pause, sim_resume: the simulator's process stopped (SIGSTOP) and continued (SIGCONT).
 # While it is stopped, what the daemon sends it waits unanswered in its sockets (the kernel
 # still accepts connections and data): an answer held until the test lets it go, however

@@ -13,12 +13,26 @@ cat > "$CONF" <<EOF
 log_level: debug
 upstream:
   base_url: $SIM_URL
+  timeout_s: $(scaled 60)
 cache:
   jobs_ttl_s: 0
 EOF
 export AVATAR_API_KEY="$SIM_KEY"
 start_daemon || { fail "avatard starts"; finish; exit $?; }
 pass "avatard starts with an API key"
+
+# jobs_401s: how many GET /jobs answers the daemon has taken as 401 (daemon.status counts an
+# answer as it hands it on, before the request waits for the refresh).
+jobs_401s() {
+        local n
+        n=$("$AVATARCTL" --json --timeout "$(scaled 30)" status 2>/dev/null |
+                grep -o '"GET /jobs":{[^}]*}' | grep -o '"401":[0-9]*' | cut -d: -f2)
+        echo "${n:-0}"
+}
+# jobs_401s_at_least N: for wait_until.
+jobs_401s_at_least() {
+        [ "$(jobs_401s)" -ge "$1" ]
+}
 
 # last_auth ROUTE: the "auth" of the last logged request of ROUTE.
 last_auth() {
@@ -152,21 +166,25 @@ check_match "daemon.status counts the refresh" '"token_refreshes":1' "$("$AVATAR
 ctl manager.get_jobs '{"limit":3}'
 check_eq "the refreshed session goes on working without another refresh" "1" "$(sim_count "POST /api/refresh")"
 
-# many calls meeting the expired token at once share one refresh. The simulator is paused
-# until all ten requests wait in its sockets, so that it answers every one with a 401 before
-# the refresh can reach it (the daemon sends that only once a 401 came back); the refresh is
-# then held back, so the daemon reads the other 401s, already sent, while it is in flight.
+# many calls meeting the expired token at once share one refresh. The simulator holds the ten
+# requests until all have arrived, so that it answers every one with a 401 before the refresh
+# can reach it (the daemon sends that only once a 401 came back); it then holds the refresh
+# until the daemon has taken all ten 401s, so none comes back after the session was renewed.
 sim_control expire-tokens '{}' >/dev/null
-sim_fault "{\"route\":\"POST /api/refresh\",\"latency_ms\":$((800 * TEST_TIME_SCALE)),\"count\":1}"
+sim_hold "GET /api/jobs" 10
+sim_hold "POST /api/refresh" 1
 n401=$(sim_requests "GET /api/jobs" | grep -c '"status":401')
-sim_pause
+d401=$(jobs_401s)
 pids=()
 for i in $(seq 1 10); do
         "$AVATARCTL" --json --timeout "$(scaled 30)" call manager.get_jobs "{\"limit\":$((100 + i))}" >"$TMP/refresh.$i" 2>&1 &
         pids+=($!)
 done
-check "the 10 requests wait at the paused simulator" wait_until 30 sim_unread_at_least 10
-sim_resume
+check "the 10 requests wait at the simulator" wait_until 30 sim_held 10
+check_eq "they go on together" "10" "$(sim_release "GET /api/jobs")"
+check "the daemon took the ten 401s" wait_until 30 jobs_401s_at_least "$((d401 + 10))"
+check "the refresh waits at the simulator meanwhile" wait_until 30 sim_held 1
+check_eq "the refresh goes on" "1" "$(sim_release "POST /api/refresh")"
 failed=0
 for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
 check_eq "10 concurrent calls with an expired token all succeed" "0" "$failed"
