@@ -50,11 +50,11 @@ J2=$(sim_make_job "$S" report)
 check_match "fixtures: two queued jobs" '^[0-9a-f-]{36}$' "$J2"
 
 # --- 50 concurrent callers on a cold cache: one upstream request -----------------------------
-# The simulator is paused, so the first caller's request stays in flight until every caller
+# The simulator holds the first caller's request, so it stays in flight until every caller
 # has arrived and waits for it; then the answer is let go.
 before=$(sim_count "GET /api/jobs")
 t_list=$(test_now_ms)
-sim_pause
+sim_hold "GET /api/jobs" 1
 pids=()
 for i in $(seq 1 50); do
         "$AVATARCTL" --json --timeout "$(scaled 60)" call manager.get_last_jobs '{"count":2}' >"$TMP/concurrent.$i" 2>&1 &
@@ -62,7 +62,8 @@ for i in $(seq 1 50); do
 done
 check "daemon.status: the 49 other callers wait for the request in flight (coalesced)" \
         wait_until 30 status_is coalesced 49
-sim_resume
+check "the one request waits at the simulator" wait_until 30 sim_held 1
+check_eq "it is let go" "1" "$(sim_release)"
 failed=0
 for p in "${pids[@]}"; do
         wait "$p" || failed=$((failed + 1))
@@ -153,12 +154,12 @@ ctl manager.get_last_results
 check_eq "results of a finished job are fetched once" "$((before + 1))" "$(sim_count "GET /api/results/{job}")"
 
 # --- callers that go away while they wait --------------------------------------------------------------
-# One caller gives up while a shared request is in flight (held by the paused simulator);
-# another waiting on it still gets the answer, and every method's pending work is dropped
-# cleanly when its caller goes.
+# One caller gives up while a shared request is in flight (held by the simulator); another
+# waiting on it still gets the answer, and every method's pending work is dropped cleanly when
+# its caller goes.
 misses=$(status_num misses)
 coalesced=$(status_num coalesced)
-sim_pause
+sim_hold "GET /api/jobs" 1
 "$AVATARCTL" --json call manager.get_last_jobs >/dev/null 2>&1 &
 quitter=$!
 check "the first caller's request is in flight (a cache miss)" wait_until 10 status_is misses "$((misses + 1))"
@@ -171,13 +172,15 @@ check_eq "the first caller gave up while it waited (SIGTERM)" "143" "$?"
 # The daemon has read the first caller's end of input once it answers a connection accepted
 # after it (libevent handles every descriptor one epoll_wait() reports ready).
 "$AVATARCTL" call daemon.ping >/dev/null
-sim_resume
+check "the shared request waits at the simulator" wait_until 30 sim_held 1
+sim_release >/dev/null
 wait "$waiter"
 CTL_RC=$?
 OUT=$(cat "$TMP/waiter")
 check_eq "a caller waiting on a shared request gets its answer when another caller gave up" "0" "$CTL_RC"
 check_match "it got the job list" "\"name\":\"$J2\"" "$OUT"
-# each call waits for the paused simulator (every TTL is 0) when its caller goes away
+# each call waits for the simulator, which holds every API request (every TTL is 0), when
+# its caller goes away
 set_ttls 0 0
 # dispatched_or_gone METHOD N PID: whether the daemon has dispatched N calls of METHOD in all;
 # never once the caller PID ended
@@ -186,7 +189,7 @@ dispatched_or_gone() {
         status_at_least "$1" "$2"
 }
 held=0
-sim_pause
+sim_hold_api
 while read -r method params; do
         n=$(status_num "$method")
         "$AVATARCTL" --json call "$method" "$params" </dev/null >/dev/null 2>&1 &
@@ -211,7 +214,7 @@ manager.verify_compatibility {"refresh":true}
 manager.list_api_keys {}
 manager.get_health {}
 EOF
-sim_resume
+sim_unhold
 check_eq "each of the 8 methods was waiting for the server when its caller went away" "8" "$held"
 check "the daemon still answers after callers went away mid-call" "$AVATARCTL" call daemon.ping
 ctl manager.get_last_results '{"count":2}'
