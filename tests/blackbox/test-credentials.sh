@@ -26,7 +26,7 @@ pass "avatard starts with an API key"
 jobs_401s() {
         local n
         n=$("$AVATARCTL" --json --timeout "$(scaled 30)" status 2>/dev/null |
-                grep -o '"GET /jobs":{[^}]*}' | grep -o '"401":[0-9]*' | cut -d: -f2)
+                grep -o '"GET /jobs":{[^}]*}' | head -n 1 | grep -o '"401":[0-9]*' | cut -d: -f2)
         echo "${n:-0}"
 }
 # jobs_401s_at_least N: for wait_until.
