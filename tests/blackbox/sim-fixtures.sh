@@ -268,35 +268,6 @@ sim_unhold() {
         curl -sS --max-time "$(scaled 10)" -X DELETE "$SIM_URL/_sim/faults" >/dev/null
 }
 
-# sim_pause, sim_resume: the simulator's process stopped (SIGSTOP) and continued (SIGCONT).
-# While it is stopped, what the daemon sends it waits unanswered in its sockets (the kernel
-# still accepts connections and data): an answer held until the test lets it go, however
-# slow the machine. Nothing may call the simulator in between (sim_control would hang).
-sim_pause() {
-        kill -STOP "$SIM_PID"
-}
-sim_resume() {
-        kill -CONT "$SIM_PID"
-}
-
-# sim_unread: how many connections to the simulator hold bytes it has not read (requests
-# sent to it while it is paused): established sockets of its port (on 127.0.0.1) with a
-# receive queue, accepted or not, from /proc/net/tcp.
-sim_unread() {
-        awk -v port="$(printf ':%04X' "$SIM_PORT")" '
-                substr($2, length($2) - 4) == port && $4 == "01" {
-                        split($5, q, ":")
-                        if (q[2] != "00000000")
-                                n++
-                }
-                END { print n + 0 }' /proc/net/tcp
-}
-
-# sim_unread_at_least N: whether N requests wait at the paused simulator (for wait_until).
-sim_unread_at_least() {
-        [ "$(sim_unread)" -ge "$1" ]
-}
-
 # status_is KEY N: whether daemon.status shows exactly N for KEY (for wait_until); never
 # once the daemon is gone.
 status_is() {
