@@ -110,6 +110,27 @@ static int parse_amz_date(const char *s, int64_t *ret) {
         return 0;
 }
 
+/*
+ * Parses an RFC 1123 Date header ("Fri, 24 May 2013 00:00:00 GMT") into seconds since the
+ * epoch and its "YYYYMMDDTHHMMSSZ" form, which the string to sign then carries.
+ */
+static int parse_http_date(const char *s, int64_t *ret, char iso[static 17]) {
+        struct tm tm = {};
+        const char *end;
+        time_t t;
+
+        if (!s)
+                return -EINVAL;
+        end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        if (!end || *end)
+                return -EINVAL;
+        t = timegm(&tm);
+        if (!gmtime_r(&t, &tm) || strftime(iso, 17, "%Y%m%dT%H%M%SZ", &tm) != 16)
+                return -EINVAL;
+        *ret = (int64_t) t;
+        return 0;
+}
+
 /* Appends a header value trimmed, with inner runs of spaces collapsed to one. */
 static void add_trimmed(struct evbuffer *b, const char *v) {
         bool space = false, started = false;
@@ -170,9 +191,14 @@ static int add_canonical_query(struct evbuffer *b, const char *raw_query) {
         return 0;
 }
 
-/* Appends the canonical headers and fills *ret_signed with the sorted signed header list. */
+/*
+ * Appends the canonical headers and the sorted signed header list. A signed header the
+ * request does not carry is refused rather than signed as empty: AWS, MinIO and SeaweedFS
+ * refuse it, and a client that signs headers it never sends must not pass here.
+ */
 static int add_canonical_headers(struct evbuffer *b, const struct evkeyvalq *headers,
-                                 char **names, size_t n, struct evbuffer *signed_list) {
+                                 char **names, size_t n, struct evbuffer *signed_list,
+                                 SigV4Error *err) {
         for (size_t i = 0; i < n; i++) {
                 bool first = true;
                 const struct evkeyval *h;
@@ -186,6 +212,11 @@ static int add_canonical_headers(struct evbuffer *b, const struct evkeyvalq *hea
                         add_trimmed(b, h->value);
                         first = false;
                 }
+                if (first)
+                        return fail(err, 403, "AccessDenied",
+                                    "signed header missing: %s (SignedHeaders names a header "
+                                    "the request does not carry)",
+                                    names[i]);
                 evbuffer_add(b, "\n", 1);
                 evbuffer_add_printf(signed_list, "%s%s", i ? ";" : "", names[i]);
         }
@@ -255,20 +286,37 @@ static int split_signed_headers(const char *list, char **names, size_t *ret_n,
         }
         *ret_n = n;
         qsort(names, n, sizeof(char *), cmp_str);
+        for (size_t i = 1; i < n; i++)
+                if (streq(names[i - 1], names[i]))
+                        return fail(err, 400, "AuthorizationHeaderMalformed",
+                                    "The authorization header is malformed; SignedHeaders "
+                                    "names %s twice.",
+                                    names[i]);
         return 0;
 }
 
-/* Checks that host is signed and that every x-amz-* header is. */
-static int check_signed_set(const SigV4Request *rq, char **names, size_t n, SigV4Error *err) {
-        const struct evkeyval *h;
-        bool host = false;
-
+/* Whether name is one of the n sorted signed header names. */
+static bool is_signed(char **names, size_t n, const char *name) {
         for (size_t i = 0; i < n; i++)
-                if (streq(names[i], "host"))
-                        host = true;
-        if (!host)
+                if (streq(names[i], name))
+                        return true;
+        return false;
+}
+
+/*
+ * Checks that host and the header giving the request time (date_header) are signed, and that
+ * every x-amz-* header is: an unsigned one could be changed in transit.
+ */
+static int check_signed_set(const SigV4Request *rq, char **names, size_t n,
+                            const char *date_header, SigV4Error *err) {
+        const struct evkeyval *h;
+
+        if (!is_signed(names, n, "host"))
                 return fail(err, 403, "AccessDenied",
                             "The host header must be part of the signed headers.");
+        if (!is_signed(names, n, date_header))
+                return fail(err, 403, "AccessDenied",
+                            "The %s header must be part of the signed headers.", date_header);
         TAILQ_FOREACH(h, rq->headers, next) {
                 bool found = false;
 
@@ -285,45 +333,64 @@ static int check_signed_set(const SigV4Request *rq, char **names, size_t n, SigV
         return 0;
 }
 
-/* Builds the canonical request. Returns a new string or NULL. */
-static char *canonical_request(const SigV4Request *rq, char **names, size_t n,
-                               const char *payload, char **ret_signed_list) {
+/*
+ * Builds the canonical request: the path and the query are decoded and re-encoded (unreserved
+ * characters bare, the rest %XX upper-case, UTF-8 bytes one by one), query pairs sorted by
+ * encoded name then value, an absent value as "name=". Returns 0 with *ret (owned) or a
+ * negative errno with err filled in.
+ */
+static int canonical_request(const SigV4Request *rq, char **names, size_t n, const char *payload,
+                             char **ret, SigV4Error *err) {
         struct evbuffer *b = evbuffer_new(), *sl = evbuffer_new();
-        _cleanup_free_ char *decoded = NULL, *uri = NULL;
+        _cleanup_free_ char *decoded = NULL, *uri = NULL, *signed_list = NULL;
+        int r = -ENOMEM;
 
         if (!b || !sl)
-                goto fail;
+                goto out;
         decoded = url_decode(rq->raw_path, strlen(rq->raw_path), false);
-        uri = decoded ? url_encode(decoded, true) : NULL;
+        if (!decoded) {
+                r = fail(err, 400, "InvalidURI", "Couldn't parse the specified URI.");
+                goto out;
+        }
+        uri = url_encode(decoded, true);
         if (!uri)
-                goto fail;
+                goto out;
         evbuffer_add_printf(b, "%s\n%s\n", rq->method, isempty(uri) ? "/" : uri);
-        if (add_canonical_query(b, rq->raw_query) < 0)
-                goto fail;
+        r = add_canonical_query(b, rq->raw_query);
+        if (r == -EINVAL || r == -E2BIG)
+                r = fail(err, 400, "InvalidURI", "Couldn't parse the query of the specified URI.");
+        if (r < 0)
+                goto out;
         evbuffer_add(b, "\n", 1);
-        add_canonical_headers(b, rq->headers, names, n, sl);
-        *ret_signed_list = evbuffer_take_string(sl);
+        r = add_canonical_headers(b, rq->headers, names, n, sl, err);
+        if (r < 0)
+                goto out;
+        signed_list = evbuffer_take_string(sl);
         sl = NULL;
-        if (!*ret_signed_list)
-                goto fail;
-        evbuffer_add_printf(b, "\n%s\n%s", *ret_signed_list, payload);
-        return evbuffer_take_string(b);
-fail:
+        r = -ENOMEM;
+        if (!signed_list)
+                goto out;
+        evbuffer_add_printf(b, "\n%s\n%s", signed_list, payload);
+        *ret = evbuffer_take_string(b);
+        b = NULL;
+        r = *ret ? 0 : -ENOMEM;
+out:
         if (b)
                 evbuffer_free(b);
         if (sl)
                 evbuffer_free(sl);
-        return NULL;
+        return r;
 }
 
 /* Verifies the signature of rq. */
 int sigv4_verify(const SigV4Request *rq, SigV4SecretLookup lookup, void *userdata,
                  char **ret_key_id, SigV4Error *err) {
         const char *authz = header_get(rq->headers, "Authorization"), *amz_date, *payload, *secret;
-        _cleanup_free_ char *creq = NULL, *sts = NULL, *signed_list = NULL, *kprefixed = NULL;
+        const char *date_header = "x-amz-date";
+        _cleanup_free_ char *creq = NULL, *sts = NULL, *kprefixed = NULL;
         _cleanup_(auth_fields_done) AuthFields f = {};
         char *names[MAX_SIGNED_HEADERS] = {}, *cparts[5] = {}, *cred_copy = NULL;
-        char creq_hash[SHA256_HEX_LEN], sig[SHA256_HEX_LEN];
+        char creq_hash[SHA256_HEX_LEN], sig[SHA256_HEX_LEN], date_buf[17];
         uint8_t k[SHA256_LEN], out[SHA256_LEN];
         size_t n_names = 0, n_parts = 0;
         int64_t t;
@@ -375,8 +442,16 @@ int sigv4_verify(const SigV4Request *rq, SigV4SecretLookup lookup, void *userdat
         if (r < 0)
                 goto out;
 
+        /* the request time: x-amz-date, or else Date (RFC 1123), which must then be signed */
         amz_date = header_get(rq->headers, "x-amz-date");
-        if (!amz_date || parse_amz_date(amz_date, &t) < 0) {
+        if (amz_date)
+                r = parse_amz_date(amz_date, &t);
+        else {
+                date_header = "date";
+                r = parse_http_date(header_get(rq->headers, "Date"), &t, date_buf);
+                amz_date = date_buf;
+        }
+        if (r < 0) {
                 r = fail(err, 403, "AccessDenied",
                          "AWS authentication requires a valid Date or x-amz-date header");
                 goto out;
@@ -400,15 +475,12 @@ int sigv4_verify(const SigV4Request *rq, SigV4SecretLookup lookup, void *userdat
         r = split_signed_headers(f.signed_headers, names, &n_names, err);
         if (r < 0)
                 goto out;
-        r = check_signed_set(rq, names, n_names, err);
+        r = check_signed_set(rq, names, n_names, date_header, err);
         if (r < 0)
                 goto out;
-
-        creq = canonical_request(rq, names, n_names, payload, &signed_list);
-        if (!creq) {
-                r = fail(err, 400, "InvalidURI", "Couldn't parse the specified URI.");
+        r = canonical_request(rq, names, n_names, payload, &creq, err);
+        if (r < 0)
                 goto out;
-        }
         sha256_hex(creq, strlen(creq), creq_hash);
         sts = strprintf(ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", amz_date, cparts[1],
                         cparts[2], cparts[3], creq_hash);

@@ -463,26 +463,37 @@ static void xml_elem(struct evbuffer *b, const char *name, const char *value) {
         evbuffer_add_printf(b, "</%s>", name);
 }
 
+/* Adds the headers every storage answer has; id (17 bytes) gets the x-amz-request-id. */
+static void s3_common_headers_id(Req *r, char id[static 17]) {
+        if (random_string(id, 16, "0123456789ABCDEF") < 0)
+                strcpy(id, "0000000000000000");
+        req_add_header(r, "x-amz-request-id", id);
+        req_add_header(r, "Server", "avatar-sim");
+}
+
 /* Adds the headers every storage answer has. */
 static void s3_common_headers(Req *r) {
         char id[17];
 
-        if (random_string(id, 16, "0123456789ABCDEF") >= 0)
-                req_add_header(r, "x-amz-request-id", id);
-        req_add_header(r, "Server", "avatar-sim");
+        s3_common_headers_id(r, id);
 }
 
-/* Sends an S3 XML error. */
+/*
+ * Sends an S3 XML error, shaped as S3's (Code, Message, Resource, RequestId) so that any S3
+ * client surfaces its code and message.
+ */
 static void s3_error(Req *r, int status, const char *code, const char *message,
                      const SigV4Error *sig) {
         struct evbuffer *b = evbuffer_new();
+        char id[17];
 
-        s3_common_headers(r);
+        s3_common_headers_id(r, id);
         if (b) {
                 evbuffer_add_printf(b, XML_DECL "<Error>");
                 xml_elem(b, "Code", code);
                 xml_elem(b, "Message", message ? message : code);
                 xml_elem(b, "Resource", r->raw_path);
+                xml_elem(b, "RequestId", id);
                 if (sig && sig->string_to_sign)
                         xml_elem(b, "StringToSign", sig->string_to_sign);
                 if (sig && sig->canonical_request)

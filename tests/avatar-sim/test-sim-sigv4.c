@@ -35,10 +35,14 @@ static int64_t example_time(void) {
         return (int64_t) timegm(&tm);
 }
 
-/* Verifies one request; expects success (code NULL) or the given S3 error code. */
-static void expect(const char *name, const char *method, const char *path, const char *query,
-                   struct evkeyvalq *headers, const char *payload_sha256, int64_t now,
-                   const char *code) {
+/*
+ * Verifies one request; expects success (code NULL) or the given S3 error code with a
+ * message containing words (when not NULL).
+ */
+static void expect_words(const char *name, const char *method, const char *path,
+                         const char *query, struct evkeyvalq *headers,
+                         const char *payload_sha256, int64_t now, const char *code,
+                         const char *words) {
         SigV4Request rq = {
                 .method = method,
                 .raw_path = path,
@@ -54,8 +58,9 @@ static void expect(const char *name, const char *method, const char *path, const
         r = sigv4_verify(&rq, lookup, NULL, &key_id, &err);
         if (!code && r == 0 && streq(key_id, AKID))
                 printf("ok - %s\n", name);
-        else if (code && r < 0 && err.code && streq(err.code, code))
-                printf("ok - %s (%s)\n", name, code);
+        else if (code && r < 0 && err.code && streq(err.code, code) &&
+                 (!words || (err.message && strstr(err.message, words))))
+                printf("ok - %s (%s: %s)\n", name, code, strna(err.message));
         else {
                 failures++;
                 printf("not ok - %s: r=%d code=%s message=%s\n", name, r, strna(err.code),
@@ -65,6 +70,30 @@ static void expect(const char *name, const char *method, const char *path, const
         }
         if (r < 0)
                 sigv4_error_done(&err);
+}
+
+/* Verifies one request; expects success (code NULL) or the given S3 error code. */
+static void expect(const char *name, const char *method, const char *path, const char *query,
+                   struct evkeyvalq *headers, const char *payload_sha256, int64_t now,
+                   const char *code) {
+        expect_words(name, method, path, query, headers, payload_sha256, now, code, NULL);
+}
+
+/*
+ * Fills h with a GET of examplebucket at the time of the examples, signed host,
+ * x-amz-content-sha256 and x-amz-date (the signature comes from botocore's S3SigV4Auth, an
+ * implementation we did not write).
+ */
+static void signed_get(struct evkeyvalq *h, const char *signature) {
+        _cleanup_free_ char *authz = strprintf(
+                "AWS4-HMAC-SHA256 Credential=" AKID "/20130524/us-east-1/s3/aws4_request,"
+                "SignedHeaders=host;x-amz-content-sha256;x-amz-date,Signature=%s",
+                signature);
+
+        evhttp_add_header(h, "Host", "examplebucket.s3.amazonaws.com");
+        evhttp_add_header(h, "Authorization", authz ? authz : "");
+        evhttp_add_header(h, "x-amz-content-sha256", EMPTY_SHA256);
+        evhttp_add_header(h, "x-amz-date", "20130524T000000Z");
 }
 
 /* Frees the headers of a test. */
@@ -99,6 +128,14 @@ int main(void) {
         evhttp_add_header(&h, "x-amz-meta-unsigned", "1");
         expect("an unsigned x-amz header", "GET", "/test.txt", NULL, &h, EMPTY_SHA256, t,
                "AccessDenied");
+        evhttp_remove_header(&h, "x-amz-meta-unsigned");
+        evhttp_remove_header(&h, "Range");
+        expect_words("a signed header (range) that the request does not carry", "GET",
+                     "/test.txt", NULL, &h, EMPTY_SHA256, t, "AccessDenied",
+                     "signed header missing: range");
+        evhttp_add_header(&h, "Range", "");
+        expect("a signed header sent with another (empty) value", "GET", "/test.txt", NULL, &h,
+               EMPTY_SHA256, t, "SignatureDoesNotMatch");
         headers_clear(&h);
 
         /* PUT Object: '$' in the path is encoded in the canonical URI */
@@ -142,6 +179,105 @@ int main(void) {
         expect("GET Bucket example", "GET", "/", "max-keys=2&prefix=J", &h, EMPTY_SHA256, t, NULL);
         expect("GET Bucket, parameters in another order", "GET", "/", "prefix=J&max-keys=2", &h,
                EMPTY_SHA256, t, NULL);
+        headers_clear(&h);
+
+        /*
+         * Canonical query per SigV4: unreserved characters bare, the rest %XX upper-case,
+         * UTF-8 bytes one by one, space as %20, pairs sorted by encoded name then value,
+         * an empty value as "name=". The signatures come from botocore.
+         */
+        signed_get(&h, "93d3aa1dd9a108dbe4048fe1bc516c26151e44a272a6990f2bde940d7a343d06");
+        expect("unicode and space in a query key and value", "GET", "/test.txt",
+               "caf%C3%A9%20key=%C3%A0%20b&x=y", &h, EMPTY_SHA256, t, NULL);
+        expect("unicode and space, sent with lower-case escapes and in another order", "GET",
+               "/test.txt", "x=y&caf%c3%a9%20key=%c3%a0%20b", &h, EMPTY_SHA256, t, NULL);
+        expect("unicode sent as raw UTF-8 bytes is encoded byte by byte", "GET", "/test.txt",
+               "caf\xc3\xa9%20key=\xc3\xa0%20b&x=y", &h, EMPTY_SHA256, t, NULL);
+        expect("another unicode character in the key", "GET", "/test.txt",
+               "caf%C3%A8%20key=%C3%A0%20b&x=y", &h, EMPTY_SHA256, t, "SignatureDoesNotMatch");
+        expect("the space of the key dropped", "GET", "/test.txt", "caf%C3%A9key=%C3%A0%20b&x=y",
+               &h, EMPTY_SHA256, t, "SignatureDoesNotMatch");
+        expect("an invalid escape in the query", "GET", "/test.txt", "caf%C3%Z9=1", &h,
+               EMPTY_SHA256, t, "InvalidURI");
+        headers_clear(&h);
+
+        signed_get(&h, "043f34339cfad789bd0a2d98d8329e68f4499798da7564b5d39bf5a6711c1d6a");
+        expect("empty values signed as name=", "GET", "/test.txt", "uploads=&acl=&b=1", &h,
+               EMPTY_SHA256, t, NULL);
+        expect("empty values sent without '='", "GET", "/test.txt", "uploads&acl&b=1", &h,
+               EMPTY_SHA256, t, NULL);
+        expect("an empty value made non-empty", "GET", "/test.txt", "uploads=&acl=x&b=1", &h,
+               EMPTY_SHA256, t, "SignatureDoesNotMatch");
+        headers_clear(&h);
+
+        signed_get(&h, "11a06665803a59ecdbb5005820a9805238b22519849aea1b4c97a032c5a2507b");
+        expect("repeated keys sorted by value, names by byte", "GET", "/test.txt",
+               "k=c&a-b=1&k=a&aB=2&A=3&k=b", &h, EMPTY_SHA256, t, NULL);
+        expect("repeated keys in another order", "GET", "/test.txt", "k=b&k=a&A=3&aB=2&a-b=1&k=c",
+               &h, EMPTY_SHA256, t, NULL);
+        expect("a repeated key dropped", "GET", "/test.txt", "k=c&a-b=1&k=a&aB=2&A=3", &h,
+               EMPTY_SHA256, t, "SignatureDoesNotMatch");
+        headers_clear(&h);
+
+        /* canonical URI: the path decoded, then re-encoded with '/' kept */
+        signed_get(&h, "a2d85f95359cca34202631eb988529b1d50d449f33dcc9ff5fd69b6379dac1f8");
+        expect("unicode, space and '+' in the path", "GET", "/d%C3%A9j%C3%A0%20vu%2Bx.txt", NULL,
+               &h, EMPTY_SHA256, t, NULL);
+        expect("unicode path sent as raw UTF-8 bytes", "GET", "/d\xc3\xa9j\xc3\xa0%20vu+x.txt",
+               NULL, &h, EMPTY_SHA256, t, NULL);
+        headers_clear(&h);
+
+        /* the request time from Date when there is no x-amz-date; it must then be signed */
+        evhttp_add_header(&h, "Host", "examplebucket.s3.amazonaws.com");
+        evhttp_add_header(&h, "Date", "Fri, 24 May 2013 00:00:00 GMT");
+        evhttp_add_header(&h, "x-amz-content-sha256", EMPTY_SHA256);
+        evhttp_add_header(&h, "Authorization",
+                          "AWS4-HMAC-SHA256 Credential=" AKID "/20130524/us-east-1/s3/aws4_request,"
+                          "SignedHeaders=date;host;x-amz-content-sha256,"
+                          "Signature=f51e643fca75b7c8fd918b44dd7f5de20a60f46a456fd2170e1e8248a77144e1");
+        expect("Date instead of x-amz-date", "GET", "/test.txt", NULL, &h, EMPTY_SHA256, t, NULL);
+        expect("Date, 16 minutes later", "GET", "/test.txt", NULL, &h, EMPTY_SHA256, t + 16 * 60,
+               "RequestTimeTooSkewed");
+        evhttp_remove_header(&h, "Authorization");
+        evhttp_add_header(&h, "Authorization",
+                          "AWS4-HMAC-SHA256 Credential=" AKID "/20130524/us-east-1/s3/aws4_request,"
+                          "SignedHeaders=host;x-amz-content-sha256,"
+                          "Signature=f51e643fca75b7c8fd918b44dd7f5de20a60f46a456fd2170e1e8248a77144e1");
+        expect_words("Date not signed", "GET", "/test.txt", NULL, &h, EMPTY_SHA256, t,
+                     "AccessDenied", "date header must be part of the signed headers");
+        headers_clear(&h);
+
+        /* host and x-amz-date must be signed; SignedHeaders names each header once */
+        signed_get(&h, "93d3aa1dd9a108dbe4048fe1bc516c26151e44a272a6990f2bde940d7a343d06");
+        evhttp_remove_header(&h, "Authorization");
+        evhttp_add_header(&h, "Authorization",
+                          "AWS4-HMAC-SHA256 Credential=" AKID "/20130524/us-east-1/s3/aws4_request,"
+                          "SignedHeaders=x-amz-content-sha256;x-amz-date,"
+                          "Signature=93d3aa1dd9a108dbe4048fe1bc516c26151e44a272a6990f2bde940d7a343d06");
+        expect_words("host not signed", "GET", "/test.txt", NULL, &h, EMPTY_SHA256, t,
+                     "AccessDenied", "host header must be part of the signed headers");
+        evhttp_remove_header(&h, "Authorization");
+        evhttp_add_header(&h, "Authorization",
+                          "AWS4-HMAC-SHA256 Credential=" AKID "/20130524/us-east-1/s3/aws4_request,"
+                          "SignedHeaders=host;x-amz-content-sha256,"
+                          "Signature=93d3aa1dd9a108dbe4048fe1bc516c26151e44a272a6990f2bde940d7a343d06");
+        expect_words("x-amz-date not signed", "GET", "/test.txt", NULL, &h, EMPTY_SHA256, t,
+                     "AccessDenied", "x-amz-date header must be part of the signed headers");
+        evhttp_remove_header(&h, "Authorization");
+        evhttp_add_header(&h, "Authorization",
+                          "AWS4-HMAC-SHA256 Credential=" AKID "/20130524/us-east-1/s3/aws4_request,"
+                          "SignedHeaders=host;host;x-amz-content-sha256;x-amz-date,"
+                          "Signature=93d3aa1dd9a108dbe4048fe1bc516c26151e44a272a6990f2bde940d7a343d06");
+        expect_words("a header signed twice", "GET", "/test.txt", NULL, &h, EMPTY_SHA256, t,
+                     "AuthorizationHeaderMalformed", "host twice");
+        evhttp_remove_header(&h, "Authorization");
+        evhttp_add_header(&h, "Authorization",
+                          "AWS4-HMAC-SHA256 Credential=" AKID "/20130524/us-east-1/s3/aws4_request,"
+                          "SignedHeaders=content-type;expect;host;x-amz-content-sha256;x-amz-date,"
+                          "Signature=93d3aa1dd9a108dbe4048fe1bc516c26151e44a272a6990f2bde940d7a343d06");
+        expect_words("removed headers (Content-Type:, Expect:) signed but not sent", "GET",
+                     "/test.txt", NULL, &h, EMPTY_SHA256, t, "AccessDenied",
+                     "signed header missing: content-type");
         headers_clear(&h);
 
         /* refusals before any signature is computed */
