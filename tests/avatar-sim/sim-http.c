@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
+#include <openssl/evp.h>
 
 #include "sim-api.h"
 #include "sim-control.h"
@@ -350,7 +351,101 @@ static char *query_redacted(const char *q) {
         return evbuffer_take_string(b);
 }
 
-/* Appends one JSON line about r to the request log. */
+/* Lowercase hex SHA-256 of an evbuffer's contents, without draining it. */
+static void evbuffer_hash(struct evbuffer *b, char out[static SHA256_HEX_LEN]) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        struct evbuffer_ptr pos;
+        struct evbuffer_iovec v[16];
+        uint8_t d[SHA256_LEN];
+        unsigned len = SHA256_LEN;
+        size_t left = evbuffer_get_length(b);
+
+        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+                EVP_MD_CTX_free(md);
+                strcpy(out, "unknown");
+                return;
+        }
+        evbuffer_ptr_set(b, &pos, 0, EVBUFFER_PTR_SET);
+        while (left > 0) {
+                int n = evbuffer_peek(b, (ev_ssize_t) left, &pos, v, ELEMENTSOF(v));
+                size_t done = 0;
+
+                if (n <= 0)
+                        break;
+                for (int i = 0; i < MIN(n, (int) ELEMENTSOF(v)); i++) {
+                        size_t l = MIN(v[i].iov_len, left - done);
+                        EVP_DigestUpdate(md, v[i].iov_base, l);
+                        done += l;
+                }
+                left -= done;
+                if (evbuffer_ptr_set(b, &pos, done, EVBUFFER_PTR_ADD) < 0)
+                        break;
+        }
+        EVP_DigestFinal_ex(md, d, &len);
+        EVP_MD_CTX_free(md);
+        hex_encode(d, sizeof(d), out);
+}
+
+/* Marks a storage request for the wire log and hashes its body now: the handler may drain
+ * the body into a file before the answer. */
+static void wire_prepare(Req *r) {
+        if (r->sim->wire_fd < 0)
+                return;
+        r->wire = true;
+        evbuffer_hash(req_body(r), r->body_sha256);
+}
+
+/* Appends one JSON line about a storage request to the wire log: the request exactly as
+ * evhttp received it (target, every header in order, the body's hash), so that a signature
+ * can be recomputed from it by another implementation. */
+static void wire_log(Req *r) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_free_ char *line = NULL;
+        struct evkeyvalq *in = evhttp_request_get_input_headers(r->ev);
+        const char *target = evhttp_request_get_uri(r->ev), *s;
+        json_object *headers;
+        struct timespec ts;
+        size_t len;
+
+        if (!r->wire || r->sim->wire_fd < 0)
+                return;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        o = json_object_new_object();
+        headers = json_object_new_array();
+        if (!o || !headers) {
+                json_object_put(headers);
+                return;
+        }
+        for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next) {
+                json_object *pair = json_object_new_array();
+
+                if (!pair)
+                        break;
+                json_object_array_add(pair, json_object_new_string(h->key));
+                json_object_array_add(pair, json_object_new_string(h->value));
+                json_object_array_add(headers, pair);
+        }
+        json_object_object_add(o, "ts", json_object_new_int64((int64_t) ts.tv_sec * 1000 +
+                                                              ts.tv_nsec / 1000000));
+        json_object_object_add(o, "method", json_object_new_string(r->method_name));
+        json_object_object_add(o, "target", json_object_new_string(target ? target : ""));
+        json_object_object_add(o, "headers", headers);
+        json_object_object_add(o, "body_sha256", json_object_new_string(r->body_sha256));
+        json_object_object_add(o, "body_len", json_object_new_int64((int64_t) r->bytes_in));
+        json_object_object_add(o, "route", json_string_or_null(r->route));
+        json_object_object_add(o, "status", json_object_new_int(r->status));
+        s = json_wire(o, &len);
+        line = malloc(len + 2);
+        if (!line)
+                return;
+        memcpy(line, s, len);
+        line[len] = '\n';
+        if (write_all(r->sim->wire_fd, line, len + 1) < 0)
+                sim_log(SIM_LOG_WARNING, "Failed to write the wire log: %m, ignoring");
+        r->wire = false; /* once */
+}
+
+/* Appends one JSON line about r to the request log (and the wire log). */
 static void req_log(Req *r) {
         Sim *sim = r->sim;
         _cleanup_(json_object_putp) json_object *o = NULL;
@@ -361,6 +456,7 @@ static void req_log(Req *r) {
 
         sim_log(SIM_LOG_DEBUG, "%s %s -> %d (%s)", r->method_name, r->raw_path, r->status,
                 strna(r->route));
+        wire_log(r);
         if (sim->log_fd < 0)
                 return;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -458,6 +554,8 @@ void req_reply(Req *r, int status, const char *content_type, struct evbuffer *bo
                 apply_body_fault(r, &body);
         r->replied = true;
         r->status = status;
+        /* before the answer leaves: a client that got it finds its request in the log */
+        wire_log(r);
         evhttp_send_reply(r->ev, status, http_reason(status), body);
         evbuffer_free(body);
         req_log(r);
@@ -907,9 +1005,10 @@ static void on_request(struct evhttp_request *ev, void *userdata) {
         } else if (r->n_segs > 0 && streq(r->segs[0], "_sim")) {
                 r->control = true;
                 control_route(r);
-        } else if (r->n_segs > 0 && streq(r->segs[0], "storage"))
+        } else if (r->n_segs > 0 && streq(r->segs[0], "storage")) {
+                wire_prepare(r);
                 storage_route(r);
-        else
+        } else
                 api_route(r);
         stats_count(sim, r->route);
 

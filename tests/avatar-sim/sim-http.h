@@ -76,6 +76,8 @@ struct Req {
         char *fault;      /* description of the applied fault for the log, owned */
         uint64_t t0;
         size_t bytes_in;
+        bool wire;        /* a storage request that goes to the wire log */
+        char body_sha256[SHA256_HEX_LEN]; /* of the body as received, for the wire log */
         char *body_copy;  /* req_body_str() */
         size_t body_copy_len;
         struct event *timer;

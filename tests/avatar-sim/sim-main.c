@@ -73,6 +73,14 @@
  *    "route": "GET /api/jobs/{name}", "status" (0 when dropped), "user_agent",
  *    "auth": "none"|"api-key"|"bearer"|"sigv4"|"password"|"invalid"|"expired",
  *    "bytes_in", "duration_ms", "fault" (only when a rule applied)}
+ *
+ * The wire log (--wire-log) has one JSON line per storage (/storage) request, written when it
+ * is answered (or dropped), holding what a SigV4 verifier needs to recompute the signature:
+ *   {"ts": <unix ms>, "method", "target" (the request target exactly as received, path and
+ *    query, nothing redacted), "headers": [["Name", "value"], ...] (every header as received,
+ *    in order, names in their case), "body_sha256" (lowercase hex of the body as received),
+ *    "body_len", "route", "status" (0 when dropped)}
+ * It holds signatures and the headers verbatim: it is for tests only.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -124,6 +132,8 @@ static void usage(FILE *f) {
               "  --job-step-ms N               job clock step (default 200; 0: /_sim/tick only)\n"
               "  --storage-dir DIR             object store root (default: a temporary directory)\n"
               "  --request-log FILE            append one JSON line per request\n"
+              "  --wire-log FILE               append one JSON line per storage request as received:\n"
+              "                                method, target, headers in order, body SHA-256\n"
               "  --storage-credentials ID:SECRET  hand out this storage key pair to everyone\n"
               "  --public-url URL              base of the URLs in results (default http://ADDR:PORT)\n"
               "  --legacy-auth yes|no          serve /login and /refresh (default yes)\n"
@@ -150,6 +160,7 @@ static void config_done(SimConfig *c) {
         free(c->compat_recent);
         free(c->storage_dir);
         free(c->request_log);
+        free(c->wire_log);
         free(c->storage_key_id);
         erase_and_free(c->storage_secret);
         free(c->public_url);
@@ -210,6 +221,7 @@ static int parse_args(int argc, char **argv, SimConfig *c) {
                 ARG_JOB_STEP_MS,
                 ARG_STORAGE_DIR,
                 ARG_REQUEST_LOG,
+                ARG_WIRE_LOG,
                 ARG_STORAGE_CREDENTIALS,
                 ARG_PUBLIC_URL,
                 ARG_LEGACY_AUTH,
@@ -231,6 +243,7 @@ static int parse_args(int argc, char **argv, SimConfig *c) {
                 { "job-step-ms", required_argument, NULL, ARG_JOB_STEP_MS },
                 { "storage-dir", required_argument, NULL, ARG_STORAGE_DIR },
                 { "request-log", required_argument, NULL, ARG_REQUEST_LOG },
+                { "wire-log", required_argument, NULL, ARG_WIRE_LOG },
                 { "storage-credentials", required_argument, NULL, ARG_STORAGE_CREDENTIALS },
                 { "public-url", required_argument, NULL, ARG_PUBLIC_URL },
                 { "legacy-auth", required_argument, NULL, ARG_LEGACY_AUTH },
@@ -288,6 +301,9 @@ static int parse_args(int argc, char **argv, SimConfig *c) {
                         break;
                 case ARG_REQUEST_LOG:
                         r = set_string(&c->request_log, optarg);
+                        break;
+                case ARG_WIRE_LOG:
+                        r = set_string(&c->wire_log, optarg);
                         break;
                 case ARG_STORAGE_CREDENTIALS: {
                         const char *colon = strchr(optarg, ':');
@@ -429,6 +445,16 @@ static int run(Sim *sim) {
                         return r;
                 }
         }
+        if (sim->cfg.wire_log) {
+                sim->wire_fd = open(sim->cfg.wire_log,
+                                    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+                if (sim->wire_fd < 0) {
+                        r = -errno;
+                        sim_log(SIM_LOG_ERR, "Cannot open the wire log %s: %s",
+                                sim->cfg.wire_log, strerror(-r));
+                        return r;
+                }
+        }
         r = http_start(sim);
         if (r < 0) {
                 sim_log(SIM_LOG_ERR, "Cannot listen on %s:%d: %s", sim->cfg.listen, sim->cfg.port,
@@ -478,6 +504,8 @@ static void sim_done(Sim *sim) {
                 event_free(sim->sig_int);
         if (sim->log_fd >= 0)
                 close(sim->log_fd);
+        if (sim->wire_fd >= 0)
+                close(sim->wire_fd);
         if (sim->base)
                 event_base_free(sim->base);
         config_done(&sim->cfg);
@@ -487,6 +515,7 @@ static void sim_done(Sim *sim) {
 int main(int argc, char **argv) {
         Sim sim = {
                 .log_fd = -1,
+                .wire_fd = -1,
                 .cfg = {
                         .job_step_ms = 200,
                         .legacy_auth = true,

@@ -79,6 +79,7 @@ typedef struct SimConfig {
         unsigned job_step_ms;
         char *storage_dir;
         char *request_log;
+        char *wire_log;       /* --wire-log: storage requests as received, for SigV4 checks */
         char *storage_key_id; /* --storage-credentials, NULL when per-user */
         char *storage_secret;
         char *public_url;
@@ -106,6 +107,7 @@ typedef struct Sim {
         char *storage_dir; /* resolved storage root */
         bool storage_dir_is_temp;
         int log_fd;
+        int wire_fd; /* --wire-log, -1 without */
 
         Compat compat;
 
