@@ -65,6 +65,8 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
+#include "sha256.h"
+#include "sigv4.h"
 #include "upstream.h"
 
 /* Response headers kept per attempt, and their total size: enough for any API answer, and a
@@ -160,8 +162,17 @@ struct UpstreamRequest {
         upstream_write_cb sink;
         void *stream_userdata;
         bool idempotent;
-        char *aws_sigv4;
         char *userpwd;              /* zeroed before free */
+
+        /* SigV4, when the call asked for it (see sigv4.c for why we sign ourselves) */
+        bool sign;
+        char *sign_region;
+        char *sign_service;
+        char *sign_host;            /* the Host line we send: host[:port] of the URL */
+        char *sign_path;            /* path and query as libcurl sends them */
+        char *sign_query;
+        char *payload_hash;         /* x-amz-content-sha256 */
+        struct curl_slist *attempt_headers; /* headers + Host, x-amz-date, Authorization */
 
         /* options in force when the request started */
         uint64_t start_usec;
@@ -862,6 +873,23 @@ static void upstream_multi_destroy(Upstream *u) {
         u->still_running = 0;
 }
 
+/* Appends a copy of line to *l; false on OOM (*l is left as it was). */
+static bool curl_slist_append_checked(struct curl_slist **l, const char *line) {
+        struct curl_slist *t = curl_slist_append(*l, line);
+
+        if (!t)
+                return false;
+        *l = t;
+        return true;
+}
+
+/* Frees a header list whose lines may hold secrets. */
+static void slist_erase_and_free(struct curl_slist *l) {
+        for (struct curl_slist *i = l; i; i = i->next)
+                explicit_bzero_safe(i->data, strlen(i->data));
+        curl_slist_free_all(l);
+}
+
 /* Frees a request and everything it owns. Never touches the Upstream: a request being
  * delivered is detached and may outlive it. */
 static UpstreamRequest *request_free(UpstreamRequest *req) {
@@ -872,14 +900,18 @@ static UpstreamRequest *request_free(UpstreamRequest *req) {
                 curl_easy_cleanup(req->easy);
         if (req->timer)
                 event_free(req->timer);
-        for (struct curl_slist *i = req->headers; i; i = i->next)
-                explicit_bzero_safe(i->data, strlen(i->data));
-        curl_slist_free_all(req->headers);
+        slist_erase_and_free(req->headers);
+        slist_erase_and_free(req->attempt_headers);
         explicit_bzero_safe(req->body, req->body_len);
         free(req->body);
         erase_and_free(req->userpwd);
         erase_and_free(req->url);
-        free(req->aws_sigv4);
+        free(req->sign_region);
+        free(req->sign_service);
+        free(req->sign_host);
+        free(req->sign_path);
+        free(req->sign_query);
+        free(req->payload_hash);
         free(req->url_log);
         free(req->label);
         free(req->resp_body);
@@ -1492,6 +1524,87 @@ static void attempt_done(UpstreamRequest *req, CURLcode result) {
         request_wait(req, wait_ms);
 }
 
+/* Whether a header line is one of libcurl's removal lines ("Name:" with nothing after the
+ * colon), which keeps a header of libcurl's own off the wire: never signed. */
+static bool header_line_is_removal(const char *line) {
+        const char *v = strchr(line, ':') + 1;
+
+        v += strspn(v, " \t");
+        return *v == '\0';
+}
+
+/* Builds the attempt's header list: the request's lines plus Host, x-amz-date and the
+ * Authorization computed over exactly the lines that go on the wire. */
+static int request_sign(UpstreamRequest *req) {
+        const char *lines[UPSTREAM_CALL_HEADERS_MAX + 4];
+        _cleanup_free_ char *host = NULL, *date_line = NULL, *auth = NULL, *auth_line = NULL;
+        _cleanup_(erase_and_freep) char *id = NULL;
+        struct curl_slist *list = NULL;
+        char date[SIGV4_DATE_SIZE];
+        const char *secret;
+        size_t n = 0;
+        int r;
+
+        sigv4_format_date((time_t) (now_realtime_usec() / USEC_PER_SEC), date);
+        if (asprintf(&host, "Host: %s", req->sign_host) < 0)
+                host = NULL;
+        if (asprintf(&date_line, "x-amz-date: %s", date) < 0)
+                date_line = NULL;
+        id = strdup(req->userpwd ?: "");
+        if (!host || !date_line || !id)
+                return -ENOMEM;
+        /* "id:secret", as CURLOPT_USERPWD took it */
+        secret = strchr(id, ':');
+        if (!secret)
+                return -EINVAL;
+        *(char *) secret++ = '\0';
+
+        for (struct curl_slist *i = req->headers; i; i = i->next)
+                if (!header_line_is_removal(i->data) && n < UPSTREAM_CALL_HEADERS_MAX)
+                        lines[n++] = i->data;
+        lines[n++] = host;
+        lines[n++] = date_line;
+        r = sigv4_authorization(&(SigV4Request) {
+                                        .method = upstream_method_to_string(req->method),
+                                        .path = req->sign_path,
+                                        .query = req->sign_query,
+                                        .headers = lines,
+                                        .n_headers = n,
+                                        .payload_hash = req->payload_hash,
+                                        .amz_date = date,
+                                        .region = req->sign_region,
+                                        .service = req->sign_service,
+                                        .access_key_id = id,
+                                        .secret_access_key = secret,
+                                },
+                                &auth, NULL);
+        if (r < 0)
+                return r;
+        if (asprintf(&auth_line, "Authorization: %s", auth) < 0)
+                return -ENOMEM;
+
+        /* The lines as they go out: removal lines included, they are not sent. */
+        for (struct curl_slist *i = req->headers; i; i = i->next)
+                if (!curl_slist_append_checked(&list, i->data))
+                        goto oom;
+        if (!curl_slist_append_checked(&list, host) ||
+            !curl_slist_append_checked(&list, date_line) ||
+            !curl_slist_append_checked(&list, auth_line))
+                goto oom;
+        explicit_bzero_safe(auth_line, strlen(auth_line));
+        if (curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, list)) {
+                slist_erase_and_free(list);
+                return -EINVAL;
+        }
+        slist_erase_and_free(req->attempt_headers);
+        req->attempt_headers = list;
+        return 0;
+oom:
+        explicit_bzero_safe(auth_line, strlen(auth_line));
+        slist_erase_and_free(list);
+        return -ENOMEM;
+}
+
 /* Resets per-attempt state, sets the attempt's timeouts and adds the easy handle. */
 static int attempt_start(UpstreamRequest *req) {
         Upstream *u = req->upstream;
@@ -1521,6 +1634,14 @@ static int attempt_start(UpstreamRequest *req) {
         req->errbuf[0] = '\0';
         req->body_off = 0;
         req->retry_after_ms = -1;
+
+        /* Each attempt is signed anew: a retry may come long after the first try, and
+         * servers refuse an x-amz-date more than 15 minutes off. */
+        if (req->sign) {
+                r = request_sign(req);
+                if (r < 0)
+                        return r;
+        }
 
         /* The attempt may use what is left of the whole request's deadline. */
         if (curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long) MIN(remaining_ms,
@@ -1663,6 +1784,22 @@ static int request_build_headers(UpstreamRequest *req, const char *const *lines,
                         has_expect = true;
                 if (strncasecmp(*l, "Content-Type:", STRLEN("Content-Type:")) == 0)
                         has_content_type = true;
+                /* Signed requests get these from us, computed over what is sent. */
+                if (req->sign && (strncasecmp(*l, "Host:", STRLEN("Host:")) == 0 ||
+                                  strncasecmp(*l, "x-amz-date:", STRLEN("x-amz-date:")) == 0 ||
+                                  strncasecmp(*l, "Authorization:",
+                                              STRLEN("Authorization:")) == 0))
+                        return -EINVAL;
+                if (req->sign && strncasecmp(*l, "x-amz-content-sha256:",
+                                             STRLEN("x-amz-content-sha256:")) == 0) {
+                        const char *v = *l + STRLEN("x-amz-content-sha256:");
+
+                        v += strspn(v, " \t");
+                        free(req->payload_hash);
+                        req->payload_hash = strdup(v);
+                        if (!req->payload_hash)
+                                return -ENOMEM;
+                }
                 t = curl_slist_append(req->headers, *l);
                 if (!t)
                         return -ENOMEM;
@@ -1685,6 +1822,26 @@ static int request_build_headers(UpstreamRequest *req, const char *const *lines,
                 if (!t)
                         return -ENOMEM;
                 req->headers = t;
+        }
+        /* S3 wants the payload hash in a header of its own: the body's when we hold it,
+         * else (streams, hashed only as they go) UNSIGNED-PAYLOAD. */
+        if (req->sign && !req->payload_hash) {
+                _cleanup_free_ char *line = NULL;
+                char hex[SHA256_HEX_SIZE];
+
+                if (req->body_read)
+                        strcpy(hex, SIGV4_UNSIGNED_PAYLOAD);
+                else {
+                        uint8_t digest[SHA256_DIGEST_SIZE];
+
+                        sha256(req->body ?: "", req->body_len, digest);
+                        sha256_hex(digest, hex);
+                }
+                req->payload_hash = strdup(hex);
+                if (!req->payload_hash ||
+                    asprintf(&line, "x-amz-content-sha256: %s", hex) < 0 ||
+                    !curl_slist_append_checked(&req->headers, line))
+                        return -ENOMEM;
         }
         return 0;
 }
@@ -1796,10 +1953,45 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
         if (!req->sink && req->method != UPSTREAM_HEAD &&
             curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) req->max_body))
                 return -EINVAL;
-        if (req->aws_sigv4 &&
-            (curl_easy_setopt(e, CURLOPT_AWS_SIGV4, req->aws_sigv4) ||
-             curl_easy_setopt(e, CURLOPT_USERPWD, req->userpwd ?: "")))
+        return 0;
+}
+
+/* Takes what signing needs from the call's "aws:amz:<region>:<service>" and from the URL
+ * (before url_describe() strips its query): the Host line we will send ourselves, so that the
+ * host signed is the host sent, and the path and query as libcurl sends them. */
+static int request_sign_setup(UpstreamRequest *req, const char *provider, CURLU *url) {
+        _cleanup_(curl_freep) char *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+        const char *p = startswith(provider, "aws:amz:"), *colon;
+        CURLUcode c;
+
+        colon = p ? strchr(p, ':') : NULL;
+        if (!colon || colon == p || isempty(colon + 1) || strchr(colon + 1, ':'))
                 return -EINVAL;
+        req->sign = true;
+        req->sign_region = strndup(p, (size_t) (colon - p));
+        req->sign_service = strdup(colon + 1);
+        if (!req->sign_region || !req->sign_service)
+                return -ENOMEM;
+
+        if (curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+            curl_url_get(url, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+                return -EINVAL;
+        /* The port only when the URL names one that is not the scheme's own, as libcurl
+         * itself writes Host. */
+        c = curl_url_get(url, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT);
+        if (c != CURLUE_OK && c != CURLUE_NO_PORT)
+                return -EINVAL;
+        c = curl_url_get(url, CURLUPART_QUERY, &query, 0);
+        if (c != CURLUE_OK && c != CURLUE_NO_QUERY)
+                return -EINVAL;
+        if (asprintf(&req->sign_host, "%s%s%s", host, port ? ":" : "", port ?: "") < 0) {
+                req->sign_host = NULL;
+                return -ENOMEM;
+        }
+        req->sign_path = strdup(path);
+        req->sign_query = strdup(query ?: "");
+        if (!req->sign_path || !req->sign_query)
+                return -ENOMEM;
         return 0;
 }
 
@@ -1843,6 +2035,11 @@ static int request_new(Upstream *u, const UpstreamCall *call, CURLU *url, Upstre
         req->url = strdup(call->url);
         if (!req->timer || !req->url)
                 return -ENOMEM;
+        if (call->aws_sigv4) {
+                r = request_sign_setup(req, call->aws_sigv4, url);
+                if (r < 0)
+                        return r;
+        }
         r = url_describe(url, call->method, &req->url_log, call->label ? NULL : &req->label, &key);
         if (r < 0)
                 return r;
@@ -1859,11 +2056,6 @@ static int request_new(Upstream *u, const UpstreamCall *call, CURLU *url, Upstre
                         memcpy(req->body, call->body, call->body_len);
                 req->body[call->body_len] = '\0';
                 req->body_len = call->body_len;
-        }
-        if (call->aws_sigv4) {
-                req->aws_sigv4 = strdup(call->aws_sigv4);
-                if (!req->aws_sigv4)
-                        return -ENOMEM;
         }
         if (call->userpwd) {
                 req->userpwd = strdup(call->userpwd);

@@ -96,7 +96,12 @@ typedef struct UpstreamCall {
         bool idempotent;                 /* safe to repeat after a network error */
         uint64_t timeout_ms;             /* deadline of the whole request; 0 = options default */
         uint64_t max_body_bytes;         /* 0 = options default; in-memory bodies only */
-        const char *aws_sigv4;           /* CURLOPT_AWS_SIGV4 value, or NULL */
+        const char *aws_sigv4;           /* "aws:amz:<region>:<service>" to sign the request
+                                          * with SigV4 (sigv4.c), or NULL; the caller then
+                                          * gives no Host, x-amz-date or Authorization line,
+                                          * may give x-amz-content-sha256 (else the hash of
+                                          * an in-memory body, UNSIGNED-PAYLOAD for a stream)
+                                          * and every line it gives that is sent is signed */
         const char *userpwd;             /* "id:secret" for SigV4; copied, zeroed on free */
         const char *label;               /* statistics key, e.g. "GET /jobs"; copied;
                                           * NULL = method + path without query */
