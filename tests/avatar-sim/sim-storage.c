@@ -165,20 +165,17 @@ static int etag_of_file(Sim *sim, const char *path, int fd, const struct stat *s
         return 0;
 }
 
-/* Lowercase hex SHA-256 of an evbuffer's contents, without draining it. */
-static void evbuffer_sha256_hex(struct evbuffer *b, char out[static SHA256_HEX_LEN]) {
+/* The digest (SHA-256, MD5) of an evbuffer's contents, without draining it. */
+static int evbuffer_digest(struct evbuffer *b, const EVP_MD *type, uint8_t *d, unsigned *len) {
         struct evbuffer_ptr pos;
         struct evbuffer_iovec v[16];
         EVP_MD_CTX *md = EVP_MD_CTX_new();
-        uint8_t d[SHA256_LEN];
-        unsigned len = SHA256_LEN;
         size_t left = evbuffer_get_length(b);
+        int r = 0;
 
-        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        if (!md || EVP_DigestInit_ex(md, type, NULL) != 1) {
                 EVP_MD_CTX_free(md);
-                memset(out, '0', 64);
-                out[64] = '\0';
-                return;
+                return -ENOMEM;
         }
         evbuffer_ptr_set(b, &pos, 0, EVBUFFER_PTR_SET);
         while (left > 0) {
@@ -195,8 +192,22 @@ static void evbuffer_sha256_hex(struct evbuffer *b, char out[static SHA256_HEX_L
                 if (evbuffer_ptr_set(b, &pos, done, EVBUFFER_PTR_ADD) < 0)
                         break;
         }
-        EVP_DigestFinal_ex(md, d, &len);
+        if (EVP_DigestFinal_ex(md, d, len) != 1)
+                r = -EIO;
         EVP_MD_CTX_free(md);
+        return r;
+}
+
+/* Lowercase hex SHA-256 of an evbuffer's contents, without draining it. */
+static void evbuffer_sha256_hex(struct evbuffer *b, char out[static SHA256_HEX_LEN]) {
+        uint8_t d[SHA256_LEN];
+        unsigned len = SHA256_LEN;
+
+        if (evbuffer_digest(b, EVP_sha256(), d, &len) < 0) {
+                memset(out, '0', 64);
+                out[64] = '\0';
+                return;
+        }
         hex_encode(d, sizeof(d), out);
 }
 
@@ -538,6 +549,36 @@ static int s3_split_path(Req *r, char **ret_bucket, char **ret_key) {
 }
 
 /*
+ * Checks Content-MD5 when the client sent one (the AWS CLI does on PutObject and UploadPart),
+ * as S3 does: a value that is not the base64 of 16 bytes is InvalidDigest, another body's
+ * is BadDigest. Returns 0, or -EBADMSG after answering.
+ */
+static int check_content_md5(Req *r) {
+        const char *v = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-MD5");
+        uint8_t want[18], got[EVP_MAX_MD_SIZE];
+        unsigned len = sizeof(got);
+        size_t l;
+
+        if (!v)
+                return 0;
+        l = strlen(v);
+        /* 16 bytes are 24 base64 characters ending in "==" */
+        if (l != 24 || !endswith(v, "==") ||
+            EVP_DecodeBlock(want, (const unsigned char *) v, (int) l) != 18) {
+                s3_error(r, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.",
+                         NULL);
+                return -EBADMSG;
+        }
+        if (evbuffer_digest(req_body(r), EVP_md5(), got, &len) < 0 || len != 16 ||
+            memcmp(want, got, 16) != 0) {
+                s3_error(r, 400, "BadDigest",
+                         "The Content-MD5 you specified did not match what we received.", NULL);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/*
  * Authenticates a storage request and checks its bucket. Returns 0 with c filled, or a
  * negative errno after answering.
  */
@@ -573,6 +614,8 @@ static int s3_begin(Req *r, S3Ctx *c, bool need_bucket) {
                 return k;
         }
         r->auth = "sigv4";
+        if (check_content_md5(r) < 0)
+                return -EBADMSG;
         (void) storage_credentials_lookup(sim, key_id, &c->user, &secret);
         if (!need_bucket)
                 return 0;

@@ -133,6 +133,11 @@ check "nothing was stored with a wrong secret" test ! -e "$OBJ/forged.bin"
 out=$(SECRET="wrong-$SECRET" aws s3api get-object --bucket "$BUCKET" --key 30d/small.bin \
         "$TMP/forged" 2>&1)
 check_match "a download with a wrong secret is refused with SignatureDoesNotMatch" 'SignatureDoesNotMatch' "$out"
+# the CLI's Content-MD5 is checked: another body's digest is BadDigest
+out=$(aws s3api put-object --bucket "$BUCKET" --key 30d/digest.bin --body "$TMP/small.bin" \
+        --content-md5 "$(printf 'other' | openssl dgst -md5 -binary | base64)" 2>&1)
+check_match "a Content-MD5 of another body is refused with BadDigest" 'BadDigest' "$out"
+check "nothing was stored with a bad digest" test ! -e "$OBJ/digest.bin"
 out=$(KID="AKIDNOTISSUED0000000" aws s3api get-object --bucket "$BUCKET" --key 30d/small.bin \
         "$TMP/forged" 2>&1)
 check_match "an unknown key id is refused with InvalidAccessKeyId" 'InvalidAccessKeyId' "$out"
