@@ -94,6 +94,8 @@
 #define STORAGE_HTTP_RETRY_BASE_MS 250u
 #define STORAGE_HTTP_RETRY_MAX_MS 5000u
 #define STORAGE_DEFAULT_REGION "us-east-1"
+#define STORAGE_ERROR_CODE_MAX 64u                /* bytes of an S3 error Code we report */
+#define STORAGE_ERROR_MESSAGE_MAX 512u            /* bytes of an S3 error Message we report */
 
 typedef enum OpKind {
         OP_PUT,
@@ -973,17 +975,103 @@ static void op_set_error_transport(StorageOp *op, const UpstreamResponse *resp,
                                                        : resp->error_text);
 }
 
-/* Records an S3 error answer: code and message from the XML, -EREMOTEIO. */
-static void op_set_error_answer(StorageOp *op, const UpstreamResponse *resp, const char *what) {
-        _cleanup_free_ char *code = NULL, *message = NULL;
+/* The length of the valid UTF-8 sequence at p (at most n bytes), or 0 when there is none:
+ * no overlong forms, surrogates or code points past U+10FFFF. */
+static size_t utf8_sequence_len(const unsigned char *p, size_t n) {
+        size_t len;
+        uint32_t cp;
 
-        if (resp->body_len > 0) {
-                (void) xml_element_text(resp->body, resp->body_len, "Code", &code);
-                (void) xml_element_text(resp->body, resp->body_len, "Message", &message);
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                len = 2, cp = p[0] & 0x1f;
+        else if (p[0] >= 0xe0 && p[0] <= 0xef)
+                len = 3, cp = p[0] & 0x0f;
+        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+                len = 4, cp = p[0] & 0x07;
+        else
+                return 0;
+        if (len > n)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3f);
         }
-        if (!isempty(message))
-                op_set_error(op, -EREMOTEIO, resp->status, isempty(code) ? NULL : code, "%s: %s",
-                             what, message);
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+                return 0;
+        return len;
+}
+
+/* A server's text made fit for a message shown to people and logs: valid UTF-8 (a bad byte
+ * becomes '?'), control characters as spaces, at most max bytes (cut between characters,
+ * then "…"), and the secret, should a server ever echo it, replaced. Returns malloc'd or
+ * NULL on OOM. */
+static char *server_text_sanitize(const char *s, size_t max, const char *secret) {
+        size_t n = strlen(s), o = 0;
+        char *out = malloc(MIN(n, max) + STRLEN("…") + 1);
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n;) {
+                const unsigned char *p = (const unsigned char *) s + i;
+                size_t l = utf8_sequence_len(p, n - i);
+
+                if (o + MAX(l, (size_t) 1) > max) {
+                        memcpy(out + o, "…", STRLEN("…"));
+                        o += STRLEN("…");
+                        break;
+                }
+                if (l == 0) {
+                        out[o++] = '?';
+                        i++;
+                } else if (l == 1) {
+                        out[o++] = *p < 0x20 || *p == 0x7f ? ' ' : (char) *p;
+                        i++;
+                } else {
+                        memcpy(out + o, p, l);
+                        o += l;
+                        i += l;
+                }
+        }
+        out[o] = '\0';
+        if (!isempty(secret))
+                for (char *hit; (hit = strstr(out, secret));) {
+                        size_t sl = strlen(secret);
+
+                        memset(hit, '*', MIN(sl, (size_t) 3));
+                        memmove(hit + MIN(sl, (size_t) 3), hit + sl, strlen(hit + sl) + 1);
+                }
+        return out;
+}
+
+/* Records an S3 error answer (-EREMOTEIO): the <Error>'s Code and Message, both named in the
+ * message ("PutObject: SignatureDoesNotMatch: The request signature we calculated…"), as
+ * that is what tells a user whether the key, the clock or the endpoint is wrong. */
+static void op_set_error_answer(StorageOp *op, const UpstreamResponse *resp, const char *what) {
+        _cleanup_free_ char *raw_code = NULL, *raw_message = NULL, *code = NULL, *message = NULL;
+        const char *secret = op->userpwd ? strchr(op->userpwd, ':') : NULL;
+
+        secret = secret ? secret + 1 : NULL;
+        if (resp->body_len > 0) {
+                (void) xml_element_text(resp->body, resp->body_len, "Code", &raw_code);
+                (void) xml_element_text(resp->body, resp->body_len, "Message", &raw_message);
+        }
+        if (raw_code) {
+                code = server_text_sanitize(raw_code, STORAGE_ERROR_CODE_MAX, secret);
+                erase_and_free(TAKE_PTR(raw_code));
+        }
+        if (raw_message) {
+                message = server_text_sanitize(raw_message, STORAGE_ERROR_MESSAGE_MAX, secret);
+                erase_and_free(TAKE_PTR(raw_message));
+        }
+        if (!isempty(message) && !isempty(code))
+                op_set_error(op, -EREMOTEIO, resp->status, code, "%s: %s: %s", what, code,
+                             message);
+        else if (!isempty(message))
+                op_set_error(op, -EREMOTEIO, resp->status, NULL, "%s: %s (HTTP %ld)", what,
+                             message, resp->status);
         else if (!isempty(code))
                 op_set_error(op, -EREMOTEIO, resp->status, code, "%s: %s (HTTP %ld)", what, code,
                              resp->status);
@@ -1384,7 +1472,7 @@ static int op_new(Storage *s, OpKind kind, const char *s3url, const StorageCrede
         assert_return(s3url, -EINVAL);
         assert_return(cred, -EINVAL);
         assert_return(done, -EINVAL);
-        /* curl splits userpwd at the first ':', so the key id cannot hold one */
+        /* Upstream splits userpwd at the first ':', so the key id cannot hold one */
         if (isempty(cred->access_key_id) || isempty(cred->secret_access_key) ||
             strpbrk(cred->access_key_id, ":\r\n") || strpbrk(cred->secret_access_key, "\r\n"))
                 return -EINVAL;

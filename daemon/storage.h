@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Storage: the S3-compatible object store behind the Avatar server (STORAGE_ENDPOINT_URL),
- * spoken through Upstream with libcurl's AWS SigV4 signing and the credentials the API's
- * /access endpoint hands out.
+ * spoken through Upstream, which signs every request with SigV4 (sigv4.c) over exactly the
+ * headers it sends, with the credentials the API's /access endpoint hands out.
  *
  * Glossary:
  *   storage URL   "s3://<bucket>/<key>" as the API uses it; mapped path-style onto the endpoint
@@ -10,7 +10,7 @@
  *   canonical     every URL is built the way SigV4 canonicalizes it (style: design.md §4):
  *                 query parameters sorted by name, names and values percent-encoded with only
  *                 RFC 3986 unreserved characters bare, an empty value written "name=", object
- *                 keys encoded per segment; libcurl signs the URL exactly as given.
+ *                 keys encoded per segment; Upstream signs the URL exactly as sent.
  *   put           PutObject for objects up to runners.multipart_threshold_bytes; above it, a
  *                 multipart upload (CreateMultipartUpload, UploadPart × N of
  *                 runners.multipart_part_bytes, CompleteMultipartUpload; AbortMultipartUpload
@@ -33,7 +33,8 @@
  * it (the daemon does), and the operation fails with -EPIPE.
  *
  * Every request carries "x-amz-content-sha256: UNSIGNED-PAYLOAD". Errors carry the S3 error
- * code and message from the XML body. Network failures are retried by Upstream (rewinding
+ * code and message from the XML body, both named in the message ("PutObject:
+ * SignatureDoesNotMatch: …"; at most 512 bytes of it, made valid UTF-8). Network failures are retried by Upstream (rewinding
  * the body from its source); the answers S3 calls transient (500, 502, 503, 504, and a 200
  * Complete whose body is an InternalError or SlowDown <Error>) are repeated here, up to 3
  * times, after 250 ms, 500 ms and 1 s (or the server's Retry-After, at most 5 s).
