@@ -99,6 +99,72 @@ static void on_openapi(Req *r) {
         req_reply_json(r, 200, o);
 }
 
+static bool is_old(const Req *r) {
+        return r->sim->cfg.generation == SIM_GENERATION_OLD;
+}
+
+/* The JobResponse of the generation simulated. */
+static json_object *job_json(Req *r, const Job *j) {
+        return job_to_json_gen(j, r->sim->cfg.generation);
+}
+
+/*
+ * Compares two dotted versions by their numeric components, missing ones being 0 ("1.20" is
+ * "1.20.0"). Anything but digits and dots makes them different.
+ */
+static bool version_equal(const char *a, size_t a_len, const char *b) {
+        const char *ae = a + a_len, *be = b + strlen(b);
+
+        while (a < ae || b < be) {
+                unsigned long x = 0, y = 0;
+
+                for (; a < ae && *a != '.'; a++) {
+                        if (*a < '0' || *a > '9' || x > 1000000)
+                                return false;
+                        x = x * 10 + (unsigned long) (*a - '0');
+                }
+                for (; b < be && *b != '.'; b++) {
+                        if (*b < '0' || *b > '9' || y > 1000000)
+                                return false;
+                        y = y * 10 + (unsigned long) (*b - '0');
+                }
+                if (x != y)
+                        return false;
+                if (a < ae)
+                        a++;
+                if (b < be)
+                        b++;
+        }
+        return true;
+}
+
+/*
+ * Whether an old-generation server knows the client of this User-Agent: it must lead with
+ * "avatar-python/<version>" (what the published client sends), the version one of the known
+ * releases, followed by the end or a space (more products may follow, as RFC 9110 allows).
+ */
+static bool user_agent_known(const Sim *sim, const char *ua) {
+        static const char *const defaults[] = SIM_DEFAULT_KNOWN_CLIENTS;
+        const char *v = ua ? startswith(ua, "avatar-python/") : NULL;
+        size_t n;
+
+        if (!v)
+                return false;
+        n = strcspn(v, " \t");
+        if (n == 0)
+                return false;
+        if (sim->cfg.n_known_clients > 0) {
+                for (size_t i = 0; i < sim->cfg.n_known_clients; i++)
+                        if (version_equal(v, n, sim->cfg.known_clients[i]))
+                                return true;
+                return false;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
+                if (version_equal(v, n, defaults[i]))
+                        return true;
+        return false;
+}
+
 /* GET /api/check_client. */
 static void on_check_client(Req *r) {
         const char *ua = req_header(r, "User-Agent");
@@ -107,7 +173,14 @@ static void on_check_client(Req *r) {
 
         free(r->sim->last_check_client_user_agent);
         r->sim->last_check_client_user_agent = strdup_or_null(ua);
-        if (o) {
+        if (o && is_old(r) && !user_agent_known(r->sim, ua)) {
+                /* an old server keys its compatibility mapping on the User-Agent alone */
+                json_object_object_add(o, "message",
+                                       json_object_new_string("Unknown client version"));
+                json_object_object_add(o, "most_recent_compatible_client",
+                                       json_string_or_null(c->recent));
+                json_object_object_add(o, "status", json_object_new_string("unknown"));
+        } else if (o) {
                 json_object_object_add(o, "message", json_object_new_string(c->message));
                 json_object_object_add(o, "most_recent_compatible_client",
                                        json_string_or_null(c->recent));
@@ -424,7 +497,7 @@ static void reply_job_list(Req *r, Job **jobs, size_t n) {
         json_object *o = json_object_new_object(), *a = json_object_new_array();
 
         for (size_t i = 0; a && i < n; i++)
-                json_object_array_add(a, job_to_json(jobs[i]));
+                json_object_array_add(a, job_json(r, jobs[i]));
         if (o && a) {
                 json_object_object_add(o, "jobs", a);
                 a = NULL;
@@ -631,7 +704,7 @@ static void on_job_get(Req *r) {
         Job *j = job_of_path(r, 2);
 
         if (j)
-                req_reply_json(r, 200, job_to_json(j));
+                req_reply_json(r, 200, job_json(r, j));
 }
 
 /* DELETE /api/jobs/{name}: soft delete. */
@@ -642,7 +715,7 @@ static void on_job_delete(Req *r) {
                 return;
         if (j->deleted_at == 0)
                 j->deleted_at = now_usec();
-        req_reply_json(r, 200, job_to_json(j));
+        req_reply_json(r, 200, job_json(r, j));
 }
 
 /* POST /api/jobs/bulk-delete {job_names}. */
@@ -695,7 +768,7 @@ static void on_jobs_bulk_delete(Req *r) {
                 }
                 if (j->deleted_at == 0)
                         j->deleted_at = now_usec();
-                json_object_array_add(deleted, job_to_json(j));
+                json_object_array_add(deleted, job_json(r, j));
         }
         json_object_object_add(o, "deleted_jobs", deleted);
         json_object_object_add(o, "failed_jobs", failed);
@@ -749,6 +822,21 @@ static void on_resources_put(Req *r) {
                 req_reply_message(r, 500, "Cannot store the resources");
                 return;
         }
+        if (is_old(r)) {
+                /*
+                 * An old server answers 201 and where the set is, relative to the API base as
+                 * the Location of POST /jobs; the client reads it there.
+                 */
+                _cleanup_free_ char *loc = strprintf("/resources/%s", s->name);
+
+                if (!loc) {
+                        req_reply_message(r, 500, "Out of memory");
+                        return;
+                }
+                req_add_header(r, "Location", loc);
+                req_reply_message(r, 201, "Resource set created");
+                return;
+        }
         reply_set(r, s);
 }
 
@@ -793,13 +881,22 @@ static void on_resources_post(Req *r) {
         reply_set(r, s);
 }
 
-/* GET /api/resources/{set_name}: the YAML, verbatim. */
+/*
+ * GET /api/resources/{set_name}: the YAML, verbatim. An old server answers the
+ * ResourceSetResponse there (the Location of its PUT), and the YAML only to a client that asks
+ * for it with an Accept naming yaml.
+ */
 static void on_resources_get(Req *r) {
         ResourceSet *s = set_of_path(r);
+        const char *accept = req_header(r, "Accept");
         struct evbuffer *b;
 
         if (!s)
                 return;
+        if (is_old(r) && !(accept && strcasestr(accept, "yaml"))) {
+                reply_set(r, s);
+                return;
+        }
         b = evbuffer_new();
         if (b)
                 evbuffer_add(b, s->yaml, s->yaml_len);
@@ -1013,6 +1110,12 @@ void api_route(Req *r) {
                 r->handler = on_method_not_allowed;
         else if (k < 0)
                 r->handler = NULL;
+        /* what an old server did not have, whatever the credentials */
+        if (is_old(r) && r->handler == on_access_batch) {
+                r->handler = on_not_found;
+                r->flags = 0;
+        } else if (is_old(r) && r->handler == on_refresh && r->method == EVHTTP_REQ_POST)
+                r->handler = on_method_not_allowed;
         r->auth_error = auth_check(sim, req_header(r, "Authorization"), &r->user, &r->auth);
         if ((r->flags & ROUTE_LEGACY) && !sim->cfg.legacy_auth)
                 r->handler = on_not_found;

@@ -277,19 +277,29 @@ int job_create(Sim *sim, User *owner, ResourceSet *set, const char *parameters_n
         return 0;
 }
 
-/* The JobResponse JSON. */
-json_object *job_to_json(const Job *j) {
+/* An ISO-8601 time, with a space instead of the 'T' for an old-generation server. */
+static json_object *job_time_or_null(int64_t usec, SimGeneration g) {
+        char buf[ISO8601_LEN], *t;
+
+        if (usec == 0)
+                return NULL;
+        format_iso8601(usec, buf);
+        if (g == SIM_GENERATION_OLD && (t = strchr(buf, 'T')))
+                *t = ' ';
+        return json_object_new_string(buf);
+}
+
+/* The JobResponse JSON, as a server of generation g writes it. */
+json_object *job_to_json_gen(const Job *j, SimGeneration g) {
         json_object *o = json_object_new_object();
-        char buf[ISO8601_LEN];
 
         if (!o)
                 return NULL;
-        format_iso8601(j->created_at, buf);
         json_object_object_add(o, "name", json_object_new_string(j->name));
         json_object_object_add(o, "set_name", json_object_new_string(j->set->name));
         json_object_object_add(o, "parameters_name", json_object_new_string(j->parameters_name));
         json_object_object_add(o, "display_name", json_object_new_string(j->set->display_name));
-        json_object_object_add(o, "created_at", json_object_new_string(buf));
+        json_object_object_add(o, "created_at", job_time_or_null(j->created_at, g));
         json_object_object_add(o, "kind", json_object_new_string(j->kind));
         json_object_object_add(o, "status", json_object_new_string(job_status_to_string(j->status)));
         json_object_object_add(o, "exception", json_object_new_string(j->exception));
@@ -306,8 +316,13 @@ json_object *job_to_json(const Job *j) {
                 json_object_object_add(o, "progress", json_object_new_double_s(j->progress, p));
         } else
                 json_object_object_add(o, "progress", NULL);
-        json_object_object_add(o, "deleted_at", json_time_or_null(j->deleted_at));
+        json_object_object_add(o, "deleted_at", job_time_or_null(j->deleted_at, g));
         return o;
+}
+
+/* The JobResponse JSON of the current generation. */
+json_object *job_to_json(const Job *j) {
+        return job_to_json_gen(j, SIM_GENERATION_CURRENT);
 }
 
 /* Ends a job in a terminal status with an exception text. */

@@ -101,6 +101,8 @@ int job_create(Sim *sim, User *owner, ResourceSet *set, const char *parameters_n
 Job *job_find(Sim *sim, User *owner, const char *name);
 /* The JobResponse JSON; NULL on OOM. */
 json_object *job_to_json(const Job *j);
+/* The same as a server of generation g writes it (old: timestamps with a space). */
+json_object *job_to_json_gen(const Job *j, SimGeneration g);
 /* Plans the end of one existing job. Returns 0 or -EBUSY when it already ended. */
 int job_plan_failure(Job *j, JobStatus status, const char *exception);
 

@@ -81,6 +81,9 @@
  *    in order, names in their case), "body_sha256" (lowercase hex of the body as received),
  *    "body_len", "route", "status" (0 when dropped)}
  * It holds signatures and the headers verbatim: it is for tests only.
+ *
+ * --generation old simulates a server of the 1.0.8 client's time (see SimGeneration in sim.h
+ * and README.md): what a tolerant client must cope with besides the current contract.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -139,6 +142,9 @@ static void usage(FILE *f) {
               "  --legacy-auth yes|no          serve /login and /refresh (default yes)\n"
               "  --max-connections N           connection cap (default 1024)\n"
               "  --min-part-size BYTES         multipart minimum part size (default 5242880)\n"
+              "  --generation current|old      server generation (default current, per avatar-api.md)\n"
+              "  --known-client VERSION        an avatar-python release an old server knows\n"
+              "                                (repeatable; default 1.0.8, 1.20.0, 1.29.0)\n"
               "  --log-level LEVEL             error, warning, info or debug (default warning)\n"
               "  --help, --version\n"
               "Without --api-key and --user, the key \"" SIM_DEFAULT_API_KEY "\" is accepted.\n",
@@ -164,6 +170,9 @@ static void config_done(SimConfig *c) {
         free(c->storage_key_id);
         erase_and_free(c->storage_secret);
         free(c->public_url);
+        for (size_t i = 0; i < c->n_known_clients; i++)
+                free(c->known_clients[i]);
+        free(c->known_clients);
 }
 
 /* Appends a copy of s to a string array. */
@@ -228,6 +237,8 @@ static int parse_args(int argc, char **argv, SimConfig *c) {
                 ARG_MAX_CONNECTIONS,
                 ARG_MIN_PART_SIZE,
                 ARG_LOG_LEVEL,
+                ARG_GENERATION,
+                ARG_KNOWN_CLIENT,
                 ARG_HELP,
                 ARG_VERSION,
         };
@@ -250,6 +261,8 @@ static int parse_args(int argc, char **argv, SimConfig *c) {
                 { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
                 { "min-part-size", required_argument, NULL, ARG_MIN_PART_SIZE },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "generation", required_argument, NULL, ARG_GENERATION },
+                { "known-client", required_argument, NULL, ARG_KNOWN_CLIENT },
                 { "help", no_argument, NULL, ARG_HELP },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {}
@@ -330,6 +343,22 @@ static int parse_args(int argc, char **argv, SimConfig *c) {
                                 c->legacy_auth = false;
                         else
                                 r = -EINVAL;
+                        break;
+                case ARG_GENERATION:
+                        if (streq(optarg, "current"))
+                                c->generation = SIM_GENERATION_CURRENT;
+                        else if (streq(optarg, "old"))
+                                c->generation = SIM_GENERATION_OLD;
+                        else
+                                r = -EINVAL;
+                        break;
+                case ARG_KNOWN_CLIENT:
+                        /* a version is matched as a token of the User-Agent: no spaces, no '/' */
+                        if (isempty(optarg) || strpbrk(optarg, " \t/") ||
+                            c->n_known_clients >= SIM_MAX_KNOWN_CLIENTS)
+                                r = -EINVAL;
+                        else
+                                r = strv_push(&c->known_clients, &c->n_known_clients, optarg);
                         break;
                 case ARG_MAX_CONNECTIONS:
                         r = parse_number(optarg, 1, 1000000, &v);

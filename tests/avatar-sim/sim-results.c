@@ -843,7 +843,12 @@ static int gen_report(Gen *g) {
         }
 }
 
-/* Results of an advice job. */
+/*
+ * Results of an advice job: {table_name, advice: {k, ncp, use_categorical_reduction,
+ * imputation, summary}} as avatar-api.md §5.6 has it; an old-generation server nests the
+ * parameters: {table_name, advice: {parameters: {k, ncp, use_categorical_reduction,
+ * imputation}, summary}}.
+ */
 static int gen_advice(Gen *g) {
         const SetDoc *schema = job_schema(g->job);
         int r;
@@ -854,7 +859,7 @@ static int gen_advice(Gen *g) {
         for (size_t i = 0; r >= 0 && i < schema->n_tables; i++) {
                 const char *t = schema->tables[i].name;
                 _cleanup_free_ char *te = results_escape_table(t), *file = NULL;
-                json_object *list, *item, *advice, *imp, *summary;
+                json_object *list, *item, *advice, *params, *imp, *summary;
                 Input in;
 
                 r = input_open(g, schema, t, &in);
@@ -866,12 +871,15 @@ static int gen_advice(Gen *g) {
                 list = json_object_new_array();
                 item = json_object_new_object();
                 advice = json_object_new_object();
+                params = g->sim->cfg.generation == SIM_GENERATION_OLD ? json_object_new_object()
+                                                                      : json_object_get(advice);
                 imp = json_object_new_object();
                 summary = json_object_new_object();
-                if (!file || !list || !item || !advice || !imp || !summary) {
+                if (!file || !list || !item || !advice || !params || !imp || !summary) {
                         json_object_put(list);
                         json_object_put(item);
                         json_object_put(advice);
+                        json_object_put(params);
                         json_object_put(imp);
                         json_object_put(summary);
                         input_done(&in);
@@ -886,15 +894,19 @@ static int gen_advice(Gen *g) {
                                        json_object_new_int64((int64_t) in.n_cols));
                 json_object_object_add(summary, "missing_values_ratio",
                                        json_object_new_double_s(0.0, "0.0"));
-                json_object_object_add(advice, "k",
+                json_object_object_add(params, "k",
                                        json_object_new_int((int) CLAMP(in.n_rows / 10, (size_t) 2,
                                                                       (size_t) 20)));
-                json_object_object_add(advice, "ncp",
+                json_object_object_add(params, "ncp",
                                        json_object_new_int((int) CLAMP(in.n_cols, (size_t) 1,
                                                                       (size_t) 5)));
-                json_object_object_add(advice, "use_categorical_reduction",
+                json_object_object_add(params, "use_categorical_reduction",
                                        json_object_new_boolean(false));
-                json_object_object_add(advice, "imputation", imp);
+                json_object_object_add(params, "imputation", imp);
+                if (params != advice)
+                        json_object_object_add(advice, "parameters", params);
+                else
+                        json_object_put(params);
                 json_object_object_add(advice, "summary", summary);
                 json_object_object_add(item, "table_name", json_object_new_string(t));
                 json_object_object_add(item, "advice", advice);

@@ -38,6 +38,22 @@
 #define SIM_UPLOAD_PREFIX_DAYS 30     /* GET /upload_url → s3://<user>/30d */
 #define SIM_RESULTS_PREFIX "results"  /* results live under s3://<user>/results/<set>/<job>/ */
 #define SIM_DEFAULT_API_KEY "avatar-sim-key"
+#define SIM_MAX_KNOWN_CLIENTS 64
+
+/*
+ * The server generation simulated (--generation). The current one follows avatar-api.md (API
+ * 3.x); the old one is how servers of the 1.0.8 client's time answered: GET /refresh only,
+ * PUT /resources answered 201 + Location, no /access/batch, advice parameters nested under
+ * "parameters", timestamps with a space separator, and a /check_client that answers "unknown"
+ * to any User-Agent that does not lead with avatar-python/<a known version>.
+ */
+typedef enum SimGeneration {
+        SIM_GENERATION_CURRENT,
+        SIM_GENERATION_OLD,
+} SimGeneration;
+
+/* The client releases an old-generation server knows (--known-client replaces the list). */
+#define SIM_DEFAULT_KNOWN_CLIENTS { "1.0.8", "1.20.0", "1.29.0" }
 
 enum {
         SIM_LOG_ERR,
@@ -86,6 +102,9 @@ typedef struct SimConfig {
         bool legacy_auth;
         unsigned max_connections;
         uint64_t min_part_size;
+        SimGeneration generation;
+        char **known_clients; /* --known-client, NULL: SIM_DEFAULT_KNOWN_CLIENTS */
+        size_t n_known_clients;
 } SimConfig;
 
 /* Compatibility answer served by /check_client; strings owned. */

@@ -874,6 +874,9 @@ check "advice results" expect 200 '"advice":[' 'iris.advice.json'
 s3 GET "$USER1/results/$ADV_SET/$ADV/iris.advice.json"
 check "advice JSON has the advice fields" expect 200 '"table_name":"iris"' '"k":' '"ncp":' \
         '"use_categorical_reduction":' '"imputation":{' '"summary":{'
+tr -d ' \n' <"$TMP/body" >"$TMP/advice.compact" && mv "$TMP/advice.compact" "$TMP/body"
+check "current generation: advice parameters are flat" expect 200 '"advice":{"k":'
+check "current generation: no nested advice parameters" lacks '"parameters":'
 
 # ---------------------------------------------------------------- job listing and deletion
 api GET "/api/jobs?kind=report"
@@ -1182,6 +1185,102 @@ wait "$EXIT_HELD" || true
 check "the held request was never answered" same "status" 000 "$(cat "$TMP/exit-held.code")"
 check "the temporary storage is removed at exit" test ! -e "$SECOND_STORAGE"
 check "the port file is removed at exit" test ! -e "$TMP/second.port"
+
+# ---------------------------------------------------------------- the old server generation
+# Every difference of --generation old, each checked against what the current generation (the
+# main instance above) answers.
+mkdir -p "$TMP/old-storage/$USER1/30d"
+cp "$TMP/iris.csv" "$TMP/old-storage/$USER1/30d/iris.csv"
+start_sim old --generation old --api-key "$KEY1" --user alice:wonderland \
+        --storage-dir "$TMP/old-storage" --job-step-ms 0
+OLD_PID=$LAST_PID
+# the compatibility gate keys on the User-Agent
+old_compat() {
+        req GET "$BASE/api/check_client" -A "$1"
+        expect 200 "\"status\":\"$2\""
+}
+check "old: avatar-python/<known> is compatible" old_compat 'avatar-python/1.29.0' compatible
+check "old: avatar-python/1.0.8 is known" old_compat 'avatar-python/1.0.8' compatible
+check "old: 1.20 is the known 1.20.0" old_compat 'avatar-python/1.20' compatible
+check "old: more products may follow the client's" old_compat 'avatar-python/1.29.0 avatard/0.1.0' compatible
+check "old: an unknown release is unknown" old_compat 'avatar-python/1.28.0' unknown
+check "old: a version with a suffix is unknown" old_compat 'avatar-python/1.29.0x' unknown
+check "old: avatard/<v> alone is unknown" old_compat 'avatard/0.1.0' unknown
+check "old: avatar-python not leading is unknown" old_compat 'avatard/0.1.0 avatar-python/1.29.0' unknown
+check "old: an empty version is unknown" old_compat 'avatar-python/' unknown
+req GET "$BASE/api/check_client" -H 'User-Agent:'
+check "old: no User-Agent is unknown" expect 200 '"status":"unknown"' '"message":"Unknown client version"'
+ctl POST /_sim/compat '{"status":"incompatible","message":"Upgrade now"}'
+check "old: a known client gets the configured answer" old_compat 'avatar-python/1.29.0' incompatible
+check "old: an unknown one is still unknown" old_compat 'avatard/0.1.0' unknown
+ctl POST /_sim/reset
+# token refresh is GET only
+req POST "$BASE/api/login" --data-urlencode 'username=alice' --data-urlencode 'password=wonderland'
+check "old: login" expect 200 '"refresh_token":"'
+ORT=$(field refresh_token)
+req POST "$BASE/api/refresh?token=$ORT"
+check "old: POST /refresh is 405" expect 405 'Method Not Allowed'
+req GET "$BASE/api/refresh?token=$ORT"
+check "old: GET /refresh gives new tokens" expect 200 '"access_token":"' '"refresh_token":"'
+OAT=$(field access_token)
+req GET "$BASE/api/users/me" -H "Authorization: Bearer $OAT"
+check "old: the refreshed token works" expect 200
+# PUT /resources answers 201 + Location, read there
+api PUT /api/resources/iris_old -H 'Content-Type: application/yaml' --data-binary "@$TMP/advice.yaml"
+check "old: PUT /resources is 201" expect 201
+check "old: ... without the set in the body" lacks '"set_name"'
+OLD_LOC=$(sed -n 's/^[Ll]ocation: *\([^[:space:]]*\).*/\1/p' "$TMP/hdr")
+check "old: ... with a Location relative to the API base" grep -qE '^/resources/[0-9a-f-]{36}$' <<<"$OLD_LOC"
+api GET "/api$OLD_LOC"
+check "old: the Location answers the set" expect 200 '"set_name":"' '"display_name":"iris_old"'
+OLD_SET=$(field set_name)
+check "old: ... the set the Location names" same "set" "/resources/$OLD_SET" "$OLD_LOC"
+api GET "/api$OLD_LOC" -H 'Accept: application/yaml'
+check "old: the YAML to a client that asks for it" cmp -s "$TMP/body" "$TMP/advice.yaml"
+# no /access/batch, with or without credentials; /access works
+api POST /api/access/batch -H 'Content-Type: application/json' --data-binary '[]'
+check "old: /access/batch is 404" expect 404 '{"detail":"Not Found"}'
+req POST "$BASE/api/access/batch" -H 'Content-Type: application/json' --data-binary '[]'
+check "old: /access/batch is 404 without credentials too" expect 404
+api GET /api/access -G --data-urlencode "url=$BASE/api/access?url=s3://$USER1/30d/iris.csv"
+check "old: /access works" expect 200 '"access_key_id":"'
+# advice results are nested, timestamps have a space separator
+new_job "$OLD_SET" advice_parameters '[]'
+OLD_ADV=$JOB
+ctl POST /_sim/tick '{"count":10}'
+api GET "/api/jobs/$OLD_ADV"
+check "old: the advice job finishes" expect 200 '"status":"finished"'
+check "old: job timestamps have a space separator" \
+        grep -qE '"created_at":"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}\.[0-9]{6}\+00:00"' "$TMP/body"
+api GET "/api/jobs?set_name=$OLD_SET"
+check "old: ... in listings too" grep -qE '"created_at":"[0-9-]{10} [0-9:]{8}' "$TMP/body"
+OLD_ADVICE="$TMP/old-storage/$USER1/results/$OLD_SET/$OLD_ADV/iris.advice.json"
+check "old: the advice file is written" test -s "$OLD_ADVICE"
+tr -d ' \n' <"$OLD_ADVICE" >"$TMP/body" 2>/dev/null || : >"$TMP/body"
+CODE=200
+check "old: advice parameters are nested" expect 200 '"advice":{"parameters":{"k":' '"ncp":' \
+        '"use_categorical_reduction":' '"imputation":{' '"summary":{'
+check "old: the summary stays beside the parameters" grep -qE '\},"summary":\{' "$TMP/body"
+kill -TERM "$OLD_PID"
+RC=0
+wait "$OLD_PID" || RC=$?
+check "the old-generation instance exits 0" same "exit code" 0 "$RC"
+# bad values are refused at start
+RC=0
+"$SIM" --generation ancient --port-file "$TMP/no/such/dir/port" 2>/dev/null || RC=$?
+check "--generation refuses an unknown generation" same "exit code" 2 "$RC"
+RC=0
+"$SIM" --known-client 'avatar-python/1.0' --port-file "$TMP/no/such/dir/port" 2>/dev/null || RC=$?
+check "--known-client refuses a version with a '/'" same "exit code" 2 "$RC"
+# --known-client replaces the list
+start_sim known --generation old --known-client 2.0 --job-step-ms 0
+KNOWN_PID=$LAST_PID
+check "--known-client: the given version is known" old_compat 'avatar-python/2.0.0' compatible
+check "--known-client: the default list is replaced" old_compat 'avatar-python/1.29.0' unknown
+kill -TERM "$KNOWN_PID"
+RC=0
+wait "$KNOWN_PID" || RC=$?
+check "the --known-client instance exits 0" same "exit code" 0 "$RC"
 
 # ---------------------------------------------------------------- a third instance: connection cap
 start_sim third --max-connections 2 --job-step-ms 0
