@@ -24,6 +24,11 @@
 #define UPSTREAM_JSON_DEPTH 64
 /* Longest server message kept (longer ones are cut with an ellipsis). */
 #define MESSAGE_MAX 2000
+/* GETs of a Location after a 201 (the first one, then while it answers 202): the published
+ * client loops without a bound; a server that keeps answering 202 must not keep us busy. */
+#define FOLLOW_MAX 10
+/* Longest Location followed. */
+#define LOCATION_MAX 2048
 
 typedef enum ApiRequestState {
         REQ_NEW,
@@ -45,6 +50,8 @@ struct ApiRequest {
         char *label;
         uint64_t timeout_ms;
         bool replayed;
+        unsigned follows;          /* Location GETs made after a 201 */
+        json_object *created;      /* the JSON of the 201 answer being followed, or NULL */
         api_done_cb cb;
         api_compat_cb compat_cb;   /* set for api_compat_verify() waiters */
         void *userdata;
@@ -71,6 +78,10 @@ struct Api {
 
         UpstreamRequest *refresh_req;
         struct ApiRequestList wait_refresh;
+        /* How this server takes a refresh: MID servers POST /refresh, OLD ones GET /refresh
+         * (avatar-api.md §2.3). Starts with POST, switches on a 404/405 and keeps what worked. */
+        UpstreamMethod refresh_method;
+        bool refresh_switched;     /* the refresh in flight already tried the other method */
 
         uint64_t n_requests, n_compat_waits, n_refreshes, n_compat_checks;
 };
@@ -386,6 +397,7 @@ int api_new(struct event_base *base, Upstream *upstream, const Config *config, A
         a->compat_error.retry_after_ms = -1;
         TAILQ_INIT(&a->wait_compat);
         TAILQ_INIT(&a->wait_refresh);
+        a->refresh_method = UPSTREAM_POST;
         *ret = a;
         return 0;
 }
@@ -397,6 +409,7 @@ static void request_free(ApiRequest *r) {
         if (r->defer)
                 event_free(r->defer);
         api_error_done(&r->pending_error);
+        json_object_put(r->created);
         free(r->path);
         free(r->body);
         free(r->content_type);
@@ -540,7 +553,7 @@ char *api_compat_message(const Api *a, CompatStatus st, json_object *answer) {
                      "The Avatar server says this client is %s. Server message: %s. Client: avatard %s (User-Agent '%s'). "
                      "Most recent compatible client: %s. %s",
                      compat_status_to_string(st), m, AVATARD_VERSION,
-                     a->config->user_agent ?: "avatard/" AVATARD_VERSION, rc ?: "unknown",
+                     config_user_agent(a->config), rc ?: "unknown",
                      a->config->verify_compatibility ?
                      "Upgrade avatard, set upstream.user_agent, or turn upstream.verify_compatibility off." :
                      "Upgrade avatard or set upstream.user_agent (upstream.verify_compatibility is off, so other calls still go through).") < 0)
@@ -725,7 +738,7 @@ double api_compat_age_s(const Api *a) {
         return (double) (now_usec() - a->compat_at_usec) / 1e6;
 }
 
-/* Starts the shared POST /refresh for an expired login session. */
+/* Starts the shared refresh for an expired login session. */
 static void refresh_start(Api *a);
 
 /* Whether a 401 answer says the login session expired (the legacy refresh trigger); m is the server's
@@ -735,6 +748,74 @@ static bool is_expired_login(const Api *a, const UpstreamResponse *resp, const c
             !a->credential->refresh_token)
                 return false;
         return m && strcasestr(m, "credentials expired");
+}
+
+/* The API path a Location names, malloc'd, or NULL when it is not one we follow: relative to
+ * the API root (avatar-api.md §7.2) or an absolute URL under it; never another origin, which
+ * would get the credential. */
+static char *location_path(const Api *a, const char *loc) {
+        const char *root = a->config->api_url, *rest;
+        char *p = NULL;
+        size_t n = strlen(loc);
+
+        if (n == 0 || n > LOCATION_MAX)
+                return NULL;
+        for (const char *c = loc; *c; c++)
+                if ((unsigned char) *c <= 0x20 || (unsigned char) *c >= 0x7f)
+                        return NULL;
+        if (strncasecmp(loc, "http://", 7) == 0 || strncasecmp(loc, "https://", 8) == 0) {
+                rest = startswith(loc, root);
+                if (!rest || (*rest && *rest != '/' && *rest != '?'))
+                        return NULL;
+                loc = rest;
+        }
+        if (strstr(loc, "//") || strstr(loc, "/../") || endswith(loc, "/.."))
+                return NULL;
+        if (asprintf(&p, "%s%s", loc[0] == '/' ? "" : "/", loc) < 0)
+                return NULL;
+        return p;
+}
+
+/* Turns r into a GET of the Location of a 201 (or again of the same path after a 202), as the
+ * published client does for PUT /resources on older servers. Returns true when a GET was sent
+ * (or failed through the usual path), false with *e filled when the Location is unusable. */
+static bool follow_location(ApiRequest *r, const char *location, json_object *json, ApiError *e) {
+        Api *a = r->api;
+        _cleanup_free_ char *request = describe_request(a, r->method, r->path);
+
+        if (r->follows >= FOLLOW_MAX) {
+                api_error_setf(e, RPC_UPSTREAM_BAD_RESPONSE,
+                               "%s: still not ready after %u requests for the created resource", strna(request),
+                               r->follows);
+                e->request = TAKE_PTR(request);
+                return false;
+        }
+        if (location) {
+                char *p = location_path(a, location);
+
+                if (!p) {
+                        api_error_setf(e, RPC_UPSTREAM_BAD_RESPONSE,
+                                       "%s: the answer is 201 with a Location that is not under the API root (%.200s)",
+                                       strna(request), location);
+                        e->request = TAKE_PTR(request);
+                        return false;
+                }
+                free(r->path);
+                r->path = p;
+                json_object_put(r->created);
+                r->created = json_object_is_type(json, json_type_object) ? json_object_get(json) : NULL;
+        }
+        r->method = UPSTREAM_GET;
+        r->follows++;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = 0;
+        free(r->content_type);
+        r->content_type = NULL;
+        free(r->label);
+        r->label = strdup("GET {Location}");
+        request_send(r);
+        return true;
 }
 
 /* Completion of one HTTP exchange of a request. */
@@ -759,6 +840,28 @@ static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
                         json = NULL;
 
         if (resp->status >= 200 && resp->status < 300) {
+                const char *location = upstream_response_header(resp, "Location");
+
+                /* 201 + Location to a PUT: the resource is at the Location (older servers);
+                 * a 202 there means not yet. POST /jobs keeps its own 201 answer, whose body
+                 * the runner reads (avatar-api.md §5.4). */
+                if ((r->method == UPSTREAM_PUT && resp->status == 201 && location && !r->follows) ||
+                    (r->follows > 0 && resp->status == 202)) {
+                        bool sent = follow_location(r, r->follows > 0 ? NULL : location, json, &e);
+
+                        json_object_put(json);
+                        json = NULL;
+                        if (sent)
+                                return;
+                        e.status = resp->status;
+                        goto fail;
+                }
+                /* the followed resource: prefer it, unless it holds no JSON object and the
+                 * 201 answer did */
+                if (r->created && !json_object_is_type(json, json_type_object)) {
+                        json_object_put(json);
+                        json = TAKE_PTR(r->created);
+                }
                 ApiResponse ok = {
                         .status = resp->status,
                         .json = json,
@@ -858,10 +961,15 @@ static void request_send(ApiRequest *r) {
         }
 }
 
-/* Completion of POST /refresh: new tokens and replays, or failures. */
+/* The other refresh method. */
+static UpstreamMethod refresh_other(UpstreamMethod m) {
+        return m == UPSTREAM_POST ? UPSTREAM_GET : UPSTREAM_POST;
+}
+
+/* Completion of the refresh: new tokens and replays, or failures. */
 static void on_refresh_done(const UpstreamResponse *resp, void *userdata) {
         Api *a = userdata;
-        _cleanup_free_ char *request = describe_request(a, UPSTREAM_POST, "/refresh");
+        _cleanup_free_ char *request = describe_request(a, a->refresh_method, "/refresh");
         struct ApiRequestList list = TAILQ_HEAD_INITIALIZER(list);
         json_object *json = NULL, *at = NULL, *rt = NULL;
         ApiError e = { .retry_after_ms = -1 };
@@ -869,6 +977,16 @@ static void on_refresh_done(const UpstreamResponse *resp, void *userdata) {
         ApiRequest *r;
 
         a->refresh_req = NULL;
+        if (resp->error >= 0 && (resp->status == 404 || resp->status == 405) && !a->refresh_switched) {
+                /* a server of the other generation: the route is there with the other method */
+                log_info("%s answered %ld; trying %s /refresh.", strna(request), resp->status,
+                         upstream_method_to_string(refresh_other(a->refresh_method)));
+                a->refresh_method = refresh_other(a->refresh_method);
+                a->refresh_switched = true;
+                refresh_start(a);
+                return;
+        }
+        a->refresh_switched = false;
         if (resp->error < 0)
                 error_from_transport(&e, resp, request);
         else {
@@ -912,7 +1030,7 @@ static void on_refresh_done(const UpstreamResponse *resp, void *userdata) {
         api_error_done(&e);
 }
 
-/* Starts the shared POST /refresh. */
+/* Starts the shared refresh, with the method that worked last (POST at first). */
 static void refresh_start(Api *a) {
         _cleanup_free_ char *url = NULL, *tok = NULL;
         static const char *const lines[] = { "Avatars-Accept-Created: yes", NULL };
@@ -921,7 +1039,8 @@ static void refresh_start(Api *a) {
 
         if (a->refresh_req)
                 return;
-        a->n_refreshes++;
+        if (!a->refresh_switched)
+                a->n_refreshes++;
         tok = api_escape(a->credential->refresh_token);
         if (!tok || asprintf(&url, "%s/refresh?token=%s", a->config->api_url, tok) < 0) {
                 UpstreamResponse fake = { .error = -ENOMEM, .error_text = "out of memory" };
@@ -929,10 +1048,12 @@ static void refresh_start(Api *a) {
                 return;
         }
         call = (UpstreamCall){
-                .method = UPSTREAM_POST,
+                .method = a->refresh_method,
                 .url = url,
                 .headers = lines,
-                .label = "POST /refresh",
+                /* a refresh token is single-use on some servers: never resent blindly */
+                .idempotent = false,
+                .label = a->refresh_method == UPSTREAM_GET ? "GET /refresh" : "POST /refresh",
         };
         r = upstream_request_start(a->upstream, &call, on_refresh_done, a, &a->refresh_req);
         explicit_bzero(url, strlen(url));

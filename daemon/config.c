@@ -41,6 +41,9 @@ typedef enum UrlKey {
         URL_STORAGE,
 } UrlKey;
 
+/* Checks a string value; returns NULL when good, else what is wrong (static text). */
+typedef const char *(*key_check_fn)(const char *value);
+
 typedef struct KeyDef {
         const char *section; /* NULL for top level */
         const char *name;
@@ -48,10 +51,34 @@ typedef struct KeyDef {
         size_t offset;
         uint64_t min, max;
         UrlKey url;
+        key_check_fn check;  /* KEY_STRING only, optional */
 } KeyDef;
 
-#define K(sec, nm, ty, field, lo, hi) { sec, nm, ty, offsetof(Config, field), lo, hi, URL_NONE }
-#define KU(sec, nm, field, u) { sec, nm, KEY_STRING, offsetof(Config, field), 0, 0, u }
+#define K(sec, nm, ty, field, lo, hi) { sec, nm, ty, offsetof(Config, field), lo, hi, URL_NONE, NULL }
+#define KU(sec, nm, field, u) { sec, nm, KEY_STRING, offsetof(Config, field), 0, 0, u, NULL }
+#define KC(sec, nm, field, fn) { sec, nm, KEY_STRING, offsetof(Config, field), 0, 0, URL_NONE, fn }
+
+/* A User-Agent goes into a header line as is: printable ASCII only, so no value can end
+ * the line early or smuggle another header, and bounded. */
+static const char *check_user_agent(const char *v) {
+        if (strlen(v) > CONFIG_USER_AGENT_MAX)
+                return "must be at most 256 characters";
+        for (const char *p = v; *p; p++)
+                if (*p < 0x20 || *p > 0x7e)
+                        return "must be printable ASCII (no control characters or line breaks)";
+        return NULL;
+}
+
+/* A SigV4 region is one credential-scope component: what the storage client accepts. */
+static const char *check_region(const char *v) {
+        if (strlen(v) > CONFIG_STORAGE_REGION_MAX)
+                return "must be at most 64 characters";
+        for (const char *p = v; *p; p++)
+                if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+                    !(*p >= '0' && *p <= '9') && *p != '-' && *p != '_')
+                        return "must hold only letters, digits, '-' and '_' (e.g. us-east-1)";
+        return NULL;
+}
 
 /* Every key, its type, where it goes and its range. Defaults are in config_new(). */
 static const KeyDef keys[] = {
@@ -73,8 +100,9 @@ static const KeyDef keys[] = {
         KU("upstream", "base_api_url", base_api_url, URL_API),
         KU("upstream", "storage_endpoint_url", storage_endpoint_url, URL_STORAGE),
         K("upstream", "api_key_file", KEY_STRING, api_key_file, 0, 0),
-        K("upstream", "user_agent", KEY_STRING, user_agent, 0, 0),
+        KC("upstream", "user_agent", user_agent, check_user_agent),
         K("upstream", "ca_file", KEY_STRING, ca_file, 0, 0),
+        KC("upstream", "storage_region", storage_region, check_region),
         K("upstream", "should_verify_ssl", KEY_BOOL, should_verify_ssl, 0, 1),
         K("upstream", "verify_compatibility", KEY_BOOL, verify_compatibility, 0, 1),
         K("upstream", "allow_insecure_http", KEY_BOOL, allow_insecure_http, 0, 1),
@@ -103,7 +131,7 @@ static const KeyDef keys[] = {
           5 * 1024 * 1024, UINT64_C(5) << 30),
         K("runners", "max_runners_per_uid", KEY_UINT, max_runners_per_uid, 1, 100000),
 
-        { NULL, "access", KEY_ACCESS, 0, 0, 0, URL_NONE },
+        { NULL, "access", KEY_ACCESS, 0, 0, 0, URL_NONE, NULL },
 };
 
 static const char *const sections[] = { "limits", "upstream", "cache", "runners" };
@@ -264,6 +292,9 @@ int config_new(Config **ret) {
         c->idle_timeout_s = PROTO_IDLE_TIMEOUT_DEFAULT_S;
         c->shutdown_timeout_s = 30;
 
+        c->storage_region = strdup(CONFIG_DEFAULT_STORAGE_REGION);
+        if (!c->storage_region)
+                return -ENOMEM;
         c->should_verify_ssl = true;
         c->verify_compatibility = true;
         c->timeout_s = 60;
@@ -299,6 +330,11 @@ int config_new(Config **ret) {
         return 0;
 }
 
+/* The User-Agent actually sent. */
+const char *config_user_agent(const Config *c) {
+        return c->user_agent ?: CONFIG_DEFAULT_USER_AGENT;
+}
+
 /* Frees a Config. */
 Config *config_free(Config *c) {
         if (!c)
@@ -315,6 +351,7 @@ Config *config_free(Config *c) {
         free(c->api_key_file);
         free(c->user_agent);
         free(c->ca_file);
+        free(c->storage_region);
         for (Role r = 0; r < _ROLE_MAX; r++)
                 access_rule_done(&c->access[r]);
         free(c);
@@ -386,8 +423,11 @@ static int set_value(Config *c, const KeyDef *k, const char *value, const char *
         switch (k->type) {
         case KEY_STRING: {
                 char **s = (char **) p;
+                const char *why;
                 char *n = NULL;
 
+                if (k->check && !isempty(value) && (why = k->check(value)))
+                        return set_error(err, file, line, keyname, "%s", why);
                 if (!isempty(value)) {
                         n = strdup(value);
                         if (!n)

@@ -65,8 +65,9 @@ typedef struct Config {
         char *api_url;               /* effective API root, no trailing "/" */
         char *storage_url;           /* effective storage endpoint, no trailing "/" */
         char *api_key_file;
-        char *user_agent;            /* NULL: "avatard/<version>" */
+        char *user_agent;            /* NULL: CONFIG_DEFAULT_USER_AGENT */
         char *ca_file;
+        char *storage_region;        /* SigV4 region of the storage endpoint */
         bool should_verify_ssl;
         bool verify_compatibility;
         bool allow_insecure_http;
@@ -98,6 +99,16 @@ typedef struct Config {
         /* access: index by Role (ROLE_READ .. ROLE_ADMIN) */
         AccessRule access[_ROLE_MAX];
 } Config;
+
+/* The User-Agent sent when upstream.user_agent is not set: the published client's form first,
+ * since the server answers /check_client from it (avatar-api.md §3), then the daemon. */
+#define CONFIG_DEFAULT_USER_AGENT "avatar-python/" AVATARD_CLIENT_COMPAT_VERSION " avatard/" AVATARD_VERSION
+#define CONFIG_DEFAULT_STORAGE_REGION "us-east-1"
+#define CONFIG_USER_AGENT_MAX 256u
+#define CONFIG_STORAGE_REGION_MAX 64u
+
+/* The User-Agent actually sent (the configured one or the default). */
+const char *config_user_agent(const Config *c);
 
 /* A configuration error: "FILE:LINE: KEY: message" when printed. */
 typedef struct ConfigError {

@@ -5,12 +5,26 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdint.h>
 
-/* Parses an ISO-8601 timestamp ("2026-05-01T09:12:03.120000+00:00", "...Z") into seconds
- * since the epoch. Returns 0 or -EINVAL. */
+/* Parses an ISO-8601 timestamp ("2026-05-01T09:12:03.120000+00:00", "...Z", or with a space
+ * instead of the 'T') into seconds since the epoch. Returns 0 or -EINVAL. */
 int manager_parse_time(const char *s, double *ret);
 
 /* Groups the jobs (a JobResponse array, borrowed) whose display_name equals `name` exactly,
  * advice jobs excluded, by set_name; groups sorted by their newest created_at, newest first.
  * Returns a new array of {"set_name", "created_at", "jobs": [...]}, or NULL on OOM. */
 json_object *manager_find_runs(json_object *jobs, const char *name);
+
+/* The path of the page after `page` (a JobResponseList, borrowed) of a paged GET `path`:
+ * its "next" member (a path or a URL under api_url), else page+1 when it says "page" and
+ * "pages" (or "total_pages") and more remain. Returns 1 with *ret (malloc'd), 0 when it is
+ * the last page, -EBADMSG when "next" points elsewhere, -ENOMEM. */
+int manager_next_page(json_object *page, const char *path, const char *api_url, char **ret);
+
+/* Keeps the jobs of `jobs` (borrowed) that match every filter given (NULL/absent: no
+ * filter): set_name (case-insensitive: a UUID), display_name, kind (an array of kinds);
+ * newest first and cut to `limit` when the server returned more (limit < 0: none).
+ * Returns a new array, or NULL on OOM. */
+json_object *manager_filter_jobs(json_object *jobs, const char *set_name, const char *display_name,
+                                 json_object *kinds, int64_t limit);

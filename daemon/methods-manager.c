@@ -10,9 +10,11 @@
  * upstream work it alone needs and finishes the call.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api.h"
@@ -61,7 +63,12 @@ int manager_parse_time(const char *s, double *ret) {
 
         if (!s)
                 return -EINVAL;
-        p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        /* ISO-8601 takes 'T' between date and time, RFC 3339 also a space, which some
+         * servers send (and Python's str(datetime) writes) */
+        p = strptime(s, "%Y-%m-%d", &tm);
+        if (!p || (*p != 'T' && *p != 't' && *p != ' '))
+                return -EINVAL;
+        p = strptime(p + 1, "%H:%M:%S", &tm);
         if (!p)
                 return -EINVAL;
         if (*p == '.') {
@@ -202,6 +209,10 @@ static int method_get_health(Call *c, json_object *params) {
         if (!op)
                 return -ENOMEM;
         r = op_read_of(c->server, "GET /health", "/health", "GET /health", c->server->config->health_ttl_s);
+        /* /health is public (the server's own healthcheck calls it without a key), and the
+         * published client's get_health passes no gate: an operator diagnoses a bad key or an
+         * incompatible answer with it, so it needs neither */
+        r.call.flags = API_NO_AUTH | API_NO_COMPAT;
         return op_cache_get(op, &r, on_health);
 }
 
@@ -221,7 +232,7 @@ static json_object *compat_result(const Server *s, CompatStatus st, json_object 
                                json_object_object_get_ex(answer, "most_recent_compatible_client", &v) ?
                                json_object_get(v) : NULL);
         json_object_object_add(o, "daemon_version", json_object_new_string(AVATARD_VERSION));
-        json_object_object_add(o, "user_agent", json_object_new_string(s->config->user_agent ?: "avatard/" AVATARD_VERSION));
+        json_object_object_add(o, "user_agent", json_object_new_string(config_user_agent(s->config)));
         json_object_object_add(o, "verification", json_object_new_boolean(s->config->verify_compatibility));
         json_object_object_add(o, "age_s", json_new_rounded(api_compat_age_s(s->api), 3));
         return o;
@@ -665,28 +676,275 @@ static int method_revoke_api_key(Call *c, json_object *params) {
         return pass_start(c, &call, shape_revoked, params);
 }
 
+/* ---- paged job lists --------------------------------------------------------------- */
+
+static json_object *sorted_jobs(json_object *jobs);
+
+/* Pages of one job listing followed at most: the contract's /jobs is one answer, but a server
+ * that pages it must neither make us miss jobs nor keep us asking forever. */
+#define JOBS_PAGES_MAX 100
+
+/* An int member, or -1. */
+static int64_t json_int_member(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return -1;
+        return json_object_get_int64(v);
+}
+
+/* The next page's path. */
+int manager_next_page(json_object *page, const char *path, const char *api_url, char **ret) {
+        json_object *v;
+        int64_t n, pages;
+        char *p = NULL;
+
+        *ret = NULL;
+        if (json_object_object_get_ex(page, "next", &v) && json_object_is_type(v, json_type_string)) {
+                const char *next = json_object_get_string(v), *rest;
+
+                if (isempty(next))
+                        return 0;
+                if (startswith(next, "http://") || startswith(next, "https://")) {
+                        /* only under the API root: another origin would get the credential */
+                        rest = api_url ? startswith(next, api_url) : NULL;
+                        if (!rest || (*rest != '/' && *rest != '?'))
+                                return -EBADMSG;
+                        next = rest;
+                }
+                for (const char *c = next; *c; c++)
+                        if ((unsigned char) *c <= 0x20 || (unsigned char) *c >= 0x7f)
+                                return -EBADMSG;
+                if (asprintf(&p, "%s%s", next[0] == '/' ? "" : next[0] == '?' ? "/jobs" : "/", next) < 0)
+                        return -ENOMEM;
+                *ret = p;
+                return 1;
+        }
+        n = json_int_member(page, "page");
+        pages = json_int_member(page, "pages");
+        if (pages < 0)
+                pages = json_int_member(page, "total_pages");
+        if (n < 0 || pages < 0 || n >= pages)
+                return 0;
+        if (asprintf(&p, "%s%spage=%" PRIi64, path, strchr(path, '?') ? "&" : "?", n + 1) < 0)
+                return -ENOMEM;
+        *ret = p;
+        return 1;
+}
+
+/* Keeps the jobs matching the filters. */
+json_object *manager_filter_jobs(json_object *jobs, const char *set_name, const char *display_name,
+                                 json_object *kinds, int64_t limit) {
+        json_object *out = json_object_new_array(), *sorted;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < json_array_len(jobs); i++) {
+                json_object *job = json_object_array_get_idx(jobs, i);
+                const char *set = json_str(job, "set_name"), *dn = json_str(job, "display_name"),
+                           *kind = json_str(job, "kind");
+
+                if (set_name && (!set || strcasecmp(set, set_name) != 0))
+                        continue;
+                if (display_name && !streq_ptr(dn, display_name))
+                        continue;
+                if (json_array_len(kinds) > 0 && (!kind || !json_array_has_str(kinds, kind)))
+                        continue;
+                json_object_array_add(out, json_object_get(job));
+        }
+        if (limit < 0 || json_array_len(out) <= (size_t) limit)
+                return out;
+        /* the server did not apply the limit: keep the newest, as the contract orders them */
+        sorted = sorted_jobs(out);
+        json_object_put(out);
+        if (!sorted)
+                return NULL;
+        out = json_object_new_array();
+        for (size_t i = 0; out && i < (size_t) limit; i++)
+                json_object_array_add(out, json_object_get(json_object_array_get_idx(sorted, i)));
+        json_object_put(sorted);
+        return out;
+}
+
+/* Reads a job list through the cache and, when the server pages it, the pages after the first
+ * (fetched each time: only the first page is cached). Embedded in the Op that uses it; the
+ * callback gets the Op and a JobResponseList of every page. */
+typedef struct JobsPager {
+        Op *op;
+        cache_done_cb cb;
+        char *path;            /* the first page's path */
+        char *current;         /* the page being fetched */
+        json_object *list;     /* {"jobs": [...]} of the pages so far */
+        unsigned pages;
+        double age_s;
+        bool stale;
+} JobsPager;
+
+/* Releases a pager's members (from the Op's cleanup). */
+static void pager_done(JobsPager *p) {
+        free(p->path);
+        free(p->current);
+        json_object_put(p->list);
+        p->path = p->current = NULL;
+        p->list = NULL;
+}
+
+/* Hands the result to the Op's callback. */
+static void pager_deliver(JobsPager *p, json_object *value, const ApiError *err) {
+        /* the callback finishes the Op, which frees the pager: keep the merged list alive */
+        json_object *own = value && value == p->list ? TAKE_PTR(p->list) : NULL;
+
+        p->cb(value, p->age_s, p->stale, err, p->op);
+        json_object_put(own);
+}
+
+/* Fails the read with a bad-answer error naming the page. */
+static void pager_fail(JobsPager *p, const char *why) {
+        ApiError e = { .retry_after_ms = -1 };
+
+        api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE, "GET %s: %s", p->current ?: p->path, why);
+        pager_deliver(p, NULL, &e);
+        api_error_done(&e);
+}
+
+static void on_jobs_page(const ApiResponse *resp, const ApiError *err, void *userdata);
+
+/* Merges one page and asks for the next, or delivers. */
+static void pager_take(JobsPager *p, json_object *page) {
+        _cleanup_free_ char *next = NULL;
+        json_object *jobs = jobs_array(page), *all;
+        ApiCall call;
+        int r;
+
+        if (!jobs) {
+                pager_fail(p, "the answer is not a job list");
+                return;
+        }
+        if (!p->list) {
+                p->list = json_object_new_object();
+                if (!p->list || json_object_object_add(p->list, "jobs", json_object_new_array()) < 0) {
+                        call_reply_errno(op_finish(p->op), -ENOMEM, NULL);
+                        return;
+                }
+        }
+        all = json_object_object_get(p->list, "jobs");
+        for (size_t i = 0; i < json_array_len(jobs); i++)
+                json_object_array_add(all, json_object_get(json_object_array_get_idx(jobs, i)));
+        p->pages++;
+        r = manager_next_page(page, p->path, p->op->server->config->api_url, &next);
+        if (r == -ENOMEM) {
+                call_reply_errno(op_finish(p->op), r, NULL);
+                return;
+        }
+        if (r == -EBADMSG) {
+                pager_fail(p, "the next page is not under the API root");
+                return;
+        }
+        /* an empty page ends the listing too: a server that keeps pointing on must not loop */
+        if (r == 0 || json_array_len(jobs) == 0 || streq_ptr(next, p->current) || streq(next, p->path)) {
+                pager_deliver(p, p->list, NULL);
+                return;
+        }
+        if (p->pages >= JOBS_PAGES_MAX) {
+                pager_fail(p, "the job list has more than 100 pages");
+                return;
+        }
+        free(p->current);
+        p->current = TAKE_PTR(next);
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = p->current, .label = "GET /jobs (page)" };
+        r = api_start(p->op->server->api, &call, on_jobs_page, p, &p->op->req);
+        if (r < 0)
+                call_reply_errno(op_finish(p->op), r, NULL);
+}
+
+/* A page after the first arrived. */
+static void on_jobs_page(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        JobsPager *p = userdata;
+
+        p->op->req = NULL;
+        if (err) {
+                pager_deliver(p, NULL, err);
+                return;
+        }
+        pager_take(p, resp->json);
+}
+
+/* The first page arrived (maybe from the cache). */
+static void on_jobs_first_page(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        JobsPager *p = userdata;
+        _cleanup_free_ char *next = NULL;
+
+        p->op->waiter = NULL;
+        p->age_s = age_s;
+        p->stale = stale;
+        /* the common case, one answer: passed on as is */
+        if (err || manager_next_page(value, p->path, p->op->server->config->api_url, &next) == 0) {
+                pager_deliver(p, value, err);
+                return;
+        }
+        pager_take(p, value);
+}
+
+/* Starts a paged read for op; on failure to start, undoes the Op. */
+static int jobs_get(Op *op, JobsPager *p, const CacheRead *read, cache_done_cb cb) {
+        int r;
+
+        p->op = op;
+        p->cb = cb;
+        p->path = strdup(read->call.path);
+        if (!p->path)
+                return op_start_failed(op, -ENOMEM);
+        r = cache_get(op->server->cache, read, on_jobs_first_page, p, &op->waiter);
+        return r < 0 ? op_start_failed(op, r) : 0;
+}
+
 /* ---- jobs -------------------------------------------------------------------------- */
+
+typedef struct JobsOp {
+        Op op;
+        JobsPager pager;
+        json_object *params;   /* the filters, checked again on the answer */
+} JobsOp;
+
+/* Releases a JobsOp's members. */
+static void jobs_op_cleanup(Op *op) {
+        JobsOp *k = (JobsOp *) op;
+
+        pager_done(&k->pager);
+        json_object_put(k->params);
+}
 
 /* The job list arrived for get_jobs. */
 static void on_jobs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
-        Call *c = op_finish(userdata);
-        json_object *jobs, *o;
+        JobsOp *k = userdata;
+        json_object *jobs, *o, *filtered, *params = json_object_get(k->params), *limit = NULL;
+        Call *c = op_finish(&k->op);
 
         if (err) {
+                json_object_put(params);
                 reply_api_error(c, err);
                 return;
         }
         jobs = jobs_array(value);
         if (!jobs) {
+                json_object_put(params);
                 reply_bad_shape(c, "GET /jobs");
                 return;
         }
+        /* never trust that the server filtered: older ones ignore filters they do not know */
+        json_object_object_get_ex(params, "limit", &limit);
+        filtered = manager_filter_jobs(jobs, json_str(params, "set_name"), json_str(params, "display_name"),
+                                       json_object_object_get(params, "kind"),
+                                       limit ? json_object_get_int64(limit) : -1);
+        json_object_put(params);
         o = json_object_new_object();
-        if (!o) {
+        if (!o || !filtered) {
+                json_object_put(o);
+                json_object_put(filtered);
                 call_reply_errno(c, -ENOMEM, NULL);
                 return;
         }
-        json_object_object_add(o, "jobs", json_copy(jobs));
+        json_object_object_add(o, "jobs", filtered);
         mark_freshness(o, age_s, stale);
         call_reply(c, o);
 }
@@ -709,7 +967,7 @@ static int method_get_jobs(Call *c, json_object *params) {
         _cleanup_free_ char *q = NULL, *path = NULL, *key = NULL;
         json_object *v;
         const char *dn = json_str(params, "display_name"), *sn = json_str(params, "set_name");
-        Op *op;
+        JobsOp *k;
         CacheRead read;
         int r = 0;
 
@@ -729,11 +987,13 @@ static int method_get_jobs(Call *c, json_object *params) {
                 r = query_add(&q, "include_deleted", json_object_get_boolean(v) ? "true" : "false");
         if (r < 0 || asprintf(&path, "/jobs%s", q ?: "") < 0 || asprintf(&key, "GET %s", path) < 0)
                 return -ENOMEM;
-        op = op_new(c, sizeof(Op));
-        if (!op)
+        k = op_new(c, sizeof(JobsOp));
+        if (!k)
                 return -ENOMEM;
+        k->op.cleanup = jobs_op_cleanup;
+        k->params = json_object_get(params);
         read = op_read_of(c->server, key, path, "GET /jobs", c->server->config->jobs_ttl_s);
-        return op_cache_get(op, &read, on_jobs);
+        return jobs_get(&k->op, &k->pager, &read, on_jobs);
 }
 
 /* One job arrived for get_job. */
@@ -796,8 +1056,14 @@ static json_object *sorted_jobs(json_object *jobs) {
 
 typedef struct CountOp {
         Op op;
+        JobsPager pager;
         int64_t count;
 } CountOp;
+
+/* Releases a CountOp's members. */
+static void count_op_cleanup(Op *op) {
+        pager_done(&((CountOp *) op)->pager);
+}
 
 /* The job list arrived for get_last_jobs: the most recent `count`, newest first. */
 static void on_last_jobs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
@@ -845,8 +1111,9 @@ static int method_get_last_jobs(Call *c, json_object *params) {
 
         if (!k)
                 return -ENOMEM;
+        k->op.cleanup = count_op_cleanup;
         k->count = json_object_get_int64(json_object_object_get(params, "count"));
-        return op_cache_get(&k->op, &read, on_last_jobs);
+        return jobs_get(&k->op, &k->pager, &read, on_last_jobs);
 }
 
 /* ---- get_last_results -------------------------------------------------------------- */
@@ -862,6 +1129,7 @@ typedef struct ResultSlot {
 
 struct ResultsOp {
         Op op;
+        JobsPager pager;
         int64_t count;
         ResultSlot *slots;
         size_t n_slots, n_pending;
@@ -873,6 +1141,7 @@ struct ResultsOp {
 static void results_cleanup(Op *op) {
         ResultsOp *r = (ResultsOp *) op;
 
+        pager_done(&r->pager);
         for (size_t i = 0; i < r->n_slots; i++) {
                 cache_waiter_cancel(r->slots[i].waiter);
                 json_object_put(r->slots[i].entry);
@@ -1010,7 +1279,7 @@ static int method_get_last_results(Call *c, json_object *params) {
                 return -ENOMEM;
         r->op.cleanup = results_cleanup;
         r->count = json_object_get_int64(json_object_object_get(params, "count"));
-        return op_cache_get(&r->op, &read, on_last_results_jobs);
+        return jobs_get(&r->op, &r->pager, &read, on_last_results_jobs);
 }
 
 /* ---- runs by name ------------------------------------------------------------------ */
@@ -1082,12 +1351,14 @@ json_object *manager_find_runs(json_object *jobs, const char *name) {
 
 typedef struct NameOp {
         Op op;
+        JobsPager pager;
         char *name;
 } NameOp;
 
-/* Releases the name. */
+/* Releases the name and the pages. */
 static void name_cleanup(Op *op) {
         free(((NameOp *) op)->name);
+        pager_done(&((NameOp *) op)->pager);
 }
 
 /* The job list arrived for find_ids_by_name. */
@@ -1130,7 +1401,7 @@ static int method_find_ids_by_name(Call *c, json_object *params) {
         k->name = strdup(json_str(params, "set_name"));
         if (!k->name)
                 return op_start_failed(&k->op, -ENOMEM);
-        return op_cache_get(&k->op, &read, on_find_runs);
+        return jobs_get(&k->op, &k->pager, &read, on_find_runs);
 }
 
 /* ---- deletion ---------------------------------------------------------------------- */
@@ -1302,12 +1573,14 @@ static void delete_names(Call *c, DeleteOp *d, json_object *names) {
 
 typedef struct DeleteByOp {
         DeleteOp del;
+        JobsPager pager;
         char *key;     /* display name or set id */
 } DeleteByOp;
 
-/* Releases the lookup key and the deletion state. */
+/* Releases the lookup key, the pages and the deletion state. */
 static void delete_by_cleanup(Op *op) {
         free(((DeleteByOp *) op)->key);
+        pager_done(&((DeleteByOp *) op)->pager);
         delete_cleanup(op);
 }
 
@@ -1393,21 +1666,28 @@ static int method_delete_job(Call *c, json_object *params) {
         k->key = strdup(json_str(params, "name"));
         if (!k->key)
                 return op_start_failed(&k->del.op, -ENOMEM);
-        return op_cache_get(&k->del.op, &read, on_delete_job_runs);
+        return jobs_get(&k->del.op, &k->pager, &read, on_delete_job_runs);
 }
 
-/* The run's jobs arrived for delete_job_by_id. */
-static void on_delete_by_id_jobs(const ApiResponse *resp, const ApiError *err, void *userdata) {
+/* The run's jobs arrived for delete_job_by_id (every page). */
+static void on_delete_by_id_jobs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
         DeleteByOp *k = userdata;
         Call *c = k->del.op.call;
         json_object *jobs, *names, *filtered;
 
-        k->del.op.req = NULL;
+        (void) age_s;
+        k->del.op.waiter = NULL;
         if (err) {
                 reply_api_error(op_finish(&k->del.op), err);
                 return;
         }
-        jobs = jobs_array(resp->json);
+        if (stale) {
+                /* never delete from a stale picture */
+                call_reply_errorf(op_finish(&k->del.op), RPC_UPSTREAM_UNREACHABLE, NULL,
+                                  "The Avatar server is unreachable; nothing was deleted");
+                return;
+        }
+        jobs = jobs_array(value);
         if (!jobs) {
                 reply_bad_shape(op_finish(&k->del.op), "GET /jobs");
                 return;
@@ -1429,18 +1709,20 @@ static void on_delete_by_id_jobs(const ApiResponse *resp, const ApiError *err, v
 /* manager.delete_job_by_id: delete all jobs of a run id. */
 static int method_delete_job_by_id(Call *c, json_object *params) {
         DeleteByOp *k = op_new(c, sizeof(DeleteByOp));
-        _cleanup_free_ char *path = NULL, *id = NULL;
-        ApiCall call;
+        _cleanup_free_ char *path = NULL, *id = NULL, *key = NULL;
+        CacheRead read;
 
         if (!k)
                 return -ENOMEM;
         k->del.op.cleanup = delete_by_cleanup;
         k->key = strdup(json_str(params, "id"));
         id = k->key ? api_escape(k->key) : NULL;
-        if (!id || asprintf(&path, "/jobs?set_name=%s", id) < 0)
+        if (!id || asprintf(&path, "/jobs?set_name=%s", id) < 0 || asprintf(&key, "GET %s", path) < 0)
                 return op_start_failed(&k->del.op, -ENOMEM);
-        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /jobs" };
-        return op_api_start(&k->del.op, &call, on_delete_by_id_jobs);
+        /* always asked fresh (force): never delete from a cached picture */
+        read = op_read_of(c->server, key, path, "GET /jobs", c->server->config->jobs_ttl_s);
+        read.force = true;
+        return jobs_get(&k->del.op, &k->pager, &read, on_delete_by_id_jobs);
 }
 
 const MethodDef methods_manager[] = {

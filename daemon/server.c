@@ -80,7 +80,7 @@ static int server_build_config(const ServerOptions *o, Config **ret, char **ret_
 /* The upstream client's options from the configuration. */
 static void upstream_options_from(const Config *c, UpstreamOptions *o) {
         *o = (UpstreamOptions){
-                .user_agent = c->user_agent,
+                .user_agent = config_user_agent(c),
                 .verify_ssl = c->should_verify_ssl,
                 .ca_file = c->ca_file,
                 .allow_insecure_http = c->allow_insecure_http,
@@ -104,6 +104,7 @@ static void upstream_options_from(const Config *c, UpstreamOptions *o) {
 static void storage_options_from(const Config *c, StorageOptions *o) {
         *o = (StorageOptions){
                 .endpoint_url = c->storage_url,
+                .region = c->storage_region,   /* NULL: the storage client's us-east-1 */
                 .multipart_threshold = c->multipart_threshold_bytes,
                 .part_size = c->multipart_part_bytes,
                 .timeout_ms = (uint64_t) c->timeout_s * 1000,
