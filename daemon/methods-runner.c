@@ -952,6 +952,22 @@ static int method_update_parameters(Call *c, json_object *params) {
 
 /* ---- runner.run ---------------------------------------------------------------------- */
 
+/* A PUT /resources in flight. Older servers answer 201 + Location instead of 200 + the
+ * set: the Location is read (GET) as the published client's generic request path does. Lives
+ * in the Op, so a cancelled call leaves nothing behind. */
+typedef struct PutResources {
+        Op *op;
+        api_done_cb cb;           /* called with userdata = op */
+        char *location;           /* the Location being read, NULL before */
+        json_object *created;     /* the 201 answer's JSON, or NULL */
+} PutResources;
+
+static void put_resources_done(PutResources *p) {
+        p->location = mfree(p->location);
+        json_object_put(p->created);
+        p->created = NULL;
+}
+
 /* Execution order of the parameters names a run may launch. */
 static const char *const run_order[] = { "standard", "signal_metrics", "privacy_metrics", "report", "report_pia" };
 
@@ -963,6 +979,7 @@ typedef struct RunOp {
         json_object *warnings;
         size_t next;
         bool replaced;
+        PutResources put;
 } RunOp;
 
 /* Releases the run state. */
@@ -972,6 +989,7 @@ static void run_cleanup(Op *op) {
         json_object_put(u->pnames);
         json_object_put(u->created);
         json_object_put(u->warnings);
+        put_resources_done(&u->put);
         if (u->runner) {
                 u->runner->busy = NULL;
                 runner_unref(u->runner);
@@ -1130,8 +1148,88 @@ static void on_resources_put(const ApiResponse *resp, const ApiError *err, void 
         run_next_job(u);
 }
 
-/* Sends the runner's YAML as a new set. Used by run and advise. */
-static int put_resources(Op *op, Runner *r, api_done_cb cb) {
+static void on_put_resources(const ApiResponse *resp, const ApiError *err, void *userdata);
+
+/* Reads the Location of a 201 answer. Returns 0, -EINVAL (*ret_error set) or -ENOMEM. */
+static int put_resources_follow(PutResources *p, const ApiResponse *resp) {
+        _cleanup_free_ char *path = NULL;
+        ApiCall call;
+
+        if (!(p->location = strdup(resp->location)))
+                return -ENOMEM;
+        path = runner_location_api_path(p->op->server->config->api_url, resp->location);
+        if (!path)
+                return -EINVAL;
+        p->created = json_object_get(resp->json);
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /resources/{set}" };
+        return api_start(p->op->server->api, &call, on_put_resources, p, &p->op->req);
+}
+
+/* The PUT /resources answer, or the answer of its Location. */
+static void on_put_resources(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        PutResources *p = userdata;
+        Op *op = p->op;
+        _cleanup_free_ char *segment = NULL;
+        ApiError e = { .retry_after_ms = -1 };
+        json_object *set = NULL;
+        const char *name;
+        int q;
+
+        op->req = NULL;
+        if (!p->location) {
+                if (err || resp->status != 201 || isempty(resp->location)) {
+                        p->cb(resp, err, op);
+                        return;
+                }
+                q = put_resources_follow(p, resp);
+                if (q >= 0)
+                        return;
+                if (q == -EINVAL)
+                        api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE,
+                                       "PUT /resources answered 201 with a Location outside the API: %s", resp->location);
+                else
+                        api_error_setf(&e, RPC_INTERNAL_ERROR, "Cannot follow the Location of PUT /resources: %s",
+                                       strerror(-q));
+                p->cb(NULL, &e, op);
+                api_error_done(&e);
+                return;
+        }
+        if (err) {
+                if (api_error_copy(err, &e) < 0) {
+                        p->cb(NULL, err, op);
+                        return;
+                }
+                free(e.message);
+                if (asprintf(&e.message, "PUT /resources answered 201 with Location %s, and reading it failed: %s",
+                             p->location, strna(err->message)) < 0)
+                        e.message = NULL;
+                p->cb(NULL, e.message ? &e : err, op);
+                api_error_done(&e);
+                return;
+        }
+        /* the resource read as a 200 answer is; a YAML or empty answer names the set by the
+         * 201 body or the Location's last segment */
+        if (json_str(resp->json, "set_name")) {
+                p->cb(resp, NULL, op);
+                return;
+        }
+        name = json_str(p->created, "set_name");
+        if (!name && (segment = runner_location_last_segment(p->location)))
+                name = segment;
+        if (name && (set = json_object_new_object())) {
+                json_object_object_add(set, "set_name", json_object_new_string(name));
+                if (json_str(p->created, "display_name"))
+                        json_object_object_add(set, "display_name",
+                                               json_object_new_string(json_str(p->created, "display_name")));
+        }
+        p->cb(&(ApiResponse){ .status = resp->status, .json = set, .body = resp->body, .body_len = resp->body_len,
+                              .content_type = resp->content_type },
+              NULL, op);
+        json_object_put(set);
+}
+
+/* Sends the runner's YAML as a new set. Used by run and advise; cb gets op as userdata. */
+static int put_resources(Op *op, PutResources *p, Runner *r, api_done_cb cb) {
         _cleanup_free_ char *yaml = NULL, *esc = NULL, *path = NULL;
         size_t len;
         ApiCall call;
@@ -1143,6 +1241,8 @@ static int put_resources(Op *op, Runner *r, api_done_cb cb) {
         esc = api_escape(r->display_name);
         if (!esc || asprintf(&path, "/resources/%s", esc) < 0)
                 return -ENOMEM;
+        put_resources_done(p);
+        *p = (PutResources){ .op = op, .cb = cb };
         call = (ApiCall){
                 .method = UPSTREAM_PUT,
                 .path = path,
@@ -1151,7 +1251,7 @@ static int put_resources(Op *op, Runner *r, api_done_cb cb) {
                 .content_type = "application/yaml",
                 .label = "PUT /resources/{display_name}",
         };
-        return api_start(op->server->api, &call, cb, op, &op->req);
+        return api_start(op->server->api, &call, on_put_resources, p, &op->req);
 }
 
 /* Whether the runner ran jobs other than advice. */
@@ -1225,7 +1325,7 @@ static int method_run(Call *c, json_object *params) {
                 }
         }
         r->busy = "submitting";
-        q = put_resources(&u->op, r, on_resources_put);
+        q = put_resources(&u->op, &u->put, r, on_resources_put);
         return q < 0 ? op_start_failed(&u->op, q) : 0;
 }
 
@@ -1696,44 +1796,51 @@ static int method_list_results(Call *c, json_object *params) {
         return 0;
 }
 
-/* The credentials and storage URL of one result file from POST /access/batch. */
+/* The credentials and storage URL of one result file: from POST /access/batch, or from
+ * GET /access?url= when the server has no batch endpoint (API ≤ 1.0.8). Each request names one
+ * file and an Op holds at most one at a time, so the per-file path never fans out. */
 typedef void (*access_cb)(Op *op, const char *s3url, const StorageCredentials *cred, const ApiError *err);
 
 typedef struct AccessReq {
         Op *op;
         char *url;               /* the envelope asked for */
         access_cb cb;
+        long batch_status;       /* the HTTP status that showed batch missing, 0 when not tried */
 } AccessReq;
 
-/* The /access/batch answer arrived. */
-static void on_access_batch(const ApiResponse *resp, const ApiError *err, void *userdata) {
-        AccessReq *a = userdata;
+/* Whether the configured server is known to lack POST /access/batch. */
+static bool access_batch_missing(const Server *s) {
+        return s->runners && s->runners->access_batch_missing &&
+               streq(s->runners->access_batch_missing, s->config->api_url);
+}
+
+/* Remembers that the configured server lacks POST /access/batch (a new API URL forgets it). */
+static void access_batch_set_missing(Server *s) {
+        char *u;
+
+        if (!s->runners || access_batch_missing(s) || !(u = strdup(s->config->api_url)))
+                return;
+        free(s->runners->access_batch_missing);
+        s->runners->access_batch_missing = u;
+        log_info("The server has no POST /access/batch: result files are read through GET /access from now on.");
+}
+
+/* Hands the credentials of a FileAccess (or an error) to the waiting callback. `how` names
+ * the request for the error. Frees a. */
+static void access_finish(AccessReq *a, json_object *fa, const char *inner, const char *how) {
         Op *op = a->op;
         access_cb cb = a->cb;
-        _cleanup_free_ char *url = TAKE_PTR(a->url), *inner = NULL;
+        _cleanup_free_ char *url = TAKE_PTR(a->url);
         json_object *creds = NULL;
 
-        op->req = NULL;
         free(a);
-        if (err) {
-                cb(op, NULL, NULL, err);
-                return;
-        }
-        for (size_t i = 0; i < json_array_len(resp->json); i++) {
-                json_object *fa = json_object_array_get_idx(resp->json, i);
-
-                /* the server echoes the exact string sent */
-                if (streq_ptr(json_str(fa, "url"), url)) {
-                        json_object_object_get_ex(fa, "credentials", &creds);
-                        inner = envelope_inner(json_str(fa, "url"));
-                        break;
-                }
-        }
+        if (fa)
+                json_object_object_get_ex(fa, "credentials", &creds);
         if (!creds || !inner || !json_str(creds, "access_key_id") || !json_str(creds, "secret_access_key")) {
                 ApiError e = { .retry_after_ms = -1 };
 
                 api_error_setf(&e, inner || creds ? RPC_UPSTREAM_BAD_RESPONSE : RPC_PERMISSION_DENIED,
-                               "POST /access/batch gave no access to %s", url);
+                               "%s gave no access to %s", how, url);
                 cb(op, NULL, NULL, &e);
                 api_error_done(&e);
                 return;
@@ -1742,25 +1849,123 @@ static void on_access_batch(const ApiResponse *resp, const ApiError *err, void *
            NULL);
 }
 
-/* Asks POST /access/batch for one envelope URL; the Op's req holds the request. */
+/* The GET /access answer arrived. */
+static void on_access_single(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        AccessReq *a = userdata;
+        _cleanup_free_ char *inner = NULL;
+
+        a->op->req = NULL;
+        if (err) {
+                Op *op = a->op;
+                access_cb cb = a->cb;
+                ApiError e = { .retry_after_ms = -1 };
+
+                if (a->batch_status == 0 || api_error_copy(err, &e) < 0) {
+                        free(a->url);
+                        free(a);
+                        cb(op, NULL, NULL, err);
+                        return;
+                }
+                /* both ways failed: say so, with the per-file failure's details */
+                free(e.message);
+                if (asprintf(&e.message, "POST /access/batch is missing (HTTP %ld) and GET /access failed too: %s",
+                             a->batch_status, strna(err->message)) < 0)
+                        e.message = NULL;
+                free(a->url);
+                free(a);
+                cb(op, NULL, NULL, e.message ? &e : err);
+                api_error_done(&e);
+                return;
+        }
+        /* the file asked for is the one we named, whatever url the answer echoes */
+        inner = envelope_inner(a->url);
+        access_finish(a, json_object_is_type(resp->json, json_type_object) ? resp->json : NULL, inner, "GET /access");
+}
+
+/* Asks GET /access?url= for one envelope URL. */
+static int access_single_start(AccessReq *a) {
+        _cleanup_free_ char *esc = api_escape(a->url), *path = NULL;
+        ApiCall call;
+
+        if (!esc || asprintf(&path, "/access?url=%s", esc) < 0)
+                return -ENOMEM;
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /access" };
+        return api_start(a->op->server->api, &call, on_access_single, a, &a->op->req);
+}
+
+/* The /access/batch answer arrived. */
+static void on_access_batch(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        AccessReq *a = userdata;
+        _cleanup_free_ char *inner = NULL;
+        json_object *found = NULL;
+
+        a->op->req = NULL;
+        if (err && (err->status == 404 || err->status == 405)) {
+                Op *op = a->op;
+                access_cb cb = a->cb;
+                int q;
+
+                /* an older server: no batch endpoint, one GET /access per file instead */
+                access_batch_set_missing(op->server);
+                a->batch_status = err->status;
+                q = access_single_start(a);
+                if (q < 0) {
+                        free(a->url);
+                        free(a);
+                        cb(op, NULL, NULL, err);
+                }
+                return;
+        }
+        if (err) {
+                Op *op = a->op;
+                access_cb cb = a->cb;
+
+                free(a->url);
+                free(a);
+                cb(op, NULL, NULL, err);
+                return;
+        }
+        for (size_t i = 0; i < json_array_len(resp->json); i++) {
+                json_object *fa = json_object_array_get_idx(resp->json, i);
+
+                /* the server echoes the exact string sent */
+                if (streq_ptr(json_str(fa, "url"), a->url)) {
+                        found = fa;
+                        inner = envelope_inner(json_str(fa, "url"));
+                        break;
+                }
+        }
+        access_finish(a, found, inner, "POST /access/batch");
+}
+
+/* Asks for access to one envelope URL: POST /access/batch, or GET /access when the server is
+ * known to lack the batch endpoint. The Op's req holds the request. */
 static int access_start(Op *op, const char *url, access_cb cb) {
         AccessReq *a = calloc(1, sizeof(AccessReq));
-        json_object *body = json_object_new_array();
+        json_object *body = NULL;
         ApiCall call;
         int q;
 
-        if (!a || !body || !(a->url = strdup(url))) {
+        if (!a || !(a->url = strdup(url))) {
                 free(a);
-                json_object_put(body);
                 return -ENOMEM;
         }
         a->op = op;
         a->cb = cb;
-        json_object_array_add(body, json_object_new_string(url));
-        call = (ApiCall){ .method = UPSTREAM_POST, .path = "/access/batch", .json = body, .flags = API_IDEMPOTENT,
-                          .label = "POST /access/batch" };
-        q = api_start(op->server->api, &call, on_access_batch, a, &op->req);
-        json_object_put(body);
+        if (access_batch_missing(op->server))
+                q = access_single_start(a);
+        else {
+                body = json_object_new_array();
+                if (!body)
+                        q = -ENOMEM;
+                else {
+                        json_object_array_add(body, json_object_new_string(url));
+                        call = (ApiCall){ .method = UPSTREAM_POST, .path = "/access/batch", .json = body,
+                                          .flags = API_IDEMPOTENT, .label = "POST /access/batch" };
+                        q = api_start(op->server->api, &call, on_access_batch, a, &op->req);
+                        json_object_put(body);
+                }
+        }
         if (q < 0) {
                 free(a->url);
                 free(a);
@@ -2185,6 +2390,7 @@ typedef struct AdviseOp {
         json_object *advice;     /* table → advice */
         StorageOp *storage;
         struct event *deadline;
+        PutResources put;
 } AdviseOp;
 
 /* Releases the advice state. */
@@ -2197,6 +2403,7 @@ static void advise_cleanup(Op *op) {
                 event_free(a->deadline);
         json_object_put(a->urls);
         json_object_put(a->advice);
+        put_resources_done(&a->put);
         free(a->table);
         results_fetch_flush(&a->fetch);
         if (a->runner) {
@@ -2211,25 +2418,14 @@ static void advise_apply(AdviseOp *a) {
         json_object *warnings = json_object_new_array(), *params = json_object_new_object(), *o;
 
         json_object_object_foreach(a->advice, table, adv) {
-                json_object *p = json_object_new_object(), *imp, *v;
+                json_object *p = NULL;
                 _cleanup_free_ char *err = NULL;
 
-                if (a->table && !streq(a->table, table)) {
-                        json_object_put(p);
+                if (a->table && !streq(a->table, table))
                         continue;
-                }
-                for (const char *const *k = (const char *const[]){ "k", "ncp", "use_categorical_reduction", NULL }; *k; k++)
-                        if (json_object_object_get_ex(adv, *k, &v) && v)
-                                json_object_object_add(p, *k, json_object_get(v));
-                if (json_object_object_get_ex(adv, "imputation", &imp) && json_object_is_type(imp, json_type_object)) {
-                        static const char *const map[][2] = { { "method", "imputation_method" }, { "k", "imputation_k" },
-                                                              { "training_fraction", "imputation_training_fraction" },
-                                                              { "return_data_imputed", "imputation_return_data_imputed" } };
-
-                        for (size_t i = 0; i < ELEMENTSOF(map); i++)
-                                if (json_object_object_get_ex(imp, map[i][0], &v) && v)
-                                        json_object_object_add(p, map[i][1], json_object_get(v));
-                }
+                /* checked when the file was read: only ENOMEM can fail here */
+                if (runner_config_advice_parameters(adv, &p, &err) < 0)
+                        continue;
                 if (runner_config_set_parameters(r->docs, r->options, table, p, warnings, &err) >= 0)
                         json_object_object_add(params, table, runner_config_get_parameters(r->docs, table));
                 else {
@@ -2275,12 +2471,37 @@ static void on_advice_file(const StorageResult *res, void *userdata) {
                 json_object_array_add(arr, j);
                 j = arr;
         }
+        if (!json_object_is_type(j, json_type_array)) {
+                json_object_put(j);
+                call_reply_errorf(op_finish(&a->op), RPC_UPSTREAM_BAD_RESPONSE, NULL,
+                                  "An advice file is neither a list of {table_name, advice} nor one such object");
+                return;
+        }
         for (size_t i = 0; i < json_array_len(j); i++) {
-                json_object *e = json_object_array_get_idx(j, i), *adv;
+                json_object *e = json_object_array_get_idx(j, i), *adv = NULL, *p = NULL;
                 const char *t = json_str(e, "table_name");
+                _cleanup_free_ char *err = NULL;
+                int q;
 
-                if (t && json_object_object_get_ex(e, "advice", &adv))
-                        json_object_object_add(a->advice, t, json_object_get(adv));
+                if (!t || !json_object_object_get_ex(e, "advice", &adv)) {
+                        json_object_put(j);
+                        call_reply_errorf(op_finish(&a->op), RPC_UPSTREAM_BAD_RESPONSE, NULL,
+                                          "An advice file item has no table_name or no advice");
+                        return;
+                }
+                /* both shapes are accepted; anything else is refused before any table changes */
+                q = a->table && !streq(a->table, t) ? 0 : runner_config_advice_parameters(adv, &p, &err);
+                json_object_put(p);
+                if (q < 0) {
+                        json_object_put(j);
+                        if (q == -EINVAL)
+                                call_reply_errorf(op_finish(&a->op), RPC_UPSTREAM_BAD_RESPONSE, NULL,
+                                                  "The advice for table '%s' cannot be read: %s", t, strna(err));
+                        else
+                                call_reply_errno(op_finish(&a->op), q, NULL);
+                        return;
+                }
+                json_object_object_add(a->advice, t, json_object_get(adv));
         }
         json_object_put(j);
         a->next++;
@@ -2466,7 +2687,7 @@ static int method_advise_parameters(Call *c, json_object *params) {
                 evtimer_add(a->deadline, &tv);
         }
         r->busy = "advising";
-        q = put_resources(&a->op, r, on_advice_set);
+        q = put_resources(&a->op, &a->put, r, on_advice_set);
         return q < 0 ? op_start_failed(&a->op, q) : 0;
 }
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -934,6 +935,86 @@ int runner_config_add_advice(json_object *docs) {
         json_object_object_add(spec, "results", results_of("advice"));
         docs_insert(docs, doc);
         return 0;
+}
+
+/* The set_parameters arguments an advice holds. Advisors of API 1.x nest them under
+ * "parameters"; newer ones put them at the top of the advice: both are read. */
+int runner_config_advice_parameters(json_object *advice, json_object **ret, char **ret_error) {
+        static const char *const direct[] = { "k", "ncp", "use_categorical_reduction" };
+        static const char *const imputation[][2] = { { "method", "imputation_method" },
+                                                     { "k", "imputation_k" },
+                                                     { "training_fraction", "imputation_training_fraction" },
+                                                     { "return_data_imputed", "imputation_return_data_imputed" } };
+        json_object *src = advice, *p, *imp = NULL, *v;
+
+        *ret = NULL;
+        if (!json_object_is_type(advice, json_type_object))
+                return fail(ret_error, "the advice is not an object");
+        if (json_object_object_get_ex(advice, "parameters", &src) &&
+            !json_object_is_type(src, json_type_object))
+                return fail(ret_error, "the advice's 'parameters' member is not an object");
+        if (!src)
+                src = advice;
+        if (json_object_object_get_ex(src, "imputation", &imp) && imp &&
+            !json_object_is_type(imp, json_type_object))
+                return fail(ret_error, "the advice's 'imputation' member is not an object");
+        p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(direct); i++)
+                if (json_object_object_get_ex(src, direct[i], &v) && v)
+                        json_object_object_add(p, direct[i], json_object_get(v));
+        for (size_t i = 0; imp && i < ELEMENTSOF(imputation); i++)
+                if (json_object_object_get_ex(imp, imputation[i][0], &v) && v)
+                        json_object_object_add(p, imputation[i][1], json_object_get(v));
+        if (json_object_object_length(p) == 0) {
+                json_object_put(p);
+                return fail(ret_error, "the advice holds no parameters: neither 'parameters' {k, ncp, ...} "
+                                       "nor k, ncp, use_categorical_reduction or imputation at its top level");
+        }
+        *ret = p;
+        return 0;
+}
+
+/* The API path a Location names. */
+char *runner_location_api_path(const char *api_url, const char *loc) {
+        const char *root_path, *p;
+        size_t n = strlen(api_url);
+
+        if (strncmp(loc, api_url, n) == 0 && loc[n] == '/')
+                return strdup(loc + n);
+        if (loc[0] != '/' || loc[1] == '/')
+                return NULL;
+        /* the API root's own path ("/api") may lead a host-relative Location */
+        root_path = strstr(api_url, "://");
+        root_path = root_path ? strchr(root_path + 3, '/') : NULL;
+        if (root_path && (p = startswith(loc, root_path)) && *p == '/')
+                return strdup(p);
+        return strdup(loc);
+}
+
+/* The last path segment of a URL, percent-decoded. */
+char *runner_location_last_segment(const char *loc) {
+        size_t n = strcspn(loc, "?#"), k = 0;
+        const char *s;
+        char *o;
+
+        while (n > 0 && loc[n - 1] == '/')
+                n--;
+        for (s = loc + n; s > loc && s[-1] != '/'; s--)
+                ;
+        if (s == loc + n || !(o = malloc(loc + n - s + 1)))
+                return NULL;
+        for (; s < loc + n; s++)
+                if (*s == '%' && isxdigit((unsigned char) s[1]) && isxdigit((unsigned char) s[2])) {
+                        char hex[3] = { s[1], s[2], '\0' };
+
+                        o[k++] = (char) strtol(hex, NULL, 16);
+                        s += 2;
+                } else
+                        o[k++] = *s;
+        o[k] = '\0';
+        return o;
 }
 
 /* The job kind of a parameters name. */

@@ -83,6 +83,24 @@ json_object *runner_config_options_from_docs(json_object *docs);
 /* Adds (or keeps) the AvatarAdviceParameters document for advisor type "parameters". */
 int runner_config_add_advice(json_object *docs);
 
+/* The set_parameters arguments of one table's advice (an advice file item's "advice"), in
+ * either shape: nested {parameters: {k, ncp, use_categorical_reduction, imputation: {...}}}
+ * or flat {k, ncp, ...}; imputation members become imputation_method, imputation_k, ...
+ * Sets *ret to a new object. Returns 0, -EINVAL (*ret_error says why: not an object, or no
+ * parameter found) or -ENOMEM. */
+int runner_config_advice_parameters(json_object *advice, json_object **ret, char **ret_error);
+
+/* The API path (relative to the API root, query kept) that a Location header names: a path
+ * relative to the root ("/resources/x"), or an absolute one under it
+ * ("https://host/api/resources/x", "/api/resources/x" with api_url ".../api"). Malloc'd;
+ * NULL when it points outside the API (another host, "//host/...", a relative reference) or
+ * on OOM. */
+char *runner_location_api_path(const char *api_url, const char *loc);
+
+/* The last path segment of a URL (query and trailing slashes dropped), percent-decoded;
+ * malloc'd, NULL when there is none or on OOM. */
+char *runner_location_last_segment(const char *loc);
+
 /* Options: seed and max_distribution_plots go into the parameters documents the functions
  * above create; `options` is borrowed and may be NULL. */
 

@@ -394,6 +394,7 @@ Runners *runners_free(Runners *rs) {
                 runner_unref(r);
         }
         json_object_put(rs->damaged);
+        free(rs->access_batch_missing);
         free(rs->dir);
         free(rs);
         return NULL;

@@ -93,6 +93,7 @@ struct Runners {
         size_t n;
         json_object *damaged;    /* names of state files moved aside */
         uint64_t saves, save_errors;
+        char *access_batch_missing; /* the API URL of a server without POST /access/batch, or NULL */
 };
 
 /* Creates the registry and loads the runners saved in state_directory/runners, resuming the

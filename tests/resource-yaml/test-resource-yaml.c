@@ -19,6 +19,7 @@
 
 #include "macro.h"
 #include "resource-yaml.h"
+#include "runner-config.h"
 
 /* The resource set of avatar-api.md §6, verbatim (documents separated by "\n---\n"). */
 static const char example[] =
@@ -1400,6 +1401,100 @@ START_TEST(test_random_values) {
 }
 END_TEST
 
+/* Advice in either shape gives the same set_parameters arguments; other shapes are refused
+ * with a reason. */
+static json_object *advice_params_of(const char *text, int expect, const char *error_part) {
+        json_object *in = json_tokener_parse(text), *p = (json_object *) 1;
+        char *err = NULL;
+        int q;
+
+        ck_assert_msg(in || streq(text, "null"), "bad test input %s", text);
+        q = runner_config_advice_parameters(in, &p, &err);
+        ck_assert_msg(q == expect, "%s: got %d, want %d (%s)", text, q, expect, err ? err : "");
+        if (q < 0) {
+                ck_assert_ptr_null(p);
+                ck_assert_ptr_nonnull(err);
+                ck_assert_msg(strstr(err, error_part), "%s: error '%s' lacks '%s'", text, err, error_part);
+        } else
+                ck_assert_ptr_null(err);
+        free(err);
+        json_object_put(in);
+        return q < 0 ? NULL : p;
+}
+
+START_TEST(test_advice_shapes) {
+        static const char *const want =
+                "{ \"k\": 7, \"ncp\": 3, \"use_categorical_reduction\": true, \"imputation_method\": \"knn\", "
+                "\"imputation_k\": 5, \"imputation_training_fraction\": 0.3, \"imputation_return_data_imputed\": false }";
+        json_object *nested, *flat, *expected = json_tokener_parse(want), *only_k;
+
+        nested = advice_params_of("{\"parameters\": {\"k\": 7, \"ncp\": 3, \"use_categorical_reduction\": true,"
+                                  " \"imputation\": {\"method\": \"knn\", \"k\": 5, \"training_fraction\": 0.3,"
+                                  " \"return_data_imputed\": false}}, \"summary\": {\"stats\": 1}}", 0, NULL);
+        flat = advice_params_of("{\"k\": 7, \"ncp\": 3, \"use_categorical_reduction\": true,"
+                                " \"imputation\": {\"method\": \"knn\", \"k\": 5, \"training_fraction\": 0.3,"
+                                " \"return_data_imputed\": false}, \"summary\": {}}", 0, NULL);
+        ck_assert(json_object_equal(nested, expected));
+        ck_assert(json_object_equal(flat, expected));
+        /* a null member is "no advice" for that parameter; unknown members are ignored */
+        only_k = advice_params_of("{\"k\": 4, \"ncp\": null, \"other\": 1}", 0, NULL);
+        ck_assert_int_eq(json_object_object_length(only_k), 1);
+        json_object_put(only_k);
+        json_object_put(nested);
+        json_object_put(flat);
+        json_object_put(expected);
+
+        advice_params_of("null", -EINVAL, "not an object");
+        advice_params_of("[1, 2]", -EINVAL, "not an object");
+        advice_params_of("\"k=5\"", -EINVAL, "not an object");
+        advice_params_of("{\"parameters\": [5]}", -EINVAL, "'parameters' member is not an object");
+        advice_params_of("{\"parameters\": null, \"k\": 5}", -EINVAL, "'parameters' member is not an object");
+        advice_params_of("{\"imputation\": \"knn\"}", -EINVAL, "'imputation' member is not an object");
+        advice_params_of("{}", -EINVAL, "holds no parameters");
+        advice_params_of("{\"summary\": {\"k\": 3}}", -EINVAL, "holds no parameters");
+        advice_params_of("{\"parameters\": {}, \"k\": 5}", -EINVAL, "holds no parameters");
+}
+END_TEST
+
+/* A 201's Location, relative or absolute, maps to the API path to read; elsewhere is refused. */
+START_TEST(test_location_paths) {
+        static const struct {
+                const char *api_url, *loc, *path, *segment;
+        } cases[] = {
+                { "http://h:1/api", "/resources/abc", "/resources/abc", "abc" },
+                { "http://h:1/api", "http://h:1/api/resources/abc", "/resources/abc", "abc" },
+                { "http://h:1/api", "/api/resources/abc?x=1", "/resources/abc?x=1", "abc" },
+                { "http://h:1", "/resources/abc/", "/resources/abc/", "abc" },
+                { "http://h:1/api", "/resources/a%2Fb", "/resources/a%2Fb", "a/b" },
+                { "http://h:1/api", "/apix/resources/abc", "/apix/resources/abc", "abc" },
+                { "http://h:1/api", "http://other/api/resources/abc", NULL, "abc" },
+                { "http://h:1/api", "//other/api/resources/abc", NULL, "abc" },
+                { "http://h:1/api", "http://h:1/apix/resources/abc", NULL, "abc" },
+                { "http://h:1/api", "resources/abc", NULL, "abc" },
+                { "http://h:1/api", "", NULL, NULL },
+                { "http://h:1/api", "/", "/", NULL },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *path = runner_location_api_path(cases[i].api_url, cases[i].loc);
+                char *seg = runner_location_last_segment(cases[i].loc);
+
+                if (cases[i].path)
+                        ck_assert_msg(path && streq(path, cases[i].path), "%s: path %s, want %s", cases[i].loc,
+                                      path ? path : "NULL", cases[i].path);
+                else
+                        ck_assert_msg(!path, "%s: path %s, want NULL", cases[i].loc, path);
+                if (cases[i].segment)
+                        ck_assert_msg(seg && streq(seg, cases[i].segment), "%s: segment %s, want %s", cases[i].loc,
+                                      seg ? seg : "NULL", cases[i].segment);
+                else
+                        ck_assert_msg(!seg, "%s: segment %s, want NULL", cases[i].loc, seg);
+                free(path);
+                free(seg);
+        }
+}
+END_TEST
+
 /* The suite. */
 static Suite *resource_yaml_suite(void) {
         Suite *s = suite_create("resource-yaml");
@@ -1451,6 +1546,11 @@ static Suite *resource_yaml_suite(void) {
         tcase_add_test(tc, test_mutations);
         tcase_add_test(tc, test_random_values);
         tcase_set_timeout(tc, 300);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("advice");
+        tcase_add_test(tc, test_advice_shapes);
+        tcase_add_test(tc, test_location_paths);
         suite_add_tcase(s, tc);
 
         return s;
