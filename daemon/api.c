@@ -576,6 +576,8 @@ static void compat_error(const Api *a, ApiError *e) {
                 json_object_object_add(e->extra, "most_recent_compatible_client",
                                        rc ? json_object_new_string(rc) : NULL);
                 json_object_object_add(e->extra, "daemon_version", json_object_new_string(AVATARD_VERSION));
+                /* the server answered from this header alone: the operator needs to see it */
+                json_object_object_add(e->extra, "user_agent", json_object_new_string(config_user_agent(a->config)));
         }
 }
 

@@ -23,6 +23,7 @@
 
 #include "build-config.h"
 #include "config.h"
+#include "manager.h"
 #include "macro.h"
 #include "protocol.h"
 
@@ -219,6 +220,7 @@ START_TEST(test_defaults) {
         ck_assert_ptr_null(c->storage_url);
         ck_assert_ptr_null(c->api_key_file);
         ck_assert_ptr_null(c->user_agent);
+        ck_assert_str_eq(c->storage_region, "us-east-1");
         ck_assert_ptr_null(c->ca_file);
         ck_assert(c->should_verify_ssl);
         ck_assert(c->verify_compatibility);
@@ -1820,6 +1822,188 @@ START_TEST(test_cross_state_directory) {
 END_TEST
 
 /* Builds the suite. */
+/* The default User-Agent leads with the published client's form, which /check_client reads,
+ * then names the daemon; upstream.user_agent replaces it whole. */
+START_TEST(test_user_agent_default) {
+        Config *c = new_config();
+        const char *ua = config_user_agent(c);
+
+        ck_assert_str_eq(ua, "avatar-python/" AVATARD_CLIENT_COMPAT_VERSION " avatard/" AVATARD_VERSION);
+        ck_assert_str_eq(ua, CONFIG_DEFAULT_USER_AGENT);
+        ck_assert(strncmp(ua, "avatar-python/1.", 16) == 0);
+        config_free(c);
+
+        c = load_ok("upstream:\n  user_agent: avatar-python/1.29.0\n");
+        ck_assert_str_eq(config_user_agent(c), "avatar-python/1.29.0");
+        config_free(c);
+
+        /* an empty value goes back to the default */
+        c = load_ok("upstream:\n  user_agent: avatar-python/9\n");
+        set_ok(c, "upstream.user_agent", "");
+        ck_assert_str_eq(config_user_agent(c), CONFIG_DEFAULT_USER_AGENT);
+        config_free(c);
+}
+END_TEST
+
+/* A User-Agent becomes a header line: no control characters, bounded; errors name key and
+ * line. */
+START_TEST(test_user_agent_invalid) {
+        char yaml[600];
+
+        assert_load_error("upstream:\n  user_agent: \"a\\r\\nX-Injected: 1\"\n",
+                          "test.yaml:2: upstream.user_agent: must be printable ASCII (no control characters or line breaks)");
+        assert_load_error("upstream:\n  user_agent: \"tab\\there\"\n",
+                          "test.yaml:2: upstream.user_agent: must be printable ASCII (no control characters or line breaks)");
+        assert_load_error("upstream:\n  user_agent: \"caf\\u00e9\"\n",
+                          "test.yaml:2: upstream.user_agent: must be printable ASCII (no control characters or line breaks)");
+        snprintf(yaml, sizeof(yaml), "log_level: info\nupstream:\n  user_agent: %0257d\n", 0);
+        assert_load_error(yaml, "test.yaml:3: upstream.user_agent: must be at most 256 characters");
+        snprintf(yaml, sizeof(yaml), "upstream:\n  user_agent: a%0255d\n", 0);
+        config_free(load_ok(yaml));
+}
+END_TEST
+
+/* upstream.storage_region: default us-east-1, set from the file or the command line, checked
+ * as one SigV4 scope component, shown by config_to_json. */
+START_TEST(test_storage_region) {
+        Config *c = load_ok("upstream:\n  storage_region: eu-west-3\n");
+        json_object *o;
+        char yaml[200];
+
+        ck_assert_str_eq(c->storage_region, "eu-west-3");
+        o = config_to_json(c);
+        ck_assert_str_eq(json_str(o, "upstream", "storage_region"), "eu-west-3");
+        json_object_put(o);
+        set_ok(c, "upstream.storage_region", "garage_1");
+        ck_assert_str_eq(c->storage_region, "garage_1");
+        config_free(c);
+
+        assert_load_error("upstream:\n  storage_region: eu west\n",
+                          "test.yaml:2: upstream.storage_region: must hold only letters, digits, '-' and '_' (e.g. us-east-1)");
+        assert_load_error("cache:\n  health_ttl_s: 1\nupstream:\n  storage_region: \"a/b\"\n",
+                          "test.yaml:4: upstream.storage_region: must hold only letters, digits, '-' and '_' (e.g. us-east-1)");
+        snprintf(yaml, sizeof(yaml), "upstream:\n  storage_region: r%064d\n", 0);
+        assert_load_error(yaml, "test.yaml:2: upstream.storage_region: must be at most 64 characters");
+        snprintf(yaml, sizeof(yaml), "upstream:\n  storage_region: r%063d\n", 0);
+        config_free(load_ok(yaml));
+        assert_load_error("upstream:\n  storage_regio: x\n", "test.yaml:2: upstream.storage_regio: unknown key");
+}
+END_TEST
+
+/* The Manager's tolerant reading of job lists lives next to the configuration tests because
+ * it is pure and links from the same core library. Timestamps: 'T' or a space. */
+START_TEST(test_manager_parse_time) {
+        double t = 0, u = 0;
+
+        ck_assert_int_eq(manager_parse_time("2026-05-01T09:12:03.120000+00:00", &t), 0);
+        ck_assert_int_eq(manager_parse_time("2026-05-01 09:12:03.120000+00:00", &u), 0);
+        ck_assert(t > 1.7e9 && u > t - 0.001 && u < t + 0.001);
+        ck_assert_int_eq(manager_parse_time("2026-05-01 11:12:03.12+02:00", &u), 0);
+        ck_assert(u > t - 0.001 && u < t + 0.001);
+        ck_assert_int_eq(manager_parse_time("2026-05-01t09:12:03Z", &u), 0);
+        ck_assert_int_eq(manager_parse_time("2026-05-01_09:12:03Z", &u), -EINVAL);
+        ck_assert_int_eq(manager_parse_time("2026-05-01", &u), -EINVAL);
+        ck_assert_int_eq(manager_parse_time("2026-05-01 ", &u), -EINVAL);
+}
+END_TEST
+
+/* Paged job lists: "next" (a path, a query, or a URL under the API root only) or page/pages. */
+START_TEST(test_manager_next_page) {
+        const char *api = "https://avatar.example.com/api";
+        json_object *o;
+        char *n = NULL;
+
+        o = json_tokener_parse("{\"jobs\":[]}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
+        ck_assert_ptr_null(n);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"next\":null}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"next\":\"\"}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
+        json_object_put(o);
+
+        o = json_tokener_parse("{\"jobs\":[],\"next\":\"/jobs?cursor=abc\"}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 1);
+        ck_assert_str_eq(n, "/jobs?cursor=abc");
+        free(n);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"next\":\"?cursor=2\"}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 1);
+        ck_assert_str_eq(n, "/jobs?cursor=2");
+        free(n);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"next\":\"https://avatar.example.com/api/jobs?page=2\"}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 1);
+        ck_assert_str_eq(n, "/jobs?page=2");
+        free(n);
+        json_object_put(o);
+        /* another origin, or a look-alike host, would get the credential */
+        o = json_tokener_parse("{\"jobs\":[],\"next\":\"https://evil.example/api/jobs?page=2\"}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), -EBADMSG);
+        ck_assert_ptr_null(n);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"next\":\"https://avatar.example.com/apix/jobs\"}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), -EBADMSG);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"next\":\"/jobs?a=1\\r\\nX: y\"}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), -EBADMSG);
+        json_object_put(o);
+
+        o = json_tokener_parse("{\"jobs\":[],\"page\":1,\"pages\":3}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs?set_name=x", api, &n), 1);
+        ck_assert_str_eq(n, "/jobs?set_name=x&page=2");
+        free(n);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"page\":2,\"total_pages\":3}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 1);
+        ck_assert_str_eq(n, "/jobs?page=3");
+        free(n);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"page\":3,\"pages\":3}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
+        json_object_put(o);
+        o = json_tokener_parse("{\"jobs\":[],\"page\":\"1\",\"pages\":3}");
+        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
+        json_object_put(o);
+}
+END_TEST
+
+/* The daemon filters job lists again: a server that ignores a filter cannot widen the answer. */
+START_TEST(test_manager_filter_jobs) {
+        json_object *jobs = json_tokener_parse(
+                "[{\"name\":\"a\",\"set_name\":\"AAAA-1\",\"display_name\":\"iris\",\"kind\":\"standard\",\"created_at\":\"2026-05-01 09:00:00Z\"},"
+                " {\"name\":\"b\",\"set_name\":\"bbbb-2\",\"display_name\":\"iris\",\"kind\":\"advice\",\"created_at\":\"2026-05-02T09:00:00Z\"},"
+                " {\"name\":\"c\",\"set_name\":\"aaaa-1\",\"display_name\":\"wine\",\"kind\":\"report\",\"created_at\":\"2026-05-03 09:00:00+00:00\"},"
+                " {\"name\":\"d\",\"display_name\":\"iris\",\"kind\":\"standard\"}]");
+        json_object *kinds = json_tokener_parse("[\"standard\",\"report\"]"), *f;
+
+        f = manager_filter_jobs(jobs, "aaaa-1", NULL, NULL, -1);
+        ck_assert_uint_eq(json_object_array_length(f), 2);
+        ck_assert_str_eq(json_object_get_string(json_object_object_get(json_object_array_get_idx(f, 0), "name")), "a");
+        ck_assert_str_eq(json_object_get_string(json_object_object_get(json_object_array_get_idx(f, 1), "name")), "c");
+        json_object_put(f);
+        f = manager_filter_jobs(jobs, NULL, "iris", kinds, -1);
+        ck_assert_uint_eq(json_object_array_length(f), 2);
+        json_object_put(f);
+        f = manager_filter_jobs(jobs, NULL, NULL, NULL, -1);
+        ck_assert_uint_eq(json_object_array_length(f), 4);
+        json_object_put(f);
+        /* a limit the server ignored keeps the newest, timestamps with either separator */
+        f = manager_filter_jobs(jobs, NULL, NULL, NULL, 2);
+        ck_assert_uint_eq(json_object_array_length(f), 2);
+        ck_assert_str_eq(json_object_get_string(json_object_object_get(json_object_array_get_idx(f, 0), "name")), "c");
+        ck_assert_str_eq(json_object_get_string(json_object_object_get(json_object_array_get_idx(f, 1), "name")), "b");
+        json_object_put(f);
+        f = manager_filter_jobs(jobs, "none", NULL, NULL, 0);
+        ck_assert_uint_eq(json_object_array_length(f), 0);
+        json_object_put(f);
+        json_object_put(kinds);
+        json_object_put(jobs);
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *tc;
@@ -1864,6 +2048,9 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_file_full);
         tcase_add_test(tc, test_file_empty);
         tcase_add_test(tc, test_file_strings);
+        tcase_add_test(tc, test_user_agent_default);
+        tcase_add_test(tc, test_user_agent_invalid);
+        tcase_add_test(tc, test_storage_region);
         tcase_add_test(tc, test_file_bools);
         tcase_add_test(tc, test_file_uints);
         tcase_add_test(tc, test_file_sizes);
@@ -1912,6 +2099,12 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_cross_connections_clamped);
         tcase_add_test(tc, test_cross_socket);
         tcase_add_test(tc, test_cross_state_directory);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("manager-lists");
+        tcase_add_test(tc, test_manager_parse_time);
+        tcase_add_test(tc, test_manager_next_page);
+        tcase_add_test(tc, test_manager_filter_jobs);
         suite_add_tcase(s, tc);
 
         return s;
