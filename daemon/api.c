@@ -24,11 +24,6 @@
 #define UPSTREAM_JSON_DEPTH 64
 /* Longest server message kept (longer ones are cut with an ellipsis). */
 #define MESSAGE_MAX 2000
-/* GETs of a Location after a 201 (the first one, then while it answers 202): the published
- * client loops without a bound; a server that keeps answering 202 must not keep us busy. */
-#define FOLLOW_MAX 10
-/* Longest Location followed. */
-#define LOCATION_MAX 2048
 
 typedef enum ApiRequestState {
         REQ_NEW,
@@ -50,8 +45,6 @@ struct ApiRequest {
         char *label;
         uint64_t timeout_ms;
         bool replayed;
-        unsigned follows;          /* Location GETs made after a 201 */
-        json_object *created;      /* the JSON of the 201 answer being followed, or NULL */
         api_done_cb cb;
         api_compat_cb compat_cb;   /* set for api_compat_verify() waiters */
         void *userdata;
@@ -409,7 +402,6 @@ static void request_free(ApiRequest *r) {
         if (r->defer)
                 event_free(r->defer);
         api_error_done(&r->pending_error);
-        json_object_put(r->created);
         free(r->path);
         free(r->body);
         free(r->content_type);
@@ -752,74 +744,6 @@ static bool is_expired_login(const Api *a, const UpstreamResponse *resp, const c
         return m && strcasestr(m, "credentials expired");
 }
 
-/* The API path a Location names, malloc'd, or NULL when it is not one we follow: relative to
- * the API root (avatar-api.md §7.2) or an absolute URL under it; never another origin, which
- * would get the credential. */
-static char *location_path(const Api *a, const char *loc) {
-        const char *root = a->config->api_url, *rest;
-        char *p = NULL;
-        size_t n = strlen(loc);
-
-        if (n == 0 || n > LOCATION_MAX)
-                return NULL;
-        for (const char *c = loc; *c; c++)
-                if ((unsigned char) *c <= 0x20 || (unsigned char) *c >= 0x7f)
-                        return NULL;
-        if (strncasecmp(loc, "http://", 7) == 0 || strncasecmp(loc, "https://", 8) == 0) {
-                rest = startswith(loc, root);
-                if (!rest || (*rest && *rest != '/' && *rest != '?'))
-                        return NULL;
-                loc = rest;
-        }
-        if (strstr(loc, "//") || strstr(loc, "/../") || endswith(loc, "/.."))
-                return NULL;
-        if (asprintf(&p, "%s%s", loc[0] == '/' ? "" : "/", loc) < 0)
-                return NULL;
-        return p;
-}
-
-/* Turns r into a GET of the Location of a 201 (or again of the same path after a 202), as the
- * published client does for PUT /resources on older servers. Returns true when a GET was sent
- * (or failed through the usual path), false with *e filled when the Location is unusable. */
-static bool follow_location(ApiRequest *r, const char *location, json_object *json, ApiError *e) {
-        Api *a = r->api;
-        _cleanup_free_ char *request = describe_request(a, r->method, r->path);
-
-        if (r->follows >= FOLLOW_MAX) {
-                api_error_setf(e, RPC_UPSTREAM_BAD_RESPONSE,
-                               "%s: still not ready after %u requests for the created resource", strna(request),
-                               r->follows);
-                e->request = TAKE_PTR(request);
-                return false;
-        }
-        if (location) {
-                char *p = location_path(a, location);
-
-                if (!p) {
-                        api_error_setf(e, RPC_UPSTREAM_BAD_RESPONSE,
-                                       "%s: the answer is 201 with a Location that is not under the API root (%.200s)",
-                                       strna(request), location);
-                        e->request = TAKE_PTR(request);
-                        return false;
-                }
-                free(r->path);
-                r->path = p;
-                json_object_put(r->created);
-                r->created = json_object_is_type(json, json_type_object) ? json_object_get(json) : NULL;
-        }
-        r->method = UPSTREAM_GET;
-        r->follows++;
-        free(r->body);
-        r->body = NULL;
-        r->body_len = 0;
-        free(r->content_type);
-        r->content_type = NULL;
-        free(r->label);
-        r->label = strdup("GET {Location}");
-        request_send(r);
-        return true;
-}
-
 /* Completion of one HTTP exchange of a request. */
 static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
         ApiRequest *r = userdata;
@@ -842,28 +766,6 @@ static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
                         json = NULL;
 
         if (resp->status >= 200 && resp->status < 300) {
-                const char *location = upstream_response_header(resp, "Location");
-
-                /* 201 + Location to a PUT: the resource is at the Location (older servers);
-                 * a 202 there means not yet. POST /jobs keeps its own 201 answer, whose body
-                 * the runner reads (avatar-api.md §5.4). */
-                if ((r->method == UPSTREAM_PUT && resp->status == 201 && location && !r->follows) ||
-                    (r->follows > 0 && resp->status == 202)) {
-                        bool sent = follow_location(r, r->follows > 0 ? NULL : location, json, &e);
-
-                        json_object_put(json);
-                        json = NULL;
-                        if (sent)
-                                return;
-                        e.status = resp->status;
-                        goto fail;
-                }
-                /* the followed resource: prefer it, unless it holds no JSON object and the
-                 * 201 answer did */
-                if (r->created && !json_object_is_type(json, json_type_object)) {
-                        json_object_put(json);
-                        json = TAKE_PTR(r->created);
-                }
                 ApiResponse ok = {
                         .status = resp->status,
                         .json = json,
