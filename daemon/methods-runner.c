@@ -2493,12 +2493,13 @@ static void on_advice_file(const StorageResult *res, void *userdata) {
                 q = a->table && !streq(a->table, t) ? 0 : runner_config_advice_parameters(adv, &p, &err);
                 json_object_put(p);
                 if (q < 0) {
-                        json_object_put(j);
+                        /* t lives in j: reply before releasing it */
                         if (q == -EINVAL)
                                 call_reply_errorf(op_finish(&a->op), RPC_UPSTREAM_BAD_RESPONSE, NULL,
                                                   "The advice for table '%s' cannot be read: %s", t, strna(err));
                         else
                                 call_reply_errno(op_finish(&a->op), q, NULL);
+                        json_object_put(j);
                         return;
                 }
                 json_object_object_add(a->advice, t, json_object_get(adv));
