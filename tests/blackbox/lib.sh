@@ -110,6 +110,17 @@ check_no_match() {
         fi
 }
 
+# at_least_ms DESCRIPTION T0 T1 MS: passes when T1 - T0 (test_now_ms) is at least MS, less
+# the timer slack (TEST_TIMER_SLACK_MS): a lower bound on how long a feature waited.
+at_least_ms() {
+        local took=$(($3 - $2))
+        if [ "$took" -ge $(($4 - TEST_TIMER_SLACK_MS)) ]; then
+                pass "$1 ($took ms)"
+        else
+                fail "$1 ($took ms)" "expected at least $4 ms"
+        fi
+}
+
 # on_tty COMMAND [ARGS...]: COMMAND's output with a pseudo-terminal as its stdout (script(1)),
 # as a user at a terminal sees it; avatarctl prints JSON to pipes.
 on_tty() {

@@ -35,10 +35,6 @@ asked_again() {
         ctl "$@"
         [ "$(sim_count "$route")" -gt "$n" ]
 }
-# at_least_ms DESCRIPTION T0 T1 MS: passes when T1 - T0 (test_now_ms) is at least MS.
-at_least_ms() {
-        check_match "$1 ($(($3 - $2)) ms)" '^[0-9]+$' "$(($3 - $2 - $4))"
-}
 write_conf "$LONG" "$LONG"
 export AVATAR_API_KEY="$SIM_KEY"
 start_daemon || { fail "avatard starts"; finish; exit $?; }

@@ -42,10 +42,6 @@ new_statuses() {
 route_lines() {
         sim_requests "$1" | wc -l
 }
-# at_least_ms DESCRIPTION T0 T1 MS: passes when T1 - T0 (test_now_ms) is at least MS.
-at_least_ms() {
-        check_match "$1 ($(($3 - $2)) ms)" '^[0-9]+$' "$(($3 - $2 - $4))"
-}
 # answer_is STALE METHOD [PARAMS]: calls METHOD; true when it succeeded with "stale":STALE
 # (for wait_until).
 answer_is() {

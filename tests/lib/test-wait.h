@@ -16,6 +16,14 @@
 
 struct event_base;
 
+/*
+ * How much earlier than asked a timer may be seen to fire: libevent reads the coarse
+ * monotonic clock (a few milliseconds of resolution) and test_now_ms() the precise one. A
+ * lower bound on the time a feature waited (a Retry-After, a cooldown, a deadline) allows
+ * this much; it never needs to allow for a slow machine, which only makes waits longer.
+ */
+#define TEST_TIMER_SLACK_MS 10u
+
 /* Generous default bound of a wait (milliseconds, before scaling). */
 #define TEST_WAIT_MS 30000u
 

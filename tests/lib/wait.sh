@@ -18,6 +18,10 @@ test_now_ms() {
         echo $((t / 1000000))
 }
 
+# How much earlier than asked a timer may be seen to fire (the daemon's and the simulator's
+# coarse clocks against `date`): lower bounds on a feature's waits allow this much, in ms.
+TEST_TIMER_SLACK_MS=10
+
 # Exit status of a condition that will never hold (the process it waits on died).
 WAIT_NEVER=111
 
