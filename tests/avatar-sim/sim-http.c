@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
-#include <openssl/evp.h>
 
 #include "sim-api.h"
 #include "sim-control.h"
@@ -351,39 +350,20 @@ static char *query_redacted(const char *q) {
         return evbuffer_take_string(b);
 }
 
-/* Lowercase hex SHA-256 of an evbuffer's contents, without draining it. */
-static void evbuffer_hash(struct evbuffer *b, char out[static SHA256_HEX_LEN]) {
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        struct evbuffer_ptr pos;
-        struct evbuffer_iovec v[16];
-        uint8_t d[SHA256_LEN];
-        unsigned len = SHA256_LEN;
-        size_t left = evbuffer_get_length(b);
+/* Writes o as one line of a JSON-lines log (in one write, so lines never interleave). */
+static void write_json_line(int fd, json_object *o, const char *what) {
+        _cleanup_free_ char *line = NULL;
+        const char *s;
+        size_t len;
 
-        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-                EVP_MD_CTX_free(md);
-                strcpy(out, "unknown");
+        s = json_wire(o, &len);
+        line = malloc(len + 1);
+        if (!line)
                 return;
-        }
-        evbuffer_ptr_set(b, &pos, 0, EVBUFFER_PTR_SET);
-        while (left > 0) {
-                int n = evbuffer_peek(b, (ev_ssize_t) left, &pos, v, ELEMENTSOF(v));
-                size_t done = 0;
-
-                if (n <= 0)
-                        break;
-                for (int i = 0; i < MIN(n, (int) ELEMENTSOF(v)); i++) {
-                        size_t l = MIN(v[i].iov_len, left - done);
-                        EVP_DigestUpdate(md, v[i].iov_base, l);
-                        done += l;
-                }
-                left -= done;
-                if (evbuffer_ptr_set(b, &pos, done, EVBUFFER_PTR_ADD) < 0)
-                        break;
-        }
-        EVP_DigestFinal_ex(md, d, &len);
-        EVP_MD_CTX_free(md);
-        hex_encode(d, sizeof(d), out);
+        memcpy(line, s, len);
+        line[len] = '\n';
+        if (write_all(fd, line, len + 1) < 0)
+                sim_log(SIM_LOG_WARNING, "Failed to write the %s: %m, ignoring", what);
 }
 
 /* Marks a storage request for the wire log and hashes its body now: the handler may drain
@@ -392,7 +372,7 @@ static void wire_prepare(Req *r) {
         if (r->sim->wire_fd < 0)
                 return;
         r->wire = true;
-        evbuffer_hash(req_body(r), r->body_sha256);
+        evbuffer_sha256_hex(req_body(r), r->body_sha256);
 }
 
 /* Appends one JSON line about a storage request to the wire log: the request exactly as
@@ -400,12 +380,10 @@ static void wire_prepare(Req *r) {
  * can be recomputed from it by another implementation. */
 static void wire_log(Req *r) {
         _cleanup_(json_object_putp) json_object *o = NULL;
-        _cleanup_free_ char *line = NULL;
         struct evkeyvalq *in = evhttp_request_get_input_headers(r->ev);
-        const char *target = evhttp_request_get_uri(r->ev), *s;
+        const char *target = evhttp_request_get_uri(r->ev);
         json_object *headers;
         struct timespec ts;
-        size_t len;
 
         if (!r->wire || r->sim->wire_fd < 0)
                 return;
@@ -434,14 +412,7 @@ static void wire_log(Req *r) {
         json_object_object_add(o, "body_len", json_object_new_int64((int64_t) r->bytes_in));
         json_object_object_add(o, "route", json_string_or_null(r->route));
         json_object_object_add(o, "status", json_object_new_int(r->status));
-        s = json_wire(o, &len);
-        line = malloc(len + 2);
-        if (!line)
-                return;
-        memcpy(line, s, len);
-        line[len] = '\n';
-        if (write_all(r->sim->wire_fd, line, len + 1) < 0)
-                sim_log(SIM_LOG_WARNING, "Failed to write the wire log: %m, ignoring");
+        write_json_line(r->sim->wire_fd, o, "wire log");
         r->wire = false; /* once */
 }
 
@@ -449,10 +420,9 @@ static void wire_log(Req *r) {
 static void req_log(Req *r) {
         Sim *sim = r->sim;
         _cleanup_(json_object_putp) json_object *o = NULL;
-        _cleanup_free_ char *query = NULL, *line = NULL;
-        const char *ua = req_header(r, "User-Agent"), *s;
+        _cleanup_free_ char *query = NULL;
+        const char *ua = req_header(r, "User-Agent");
         struct timespec ts;
-        size_t len;
 
         sim_log(SIM_LOG_DEBUG, "%s %s -> %d (%s)", r->method_name, r->raw_path, r->status,
                 strna(r->route));
@@ -479,14 +449,7 @@ static void req_log(Req *r) {
                                json_object_new_int64((int64_t) ((mono_usec() - r->t0) / 1000)));
         if (r->fault)
                 json_object_object_add(o, "fault", json_object_new_string(r->fault));
-        s = json_wire(o, &len);
-        line = malloc(len + 2);
-        if (!line)
-                return;
-        memcpy(line, s, len);
-        line[len] = '\n';
-        if (write_all(sim->log_fd, line, len + 1) < 0)
-                sim_log(SIM_LOG_WARNING, "Failed to write the request log: %m, ignoring");
+        write_json_line(sim->log_fd, o, "request log");
 }
 
 /* Moves the first n bytes of *body into a fresh buffer that replaces it. */

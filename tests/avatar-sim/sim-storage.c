@@ -165,52 +165,6 @@ static int etag_of_file(Sim *sim, const char *path, int fd, const struct stat *s
         return 0;
 }
 
-/* The digest (SHA-256, MD5) of an evbuffer's contents, without draining it. */
-static int evbuffer_digest(struct evbuffer *b, const EVP_MD *type, uint8_t *d, unsigned *len) {
-        struct evbuffer_ptr pos;
-        struct evbuffer_iovec v[16];
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        size_t left = evbuffer_get_length(b);
-        int r = 0;
-
-        if (!md || EVP_DigestInit_ex(md, type, NULL) != 1) {
-                EVP_MD_CTX_free(md);
-                return -ENOMEM;
-        }
-        evbuffer_ptr_set(b, &pos, 0, EVBUFFER_PTR_SET);
-        while (left > 0) {
-                int n = evbuffer_peek(b, (ev_ssize_t) left, &pos, v, ELEMENTSOF(v));
-                size_t done = 0;
-                if (n <= 0)
-                        break;
-                for (int i = 0; i < MIN(n, (int) ELEMENTSOF(v)); i++) {
-                        size_t l = MIN(v[i].iov_len, left - done);
-                        EVP_DigestUpdate(md, v[i].iov_base, l);
-                        done += l;
-                }
-                left -= done;
-                if (evbuffer_ptr_set(b, &pos, done, EVBUFFER_PTR_ADD) < 0)
-                        break;
-        }
-        if (EVP_DigestFinal_ex(md, d, len) != 1)
-                r = -EIO;
-        EVP_MD_CTX_free(md);
-        return r;
-}
-
-/* Lowercase hex SHA-256 of an evbuffer's contents, without draining it. */
-static void evbuffer_sha256_hex(struct evbuffer *b, char out[static SHA256_HEX_LEN]) {
-        uint8_t d[SHA256_LEN];
-        unsigned len = SHA256_LEN;
-
-        if (evbuffer_digest(b, EVP_sha256(), d, &len) < 0) {
-                memset(out, '0', 64);
-                out[64] = '\0';
-                return;
-        }
-        hex_encode(d, sizeof(d), out);
-}
-
 /* True for a bucket name S3 would accept (3..63 of a-z 0-9 . -, alphanumeric ends). */
 static bool bucket_name_is_valid(const char *b) {
         size_t n = strlen(b);

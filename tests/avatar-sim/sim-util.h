@@ -11,6 +11,7 @@
 
 #include <event2/buffer.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 
 #include "jsonrpc.h"
 #include "macro.h"
@@ -52,6 +53,13 @@ int random_string(char *out, size_t n, const char *alphabet);
 void sha256_buf(const void *p, size_t n, uint8_t out[static SHA256_LEN]);
 /* Lowercase hex SHA-256 of a buffer. */
 void sha256_hex(const void *p, size_t n, char out[static SHA256_HEX_LEN]);
+
+/* The digest (EVP_sha256(), EVP_md5()) of an evbuffer's contents, without draining it.
+ * Returns 0 or a negative errno. */
+int evbuffer_digest(struct evbuffer *b, const EVP_MD *type, uint8_t *d, unsigned *len);
+
+/* Lowercase hex SHA-256 of an evbuffer's contents, without draining it (zeros on failure). */
+void evbuffer_sha256_hex(struct evbuffer *b, char out[static SHA256_HEX_LEN]);
 
 /*
  * Percent-decodes n bytes of s into a new NUL-terminated string; '+' becomes a space when
