@@ -74,6 +74,15 @@ call_in_two_strides() {
         wait "$PCALL_PID"
 }
 
+# make_csv PATH ROWS: a CSV table of ROWS rows and four columns (about 30 bytes a row), e.g.
+# 400,000 rows (12 MiB) for a multipart upload with an 8 MiB threshold.
+make_csv() {
+        awk -v n="$2" 'BEGIN {
+                print "id,x,y,label"
+                for (i = 0; i < n; i++) printf "%d,%.3f,%.3f,label-%d\n", i, i / 7, i / 13, i % 17
+        }' >"$1"
+}
+
 # reply_of LINES: the last line (the reply of a pcall).
 reply_of() {
         tail -n 1 <<<"$1"

@@ -17,7 +17,7 @@ SIM_PASSWORD='gen-password-1'
 
 # a CSV of a little over 12 MiB: a multipart upload of three parts from the 8 MiB threshold
 BIG="$TMP/big.csv"
-awk 'BEGIN { print "id,x,y,label"; for (i = 0; i < 400000; i++) printf "%d,%.3f,%.3f,label-%d\n", i, i / 7, i / 13, i % 17 }' >"$BIG"
+make_csv "$BIG" 400000
 BIG_ROWS=400000
 BIG_BYTES=$(stat -c %s "$BIG")
 check "the large table is over 10 MiB ($BIG_BYTES bytes)" test "$BIG_BYTES" -gt $((10 * 1024 * 1024))

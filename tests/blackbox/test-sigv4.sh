@@ -35,7 +35,7 @@ pass "avatard starts against avatar-sim with a wire log"
 
 # a CSV of a little over 12 MiB: three parts
 BIG="$TMP/big.csv"
-awk 'BEGIN { print "id,x,y,label"; for (i = 0; i < 400000; i++) printf "%d,%.3f,%.3f,label-%d\n", i, i / 7, i / 13, i % 17 }' >"$BIG"
+make_csv "$BIG" 400000
 big_bytes=$(stat -c %s "$BIG")
 check "the large table is over 10 MiB ($big_bytes bytes)" test "$big_bytes" -gt $((10 * 1024 * 1024))
 
