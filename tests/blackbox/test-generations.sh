@@ -48,7 +48,7 @@ run_generation() {
         mkdir -p "$STATE"
         : >"$SIM_REQUESTS"
         if ! start_sim --generation "$gen" --api-key "$SIM_KEY" --user "$SIM_USER:$SIM_PASSWORD" \
-                --job-step-ms 50; then
+                --job-step-ms 50 --storage-credentials "$S3_KEY" --wire-log "$TMP/$gen-wire.jsonl"; then
                 fail "$G avatar-sim starts"
                 return
         fi
@@ -192,8 +192,23 @@ run_generation() {
         check_eq "$G avatard exits 0" "0" "$?"
         stop_sim
         cp "$SIM_REQUESTS" "$TMP/$gen-requests.jsonl"
+
+        # --- AWS's own signer recomputes every storage request's signature ----------------------------
+        n=$(wc -l <"$TMP/$gen-wire.jsonl")
+        out=$(/usr/bin/python3 "$SOURCE_ROOT/tests/blackbox/verify-sigv4.py" --all --key "$S3_KEY" \
+                "$TMP/$gen-wire.jsonl" 2>&1)
+        rc=$?
+        if [ "$rc" = 0 ]; then
+                pass "$G botocore verifies the signature of each of the $n storage requests"
+        else
+                fail "$G botocore verifies the signature of each of the $n storage requests" \
+                        "$(grep -v '^ok ' <<<"$out" | head -n 20)"
+        fi
+        check_eq "$G every storage request was checked" "$n" "$(grep -c '^ok ' <<<"$out")"
 }
 
+# storage credentials of the simulator's, for botocore to re-sign the daemon's requests with
+S3_KEY="bbGenerationsKey:bbGenerationsSecret0123456789"
 export AVATAR_API_KEY="$SIM_KEY"
 run_generation current
 run_generation old
