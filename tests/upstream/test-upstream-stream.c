@@ -5,7 +5,6 @@
  * SigV4 and statistics. The harness is upstream-harness.c.
  */
 #include <check.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <json-c/json.h>
@@ -943,16 +942,5 @@ static Suite *upstream_suite(void) {
 
 /* Runs the suite. */
 int main(void) {
-        SRunner *sr;
-        int failed;
-
-        log_set_max_level(getenv("UPSTREAM_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
-        sr = srunner_create(upstream_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        /* upstream_new() leaves libcurl's global state to process exit; release it here so
-         * leak checkers see a clean exit. */
-        curl_global_cleanup();
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return upstream_test_main(upstream_suite());
 }

@@ -3,6 +3,7 @@
  * The shared harness of the upstream client tests: see upstream-harness.h.
  */
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <check.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "fake-http.h"
+#include "log.h"
 #include "test-wait.h"
 #include "upstream-harness.h"
 #include "upstream.h"
@@ -250,4 +252,19 @@ ssize_t on_sink(void *userdata, const char *buf, size_t len) {
         d->len += len;
         d->data[d->len] = '\0';
         return (ssize_t) len;
+}
+
+int upstream_test_main(Suite *s) {
+        SRunner *sr;
+        int failed;
+
+        log_set_max_level(getenv("UPSTREAM_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        /* upstream_new() leaves libcurl's global state to process exit; release it here so
+         * leak checkers see a clean exit. */
+        curl_global_cleanup();
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <check.h>
 #include <event2/event.h>
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -122,3 +123,7 @@ void on_resume_download(evutil_socket_t fd, short what, void *userdata);
 
 /* Sink: pauses as scripted, otherwise appends. */
 ssize_t on_sink(void *userdata, const char *buf, size_t len);
+
+/* Runs the suite s (log level from $UPSTREAM_TEST_DEBUG) and releases libcurl's global state;
+ * the exit status of a test program. */
+int upstream_test_main(Suite *s);
