@@ -1798,7 +1798,9 @@ static int method_list_results(Call *c, json_object *params) {
 
 /* The credentials and storage URL of one result file: from POST /access/batch, or from
  * GET /access?url= when the server has no batch endpoint (API ≤ 1.0.8). Each request names one
- * file and an Op holds at most one at a time, so the per-file path never fans out. */
+ * file and an Op holds at most one at a time, so the per-file path never fans out. The
+ * AccessReq lives in the Op that asks (its cleanup calls access_done()): an Op cancelled with
+ * the request in flight gets no callback, and must still release it. */
 typedef void (*access_cb)(Op *op, const char *s3url, const StorageCredentials *cred, const ApiError *err);
 
 typedef struct AccessReq {
@@ -1807,6 +1809,12 @@ typedef struct AccessReq {
         access_cb cb;
         long batch_status;       /* the HTTP status that showed batch missing, 0 when not tried */
 } AccessReq;
+
+/* Releases what an access request holds (its Op's cleanup, or its end). */
+static void access_done(AccessReq *a) {
+        free(a->url);
+        a->url = NULL;
+}
 
 /* Whether the configured server is known to lack POST /access/batch. */
 static bool access_batch_missing(const Server *s) {
@@ -1826,14 +1834,13 @@ static void access_batch_set_missing(Server *s) {
 }
 
 /* Hands the credentials of a FileAccess (or an error) to the waiting callback. `how` names
- * the request for the error. Frees a. */
+ * the request for the error. Ends a. */
 static void access_finish(AccessReq *a, json_object *fa, const char *inner, const char *how) {
         Op *op = a->op;
         access_cb cb = a->cb;
         _cleanup_free_ char *url = TAKE_PTR(a->url);
         json_object *creds = NULL;
 
-        free(a);
         if (fa)
                 json_object_object_get_ex(fa, "credentials", &creds);
         if (!creds || !inner || !json_str(creds, "access_key_id") || !json_str(creds, "secret_access_key")) {
@@ -1861,8 +1868,7 @@ static void on_access_single(const ApiResponse *resp, const ApiError *err, void 
                 ApiError e = { .retry_after_ms = -1 };
 
                 if (a->batch_status == 0 || api_error_copy(err, &e) < 0) {
-                        free(a->url);
-                        free(a);
+                        access_done(a);
                         cb(op, NULL, NULL, err);
                         return;
                 }
@@ -1871,8 +1877,7 @@ static void on_access_single(const ApiResponse *resp, const ApiError *err, void 
                 if (asprintf(&e.message, "POST /access/batch is missing (HTTP %ld) and GET /access failed too: %s",
                              a->batch_status, strna(err->message)) < 0)
                         e.message = NULL;
-                free(a->url);
-                free(a);
+                access_done(a);
                 cb(op, NULL, NULL, e.message ? &e : err);
                 api_error_done(&e);
                 return;
@@ -1910,8 +1915,7 @@ static void on_access_batch(const ApiResponse *resp, const ApiError *err, void *
                 a->batch_status = err->status;
                 q = access_single_start(a);
                 if (q < 0) {
-                        free(a->url);
-                        free(a);
+                        access_done(a);
                         cb(op, NULL, NULL, err);
                 }
                 return;
@@ -1920,8 +1924,7 @@ static void on_access_batch(const ApiResponse *resp, const ApiError *err, void *
                 Op *op = a->op;
                 access_cb cb = a->cb;
 
-                free(a->url);
-                free(a);
+                access_done(a);
                 cb(op, NULL, NULL, err);
                 return;
         }
@@ -1939,19 +1942,17 @@ static void on_access_batch(const ApiResponse *resp, const ApiError *err, void *
 }
 
 /* Asks for access to one envelope URL: POST /access/batch, or GET /access when the server is
- * known to lack the batch endpoint. The Op's req holds the request. */
-static int access_start(Op *op, const char *url, access_cb cb) {
-        AccessReq *a = calloc(1, sizeof(AccessReq));
+ * known to lack the batch endpoint. The Op's req holds the request, a (the Op's own) its
+ * state. */
+static int access_start(Op *op, AccessReq *a, const char *url, access_cb cb) {
         json_object *body = NULL;
         ApiCall call;
         int q;
 
-        if (!a || !(a->url = strdup(url))) {
-                free(a);
+        access_done(a);
+        *a = (AccessReq){ .op = op, .cb = cb, .url = strdup(url) };
+        if (!a->url)
                 return -ENOMEM;
-        }
-        a->op = op;
-        a->cb = cb;
         if (access_batch_missing(op->server))
                 q = access_single_start(a);
         else {
@@ -1966,10 +1967,8 @@ static int access_start(Op *op, const char *url, access_cb cb) {
                         json_object_put(body);
                 }
         }
-        if (q < 0) {
-                free(a->url);
-                free(a);
-        }
+        if (q < 0)
+                access_done(a);
         return q;
 }
 
@@ -1985,6 +1984,7 @@ typedef struct DownloadOp {
         int fd;                  /* -1: inline */
         ResultsFetch fetch;
         StorageOp *storage;
+        AccessReq access;
         Notifier notifier;
 } DownloadOp;
 
@@ -1993,6 +1993,7 @@ static void download_cleanup(Op *op) {
         DownloadOp *d = (DownloadOp *) op;
 
         storage_cancel(d->storage);
+        access_done(&d->access);
         safe_close(d->fd);
         free(d->table);
         free(d->file_name);
@@ -2194,7 +2195,7 @@ static void on_download_results(Op *op, const ApiError *err) {
         d->file_name = result_file_name(url);
         if (!d->table && result_kinds_per_table(d->result) && d->file_name)
                 d->table = result_table(d->file_name);
-        q = access_start(op, url, on_download_access);
+        q = access_start(op, &d->access, url, on_download_access);
         json_object_put(matches);
         if (q < 0)
                 call_reply_errno(op_finish(op), q, NULL);
@@ -2391,6 +2392,7 @@ typedef struct AdviseOp {
         StorageOp *storage;
         struct event *deadline;
         PutResources put;
+        AccessReq access;
 } AdviseOp;
 
 /* Releases the advice state. */
@@ -2404,6 +2406,7 @@ static void advise_cleanup(Op *op) {
         json_object_put(a->urls);
         json_object_put(a->advice);
         put_resources_done(&a->put);
+        access_done(&a->access);
         free(a->table);
         results_fetch_flush(&a->fetch);
         if (a->runner) {
@@ -2531,7 +2534,7 @@ static void advise_next_file(AdviseOp *a) {
                 advise_apply(a);
                 return;
         }
-        q = access_start(&a->op, json_object_get_string(json_object_array_get_idx(a->urls, a->next)), on_advice_access);
+        q = access_start(&a->op, &a->access, json_object_get_string(json_object_array_get_idx(a->urls, a->next)), on_advice_access);
         if (q < 0)
                 call_reply_errno(op_finish(&a->op), q, NULL);
 }

@@ -117,6 +117,25 @@ check_contains "an advice item without a table is a clear error" "An advice file
 ctl runner.export_yaml "{\"runner_id\":\"$RX\"}"
 check_match "a refused advice leaves the parameters as they were" 'avatarization:\\n    iris:\\n      k: 5\\n' "$OUT"
 
+# --- a download stopped with its access request in flight leaves nothing behind -----------------
+# The daemon stops at once (no drain), cancelling the download while the simulator holds its
+# POST /access/batch: no callback comes, and the request's state must still be released (the
+# ASan and valgrind legs report a leak in the daemon's log or report at the end).
+stop_daemon
+runner_conf "$(printf 'limits:\n  shutdown_timeout_s: 0')" >"$CONF"
+start_daemon || fail "avatard restarts"
+sim_hold "POST /api/access/batch"
+pcall_bg "$TMP/held-download.out" -t 60 runner.download \
+        "{\"runner_id\":\"$R1\",\"result\":\"shuffled\",\"table\":\"iris\"}"
+check "the download's access request is held at the simulator" wait_until 30 sim_held 1
+stop_daemon
+check_eq "the daemon stops with the access request in flight" "0" "$?"
+wait "$PCALL_PID"
+check_fails "the cancelled download is not answered as a success" grep -q '"result"' "$TMP/held-download.out"
+sim_unhold
+runner_conf >"$CONF"
+start_daemon || fail "avatard restarts"
+
 # --- PUT /resources answered 201 with neither a set nor a Location ----------------------------------
 RP=$(new_iris_runner put201)
 sim_fault '{"route":"PUT /api/resources/{display_name}","status":201,"response":{"message":"Created"},"count":1}'
