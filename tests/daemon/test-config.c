@@ -1907,66 +1907,37 @@ START_TEST(test_manager_parse_time) {
 }
 END_TEST
 
-/* Paged job lists: "next" (a path, a query, or a URL under the API root only) or page/pages. */
-START_TEST(test_manager_next_page) {
-        const char *api = "https://avatar.example.com/api";
-        json_object *o;
+/* manager_next_page() of a page answer: its result, and the next page's path or NULL. */
+static void check_next_page(const char *answer, const char *path, int rc, const char *next) {
+        json_object *o = json_tokener_parse(answer);
         char *n = NULL;
 
-        o = json_tokener_parse("{\"jobs\":[]}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
-        ck_assert_ptr_null(n);
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(manager_next_page(o, path, "https://avatar.example.com/api", &n), rc);
+        if (next)
+                ck_assert_str_eq(n, next);
+        else
+                ck_assert_ptr_null(n);
+        free(n);
         json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"next\":null}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
-        json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"next\":\"\"}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
-        json_object_put(o);
+}
 
-        o = json_tokener_parse("{\"jobs\":[],\"next\":\"/jobs?cursor=abc\"}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 1);
-        ck_assert_str_eq(n, "/jobs?cursor=abc");
-        free(n);
-        json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"next\":\"?cursor=2\"}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 1);
-        ck_assert_str_eq(n, "/jobs?cursor=2");
-        free(n);
-        json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"next\":\"https://avatar.example.com/api/jobs?page=2\"}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 1);
-        ck_assert_str_eq(n, "/jobs?page=2");
-        free(n);
-        json_object_put(o);
+/* Paged job lists: "next" (a path, a query, or a URL under the API root only) or page/pages. */
+START_TEST(test_manager_next_page) {
+        check_next_page("{\"jobs\":[]}", "/jobs", 0, NULL);
+        check_next_page("{\"jobs\":[],\"next\":null}", "/jobs", 0, NULL);
+        check_next_page("{\"jobs\":[],\"next\":\"\"}", "/jobs", 0, NULL);
+        check_next_page("{\"jobs\":[],\"next\":\"/jobs?cursor=abc\"}", "/jobs", 1, "/jobs?cursor=abc");
+        check_next_page("{\"jobs\":[],\"next\":\"?cursor=2\"}", "/jobs", 1, "/jobs?cursor=2");
+        check_next_page("{\"jobs\":[],\"next\":\"https://avatar.example.com/api/jobs?page=2\"}", "/jobs", 1, "/jobs?page=2");
         /* another origin, or a look-alike host, would get the credential */
-        o = json_tokener_parse("{\"jobs\":[],\"next\":\"https://evil.example/api/jobs?page=2\"}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), -EBADMSG);
-        ck_assert_ptr_null(n);
-        json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"next\":\"https://avatar.example.com/apix/jobs\"}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), -EBADMSG);
-        json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"next\":\"/jobs?a=1\\r\\nX: y\"}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), -EBADMSG);
-        json_object_put(o);
-
-        o = json_tokener_parse("{\"jobs\":[],\"page\":1,\"pages\":3}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs?set_name=x", api, &n), 1);
-        ck_assert_str_eq(n, "/jobs?set_name=x&page=2");
-        free(n);
-        json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"page\":2,\"total_pages\":3}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 1);
-        ck_assert_str_eq(n, "/jobs?page=3");
-        free(n);
-        json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"page\":3,\"pages\":3}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
-        json_object_put(o);
-        o = json_tokener_parse("{\"jobs\":[],\"page\":\"1\",\"pages\":3}");
-        ck_assert_int_eq(manager_next_page(o, "/jobs", api, &n), 0);
-        json_object_put(o);
+        check_next_page("{\"jobs\":[],\"next\":\"https://evil.example/api/jobs?page=2\"}", "/jobs", -EBADMSG, NULL);
+        check_next_page("{\"jobs\":[],\"next\":\"https://avatar.example.com/apix/jobs\"}", "/jobs", -EBADMSG, NULL);
+        check_next_page("{\"jobs\":[],\"next\":\"/jobs?a=1\\r\\nX: y\"}", "/jobs", -EBADMSG, NULL);
+        check_next_page("{\"jobs\":[],\"page\":1,\"pages\":3}", "/jobs?set_name=x", 1, "/jobs?set_name=x&page=2");
+        check_next_page("{\"jobs\":[],\"page\":2,\"total_pages\":3}", "/jobs", 1, "/jobs?page=3");
+        check_next_page("{\"jobs\":[],\"page\":3,\"pages\":3}", "/jobs", 0, NULL);
+        check_next_page("{\"jobs\":[],\"page\":\"1\",\"pages\":3}", "/jobs", 0, NULL);
 }
 END_TEST
 
