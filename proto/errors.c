@@ -7,7 +7,7 @@
 #include <errno.h>
 
 #include "errors.h"
-#include "jsonrpc.h"
+#include "jsonc-helpers.h"
 #include "macro.h"
 
 static const RpcErrorInfo error_table[] = {

@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "jsonc-helpers.h"
+
 /* One entry of a message: a request, a notification, or an entry that cannot be dispatched
  * (error != 0). The rule for replies is uniform: reply when has_id, with error as the code
  * when it is set.
@@ -121,33 +123,6 @@ int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_obj
  * reference or NULL on OOM. `decimals` is clamped to 0..9; NaN and infinities (which JSON
  * cannot carry) become 0; magnitudes of 1e15 and more use json-c's default form. */
 json_object *json_new_rounded(double v, int decimals);
-
-/* Length of an array, 0 for anything else (json_object_array_length() asserts on a non-array,
- * and JSON from peers or upstream may hold null or another type where an array is expected). */
-static inline size_t json_array_len(json_object *o) {
-        return json_object_is_type(o, json_type_array) ? json_object_array_length(o) : 0;
-}
-
-/* Number of members of an object, 0 for anything else. */
-static inline int json_object_len(json_object *o) {
-        return json_object_is_type(o, json_type_object) ? json_object_object_length(o) : 0;
-}
-
-/* Cleanup helper for json-c references, for _cleanup_(json_object_putp). */
-static inline void json_object_putp(json_object **p) {
-        if (*p)
-                json_object_put(*p);
-}
-
-/* Adds key → val to an object (taking val); releases val and returns -ENOMEM when that
- * fails. */
-static inline int json_object_add_or_put(json_object *o, const char *key, json_object *val) {
-        if (json_object_object_add(o, key, val) < 0) {
-                json_object_put(val);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 /* Length of the well-formed UTF-8 sequence at s with n bytes available (RFC 3629: no
  * overlong forms, no surrogates, nothing above U+10FFFF), or 0 when the bytes there are not
