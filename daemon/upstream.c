@@ -67,6 +67,7 @@
 #include "macro.h"
 #include "sha256.h"
 #include "sigv4.h"
+#include "proxy.h"
 #include "upstream.h"
 
 /* Response headers kept per attempt, and their total size: enough for any API answer, and a
@@ -117,6 +118,15 @@ typedef enum BreakerOutcome {
 typedef struct UpstreamSocket UpstreamSocket;
 typedef struct Breaker Breaker;
 
+/* The strings UpstreamOptions points to, copied. */
+typedef struct UpstreamStrings {
+        char *user_agent;
+        char *ca_file;
+        char *http_proxy;
+        char *https_proxy;
+        char *no_proxy;
+} UpstreamStrings;
+
 /* One socket libcurl asked us to watch (curl_multi_assign()ed to it). */
 struct UpstreamSocket {
         Upstream *upstream;
@@ -163,6 +173,8 @@ struct UpstreamRequest {
         void *stream_userdata;
         bool idempotent;
         char *userpwd;              /* zeroed before free */
+        char *proxy;                /* the proxy it goes through, NULL: direct; zeroed */
+        char *proxy_log;            /* the same with "user:password@" masked */
 
         /* SigV4, when the call asked for it (see sigv4.c for why we sign ourselves) */
         bool sign;
@@ -197,6 +209,7 @@ struct UpstreamRequest {
         bool too_large;             /* our body cap was hit */
         int stream_error;           /* error returned by a stream callback */
         char errbuf[CURL_ERROR_SIZE];
+        char *attempt_text;         /* errbuf naming the proxy, see attempt_error_text() */
         uint64_t attempt_start_usec;
 
         /* counters over all attempts */
@@ -228,9 +241,8 @@ struct Upstream {
         unsigned callback_depth;    /* > 0 while libcurl or a stream callback is on the stack */
         unsigned zombies;           /* requests in REQ_CANCELLED */
 
-        UpstreamOptions opts;       /* normalized; strings below */
-        char *user_agent;
-        char *ca_file;
+        UpstreamOptions opts;       /* normalized; its strings are these copies */
+        UpstreamStrings strings;
 
         TAILQ_HEAD(, UpstreamRequest) requests;
         TAILQ_HEAD(, UpstreamSocket) sockets;
@@ -242,6 +254,16 @@ struct Upstream {
         uint64_t retries_network;
         uint64_t retries_rate_limited;
 };
+
+/* The strings of the options, owned; the proxies may hold credentials. */
+static void upstream_strings_done(UpstreamStrings *s) {
+        free(s->user_agent);
+        free(s->ca_file);
+        erase_and_free(s->http_proxy);
+        erase_and_free(s->https_proxy);
+        free(s->no_proxy);
+        *s = (UpstreamStrings){};
+}
 
 /* Process-wide: libcurl's global state, initialized once (single-threaded daemon). */
 static bool curl_initialized = false;
@@ -426,6 +448,7 @@ static int upstream_curl_error_to_errno(CURLcode c, const UpstreamRequest *req) 
         case CURLE_OPERATION_TIMEDOUT:
                 return -ETIMEDOUT;
         case CURLE_COULDNT_CONNECT:
+        case CURLE_PROXY:           /* a SOCKS proxy's handshake or answer */
                 return -ECONNREFUSED;
         case CURLE_COULDNT_RESOLVE_HOST:
         case CURLE_COULDNT_RESOLVE_PROXY:
@@ -469,6 +492,8 @@ static bool curl_error_is_network(CURLcode c) {
         switch (c) {
         case CURLE_COULDNT_CONNECT:
         case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_PROXY:
         case CURLE_SEND_ERROR:
         case CURLE_RECV_ERROR:
         case CURLE_GOT_NOTHING:
@@ -696,21 +721,22 @@ static void breaker_release(UpstreamRequest *req) {
 /* ---- options --------------------------------------------------------------------------- */
 
 /* Copies options, applying the documented defaults for zero values. */
-static int options_normalize(const UpstreamOptions *in, UpstreamOptions *out, char **ret_ua,
-                             char **ret_ca) {
+static int options_normalize(const UpstreamOptions *in, UpstreamOptions *out,
+                             UpstreamStrings *ret_strings) {
         static const UpstreamOptions defaults = { .verify_ssl = true };
-        _cleanup_free_ char *ua = NULL, *ca = NULL;
+        UpstreamStrings st = {};
 
         if (!in)
                 in = &defaults;
 
-        ua = in->user_agent ? strdup(in->user_agent) : strdup("avatard/" AVATARD_VERSION);
-        if (!ua)
+        st.user_agent = in->user_agent ? strdup(in->user_agent) : strdup("avatard/" AVATARD_VERSION);
+        if (!st.user_agent ||
+            (in->ca_file && !(st.ca_file = strdup(in->ca_file))) ||
+            (!isempty(in->http_proxy) && !(st.http_proxy = strdup(in->http_proxy))) ||
+            (!isempty(in->https_proxy) && !(st.https_proxy = strdup(in->https_proxy))) ||
+            (!isempty(in->no_proxy) && !(st.no_proxy = strdup(in->no_proxy)))) {
+                upstream_strings_done(&st);
                 return -ENOMEM;
-        if (in->ca_file) {
-                ca = strdup(in->ca_file);
-                if (!ca)
-                        return -ENOMEM;
         }
 
         *out = *in;
@@ -727,11 +753,13 @@ static int options_normalize(const UpstreamOptions *in, UpstreamOptions *out, ch
         out->max_host_connections = in->max_host_connections ?: 16;
         out->breaker_threshold = in->breaker_threshold ?: 5;
         out->breaker_cooldown_ms = in->breaker_cooldown_ms ?: 10 * MSEC_PER_SEC;
-        out->user_agent = ua;
-        out->ca_file = ca;
+        out->user_agent = st.user_agent;
+        out->ca_file = st.ca_file;
+        out->http_proxy = st.http_proxy;
+        out->https_proxy = st.https_proxy;
+        out->no_proxy = st.no_proxy;
 
-        *ret_ua = TAKE_PTR(ua);
-        *ret_ca = TAKE_PTR(ca);
+        *ret_strings = st;
         return 0;
 }
 
@@ -905,6 +933,9 @@ static UpstreamRequest *request_free(UpstreamRequest *req) {
         explicit_bzero_safe(req->body, req->body_len);
         free(req->body);
         erase_and_free(req->userpwd);
+        erase_and_free(req->proxy);
+        free(req->proxy_log);
+        free(req->attempt_text);
         erase_and_free(req->url);
         free(req->sign_region);
         free(req->sign_service);
@@ -1282,9 +1313,26 @@ static void request_complete(UpstreamRequest *req, int error, const char *text) 
         request_arm(req, 0);
 }
 
-/* The text of the last attempt's libcurl error. */
-static const char *attempt_error_text(const UpstreamRequest *req, CURLcode result) {
-        return req->errbuf[0] ? req->errbuf : curl_easy_strerror(result);
+/* The text of the last attempt's libcurl error. libcurl names the host it connected to, which
+ * for a request through a proxy is the proxy: say so, and which proxy (credentials masked). The
+ * text is valid until the next call. */
+static const char *attempt_error_text(UpstreamRequest *req, CURLcode result) {
+        const char *text = req->errbuf[0] ? req->errbuf : curl_easy_strerror(result);
+        char *n = NULL;
+        int r;
+
+        if (!req->proxy_log)
+                return text;
+        if (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_PROXY ||
+            result == CURLE_PROXY)
+                r = asprintf(&n, "Failed to connect to proxy %s (%s)", req->proxy_log, text);
+        else
+                r = asprintf(&n, "%s (via proxy %s)", text, req->proxy_log);
+        if (r < 0)
+                return text;
+        free(req->attempt_text);
+        req->attempt_text = n;
+        return n;
 }
 
 /* Whether the request body can be sent again. */
@@ -1934,6 +1982,17 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
 
         if (u->opts.ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, u->opts.ca_file))
                 return -EINVAL;
+        /* The proxy is ours to choose (request_new): an explicit "" keeps libcurl from reading
+         * the environment's *_proxy, an empty no_proxy its no_proxy. An https proxy is
+         * verified as the server is. */
+        if (curl_easy_setopt(e, CURLOPT_PROXY, req->proxy ?: "") ||
+            curl_easy_setopt(e, CURLOPT_NOPROXY, ""))
+                return -EINVAL;
+        if (req->proxy &&
+            (curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, u->opts.verify_ssl ? 1L : 0L) ||
+             curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, u->opts.verify_ssl ? 2L : 0L) ||
+             (u->opts.ca_file && curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, u->opts.ca_file))))
+                return -EINVAL;
         /* libcurl silently resends a request once when the kept-alive connection it reused
          * turns out to be closed. For a request that is not safe to repeat (job creation,
          * bulk deletion, a new API key) the server may already have acted on the first copy:
@@ -2062,6 +2121,20 @@ static int request_new(Upstream *u, const UpstreamCall *call, CURLU *url, Upstre
                 if (!req->userpwd)
                         return -ENOMEM;
         }
+        {
+                const char *proxy;
+
+                r = proxy_pick_url(u->opts.http_proxy, u->opts.https_proxy, u->opts.no_proxy,
+                                   call->url, &proxy);
+                if (r < 0)
+                        return r;
+                if (proxy) {
+                        req->proxy = strdup(proxy);
+                        req->proxy_log = proxy_mask(proxy);
+                        if (!req->proxy || !req->proxy_log)
+                                return -ENOMEM;
+                }
+        }
 
         r = request_setup_easy(u, req, call);
         if (r < 0)
@@ -2104,7 +2177,7 @@ int upstream_new(struct event_base *base, const UpstreamOptions *opts, Upstream 
         TAILQ_INIT(&u->sockets);
         TAILQ_INIT(&u->breakers);
 
-        r = options_normalize(opts, &u->opts, &u->user_agent, &u->ca_file);
+        r = options_normalize(opts, &u->opts, &u->strings);
         if (r < 0)
                 goto fail;
         u->timer = evtimer_new(base, on_timer, u);
@@ -2128,19 +2201,17 @@ fail:
 
 /* Replaces options for requests started from now on. */
 int upstream_set_options(Upstream *u, const UpstreamOptions *opts) {
+        UpstreamStrings st;
         UpstreamOptions o;
-        char *ua = NULL, *ca = NULL;
         int r;
 
         assert_return(u, -EINVAL);
 
-        r = options_normalize(opts, &o, &ua, &ca);
+        r = options_normalize(opts, &o, &st);
         if (r < 0)
                 return r;
-        free(u->user_agent);
-        free(u->ca_file);
-        u->user_agent = ua;
-        u->ca_file = ca;
+        upstream_strings_done(&u->strings);
+        u->strings = st;
         u->opts = o;
         if (u->multi)
                 upstream_apply_multi_options(u);
@@ -2171,8 +2242,7 @@ Upstream *upstream_free(Upstream *u) {
                 breaker_free(b);
         }
         json_object_put(u->stats_requests);
-        free(u->user_agent);
-        free(u->ca_file);
+        upstream_strings_done(&u->strings);
         free(u);
         return NULL;
 }

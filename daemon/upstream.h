@@ -22,6 +22,11 @@
  *
  * Secrets: header values and `userpwd` are copied into memory that is zeroed before it is
  * freed, and are never logged; URLs are logged without their query string.
+ *
+ * Proxies: the options say which proxy serves each scheme (the caller resolved the
+ * configuration and the environment); each request picks its own (proxy.h) and libcurl is
+ * told exactly, never left to read the environment. Errors of a request that went through a
+ * proxy name it, with "user:password@" masked as "***@".
  */
 #pragma once
 
@@ -56,6 +61,9 @@ typedef struct UpstreamOptions {
         unsigned max_host_connections;   /* 0 = 16 */
         unsigned breaker_threshold;      /* consecutive network failures that open it; 0 = 5 */
         uint64_t breaker_cooldown_ms;    /* open → half-open after this; 0 = 10 s */
+        const char *http_proxy;          /* proxy for http URLs; copied; NULL or "" = direct */
+        const char *https_proxy;         /* proxy for https URLs; copied; NULL or "" = direct */
+        const char *no_proxy;            /* hosts reached directly (proxy.h); copied */
 } UpstreamOptions;
 
 typedef enum UpstreamMethod {
