@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "build-config.h"
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "macro.h"
 #include "protocol.h"
+#include "proxy.h"
 #include "upstream.h"
 
 #define DEFAULT_API_URL "https://www.octopize.app/api"
@@ -44,6 +46,12 @@ typedef enum UrlKey {
 /* Checks a string value; returns NULL when good, else what is wrong (static text). */
 typedef const char *(*key_check_fn)(const char *value);
 
+/* KEY_STRING flags. */
+enum {
+        KEY_KEEP_EMPTY = 1 << 0, /* "" is a value of its own (YAML null still unsets) */
+        KEY_MASK_URL = 1 << 1,   /* a URL whose "user:password@" is masked when shown */
+};
+
 typedef struct KeyDef {
         const char *section; /* NULL for top level */
         const char *name;
@@ -52,11 +60,13 @@ typedef struct KeyDef {
         uint64_t min, max;
         UrlKey url;
         key_check_fn check;  /* KEY_STRING only, optional */
+        unsigned flags;      /* KEY_STRING only */
 } KeyDef;
 
-#define K(sec, nm, ty, field, lo, hi) { sec, nm, ty, offsetof(Config, field), lo, hi, URL_NONE, NULL }
-#define KU(sec, nm, field, u) { sec, nm, KEY_STRING, offsetof(Config, field), 0, 0, u, NULL }
-#define KC(sec, nm, field, fn) { sec, nm, KEY_STRING, offsetof(Config, field), 0, 0, URL_NONE, fn }
+#define K(sec, nm, ty, field, lo, hi) { sec, nm, ty, offsetof(Config, field), lo, hi, URL_NONE, NULL, 0 }
+#define KU(sec, nm, field, u) { sec, nm, KEY_STRING, offsetof(Config, field), 0, 0, u, NULL, 0 }
+#define KC(sec, nm, field, fn) { sec, nm, KEY_STRING, offsetof(Config, field), 0, 0, URL_NONE, fn, 0 }
+#define KF(sec, nm, field, fn, fl) { sec, nm, KEY_STRING, offsetof(Config, field), 0, 0, URL_NONE, fn, fl }
 
 /* A User-Agent goes into a header line as is: printable ASCII only, so no value can end
  * the line early or smuggle another header, and bounded. */
@@ -78,6 +88,16 @@ static const char *check_region(const char *v) {
                     !(*p >= '0' && *p <= '9') && *p != '-' && *p != '_')
                         return "must hold only letters, digits, '-' and '_' (e.g. us-east-1)";
         return NULL;
+}
+
+/* upstream.proxy: checked as proxy_check() does; "" (no proxy) never reaches a check. */
+static const char *check_proxy(const char *v) {
+        return proxy_check(v);
+}
+
+/* upstream.no_proxy. */
+static const char *check_no_proxy(const char *v) {
+        return proxy_check_no_proxy(v);
 }
 
 /* Every key, its type, where it goes and its range. Defaults are in config_new(). */
@@ -103,6 +123,8 @@ static const KeyDef keys[] = {
         KC("upstream", "user_agent", user_agent, check_user_agent),
         K("upstream", "ca_file", KEY_STRING, ca_file, 0, 0),
         KC("upstream", "storage_region", storage_region, check_region),
+        KF("upstream", "proxy", proxy, check_proxy, KEY_KEEP_EMPTY | KEY_MASK_URL),
+        KF("upstream", "no_proxy", no_proxy, check_no_proxy, KEY_KEEP_EMPTY),
         K("upstream", "should_verify_ssl", KEY_BOOL, should_verify_ssl, 0, 1),
         K("upstream", "verify_compatibility", KEY_BOOL, verify_compatibility, 0, 1),
         K("upstream", "allow_insecure_http", KEY_BOOL, allow_insecure_http, 0, 1),
@@ -131,7 +153,7 @@ static const KeyDef keys[] = {
           5 * 1024 * 1024, UINT64_C(5) << 30),
         K("runners", "max_runners_per_uid", KEY_UINT, max_runners_per_uid, 1, 100000),
 
-        { NULL, "access", KEY_ACCESS, 0, 0, 0, URL_NONE, NULL },
+        { NULL, "access", KEY_ACCESS, 0, 0, 0, URL_NONE, NULL, 0 },
 };
 
 static const char *const sections[] = { "limits", "upstream", "cache", "runners" };
@@ -352,6 +374,11 @@ Config *config_free(Config *c) {
         free(c->user_agent);
         free(c->ca_file);
         free(c->storage_region);
+        erase_and_free(c->proxy);
+        free(c->no_proxy);
+        erase_and_free(c->env_http_proxy);
+        erase_and_free(c->env_https_proxy);
+        free(c->env_no_proxy);
         for (Role r = 0; r < _ROLE_MAX; r++)
                 access_rule_done(&c->access[r]);
         free(c);
@@ -428,12 +455,15 @@ static int set_value(Config *c, const KeyDef *k, const char *value, const char *
 
                 if (k->check && !isempty(value) && (why = k->check(value)))
                         return set_error(err, file, line, keyname, "%s", why);
-                if (!isempty(value)) {
+                if (!isempty(value) || (value && (k->flags & KEY_KEEP_EMPTY))) {
                         n = strdup(value);
                         if (!n)
                                 return -ENOMEM;
                 }
-                free(*s);
+                if (k->flags & KEY_MASK_URL)
+                        erase_and_free(*s);
+                else
+                        free(*s);
                 *s = n;
                 return 0;
         }
@@ -544,6 +574,133 @@ static const KeyDef *find_dotted_key(const char *dotted) {
         return find_key(section, dot + 1);
 }
 
+/* The value of an environment variable (exact name), or NULL. */
+static const char *env_value(char *const *envp, const char *name) {
+        size_t l = strlen(name);
+
+        for (char *const *e = envp; e && *e; e++)
+                if (strncmp(*e, name, l) == 0 && (*e)[l] == '=')
+                        return *e + l + 1;
+        return NULL;
+}
+
+/* The first path of a colon-separated list (systemd joins several directories that way), as
+ * a malloc'd copy without trailing slashes. Returns 0, -EINVAL when it is not absolute, or
+ * -ENOMEM. */
+static int first_path(const char *list, char **ret) {
+        size_t n = strcspn(list, ":");
+        char *p;
+
+        if (n == 0 || list[0] != '/')
+                return -EINVAL;
+        while (n > 1 && list[n - 1] == '/')
+                n--;
+        p = strndup(list, n);
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+/* $STATE_DIRECTORY and $RUNTIME_DIRECTORY, as systemd passes them (StateDirectory=,
+ * RuntimeDirectory=): the defaults the file and the command line may still override. */
+static int apply_env_directories(Config *c, char *const *envp, ConfigError *err) {
+        const char *v;
+        char *dir = NULL, *sock = NULL;
+        int r;
+
+        v = env_value(envp, "STATE_DIRECTORY");
+        if (!isempty(v)) {
+                r = first_path(v, &dir);
+                if (r == -EINVAL)
+                        return set_error(err, NULL, 0, "STATE_DIRECTORY",
+                                         "must be an absolute path, got '%s'", v);
+                if (r < 0)
+                        return r;
+                free(c->state_directory);
+                c->state_directory = dir;
+        }
+        v = env_value(envp, "RUNTIME_DIRECTORY");
+        if (!isempty(v)) {
+                r = first_path(v, &dir);
+                if (r == -EINVAL)
+                        return set_error(err, NULL, 0, "RUNTIME_DIRECTORY",
+                                         "must be an absolute path, got '%s'", v);
+                if (r < 0)
+                        return r;
+                r = asprintf(&sock, "%s/avatard.sock", dir);
+                free(dir);
+                if (r < 0)
+                        return -ENOMEM;
+                if (strlen(sock) >= 108) {
+                        free(sock);
+                        return set_error(err, NULL, 0, "RUNTIME_DIRECTORY",
+                                         "'%s' is too long for a Unix socket path below it", v);
+                }
+                free(c->socket_path);
+                c->socket_path = sock;
+        }
+        return 0;
+}
+
+/* The environment's proxy for one scheme: normalized and checked, "" when set empty. */
+static int env_proxy(char *const *envp, const char *scheme, char **ret, const char **ret_var,
+                     ConfigError *err) {
+        _cleanup_(erase_and_freep) char *n = NULL;
+        const char *name, *v, *why;
+        int r;
+
+        v = proxy_from_env(envp, scheme, &name);
+        if (!v) {
+                *ret = erase_and_free(*ret);
+                *ret_var = NULL;
+                return 0;
+        }
+        if (isempty(v)) {
+                n = strdup("");
+                if (!n)
+                        return -ENOMEM;
+        } else {
+                r = proxy_normalize(v, &n);
+                if (r < 0)
+                        return r;
+                /* the message never shows the value: it may hold a password */
+                why = proxy_check(n);
+                if (why)
+                        return set_error(err, NULL, 0, name, "%s", why);
+        }
+        erase_and_free(*ret);
+        *ret = TAKE_PTR(n);
+        *ret_var = name;
+        return 0;
+}
+
+/* The proxy variables, as libcurl would read them (proxy.h). */
+static int apply_env_proxies(Config *c, char *const *envp, ConfigError *err) {
+        const char *v, *name, *why;
+        int r;
+
+        r = env_proxy(envp, "http", &c->env_http_proxy, &c->env_http_proxy_var, err);
+        if (r < 0)
+                return r;
+        r = env_proxy(envp, "https", &c->env_https_proxy, &c->env_https_proxy_var, err);
+        if (r < 0)
+                return r;
+        c->env_no_proxy = mfree(c->env_no_proxy);
+        c->env_no_proxy_var = NULL;
+        v = proxy_no_proxy_from_env(envp, &name);
+        if (v) {
+                why = proxy_check_no_proxy(v);
+                if (why)
+                        return set_error(err, NULL, 0, name, "%s", why);
+                c->env_no_proxy = strdup(v);
+                if (!c->env_no_proxy)
+                        return -ENOMEM;
+                c->env_no_proxy_var = name;
+        }
+        return 0;
+}
+
 /* Reads the AVATAR_* variables from envp. */
 int config_apply_env(Config *c, char *const *envp, ConfigError *ret_error) {
         bool urls_seen = false;
@@ -601,7 +758,69 @@ int config_apply_env(Config *c, char *const *envp, ConfigError *ret_error) {
                 }
         if (urls_seen)
                 c->urls_from_env = true;
+        r = apply_env_directories(c, envp, ret_error);
+        if (r < 0)
+                return r;
+        return apply_env_proxies(c, envp, ret_error);
+}
+
+/* The configuration file used when none is given. */
+int config_find_file(char *const *envp, char **ret_path, char **ret_tried) {
+        _cleanup_free_ char *dir = NULL, *in_dir = NULL, *tried = NULL;
+        const char *candidates[2], *v;
+        size_t n = 0;
+
+        assert_return(ret_path, -EINVAL);
+        v = env_value(envp, "CONFIGURATION_DIRECTORY");
+        if (!isempty(v) && first_path(v, &dir) >= 0) {
+                if (asprintf(&in_dir, "%s/avatard.yaml", dir) < 0)
+                        return -ENOMEM;
+                candidates[n++] = in_dir;
+        }
+        if (n == 0 || !streq(candidates[0], AVATARD_DEFAULT_CONFIG))
+                candidates[n++] = AVATARD_DEFAULT_CONFIG;
+
+        *ret_path = NULL;
+        for (size_t i = 0; i < n; i++) {
+                struct stat st;
+                char *t = NULL;
+
+                if (asprintf(&t, "%s%s%s", tried ?: "", tried ? ", " : "", candidates[i]) < 0)
+                        return -ENOMEM;
+                free(tried);
+                tried = t;
+                /* only a file that is not there is skipped: one we cannot read is reported */
+                if (stat(candidates[i], &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
+                        continue;
+                *ret_path = strdup(candidates[i]);
+                if (!*ret_path)
+                        return -ENOMEM;
+                break;
+        }
+        if (ret_tried)
+                *ret_tried = TAKE_PTR(tried);
         return 0;
+}
+
+/* The proxy for URLs of a scheme. */
+const char *config_proxy(const Config *c, const char *scheme) {
+        if (c->proxy)
+                return c->proxy;
+        return strcasecmp(scheme, "https") == 0 ? c->env_https_proxy : c->env_http_proxy;
+}
+
+/* The hosts reached directly. */
+const char *config_no_proxy(const Config *c) {
+        return c->no_proxy ?: c->env_no_proxy;
+}
+
+/* Where the proxy setting comes from. */
+const char *config_proxy_source(const Config *c) {
+        if (c->proxy)
+                return "config";
+        if (!isempty(c->env_http_proxy) || !isempty(c->env_https_proxy))
+                return "environment";
+        return "none";
 }
 
 /* Returns the scalar text of a node, or NULL when it is not a scalar. */
@@ -797,7 +1016,9 @@ static int load_pair(Config *c, yaml_document_t *doc, const char *section, yaml_
         if (is_null(vn)) {
                 if (k->type != KEY_STRING)
                         return set_error(err, file, line_of(vn), dotted, "a value is required");
-                return set_value(c, k, "", file, line_of(vn), dotted, err);
+                /* a key where "" means something: null leaves it unset */
+                return set_value(c, k, (k->flags & KEY_KEEP_EMPTY) ? NULL : "", file, line_of(vn),
+                                 dotted, err);
         }
         if (vn->type != YAML_SCALAR_NODE)
                 return set_error(err, file, line_of(vn), dotted, "expected a single value");
@@ -1058,9 +1279,17 @@ json_object *config_to_json(const Config *c) {
                         if (streq(sections[j], k->section))
                                 dst = sec[j];
                 switch (k->type) {
-                case KEY_STRING:
-                        v = *(char *const *) p ? json_object_new_string(*(char *const *) p) : NULL;
+                case KEY_STRING: {
+                        const char *str = *(char *const *) p;
+
+                        if (str && (k->flags & KEY_MASK_URL)) {
+                                _cleanup_free_ char *m = proxy_mask(str);
+
+                                v = m ? json_object_new_string(m) : NULL;
+                        } else
+                                v = str ? json_object_new_string(str) : NULL;
                         break;
+                }
                 case KEY_BOOL:
                         v = json_object_new_boolean(*(const bool *) p);
                         break;

@@ -68,6 +68,8 @@ typedef struct Config {
         char *user_agent;            /* NULL: CONFIG_DEFAULT_USER_AGENT */
         char *ca_file;
         char *storage_region;        /* SigV4 region of the storage endpoint */
+        char *proxy;                 /* upstream.proxy: NULL unset, "" no proxy at all */
+        char *no_proxy;              /* upstream.no_proxy: NULL unset */
         bool should_verify_ssl;
         bool verify_compatibility;
         bool allow_insecure_http;
@@ -98,6 +100,15 @@ typedef struct Config {
 
         /* access: index by Role (ROLE_READ .. ROLE_ADMIN) */
         AccessRule access[_ROLE_MAX];
+
+        /* the environment's proxies (proxy.h), read by config_apply_env(): NULL when the
+         * variable is not set, "" when it is set empty; the *_var are the variables' names */
+        char *env_http_proxy;
+        char *env_https_proxy;
+        char *env_no_proxy;
+        const char *env_http_proxy_var;
+        const char *env_https_proxy_var;
+        const char *env_no_proxy_var;
 } Config;
 
 /* The User-Agent sent when upstream.user_agent is not set: the published client's form first,
@@ -130,8 +141,28 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 /* Reads the AVATAR_* variables (names matched case-insensitively, as the Python client does)
  * from `envp` (NULL-terminated "NAME=value" strings; pass `environ`). Applies URL, timeout,
  * SSL and compatibility settings. AVATAR_API_KEY is not read here (see the credential code).
- * Returns 0, or -EINVAL with *ret_error filled for a malformed value. */
+ * Also reads what systemd passes: $STATE_DIRECTORY (the first of its colon-separated paths)
+ * becomes state_directory and $RUNTIME_DIRECTORY/avatard.sock the socket, both below the file
+ * and the command line; and the proxy variables as libcurl would read them (proxy.h), which
+ * upstream.proxy and upstream.no_proxy override. Returns 0, or -EINVAL with *ret_error filled
+ * for a malformed value (the key is the variable's name). */
 int config_apply_env(Config *c, char *const *envp, ConfigError *ret_error);
+
+/* The configuration file used when none is given: $CONFIGURATION_DIRECTORY/avatard.yaml (the
+ * first of its colon-separated paths), then AVATARD_DEFAULT_CONFIG; the first that exists (a
+ * file that exists but cannot be read is still chosen, so that loading it reports why). Returns
+ * 0 with a malloc'd *ret_path, or NULL when there is none, and in *ret_tried (may be NULL) the
+ * paths tried, comma-separated; -ENOMEM. */
+int config_find_file(char *const *envp, char **ret_path, char **ret_tried);
+
+/* The proxy for URLs of `scheme` ("http" or "https"): upstream.proxy when it is set ("": none),
+ * else the environment's. NULL or "" means direct. */
+const char *config_proxy(const Config *c, const char *scheme);
+/* The hosts reached directly: upstream.no_proxy when set, else the environment's. */
+const char *config_no_proxy(const Config *c);
+/* Where the proxy setting comes from: "config" (upstream.proxy is set, possibly to ""),
+ * "environment" (a proxy variable is set and not empty) or "none". */
+const char *config_proxy_source(const Config *c);
 
 /* Parses the YAML file at `path` into `c` (overriding what it sets). A missing file is
  * -ENOENT unless `optional` (then 0 with nothing changed). Returns 0 or -errno with
@@ -151,7 +182,8 @@ int config_set(Config *c, const char *key, const char *value, ConfigError *ret_e
  * *ret_error. */
 int config_finalize(Config *c, ConfigError *ret_error);
 
-/* The effective configuration as JSON for daemon.status (no secrets). New reference. */
+/* The effective configuration as JSON for daemon.status (no secrets: a proxy's
+ * "user:password@" is masked). New reference. */
 struct json_object *config_to_json(const Config *c);
 
 /* The role a peer gets: the highest role whose rule matches its uid or one of its groups;

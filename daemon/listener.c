@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "client.h"
+#include "dirs.h"
 #include "errors.h"
 #include "jsonrpc.h"
 #include "listener.h"
@@ -104,6 +105,23 @@ static int listener_bind(Listener *l) {
                 if (unlink(cfg->socket_path) < 0 && errno != ENOENT)
                         return log_error_errno(errno, "Failed to remove stale socket '%s': %m",
                                                cfg->socket_path);
+        }
+
+        /* outside systemd (RuntimeDirectory=) nobody made the socket's directory: the daemon
+         * does, where it may, as avatar group members must reach the socket: 0755 */
+        {
+                _cleanup_free_ char *dir = strdup(cfg->socket_path), *why = NULL;
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+
+                if (!dir)
+                        return log_oom();
+                if (slash && slash != dir) {
+                        *slash = '\0';
+                        if (access(dir, F_OK) < 0 && errno == ENOENT &&
+                            (r = dirs_make(dir, 0755, &why)) < 0)
+                                return log_error_errno(r, "Cannot create the socket's directory %s.",
+                                                       why ?: dir);
+                }
         }
 
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -10,9 +10,14 @@
 #include <unistd.h>
 
 #include "build-config.h"
+#include "config.h"
 #include "log.h"
 #include "server.h"
 
+/* Exit statuses (avatard(8), EXIT STATUS): 78 is sysexits.h's EX_CONFIG, which systemd shows
+ * as "status=78/CONFIG" and a unit can keep from restarting (RestartPreventExitStatus=78). */
+#define EXIT_USAGE 2
+#define EXIT_CONFIG 78
 
 /* Command-line settings (the only mutable globals besides the log settings). */
 static const char *arg_config = NULL;
@@ -20,8 +25,23 @@ static bool arg_check_config = false;
 static char *arg_overrides[2 * 8 + 1];
 static size_t arg_n_overrides = 0;
 
-/* Prints usage. */
+/* Prints usage, with the defaults in effect here: after $CONFIGURATION_DIRECTORY,
+ * $RUNTIME_DIRECTORY and $STATE_DIRECTORY. */
 static void help(void) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *found = NULL, *tried = NULL, *conf = NULL;
+        ConfigError e = {};
+
+        if (config_new(&c) < 0 || config_apply_env(c, environ, &e) < 0) {
+                /* a bad variable is reported at start; the help shows the compiled defaults */
+                config_error_done(&e);
+                c = config_free(c);
+        }
+        if (config_find_file(environ, &found, &tried) >= 0 &&
+            asprintf(&conf, "%s%s", found ?: tried ?: AVATARD_DEFAULT_CONFIG,
+                     found ? "" : ": none present") < 0)
+                conf = NULL;
+
         printf("Usage: avatard [OPTIONS]\n\n"
                "Holds the Avatar API key and serves Avatar operations to local tools over a\n"
                "JSON-RPC 2.0 Unix socket.\n\n"
@@ -34,8 +54,10 @@ static void help(void) {
                "      --check-config         validate the configuration and exit\n"
                "  -h, --help                 show this help\n"
                "      --version              show the version\n\n"
+               "Exit status: 0 success, 1 failure, 2 usage error, 78 invalid configuration.\n"
                "See avatard(8).\n",
-               AVATARD_DEFAULT_CONFIG, AVATARD_DEFAULT_SOCKET, AVATARD_DEFAULT_STATE_DIR);
+               conf ?: AVATARD_DEFAULT_CONFIG, c ? c->socket_path : AVATARD_DEFAULT_SOCKET,
+               c ? c->state_directory : AVATARD_DEFAULT_STATE_DIR);
 }
 
 /* Records a KEY=VALUE override for the configuration. */
@@ -134,7 +156,7 @@ int main(int argc, char *argv[]) {
         log_open(LOG_TARGET_AUTO);
         r = parse_argv(argc, argv);
         if (r <= 0)
-                return r < 0 ? 2 : EXIT_SUCCESS;
+                return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
 
         /* the process holds a credential: no core dumps, no ptrace by other users */
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -153,12 +175,15 @@ int main(int argc, char *argv[]) {
         }
         r = server_new(base, &opts, &s, &err);
         if (r < 0) {
+                /* server_new() keeps -EINVAL for the configuration (and the key it names) */
                 if (arg_check_config)
                         fprintf(stderr, "%s\n", err ?: strerror(-r));
-                else
+                else if (r == -EINVAL)
                         log_error("Invalid configuration: %s", err ?: strerror(-r));
+                else
+                        log_error("Cannot start: %s", err ?: strerror(-r));
                 event_base_free(base);
-                return EXIT_FAILURE;
+                return r == -EINVAL ? EXIT_CONFIG : EXIT_FAILURE;
         }
         if (arg_check_config) {
                 printf("Configuration OK%s%s.\n", s->config->source ? ": " : " (defaults)",

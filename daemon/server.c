@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -15,6 +16,7 @@
 #include "client.h"
 #include "clock.h"
 #include "credential.h"
+#include "dirs.h"
 #include "dispatch.h"
 #include "jsonrpc.h"
 #include "listener.h"
@@ -23,6 +25,7 @@
 #include "openrpc.h"
 #include "poller.h"
 #include "protocol.h"
+#include "proxy.h"
 #include "runner.h"
 #include "storage.h"
 #include "server.h"
@@ -50,9 +53,12 @@ const char *server_state_to_string(ServerState s) {
         return server_state_table[s];
 }
 
-/* Builds a complete configuration from the options. */
+/* Builds a complete configuration from the options: the file given, else the first of
+ * $CONFIGURATION_DIRECTORY/avatard.yaml and the compiled default that exists, else none (said
+ * in the journal, never silently). */
 static int server_build_config(const ServerOptions *o, Config **ret, char **ret_error) {
         _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *found = NULL, *tried = NULL;
         ConfigError e = {};
         int r;
 
@@ -60,9 +66,16 @@ static int server_build_config(const ServerOptions *o, Config **ret, char **ret_
         if (r < 0)
                 return r;
         r = config_apply_env(c, o->envp, &e);
-        if (r >= 0)
-                r = config_load_file(c, o->config_path ?: AVATARD_DEFAULT_CONFIG,
-                                     o->config_optional || !o->config_path, &e);
+        if (r >= 0 && o->config_path)
+                r = config_load_file(c, o->config_path, o->config_optional, &e);
+        else if (r >= 0) {
+                r = config_find_file(o->envp, &found, &tried);
+                if (r >= 0 && found)
+                        r = config_load_file(c, found, false, &e);
+                else if (r >= 0)
+                        log_notice("No configuration file found (tried %s): using the defaults and the environment.",
+                                   strna(tried));
+        }
         for (char *const *ov = o->overrides; r >= 0 && ov && ov[0] && ov[1]; ov += 2)
                 r = config_set(c, ov[0], ov[1], &e);
         if (r >= 0)
@@ -97,6 +110,9 @@ static void upstream_options_from(const Config *c, UpstreamOptions *o) {
                 .max_host_connections = MAX(c->upstream_max_connections / 4, 1u),
                 .breaker_threshold = c->breaker_threshold,
                 .breaker_cooldown_ms = (uint64_t) c->breaker_cooldown_s * 1000,
+                .http_proxy = config_proxy(c, "http"),
+                .https_proxy = config_proxy(c, "https"),
+                .no_proxy = config_no_proxy(c),
         };
 }
 
@@ -151,7 +167,8 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
         if (r < 0) {
                 if (ret_error)
                         *ret_error = strdup(err ?: "the built-in OpenRPC document is invalid");
-                return r;
+                /* -EINVAL is kept for the administrator's mistakes */
+                return r == -EINVAL ? -EPROTO : r;
         }
         {
                 UpstreamOptions uo;
@@ -191,7 +208,7 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
                 if (ret_error && asprintf(ret_error, "method '%s' lacks a handler or a description",
                                           strna(err)) < 0)
                         *ret_error = NULL;
-                return r;
+                return r == -EINVAL ? -EPROTO : r;
         }
         *ret = TAKE_PTR(s);
         return 0;
@@ -323,6 +340,16 @@ int server_start(Server *s) {
         (void) sigaction(SIGPIPE, &sa, NULL);
         server_raise_nofile(s);
 
+        {
+                _cleanup_free_ char *why = NULL;
+
+                r = dirs_make(s->config->state_directory, 0700, &why);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create the state directory '%s': %s. Create it for the "
+                                               "daemon's user, or set StateDirectory= in the unit, --state-directory "
+                                               "or state_directory: in the configuration.",
+                                               s->config->state_directory, why ?: strerror(-r));
+        }
         r = runners_new(s, s->config->state_directory, &s->runners);
         if (r < 0)
                 return r;
@@ -578,8 +605,38 @@ static json_object *server_limits_json(const Server *s) {
         return o;
 }
 
+/* The proxy of a URL for daemon.status: masked, or null when the URL is reached directly. */
+static json_object *proxy_url_json(const Config *c, const char *url) {
+        _cleanup_free_ char *m = NULL;
+        const char *p = NULL;
+
+        if (proxy_pick_url(config_proxy(c, "http"), config_proxy(c, "https"), config_no_proxy(c), url, &p) < 0 || !p)
+                return NULL;
+        m = proxy_mask(p);
+        return m ? json_object_new_string(m) : NULL;
+}
+
+/* The proxy block of daemon.status: the proxy each upstream goes through (credentials masked),
+ * where the setting comes from, and no_proxy. */
+static json_object *server_proxy_json(const Config *c) {
+        json_object *o = json_object_new_object();
+        const char *source = config_proxy_source(c), *var = NULL, *no_proxy = config_no_proxy(c);
+
+        json_object_object_add(o, "api", proxy_url_json(c, c->api_url));
+        json_object_object_add(o, "storage", proxy_url_json(c, c->storage_url));
+        json_object_object_add(o, "source", json_object_new_string(source));
+        if (streq(source, "environment"))
+                /* the variable that gives the API's proxy */
+                var = strncasecmp(c->api_url, "https:", 6) == 0 ? c->env_https_proxy_var : c->env_http_proxy_var;
+        json_object_object_add(o, "variable", var ? json_object_new_string(var) : NULL);
+        json_object_object_add(o, "no_proxy", no_proxy ? json_object_new_string(no_proxy) : NULL);
+        json_object_object_add(o, "no_proxy_source",
+                               json_object_new_string(c->no_proxy ? "config" : c->env_no_proxy ? c->env_no_proxy_var : "none"));
+        return o;
+}
+
 /* The upstream block of daemon.status: URLs, credential kind and source (never the secret),
- * compatibility, HTTP statistics and breakers. */
+ * the proxy, compatibility, HTTP statistics and breakers. */
 static json_object *server_upstream_json(Server *s) {
         const Credential *cred = api_get_credential(s->api);
         json_object *o = json_object_new_object(), *cr = json_object_new_object(), *co = json_object_new_object(),
@@ -587,6 +644,7 @@ static json_object *server_upstream_json(Server *s) {
 
         json_object_object_add(o, "api_url", json_object_new_string(s->config->api_url));
         json_object_object_add(o, "storage_url", json_object_new_string(s->config->storage_url));
+        json_object_object_add(o, "proxy", server_proxy_json(s->config));
         json_object_object_add(cr, "kind", json_object_new_string(cred ? credential_kind_to_string(cred->kind) : "none"));
         json_object_object_add(cr, "source", cred && cred->source ? json_object_new_string(cred->source) : NULL);
         json_object_object_add(o, "credential", cr);

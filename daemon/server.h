@@ -105,8 +105,9 @@ struct Server {
 
 /* Builds the configuration from `opts` (defaults, environment, file, overrides) and the
  * server around it on `base` (borrowed; must outlive the server). Does not listen yet.
- * On a configuration error returns -EINVAL and, when ret_error is not NULL, a malloc'd
- * one-line description. */
+ * On a configuration error (the configuration, or the API key it names) returns -EINVAL and,
+ * when ret_error is not NULL, a malloc'd one-line description; any other failure is another
+ * -errno (with a description when there is one). */
 int server_new(struct event_base *base, const ServerOptions *opts, Server **ret, char **ret_error);
 
 /* Frees everything; NULL-safe; returns NULL. */

@@ -11,13 +11,13 @@ export AVATAR_API_KEY="$SIM_KEY"
 printf 'log_level: debug\n' >"$CONF"
 
 # start_refused DESCRIPTION PATTERN [ENV=VALUE...]: avatard (a real start, not --check-config)
-# with that environment exits 1 with a message matching PATTERN and leaves no socket.
+# with that environment exits 78 (EX_CONFIG) with a message matching PATTERN and leaves no socket.
 start_refused() {
         local desc="$1" pattern="$2" out rc
         shift 2
         out=$(env "$@" timeout "$(scaled 10)" "$AVATARD" --config "$CONF" --socket "$SOCK" --state-directory "$STATE" 2>&1)
         rc=$?
-        check_eq "$desc: avatard exits 1" "1" "$rc"
+        check_eq "$desc: avatard exits 78" "78" "$rc"
         check_match "$desc: the error says why" "$pattern" "$out"
         check "$desc: no socket is left" test ! -e "$SOCK"
 }
@@ -42,7 +42,7 @@ check_eq "no request ever went to /api/api/..." "0" "$(grep -c '"path":"/api/api
 
 # --- base_url together with base_api_url or storage_endpoint_url ------------------------------------------
 out=$(env AVATAR_BASE_URL="$SIM_URL" AVATAR_BASE_API_URL="$SIM_URL/api" "$AVATARD" --check-config --config "$CONF" 2>&1); rc=$?
-check_eq "AVATAR_BASE_URL with AVATAR_BASE_API_URL: --check-config fails" "1" "$rc"
+check_eq "AVATAR_BASE_URL with AVATAR_BASE_API_URL: --check-config fails" "78" "$rc"
 check_match "the error names AVATAR_BASE_URL and the base_api_url it conflicts with" \
         'AVATAR_BASE_URL: cannot set base_url together with (AVATAR_)?base_api_url' "$out"
 check_match "the error says the conflict is in the environment" 'environment' "$out"
@@ -57,7 +57,7 @@ upstream:
   base_api_url: $SIM_URL/api
 EOF
 out=$("$AVATARD" --check-config --config "$CONF" 2>&1); rc=$?
-check_eq "upstream.base_url with upstream.base_api_url in the file: --check-config fails" "1" "$rc"
+check_eq "upstream.base_url with upstream.base_api_url in the file: --check-config fails" "78" "$rc"
 check_match "the error names the file, upstream.base_url and base_api_url" \
         "$CONF: upstream.base_url: cannot set base_url together with base_api_url" "$out"
 start_refused "base_url with base_api_url in the file" 'upstream\.base_url: .*base_api_url'
@@ -105,7 +105,7 @@ out=$("$AVATARD" --check-config --config "$CONF" 2>&1); rc=$?
 check_eq "plain http to localhost is accepted" "0" "$rc"
 printf 'upstream:\n  base_url: ftp://avatar.example.com\n' >"$CONF"
 out=$("$AVATARD" --check-config --config "$CONF" 2>&1); rc=$?
-check_eq "another scheme is refused" "1" "$rc"
+check_eq "another scheme is refused" "78" "$rc"
 check_no_match "allow_insecure_http is not suggested for another scheme" 'allow_insecure_http' "$out"
 
 check_no_sanitizer_reports

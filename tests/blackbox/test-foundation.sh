@@ -196,13 +196,13 @@ limits:
   max_frame_bytes: 12
 EOF
 out=$("$AVATARD" --check-config --config "$TMP/bad.yaml" 2>&1); rc=$?
-check_eq "--check-config rejects an out-of-range value" "1" "$rc"
+check_eq "--check-config rejects an out-of-range value (exit 78, EX_CONFIG)" "78" "$rc"
 check_match "the error names the key, the line and the range" "bad.yaml:3: limits.max_frame_bytes: must be between" "$out"
 printf 'socket: [1, 2\n' > "$TMP/bad2.yaml"
 out=$("$AVATARD" --check-config --config "$TMP/bad2.yaml" 2>&1); rc=$?
-check_eq "--check-config rejects invalid YAML" "1" "$rc"
+check_eq "--check-config rejects invalid YAML" "78" "$rc"
 out=$("$AVATARD" --check-config --config "$TMP/missing.yaml" 2>&1); rc=$?
-check_eq "an explicit missing file is an error" "1" "$rc"
+check_eq "an explicit missing file is an error" "78" "$rc"
 
 # --- systemd units --------------------------------------------------------------------
 if command -v systemd-analyze >/dev/null 2>&1; then
