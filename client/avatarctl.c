@@ -1060,6 +1060,12 @@ const char *ctl_socket_path(const Ctl *ctl) {
         return isempty(p) ? AVATAR_CLIENT_DEFAULT_SOCKET : p;
 }
 
+/* What to look at when the daemon cannot be reached: under systemd, a service that fails to
+ * start leaves clients with a missing socket, a refused or a dropped connection. */
+#define CTL_HINT_NOT_RUNNING \
+        "avatard is not running or failed to start; see 'systemctl status avatard.socket avatard.service' " \
+        "and 'journalctl -u avatard'"
+
 /* Connects on first use; maps connect errors to exit codes. */
 int ctl_connect(Ctl *ctl) {
         int r;
@@ -1073,7 +1079,9 @@ int ctl_connect(Ctl *ctl) {
         switch (r) {
         case -EACCES:
         case -EPERM:
-                return ctl_fail(CTL_EXIT_PERMISSION, NULL, "cannot connect to %s: %s",
+                return ctl_fail(CTL_EXIT_PERMISSION, NULL,
+                                "cannot connect to %s: %s; only root and members of the 'avatar' group may "
+                                "use avatard: join it (usermod -aG avatar USER) and log in again",
                                 ctl_socket_path(ctl), strerror(-r));
         case -ENAMETOOLONG:
         case -EINVAL:
@@ -1081,7 +1089,8 @@ int ctl_connect(Ctl *ctl) {
                                 ctl_socket_path(ctl), strerror(-r));
         case -ENOENT:
         case -ECONNREFUSED:
-                return ctl_fail(CTL_EXIT_UNREACHABLE, NULL, "cannot connect to %s: %s (is avatard running?)",
+        case -ECONNRESET:
+                return ctl_fail(CTL_EXIT_UNREACHABLE, NULL, "cannot connect to %s: %s; " CTL_HINT_NOT_RUNNING,
                                 ctl_socket_path(ctl), strerror(-r));
         default:
                 return ctl_fail(CTL_EXIT_UNREACHABLE, NULL, "cannot connect to %s: %s",
@@ -1425,7 +1434,9 @@ void ctl_report_call_error(Ctl *ctl, const char *method, int r, const AvatarClie
                 return;
         case -ECONNRESET:
         case -ENOTCONN:
-                (void) ctl_fail(0, method, "the daemon closed the connection");
+        case -EPIPE:
+                (void) ctl_fail(0, method, "the daemon closed the connection before answering; "
+                                CTL_HINT_NOT_RUNNING);
                 return;
         case -EMSGSIZE:
                 (void) ctl_fail(0, method, "the reply is larger than %u bytes",
