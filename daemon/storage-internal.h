@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the storage client (the contract is storage.h). The files, each using only those
+ * above it in this list:
+ *   storage-text.c       strings, canonical URLs, the minimal XML reader, server messages
+ *   storage-op.c         an operation's life cycle: requests, errors, repeats, the caller's
+ *                        descriptor, delivery
+ *   storage-multipart.c  CreateMultipartUpload, UploadPart, CompleteMultipartUpload
+ *   storage-put.c        uploads: PutObject, reading a stream, storage_put_*()
+ *   storage-get.c        downloads: GetObject and its resumes, storage_get_*()
+ *   storage.c            the client: options, cancel, free, statistics
+ * Where storage-op.c must call into a later file (a stream that became readable, a request to
+ * repeat once a wait is over), the operation carries the function to call.
+ *
+ * An operation (StorageOp) is a small state machine driven by three things only: Upstream
+ * completions, an event on the caller's descriptor, and the operation's own timer.
+ *
+ *   put, file or memory:  PUT ──────────────────────────────────────────────────┐
+ *                         CREATE ─► PART × N ─► COMPLETE [─► VERIFY] ───────────┤
+ *   put, stream:          FILL ─► PUT   (the stream ended within the first part)├─► DONE
+ *                         FILL ─► CREATE ─► PART ─► FILL ─► PART … ─► COMPLETE ─┤
+ *   get:                  GET [─► RETRY_WAIT ─► GET (resumed with Range)] ──────┘
+ *   a 5xx answer to PUT, CREATE, PART, COMPLETE or GET:  RETRY_WAIT ─► the same request
+ *
+ *   a failure once an upload id exists:  ABORT ─► DONE (done runs after the abort answered)
+ *   storage_cancel():                    CANCELLED ─► freed (the abort is fire and forget)
+ *
+ * DONE and CANCELLED are left from the operation's timer, so `done` always runs from a fresh
+ * libevent callback with nothing of ours on the stack, and an operation is never freed under
+ * a callback that still uses it.
+ *
+ * Choices:
+ *   - Parts go one at a time. A regular file could feed two in flight with pread(), but one
+ *     keeps a stream's memory at one part buffer and the ETag list in order; on a single
+ *     connection the throughput is what the link gives anyway.
+ *   - A stream is read into one buffer of part_size + 1 bytes: the extra byte tells, without
+ *     a second buffer, whether more data follows a full part (a stream of exactly part_size
+ *     bytes is one PutObject). It moves to the front once the part is stored.
+ *   - Request bodies come from the source at their offsets on every (re)try: the rewind
+ *     callback only resets the position, so Upstream's network retries work for PutObject,
+ *     UploadPart and the in-memory Create/Complete/Abort bodies.
+ *   - A GET into a sink cannot be rewound, so Upstream does not retry it (idempotent false);
+ *     on a network failure it is resumed here from the first byte not yet delivered with
+ *     "Range: bytes=N-" and "If-Match: <ETag>", at most STORAGE_RESUMES_MAX times in a row
+ *     without progress. A request deadline that cut a transfer making progress resumes too,
+ *     so timeout_ms bounds a stall, not the size of an object.
+ *   - Upstream hands HTTP errors back as they are, but S3 asks clients to repeat a request
+ *     that met 500, 502, 503 or 504 (InternalError, SlowDown), and even a 200 Complete whose
+ *     body is such an <Error>: every request here is idempotent, so it is repeated up to
+ *     STORAGE_HTTP_RETRIES_MAX times after a growing wait (or the server's Retry-After).
+ *   - CompleteMultipartUpload is repeated after a network failure (by Upstream, or by libcurl
+ *     on a reused connection); when it meets NoSuchUpload (an earlier attempt completed but
+ *     its answer was lost), a HeadObject decides: the object is ours when its size and its
+ *     "-<parts>" ETag suffix match.
+ */
+#pragma once
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "macro.h"
+#include "storage.h"
+#include "upstream.h"
+
+#define MIB (UINT64_C(1) << 20)
+
+/* S3's limits. */
+#define STORAGE_PART_MIN (5 * MIB)                /* smallest part but the last */
+#define STORAGE_PART_MAX (UINT64_C(5) << 30)      /* largest part */
+#define STORAGE_PUT_MAX (UINT64_C(5) << 30)       /* largest single PutObject */
+#define STORAGE_PARTS_MAX 10000u                  /* parts of one upload */
+#define STORAGE_KEY_MAX 1024u                     /* bytes of an object key */
+#define STORAGE_BUCKET_MAX 255u                   /* generous: S3 says 63 */
+
+/* Our bounds. */
+#define STORAGE_XML_MAX (1 * MIB)                 /* XML answers: errors, Create, Complete */
+#define STORAGE_ETAG_MAX 256u                     /* an ETag header we keep */
+#define STORAGE_UPLOAD_ID_MAX 1024u               /* an UploadId we keep */
+#define STORAGE_QUERY_MAX 16u                     /* query pairs of one URL */
+#define STORAGE_REGION_MAX 64u
+#define STORAGE_PROGRESS_BYTES (64u * 1024u)      /* progress at most every 64 KiB … */
+#define STORAGE_PROGRESS_USEC (100u * USEC_PER_MSEC) /* … or every 100 ms */
+#define STORAGE_READ_BURST (1024u * 1024u)        /* stream bytes read per wakeup (fairness) */
+#define STORAGE_IDLE_MS (5u * 60u * 1000u)        /* a descriptor that moves nothing this long */
+#define STORAGE_EAGAIN_RETRY_MS 10u               /* re-poll of a descriptor epoll refuses */
+#define STORAGE_RESUMES_MAX 5u                    /* GET resumes in a row without progress */
+#define STORAGE_RESUME_BASE_MS 200u
+#define STORAGE_RESUME_MAX_MS 5000u
+#define STORAGE_BODY_RATE_MIN (256u * 1024u)      /* bytes/s a body deadline allows for */
+#define STORAGE_TIMEOUT_DEFAULT_MS 60000u         /* Upstream's, when timeout_ms is 0 */
+#define STORAGE_HTTP_RETRIES_MAX 3u               /* repeats of one request after a 5xx */
+#define STORAGE_HTTP_RETRY_BASE_MS 250u
+#define STORAGE_HTTP_RETRY_MAX_MS 5000u
+#define STORAGE_DEFAULT_REGION "us-east-1"
+#define STORAGE_ERROR_CODE_MAX 64u                /* bytes of an S3 error Code we report */
+#define STORAGE_ERROR_MESSAGE_MAX 512u            /* bytes of an S3 error Message we report */
+
+/* A step of an operation that storage-op.c calls back: the stream reader, or the request a
+ * wait repeats. It handles its own failure. */
+typedef void (*storage_op_step_fn)(StorageOp *op);
+
+typedef enum OpKind {
+        OP_PUT,
+        OP_GET,
+} OpKind;
+
+typedef enum OpPhase {
+        PHASE_FILL,        /* stream: reading the next part into the buffer */
+        PHASE_PUT,         /* PutObject in flight */
+        PHASE_CREATE,      /* CreateMultipartUpload in flight */
+        PHASE_PART,        /* UploadPart in flight */
+        PHASE_COMPLETE,    /* CompleteMultipartUpload in flight */
+        PHASE_VERIFY,      /* HeadObject after a retried Complete met NoSuchUpload */
+        PHASE_ABORT,       /* AbortMultipartUpload after a failure, before done */
+        PHASE_GET,         /* GetObject in flight */
+        PHASE_RETRY_WAIT,  /* waiting to repeat the request of retry_phase */
+        PHASE_DONE,        /* result set; the timer delivers it */
+        PHASE_DELIVERING,  /* detached; done runs */
+        PHASE_CANCELLED,   /* the timer frees it */
+        _PHASE_MAX,
+        _PHASE_INVALID = -EINVAL,
+} OpPhase;
+
+typedef enum OpSource {
+        SOURCE_FILE,   /* regular file: pread() at the body's offsets */
+        SOURCE_MEMORY, /* our copy of the caller's bytes */
+        SOURCE_STREAM, /* anything else: read sequentially into the part buffer */
+} OpSource;
+
+typedef enum FdKind {
+        FD_NONE,       /* memory operation */
+        FD_REGULAR,    /* never blocks, never polled */
+        FD_SOCKET,     /* recv()/send() with MSG_DONTWAIT */
+        FD_OTHER,      /* pipe, FIFO, character device: O_NONBLOCK while we use it */
+} FdKind;
+
+/* A growable string; `failed` sticks after an allocation failure. */
+typedef struct StrBuf {
+        char *p;
+        size_t len;
+        size_t alloc;
+        bool failed;
+} StrBuf;
+
+struct Storage {
+        struct event_base *base;
+        Upstream *upstream;
+
+        char *endpoint;           /* no trailing "/" */
+        char *sigv4;              /* "aws:amz:<region>:s3" */
+        uint64_t threshold;
+        uint64_t part_size;
+        uint64_t timeout_ms;
+
+        LIST_HEAD(, StorageOp) ops;
+
+        uint64_t n_puts;
+        uint64_t n_multipart;
+        uint64_t n_parts;
+        uint64_t n_gets;
+        uint64_t bytes_up;
+        uint64_t bytes_down;
+        uint64_t n_errors;
+};
+
+struct StorageOp {
+        Storage *storage;         /* NULL once detached for delivery */
+        LIST_ENTRY(StorageOp) link;
+        OpKind kind;
+        OpPhase phase;
+        struct event *timer;      /* delivery, free after cancel, resume waits, timer-driven I/O */
+        struct event *io;         /* EV_READ (put) or EV_WRITE (get) on the caller's fd */
+        UpstreamRequest *req;
+
+        storage_progress_cb progress;
+        storage_done_cb done;
+        void *userdata;
+
+        /* the options in force when the operation started */
+        char *endpoint;
+        char *sigv4;
+        char *bucket;
+        char *key;
+        char *userpwd;            /* "id:secret", erased before free */
+        uint64_t timeout_ms;
+        OpPhase retry_phase;      /* the request RETRY_WAIT repeats */
+        storage_op_step_fn repeat; /* … and the function that sends it again */
+        unsigned http_retries;    /* repeats of the current request after a 5xx */
+
+        int fd;                   /* borrowed; -1 for memory operations */
+        FdKind fd_kind;
+        int fd_flags;             /* flags before we added O_NONBLOCK, or -1 */
+        bool pollable;            /* epoll takes it (cleared when event_add refuses) */
+        unsigned idle_polls;      /* timer polls in a row that found nothing to do */
+        char *note;               /* why a stream callback failed, for the message */
+
+        /* put */
+        OpSource source;
+        storage_op_step_fn fill;  /* stream: reads the descriptor into the part buffer */
+        uint64_t size;            /* object size, when size_known */
+        bool size_known;
+        uint64_t part_size;
+        char *buf;                /* memory source, or the stream's part buffer */
+        size_t buf_cap;
+        size_t buf_fill;
+        bool eof;
+        uint64_t stream_read;     /* bytes read from the stream */
+        const char *body_mem;     /* current body in memory, or NULL: pread at body_off */
+        uint64_t body_off;
+        uint64_t body_len;
+        uint64_t body_pos;        /* bytes of the current body handed to libcurl */
+        uint64_t sent;            /* bytes stored: PutObject or finished parts */
+        char *upload_id;
+        unsigned part_number;     /* the part in flight, or the last one stored */
+        StrBuf parts_xml;         /* <Part>…</Part> of the stored parts */
+
+        /* get */
+        bool to_memory;
+        size_t max_bytes;
+        char *data;
+        size_t data_alloc;
+        uint64_t received;        /* bytes written to the fd or kept in memory */
+        uint64_t attempt_start;   /* `received` when the current GET began */
+        uint64_t skip;            /* bytes at the head of the next sink call already written */
+        unsigned resumes;         /* GET resumes in a row without progress */
+        char *object_etag;        /* of the first answer: If-Match for resumes */
+
+        /* progress */
+        uint64_t progress_total;
+        uint64_t progress_last;
+        uint64_t progress_last_usec;
+
+        /* result */
+        int error;
+        long status;
+        char *s3_code;
+        char *message;
+        char *etag;
+};
+
+/* Every request says its body is not signed; objects and XML bodies say what they are. */
+extern const char *const storage_headers_plain[];
+extern const char *const storage_headers_object[];
+extern const char *const storage_headers_xml[];
+
+/* ---- storage-text.c ------------------------------------------------------------------------ */
+
+/* StrBuf: appends bytes, a C string, formatted text, text escaped for XML; frees. After an
+ * allocation failure `failed` is set and further appends do nothing. */
+void strbuf_add(StrBuf *b, const char *s, size_t n);
+void strbuf_puts(StrBuf *b, const char *s);
+void strbuf_printf(StrBuf *b, const char *fmt, ...) _printf_(2, 3);
+void strbuf_add_xml(StrBuf *b, const char *s);
+void strbuf_done(StrBuf *b);
+/* Replaces *slot with a copy of s (NULL allowed). Returns 0 or -ENOMEM. */
+int free_and_strdup(char **slot, const char *s);
+
+/* Whether the root element of a document is called `name`. */
+bool xml_root_is(const char *xml, size_t len, const char *name);
+/* The decoded text of the first element called `name` (any depth, namespace prefix
+ * ignored). Returns 0, -ENOENT when there is none, -EBADMSG when malformed, -ENOMEM. */
+int xml_element_text(const char *xml, size_t len, const char *name, char **ret);
+
+/* Builds <endpoint>/<bucket>/<key>[?query] in canonical form; malloc'd or NULL. */
+char *object_url(const char *endpoint, const char *bucket, const char *key,
+                 const char *const *query);
+/* Whether a bucket and key can be addressed (bounded, no "." or ".." segment in the key). */
+bool object_name_is_valid(const char *bucket, const char *key);
+
+/* A server's text made fit for a message: valid UTF-8, no control characters, at most max
+ * bytes, the secret replaced. Malloc'd or NULL. */
+char *server_text_sanitize(const char *s, size_t max, const char *secret);
+
+/* ---- storage-op.c -------------------------------------------------------------------------- */
+
+/* The name of a phase, for debug logs. */
+const char *storage_phase_to_string(OpPhase p);
+
+/* Allocates an operation for s3url (the caller frees it with storage_op_free() on failure,
+ * after setting op->storage to NULL), classifies and adopts the caller's descriptor, and links
+ * a started operation into its Storage and hands it out (ret may be NULL). */
+int storage_op_new(Storage *s, OpKind kind, const char *s3url, const StorageCredentials *cred,
+                   storage_done_cb done, void *userdata, StorageOp **ret);
+int storage_op_adopt_fd(StorageOp *op, int fd);
+void storage_op_attach(StorageOp *op, StorageOp **ret);
+/* Frees an operation (detached or not; the caller unlinks it). */
+StorageOp *storage_op_free(StorageOp *op);
+/* Stops an operation's work at once: request, descriptor (its flags restored) and multipart
+ * upload (aborted, fire and forget). */
+void storage_op_stop(StorageOp *op);
+
+/* Arms the operation's timer. */
+void storage_op_arm(StorageOp *op, uint64_t ms);
+/* Starts a request of this operation for the object's URL with an optional query. */
+int storage_op_request(StorageOp *op, UpstreamCall *call, const char *const *query,
+                       upstream_done_cb cb);
+/* After a transient answer: schedules `repeat` after a growing wait, unless the request was
+ * repeated enough. Returns true when it will be. */
+bool storage_op_retry_later(StorageOp *op, const UpstreamResponse *resp,
+                            storage_op_step_fn repeat);
+
+/* Records the result of a failure (the first one wins): formatted, from an Upstream failure
+ * (preferring the operation's note), or from an S3 error answer (-EREMOTEIO). */
+void storage_op_set_error(StorageOp *op, int error, long status, const char *code,
+                          const char *fmt, ...) _printf_(5, 6);
+void storage_op_set_error_transport(StorageOp *op, const UpstreamResponse *resp,
+                                    const char *what);
+void storage_op_set_error_answer(StorageOp *op, const UpstreamResponse *resp, const char *what);
+/* Records what a stream callback failed on. */
+void storage_op_note(StorageOp *op, const char *fmt, ...) _printf_(2, 3);
+/* Ends with the recorded error (aborting a multipart upload first), or with success. */
+void storage_op_fail(StorageOp *op);
+void storage_op_finish(StorageOp *op);
+/* Ends an operation whose repeated request could not be started. */
+void storage_op_fail_repeat(StorageOp *op, int r);
+
+/* The caller's descriptor: waits until it is ready (at most STORAGE_IDLE_MS), reads and
+ * writes without blocking (bytes, 0 at end of file, or -errno). */
+int storage_op_wait_fd(StorageOp *op, bool eagain);
+ssize_t storage_op_read(StorageOp *op, void *buf, size_t n);
+ssize_t storage_op_write(StorageOp *op, const void *buf, size_t n);
+/* Calls the progress callback, at most every STORAGE_PROGRESS_BYTES or
+ * STORAGE_PROGRESS_USEC. The callback may cancel. */
+void storage_op_progress(StorageOp *op, uint64_t done);
+
+/* Upstream callbacks for a request body taken from the source (PutObject, UploadPart). */
+ssize_t storage_op_body_read(void *userdata, char *buf, size_t len);
+int storage_op_body_rewind(void *userdata);
+/* The ETag header of an answer, if it is one we can keep. */
+const char *storage_response_etag(const UpstreamResponse *resp);
+
+/* ---- storage-multipart.c ------------------------------------------------------------------- */
+
+/* Starts CreateMultipartUpload (returns -errno when it cannot start), and UploadPart for the
+ * next part (failing the operation when it cannot start). */
+int storage_op_start_create(StorageOp *op);
+void storage_op_start_part(StorageOp *op);
