@@ -24,6 +24,7 @@
 #include "credential.h"
 #include "dispatch.h"
 #include "errors.h"
+#include "json-util.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "manager.h"

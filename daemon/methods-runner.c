@@ -23,6 +23,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "errors.h"
+#include "json-util.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "manager.h"

@@ -57,12 +57,3 @@ CacheRead op_read_of(const Server *s, const char *key, const char *path, const c
  * or a NULL name. Its cache key is "GET " followed by the path, the same for every reader
  * and for the Poller, which stores finished jobs there. */
 char *op_job_path(const char *name);
-
-/* A string member of an object, or NULL. */
-const char *json_str(json_object *o, const char *key);
-
-/* Whether an array holds the string s (false for anything but an array). */
-bool json_array_has_str(json_object *a, const char *s);
-
-/* Deep copy, NULL on OOM. */
-json_object *json_copy(json_object *o);

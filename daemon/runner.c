@@ -6,10 +6,10 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "json-util.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
-#include "op.h"
 #include "poller.h"
 #include "runner-config.h"
 #include "runner.h"
