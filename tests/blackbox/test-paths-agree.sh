@@ -106,9 +106,13 @@ files8=$(sed -n '/^\.SH FILES/,/^\.SH /p' <<<"$man8")
 for p in "$CONFIG" "$KEY_FILE" "$SOCKET" "$STATE_DIR" "$CONFIG_DIR" "$RUNTIME_DIR"; do
         check "avatard(8) FILES names $p" grep -qxF ".I $p" <<<"$files8"
 done
-check_match "avatard(8) documents --config's default" "^\.IR $CONFIG ;" "$man8"
-check_match "avatard(8) documents --socket's default" "^\.IR $SOCKET \.$" "$man8"
-check_match "avatard(8) documents --state-directory's default" "^\.IR $STATE_DIR \.$" "$man8"
+options8=$(sed -n '/^\.SH OPTIONS/,/^\.SH CONFIGURATION/p' <<<"$man8")
+check_match "avatard(8) documents --config's default" "^\.IR? $CONFIG( |$)" \
+        "$(sed -n '/--config "/,/^\.TP/p' <<<"$options8")"
+check_match "avatard(8) documents --socket's default" "^\.IR? $SOCKET( |$)" \
+        "$(sed -n '/--socket "/,/^\.TP/p' <<<"$options8")"
+check_match "avatard(8) documents --state-directory's default" "^\.IR? $STATE_DIR( |$)" \
+        "$(sed -n '/--state-directory "/,/^\.TP/p' <<<"$options8")"
 check_match "avatard(8) names the user and group $USER_NAME" "group $USER_NAME" "$files8"
 only_known "avatard(8)" "$man8"
 
