@@ -19,10 +19,26 @@ LOG="$TMP/paths.log"
 # run_env_daemon ENV=VALUE...: avatard with that environment and no path option (log in $LOG);
 # sets DAEMON_PID and waits for the socket $RT/avatard.sock.
 run_env_daemon() {
-        : >"$LOG"
-        env "$@" "$AVATARD" --log-level debug >>"$LOG" 2>&1 &
+        keep_log
+        # shellcheck disable=SC2046
+        env "$@" $(wrapper) "$AVATARD" --log-level debug >>"$LOG" 2>&1 &
         DAEMON_PID=$!
-        wait_for_socket "$RT/avatard.sock" "$DAEMON_PID"
+        wait_for_socket "$RT/avatard.sock" "$DAEMON_PID" &&
+                wait_until 20 "$AVATARCTL" --socket "$RT/avatard.sock" --timeout 2 call daemon.ping >/dev/null 2>&1
+}
+
+# wrapper: $AVATARD_WRAPPER as start_daemon() uses it (valgrind writes a report per process).
+wrapper() {
+        case "$AVATARD_WRAPPER" in
+        *valgrind*) echo "$AVATARD_WRAPPER --log-file=$TMP/valgrind.%p.log" ;;
+        *) echo "$AVATARD_WRAPPER" ;;
+        esac
+}
+
+# keep_log: moves $LOG to the end of $DAEMON_LOG, where finish() looks for sanitizer reports.
+keep_log() {
+        [ -f "$LOG" ] && cat "$LOG" >>"$DAEMON_LOG"
+        : >"$LOG"
 }
 
 # st: daemon.status through the socket under $RT.
@@ -68,9 +84,10 @@ else
         fail "avatard starts with state_directory in the file" "$(tail -n 20 "$LOG")"
 fi
 stop_daemon
-: >"$LOG"
+keep_log
+# shellcheck disable=SC2046
 env RUNTIME_DIRECTORY="$RT" STATE_DIRECTORY="$VAR" CONFIGURATION_DIRECTORY="$ETC" \
-        "$AVATARD" --socket "$TMP/flag.sock" --state-directory "$TMP/from-flag" --config "$CONF" >>"$LOG" 2>&1 &
+        $(wrapper) "$AVATARD" --socket "$TMP/flag.sock" --state-directory "$TMP/from-flag" --config "$CONF" >>"$LOG" 2>&1 &
 DAEMON_PID=$!
 if wait_for_socket "$TMP/flag.sock" "$DAEMON_PID"; then
         pass "--socket wins over \$RUNTIME_DIRECTORY"
@@ -141,4 +158,5 @@ out=$(env RUNTIME_DIRECTORY="$RT" STATE_DIRECTORY="var/lib/x" CONFIGURATION_DIRE
 check_eq "a relative \$STATE_DIRECTORY is an invalid configuration (exit 78)" "78" "$rc"
 check_match "the error names the variable" "STATE_DIRECTORY: must be an absolute path" "$out"
 
+keep_log
 finish
