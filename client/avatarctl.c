@@ -94,7 +94,8 @@ static const struct option runs_delete_options[] = {
 };
 
 /* Options of the runner commands, avatarize, runs load and watch (ids in avatarctl.h,
- * handled in avatarctl-runner.c; set-parameters' own are ctl_parameter_options). */
+ * handled in avatarctl-runner*.c and avatarctl-avatarize.c; set-parameters' own are
+ * ctl_parameter_options). */
 static const struct option runner_create_options[] = {
         { "seed",                   required_argument, NULL, CTL_OPT_SEED },
         { "max-distribution-plots", required_argument, NULL, CTL_OPT_MAX_DISTRIBUTION_PLOTS },

@@ -103,7 +103,8 @@ typedef enum CtlOptId {
         CTL_OPT_INCLUDE_DELETED,
         CTL_OPT_ID,
 
-        /* runner commands, avatarize, runs load, watch (avatarctl-runner.c) */
+        /* runner commands, avatarize, runs load, watch (avatarctl-runner*.c,
+         * avatarctl-avatarize.c) */
         CTL_OPT_SEED,
         CTL_OPT_MAX_DISTRIBUTION_PLOTS,
         CTL_OPT_PIA_DATA_RECIPIENT,
@@ -136,7 +137,7 @@ typedef enum CtlOptId {
         /* -o FILE: the short option 'o' of commands that list "o:" in short_options */
         CTL_OPT_OUTPUT = CTL_OPT_COMMAND_BASE + 'o',
         /* one id per runner.set_parameters param, CTL_OPT_PARAMETER + its index in the
-         * table of avatarctl-runner.c */
+         * table of avatarctl-runner-params.c */
         CTL_OPT_PARAMETER = CTL_OPT_COMMAND_BASE + 0x200,
 } CtlOptId;
 
@@ -222,8 +223,8 @@ int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_runner_delete(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_runner_close(Ctl *ctl, const CtlArgs *args);
 
-/* The options of runner set-parameters and update-parameters (avatarctl-runner.c): one per
- * runner.set_parameters param, then --json and --unset. */
+/* The options of runner set-parameters and update-parameters (avatarctl-runner-params.c): one
+ * per runner.set_parameters param, then --json and --unset. */
 extern const struct option ctl_parameter_options[];
 
 /* Connects unless already connected. Returns CTL_EXIT_OK, or prints why not and returns the
