@@ -47,6 +47,9 @@ static const MethodDef *const method_tables[] = {
         methods_daemon,
         methods_manager,
         methods_runner,
+        methods_runner_tables,
+        methods_runner_run,
+        methods_runner_results,
 };
 
 /* Orders entries by name. */

@@ -52,6 +52,9 @@ typedef struct MethodDef {
 extern const MethodDef methods_daemon[];
 extern const MethodDef methods_manager[];
 extern const MethodDef methods_runner[];
+extern const MethodDef methods_runner_results[];
+extern const MethodDef methods_runner_run[];
+extern const MethodDef methods_runner_tables[];
 
 typedef void (*CallCancelHandler)(Call *c, void *userdata);
 
