@@ -59,10 +59,14 @@ OUTSIDER=avoutsider             # a user outside the avatar group
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # The tree: what git knows of the checkout (tracked and untracked, not ignored: no build
-# directories), copied so that nothing is written to the host's checkout.
+# directories), or every file but the build directories outside git, copied so that nothing
+# is written to the host's checkout.
 mkdir -p "$WORK"
-git -c safe.directory='*' -C "$SRC" ls-files -z --cached --others --exclude-standard |
-        tar -C "$SRC" --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -C "$WORK" -xf -
+list_tree() {
+        git -c safe.directory='*' -C "$SRC" ls-files -z --cached --others --exclude-standard 2>/dev/null ||
+                (cd "$SRC" && find . -path './build*' -prune -o -path ./.git -prune -o -type f -print0)
+}
+list_tree | tar -C "$SRC" --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -C "$WORK" -xf -
 if [ ! -f "$WORK/tests/blackbox/lib.sh" ]; then
         echo "not ok 1 - the checkout is copied into the container"
         echo "RESULT: $NAME passed=0 failed=1"
