@@ -136,7 +136,8 @@ class Manager:
         return base + (self.timeout or DEFAULT_TIMEOUT)
 
     def _check_compatible(self) -> None:
-        compat = self.verify_compatibility()
+        """Asks the server's compatibility answer now; raises IncompatibleError unless compatible."""
+        compat = self.verify_compatibility(refresh=True)
         if compat.get("status") in ("incompatible", "unknown"):
             raise IncompatibleError(
                 "Client is not compatible with the server.\n"
