@@ -168,15 +168,19 @@ def deadlines():
     sim.clock(0)
     try:
         r.run()
-        m = Manager(timeout=0.5, wait_timeout=scaled(60))
+        m = Manager(timeout=0.5)
         t0 = time.monotonic()
-        e = check_raises("runner.wait past the client's deadline: CallTimeoutError", CallTimeoutError,
+        e = check_raises("runner.wait past the Manager's timeout: CallTimeoutError", CallTimeoutError,
                          m.call, "runner.wait", {"runner_id": r.runner_id, "timeout_s": scaled(60)})
         took = time.monotonic() - t0
         check(f"... after the deadline ({took:.3f} s >= 0.5 s)", took >= 0.5 - 0.01)
         check("... a TimeoutError", isinstance(e, TimeoutError))
-        check_eq("the same Manager's next call works (a new connection)", "pong", m.ping())
         m.close()
+        t0 = time.monotonic()
+        check_raises("a call's own timeout= works the same", CallTimeoutError, manager.call, "runner.wait",
+                     {"runner_id": r.runner_id, "timeout_s": scaled(60)}, timeout=0.3)
+        check("... after its deadline", time.monotonic() - t0 >= 0.3 - 0.01)
+        check_eq("the Manager's next call works (on a new connection)", "pong", manager.ping())
         reply = r.wait(timeout_s=0.3)
         check("a wait the daemon ends at its timeout_s says so", reply["timed_out"] is True and not reply["done"],
               reply)
