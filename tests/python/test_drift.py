@@ -15,6 +15,8 @@ import inspect
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 from harness import SOURCE_ROOT, case, check, check_eq, env, run
@@ -248,6 +250,42 @@ def package_is_stdlib_only():
                 bad.append(f"{f}: {line}")
     check("top-level imports are the standard library's", not bad, *bad)
     check("the package is typed (py.typed)", os.path.exists(os.path.join(pkg, "py.typed")))
+
+
+@case
+def meson_installs_it_where_python_looks():
+    """meson install puts the package into a directory the system Python searches"""
+    meson = shutil.which("meson")
+    build = os.environ.get("BUILD_ROOT")
+    if not meson or not build:
+        check("meson and the build directory are at hand", False, meson, build)
+        return
+    installed = json.loads(subprocess.run([meson, "introspect", build, "--installed"], capture_output=True,
+                                          text=True, check=True).stdout)
+    targets = sorted(v for k, v in installed.items() if k.endswith(os.path.join("client", "python", "avatard", "__init__.py")))
+    check_eq("the package's __init__.py is installed once", 1, len(targets))
+    if not targets:
+        return
+    pkgdir = os.path.dirname(os.path.dirname(targets[0]))
+    prefix = json.loads(subprocess.run([meson, "introspect", build, "--buildoptions"], capture_output=True,
+                                       text=True, check=True).stdout)
+    prefix = next(o["value"] for o in prefix if o["name"] == "prefix")
+    python = "/usr/bin/python3"
+    path = subprocess.run([python, "-c", "import sys; print(chr(10).join(sys.path))"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    if prefix in ("/usr", "/usr/local"):
+        check(f"{pkgdir} is on {python}'s path (prefix {prefix})", pkgdir in path, path)
+    destdir = os.path.join(env("AVATARD_TEST_TMP"), "destdir")
+    p = subprocess.run([meson, "install", "-C", build, "--no-rebuild", "--quiet", "--destdir", destdir,
+                        "--tags", "python-runtime"], capture_output=True, text=True)
+    check_eq("meson install --tags python-runtime succeeds", 0, p.returncode)
+    staged = destdir + pkgdir
+    files = sorted(os.listdir(os.path.join(staged, "avatard"))) if os.path.isdir(os.path.join(staged, "avatard")) else []
+    check_eq("it installs the package's modules and py.typed",
+             sorted(f for f in os.listdir(os.path.dirname(avatard.__file__)) if f.endswith((".py", ".typed"))), files)
+    p = subprocess.run([python, "-c", "import avatard, sys; print(avatard.__file__); print(avatard.Manager)"],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=staged))
+    check("the installed copy imports", p.returncode == 0 and p.stdout.startswith(staged), p.stdout, p.stderr)
 
 
 sys.exit(run("python-drift"))
