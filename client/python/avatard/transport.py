@@ -206,7 +206,12 @@ class Connection:
                 kind, msg = self._read_message(call_id, deadline)
                 if kind == "notification":
                     if on_notification is not None:
-                        on_notification(msg.get("method", ""), msg.get("params") or {})
+                        try:
+                            on_notification(msg.get("method", ""), msg.get("params") or {})
+                        except BaseException:
+                            # the rest of this call's lines must not reach the next call
+                            self._drop()
+                            raise
                     continue
                 return self._outcome(msg)
 
