@@ -18,7 +18,7 @@
 module="${1:?usage: run-python-test.sh MODULE.py [key|login|none]}"
 mode="${2:-key}"
 T_NAME="python-$(basename "$module" .py | sed 's/^test_//; s/_/-/g')-daemon"
-PYTHON=/usr/bin/python3
+PYTHON="${AVATARD_TEST_PYTHON:-/usr/bin/python3}"   # another interpreter for a try: AVATARD_TEST_PYTHON
 ALICE_PW="pw-alice-$$"
 
 if [ "$mode" != none ]; then
