@@ -320,7 +320,8 @@ def configuration():
     r.add_table("visits", write("visits.csv", "patient_id,cost\n1,10\n1,20\n3,5\n"), foreign_keys=["patient_id"])
     r.add_link("patients", "id", "visits", "patient_id")
     y = r.get_yaml()
-    check("add_link: the YAML links the tables", "parent_table_name: patients" in y or "links:" in y, y)
+    check("add_link: the YAML links the tables",
+          "    links:\n    - field: id\n      to:\n        table: visits\n        field: patient_id\n" in y, y)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         r.set_parameters("patients", k=2)
@@ -376,8 +377,10 @@ def delete_link():
     r.add_table("patients", write("p2.csv", "id,age\n1,30\n2,40\n"), primary_key="id")
     r.add_table("visits", write("v2.csv", "patient_id,cost\n1,10\n2,20\n"), foreign_keys=["patient_id"])
     r.add_link("patients", "id", "visits", "patient_id")
+    check("the link is there", "    links:\n" in r.get_yaml())
     delete_or_skip(r.delete_link, "patients", "visits")
     check("delete_link: the YAML has no link", "links:" not in r.get_yaml(), r.get_yaml())
+    check("... and both tables", "- name: patients" in r.get_yaml() and "- name: visits" in r.get_yaml())
 
 
 @case
