@@ -179,6 +179,16 @@ char *api_escape(const char *s) {
         return r;
 }
 
+/* The upstream path of a job. */
+char *api_job_path(const char *name) {
+        _cleanup_free_ char *esc = api_escape(name);
+        char *path = NULL;
+
+        if (!esc || asprintf(&path, "/jobs/%s", esc) < 0)
+                return NULL;
+        return path;
+}
+
 /* Depth-first search for the first "message" member. */
 static json_object *find_message(json_object *o, unsigned depth) {
         json_object *m;

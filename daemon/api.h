@@ -146,6 +146,11 @@ int api_compat_verify(Api *a, bool refresh, api_compat_cb cb, void *userdata, Ap
 /* Percent-encodes a query or path component (RFC 3986 unreserved kept). Returns malloc'd. */
 char *api_escape(const char *s);
 
+/* The upstream path of a job, "/jobs/<name>" with the name escaped, malloc'd; NULL on OOM
+ * or a NULL name. Its cache key is "GET " followed by the path, the same for every reader
+ * and for the Poller, which stores finished jobs there. */
+char *api_job_path(const char *name);
+
 /* Extracts the server's message from an error body (§7.5). Returns malloc'd text. */
 char *api_extract_message(const char *body, size_t len, json_object *json);
 

@@ -1021,7 +1021,7 @@ static void on_job(json_object *value, double age_s, bool stale, const ApiError 
 
 /* manager.get_job: GET /jobs/{name}; finished jobs are kept for good. */
 static int method_get_job(Call *c, json_object *params) {
-        _cleanup_free_ char *path = op_job_path(json_str(params, "name")), *key = NULL;
+        _cleanup_free_ char *path = api_job_path(json_str(params, "name")), *key = NULL;
         Op *op;
         CacheRead read;
 

@@ -88,13 +88,3 @@ CacheRead op_read_of(const Server *s, const char *key, const char *path, const c
                 .stale_max_usec = (uint64_t) s->config->stale_max_s * USEC_PER_SEC,
         };
 }
-
-/* The upstream path of a job. */
-char *op_job_path(const char *name) {
-        _cleanup_free_ char *esc = api_escape(name);
-        char *path = NULL;
-
-        if (!esc || asprintf(&path, "/jobs/%s", esc) < 0)
-                return NULL;
-        return path;
-}

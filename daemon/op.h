@@ -52,8 +52,3 @@ int reply_api_error(Call *c, const ApiError *e);
 
 /* A CacheRead of GET path with a TTL and the configured stale bound. */
 CacheRead op_read_of(const Server *s, const char *key, const char *path, const char *label, unsigned ttl_s);
-
-/* The upstream path of a job, "/jobs/<name>" with the name escaped, malloc'd; NULL on OOM
- * or a NULL name. Its cache key is "GET " followed by the path, the same for every reader
- * and for the Poller, which stores finished jobs there. */
-char *op_job_path(const char *name);

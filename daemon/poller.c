@@ -13,7 +13,6 @@
 #include "log.h"
 #include "jsonrpc.h"
 #include "macro.h"
-#include "op.h"
 #include "poller.h"
 
 typedef struct PollSet PollSet;
@@ -241,7 +240,7 @@ static void on_polled(const ApiResponse *resp, const ApiError *err, void *userda
 
                 if (!json_object_object_get_ex(j, "done", &done) || !json_object_get_boolean(done))
                         continue;
-                path = op_job_path(member_text(j, "name"));
+                path = api_job_path(member_text(j, "name"));
                 if (path && asprintf(&key, "GET %s", path) >= 0)
                         (void) cache_put(p->cache, key, j, true);
         }

@@ -10,7 +10,7 @@
  * Watchers are told after every poll: the set's jobs, which of them changed since the last
  * poll (status, progress, done, exception), or the error when the poll failed (polling goes
  * on). Finished jobs are also stored in the cache as final, under the key manager.get_job
- * reads ("GET " + op_job_path(name): the name escaped).
+ * reads ("GET " + api_job_path(name): the name escaped).
  */
 #pragma once
 
