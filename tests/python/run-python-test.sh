@@ -3,9 +3,11 @@
 # (Debian's, which has python3-pandas; another python3 may come first on PATH), against the
 # built avatard and avatar-sim started here as the black-box tests start them.
 #
-# Usage: run-python-test.sh MODULE.py [key|login|none]
+# Usage: run-python-test.sh MODULE.py [key|login|access|none]
 #   key    the daemon holds the simulator's API key (the usual case)
 #   login  the daemon starts without a credential; the simulator knows the user alice
+#   access as key, with a socket everyone may connect to and the operate role for nobody
+#          (other uids have no role)
 #   none   no daemon and no simulator (checks that read only the sources)
 # The module sees AVATARD_SOCKET and AVATARD_TEST_* (the simulator's URL, key, storage and
 # request log, a scratch directory, alice's password) and prints the RESULT line of its
@@ -15,7 +17,7 @@
 . "$SOURCE_ROOT/tests/blackbox/sim-fixtures.sh"
 . "$SOURCE_ROOT/tests/blackbox/runner-fixtures.sh"
 
-module="${1:?usage: run-python-test.sh MODULE.py [key|login|none]}"
+module="${1:?usage: run-python-test.sh MODULE.py [key|login|access|none]}"
 mode="${2:-key}"
 T_NAME="python-$(basename "$module" .py | sed 's/^test_//; s/_/-/g')-daemon"
 PYTHON="${AVATARD_TEST_PYTHON:-/usr/bin/python3}"   # another interpreter for a try: AVATARD_TEST_PYTHON
@@ -24,8 +26,15 @@ ALICE_PW="pw-alice-$$"
 if [ "$mode" != none ]; then
         start_sim --api-key "$SIM_KEY" --user "alice:$ALICE_PW" --job-step-ms 50 ||
                 { fail "avatar-sim starts"; finish; exit $?; }
-        runner_conf >"$CONF"
-        if [ "$mode" = key ]; then
+        if [ "$mode" = access ]; then
+                runner_conf 'socket_mode: "0666"
+access:
+  operate:
+    users: [nobody]' >"$CONF"
+        else
+                runner_conf >"$CONF"
+        fi
+        if [ "$mode" != login ]; then
                 export AVATAR_API_KEY="$SIM_KEY"
         else
                 unset AVATAR_API_KEY
