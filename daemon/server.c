@@ -390,6 +390,16 @@ int server_start(Server *s) {
                                     "AVATAR_API_KEY): upstream calls fail until one is given or manager.authenticate "
                                     "is called.");
         }
+        {
+                const char *proxy = NULL;
+                _cleanup_free_ char *m = NULL;
+
+                if (proxy_pick_url(config_proxy(s->config, "http"), config_proxy(s->config, "https"),
+                                   config_no_proxy(s->config), s->config->api_url, &proxy) >= 0 && proxy &&
+                    (m = proxy_mask(proxy)))
+                        log_info("Upstream requests go through the proxy %s (from the %s).", m,
+                                 streq(config_proxy_source(s->config), "config") ? "configuration" : "environment");
+        }
         api_compat_check(s->api);
 
         s->state = SERVER_RUNNING;

@@ -117,6 +117,8 @@ check_match "daemon.status shows the API's proxy, credentials masked" "\"proxy\"
 check_match "daemon.status shows the storage's proxy and where the setting comes from" \
         "\"storage\":\"$MASKED\",\"source\":\"config\",\"variable\":null,\"no_proxy\":null" "$st"
 no_password "daemon.status never shows the proxy's password" "$st"
+check_match "the log says at start which proxy the requests go through" \
+        "Upstream requests go through the proxy $MASKED \(from the configuration\)" "$(cat "$DAEMON_LOG")"
 
 ctl manager.get_health
 check_eq "get_health works through the proxy" "0" "$CTL_RC"
@@ -159,6 +161,8 @@ st=$("$AVATARCTL" --json status)
 check_match "daemon.status: the proxy from the environment, masked, and its variable" \
         "\"proxy\":\\{\"api\":\"$MASKED\",\"storage\":\"$MASKED\",\"source\":\"environment\",\"variable\":\"http_proxy\"" "$st"
 no_password "daemon.status never shows the environment's proxy password" "$st"
+check_match "the log says the proxy comes from the environment" \
+        "Upstream requests go through the proxy $MASKED \(from the environment\)" "$(cat "$DAEMON_LOG")"
 stop_daemon
 
 before=$(health_proxied)
