@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The upstream client's circuit breakers (one per scheme://host:port: closed, open, half
+ * open with one trial request) and its statistics (answers by label and status, retries,
+ * breakers), as daemon.status shows them. See upstream-internal.h.
+ */
+#include <assert.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "clock.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "macro.h"
+#include "upstream-internal.h"
+#include "upstream.h"
+
+/* Distinct statistics labels; further labels are counted under "other" so that paths with
+ * identifiers in them cannot grow the table without bound. */
+#define UPSTREAM_STATS_LABELS_MAX 256
+#define UPSTREAM_STATS_OTHER "other"
+
+/* Hosts with a circuit breaker. Closed, idle breakers are evicted to make room. */
+#define UPSTREAM_BREAKERS_MAX 64
+
+static const char *const breaker_state_table[_BREAKER_STATE_MAX] = {
+        [BREAKER_CLOSED] = "closed",
+        [BREAKER_OPEN] = "open",
+        [BREAKER_HALF_OPEN] = "half_open",
+};
+
+/* The name of a breaker state. */
+static const char *breaker_state_to_string(BreakerState s) {
+        if (s < 0 || s >= _BREAKER_STATE_MAX)
+                return NULL;
+        return breaker_state_table[s];
+}
+
+/* ---- statistics ------------------------------------------------------------------------ */
+
+/* Adds one to stats_requests[label][key]. Statistics are best effort: allocation failures
+ * are ignored. */
+void upstream_stats_count(Upstream *u, const char *label, const char *key) {
+        json_object *per_label, *counter;
+
+        if (!u->stats_requests)
+                return;
+        if (!json_object_object_get_ex(u->stats_requests, label, &per_label)) {
+                if (json_object_object_length(u->stats_requests) >= UPSTREAM_STATS_LABELS_MAX) {
+                        label = UPSTREAM_STATS_OTHER;
+                        if (json_object_object_get_ex(u->stats_requests, label, &per_label))
+                                goto found;
+                }
+                per_label = json_object_new_object();
+                if (!per_label)
+                        return;
+                if (json_object_object_add(u->stats_requests, label, per_label) < 0) {
+                        json_object_put(per_label);
+                        return;
+                }
+        }
+found:
+        if (json_object_object_get_ex(per_label, key, &counter)) {
+                (void) json_object_set_int64(counter, json_object_get_int64(counter) + 1);
+                return;
+        }
+        counter = json_object_new_int64(1);
+        if (counter && json_object_object_add(per_label, key, counter) < 0)
+                json_object_put(counter);
+}
+
+/* ---- circuit breakers ------------------------------------------------------------------ */
+
+/* The state to report: an open breaker past its cooldown admits a trial, so it is half open. */
+static BreakerState breaker_effective_state(const Upstream *u, const Breaker *b, uint64_t now) {
+        if (b->state == BREAKER_OPEN &&
+            now >= add_sat(b->opened_usec, ms_to_usec(u->opts.breaker_cooldown_ms)))
+                return BREAKER_HALF_OPEN;
+        return b->state;
+}
+
+/* Frees a breaker. */
+Breaker *upstream_breaker_free(Breaker *b) {
+        if (!b)
+                return NULL;
+        free(b->key);
+        free(b);
+        return NULL;
+}
+
+/* Finds the breaker of a key. */
+static Breaker *breaker_find(const Upstream *u, const char *key) {
+        Breaker *b;
+
+        TAILQ_FOREACH(b, &u->breakers, link)
+                if (streq(b->key, key))
+                        return b;
+        return NULL;
+}
+
+/* Finds or creates the breaker of a key; NULL when the table is full of busy breakers or
+ * memory is short (the request then runs without one). */
+Breaker *upstream_breaker_get(Upstream *u, const char *key) {
+        Breaker *b;
+
+        b = breaker_find(u, key);
+        if (b)
+                return b;
+        if (u->n_breakers >= UPSTREAM_BREAKERS_MAX) {
+                Breaker *victim = NULL;
+
+                TAILQ_FOREACH(b, &u->breakers, link)
+                        if (b->users == 0 && b->state == BREAKER_CLOSED) {
+                                victim = b;
+                                break;
+                        }
+                if (!victim)
+                        return NULL;
+                TAILQ_REMOVE(&u->breakers, victim, link);
+                u->n_breakers--;
+                upstream_breaker_free(victim);
+        }
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return NULL;
+        b->key = strdup(key);
+        if (!b->key)
+                return upstream_breaker_free(b);
+        TAILQ_INSERT_TAIL(&u->breakers, b, link);
+        u->n_breakers++;
+        return b;
+}
+
+/* Decides whether a new request may go to its host. Returns 0, or -EHOSTDOWN with a
+ * description in *ret_text. */
+int upstream_breaker_admit(Upstream *u, UpstreamRequest *req, char **ret_text) {
+        Breaker *b = req->breaker;
+        uint64_t now = now_usec(), reopen;
+
+        if (!b || b->state == BREAKER_CLOSED)
+                return 0;
+        if (b->state == BREAKER_OPEN) {
+                reopen = add_sat(b->opened_usec, ms_to_usec(u->opts.breaker_cooldown_ms));
+                if (now < reopen) {
+                        if (asprintf(ret_text,
+                                     "circuit open for %s after %u consecutive network "
+                                     "failures, retrying in %" PRIu64 " s",
+                                     b->key, b->consecutive_failures,
+                                     (usec_span_ms(now, reopen) + 999) / 1000) < 0)
+                                *ret_text = NULL;
+                        return -EHOSTDOWN;
+                }
+                b->state = BREAKER_HALF_OPEN;
+                b->trial = NULL;
+                log_warning("Upstream %s circuit half-open: letting one trial request "
+                            "through.", b->key);
+        }
+        if (b->trial) {
+                if (asprintf(ret_text, "circuit half-open for %s, a trial request is in flight",
+                             b->key) < 0)
+                        *ret_text = NULL;
+                return -EHOSTDOWN;
+        }
+        b->trial = req;
+        req->breaker_trial = true;
+        return 0;
+}
+
+/* Records what a request learned about its host. */
+void upstream_breaker_record(Upstream *u, UpstreamRequest *req, BreakerOutcome outcome) {
+        Breaker *b = req->breaker;
+
+        if (!b)
+                return;
+        if (b->trial == req)
+                b->trial = NULL;
+        req->breaker_trial = false;
+
+        switch (outcome) {
+        case BREAKER_SUCCESS:
+                b->consecutive_failures = 0;
+                if (b->state != BREAKER_CLOSED) {
+                        b->state = BREAKER_CLOSED;
+                        log_warning("Upstream %s circuit closed: the host answers again.",
+                                    b->key);
+                }
+                break;
+        case BREAKER_FAILURE:
+                if (b->consecutive_failures < UINT_MAX)
+                        b->consecutive_failures++;
+                if (b->state == BREAKER_HALF_OPEN ||
+                    (b->state == BREAKER_CLOSED &&
+                     b->consecutive_failures >= u->opts.breaker_threshold)) {
+                        b->state = BREAKER_OPEN;
+                        b->opened++;
+                        b->opened_usec = now_usec();
+                        log_warning("Upstream %s circuit open after %u consecutive network "
+                                    "failures, retrying in %" PRIu64 " ms.",
+                                    b->key, b->consecutive_failures,
+                                    u->opts.breaker_cooldown_ms);
+                }
+                break;
+        case BREAKER_NEUTRAL:
+        default:
+                break;
+        }
+}
+
+/* Drops a request's reference to its breaker, releasing the trial slot if it held it. */
+void upstream_breaker_release(UpstreamRequest *req) {
+        Breaker *b = req->breaker;
+
+        if (!b)
+                return;
+        if (b->trial == req)
+                b->trial = NULL;
+        assert(b->users > 0);
+        b->users--;
+        req->breaker = NULL;
+        req->breaker_trial = false;
+}
+
+/* ---- public API ------------------------------------------------------------------------- */
+
+/* Statistics as JSON. */
+json_object *upstream_stats_json(const Upstream *u) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        json_object *requests = NULL, *retries, *breakers;
+        const Breaker *b;
+        uint64_t now = now_usec();
+
+        if (!u)
+                return NULL;
+        o = json_object_new_object();
+        if (!o)
+                return NULL;
+        if (json_object_deep_copy(u->stats_requests, &requests, NULL) < 0)
+                return NULL;
+        if (json_object_object_add(o, "requests", requests) < 0) {
+                json_object_put(requests);
+                return NULL;
+        }
+
+        retries = json_object_new_object();
+        if (!retries || json_object_object_add(o, "retries", retries) < 0) {
+                json_object_put(retries);
+                return NULL;
+        }
+        json_object_object_add(retries, "network",
+                               json_object_new_int64((int64_t) u->retries_network));
+        json_object_object_add(retries, "rate_limited",
+                               json_object_new_int64((int64_t) u->retries_rate_limited));
+        json_object_object_add(o, "in_flight", json_object_new_int64(u->in_flight));
+
+        breakers = json_object_new_object();
+        if (!breakers || json_object_object_add(o, "breakers", breakers) < 0) {
+                json_object_put(breakers);
+                return NULL;
+        }
+        TAILQ_FOREACH(b, &u->breakers, link) {
+                json_object *e = json_object_new_object();
+
+                if (!e || json_object_object_add(breakers, b->key, e) < 0) {
+                        json_object_put(e);
+                        return NULL;
+                }
+                json_object_object_add(e, "state", json_object_new_string(
+                        breaker_state_to_string(breaker_effective_state(u, b, now))));
+                json_object_object_add(e, "consecutive_failures",
+                                       json_object_new_int64(b->consecutive_failures));
+                json_object_object_add(e, "opened", json_object_new_int64(b->opened));
+        }
+        return TAKE_PTR(o);
+}
+
+/* The breaker state of the host of a URL. */
+const char *upstream_breaker_state(const Upstream *u, const char *url) {
+        _cleanup_(curl_url_cleanupp) CURLU *h = NULL;
+        _cleanup_free_ char *url_log = NULL, *key = NULL;
+        const Breaker *b;
+
+        if (!u || upstream_url_parse(url, &h) < 0 ||
+            upstream_url_describe(h, UPSTREAM_GET, &url_log, NULL, &key) < 0)
+                return "closed";
+        b = breaker_find(u, key);
+        if (!b)
+                return "closed";
+        return breaker_state_to_string(breaker_effective_state(u, b, now_usec()));
+}
