@@ -13,7 +13,6 @@
 #include "poller.h"
 #include "runner-config.h"
 #include "runner.h"
-#include "server.h"
 #include "state.h"
 
 #define RUNNER_FILE_VERSION 1
@@ -338,14 +337,14 @@ static int on_runner_file(const char *name, json_object *o, void *userdata) {
 }
 
 /* Creates the registry and loads the saved runners. */
-int runners_new(Server *s, const char *state_directory, Runners **ret) {
+int runners_new(Poller *poller, const char *state_directory, Runners **ret) {
         Runners *rs = calloc(1, sizeof(Runners));
         Runner *r;
         int q;
 
         if (!rs)
                 return -ENOMEM;
-        rs->server = s;
+        rs->poller = poller;
         TAILQ_INIT(&rs->list);
         rs->damaged = json_object_new_array();
         if (!rs->damaged || asprintf(&rs->dir, "%s/runners", state_directory) < 0) {
@@ -586,7 +585,7 @@ int runner_track(Runner *r) {
         }
         if (r->watch)
                 return 0;
-        return poller_watch(r->runners->server->poller, r->set_name, on_runner_polled, r, &r->watch);
+        return poller_watch(r->runners->poller, r->set_name, on_runner_polled, r, &r->watch);
 }
 
 /* A poll of the runner's set: update the jobs, save, tell the waiters. */

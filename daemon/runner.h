@@ -27,11 +27,11 @@
 
 #include "api.h"
 
+typedef struct Poller Poller;
 typedef struct PollerWatch PollerWatch;
 typedef struct Runner Runner;
 typedef struct RunnerWaiter RunnerWaiter;
 typedef struct Runners Runners;
-typedef struct Server Server;
 
 #define RUNNER_ID_LEN 36
 
@@ -87,7 +87,7 @@ struct Runner {
 TAILQ_HEAD(RunnerList, Runner);
 
 struct Runners {
-        Server *server;
+        Poller *poller;          /* follows the jobs of the runners */
         char *dir;               /* STATE_DIRECTORY/runners */
         struct RunnerList list;
         size_t n;
@@ -97,8 +97,9 @@ struct Runners {
 };
 
 /* Creates the registry and loads the runners saved in state_directory/runners, resuming the
- * tracking of their unfinished jobs. Returns 0 or -errno (the directory cannot be created). */
-int runners_new(Server *s, const char *state_directory, Runners **ret);
+ * tracking of their unfinished jobs with `poller` (borrowed; must outlive the registry).
+ * Returns 0 or -errno (the directory cannot be created). */
+int runners_new(Poller *poller, const char *state_directory, Runners **ret);
 Runners *runners_free(Runners *rs);
 
 /* Creates a runner owned by uid with docs and options (both taken). */

@@ -350,7 +350,7 @@ int server_start(Server *s) {
                                                "or state_directory: in the configuration.",
                                                s->config->state_directory, why ?: strerror(-r));
         }
-        r = runners_new(s, s->config->state_directory, &s->runners);
+        r = runners_new(s->poller, s->config->state_directory, &s->runners);
         if (r < 0)
                 return r;
         r = listener_new(s, &s->listener);
