@@ -9,14 +9,13 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "client.h"
+#include "config.h"
 #include "dirs.h"
 #include "errors.h"
 #include "jsonrpc.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
-#include "server.h"
 
 #define LISTENERS_MAX 8
 #define LISTEN_BACKLOG 4096
@@ -28,7 +27,8 @@ typedef struct ListenSocket {
 } ListenSocket;
 
 struct Listener {
-        Server *server;
+        listener_accept_cb cb;
+        void *userdata;
         ListenSocket sockets[LISTENERS_MAX];
         size_t n_sockets;
         char *path;             /* served path */
@@ -77,8 +77,7 @@ static int probe_live(const char *path) {
 }
 
 /* Binds the configured path. */
-static int listener_bind(Listener *l) {
-        const Config *cfg = l->server->config;
+static int listener_bind(Listener *l, const Config *cfg) {
         _cleanup_close_ int fd = -1;
         struct sockaddr_un sa;
         struct stat st;
@@ -193,23 +192,25 @@ static int listener_adopt(Listener *l) {
 }
 
 /* Creates the listening sockets and starts accepting. */
-int listener_new(Server *s, Listener **ret) {
+int listener_new(struct event_base *base, const Config *config, listener_accept_cb cb, void *userdata,
+                 Listener **ret) {
         Listener *l;
         int r;
 
         l = calloc(1, sizeof(Listener));
         if (!l)
                 return log_oom();
-        l->server = s;
+        l->cb = cb;
+        l->userdata = userdata;
 
         r = listener_adopt(l);
         if (r == 0)
-                r = listener_bind(l);
+                r = listener_bind(l, config);
         if (r < 0) {
                 listener_free(l);
                 return r;
         }
-        l->backoff_timer = evtimer_new(s->base, on_backoff_done, l);
+        l->backoff_timer = evtimer_new(base, on_backoff_done, l);
         if (!l->backoff_timer) {
                 listener_free(l);
                 return log_oom();
@@ -217,7 +218,7 @@ int listener_new(Server *s, Listener **ret) {
         for (size_t i = 0; i < l->n_sockets; i++) {
                 ListenSocket *ls = &l->sockets[i];
 
-                ls->ev = event_new(s->base, ls->fd, EV_READ | EV_PERSIST, on_accept, ls);
+                ls->ev = event_new(base, ls->fd, EV_READ | EV_PERSIST, on_accept, ls);
                 if (!ls->ev || event_add(ls->ev, NULL) < 0) {
                         listener_free(l);
                         return log_oom();
@@ -293,8 +294,8 @@ static void on_backoff_done(evutil_socket_t fd, short what, void *userdata) {
                 event_add(l->sockets[i].ev, NULL);
 }
 
-/* Answers a connection we cannot serve with one error line, then closes it. */
-static void reject(int fd, const char *message) {
+/* Answers a connection that is not served with one error line, then closes it. */
+void listener_reject(int fd, const char *message) {
         json_object *reply = jsonrpc_error_new(NULL, RPC_OVERLOADED, message, NULL);
         _cleanup_free_ char *text = NULL;
         size_t len;
@@ -309,15 +310,11 @@ static void reject(int fd, const char *message) {
 static void on_accept(evutil_socket_t lfd, short what, void *userdata) {
         ListenSocket *ls = userdata;
         Listener *l = ls->listener;
-        Server *s = l->server;
 
         (void) what;
         for (unsigned i = 0; i < 64; i++) {
-                struct ucred cred;
-                socklen_t len = sizeof(cred);
-                int fd, r;
+                int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-                fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
                         if (errno == EMFILE || errno == ENFILE) {
                                 log_warning_errno(errno, "Cannot accept connections: %m; pausing for a second.");
@@ -326,29 +323,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *userdata) {
                                 log_warning_errno(errno, "accept() failed, ignoring: %m");
                         return;
                 }
-                if (s->state != SERVER_RUNNING) {
-                        reject(fd, "The daemon is stopping");
-                        continue;
-                }
-                if (s->n_clients >= s->max_connections) {
-                        s->connections_rejected++;
-                        log_warning("Connection limit (%u) reached, refusing a connection.", s->max_connections);
-                        reject(fd, "Too many connections");
-                        continue;
-                }
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-                    server_uid_count(s, cred.uid) >= s->config->max_connections_per_uid) {
-                        s->connections_rejected++;
-                        log_warning("Connection limit per user (%u) reached for uid %u, refusing a connection.",
-                                    s->config->max_connections_per_uid, (unsigned) cred.uid);
-                        reject(fd, "Too many connections for this user");
-                        continue;
-                }
-                r = client_new(s, fd, NULL);
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to set up a connection, ignoring: %m");
-                        continue;
-                }
-                s->connections_accepted++;
+                l->cb(fd, l->userdata);
         }
 }

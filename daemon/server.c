@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "api.h"
@@ -38,6 +39,8 @@ extern const size_t openrpc_document_text_len;
 /* Descriptors kept back from the connection cap for listeners, upstream sockets, state
  * files and descriptors in transit. */
 #define FD_RESERVE 256
+
+static void server_on_accept(int fd, void *userdata);
 
 static const char *const server_state_table[_SERVER_STATE_MAX] = {
         [SERVER_STARTING] = "starting",
@@ -353,7 +356,7 @@ int server_start(Server *s) {
         r = runners_new(s->poller, s->config->state_directory, &s->runners);
         if (r < 0)
                 return r;
-        r = listener_new(s, &s->listener);
+        r = listener_new(s->base, s->config, server_on_accept, s, &s->listener);
         if (r < 0)
                 return r;
 
@@ -593,6 +596,39 @@ unsigned server_uid_count(const Server *s, uid_t uid) {
         const UidCount *u = uid_slot(s, uid);
 
         return u ? u->count : 0;
+}
+
+/* The listener accepted a connection: serve it unless the daemon stops or a cap is reached. */
+static void server_on_accept(int fd, void *userdata) {
+        Server *s = userdata;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        int r;
+
+        if (s->state != SERVER_RUNNING) {
+                listener_reject(fd, "The daemon is stopping");
+                return;
+        }
+        if (s->n_clients >= s->max_connections) {
+                s->connections_rejected++;
+                log_warning("Connection limit (%u) reached, refusing a connection.", s->max_connections);
+                listener_reject(fd, "Too many connections");
+                return;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+            server_uid_count(s, cred.uid) >= s->config->max_connections_per_uid) {
+                s->connections_rejected++;
+                log_warning("Connection limit per user (%u) reached for uid %u, refusing a connection.",
+                            s->config->max_connections_per_uid, (unsigned) cred.uid);
+                listener_reject(fd, "Too many connections for this user");
+                return;
+        }
+        r = client_new(s, fd, NULL);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to set up a connection, ignoring: %m");
+                return;
+        }
+        s->connections_accepted++;
 }
 
 /* The limits block of daemon.status. */
