@@ -9,12 +9,11 @@
 #include <sys/uio.h>
 
 #include "client.h"
-#include "dispatch.h"
+#include "config.h"
 #include "errors.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "protocol.h"
-#include "server.h"
 
 /* Most supplementary groups read from SO_PEERGROUPS (NGROUPS_MAX is 65536; real systems
  * have a handful). */
@@ -43,6 +42,55 @@ static void on_readable(evutil_socket_t fd, short what, void *userdata);
 static void on_writable(evutil_socket_t fd, short what, void *userdata);
 static void on_idle(evutil_socket_t fd, short what, void *userdata);
 static void on_resume(evutil_socket_t fd, short what, void *userdata);
+static int client_send_json(Client *c, json_object *o);
+static int client_send_text(Client *c, char *text, size_t len);
+static void client_call_finished(Client *c);
+static bool client_is_alive(const Client *c);
+static void client_maybe_resume(Client *c);
+
+/* The configuration in force: the limits. */
+static const Config *client_config(const Client *c) {
+        return c->host->core->config;
+}
+
+/* The client a Peer is embedded in. */
+static Client *client_of(Peer *p) {
+        return (Client *) ((char *) p - offsetof(Client, peer));
+}
+
+/* PeerOps: what dispatch does with the connection, by the functions below. */
+static int peer_send_json(Peer *p, json_object *o) {
+        return client_send_json(client_of(p), o);
+}
+
+static int peer_send_text(Peer *p, char *text, size_t len) {
+        return client_send_text(client_of(p), text, len);
+}
+
+static bool peer_alive(Peer *p) {
+        return client_is_alive(client_of(p));
+}
+
+static void peer_ref(Peer *p) {
+        client_ref(client_of(p));
+}
+
+static void peer_unref(Peer *p) {
+        client_unref(client_of(p));
+}
+
+static void peer_call_finished(Peer *p) {
+        client_call_finished(client_of(p));
+}
+
+static const PeerOps client_peer_ops = {
+        .send_json = peer_send_json,
+        .send_text = peer_send_text,
+        .alive = peer_alive,
+        .ref = peer_ref,
+        .unref = peer_unref,
+        .call_finished = peer_call_finished,
+};
 
 /* Logs a state change at debug level and applies it. */
 static void client_set_state(Client *c, ClientState s) {
@@ -62,9 +110,9 @@ static int client_read_peer(Client *c) {
 
         if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
-        c->uid = cred.uid;
-        c->gid = cred.gid;
-        c->pid = cred.pid;
+        c->peer.cred.uid = cred.uid;
+        c->peer.cred.gid = cred.gid;
+        c->peer.cred.pid = cred.pid;
 
         len = 16 * sizeof(gid_t);
         for (;;) {
@@ -73,8 +121,8 @@ static int client_read_peer(Client *c) {
                 if (!g)
                         return -ENOMEM;
                 if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) >= 0) {
-                        c->groups = g;
-                        c->n_groups = len / sizeof(gid_t);
+                        c->peer.cred.groups = g;
+                        c->peer.cred.n_groups = len / sizeof(gid_t);
                         break;
                 }
                 free(g);
@@ -83,14 +131,14 @@ static int client_read_peer(Client *c) {
         }
 
         /* the command name is for logs only; a failure leaves it empty */
-        snprintf(path, sizeof(path), "/proc/%d/comm", (int) c->pid);
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) c->peer.cred.pid);
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd >= 0) {
-                ssize_t n = read(fd, c->comm, sizeof(c->comm) - 1);
+                ssize_t n = read(fd, c->peer.cred.comm, sizeof(c->peer.cred.comm) - 1);
 
                 if (n > 0) {
-                        c->comm[n] = '\0';
-                        c->comm[strcspn(c->comm, "\n")] = '\0';
+                        c->peer.cred.comm[n] = '\0';
+                        c->peer.cred.comm[strcspn(c->peer.cred.comm, "\n")] = '\0';
                 }
                 close(fd);
         }
@@ -98,7 +146,7 @@ static int client_read_peer(Client *c) {
 }
 
 /* Accepts ownership of a connected socket and starts serving it. */
-int client_new(Server *s, int fd, Client **ret) {
+int client_new(ClientHost *h, int fd, Client **ret) {
         _cleanup_(client_unrefp) Client *c = NULL;
         int r;
 
@@ -108,47 +156,45 @@ int client_new(Server *s, int fd, Client **ret) {
                 return -ENOMEM;
         }
         c->n_ref = 1;
-        c->server = s;
+        c->host = h;
         c->fd = fd;
-        c->id = ++s->next_client_id;
-        TAILQ_INIT(&c->calls);
+        c->id = ++h->next_id;
+        peer_init(&c->peer, &client_peer_ops);
         c->state = CLIENT_DEAD; /* until fully set up, so a failure path does not unlink */
 
         r = client_read_peer(c);
         if (r < 0)
                 return log_warning_errno(r, "Failed to read peer credentials, refusing connection: %m");
 
-        r = frame_decoder_new(s->config->max_frame_bytes, &c->decoder);
+        r = frame_decoder_new(client_config(c)->max_frame_bytes, &c->decoder);
         if (r < 0)
                 return r;
         c->out = evbuffer_new();
-        c->read_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_readable, c);
-        c->write_ev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
-        c->idle_timer = evtimer_new(s->base, on_idle, c);
-        c->resume_ev = event_new(s->base, -1, 0, on_resume, c);
+        c->read_ev = event_new(h->core->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+        c->write_ev = event_new(h->core->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
+        c->idle_timer = evtimer_new(h->core->base, on_idle, c);
+        c->resume_ev = event_new(h->core->base, -1, 0, on_resume, c);
         if (!c->out || !c->read_ev || !c->write_ev || !c->idle_timer || !c->resume_ev)
                 return -ENOMEM;
 
-        r = server_uid_ref(s, c->uid);
+        r = h->ops->attach(h->userdata, c);
         if (r < 0)
                 return r;
 
         c->state = CLIENT_RUNNING;
-        TAILQ_INSERT_TAIL(&s->clients, c, link);
-        s->n_clients++;
         if (event_add(c->read_ev, NULL) < 0) {
                 client_disconnect(c, "event_add failed");
                 return -EIO;
         }
-        if (s->config->idle_timeout_s > 0) {
-                struct timeval tv = { .tv_sec = s->config->idle_timeout_s };
+        if (client_config(c)->idle_timeout_s > 0) {
+                struct timeval tv = { .tv_sec = client_config(c)->idle_timeout_s };
                 evtimer_add(c->idle_timer, &tv);
         }
-        log_debug("Client %" PRIu64 " connected: pid=%d uid=%u gid=%u comm=%s", c->id, (int) c->pid,
-                  (unsigned) c->uid, (unsigned) c->gid, c->comm);
+        log_debug("Client %" PRIu64 " connected: pid=%d uid=%u gid=%u comm=%s", c->id, (int) c->peer.cred.pid,
+                  (unsigned) c->peer.cred.uid, (unsigned) c->peer.cred.gid, c->peer.cred.comm);
         if (ret)
                 *ret = c;
-        TAKE_PTR(c); /* the server's client list holds the initial reference */
+        TAKE_PTR(c); /* the owner's list holds the initial reference */
         return 0;
 }
 
@@ -171,7 +217,7 @@ static void client_close_pending_fds(Client *c) {
 /* Frees the struct (the connection is already closed). */
 static Client *client_free(Client *c) {
         assert(c->state == CLIENT_DEAD);
-        assert(TAILQ_EMPTY(&c->calls));
+        assert(TAILQ_EMPTY(&c->peer.calls));
         client_close_pending_fds(c);
         free(c->pending_fds);
         if (c->read_ev)
@@ -186,7 +232,7 @@ static Client *client_free(Client *c) {
                 evbuffer_free(c->out);
         frame_decoder_free(c->decoder);
         safe_close(c->fd);
-        free(c->groups);
+        free(c->peer.cred.groups);
         free(c);
         return NULL;
 }
@@ -202,15 +248,12 @@ Client *client_unref(Client *c) {
 }
 
 /* Whether the client may still receive data. */
-bool client_is_alive(const Client *c) {
+static bool client_is_alive(const Client *c) {
         return c && c->state == CLIENT_RUNNING;
 }
 
 /* Closes the connection now and cancels its calls. */
 void client_disconnect(Client *c, const char *reason) {
-        Server *s = c->server;
-        Call *call, *next;
-
         if (c->state == CLIENT_DEAD)
                 return;
         log_debug("Client %" PRIu64 " disconnected: %s", c->id, reason);
@@ -224,36 +267,27 @@ void client_disconnect(Client *c, const char *reason) {
         client_close_pending_fds(c);
         evbuffer_drain(c->out, evbuffer_get_length(c->out));
 
-        TAILQ_REMOVE(&s->clients, c, link);
-        s->n_clients--;
-        server_uid_unref(s, c->uid);
+        c->host->ops->detach(c->host->userdata, c);
 
         /* calls with a cancel callback stop now; others finish on their own and their reply
          * is dropped (they hold a reference, so the struct outlives them) */
-        client_ref(c);
-        for (call = TAILQ_FIRST(&c->calls); call; call = next) {
-                next = TAILQ_NEXT(call, link);
-                (void) call_cancel(call);
-        }
-        client_unref(c); /* the server list's reference */
-        client_unref(c);
-        server_update_status(s);
-        server_schedule_trim(s);
+        dispatch_cancel_peer(&c->peer);
+        client_unref(c); /* the owner's list's reference */
 }
 
 /* Re-arms the idle timer. */
 static void client_touch(Client *c) {
-        if (c->server->config->idle_timeout_s > 0 && c->state == CLIENT_RUNNING) {
-                struct timeval tv = { .tv_sec = c->server->config->idle_timeout_s };
+        if (client_config(c)->idle_timeout_s > 0 && c->state == CLIENT_RUNNING) {
+                struct timeval tv = { .tv_sec = client_config(c)->idle_timeout_s };
                 evtimer_add(c->idle_timer, &tv);
         }
 }
 
 /* Whether reading must pause: too many calls in flight or too much queued output. */
 static bool client_over_limits(const Client *c) {
-        const Config *cfg = c->server->config;
+        const Config *cfg = client_config(c);
 
-        return c->n_inflight >= cfg->max_inflight_per_connection ||
+        return c->peer.n_inflight >= cfg->max_inflight_per_connection ||
                evbuffer_get_length(c->out) >= cfg->max_output_bytes;
 }
 
@@ -279,7 +313,7 @@ static void client_close_after_flush(Client *c, const char *reason) {
         client_set_state(c, CLIENT_CLOSING);
         event_del(c->read_ev);
         c->read_paused = true;
-        c->server->connections_closed_protocol++;
+        c->host->counters.closed_protocol++;
         if (evbuffer_get_length(c->out) == 0)
                 client_disconnect(c, reason);
         else
@@ -297,22 +331,22 @@ static void client_flush(Client *c) {
                 return;
         n = evbuffer_write(c->out, c->fd);
         if (n > 0)
-                c->server->bytes_sent += (uint64_t) n;
+                c->host->counters.bytes_sent += (uint64_t) n;
         if (n < 0 || evbuffer_get_length(c->out) > 0)
                 event_add(c->write_ev, NULL);
 }
 
 /* Queues serialized text for sending. */
-int client_send_text(Client *c, char *text, size_t len) {
+static int client_send_text(Client *c, char *text, size_t len) {
         _cleanup_free_ char *t = text;
 
         if (!c || c->state == CLIENT_DEAD || c->fd < 0)
                 return -ENOTCONN;
         /* replies are bounded by the in-flight limit; only a peer that reads nothing while
          * notifications pile up can get here, and it is let go rather than buffered forever */
-        if (evbuffer_get_length(c->out) + len > 2 * c->server->config->max_output_bytes) {
+        if (evbuffer_get_length(c->out) + len > 2 * client_config(c)->max_output_bytes) {
                 log_warning("Client %" PRIu64 " (pid %d) is not reading its replies, disconnecting.",
-                            c->id, (int) c->pid);
+                            c->id, (int) c->peer.cred.pid);
                 client_disconnect(c, "output queue overflow");
                 return -ENOBUFS;
         }
@@ -327,7 +361,7 @@ int client_send_text(Client *c, char *text, size_t len) {
 }
 
 /* Queues a JSON value for sending. */
-int client_send_json(Client *c, json_object *o) {
+static int client_send_json(Client *c, json_object *o) {
         char *text = NULL;
         size_t len;
         int r;
@@ -338,18 +372,6 @@ int client_send_json(Client *c, json_object *o) {
         if (r < 0)
                 return r;
         return client_send_text(c, text, len);
-}
-
-/* Sends a notification. */
-int client_send_notification(Client *c, const char *method, json_object *params) {
-        json_object *n = jsonrpc_notification_new(method, params);
-        int r;
-
-        if (!n)
-                return -ENOMEM;
-        r = client_send_json(c, n);
-        json_object_put(n);
-        return r;
 }
 
 /* Writes queued output; resumes reading once it drains below half the cap. The event can
@@ -368,7 +390,7 @@ static void handle_writable(Client *c, evutil_socket_t fd, short what) {
                 client_disconnect(c, "write error");
                 return;
         }
-        c->server->bytes_sent += (uint64_t) n;
+        c->host->counters.bytes_sent += (uint64_t) n;
         client_touch(c);
         if (evbuffer_get_length(c->out) == 0) {
                 event_del(c->write_ev);
@@ -377,7 +399,7 @@ static void handle_writable(Client *c, evutil_socket_t fd, short what) {
                         return;
                 }
         }
-        if (evbuffer_get_length(c->out) <= c->server->config->max_output_bytes / 2)
+        if (evbuffer_get_length(c->out) <= client_config(c)->max_output_bytes / 2)
                 client_maybe_resume(c);
 }
 
@@ -427,7 +449,7 @@ static size_t client_collect_fds(Client *c, const Frame *f, int *fds, size_t max
  * done: no call in flight, no reply left to write and no complete frame left to handle (a
  * line the peer never terminated is dropped). Returns true when the connection was closed. */
 static bool client_maybe_finish_input(Client *c) {
-        if (c->state != CLIENT_RUNNING || !c->read_eof || c->n_inflight > 0 ||
+        if (c->state != CLIENT_RUNNING || !c->read_eof || c->peer.n_inflight > 0 ||
             evbuffer_get_length(c->out) > 0 || frame_decoder_has_line(c->decoder))
                 return false;
         client_disconnect(c, "end of input");
@@ -457,7 +479,7 @@ static void client_process_frames(Client *c) {
                         char detail[128];
 
                         snprintf(detail, sizeof(detail), "frame larger than %" PRIu64 " bytes",
-                                 c->server->config->max_frame_bytes);
+                                 client_config(c)->max_frame_bytes);
                         if (data)
                                 json_object_object_add(data, "detail", json_object_new_string(detail));
                         client_protocol_error(c, RPC_INVALID_REQUEST, "Invalid Request: frame too large",
@@ -468,7 +490,7 @@ static void client_process_frames(Client *c) {
                         break;
                 handled++;
                 n_fds = client_collect_fds(c, &f, fds, ELEMENTSOF(fds));
-                r = dispatch_frame(c->server->dispatch, c, f.data, f.len, fds, n_fds);
+                r = dispatch_frame(c->host->dispatch, &c->peer, f.data, f.len, fds, n_fds);
                 for (size_t i = 0; i < n_fds; i++)
                         safe_close(fds[i]);
                 if (r < 0) {
@@ -583,7 +605,7 @@ static void handle_readable(Client *c, evutil_socket_t fd, short what) {
                 return;
         }
         frame_decoder_commit(c->decoder, (size_t) n);
-        c->server->bytes_received += (uint64_t) n;
+        c->host->counters.bytes_received += (uint64_t) n;
         client_touch(c);
         client_process_frames(c);
 }
@@ -613,7 +635,7 @@ static void on_resume(evutil_socket_t fd, short what, void *userdata) {
 }
 
 /* Re-evaluates backpressure and resumes reading and processing if possible. */
-void client_maybe_resume(Client *c) {
+static void client_maybe_resume(Client *c) {
         if (c->state != CLIENT_RUNNING || client_over_limits(c))
                 return;
         if (c->read_paused && !c->read_eof) {
@@ -624,10 +646,7 @@ void client_maybe_resume(Client *c) {
 }
 
 /* Called when one of its calls finished. */
-void client_call_finished(Client *c, Call *call) {
-        (void) call;
-        assert(c->n_inflight > 0);
-        c->n_inflight--;
+static void client_call_finished(Client *c) {
         client_touch(c);
         if (client_maybe_finish_input(c))
                 return;
@@ -640,11 +659,11 @@ static void handle_idle(Client *c, evutil_socket_t fd, short what) {
 
         (void) fd;
         (void) what;
-        if (c->n_inflight > 0 || c->n_subscriptions > 0 || evbuffer_get_length(c->out) > 0) {
+        if (c->peer.n_inflight > 0 || c->n_subscriptions > 0 || evbuffer_get_length(c->out) > 0) {
                 client_touch(c);
                 return;
         }
-        c->server->connections_closed_idle++;
+        c->host->counters.closed_idle++;
         client_disconnect(c, "idle timeout");
 }
 

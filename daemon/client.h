@@ -8,10 +8,15 @@
  * write event. Every peer-controlled quantity is bounded: frame size (the decoder), queued
  * descriptors, in-flight calls and queued output (reading pauses until they drop), idle time.
  *
- * Lifetime: refcounted. A Call holds a reference on its client, so a disconnect mid-call
- * never frees memory a pending upstream completion will touch; the socket is closed at once,
- * the struct when the last reference goes (on a later loop turn). States:
+ * Lifetime: refcounted. A call holds a reference on its client (through the Peer the client
+ * embeds for dispatch), so a disconnect mid-call never frees memory a pending upstream
+ * completion will touch; the socket is closed at once, the struct when the last reference goes
+ * (on a later loop turn). States:
  *   RUNNING → CLOSING (flush queued output, then close; after a protocol error) → DEAD.
+ *
+ * A client knows its owner only as a ClientHost: the services (the configuration in force
+ * gives the limits), the dispatcher, the counters it adds to, and the ClientHostOps through
+ * which the owner counts and lists its connections.
  */
 #pragma once
 
@@ -24,12 +29,12 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "core.h"
+#include "dispatch.h"
 #include "frame.h"
 #include "macro.h"
 
-typedef struct Call Call;
-typedef struct Server Server;
-typedef struct Subscription Subscription;
+typedef struct Client Client;
 
 typedef enum ClientState {
         CLIENT_RUNNING,
@@ -47,22 +52,40 @@ typedef struct PendingFd {
         int fd;
 } PendingFd;
 
-TAILQ_HEAD(CallList, Call);
+/* The owner's side, called with ClientHost.userdata. */
+typedef struct ClientHostOps {
+        /* A connection is set up: count and list it. A negative errno refuses it (it is closed). */
+        int (*attach)(void *userdata, Client *c);
+        /* The connection closed: uncount and unlist it. */
+        void (*detach)(void *userdata, Client *c);
+} ClientHostOps;
 
-typedef struct Client {
-        Server *server;
+/* What the clients add up, for daemon.status. */
+typedef struct ClientCounters {
+        uint64_t bytes_received;
+        uint64_t bytes_sent;
+        uint64_t closed_idle;
+        uint64_t closed_protocol;
+} ClientCounters;
+
+/* Given by the owner to every client it creates; outlives them. */
+typedef struct ClientHost {
+        Core *core;                    /* event base, configuration in force (limits) */
+        Dispatch *dispatch;
+        const ClientHostOps *ops;
+        void *userdata;
+        uint64_t next_id;
+        ClientCounters counters;
+} ClientHost;
+
+struct Client {
+        ClientHost *host;
         unsigned n_ref;
         uint64_t id;
         int fd;
         ClientState state;
 
-        /* peer, read at accept */
-        uid_t uid;
-        gid_t gid;
-        pid_t pid;
-        gid_t *groups;
-        size_t n_groups;
-        char comm[32];
+        Peer peer;                     /* credentials read at accept; calls in flight */
 
         FrameDecoder *decoder;
         struct event *read_ev;
@@ -74,19 +97,17 @@ typedef struct Client {
         PendingFd *pending_fds;
         size_t n_pending_fds;
 
-        struct CallList calls;
-        unsigned n_inflight;
         unsigned n_subscriptions;
         bool read_paused;
         bool read_eof;
         bool processing;               /* in client_process_frames(): replies are flushed at its end */
 
-        TAILQ_ENTRY(Client) link;
-} Client;
+        TAILQ_ENTRY(Client) link;      /* the owner's list */
+};
 
 /* Accepts ownership of a connected socket `fd` and starts serving it. On failure the fd is
  * closed and -errno returned. */
-int client_new(Server *s, int fd, Client **ret);
+int client_new(ClientHost *h, int fd, Client **ret);
 
 Client *client_ref(Client *c);
 Client *client_unref(Client *c);
@@ -94,24 +115,3 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Client *, client_unref);
 
 /* Closes the connection now (cancels its calls); the struct lives on while referenced. */
 void client_disconnect(Client *c, const char *reason);
-
-/* Queues a JSON value (a reply, batch reply or notification) for sending. Borrows `o`.
- * Returns 0, -ENOTCONN when the client is gone (the value is dropped), -ENOBUFS when the
- * client is too far behind (it is disconnected), -ENOMEM. */
-int client_send_json(Client *c, json_object *o);
-
-/* Queues already serialized text (one or more complete lines). Takes text. Same returns as
- * client_send_json(). */
-int client_send_text(Client *c, char *text, size_t len);
-
-/* Sends a notification {"jsonrpc":"2.0","method":..,"params":..}. Takes params. */
-int client_send_notification(Client *c, const char *method, json_object *params);
-
-/* Whether the client may still receive data. */
-bool client_is_alive(const Client *c);
-
-/* Called when one of its calls finished: updates counts, resumes reading if paused. */
-void client_call_finished(Client *c, Call *call);
-
-/* Re-evaluates backpressure and resumes processing if possible. */
-void client_maybe_resume(Client *c);

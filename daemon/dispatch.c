@@ -7,14 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "dispatch.h"
 #include "errors.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "openrpc.h"
 #include "protocol.h"
-#include "server.h"
 
 typedef struct MethodEntry {
         const char *name;
@@ -25,8 +23,12 @@ typedef struct MethodEntry {
 } MethodEntry;
 
 struct Dispatch {
-        Server *server;
+        Core *core;
         const OpenRpc *doc;
+        dispatch_idle_cb idle;
+        void *userdata;
+        unsigned n_inflight;   /* calls started and not finished, all peers */
+        bool stopping;
         MethodEntry *entries;  /* sorted by name */
         size_t n_entries;
         uint64_t unknown_count;
@@ -35,8 +37,22 @@ struct Dispatch {
         size_t n_errors;
 };
 
+typedef struct Batch Batch;
+
+/* A call as dispatch keeps it: the Call the handler sees, and where its answer goes. */
+struct DispatchCall {
+        Call call;             /* first: the Call a handler gets is its DispatchCall */
+        Dispatch *dispatch;
+        Peer *peer;            /* reference held until the call finished */
+        Batch *batch;          /* NULL for a single call */
+        bool has_id;
+        json_object *id;
+        char *method;
+        TAILQ_ENTRY(DispatchCall) link;
+};
+
 struct Batch {
-        Client *client;        /* reference */
+        Peer *peer;            /* reference */
         json_object *replies;  /* array */
         size_t n_pending;
         bool dispatching;      /* still starting calls: do not send yet */
@@ -67,7 +83,8 @@ static Role role_of(const OpenRpcMethod *m) {
 }
 
 /* Builds the method table and checks it against the document. */
-int dispatch_new(Server *s, const OpenRpc *doc, Dispatch **ret, const char **ret_missing) {
+int dispatch_new(Core *core, const OpenRpc *doc, dispatch_idle_cb idle, void *userdata, Dispatch **ret,
+                 const char **ret_missing) {
         _cleanup_free_ MethodEntry *entries = NULL;
         size_t n = 0, cap = 0, n_doc, n_errors;
         Dispatch *d;
@@ -128,8 +145,10 @@ int dispatch_new(Server *s, const OpenRpc *doc, Dispatch **ret, const char **ret
                 return -ENOMEM;
         }
         d->n_errors = n_errors;
-        d->server = s;
+        d->core = core;
         d->doc = doc;
+        d->idle = idle;
+        d->userdata = userdata;
         d->entries = TAKE_PTR(entries);
         d->n_entries = n;
         *ret = d;
@@ -168,191 +187,136 @@ static void dispatch_count_error(Dispatch *d, int code) {
 /* Sends a finished batch's replies (if any) and frees it. */
 static void batch_finish(Batch *b) {
         if (json_object_array_length(b->replies) > 0)
-                (void) client_send_json(b->client, b->replies);
+                (void) b->peer->ops->send_json(b->peer, b->replies);
         json_object_put(b->replies);
-        client_unref(b->client);
+        b->peer->ops->unref(b->peer);
         free(b);
 }
 
 /* Frees a call (it is finished and the handler has returned). */
-static void call_free(Call *c) {
-        json_object_put(c->id);
-        json_object_put(c->params);
-        free(c->method);
-        free(c);
+static void call_free(DispatchCall *dc) {
+        json_object_put(dc->id);
+        json_object_put(dc->call.params);
+        free(dc->method);
+        free(dc);
 }
 
 /* Delivers a reply — an object, or for a single call possibly its text already serialized —
  * (or nothing for a notification) and retires the call. Takes reply and text. */
-static void call_finish(Call *c, json_object *reply, char *text, size_t len) {
-        Server *s = c->server;
-        Client *client = c->client;
+static void call_finish(DispatchCall *dc, json_object *reply, char *text, size_t len) {
+        Dispatch *d = dc->dispatch;
+        Peer *peer = dc->peer;
+        Call *c = &dc->call;
 
         if (c->finished) {
-                log_error("Internal error: call %s finished twice, ignoring.", strna(c->method));
+                log_error("Internal error: call %s finished twice, ignoring.", strna(dc->method));
                 json_object_put(reply);
                 free(text);
                 return;
         }
         c->finished = true;
 
-        if (c->has_id && text)
-                (void) client_send_text(client, TAKE_PTR(text), len);
-        else if (c->has_id && reply) {
-                if (c->batch)
-                        json_object_array_add(c->batch->replies, TAKE_PTR(reply));
+        if (dc->has_id && text)
+                (void) peer->ops->send_text(peer, TAKE_PTR(text), len);
+        else if (dc->has_id && reply) {
+                if (dc->batch)
+                        json_object_array_add(dc->batch->replies, TAKE_PTR(reply));
                 else
-                        (void) client_send_json(client, reply);
+                        (void) peer->ops->send_json(peer, reply);
         }
         json_object_put(reply);
         free(text);
 
-        TAILQ_REMOVE(&client->calls, c, link);
-        assert(s->n_inflight > 0);
-        s->n_inflight--;
-        if (c->batch) {
-                Batch *b = c->batch;
+        TAILQ_REMOVE(&peer->calls, dc, link);
+        assert(d->n_inflight > 0);
+        d->n_inflight--;
+        assert(peer->n_inflight > 0);
+        peer->n_inflight--;
+        if (dc->batch) {
+                Batch *b = dc->batch;
 
                 assert(b->n_pending > 0);
                 if (--b->n_pending == 0 && !b->dispatching)
                         batch_finish(b);
         }
-        client_call_finished(client, c);
-        c->client = NULL;
-        client_unref(client);
+        peer->ops->call_finished(peer);
+        dc->peer = NULL;
+        c->peer = NULL;
+        peer->ops->unref(peer);
         if (!c->in_handler)
-                call_free(c);
-        server_check_drained(s);
+                call_free(dc);
+        if (d->n_inflight == 0 && d->idle)
+                d->idle(d->userdata);
 }
 
-/* Finishes a call with a result. */
-int call_reply(Call *c, json_object *result) {
+static void dispatch_call_reply_error(Call *c, int code, const char *message, json_object *data);
+
+/* CallOps.reply: finishes a call with a result. */
+static void dispatch_call_reply(Call *c, json_object *result) {
+        DispatchCall *dc = (DispatchCall *) c;
         json_object *reply = NULL;
 
         /* the common case goes straight to text, without a reply object */
-        if (c->has_id && !c->batch) {
+        if (dc->has_id && !dc->batch) {
                 char *text = NULL;
                 size_t len = 0;
-                int r = jsonrpc_result_text(c->id, result, &text, &len);
+                int r = jsonrpc_result_text(dc->id, result, &text, &len);
 
                 json_object_put(result);
                 if (r < 0) {
-                        log_error_errno(r, "Failed to serialize the reply of %s: %m", strna(c->method));
-                        return call_reply_error(c, RPC_INTERNAL_ERROR, r == -ENOMEM ? "Out of memory" : NULL, NULL);
+                        log_error_errno(r, "Failed to serialize the reply of %s: %m", strna(dc->method));
+                        dispatch_call_reply_error(c, RPC_INTERNAL_ERROR, r == -ENOMEM ? "Out of memory" : NULL, NULL);
+                        return;
                 }
-                call_finish(c, NULL, text, len);
-                return 0;
+                call_finish(dc, NULL, text, len);
+                return;
         }
-        if (c->has_id) {
-                reply = jsonrpc_result_new(c->id, result);
+        if (dc->has_id) {
+                reply = jsonrpc_result_new(dc->id, result);
                 if (!reply) {
                         log_oom();
-                        return call_reply_error(c, RPC_INTERNAL_ERROR, "Out of memory", NULL);
+                        dispatch_call_reply_error(c, RPC_INTERNAL_ERROR, "Out of memory", NULL);
+                        return;
                 }
         } else
                 json_object_put(result);
-        call_finish(c, reply, NULL, 0);
-        return 0;
+        call_finish(dc, reply, NULL, 0);
 }
 
-/* Finishes a call with an error. */
-int call_reply_error(Call *c, int code, const char *message, json_object *data) {
+/* CallOps.reply_error: finishes a call with an error. */
+static void dispatch_call_reply_error(Call *c, int code, const char *message, json_object *data) {
+        DispatchCall *dc = (DispatchCall *) c;
         json_object *reply = NULL;
 
-        if (c->server->dispatch)
-                dispatch_count_error(c->server->dispatch, code);
-        if (c->has_id)
-                reply = jsonrpc_error_new(c->id, code, message, data);
+        dispatch_count_error(dc->dispatch, code);
+        if (dc->has_id)
+                reply = jsonrpc_error_new(dc->id, code, message, data);
         else
                 json_object_put(data);
-        call_finish(c, reply, NULL, 0);
-        return 0;
+        call_finish(dc, reply, NULL, 0);
 }
 
-/* Finishes a call with an error and a formatted message. */
-int call_reply_errorf(Call *c, int code, json_object *data, const char *fmt, ...) {
-        _cleanup_free_ char *m = NULL;
-        va_list ap;
-        int r;
+/* CallOps.notify: a notification to the caller while it is connected. */
+static void dispatch_call_notify(Call *c, const char *method, json_object *params) {
+        Peer *p = ((DispatchCall *) c)->peer;
+        json_object *n;
 
-        va_start(ap, fmt);
-        r = vasprintf(&m, fmt, ap);
-        va_end(ap);
-        return call_reply_error(c, code, r < 0 ? NULL : m, data);
-}
-
-/* Finishes a call with the class of a negative errno. */
-int call_reply_errno(Call *c, int r, const char *fmt, ...) {
-        _cleanup_free_ char *m = NULL;
-        json_object *data = NULL;
-        va_list ap;
-        int q = -1;
-
-        if (fmt) {
-                int saved = errno;
-
-                errno = r < 0 ? -r : r;
-                va_start(ap, fmt);
-                q = vasprintf(&m, fmt, ap);
-                va_end(ap);
-                errno = saved;
+        if (!p || !p->ops->alive(p)) {
+                json_object_put(params);
+                return;
         }
-        data = json_object_new_object();
-        if (data) {
-                json_object_object_add(data, "errno", json_object_new_string(strerrorname_np(r < 0 ? -r : r) ?: "unknown"));
-        }
-        return call_reply_error(c, rpc_error_code_from_errno(r), q < 0 ? NULL : m, data);
+        n = jsonrpc_notification_new(method, params);
+        if (!n)
+                return;
+        (void) p->ops->send_json(p, n);
+        json_object_put(n);
 }
 
-/* Registers or clears the cancel callback. */
-void call_on_cancel(Call *c, CallCancelHandler cb, void *userdata) {
-        c->cancel_cb = cb;
-        c->cancel_userdata = userdata;
-}
-
-/* Asks the call to stop. */
-bool call_cancel(Call *c) {
-        CallCancelHandler cb = c->cancel_cb;
-
-        if (!cb || c->finished)
-                return false;
-        c->cancel_cb = NULL;
-        cb(c, c->cancel_userdata);
-        return true;
-}
-
-/* Claims a descriptor of the message. */
-int call_take_fd(Call *c, unsigned index) {
-        int fd;
-
-        if (!c->in_handler || !c->fds || index >= c->n_fds)
-                return -EBADF;
-        fd = fcntl(c->fds[index], F_DUPFD_CLOEXEC, 3);
-        return fd < 0 ? -errno : fd;
-}
-
-/* Resolves a {"fd": N} param. */
-int call_take_fd_param(Call *c, json_object *param) {
-        json_object *v;
-        int64_t n;
-
-        if (!json_object_is_type(param, json_type_object) ||
-            !json_object_object_get_ex(param, "fd", &v) || !json_object_is_type(v, json_type_int))
-                return -EINVAL;
-        n = json_object_get_int64(v);
-        if (n < 0 || n >= PROTO_FDS_PER_MESSAGE_MAX)
-                return -EBADF;
-        return call_take_fd(c, (unsigned) n);
-}
-
-/* The role of the calling peer. */
-Role call_role(const Call *c) {
-        const Client *cl = c->client;
-
-        if (!cl)
-                return ROLE_NONE;
-        return config_role_for(c->server->config, cl->uid, cl->gid, cl->groups, cl->n_groups);
-}
+static const CallOps dispatch_call_ops = {
+        .reply = dispatch_call_reply,
+        .reply_error = dispatch_call_reply_error,
+        .notify = dispatch_call_notify,
+};
 
 /* Builds the Invalid params error data from a validation error. */
 static json_object *invalid_params_data(const OpenRpcError *e) {
@@ -369,9 +333,10 @@ static json_object *invalid_params_data(const OpenRpcError *e) {
         return d;
 }
 
-/* Checks, validates and runs one call. The call is registered with its client already. */
-static void dispatch_run(Dispatch *d, Call *c, JsonRpcCall *jc) {
-        Server *s = d->server;
+/* Checks, validates and runs one call. The call is registered with its peer already. */
+static void dispatch_run(Dispatch *d, DispatchCall *dc, JsonRpcCall *jc) {
+        const PeerCred *peer = &dc->peer->cred;
+        Call *c = &dc->call;
         _cleanup_(openrpc_error_done) OpenRpcError verr = {};
         MethodEntry *e;
         Role have;
@@ -399,7 +364,7 @@ static void dispatch_run(Dispatch *d, Call *c, JsonRpcCall *jc) {
         e->count++;
         c->log.rpc_method = e->name;
 
-        if (s->state == SERVER_DRAINING || s->state == SERVER_STOPPED) {
+        if (d->stopping) {
                 call_reply_error(c, RPC_SHUTTING_DOWN, "The daemon is stopping", NULL);
                 return;
         }
@@ -412,14 +377,14 @@ static void dispatch_run(Dispatch *d, Call *c, JsonRpcCall *jc) {
                         json_object_object_add(data, "required_role",
                                                json_object_new_string(role_to_string(e->role)));
                         json_object_object_add(data, "role", json_object_new_string(role_to_string(have)));
-                        json_object_object_add(data, "uid", json_object_new_int64(c->client->uid));
+                        json_object_object_add(data, "uid", json_object_new_int64(peer->uid));
                 }
                 log_ctx(LOG_NOTICE, &c->log, "Denied %s to uid %u: needs the %s role, has %s.",
-                        e->name, (unsigned) c->client->uid, role_to_string(e->role),
+                        e->name, (unsigned) peer->uid, role_to_string(e->role),
                         role_to_string(have));
                 call_reply_errorf(c, RPC_PERMISSION_DENIED, data,
                                   "%s needs the '%s' role; uid %u has %s", e->name,
-                                  role_to_string(e->role), (unsigned) c->client->uid,
+                                  role_to_string(e->role), (unsigned) peer->uid,
                                   have == ROLE_NONE ? "no role" : role_to_string(have));
                 return;
         }
@@ -437,7 +402,7 @@ static void dispatch_run(Dispatch *d, Call *c, JsonRpcCall *jc) {
 
         if (e->def->flags & METHOD_MUTATING)
                 log_ctx(LOG_INFO, &c->log, "%s called by uid %u pid %d (%s).", e->name,
-                        (unsigned) c->client->uid, (int) c->client->pid, c->client->comm);
+                        (unsigned) peer->uid, (int) peer->pid, peer->comm);
 
         /* the caller keeps c->in_handler set, so finishing here never frees the call */
         assert(c->in_handler);
@@ -448,35 +413,38 @@ static void dispatch_run(Dispatch *d, Call *c, JsonRpcCall *jc) {
                 log_error_errno(r, "Internal error: %s failed after replying, ignoring: %m", e->name);
 }
 
-/* Creates a call for entry `jc` (taking its members) and registers it with the client. */
-static Call *call_new(Dispatch *d, Client *client, Batch *b, JsonRpcCall *jc) {
-        Call *c = calloc(1, sizeof(Call));
+/* Creates a call for entry `jc` (taking its members) and registers it with the peer. */
+static DispatchCall *call_new(Dispatch *d, Peer *peer, Batch *b, JsonRpcCall *jc) {
+        DispatchCall *dc = calloc(1, sizeof(DispatchCall));
 
-        if (!c)
+        if (!dc)
                 return NULL;
-        c->server = d->server;
-        c->client = client_ref(client);
-        c->batch = b;
-        c->has_id = jc->has_id;
-        c->id = TAKE_PTR(jc->id);
-        c->method = TAKE_PTR(jc->method);
-        jc->method = c->method; /* borrowed back for dispatch_run */
-        c->log = (LogContext){
-                .client_pid = client->pid,
-                .client_uid = client->uid,
-                .client_comm = client->comm,
+        dc->call.ops = &dispatch_call_ops;
+        dc->call.core = d->core;
+        dc->call.peer = &peer->cred;
+        dc->dispatch = d;
+        dc->peer = peer;
+        peer->ops->ref(peer);
+        dc->batch = b;
+        dc->has_id = jc->has_id;
+        dc->id = TAKE_PTR(jc->id);
+        dc->method = TAKE_PTR(jc->method);
+        jc->method = dc->method; /* borrowed back for dispatch_run */
+        dc->call.log = (LogContext){
+                .client_pid = peer->cred.pid,
+                .client_uid = peer->cred.uid,
+                .client_comm = peer->cred.comm,
         };
-        TAILQ_INSERT_TAIL(&client->calls, c, link);
-        client->n_inflight++;
-        d->server->n_inflight++;
+        TAILQ_INSERT_TAIL(&peer->calls, dc, link);
+        peer->n_inflight++;
+        d->n_inflight++;
         if (b)
                 b->n_pending++;
-        return c;
+        return dc;
 }
 
 /* Parses and runs one frame. */
-int dispatch_frame(Dispatch *d, Client *client, const char *frame, size_t len, const int *fds,
-                   size_t n_fds) {
+int dispatch_frame(Dispatch *d, Peer *peer, const char *frame, size_t len, const int *fds, size_t n_fds) {
         JsonRpcMessage *m = NULL;
         json_object *err_reply = NULL;
         Batch *b = NULL;
@@ -488,7 +456,7 @@ int dispatch_frame(Dispatch *d, Client *client, const char *frame, size_t len, c
                         return r == -ENOMEM ? -ENOMEM : 0;
                 d->total++;
                 dispatch_count_error(d, r == -EBADMSG ? RPC_PARSE_ERROR : RPC_INVALID_REQUEST);
-                (void) client_send_json(client, err_reply);
+                (void) peer->ops->send_json(peer, err_reply);
                 json_object_put(err_reply);
                 return 0;
         }
@@ -499,41 +467,44 @@ int dispatch_frame(Dispatch *d, Client *client, const char *frame, size_t len, c
                         jsonrpc_message_free(m);
                         return -ENOMEM;
                 }
-                b->client = client_ref(client);
+                peer->ops->ref(peer);
+                b->peer = peer;
                 b->replies = json_object_new_array();
                 b->dispatching = true;
                 if (!b->replies) {
-                        client_unref(b->client);
+                        peer->ops->unref(peer);
                         free(b);
                         jsonrpc_message_free(m);
                         return -ENOMEM;
                 }
         }
 
-        client_ref(client);
+        peer->ops->ref(peer);
         for (size_t i = 0; i < m->n_calls; i++) {
                 JsonRpcCall jc;
+                DispatchCall *dc;
                 Call *c;
 
                 jsonrpc_call_take(m, i, &jc);
-                c = call_new(d, client, b, &jc);
-                if (!c) {
+                dc = call_new(d, peer, b, &jc);
+                if (!dc) {
                         jsonrpc_call_done(&jc);
                         r = -ENOMEM;
                         break;
                 }
+                c = &dc->call;
                 c->fds = fds;
                 c->n_fds = n_fds;
                 /* the call owns method now; jc.method is a borrowed alias */
                 c->in_handler = true;
-                dispatch_run(d, c, &jc);
+                dispatch_run(d, dc, &jc);
                 jc.method = NULL;
                 jsonrpc_call_done(&jc);
                 c->fds = NULL;
                 c->n_fds = 0;
                 c->in_handler = false;
                 if (c->finished)
-                        call_free(c);
+                        call_free(dc);
                 r = 0;
         }
         if (b) {
@@ -541,9 +512,38 @@ int dispatch_frame(Dispatch *d, Client *client, const char *frame, size_t len, c
                 if (b->n_pending == 0)
                         batch_finish(b);
         }
-        client_unref(client);
+        peer->ops->unref(peer);
         jsonrpc_message_free(m);
         return r < 0 ? r : 0;
+}
+
+/* Initializes the dispatch part of a peer. */
+void peer_init(Peer *p, const PeerOps *ops) {
+        p->ops = ops;
+        TAILQ_INIT(&p->calls);
+        p->n_inflight = 0;
+}
+
+/* Refuses new calls from now on. */
+void dispatch_stop(Dispatch *d) {
+        d->stopping = true;
+}
+
+/* Asks every call of the peer to stop. */
+void dispatch_cancel_peer(Peer *p) {
+        DispatchCall *dc, *next;
+
+        p->ops->ref(p);
+        for (dc = TAILQ_FIRST(&p->calls); dc; dc = next) {
+                next = TAILQ_NEXT(dc, link);
+                (void) call_cancel(&dc->call);
+        }
+        p->ops->unref(p);
+}
+
+/* Calls in flight. */
+unsigned dispatch_inflight(const Dispatch *d) {
+        return d->n_inflight;
 }
 
 /* Per-method request counts. */

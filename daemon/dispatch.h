@@ -4,20 +4,12 @@
  *
  * For each call: look the method up (-32601), check the caller's role against the method's
  * x-avatard-role (permission_denied naming the role), validate params against the OpenRPC
- * document (-32602 naming the param), then run the handler. Handlers receive validated,
- * by-name params with defaults filled in.
+ * document (-32602 naming the param), then run the handler (call.h has the handler
+ * contract). A batch is answered as one array once all its calls finished.
  *
- * Handler contract: `int handler(Call *c, json_object *params)`. Return 0 when the call was
- * finished (call_reply*) or will be finished later (asynchronously, exactly once); return a
- * negative errno to have dispatch finish it with the error class rpc_error_code_from_errno()
- * gives. A call that registers a cancel callback (call_on_cancel) is told when its client
- * disconnects or the daemon stops; the callback must stop the work and finish the call.
- * Replies to a disconnected client are dropped; notifications (no id) are run but never
- * answered. A batch is answered as one array once all its calls finished.
- *
- * Descriptors: the descriptors that came with a message are available to its calls during
- * the synchronous part of the handler through call_take_fd(), which returns a duplicate the
- * handler owns; all originals are closed right after the message was dispatched.
+ * Dispatch knows the connection a frame came from only as a Peer: its credentials, the calls
+ * in flight on it (kept here), and the PeerOps the connection implements to take replies
+ * and notifications and to be held while calls run.
  */
 #pragma once
 
@@ -26,101 +18,67 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "config.h"
-#include "log.h"
+#include "call.h"
 
-typedef struct Batch Batch;
-typedef struct Call Call;
-typedef struct Client Client;
 typedef struct Dispatch Dispatch;
+typedef struct DispatchCall DispatchCall;
 typedef struct OpenRpc OpenRpc;
-typedef struct Server Server;
+typedef struct Peer Peer;
 
-typedef int (*MethodHandler)(Call *c, json_object *params);
+/* The connection's side. */
+typedef struct PeerOps {
+        /* Queues a JSON value (borrowed) or serialized text (taken) for sending. Returns 0,
+         * -ENOTCONN when the connection is gone (the value is dropped), -ENOBUFS, -ENOMEM. */
+        int (*send_json)(Peer *p, json_object *o);
+        int (*send_text)(Peer *p, char *text, size_t len);
+        /* Whether the connection may still receive notifications. */
+        bool (*alive)(Peer *p);
+        /* Holds and releases the connection: a call holds it until it finished. */
+        void (*ref)(Peer *p);
+        void (*unref)(Peer *p);
+        /* One of its calls finished (it left the list and the in-flight count). */
+        void (*call_finished)(Peer *p);
+} PeerOps;
 
-typedef enum MethodFlags {
-        METHOD_MUTATING = 1 << 0, /* logged with the caller's uid, pid and command */
-} MethodFlags;
+TAILQ_HEAD(PeerCallList, DispatchCall);
 
-typedef struct MethodDef {
-        const char *name;
-        MethodHandler handler;
-        unsigned flags;
-} MethodDef;
-
-/* Method tables, one per methods-*.c file, each terminated by an entry with name NULL. */
-extern const MethodDef methods_daemon[];
-extern const MethodDef methods_manager[];
-extern const MethodDef methods_runner[];
-extern const MethodDef methods_runner_results[];
-extern const MethodDef methods_runner_run[];
-extern const MethodDef methods_runner_tables[];
-
-typedef void (*CallCancelHandler)(Call *c, void *userdata);
-
-struct Call {
-        Server *server;
-        Client *client;          /* reference held */
-        Batch *batch;            /* NULL for a single call */
-        bool has_id;
-        json_object *id;
-        char *method;
-        json_object *params;     /* validated by-name params */
-        const int *fds;          /* the message's descriptors; valid during the handler only */
-        size_t n_fds;
-        bool finished;
-        bool in_handler;
-        CallCancelHandler cancel_cb;
-        void *cancel_userdata;
-        LogContext log;
-        TAILQ_ENTRY(Call) link;
+/* Embedded in the connection. */
+struct Peer {
+        const PeerOps *ops;
+        PeerCred cred;
+        struct PeerCallList calls;     /* in flight, in arrival order (dispatch's) */
+        unsigned n_inflight;
 };
+
+/* Initializes the dispatch part of a peer. */
+void peer_init(Peer *p, const PeerOps *ops);
+
+/* Called when the last call in flight (of every peer) finished. */
+typedef void (*dispatch_idle_cb)(void *userdata);
 
 /* Builds the method table from the handler tables and checks it against the OpenRPC
  * document: every documented method needs a handler and every handler a document entry.
  * Returns 0, -EINVAL with *ret_missing naming the first mismatch (static or borrowed), -ENOMEM. */
-int dispatch_new(Server *s, const OpenRpc *doc, Dispatch **ret, const char **ret_missing);
+int dispatch_new(Core *core, const OpenRpc *doc, dispatch_idle_cb idle, void *userdata, Dispatch **ret,
+                 const char **ret_missing);
 Dispatch *dispatch_free(Dispatch *d);
 
-/* Parses and runs one frame from client `c` with the descriptors that came with it
+/* Parses and runs one frame from peer `p` with the descriptors that came with it
  * (borrowed; the caller closes them after this returns). Errors that concern the frame are
  * answered here. Returns 0, or -ENOMEM. */
-int dispatch_frame(Dispatch *d, Client *c, const char *frame, size_t len, const int *fds,
-                   size_t n_fds);
+int dispatch_frame(Dispatch *d, Peer *p, const char *frame, size_t len, const int *fds, size_t n_fds);
+
+/* The daemon is stopping: new calls are refused with shutting_down (idempotent). */
+void dispatch_stop(Dispatch *d);
+
+/* Asks every call of the peer to stop (call_cancel()): those with a cancel callback finish
+ * now, the others on their own. */
+void dispatch_cancel_peer(Peer *p);
+
+/* Calls started and not finished, all peers. */
+unsigned dispatch_inflight(const Dispatch *d);
 
 /* Per-method request counts and per-class error counts as JSON objects (new references). */
 json_object *dispatch_requests_json(const Dispatch *d);
 json_object *dispatch_errors_json(const Dispatch *d);
 uint64_t dispatch_requests_total(const Dispatch *d);
-
-/* Finishes a call with a result (taken; NULL = JSON null). Returns 0. */
-int call_reply(Call *c, json_object *result);
-
-/* Finishes a call with an error of class `code` (an RpcErrorCode). `message` NULL uses the
- * class default; data (taken) may be NULL. Returns 0. */
-int call_reply_error(Call *c, int code, const char *message, json_object *data);
-
-/* Same with a printf-style message. */
-int call_reply_errorf(Call *c, int code, json_object *data, const char *fmt, ...) _printf_(4, 5);
-
-/* Finishes a call with the class of a negative errno and a message (printf-style, NULL for
- * the class default). Returns 0. */
-int call_reply_errno(Call *c, int r, const char *fmt, ...) _printf_(3, 4);
-
-/* Registers (or clears, with cb NULL) the cancel callback. */
-void call_on_cancel(Call *c, CallCancelHandler cb, void *userdata);
-
-/* Asks the call to stop (client gone or daemon stopping): runs its cancel callback if it has
- * one. Returns true when the call was finished by it. */
-bool call_cancel(Call *c);
-
-/* Claims descriptor `index` of the message as a new descriptor owned by the caller
- * (duplicated with O_CLOEXEC). Only during the synchronous part of the handler. Returns the
- * descriptor, -EBADF when the message carried no such descriptor, or -errno. */
-int call_take_fd(Call *c, unsigned index);
-
-/* Resolves a {"fd": N} param with call_take_fd(). -EINVAL when `param` is not such an object. */
-int call_take_fd_param(Call *c, json_object *param);
-
-/* The role of the calling peer under the current configuration. */
-Role call_role(const Call *c);

@@ -186,8 +186,8 @@ int main(int argc, char *argv[]) {
                 return r == -EINVAL ? EXIT_CONFIG : EXIT_FAILURE;
         }
         if (arg_check_config) {
-                printf("Configuration OK%s%s.\n", s->config->source ? ": " : " (defaults)",
-                       s->config->source ?: "");
+                printf("Configuration OK%s%s.\n", s->core.config->source ? ": " : " (defaults)",
+                       s->core.config->source ?: "");
                 s = server_free(s);
                 event_base_free(base);
                 return EXIT_SUCCESS;

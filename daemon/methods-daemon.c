@@ -2,16 +2,16 @@
 /* Methods about the daemon itself: rpc.discover, daemon.status, daemon.reload. */
 #include <stdlib.h>
 
-#include "dispatch.h"
+#include "call.h"
+#include "core.h"
 #include "errors.h"
 #include "openrpc.h"
-#include "server.h"
 
 /* rpc.discover: the OpenRPC document this daemon serves. The reply takes a reference on the
  * loaded document rather than a copy: call_reply() only serializes it. */
 static int method_rpc_discover(Call *c, json_object *params) {
         (void) params;
-        return call_reply(c, json_object_get(openrpc_document(c->server->openrpc)));
+        return call_reply(c, json_object_get(openrpc_document(c->core->openrpc)));
 }
 
 /* daemon.status: version, limits, connections, requests and errors. */
@@ -19,7 +19,7 @@ static int method_daemon_status(Call *c, json_object *params) {
         json_object *o;
 
         (void) params;
-        o = server_status_json(c->server);
+        o = core_status_json(c->core);
         if (!o)
                 return -ENOMEM;
         return call_reply(c, o);
@@ -41,7 +41,7 @@ static int method_daemon_reload(Call *c, json_object *params) {
         int r;
 
         (void) params;
-        r = server_reload(c->server, &err);
+        r = core_reload(c->core, &err);
         if (r < 0) {
                 json_object *data = json_object_new_object();
 
@@ -55,8 +55,8 @@ static int method_daemon_reload(Call *c, json_object *params) {
         if (!o)
                 return -ENOMEM;
         json_object_object_add(o, "reloaded", json_object_new_boolean(true));
-        json_object_object_add(o, "config", c->server->config->source ?
-                               json_object_new_string(c->server->config->source) : NULL);
+        json_object_object_add(o, "config", c->core->config->source ?
+                               json_object_new_string(c->core->config->source) : NULL);
         return call_reply(c, o);
 }
 

@@ -21,8 +21,9 @@
 #include "build-config.h"
 #include "cache.h"
 #include "config.h"
+#include "core.h"
 #include "credential.h"
-#include "dispatch.h"
+#include "call.h"
 #include "errors.h"
 #include "json-util.h"
 #include "jsonrpc.h"
@@ -30,7 +31,6 @@
 #include "manager.h"
 #include "op.h"
 #include "runner.h"
-#include "server.h"
 
 /* Jobs removed per POST /jobs/bulk-delete (the contract's maximum). */
 #define BULK_DELETE_MAX 100
@@ -168,7 +168,7 @@ static int reply_bad_shape(Call *c, const char *what) {
 }
 
 /* The shared read of the whole job list, used by every method that looks at all jobs. */
-static CacheRead read_all_jobs(const Server *s, bool force) {
+static CacheRead read_all_jobs(const Core *s, bool force) {
         CacheRead r = op_read_of(s, "GET /jobs", "/jobs", "GET /jobs", s->config->jobs_ttl_s);
 
         r.force = force;
@@ -209,7 +209,7 @@ static int method_get_health(Call *c, json_object *params) {
         (void) params;
         if (!op)
                 return -ENOMEM;
-        r = op_read_of(c->server, "GET /health", "/health", "GET /health", c->server->config->health_ttl_s);
+        r = op_read_of(c->core, "GET /health", "/health", "GET /health", c->core->config->health_ttl_s);
         /* /health is public (the server's own healthcheck calls it without a key), and the
          * published client's get_health passes no gate: an operator diagnoses a bad key or an
          * incompatible answer with it, so it needs neither */
@@ -220,7 +220,7 @@ static int method_get_health(Call *c, json_object *params) {
 /* ---- manager.verify_compatibility --------------------------------------------------- */
 
 /* Builds the compatibility result. */
-static json_object *compat_result(const Server *s, CompatStatus st, json_object *answer) {
+static json_object *compat_result(const Core *s, CompatStatus st, json_object *answer) {
         json_object *o = json_object_new_object(), *v;
 
         if (!o)
@@ -242,13 +242,13 @@ static json_object *compat_result(const Server *s, CompatStatus st, json_object 
 /* The compatibility answer arrived. */
 static void on_compat(CompatStatus st, json_object *answer, const ApiError *err, void *userdata) {
         Op *op = userdata;
-        Server *s = op->server;
+        Core *s = op->core;
         Call *c;
         json_object *o;
 
         op->req = NULL;
         c = op_finish(op);
-        server_update_status(s);
+        core_status_changed(s);
         if (err) {
                 reply_api_error(c, err);
                 return;
@@ -277,7 +277,7 @@ static int method_verify_compatibility(Call *c, json_object *params) {
 
         if (!op)
                 return -ENOMEM;
-        r = api_compat_verify(c->server->api, refresh, on_compat, op, &op->req);
+        r = api_compat_verify(c->core->api, refresh, on_compat, op, &op->req);
         return r < 0 ? op_start_failed(op, r) : 0;
 }
 
@@ -308,7 +308,7 @@ static void erase_param(json_object *params, const char *key) {
 /* The login answer arrived: keep the session. */
 static void on_login(const ApiResponse *resp, const ApiError *err, void *userdata) {
         LoginOp *l = userdata;
-        Server *s = l->op.server;
+        Core *s = l->op.core;
         _cleanup_free_ char *username = TAKE_PTR(l->username);
         Credential *cred = NULL;
         const char *at, *rt;
@@ -339,7 +339,7 @@ static void on_login(const ApiResponse *resp, const ApiError *err, void *userdat
         api_set_credential(s->api, cred);
         log_ctx(LOG_NOTICE, &c->log, "Logged in to the Avatar server as %s (deprecated username/password session).",
                 username);
-        server_update_status(s);
+        core_status_changed(s);
         o = json_object_new_object();
         if (!o) {
                 call_reply_errno(c, -ENOMEM, NULL);
@@ -372,7 +372,7 @@ static void login_send(LoginOp *l) {
                 .flags = API_NO_AUTH | API_NO_COMPAT,
                 .label = "POST /login",
         };
-        r = api_start(l->op.server->api, &call, on_login, l, &l->op.req);
+        r = api_start(l->op.core->api, &call, on_login, l, &l->op.req);
         if (r < 0) {
                 Call *c = op_finish(&l->op);
                 call_reply_errno(c, r, "Cannot send the login request: %m");
@@ -394,7 +394,7 @@ static void on_login_compat(CompatStatus st, json_object *answer, const ApiError
 
 /* manager.authenticate: legacy username/password login (refused while an API key is in use). */
 static int method_authenticate(Call *c, json_object *params) {
-        Server *s = c->server;
+        Core *s = c->core;
         const Credential *cur = api_get_credential(s->api);
         json_object *v;
         bool verify = s->config->verify_compatibility;
@@ -552,7 +552,7 @@ typedef struct KeyOp {
 /* The new key arrived: store it and switch to it, or hand it over. */
 static void on_key_created(const ApiResponse *resp, const ApiError *err, void *userdata) {
         KeyOp *k = userdata;
-        Server *s = k->op.server;
+        Core *s = k->op.core;
         bool store = k->store;
         json_object *key = NULL, *o, *msg = NULL, *plain = NULL;
         Credential *cred = NULL;
@@ -596,7 +596,7 @@ static void on_key_created(const ApiResponse *resp, const ApiError *err, void *u
                         return;
                 }
                 api_set_credential(s->api, cred);
-                server_update_status(s);
+                core_status_changed(s);
                 log_ctx(LOG_NOTICE, &c->log, "Switched to a new API key, stored in the state directory.");
                 json_object_object_add(o, "stored", json_object_new_boolean(true));
                 json_object_object_add(o, "note", json_object_new_string(
@@ -832,7 +832,7 @@ static void pager_take(JobsPager *p, json_object *page) {
         for (size_t i = 0; i < json_array_len(jobs); i++)
                 json_object_array_add(all, json_object_get(json_object_array_get_idx(jobs, i)));
         p->pages++;
-        r = manager_next_page(page, p->path, p->op->server->config->api_url, &next);
+        r = manager_next_page(page, p->path, p->op->core->config->api_url, &next);
         if (r == -ENOMEM) {
                 call_reply_errno(op_finish(p->op), r, NULL);
                 return;
@@ -853,7 +853,7 @@ static void pager_take(JobsPager *p, json_object *page) {
         free(p->current);
         p->current = TAKE_PTR(next);
         call = (ApiCall){ .method = UPSTREAM_GET, .path = p->current, .label = "GET /jobs (page)" };
-        r = api_start(p->op->server->api, &call, on_jobs_page, p, &p->op->req);
+        r = api_start(p->op->core->api, &call, on_jobs_page, p, &p->op->req);
         if (r < 0)
                 call_reply_errno(op_finish(p->op), r, NULL);
 }
@@ -879,7 +879,7 @@ static void on_jobs_first_page(json_object *value, double age_s, bool stale, con
         p->age_s = age_s;
         p->stale = stale;
         /* the common case, one answer: passed on as is */
-        if (err || manager_next_page(value, p->path, p->op->server->config->api_url, &next) == 0) {
+        if (err || manager_next_page(value, p->path, p->op->core->config->api_url, &next) == 0) {
                 pager_deliver(p, value, err);
                 return;
         }
@@ -895,7 +895,7 @@ static int jobs_get(Op *op, JobsPager *p, const CacheRead *read, cache_done_cb c
         p->path = strdup(read->call.path);
         if (!p->path)
                 return op_start_failed(op, -ENOMEM);
-        r = cache_get(op->server->cache, read, on_jobs_first_page, p, &op->waiter);
+        r = cache_get(op->core->cache, read, on_jobs_first_page, p, &op->waiter);
         return r < 0 ? op_start_failed(op, r) : 0;
 }
 
@@ -993,7 +993,7 @@ static int method_get_jobs(Call *c, json_object *params) {
                 return -ENOMEM;
         k->op.cleanup = jobs_op_cleanup;
         k->params = json_object_get(params);
-        read = op_read_of(c->server, key, path, "GET /jobs", c->server->config->jobs_ttl_s);
+        read = op_read_of(c->core, key, path, "GET /jobs", c->core->config->jobs_ttl_s);
         return jobs_get(&k->op, &k->pager, &read, on_jobs);
 }
 
@@ -1030,7 +1030,7 @@ static int method_get_job(Call *c, json_object *params) {
         op = op_new(c, sizeof(Op));
         if (!op)
                 return -ENOMEM;
-        read = op_read_of(c->server, key, path, "GET /jobs/{name}", c->server->config->jobs_ttl_s);
+        read = op_read_of(c->core, key, path, "GET /jobs/{name}", c->core->config->jobs_ttl_s);
         read.is_final = job_done; /* a done job's status can no longer change */
         return op_cache_get(op, &read, on_job);
 }
@@ -1108,7 +1108,7 @@ static void on_last_jobs(json_object *value, double age_s, bool stale, const Api
 /* manager.get_last_jobs: the most recent `count` jobs by creation time, name → job. */
 static int method_get_last_jobs(Call *c, json_object *params) {
         CountOp *k = op_new(c, sizeof(CountOp));
-        CacheRead read = read_all_jobs(c->server, false);
+        CacheRead read = read_all_jobs(c->core, false);
 
         if (!k)
                 return -ENOMEM;
@@ -1257,9 +1257,9 @@ static void on_last_results_jobs(json_object *value, double age_s, bool stale, c
                         continue;
                 }
                 r->n_pending++;
-                read = op_read_of(r->op.server, key, path, "GET /results/{job}", 0);
+                read = op_read_of(r->op.core, key, path, "GET /results/{job}", 0);
                 read.is_final = always_final;
-                q = cache_get(r->op.server->cache, &read, on_job_results, slot, &slot->waiter);
+                q = cache_get(r->op.core->cache, &read, on_job_results, slot, &slot->waiter);
                 if (q < 0) {
                         r->n_pending--;
                         slot->done = true;
@@ -1274,7 +1274,7 @@ static void on_last_results_jobs(json_object *value, double age_s, bool stale, c
 /* manager.get_last_results: the results of the most recent `count` jobs. */
 static int method_get_last_results(Call *c, json_object *params) {
         ResultsOp *r = op_new(c, sizeof(ResultsOp));
-        CacheRead read = read_all_jobs(c->server, false);
+        CacheRead read = read_all_jobs(c->core, false);
 
         if (!r)
                 return -ENOMEM;
@@ -1394,7 +1394,7 @@ static void on_find_runs(json_object *value, double age_s, bool stale, const Api
 /* manager.find_ids_by_name: runs with that display name, newest first. */
 static int method_find_ids_by_name(Call *c, json_object *params) {
         NameOp *k = op_new(c, sizeof(NameOp));
-        CacheRead read = read_all_jobs(c->server, false);
+        CacheRead read = read_all_jobs(c->core, false);
 
         if (!k)
                 return -ENOMEM;
@@ -1472,7 +1472,7 @@ static void on_bulk_deleted(const ApiResponse *resp, const ApiError *err, void *
 
 /* Sends the next batch, or replies when all were sent. */
 static void delete_next_batch(DeleteOp *d) {
-        Server *s = d->op.server;
+        Core *s = d->op.core;
         json_object *body, *names, *o;
         ApiCall call;
         Call *c;
@@ -1659,7 +1659,7 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
 /* manager.delete_job: delete all jobs of the one run with that display name. */
 static int method_delete_job(Call *c, json_object *params) {
         DeleteByOp *k = op_new(c, sizeof(DeleteByOp));
-        CacheRead read = read_all_jobs(c->server, true);
+        CacheRead read = read_all_jobs(c->core, true);
 
         if (!k)
                 return -ENOMEM;
@@ -1721,7 +1721,7 @@ static int method_delete_job_by_id(Call *c, json_object *params) {
         if (!id || asprintf(&path, "/jobs?set_name=%s", id) < 0 || asprintf(&key, "GET %s", path) < 0)
                 return op_start_failed(&k->del.op, -ENOMEM);
         /* always asked fresh (force): never delete from a cached picture */
-        read = op_read_of(c->server, key, path, "GET /jobs", c->server->config->jobs_ttl_s);
+        read = op_read_of(c->core, key, path, "GET /jobs", c->core->config->jobs_ttl_s);
         read.force = true;
         return jobs_get(&k->del.op, &k->pager, &read, on_delete_by_id_jobs);
 }

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "cache.h"
 #include "config.h"
+#include "core.h"
 #include "errors.h"
 #include "json-util.h"
 #include "jsonrpc.h"
@@ -20,7 +21,6 @@
 #include "op.h"
 #include "protocol.h"
 #include "runner.h"
-#include "server.h"
 #include "storage.h"
 
 /* ---- results: listing and downloads ------------------------------------------------------ */
@@ -223,8 +223,8 @@ void results_fetch_next(ResultsFetch *f) {
                         results_fetch_end(f, &e);
                         return;
                 }
-                read = op_read_of(f->op->server, key, path, "GET /results/{job}", 0);
-                q = cache_get(f->op->server->cache, &read, on_results_fetched, f, &f->op->waiter);
+                read = op_read_of(f->op->core, key, path, "GET /results/{job}", 0);
+                q = cache_get(f->op->core->cache, &read, on_results_fetched, f, &f->op->waiter);
                 if (q < 0) {
                         ApiError e = { .code = RPC_INTERNAL_ERROR, .retry_after_ms = -1 };
 
@@ -304,13 +304,13 @@ void access_done(AccessReq *a) {
 }
 
 /* Whether the configured server is known to lack POST /access/batch. */
-static bool access_batch_missing(const Server *s) {
+static bool access_batch_missing(const Core *s) {
         return s->runners && s->runners->access_batch_missing &&
                streq(s->runners->access_batch_missing, s->config->api_url);
 }
 
 /* Remembers that the configured server lacks POST /access/batch (a new API URL forgets it). */
-static void access_batch_set_missing(Server *s) {
+static void access_batch_set_missing(Core *s) {
         char *u;
 
         if (!s->runners || access_batch_missing(s) || !(u = strdup(s->config->api_url)))
@@ -382,7 +382,7 @@ static int access_single_start(AccessReq *a) {
         if (!esc || asprintf(&path, "/access?url=%s", esc) < 0)
                 return -ENOMEM;
         call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /access" };
-        return api_start(a->op->server->api, &call, on_access_single, a, &a->op->req);
+        return api_start(a->op->core->api, &call, on_access_single, a, &a->op->req);
 }
 
 /* The /access/batch answer arrived. */
@@ -398,7 +398,7 @@ static void on_access_batch(const ApiResponse *resp, const ApiError *err, void *
                 int q;
 
                 /* an older server: no batch endpoint, one GET /access per file instead */
-                access_batch_set_missing(op->server);
+                access_batch_set_missing(op->core);
                 a->batch_status = err->status;
                 q = access_single_start(a);
                 if (q < 0) {
@@ -440,7 +440,7 @@ int access_start(Op *op, AccessReq *a, const char *url, access_cb cb) {
         *a = (AccessReq){ .op = op, .cb = cb, .url = strdup(url) };
         if (!a->url)
                 return -ENOMEM;
-        if (access_batch_missing(op->server))
+        if (access_batch_missing(op->core))
                 q = access_single_start(a);
         else {
                 body = json_object_new_array();
@@ -450,7 +450,7 @@ int access_start(Op *op, AccessReq *a, const char *url, access_cb cb) {
                         json_object_array_add(body, json_object_new_string(url));
                         call = (ApiCall){ .method = UPSTREAM_POST, .path = "/access/batch", .json = body,
                                           .flags = API_IDEMPOTENT, .label = "POST /access/batch" };
-                        q = api_start(op->server->api, &call, on_access_batch, a, &op->req);
+                        q = api_start(op->core->api, &call, on_access_batch, a, &op->req);
                         json_object_put(body);
                 }
         }
@@ -606,10 +606,10 @@ static void on_download_access(Op *op, const char *s3url, const StorageCredentia
                 return;
         }
         if (d->fd >= 0)
-                q = storage_get_fd(op->server->storage, s3url, cred, d->fd, on_download_progress, on_downloaded, d,
+                q = storage_get_fd(op->core->storage, s3url, cred, d->fd, on_download_progress, on_downloaded, d,
                                    &d->storage);
         else
-                q = storage_get_memory(op->server->storage, s3url, cred, PROTO_INLINE_RESULT_MAX, on_downloaded, d,
+                q = storage_get_memory(op->core->storage, s3url, cred, PROTO_INLINE_RESULT_MAX, on_downloaded, d,
                                        &d->storage);
         if (q < 0)
                 call_reply_errno(op_finish(op), q, "Cannot start the download: %m");
@@ -721,7 +721,7 @@ static int method_download(Call *c, json_object *params) {
         d->pname = result_kinds[k].pname;
         d->key = result_kinds[k].key;
         d->index = json_object_object_get_ex(params, "index", &v) && v ? json_object_get_int64(v) : 0;
-        notifier_init(&d->notifier, c->server);
+        notifier_init(&d->notifier);
         if (table && !(d->table = strdup(table)))
                 return op_start_failed(&d->op, -ENOMEM);
         if (json_object_object_get_ex(params, "fd", &fdp) && fdp) {

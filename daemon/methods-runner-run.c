@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "core.h"
 #include "errors.h"
 #include "json-util.h"
 #include "jsonrpc.h"
@@ -20,7 +21,6 @@
 #include "resource-yaml.h"
 #include "runner-config.h"
 #include "runner.h"
-#include "server.h"
 
 /* ---- runner.run ---------------------------------------------------------------------- */
 
@@ -179,7 +179,7 @@ static void run_next_job(RunOp *u) {
         json_object_object_add(body, "parameters_name", json_object_new_string(pname));
         json_object_object_add(body, "depends_on", deps);
         call = (ApiCall){ .method = UPSTREAM_POST, .path = "/jobs", .json = body, .label = "POST /jobs" };
-        q = api_start(u->op.server->api, &call, on_job_created, u, &u->op.req);
+        q = api_start(u->op.core->api, &call, on_job_created, u, &u->op.req);
         json_object_put(body);
         if (q < 0)
                 call_reply_errno(op_finish(&u->op), q, NULL);
@@ -220,12 +220,12 @@ static int put_resources_follow(PutResources *p, const ApiResponse *resp) {
 
         if (!(p->location = strdup(resp->location)))
                 return -ENOMEM;
-        path = runner_location_api_path(p->op->server->config->api_url, resp->location);
+        path = runner_location_api_path(p->op->core->config->api_url, resp->location);
         if (!path)
                 return -EINVAL;
         p->created = json_object_get(resp->json);
         call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /resources/{set}" };
-        return api_start(p->op->server->api, &call, on_put_resources, p, &p->op->req);
+        return api_start(p->op->core->api, &call, on_put_resources, p, &p->op->req);
 }
 
 /* The PUT /resources answer, or the answer of its Location. */
@@ -314,7 +314,7 @@ int put_resources(Op *op, PutResources *p, Runner *r, api_done_cb cb) {
                 .content_type = "application/yaml",
                 .label = "PUT /resources/{display_name}",
         };
-        return api_start(op->server->api, &call, on_put_resources, p, &op->req);
+        return api_start(op->core->api, &call, on_put_resources, p, &op->req);
 }
 
 /* Whether the runner ran jobs other than advice. */
@@ -402,7 +402,7 @@ static int method_get_status(Call *c, json_object *params) {
         if (!r)
                 return 0;
         if (json_object_object_get_ex(params, "refresh", &v) && json_object_get_boolean(v) && r->set_name)
-                poller_kick(c->server->poller, r->set_name);
+                poller_kick(c->core->poller, r->set_name);
         return reply_status(c, r);
 }
 
@@ -547,7 +547,7 @@ static int method_wait(Call *c, json_object *params) {
         w->op.cleanup = wait_cleanup;
         w->runner = runner_ref(r);
         w->which = json_object_get(which);
-        notifier_init(&w->notifier, c->server);
+        notifier_init(&w->notifier);
         if (runner_jobs_done(r, which, &failed) || failed) {
                 if (failed)
                         wait_fail(w, failed);
@@ -558,7 +558,7 @@ static int method_wait(Call *c, json_object *params) {
         q = runner_waiter_add(r, which, on_wait_event, w, &w->waiter);
         if (q < 0)
                 return op_start_failed(&w->op, q);
-        w->deadline = evtimer_new(c->server->base, on_wait_deadline, w);
+        w->deadline = evtimer_new(c->core->base, on_wait_deadline, w);
         if (!w->deadline)
                 return op_start_failed(&w->op, -ENOMEM);
         tv.tv_sec = (time_t) timeout;
@@ -681,16 +681,16 @@ static int method_watch_jobs(Call *c, json_object *params) {
         w->op.cleanup = watch_cleanup;
         w->set_name = strdup(set);
         w->names = json_object_get(json_object_object_get(params, "jobs"));
-        notifier_init(&w->notifier, c->server);
-        w->deadline = evtimer_new(c->server->base, on_watch_deadline, w);
+        notifier_init(&w->notifier);
+        w->deadline = evtimer_new(c->core->base, on_watch_deadline, w);
         if (!w->set_name || !w->deadline)
                 return op_start_failed(&w->op, -ENOMEM);
-        q = poller_watch(c->server->poller, set, on_watch_polled, w, &w->watch);
+        q = poller_watch(c->core->poller, set, on_watch_polled, w, &w->watch);
         if (q < 0)
                 return op_start_failed(&w->op, q);
         /* joining a set that is already followed: start from what its last poll saw */
         {
-                json_object *last = poller_last_jobs(c->server->poller, set), *names = json_object_new_array();
+                json_object *last = poller_last_jobs(c->core->poller, set), *names = json_object_new_array();
 
                 for (size_t i = 0; names && i < json_array_len(last); i++) {
                         const char *n = json_str(json_object_array_get_idx(last, i), "name");

@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "core.h"
 #include "errors.h"
 #include "json-util.h"
 #include "jsonrpc.h"
@@ -20,7 +21,6 @@
 #include "op.h"
 #include "runner-config.h"
 #include "runner.h"
-#include "server.h"
 #include "storage.h"
 
 /* Results downloaded to memory for the daemon's own use (advice JSON). */
@@ -196,10 +196,10 @@ static void on_upload_access(const ApiResponse *resp, const ApiError *err, void 
         }
         sc = (StorageCredentials){ json_str(creds, "access_key_id"), json_str(creds, "secret_access_key") };
         if (it->fd >= 0)
-                q = storage_put_fd(a->op.server->storage, it->storage_url, &sc, it->fd, it->size, on_upload_progress,
+                q = storage_put_fd(a->op.core->storage, it->storage_url, &sc, it->fd, it->size, on_upload_progress,
                                    on_uploaded, a, &a->storage);
         else
-                q = storage_put_memory(a->op.server->storage, it->storage_url, &sc, it->inline_data, it->inline_len,
+                q = storage_put_memory(a->op.core->storage, it->storage_url, &sc, it->inline_data, it->inline_len,
                                        on_uploaded, a, &a->storage);
         explicit_bzero((char *) sc.secret_access_key, strlen(sc.secret_access_key));
         if (q < 0)
@@ -215,13 +215,13 @@ static void upload_request_access(AddTableOp *a) {
 
         free(it->storage_url);
         if (asprintf(&it->storage_url, "%s/%s", a->base, it->key) < 0 ||
-            asprintf(&envelope, "%s/access?url=%s", a->op.server->config->api_url, it->storage_url) < 0 ||
+            asprintf(&envelope, "%s/access?url=%s", a->op.core->config->api_url, it->storage_url) < 0 ||
             !(esc = api_escape(envelope)) || asprintf(&path, "/access?url=%s", esc) < 0) {
                 call_reply_errno(op_finish(&a->op), -ENOMEM, NULL);
                 return;
         }
         call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /access" };
-        q = api_start(a->op.server->api, &call, on_upload_access, a, &a->op.req);
+        q = api_start(a->op.core->api, &call, on_upload_access, a, &a->op.req);
         if (q < 0)
                 call_reply_errno(op_finish(&a->op), q, NULL);
 }
@@ -266,7 +266,7 @@ static void upload_next(AddTableOp *a) {
                 return;
         }
         /* the contract asks for /upload_url once per file */
-        q = api_start(a->op.server->api, &call, on_upload_url, a, &a->op.req);
+        q = api_start(a->op.core->api, &call, on_upload_url, a, &a->op.req);
         if (q < 0)
                 call_reply_errno(op_finish(&a->op), q, NULL);
 }
@@ -334,7 +334,7 @@ static int method_add_table(Call *c, json_object *params) {
         a->op.cleanup = add_table_cleanup;
         a->runner = runner_ref(r);
         a->params = json_copy(params);
-        notifier_init(&a->notifier, c->server);
+        notifier_init(&a->notifier);
         a->items[0].fd = a->items[1].fd = -1;
         if (!a->params)
                 return op_start_failed(&a->op, -ENOMEM);
@@ -584,7 +584,7 @@ static void on_advice_access(Op *op, const char *s3url, const StorageCredentials
                 reply_api_error(op_finish(op), err);
                 return;
         }
-        q = storage_get_memory(op->server->storage, s3url, cred, RESULT_MEMORY_MAX, on_advice_file, a, &a->storage);
+        q = storage_get_memory(op->core->storage, s3url, cred, RESULT_MEMORY_MAX, on_advice_file, a, &a->storage);
         if (q < 0)
                 call_reply_errno(op_finish(op), q, NULL);
 }
@@ -695,7 +695,7 @@ static void on_advice_set(const ApiResponse *resp, const ApiError *err, void *us
         json_object_object_add(body, "parameters_name", json_object_new_string("advice_parameters"));
         json_object_object_add(body, "depends_on", json_object_new_array());
         call = (ApiCall){ .method = UPSTREAM_POST, .path = "/jobs", .json = body, .label = "POST /jobs" };
-        q = api_start(a->op.server->api, &call, on_advice_job, a, &a->op.req);
+        q = api_start(a->op.core->api, &call, on_advice_job, a, &a->op.req);
         json_object_put(body);
         if (q < 0)
                 call_reply_errno(op_finish(&a->op), q, NULL);
@@ -743,7 +743,7 @@ static int method_advise_parameters(Call *c, json_object *params) {
         if (!a->advice || (table && !(a->table = strdup(table))))
                 return op_start_failed(&a->op, -ENOMEM);
         /* an advice job that never ends must not hold the runner forever */
-        a->deadline = evtimer_new(c->server->base, on_advise_deadline, a);
+        a->deadline = evtimer_new(c->core->base, on_advise_deadline, a);
         if (!a->deadline)
                 return op_start_failed(&a->op, -ENOMEM);
         {

@@ -11,8 +11,8 @@
 
 #include "api.h"
 #include "cache.h"
-#include "client.h"
 #include "config.h"
+#include "core.h"
 #include "errors.h"
 #include "json-util.h"
 #include "jsonrpc.h"
@@ -23,7 +23,6 @@
 #include "resource-yaml.h"
 #include "runner-config.h"
 #include "runner.h"
-#include "server.h"
 #include "state.h"
 
 /* ---- lookup and ownership ---------------------------------------------------------- */
@@ -32,7 +31,7 @@
  * or an admin. On failure replies and returns NULL. */
 Runner *runner_for_call(Call *c, json_object *params) {
         const char *id = json_str(params, "runner_id");
-        Runner *r = id && c->server->runners ? runner_find(c->server->runners, id) : NULL;
+        Runner *r = id && c->core->runners ? runner_find(c->core->runners, id) : NULL;
         Role role;
 
         if (!r) {
@@ -40,7 +39,7 @@ Runner *runner_for_call(Call *c, json_object *params) {
                 return NULL;
         }
         role = call_role(c);
-        if (r->owner != c->client->uid && role < ROLE_ADMIN) {
+        if (r->owner != c->peer->uid && role < ROLE_ADMIN) {
                 json_object *data = json_object_new_object();
 
                 if (data)
@@ -71,12 +70,11 @@ int reply_status(Call *c, Runner *r) {
 /* ---- notifications ----------------------------------------------------------------- */
 
 /* Gives a call a subscription id for its notifications. */
-void notifier_init(Notifier *n, Server *s) {
+void notifier_init(Notifier *n) {
         static uint64_t counter; /* ids only need to be unique within the process */
 
         snprintf(n->id, sizeof(n->id), "s%llu", (unsigned long long) ++counter);
         n->seq = 0;
-        (void) s;
 }
 
 /* Sends a notification on the call's connection (if it is still there). Takes params. */
@@ -85,23 +83,20 @@ void notifier_send(Call *c, Notifier *n, const char *method, json_object *params
                 return;
         json_object_object_add(params, "subscription", json_object_new_string(n->id));
         json_object_object_add(params, "seq", json_object_new_uint64(++n->seq));
-        if (c->client && client_is_alive(c->client))
-                (void) client_send_notification(c->client, method, params);
-        else
-                json_object_put(params);
+        call_notify(c, method, params);
 }
 
 /* ---- manager.create_runner and friends ----------------------------------------------- */
 
 /* Checks the per-user runner cap; replies and returns true when it is reached. */
 static bool runner_cap_reached(Call *c) {
-        size_t n = runners_count_owned(c->server->runners, c->client->uid);
+        size_t n = runners_count_owned(c->core->runners, c->peer->uid);
 
-        if (n < c->server->config->max_runners_per_uid)
+        if (n < c->core->config->max_runners_per_uid)
                 return false;
         call_reply_errorf(c, RPC_OVERLOADED, NULL,
                           "uid %u already holds %zu runners (runners.max_runners_per_uid); close some with runner.close",
-                          (unsigned) c->client->uid, n);
+                          (unsigned) c->peer->uid, n);
         return true;
 }
 
@@ -124,7 +119,7 @@ static int create_and_reply(Call *c, const char *display_name, json_object *docs
         json_object *o;
         int q;
 
-        q = runner_new(c->server->runners, c->client->uid, display_name, docs, options, &r);
+        q = runner_new(c->core->runners, c->peer->uid, display_name, docs, options, &r);
         if (q < 0)
                 return call_reply_errno(c, q, "Cannot create the runner: %m");
         log_ctx(LOG_INFO, &c->log, "Created runner %s '%s' for uid %u.", r->id, r->display_name,
@@ -272,7 +267,7 @@ static void from_id_finish(FromIdOp *f) {
                 call_reply_errno(op_finish(&f->op), -ENOMEM, NULL);
                 return;
         }
-        q = runner_new(f->op.server->runners, c->client->uid, display, TAKE_PTR(f->docs), options, &r);
+        q = runner_new(f->op.core->runners, c->peer->uid, display, TAKE_PTR(f->docs), options, &r);
         if (q < 0) {
                 json_object_put(jobs);
                 call_reply_errno(op_finish(&f->op), q, "Cannot create the runner: %m");
@@ -364,8 +359,8 @@ static void from_id_next_results(FromIdOp *f) {
                         call_reply_errno(op_finish(&f->op), -ENOMEM, NULL);
                         return;
                 }
-                read = op_read_of(f->op.server, key, path, "GET /results/{job}", 0);
-                q = cache_get(f->op.server->cache, &read, on_from_id_results, f, &f->op.waiter);
+                read = op_read_of(f->op.core, key, path, "GET /results/{job}", 0);
+                q = cache_get(f->op.core->cache, &read, on_from_id_results, f, &f->op.waiter);
                 if (q < 0)
                         call_reply_errno(op_finish(&f->op), q, NULL);
                 return;
@@ -419,7 +414,7 @@ static void on_from_id_yaml(const ApiResponse *resp, const ApiError *err, void *
                 return;
         }
         call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /jobs?set_name" };
-        q = api_start(f->op.server->api, &call, on_from_id_jobs, f, &f->op.req);
+        q = api_start(f->op.core->api, &call, on_from_id_jobs, f, &f->op.req);
         if (q < 0)
                 call_reply_errno(op_finish(&f->op), q, NULL);
 }
@@ -505,7 +500,7 @@ static int method_create_runner_from_name(Call *c, json_object *params) {
         f->name = strdup(json_str(params, "display_name"));
         if (!f->name)
                 return op_start_failed(&f->op, -ENOMEM);
-        read = op_read_of(c->server, "GET /jobs", "/jobs", "GET /jobs", c->server->config->jobs_ttl_s);
+        read = op_read_of(c->core, "GET /jobs", "/jobs", "GET /jobs", c->core->config->jobs_ttl_s);
         read.force = true;
         return op_cache_get(&f->op, &read, on_from_name_jobs);
 }
@@ -548,7 +543,7 @@ static void runner_delete_cleanup(Op *op) {
  * as after manager.delete_jobs. */
 static void on_runner_deleted(const ApiResponse *resp, const ApiError *err, void *userdata) {
         RunnerDeleteOp *d = userdata;
-        Server *s = d->op.server;
+        Core *s = d->op.core;
 
         d->op.req = NULL;
         cache_invalidate(s->cache, "GET /jobs");
@@ -608,8 +603,8 @@ static int method_runner_list(Call *c, json_object *params) {
                 json_object_put(a);
                 return call_reply_errorf(c, RPC_PERMISSION_DENIED, NULL, "Listing every user's runners needs the 'admin' role");
         }
-        TAILQ_FOREACH(r, &c->server->runners->list, link)
-                if (all || r->owner == c->client->uid)
+        TAILQ_FOREACH(r, &c->core->runners->list, link)
+                if (all || r->owner == c->peer->uid)
                         json_object_array_add(a, runner_status_json(r, false));
         o = json_object_new_object();
         if (!o) {

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "api.h"
-#include "dispatch.h"
+#include "call.h"
 #include "op.h"
 #include "runner.h"
 #include "storage.h"
@@ -43,7 +43,7 @@ typedef struct Notifier {
 } Notifier;
 
 /* Gives a call a subscription id for its notifications. */
-void notifier_init(Notifier *n, Server *s);
+void notifier_init(Notifier *n);
 
 /* Sends a notification on the call's connection (if it is still there). Takes params. */
 void notifier_send(Call *c, Notifier *n, const char *method, json_object *params);

@@ -3,11 +3,11 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "core.h"
 #include "errors.h"
 #include "jsonrpc.h"
 #include "macro.h"
 #include "op.h"
-#include "server.h"
 
 /* The caller went away or the daemon stops: stop what only this call needed, finish it. */
 static void op_on_cancel(Call *c, void *userdata) {
@@ -26,7 +26,7 @@ void *op_new(Call *c, size_t size) {
         if (!op)
                 return NULL;
         op->call = c;
-        op->server = c->server;
+        op->core = c->core;
         call_on_cancel(c, op_on_cancel, op);
         return op;
 }
@@ -62,14 +62,14 @@ int op_start_failed(Op *op, int r) {
 
 /* Reads a cached upstream value for an Op. */
 int op_cache_get(Op *op, const CacheRead *read, cache_done_cb cb) {
-        int r = cache_get(op->server->cache, read, cb, op, &op->waiter);
+        int r = cache_get(op->core->cache, read, cb, op, &op->waiter);
 
         return r < 0 ? op_start_failed(op, r) : 0;
 }
 
 /* Starts an API request for an Op. */
 int op_api_start(Op *op, const ApiCall *call, api_done_cb cb) {
-        int r = api_start(op->server->api, call, cb, op, &op->req);
+        int r = api_start(op->core->api, call, cb, op, &op->req);
 
         return r < 0 ? op_start_failed(op, r) : 0;
 }
@@ -80,7 +80,7 @@ int reply_api_error(Call *c, const ApiError *e) {
 }
 
 /* A CacheRead of GET path. */
-CacheRead op_read_of(const Server *s, const char *key, const char *path, const char *label, unsigned ttl_s) {
+CacheRead op_read_of(const Core *s, const char *key, const char *path, const char *label, unsigned ttl_s) {
         return (CacheRead){
                 .key = key,
                 .call = { .method = UPSTREAM_GET, .path = path, .label = label },

@@ -11,7 +11,8 @@
 
 #include "api.h"
 #include "cache.h"
-#include "dispatch.h"
+#include "call.h"
+#include "core.h"
 
 typedef struct Op Op;
 typedef void (*op_cleanup_fn)(Op *op);
@@ -21,7 +22,7 @@ typedef void (*op_cancel_fn)(Op *op);
 
 struct Op {
         Call *call;
-        Server *server;
+        Core *core;
         CacheWaiter *waiter;
         ApiRequest *req;
         op_cleanup_fn cleanup;   /* releases the method's own members */
@@ -51,4 +52,4 @@ int op_api_start(Op *op, const ApiCall *call, api_done_cb cb);
 int reply_api_error(Call *c, const ApiError *e);
 
 /* A CacheRead of GET path with a TTL and the configured stale bound. */
-CacheRead op_read_of(const Server *s, const char *key, const char *path, const char *label, unsigned ttl_s);
+CacheRead op_read_of(const Core *s, const char *key, const char *path, const char *label, unsigned ttl_s);

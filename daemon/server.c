@@ -16,6 +16,7 @@
 #include "cache.h"
 #include "client.h"
 #include "clock.h"
+#include "core.h"
 #include "credential.h"
 #include "dirs.h"
 #include "dispatch.h"
@@ -40,7 +41,37 @@ extern const size_t openrpc_document_text_len;
  * files and descriptors in transit. */
 #define FD_RESERVE 256
 
+static void server_update_status(Server *s);
+static json_object *server_status_json(Server *s);
+
+/* CoreOps: the server's side of what methods see (core.h). */
+static json_object *core_status_json_cb(void *userdata) {
+        return server_status_json(userdata);
+}
+
+static int core_reload_cb(void *userdata, char **ret_error) {
+        return server_reload(userdata, ret_error);
+}
+
+static void core_status_changed_cb(void *userdata) {
+        server_update_status(userdata);
+}
+
+static const CoreOps server_core_ops = {
+        .status_json = core_status_json_cb,
+        .reload = core_reload_cb,
+        .status_changed = core_status_changed_cb,
+};
+
+static int client_attach_cb(void *userdata, Client *c);
+static void client_detach_cb(void *userdata, Client *c);
+static void server_on_idle(void *userdata);
 static void server_on_accept(int fd, void *userdata);
+
+static const ClientHostOps server_client_ops = {
+        .attach = client_attach_cb,
+        .detach = client_detach_cb,
+};
 
 static const char *const server_state_table[_SERVER_STATE_MAX] = {
         [SERVER_STARTING] = "starting",
@@ -153,20 +184,23 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
         s = calloc(1, sizeof(Server));
         if (!s)
                 return -ENOMEM;
-        s->base = base;
+        s->core.base = base;
+        s->core.ops = &server_core_ops;
+        s->core.userdata = s;
+        s->client_host = (ClientHost){ .core = &s->core, .ops = &server_client_ops, .userdata = s };
         s->options = *opts;
         s->state = SERVER_STARTING;
         s->start_usec = now_usec();
         s->start_realtime_usec = now_realtime_usec();
         TAILQ_INIT(&s->clients);
 
-        r = server_build_config(opts, &s->config, ret_error);
+        r = server_build_config(opts, &s->core.config, ret_error);
         if (r < 0)
                 return r;
-        log_set_max_level(s->config->log_level);
-        s->max_connections = s->config->max_connections;
+        log_set_max_level(s->core.config->log_level);
+        s->max_connections = s->core.config->max_connections;
 
-        r = openrpc_load(openrpc_document_text, openrpc_document_text_len, &s->openrpc, &err);
+        r = openrpc_load(openrpc_document_text, openrpc_document_text_len, &s->core.openrpc, &err);
         if (r < 0) {
                 if (ret_error)
                         *ret_error = strdup(err ?: "the built-in OpenRPC document is invalid");
@@ -177,42 +211,43 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
                 UpstreamOptions uo;
                 Credential *cred = NULL;
 
-                upstream_options_from(s->config, &uo);
-                r = upstream_new(base, &uo, &s->upstream);
+                upstream_options_from(s->core.config, &uo);
+                r = upstream_new(base, &uo, &s->core.upstream);
                 if (r < 0) {
                         if (ret_error && asprintf(ret_error, "cannot set up the upstream client: %s", strerror(-r)) < 0)
                                 *ret_error = NULL;
                         return r;
                 }
-                r = api_new(base, s->upstream, s->config, &s->api);
+                r = api_new(base, s->core.upstream, s->core.config, &s->core.api);
                 if (r < 0)
                         return r;
-                r = cache_new(s->api, &s->cache);
+                r = cache_new(s->core.api, &s->core.cache);
                 if (r < 0)
                         return r;
-                r = poller_new(base, s->api, s->cache, s->config, &s->poller);
+                r = poller_new(base, s->core.api, s->core.cache, s->core.config, &s->core.poller);
                 if (r < 0)
                         return r;
                 {
                         StorageOptions so;
 
-                        storage_options_from(s->config, &so);
-                        r = storage_new(base, s->upstream, &so, &s->storage);
+                        storage_options_from(s->core.config, &so);
+                        r = storage_new(base, s->core.upstream, &so, &s->core.storage);
                         if (r < 0)
                                 return r;
                 }
-                r = server_load_credential(s, s->config, &cred, ret_error);
+                r = server_load_credential(s, s->core.config, &cred, ret_error);
                 if (r < 0)
                         return -EINVAL;
-                api_set_credential(s->api, cred);
+                api_set_credential(s->core.api, cred);
         }
-        r = dispatch_new(s, s->openrpc, &s->dispatch, &err);
+        r = dispatch_new(&s->core, s->core.openrpc, server_on_idle, s, &s->dispatch, &err);
         if (r < 0) {
                 if (ret_error && asprintf(ret_error, "method '%s' lacks a handler or a description",
                                           strna(err)) < 0)
                         *ret_error = NULL;
                 return r == -EINVAL ? -EPROTO : r;
         }
+        s->client_host.dispatch = s->dispatch;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -224,18 +259,20 @@ Server *server_free(Server *s) {
         if (!s)
                 return NULL;
         s->state = SERVER_STOPPED;
+        if (s->dispatch)
+                dispatch_stop(s->dispatch);
         while ((c = TAILQ_FIRST(&s->clients)))
                 client_disconnect(c, "daemon stopped");
         listener_free(s->listener);
-        runners_free(s->runners);
-        storage_free(s->storage);
-        poller_free(s->poller);
-        cache_free(s->cache);
-        api_free(s->api);
-        upstream_free(s->upstream);
+        runners_free(s->core.runners);
+        storage_free(s->core.storage);
+        poller_free(s->core.poller);
+        cache_free(s->core.cache);
+        api_free(s->core.api);
+        upstream_free(s->core.upstream);
         dispatch_free(s->dispatch);
-        openrpc_free(s->openrpc);
-        config_free(s->config);
+        openrpc_free(s->core.openrpc);
+        config_free(s->core.config);
         if (s->sig_term)
                 event_free(s->sig_term);
         if (s->sig_int)
@@ -270,12 +307,12 @@ static void server_raise_nofile(Server *s) {
                 }
         }
         if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > FD_RESERVE &&
-            rl.rlim_cur - FD_RESERVE < s->config->max_connections) {
+            rl.rlim_cur - FD_RESERVE < s->core.config->max_connections) {
                 s->max_connections = (unsigned) (rl.rlim_cur - FD_RESERVE);
                 log_notice("Limiting connections to %u (RLIMIT_NOFILE is %llu).", s->max_connections,
                            (unsigned long long) rl.rlim_cur);
         } else
-                s->max_connections = s->config->max_connections;
+                s->max_connections = s->core.config->max_connections;
 }
 
 /* SIGTERM/SIGINT: graceful stop. */
@@ -309,10 +346,10 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *userdata) {
 
         (void) fd;
         (void) what;
-        log_warning("Stopping with %u request(s) still in flight after %us.", s->n_inflight,
-                    s->config->shutdown_timeout_s);
+        log_warning("Stopping with %u request(s) still in flight after %us.", dispatch_inflight(s->dispatch),
+                    s->core.config->shutdown_timeout_s);
         s->state = SERVER_STOPPED;
-        event_base_loopexit(s->base, NULL);
+        event_base_loopexit(s->core.base, NULL);
 }
 
 /* The heap trim timer: nobody is connected, give the memory of past connections back. */
@@ -326,7 +363,7 @@ static void on_trim(evutil_socket_t fd, short what, void *userdata) {
 }
 
 /* Schedules a heap trim when the last client left. */
-void server_schedule_trim(Server *s) {
+static void server_schedule_trim(Server *s) {
         struct timeval tv = { .tv_sec = 2 };
 
         if (s->trim_timer && s->n_clients == 0 && s->state == SERVER_RUNNING)
@@ -346,25 +383,25 @@ int server_start(Server *s) {
         {
                 _cleanup_free_ char *why = NULL;
 
-                r = dirs_make(s->config->state_directory, 0700, &why);
+                r = dirs_make(s->core.config->state_directory, 0700, &why);
                 if (r < 0)
                         return log_error_errno(r, "Cannot create the state directory '%s': %s. Create it for the "
                                                "daemon's user, or set StateDirectory= in the unit, --state-directory "
                                                "or state_directory: in the configuration.",
-                                               s->config->state_directory, why ?: strerror(-r));
+                                               s->core.config->state_directory, why ?: strerror(-r));
         }
-        r = runners_new(s->poller, s->config->state_directory, &s->runners);
+        r = runners_new(s->core.poller, s->core.config->state_directory, &s->core.runners);
         if (r < 0)
                 return r;
-        r = listener_new(s->base, s->config, server_on_accept, s, &s->listener);
+        r = listener_new(s->core.base, s->core.config, server_on_accept, s, &s->listener);
         if (r < 0)
                 return r;
 
-        s->sig_term = evsignal_new(s->base, SIGTERM, on_stop_signal, s);
-        s->sig_int = evsignal_new(s->base, SIGINT, on_stop_signal, s);
-        s->sig_hup = evsignal_new(s->base, SIGHUP, on_hup, s);
-        s->drain_timer = evtimer_new(s->base, on_drain_deadline, s);
-        s->trim_timer = evtimer_new(s->base, on_trim, s);
+        s->sig_term = evsignal_new(s->core.base, SIGTERM, on_stop_signal, s);
+        s->sig_int = evsignal_new(s->core.base, SIGINT, on_stop_signal, s);
+        s->sig_hup = evsignal_new(s->core.base, SIGHUP, on_hup, s);
+        s->drain_timer = evtimer_new(s->core.base, on_drain_deadline, s);
+        s->trim_timer = evtimer_new(s->core.base, on_trim, s);
         if (!s->sig_term || !s->sig_int || !s->sig_hup || !s->drain_timer || !s->trim_timer ||
             evsignal_add(s->sig_term, NULL) < 0 || evsignal_add(s->sig_int, NULL) < 0 ||
             evsignal_add(s->sig_hup, NULL) < 0)
@@ -377,17 +414,17 @@ int server_start(Server *s) {
                         .tv_usec = (suseconds_t) (watchdog_usec / 2 % USEC_PER_SEC),
                 };
 
-                s->watchdog_timer = event_new(s->base, -1, EV_PERSIST, on_watchdog, s);
+                s->watchdog_timer = event_new(s->core.base, -1, EV_PERSIST, on_watchdog, s);
                 if (!s->watchdog_timer || event_add(s->watchdog_timer, &tv) < 0)
                         return log_oom();
                 log_debug("Watchdog enabled: pinging every %" PRIu64 " ms.", watchdog_usec / 2 / 1000);
         }
 
         {
-                const Credential *cred = api_get_credential(s->api);
+                const Credential *cred = api_get_credential(s->core.api);
 
                 if (cred && cred->kind != CREDENTIAL_NONE)
-                        log_info("Upstream %s with an API key from %s.", s->config->api_url, strna(cred->source));
+                        log_info("Upstream %s with an API key from %s.", s->core.config->api_url, strna(cred->source));
                 else
                         log_warning("No Avatar API key found (systemd credential api-key, upstream.api_key_file, "
                                     "AVATAR_API_KEY): upstream calls fail until one is given or manager.authenticate "
@@ -397,13 +434,13 @@ int server_start(Server *s) {
                 const char *proxy = NULL;
                 _cleanup_free_ char *m = NULL;
 
-                if (proxy_pick_url(config_proxy(s->config, "http"), config_proxy(s->config, "https"),
-                                   config_no_proxy(s->config), s->config->api_url, &proxy) >= 0 && proxy &&
+                if (proxy_pick_url(config_proxy(s->core.config, "http"), config_proxy(s->core.config, "https"),
+                                   config_no_proxy(s->core.config), s->core.config->api_url, &proxy) >= 0 && proxy &&
                     (m = proxy_mask(proxy)))
                         log_info("Upstream requests go through the proxy %s (from the %s).", m,
-                                 streq(config_proxy_source(s->config), "config") ? "configuration" : "environment");
+                                 streq(config_proxy_source(s->core.config), "config") ? "configuration" : "environment");
         }
-        api_compat_check(s->api);
+        api_compat_check(s->core.api);
 
         s->state = SERVER_RUNNING;
         server_update_status(s);
@@ -419,44 +456,40 @@ void server_stop(Server *s) {
         if (s->state == SERVER_DRAINING || s->state == SERVER_STOPPED)
                 return;
         s->state = SERVER_DRAINING;
+        dispatch_stop(s->dispatch);
         notify_stopping();
         listener_stop(s->listener);
 
         /* long waits (runner.wait, watches) end now with shutting_down; the rest may finish */
         for (c = TAILQ_FIRST(&s->clients); c; c = next) {
-                Call *call, *cnext;
-
                 next = TAILQ_NEXT(c, link);
-                client_ref(c);
-                for (call = TAILQ_FIRST(&c->calls); call; call = cnext) {
-                        cnext = TAILQ_NEXT(call, link);
-                        (void) call_cancel(call);
-                }
-                client_unref(c);
+                dispatch_cancel_peer(&c->peer);
         }
 
-        if (s->n_inflight == 0) {
+        if (dispatch_inflight(s->dispatch) == 0) {
                 s->state = SERVER_STOPPED;
-                event_base_loopexit(s->base, NULL);
+                event_base_loopexit(s->core.base, NULL);
                 return;
         }
-        log_info("Waiting up to %us for %u request(s) in flight.", s->config->shutdown_timeout_s,
-                 s->n_inflight);
-        notify_status("Stopping: waiting for %u request(s)", s->n_inflight);
+        log_info("Waiting up to %us for %u request(s) in flight.", s->core.config->shutdown_timeout_s,
+                 dispatch_inflight(s->dispatch));
+        notify_status("Stopping: waiting for %u request(s)", dispatch_inflight(s->dispatch));
         {
-                struct timeval tv = { .tv_sec = s->config->shutdown_timeout_s };
+                struct timeval tv = { .tv_sec = s->core.config->shutdown_timeout_s };
                 evtimer_add(s->drain_timer, &tv);
         }
 }
 
-/* Leaves the loop once a drain has no more calls in flight. */
-void server_check_drained(Server *s) {
-        if (s->state != SERVER_DRAINING || s->n_inflight > 0)
+/* Dispatch's idle callback: leaves the loop once a drain has no more calls in flight. */
+static void server_on_idle(void *userdata) {
+        Server *s = userdata;
+
+        if (s->state != SERVER_DRAINING || dispatch_inflight(s->dispatch) > 0)
                 return;
         log_info("All requests finished.");
         s->state = SERVER_STOPPED;
         event_del(s->drain_timer);
-        event_base_loopexit(s->base, NULL);
+        event_base_loopexit(s->core.base, NULL);
 }
 
 /* Ends a reload whose configuration was rejected, the current one staying in force: counts
@@ -488,7 +521,7 @@ int server_reload(Server *s, char **ret_error) {
                 return server_reload_rejected(s, TAKE_PTR(err), ret_error);
         {
                 Credential *cred = NULL;
-                const Credential *cur = api_get_credential(s->api);
+                const Credential *cur = api_get_credential(s->core.api);
                 UpstreamOptions uo;
 
                 r = server_load_credential(s, n, &cred, &err);
@@ -497,7 +530,7 @@ int server_reload(Server *s, char **ret_error) {
                         return server_reload_rejected(s, TAKE_PTR(err), ret_error);
                 }
                 upstream_options_from(n, &uo);
-                r = upstream_set_options(s->upstream, &uo);
+                r = upstream_set_options(s->core.upstream, &uo);
                 if (r < 0) {
                         credential_free(cred);
                         config_free(n);
@@ -511,29 +544,29 @@ int server_reload(Server *s, char **ret_error) {
                 else {
                         if (!cur || cred->kind != cur->kind || !streq_ptr(cred->source, cur->source))
                                 log_info("Credential: %s from %s.", credential_kind_to_string(cred->kind), strna(cred->source));
-                        api_set_credential(s->api, cred);
+                        api_set_credential(s->core.api, cred);
                 }
         }
-        if (!streq(n->socket_path, s->config->socket_path))
+        if (!streq(n->socket_path, s->core.config->socket_path))
                 log_notice("The socket path changed to '%s'; it takes effect at the next start.",
                            n->socket_path);
-        if (n->max_frame_bytes != s->config->max_frame_bytes)
+        if (n->max_frame_bytes != s->core.config->max_frame_bytes)
                 log_notice("limits.max_frame_bytes applies to new connections.");
 
-        api_set_config(s->api, n);
-        poller_set_config(s->poller, n);
+        api_set_config(s->core.api, n);
+        poller_set_config(s->core.poller, n);
         {
                 StorageOptions so;
 
                 storage_options_from(n, &so);
-                (void) storage_set_options(s->storage, &so);
+                (void) storage_set_options(s->core.storage, &so);
         }
-        config_free(s->config);
-        s->config = n;
+        config_free(s->core.config);
+        s->core.config = n;
         log_set_max_level(n->log_level);
         /* SIGHUP also refreshes the compatibility answer */
-        api_compat_invalidate(s->api);
-        api_compat_check(s->api);
+        api_compat_invalidate(s->core.api);
+        api_compat_check(s->core.api);
         server_raise_nofile(s);
         s->reloads++;
         s->last_reload_error = mfree(s->last_reload_error);
@@ -544,14 +577,14 @@ int server_reload(Server *s, char **ret_error) {
 }
 
 /* Sends the one-line status. */
-void server_update_status(Server *s) {
+static void server_update_status(Server *s) {
         if (s->state != SERVER_RUNNING)
                 return;
-        const Credential *cred = api_get_credential(s->api);
+        const Credential *cred = api_get_credential(s->core.api);
 
         notify_status("Serving %u connection(s) on %s; upstream %s: %s; credential: %s",
-                      s->n_clients, strna(listener_path(s->listener)), s->config->api_url,
-                      compat_status_to_string(api_compat_status(s->api)),
+                      s->n_clients, strna(listener_path(s->listener)), s->core.config->api_url,
+                      compat_status_to_string(api_compat_status(s->core.api)),
                       cred ? credential_kind_to_string(cred->kind) : "none");
 }
 
@@ -564,7 +597,7 @@ static UidCount *uid_slot(const Server *s, uid_t uid) {
 }
 
 /* Counts a new connection of uid. */
-int server_uid_ref(Server *s, uid_t uid) {
+static int server_uid_ref(Server *s, uid_t uid) {
         UidCount *u = uid_slot(s, uid);
 
         if (!u) {
@@ -581,7 +614,7 @@ int server_uid_ref(Server *s, uid_t uid) {
 }
 
 /* Uncounts a connection of uid (the slot goes when it reaches zero). */
-void server_uid_unref(Server *s, uid_t uid) {
+static void server_uid_unref(Server *s, uid_t uid) {
         UidCount *u = uid_slot(s, uid);
 
         if (!u)
@@ -592,10 +625,34 @@ void server_uid_unref(Server *s, uid_t uid) {
 }
 
 /* Connections of uid. */
-unsigned server_uid_count(const Server *s, uid_t uid) {
+static unsigned server_uid_count(const Server *s, uid_t uid) {
         const UidCount *u = uid_slot(s, uid);
 
         return u ? u->count : 0;
+}
+
+/* ClientHostOps.attach: counts and lists a new client. */
+static int client_attach_cb(void *userdata, Client *c) {
+        Server *s = userdata;
+        int r;
+
+        r = server_uid_ref(s, c->peer.cred.uid);
+        if (r < 0)
+                return r;
+        TAILQ_INSERT_TAIL(&s->clients, c, link);
+        s->n_clients++;
+        return 0;
+}
+
+/* ClientHostOps.detach: a client closed. */
+static void client_detach_cb(void *userdata, Client *c) {
+        Server *s = userdata;
+
+        TAILQ_REMOVE(&s->clients, c, link);
+        s->n_clients--;
+        server_uid_unref(s, c->peer.cred.uid);
+        server_update_status(s);
+        server_schedule_trim(s);
 }
 
 /* The listener accepted a connection: serve it unless the daemon stops or a cap is reached. */
@@ -616,14 +673,14 @@ static void server_on_accept(int fd, void *userdata) {
                 return;
         }
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-            server_uid_count(s, cred.uid) >= s->config->max_connections_per_uid) {
+            server_uid_count(s, cred.uid) >= s->core.config->max_connections_per_uid) {
                 s->connections_rejected++;
                 log_warning("Connection limit per user (%u) reached for uid %u, refusing a connection.",
-                            s->config->max_connections_per_uid, (unsigned) cred.uid);
+                            s->core.config->max_connections_per_uid, (unsigned) cred.uid);
                 listener_reject(fd, "Too many connections for this user");
                 return;
         }
-        r = client_new(s, fd, NULL);
+        r = client_new(&s->client_host, fd, NULL);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a connection, ignoring: %m");
                 return;
@@ -633,7 +690,7 @@ static void server_on_accept(int fd, void *userdata) {
 
 /* The limits block of daemon.status. */
 static json_object *server_limits_json(const Server *s) {
-        const Config *c = s->config;
+        const Config *c = s->core.config;
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "max_frame_bytes", json_object_new_uint64(c->max_frame_bytes));
@@ -684,29 +741,29 @@ static json_object *server_proxy_json(const Config *c) {
 /* The upstream block of daemon.status: URLs, credential kind and source (never the secret),
  * the proxy, compatibility, HTTP statistics and breakers. */
 static json_object *server_upstream_json(Server *s) {
-        const Credential *cred = api_get_credential(s->api);
+        const Credential *cred = api_get_credential(s->core.api);
         json_object *o = json_object_new_object(), *cr = json_object_new_object(), *co = json_object_new_object(),
-                    *answer = api_compat_answer(s->api);
+                    *answer = api_compat_answer(s->core.api);
 
-        json_object_object_add(o, "api_url", json_object_new_string(s->config->api_url));
-        json_object_object_add(o, "storage_url", json_object_new_string(s->config->storage_url));
-        json_object_object_add(o, "proxy", server_proxy_json(s->config));
+        json_object_object_add(o, "api_url", json_object_new_string(s->core.config->api_url));
+        json_object_object_add(o, "storage_url", json_object_new_string(s->core.config->storage_url));
+        json_object_object_add(o, "proxy", server_proxy_json(s->core.config));
         json_object_object_add(cr, "kind", json_object_new_string(cred ? credential_kind_to_string(cred->kind) : "none"));
         json_object_object_add(cr, "source", cred && cred->source ? json_object_new_string(cred->source) : NULL);
         json_object_object_add(o, "credential", cr);
-        json_object_object_add(co, "status", json_object_new_string(compat_status_to_string(api_compat_status(s->api))));
-        json_object_object_add(co, "verification", json_object_new_boolean(s->config->verify_compatibility));
+        json_object_object_add(co, "status", json_object_new_string(compat_status_to_string(api_compat_status(s->core.api))));
+        json_object_object_add(co, "verification", json_object_new_boolean(s->core.config->verify_compatibility));
         json_object_object_add(co, "answer", answer ? json_object_get(answer) : NULL);
-        json_object_object_add(co, "age_s", json_new_rounded(api_compat_age_s(s->api), 3));
+        json_object_object_add(co, "age_s", json_new_rounded(api_compat_age_s(s->core.api), 3));
         json_object_object_add(o, "compatibility", co);
-        json_object_object_add(o, "breaker", json_object_new_string(upstream_breaker_state(s->upstream, s->config->api_url)));
-        json_object_object_add(o, "http", upstream_stats_json(s->upstream));
-        json_object_object_add(o, "api", api_stats_json(s->api));
+        json_object_object_add(o, "breaker", json_object_new_string(upstream_breaker_state(s->core.upstream, s->core.config->api_url)));
+        json_object_object_add(o, "http", upstream_stats_json(s->core.upstream));
+        json_object_object_add(o, "api", api_stats_json(s->core.api));
         return o;
 }
 
 /* daemon.status as JSON. */
-json_object *server_status_json(Server *s) {
+static json_object *server_status_json(Server *s) {
         json_object *o = json_object_new_object(), *conn, *per_uid, *reload;
 
         if (!o)
@@ -728,9 +785,9 @@ json_object *server_status_json(Server *s) {
         json_object_object_add(conn, "current", json_object_new_int64(s->n_clients));
         json_object_object_add(conn, "accepted_total", json_object_new_uint64(s->connections_accepted));
         json_object_object_add(conn, "rejected_total", json_object_new_uint64(s->connections_rejected));
-        json_object_object_add(conn, "closed_idle_total", json_object_new_uint64(s->connections_closed_idle));
+        json_object_object_add(conn, "closed_idle_total", json_object_new_uint64(s->client_host.counters.closed_idle));
         json_object_object_add(conn, "closed_protocol_error_total",
-                               json_object_new_uint64(s->connections_closed_protocol));
+                               json_object_new_uint64(s->client_host.counters.closed_protocol));
         per_uid = json_object_new_object();
         for (size_t i = 0; i < s->n_uid_counts; i++) {
                 char k[16];
@@ -741,25 +798,25 @@ json_object *server_status_json(Server *s) {
         json_object_object_add(conn, "per_uid", per_uid);
         json_object_object_add(o, "connections", conn);
 
-        json_object_object_add(o, "requests_in_flight", json_object_new_int64(s->n_inflight));
+        json_object_object_add(o, "requests_in_flight", json_object_new_int64(dispatch_inflight(s->dispatch)));
         json_object_object_add(o, "requests_total", json_object_new_uint64(dispatch_requests_total(s->dispatch)));
         json_object_object_add(o, "requests", dispatch_requests_json(s->dispatch));
         json_object_object_add(o, "errors", dispatch_errors_json(s->dispatch));
-        json_object_object_add(o, "bytes_received", json_object_new_uint64(s->bytes_received));
-        json_object_object_add(o, "bytes_sent", json_object_new_uint64(s->bytes_sent));
+        json_object_object_add(o, "bytes_received", json_object_new_uint64(s->client_host.counters.bytes_received));
+        json_object_object_add(o, "bytes_sent", json_object_new_uint64(s->client_host.counters.bytes_sent));
 
         reload = json_object_new_object();
-        json_object_object_add(reload, "config", s->config->source ? json_object_new_string(s->config->source) : NULL);
+        json_object_object_add(reload, "config", s->core.config->source ? json_object_new_string(s->core.config->source) : NULL);
         json_object_object_add(reload, "reloads", json_object_new_uint64(s->reloads));
         json_object_object_add(reload, "failures", json_object_new_uint64(s->reload_failures));
         json_object_object_add(reload, "last_error",
                                s->last_reload_error ? json_object_new_string(s->last_reload_error) : NULL);
         json_object_object_add(o, "configuration", reload);
         json_object_object_add(o, "upstream", server_upstream_json(s));
-        json_object_object_add(o, "cache", cache_stats_json(s->cache));
-        json_object_object_add(o, "poller", poller_stats_json(s->poller));
-        json_object_object_add(o, "storage", storage_stats_json(s->storage));
-        if (s->runners)
-                json_object_object_add(o, "runners", runners_stats_json(s->runners));
+        json_object_object_add(o, "cache", cache_stats_json(s->core.cache));
+        json_object_object_add(o, "poller", poller_stats_json(s->core.poller));
+        json_object_object_add(o, "storage", storage_stats_json(s->core.storage));
+        if (s->core.runners)
+                json_object_object_add(o, "runners", runners_stats_json(s->core.runners));
         return o;
 }

@@ -18,21 +18,15 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include "client.h"
 #include "clock.h"
 #include "config.h"
+#include "core.h"
 #include "macro.h"
 
-typedef struct Api Api;
-typedef struct Cache Cache;
-typedef struct Client Client;
 typedef struct Dispatch Dispatch;
 typedef struct Listener Listener;
-typedef struct OpenRpc OpenRpc;
-typedef struct Poller Poller;
-typedef struct Runners Runners;
-typedef struct Storage Storage;
 typedef struct Server Server;
-typedef struct Upstream Upstream;
 
 typedef enum ServerState {
         SERVER_STARTING,
@@ -61,25 +55,16 @@ typedef struct UidCount {
 TAILQ_HEAD(ClientList, Client);
 
 struct Server {
-        struct event_base *base;
-        Config *config;
+        Core core;                     /* event base, configuration, services: what methods see */
         ServerOptions options;
-        OpenRpc *openrpc;
         Dispatch *dispatch;
         Listener *listener;
-        Upstream *upstream;
-        Api *api;
-        Cache *cache;
-        Poller *poller;
-        Runners *runners;
-        Storage *storage;
 
+        ClientHost client_host;        /* what every client gets; its counters */
         struct ClientList clients;
         unsigned n_clients;
         UidCount *uid_counts;
         size_t n_uid_counts;
-        uint64_t next_client_id;
-        unsigned n_inflight;           /* calls started and not finished, all clients */
 
         ServerState state;
         uint64_t start_usec;           /* CLOCK_MONOTONIC */
@@ -91,13 +76,9 @@ struct Server {
         struct event *drain_timer;
         struct event *trim_timer;      /* gives freed heap back after the last client left */
 
-        /* statistics */
+        /* statistics (the clients add theirs to client_host.counters) */
         uint64_t connections_accepted;
         uint64_t connections_rejected;
-        uint64_t connections_closed_idle;
-        uint64_t connections_closed_protocol;
-        uint64_t bytes_received;
-        uint64_t bytes_sent;
         uint64_t reloads;
         uint64_t reload_failures;
         char *last_reload_error;
@@ -125,21 +106,3 @@ void server_stop(Server *s);
  * one, logs, stores the error for daemon.status, returns -EINVAL and (if ret_error) a
  * malloc'd description. */
 int server_reload(Server *s, char **ret_error);
-
-/* Connection bookkeeping used by client.c. */
-int server_uid_ref(Server *s, uid_t uid);
-void server_uid_unref(Server *s, uid_t uid);
-unsigned server_uid_count(const Server *s, uid_t uid);
-
-/* Called by the client code when the last in-flight call finished (to complete a drain). */
-void server_check_drained(Server *s);
-
-/* Called when the last client left: returns freed heap to the system a little later (glibc
- * keeps the memory of a burst of connections otherwise). */
-void server_schedule_trim(Server *s);
-
-/* Sends the one-line STATUS= to the service manager. */
-void server_update_status(Server *s);
-
-/* daemon.status as JSON (new reference). */
-json_object *server_status_json(Server *s);
