@@ -215,14 +215,9 @@ static const char *env_get(char *const *envp, const char *name) {
         return NULL;
 }
 
-/* The environment's proxy for a scheme, as libcurl picks it. */
-const char *proxy_from_env(char *const *envp, const char *scheme, const char **ret_name) {
-        /* http_proxy has no upper-case form: HTTP_PROXY can be set by a CGI request */
-        static const char *const http_names[] = { "http_proxy", "all_proxy", "ALL_PROXY" };
-        static const char *const https_names[] = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" };
-        const char *const *names = strcasecmp(scheme, "https") == 0 ? https_names : http_names;
-        size_t count = strcasecmp(scheme, "https") == 0 ? ELEMENTSOF(https_names) : ELEMENTSOF(http_names);
-
+/* The value of the first of names that is set, and its name in *ret_name. */
+static const char *env_get_first(char *const *envp, const char *const *names, size_t count,
+                                 const char **ret_name) {
         for (size_t i = 0; i < count; i++) {
                 const char *v = env_get(envp, names[i]);
 
@@ -237,22 +232,22 @@ const char *proxy_from_env(char *const *envp, const char *scheme, const char **r
         return NULL;
 }
 
+/* The environment's proxy for a scheme, as libcurl picks it. */
+const char *proxy_from_env(char *const *envp, const char *scheme, const char **ret_name) {
+        /* http_proxy has no upper-case form: HTTP_PROXY can be set by a CGI request */
+        static const char *const http_names[] = { "http_proxy", "all_proxy", "ALL_PROXY" };
+        static const char *const https_names[] = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" };
+
+        if (strcasecmp(scheme, "https") == 0)
+                return env_get_first(envp, https_names, ELEMENTSOF(https_names), ret_name);
+        return env_get_first(envp, http_names, ELEMENTSOF(http_names), ret_name);
+}
+
 /* The environment's no_proxy. */
 const char *proxy_no_proxy_from_env(char *const *envp, const char **ret_name) {
         static const char *const names[] = { "no_proxy", "NO_PROXY" };
 
-        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-                const char *v = env_get(envp, names[i]);
-
-                if (v) {
-                        if (ret_name)
-                                *ret_name = names[i];
-                        return v;
-                }
-        }
-        if (ret_name)
-                *ret_name = NULL;
-        return NULL;
+        return env_get_first(envp, names, ELEMENTSOF(names), ret_name);
 }
 
 /* The proxy a request to scheme://host goes through. */
