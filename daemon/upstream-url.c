@@ -137,9 +137,28 @@ int upstream_url_describe(CURLU *h, UpstreamMethod method, char **ret_log, char 
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
+/* Whether a libcurl result says the connection broke in the middle of the exchange: a reset
+ * (-ECONNRESET) and a transient network failure alike. */
+static bool curl_error_is_broken_exchange(CURLcode c) {
+        switch (c) {
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM:
+                return true;
+        default:
+                return false;
+        }
+}
+
 /* Maps a libcurl result to a negative errno: the one place that does. Stream callback errors
  * and our body cap show up as write/read/abort codes, so the request's flags decide those. */
 int upstream_curl_error_to_errno(CURLcode c, const UpstreamRequest *req) {
+        if (curl_error_is_broken_exchange(c))
+                return -ECONNRESET;
+
         switch (c) {
         case CURLE_OK:
                 return 0;
@@ -161,12 +180,6 @@ int upstream_curl_error_to_errno(CURLcode c, const UpstreamRequest *req) {
         case CURLE_COULDNT_RESOLVE_HOST:
         case CURLE_COULDNT_RESOLVE_PROXY:
                 return -EHOSTUNREACH;
-        case CURLE_SEND_ERROR:
-        case CURLE_RECV_ERROR:
-        case CURLE_GOT_NOTHING:
-        case CURLE_PARTIAL_FILE:
-        case CURLE_HTTP2:
-        case CURLE_HTTP2_STREAM:
         case CURLE_SEND_FAIL_REWIND:
                 return -ECONNRESET;
         case CURLE_SSL_CONNECT_ERROR:
@@ -197,17 +210,14 @@ int upstream_curl_error_to_errno(CURLcode c, const UpstreamRequest *req) {
 /* Whether a libcurl result is a transient network failure: retried for idempotent requests
  * and counted by the circuit breaker. TLS handshake resets are; certificate errors are not. */
 bool upstream_error_is_network(CURLcode c) {
+        if (curl_error_is_broken_exchange(c))
+                return true;
+
         switch (c) {
         case CURLE_COULDNT_CONNECT:
         case CURLE_COULDNT_RESOLVE_HOST:
         case CURLE_COULDNT_RESOLVE_PROXY:
         case CURLE_PROXY:
-        case CURLE_SEND_ERROR:
-        case CURLE_RECV_ERROR:
-        case CURLE_GOT_NOTHING:
-        case CURLE_PARTIAL_FILE:
-        case CURLE_HTTP2:
-        case CURLE_HTTP2_STREAM:
         case CURLE_OPERATION_TIMEDOUT:
         case CURLE_SSL_CONNECT_ERROR:
                 return true;
