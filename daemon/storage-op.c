@@ -224,6 +224,16 @@ static int op_call_prepare(StorageOp *op, UpstreamCall *call, const char *const 
         return 0;
 }
 
+/* The AbortMultipartUpload of an operation's upload (its query: uploadId). */
+static UpstreamCall op_abort_call(void) {
+        return (UpstreamCall) {
+                .method = UPSTREAM_DELETE,
+                .headers = storage_headers_plain,
+                .idempotent = true,
+                .label = "S3 AbortMultipartUpload",
+        };
+}
+
 /* Starts an AbortMultipartUpload that nobody waits for. */
 static void op_abort_detached(StorageOp *op) {
         _cleanup_free_ char *url = NULL;
@@ -232,12 +242,7 @@ static void op_abort_detached(StorageOp *op) {
 
         if (!op->storage || !op->upload_id)
                 return;
-        call = (UpstreamCall) {
-                .method = UPSTREAM_DELETE,
-                .headers = storage_headers_plain,
-                .idempotent = true,
-                .label = "S3 AbortMultipartUpload",
-        };
+        call = op_abort_call();
         if (op_call_prepare(op, &call, (const char *const[]) { "uploadId", op->upload_id, NULL },
                             &url) < 0) {
                 log_oom();
@@ -300,12 +305,7 @@ void storage_op_fail(StorageOp *op) {
                 storage_op_finish(op);
                 return;
         }
-        call = (UpstreamCall) {
-                .method = UPSTREAM_DELETE,
-                .headers = storage_headers_plain,
-                .idempotent = true,
-                .label = "S3 AbortMultipartUpload",
-        };
+        call = op_abort_call();
         r = storage_op_request(op, &call, (const char *const[]) { "uploadId", op->upload_id, NULL },
                                on_abort_done);
         if (r < 0) {
