@@ -88,32 +88,28 @@ static ssize_t on_get_sink(void *userdata, const char *buf, size_t len) {
         return (ssize_t) len;
 }
 
-/* The first byte of a "bytes a-b/n" Content-Range, or -1. */
-static int64_t content_range_start(const char *v) {
-        unsigned long long a;
-        char *end;
+/* The number that follows prefix in a Content-Range value and ends at `end`, or -1. */
+static int64_t content_range_number(const char *v, const char *prefix, char end) {
+        unsigned long long n;
+        char *e;
 
-        if (!v || !(v = startswith(v, "bytes ")) || *v < '0' || *v > '9')
+        if (!v || !(v = startswith(v, prefix)) || *v < '0' || *v > '9')
                 return -1;
         errno = 0;
-        a = strtoull(v, &end, 10);
-        if (errno != 0 || *end != '-' || a > INT64_MAX)
+        n = strtoull(v, &e, 10);
+        if (errno != 0 || *e != end || n > INT64_MAX)
                 return -1;
-        return (int64_t) a;
+        return (int64_t) n;
+}
+
+/* The first byte of a "bytes a-b/n" Content-Range, or -1. */
+static int64_t content_range_start(const char *v) {
+        return content_range_number(v, "bytes ", '-');
 }
 
 /* The total n of an unsatisfied-range Content-Range ("bytes", star, "/n"), or -1. */
 static int64_t content_range_unsatisfied_total(const char *v) {
-        unsigned long long n;
-        char *end;
-
-        if (!v || !(v = startswith(v, "bytes */")) || *v < '0' || *v > '9')
-                return -1;
-        errno = 0;
-        n = strtoull(v, &end, 10);
-        if (errno != 0 || *end != '\0' || n > INT64_MAX)
-                return -1;
-        return (int64_t) n;
+        return content_range_number(v, "bytes */", '\0');
 }
 
 /* After a resumed GET delivered bytes: did the server start where we asked? A 200 means it
