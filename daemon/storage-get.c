@@ -303,10 +303,7 @@ int storage_get_fd(Storage *s, const char *s3url, const StorageCredentials *cred
         log_debug("s3://%s/%s: get into fd %d", op->bucket, op->key, fd);
         return 0;
 fail:
-        if (op)
-                op->storage = NULL;
-        storage_op_free(op);
-        return r;
+        return storage_op_discard(op, r);
 }
 
 /* Downloads into memory. */
@@ -327,8 +324,5 @@ int storage_get_memory(Storage *s, const char *s3url, const StorageCredentials *
                 goto fail;
         return 0;
 fail:
-        if (op)
-                op->storage = NULL;
-        storage_op_free(op);
-        return r;
+        return storage_op_discard(op, r);
 }

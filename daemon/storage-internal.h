@@ -279,13 +279,14 @@ char *server_text_sanitize(const char *s, size_t max, const char *secret);
 /* The name of a phase, for debug logs. */
 const char *storage_phase_to_string(OpPhase p);
 
-/* Allocates an operation for s3url (the caller frees it with storage_op_free() on failure,
- * after setting op->storage to NULL), classifies and adopts the caller's descriptor, and links
- * a started operation into its Storage and hands it out (ret may be NULL). */
+/* Allocates an operation for s3url (on failure the caller frees it with storage_op_discard(),
+ * which returns the error it is given), classifies and adopts the caller's descriptor, and
+ * links a started operation into its Storage and hands it out (ret may be NULL). */
 int storage_op_new(Storage *s, OpKind kind, const char *s3url, const StorageCredentials *cred,
                    storage_done_cb done, void *userdata, StorageOp **ret);
 int storage_op_adopt_fd(StorageOp *op, int fd);
 void storage_op_attach(StorageOp *op, StorageOp **ret);
+int storage_op_discard(StorageOp *op, int r);
 /* Frees an operation (detached or not; the caller unlinks it). */
 StorageOp *storage_op_free(StorageOp *op);
 /* Stops an operation's work at once: request, descriptor (its flags restored) and multipart

@@ -616,6 +616,14 @@ int storage_op_adopt_fd(StorageOp *op, int fd) {
         return 0;
 }
 
+/* Frees an operation that failed before it was linked (NULL is fine) and returns r. */
+int storage_op_discard(StorageOp *op, int r) {
+        if (op)
+                op->storage = NULL;
+        storage_op_free(op);
+        return r;
+}
+
 /* Links a started operation and hands it out. */
 void storage_op_attach(StorageOp *op, StorageOp **ret) {
         LIST_INSERT_HEAD(&op->storage->ops, op, link);

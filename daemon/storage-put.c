@@ -264,10 +264,7 @@ int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred
         storage_op_attach(op, ret);
         return 0;
 fail:
-        if (op)
-                op->storage = NULL;
-        storage_op_free(op);
-        return r;
+        return storage_op_discard(op, r);
 }
 
 /* Uploads from memory. */
@@ -302,8 +299,5 @@ int storage_put_memory(Storage *s, const char *s3url, const StorageCredentials *
         storage_op_attach(op, ret);
         return 0;
 fail:
-        if (op)
-                op->storage = NULL;
-        storage_op_free(op);
-        return r;
+        return storage_op_discard(op, r);
 }
