@@ -174,29 +174,22 @@ static void on_get_done(const UpstreamResponse *resp, void *userdata) {
                 return;
         }
 
-        if (resp->error < 0) {
-                /* a note says our own sink failed (the descriptor, memory): no resume */
-                if (!op->note && get_error_is_resumable(resp->error, progress) &&
-                    (progress || op->resumes < STORAGE_RESUMES_MAX)) {
-                        op->resumes = progress ? 0 : op->resumes + 1;
-                        delay = progress ? 0 : MIN((uint64_t) STORAGE_RESUME_BASE_MS
-                                                           << (op->resumes - 1),
-                                                   (uint64_t) STORAGE_RESUME_MAX_MS);
-                        log_debug("s3://%s/%s: GetObject failed after %" PRIu64 " bytes (%s), "
-                                  "resuming in %" PRIu64 " ms", op->bucket, op->key,
-                                  op->received, resp->error_text, delay);
-                        op->retry_phase = PHASE_GET;
-                        op->repeat = op_start_get;
-                        op->phase = PHASE_RETRY_WAIT;
-                        storage_op_arm(op, delay);
-                        return;
-                }
-                storage_op_set_error_transport(op, resp, "GetObject");
-                storage_op_fail(op);
+        /* a note says our own sink failed (the descriptor, memory): no resume */
+        if (resp->error < 0 && !op->note && get_error_is_resumable(resp->error, progress) &&
+            (progress || op->resumes < STORAGE_RESUMES_MAX)) {
+                op->resumes = progress ? 0 : op->resumes + 1;
+                delay = progress ? 0 : MIN((uint64_t) STORAGE_RESUME_BASE_MS << (op->resumes - 1),
+                                           (uint64_t) STORAGE_RESUME_MAX_MS);
+                log_debug("s3://%s/%s: GetObject failed after %" PRIu64 " bytes (%s), resuming "
+                          "in %" PRIu64 " ms", op->bucket, op->key, op->received,
+                          resp->error_text, delay);
+                op->retry_phase = PHASE_GET;
+                op->repeat = op_start_get;
+                op->phase = PHASE_RETRY_WAIT;
+                storage_op_arm(op, delay);
                 return;
         }
-
-        if (storage_op_retry_later(op, resp, op_start_get))
+        if (storage_op_answer_handled(op, resp, "GetObject", op_start_get))
                 return;
         if (resp->status == 200 || resp->status == 206) {
                 if (free_and_strdup(&op->etag, op->object_etag ?: etag) < 0) {

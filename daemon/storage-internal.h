@@ -302,6 +302,11 @@ int storage_op_request(StorageOp *op, UpstreamCall *call, const char *const *que
  * repeated enough. Returns true when it will be. */
 bool storage_op_retry_later(StorageOp *op, const UpstreamResponse *resp,
                             storage_op_step_fn repeat);
+/* The first look at an answer to `what`: a failure of Upstream ends the operation (its error
+ * recorded), a transient answer is repeated later with `repeat`. Returns true when the answer
+ * was dealt with so, false when the caller reads it. */
+bool storage_op_answer_handled(StorageOp *op, const UpstreamResponse *resp, const char *what,
+                               storage_op_step_fn repeat);
 
 /* Records the result of a failure (the first one wins): formatted, from an Upstream failure
  * (preferring the operation's note), or from an S3 error answer (-EREMOTEIO). */

@@ -62,12 +62,7 @@ static void on_complete_done(const UpstreamResponse *resp, void *userdata) {
         int r;
 
         op->req = NULL;
-        if (resp->error < 0) {
-                storage_op_set_error_transport(op, resp, "CompleteMultipartUpload");
-                storage_op_fail(op);
-                return;
-        }
-        if (storage_op_retry_later(op, resp, op_start_complete))
+        if (storage_op_answer_handled(op, resp, "CompleteMultipartUpload", op_start_complete))
                 return;
         /* S3 may fail a Complete after it said 200: the body is then an <Error>. */
         if (resp->status != 200 || xml_root_is(resp->body, resp->body_len, "Error")) {
@@ -146,12 +141,7 @@ static void on_part_done(const UpstreamResponse *resp, void *userdata) {
         size_t rest;
 
         op->req = NULL;
-        if (resp->error < 0) {
-                storage_op_set_error_transport(op, resp, "UploadPart");
-                storage_op_fail(op);
-                return;
-        }
-        if (storage_op_retry_later(op, resp, op_send_part))
+        if (storage_op_answer_handled(op, resp, "UploadPart", op_send_part))
                 return;
         if (resp->status != 200) {
                 storage_op_set_error_answer(op, resp, "UploadPart");
@@ -265,12 +255,7 @@ static void on_create_done(const UpstreamResponse *resp, void *userdata) {
         int r;
 
         op->req = NULL;
-        if (resp->error < 0) {
-                storage_op_set_error_transport(op, resp, "CreateMultipartUpload");
-                storage_op_fail(op);
-                return;
-        }
-        if (storage_op_retry_later(op, resp, op_repeat_create))
+        if (storage_op_answer_handled(op, resp, "CreateMultipartUpload", op_repeat_create))
                 return;
         if (resp->status != 200 || xml_root_is(resp->body, resp->body_len, "Error")) {
                 storage_op_set_error_answer(op, resp, "CreateMultipartUpload");

@@ -397,6 +397,19 @@ bool storage_op_retry_later(StorageOp *op, const UpstreamResponse *resp,
         return true;
 }
 
+/* The first look at an answer to `what`: a failure of Upstream ends the operation, a
+ * transient answer is repeated later with `repeat`. Returns true when the answer was dealt
+ * with so, false when the caller reads it. */
+bool storage_op_answer_handled(StorageOp *op, const UpstreamResponse *resp, const char *what,
+                               storage_op_step_fn repeat) {
+        if (resp->error < 0) {
+                storage_op_set_error_transport(op, resp, what);
+                storage_op_fail(op);
+                return true;
+        }
+        return storage_op_retry_later(op, resp, repeat);
+}
+
 /* Ends an operation whose repeated request could not be started. */
 void storage_op_fail_repeat(StorageOp *op, int r) {
         storage_op_set_error(op, r, 0, NULL, "%s: %s", storage_phase_to_string(op->retry_phase),

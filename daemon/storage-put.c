@@ -31,12 +31,7 @@ static void on_put_done(const UpstreamResponse *resp, void *userdata) {
         Storage *s = op->storage;
 
         op->req = NULL;
-        if (resp->error < 0) {
-                storage_op_set_error_transport(op, resp, "PutObject");
-                storage_op_fail(op);
-                return;
-        }
-        if (storage_op_retry_later(op, resp, op_repeat_put))
+        if (storage_op_answer_handled(op, resp, "PutObject", op_repeat_put))
                 return;
         if (resp->status != 200) {
                 storage_op_set_error_answer(op, resp, "PutObject");
