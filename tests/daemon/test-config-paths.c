@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,33 +95,50 @@ static void write_file(const char *path, const char *text) {
 
 /* ---- state directory and socket ------------------------------------------------------- */
 
-START_TEST(test_state_directory_precedence) {
+/* The precedence of a path setting at `field` of Config: the compiled default `dflt` without
+ * `variable`, then the environment (`variable` set to `env_value`, giving `from_env`), the
+ * file's `key` over it, and the command line's `key` over the file. */
+static void assert_path_precedence(size_t field, const char *dflt, const char *variable,
+                                   const char *env_value, const char *from_env, const char *key) {
         static const char *const none[] = { NULL };
-        static const char *const env[] = { "STATE_DIRECTORY=/var/lib/from-env:/var/lib/second", NULL };
+        _cleanup_free_ char *entry = NULL, *yaml = NULL, *from_file = NULL, *from_flag = NULL;
+        const char *env[2] = {};
+        ConfigError e = {};
+        Config *c;
+
+        ck_assert_int_ge(asprintf(&entry, "%s=%s", variable, env_value), 0);
+        ck_assert_int_ge(asprintf(&from_file, "/srv/from-file/%s", key), 0);
+        ck_assert_int_ge(asprintf(&from_flag, "/srv/from-flag/%s", key), 0);
+        ck_assert_int_ge(asprintf(&yaml, "%s: %s\n", key, from_file), 0);
+        env[0] = entry;
+
+        c = env_ok(none);
+        ck_assert_str_eq(*(char **) ((char *) c + field), dflt);
+        config_free(c);
+
+        c = env_ok(env);
+        ck_assert_str_eq(*(char **) ((char *) c + field), from_env);
+        load_ok(c, yaml);
+        ck_assert_str_eq(*(char **) ((char *) c + field), from_file);
+        ck_assert_int_eq(config_set(c, key, from_flag, &e), 0);
+        ck_assert_str_eq(*(char **) ((char *) c + field), from_flag);
+        config_free(c);
+}
+
+START_TEST(test_state_directory_precedence) {
         static const char *const slash[] = { "STATE_DIRECTORY=/srv/state//", NULL };
         static const char *const empty[] = { "STATE_DIRECTORY=", NULL };
         Config *c;
-        ConfigError e = {};
 
-        /* compiled default */
-        c = env_ok(none);
-        ck_assert_str_eq(c->state_directory, AVATARD_DEFAULT_STATE_DIR);
-        config_free(c);
+        /* the compiled default, the environment's first path, the file, the command line
+         * (--state-directory) */
+        assert_path_precedence(offsetof(Config, state_directory), AVATARD_DEFAULT_STATE_DIR,
+                               "STATE_DIRECTORY", "/var/lib/from-env:/var/lib/second",
+                               "/var/lib/from-env", "state_directory");
+
         c = env_ok(empty);
         ck_assert_str_eq(c->state_directory, AVATARD_DEFAULT_STATE_DIR);
         config_free(c);
-
-        /* the environment's first path, over the default */
-        c = env_ok(env);
-        ck_assert_str_eq(c->state_directory, "/var/lib/from-env");
-        /* the file over the environment */
-        load_ok(c, "state_directory: /srv/from-file\n");
-        ck_assert_str_eq(c->state_directory, "/srv/from-file");
-        /* the command line (--state-directory) over the file */
-        ck_assert_int_eq(config_set(c, "state_directory", "/srv/from-flag", &e), 0);
-        ck_assert_str_eq(c->state_directory, "/srv/from-flag");
-        config_free(c);
-
         c = env_ok(slash);
         ck_assert_str_eq(c->state_directory, "/srv/state");
         config_free(c);
@@ -135,22 +153,9 @@ START_TEST(test_state_directory_relative) {
 END_TEST
 
 START_TEST(test_runtime_directory_precedence) {
-        static const char *const none[] = { NULL };
-        static const char *const env[] = { "RUNTIME_DIRECTORY=/run/avatard-test:/run/other", NULL };
-        Config *c;
-        ConfigError e = {};
-
-        c = env_ok(none);
-        ck_assert_str_eq(c->socket_path, AVATARD_DEFAULT_SOCKET);
-        config_free(c);
-
-        c = env_ok(env);
-        ck_assert_str_eq(c->socket_path, "/run/avatard-test/avatard.sock");
-        load_ok(c, "socket: /run/file/a.sock\n");
-        ck_assert_str_eq(c->socket_path, "/run/file/a.sock");
-        ck_assert_int_eq(config_set(c, "socket", "/run/flag/b.sock", &e), 0);
-        ck_assert_str_eq(c->socket_path, "/run/flag/b.sock");
-        config_free(c);
+        assert_path_precedence(offsetof(Config, socket_path), AVATARD_DEFAULT_SOCKET,
+                               "RUNTIME_DIRECTORY", "/run/avatard-test:/run/other",
+                               "/run/avatard-test/avatard.sock", "socket");
 }
 END_TEST
 
