@@ -23,6 +23,7 @@ struct PollerWatch {
         PollSet *set;
         poller_cb cb;
         void *userdata;
+        bool waiting;               /* waits on the set, rather than only following it */
         TAILQ_ENTRY(PollerWatch) link;
 };
 
@@ -30,6 +31,8 @@ struct PollSet {
         Poller *poller;
         char *set_name;
         unsigned n_polls;           /* since the last kick */
+        unsigned n_waiting;         /* watchers that wait on the set */
+        uint64_t last_poll_usec;    /* when the last poll was answered (0: never) */
         struct event *timer;
         ApiRequest *req;
         json_object *last;          /* the last jobs array seen */
@@ -115,11 +118,14 @@ static PollSet *set_find(Poller *p, const char *set_name) {
         return NULL;
 }
 
-/* The wait before the next poll, in microseconds: clamp(1.2^(n-1), min, max) seconds. */
+/* The wait before the next poll, in microseconds: clamp(1.2^(n-1), min, max) seconds while
+ * someone waits on the set, the slowest interval (max) while it is only followed. */
 static uint64_t set_interval_usec(const PollSet *s) {
         const Config *c = s->poller->config;
         double w = pow(1.2, (double) s->n_polls - 1.0);
 
+        if (s->n_waiting == 0)
+                return (uint64_t) c->poll_max_s * USEC_PER_SEC;
         w = CLAMP(w, (double) c->poll_min_s, (double) c->poll_max_s);
         return (uint64_t) (w * 1e6);
 }
@@ -211,6 +217,7 @@ static void on_polled(const ApiResponse *resp, const ApiError *err, void *userda
 
         s->req = NULL;
         p->polls++;
+        s->last_poll_usec = now_usec();
         if (resp) {
                 json_object *list;
 
@@ -285,6 +292,23 @@ static void set_schedule(PollSet *s, bool now) {
         evtimer_add(s->timer, &tv);
 }
 
+/* Whether anyone waits on the set changed: the poll armed comes one interval (of the new
+ * kind) after the last poll, or at once when that is past. A poll under way, a set not
+ * polled any more (all done) and a first poll keep their course. */
+static void set_reschedule(PollSet *s) {
+        uint64_t now, due;
+
+        if (s->req || s->last_poll_usec == 0 || !evtimer_pending(s->timer, NULL))
+                return;
+        now = now_usec();
+        due = s->last_poll_usec + set_interval_usec(s);
+        {
+                struct timeval tv = usec_to_timeval(due > now ? due - now : 0);
+
+                evtimer_add(s->timer, &tv);
+        }
+}
+
 /* Finds or creates the set. */
 static PollSet *set_get(Poller *p, const char *set_name) {
         PollSet *s = set_find(p, set_name);
@@ -328,8 +352,11 @@ int poller_watch(Poller *p, const char *set_name, poller_cb cb, void *userdata, 
         w->set = s;
         w->cb = cb;
         w->userdata = userdata;
+        w->waiting = true;
         TAILQ_INSERT_TAIL(&s->watchers, w, link);
         p->n_watchers++;
+        if (s->n_waiting++ == 0 && !fresh)
+                set_reschedule(s);
         /* a new set is polled at once; joining a set already followed waits for its next poll,
          * unless it was no longer being polled (all done) */
         if (fresh || (!s->req && !evtimer_pending(s->timer, NULL)))
@@ -341,6 +368,7 @@ int poller_watch(Poller *p, const char *set_name, poller_cb cb, void *userdata, 
 
 /* Stops watching. */
 void poller_unwatch(PollerWatch *w) {
+        bool last_waiter;
         PollSet *s;
 
         if (!w)
@@ -348,11 +376,31 @@ void poller_unwatch(PollerWatch *w) {
         s = w->set;
         TAILQ_REMOVE(&s->watchers, w, link);
         s->poller->n_watchers--;
+        last_waiter = w->waiting && --s->n_waiting == 0;
         free(w);
         if (TAILQ_EMPTY(&s->watchers) && !s->delivering && !s->req)
                 set_free(s);
         else if (TAILQ_EMPTY(&s->watchers) && !s->delivering)
                 evtimer_del(s->timer); /* the answer in flight frees it */
+        else if (last_waiter && !s->delivering)
+                set_reschedule(s); /* followed only now: the slowest interval */
+}
+
+/* Whether the watch waits on the set or only follows it. */
+void poller_watch_set_waiting(PollerWatch *w, bool waiting) {
+        PollSet *s;
+
+        if (!w || w->waiting == waiting)
+                return;
+        s = w->set;
+        w->waiting = waiting;
+        if (waiting)
+                s->n_waiting++;
+        else
+                s->n_waiting--;
+        /* the first waiter brings the next poll forward, the last one's leaving pushes it back */
+        if (s->n_waiting == (waiting ? 1u : 0u) && !s->delivering)
+                set_reschedule(s);
 }
 
 /* Polls a set now and restarts its backoff. */
@@ -375,12 +423,18 @@ json_object *poller_last_jobs(Poller *p, const char *set_name) {
 /* Statistics. */
 json_object *poller_stats_json(const Poller *p) {
         json_object *o = json_object_new_object();
+        const PollSet *s;
+        int64_t n_waited = 0;
 
         if (!o)
                 return NULL;
+        TAILQ_FOREACH(s, &p->sets, link)
+                if (s->n_waiting > 0)
+                        n_waited++;
         json_object_object_add(o, "sets", json_object_new_int64(p->n_sets));
         json_object_object_add(o, "watchers", json_object_new_int64(p->n_watchers));
         json_object_object_add(o, "polls", json_object_new_uint64(p->polls));
         json_object_object_add(o, "errors", json_object_new_uint64(p->errors));
+        json_object_object_add(o, "sets_waited", json_object_new_int64(n_waited));
         return o;
 }

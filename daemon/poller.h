@@ -7,6 +7,13 @@
  * clamp(1.2^(n-1) s, runners.poll_min_s, runners.poll_max_s) — 5 s growing to 20 s by default.
  * A set stops being polled when every job in it is done and nobody asked for more.
  *
+ * A watch either waits on the set (someone is waiting for its jobs: a runner.wait, a
+ * manager.watch_jobs) or only follows it (a runner keeping its jobs up to date while nobody
+ * waits). A set that only followers watch is polled at the slowest interval
+ * (runners.poll_max_s); when the last waiter leaves, the poll already armed is pushed back to
+ * one slowest interval after the last poll, and when a waiter comes, brought forward to one
+ * backoff interval after it.
+ *
  * Watchers are told after every poll: the set's jobs, which of them changed since the last
  * poll (status, progress, done, exception), or the error when the poll failed (polling goes
  * on). Finished jobs are also stored in the cache as final, under the key manager.get_job
@@ -16,6 +23,7 @@
 
 #include <event2/event.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 
 #include "api.h"
 
@@ -33,8 +41,12 @@ Poller *poller_free(Poller *p);
 void poller_set_config(Poller *p, const Config *config);
 
 /* Watches a set: polls it (the first poll at once unless one is due soon) until unwatched.
- * The callback runs from libevent callbacks only. Returns 0 or -ENOMEM. */
+ * The watch waits on the set until poller_watch_set_waiting() says otherwise. The callback
+ * runs from libevent callbacks only. Returns 0 or -ENOMEM. */
 int poller_watch(Poller *p, const char *set_name, poller_cb cb, void *userdata, PollerWatch **ret);
+
+/* Whether the watch waits on the set (true) or only follows it (false): see above. NULL-safe. */
+void poller_watch_set_waiting(PollerWatch *w, bool waiting);
 
 /* Stops watching; the callback is not called again. NULL-safe. */
 void poller_unwatch(PollerWatch *w);
@@ -45,5 +57,6 @@ void poller_kick(Poller *p, const char *set_name);
 /* The last jobs seen for a set (borrowed array), or NULL. */
 json_object *poller_last_jobs(Poller *p, const char *set_name);
 
-/* {"sets": n, "watchers": n, "polls": n, "errors": n}. New reference. */
+/* {"sets": n, "watchers": n, "polls": n, "errors": n, "sets_waited": n (sets someone waits
+ * on; the others are polled at the slowest interval)}. New reference. */
 json_object *poller_stats_json(const Poller *p);

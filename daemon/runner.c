@@ -571,6 +571,7 @@ bool runner_jobs_done(Runner *r, json_object *which, const RunnerJob **ret_faile
 /* Starts or stops the tracking of the runner's jobs. */
 int runner_track(Runner *r) {
         bool pending = false;
+        int q;
 
         for (size_t i = 0; i < r->n_jobs; i++) {
                 const RunnerJob *j = &r->jobs[i];
@@ -585,7 +586,11 @@ int runner_track(Runner *r) {
         }
         if (r->watch)
                 return 0;
-        return poller_watch(r->runners->poller, r->set_name, on_runner_polled, r, &r->watch);
+        q = poller_watch(r->runners->poller, r->set_name, on_runner_polled, r, &r->watch);
+        /* nobody waiting: the set is followed at the slowest interval */
+        if (q >= 0)
+                poller_watch_set_waiting(r->watch, !TAILQ_EMPTY(&r->waiters));
+        return q;
 }
 
 /* A poll of the runner's set: update the jobs, save, tell the waiters. */
@@ -656,6 +661,7 @@ int runner_waiter_add(Runner *r, json_object *jobs, runner_waiter_cb cb, void *u
         w->cb = cb;
         w->userdata = userdata;
         TAILQ_INSERT_TAIL(&r->waiters, w, link);
+        poller_watch_set_waiting(r->watch, true);
         *ret = w;
         return 0;
 }
@@ -665,6 +671,8 @@ void runner_waiter_remove(RunnerWaiter *w) {
         if (!w)
                 return;
         TAILQ_REMOVE(&w->runner->waiters, w, link);
+        if (TAILQ_EMPTY(&w->runner->waiters))
+                poller_watch_set_waiting(w->runner->watch, false);
         json_object_put(w->jobs);
         runner_unref(w->runner);
         free(w);
