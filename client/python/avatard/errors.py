@@ -50,6 +50,10 @@ __all__ = [
 ]
 
 
+#: The class of each JSON-RPC error code; a subclass declared with ``code=`` registers itself.
+ERRORS_BY_CODE: Dict[int, Type["AvatardError"]] = {}
+
+
 class AvatardError(Exception):
     """Base class of every error this package raises for a call.
 
@@ -63,6 +67,16 @@ class AvatardError(Exception):
 
     code: Optional[int] = None
     default_name: str = "error"
+
+    def __init_subclass__(cls, code: Optional[int] = None, default_name: Optional[str] = None,
+                          **kwargs: Any) -> None:
+        """A subclass names its code and default name in its class statement."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+            ERRORS_BY_CODE[code] = cls
+        if default_name is not None:
+            cls.default_name = default_name
 
     def __init__(self, message: str = "", data: Optional[Mapping[str, Any]] = None,
                  code: Optional[int] = None) -> None:
@@ -80,10 +94,8 @@ class AvatardError(Exception):
         return f"{self.message} ({self.name}, {self.code})"
 
 
-class DaemonUnavailableError(AvatardError, ConnectionError):
+class DaemonUnavailableError(AvatardError, ConnectionError, default_name="daemon_unavailable"):
     """The socket could not be reached, or the daemon closed the connection mid-call."""
-
-    default_name = "daemon_unavailable"
 
     def __init__(self, message: str = "", data: Optional[Mapping[str, Any]] = None,
                  code: Optional[int] = None) -> None:
@@ -91,194 +103,111 @@ class DaemonUnavailableError(AvatardError, ConnectionError):
         self.retryable = True
 
 
-class CallTimeoutError(AvatardError, TimeoutError):
+class CallTimeoutError(AvatardError, TimeoutError, default_name="call_timeout"):
     """No reply came before the call's deadline (the client's ``timeout``)."""
 
-    default_name = "call_timeout"
 
-
-class ProtocolError(AvatardError):
+class ProtocolError(AvatardError, default_name="protocol_error"):
     """The daemon sent something this client cannot read (not JSON, an oversize line)."""
 
-    default_name = "protocol_error"
 
-
-class ParseError(AvatardError):
+class ParseError(AvatardError, code=-32700, default_name="parse_error"):
     """-32700: the daemon could not parse the request."""
 
-    code = -32700
-    default_name = "parse_error"
 
-
-class InvalidRequestError(AvatardError):
+class InvalidRequestError(AvatardError, code=-32600, default_name="invalid_request"):
     """-32600: not a valid JSON-RPC request."""
 
-    code = -32600
-    default_name = "invalid_request"
 
-
-class MethodNotFoundError(AvatardError, NotImplementedError):
+class MethodNotFoundError(AvatardError, NotImplementedError,
+                          code=-32601, default_name="method_not_found"):
     """-32601: the daemon has no such method (``data["method"]``)."""
 
-    code = -32601
-    default_name = "method_not_found"
 
-
-class InvalidParamsError(AvatardError, ValueError):
+class InvalidParamsError(AvatardError, ValueError, code=-32602, default_name="invalid_params"):
     """-32602: the params do not match the method (``data["param"]``, ``data["detail"]``)."""
 
-    code = -32602
-    default_name = "invalid_params"
 
-
-class InternalError(AvatardError):
+class InternalError(AvatardError, code=-32603, default_name="internal_error"):
     """-32603: a daemon bug or out of memory."""
 
-    code = -32603
-    default_name = "internal_error"
 
-
-class UpstreamUnreachableError(AvatardError, ConnectionError):
+class UpstreamUnreachableError(AvatardError, ConnectionError,
+                               code=-32000, default_name="upstream_unreachable"):
     """-32000: network error, timeout or open circuit to the Avatar server."""
 
-    code = -32000
-    default_name = "upstream_unreachable"
 
-
-class UpstreamHTTPError(AvatardError):
+class UpstreamHTTPError(AvatardError, code=-32001, default_name="upstream_http_error"):
     """-32001: the Avatar server answered an HTTP error (``data["status"]``)."""
 
-    code = -32001
-    default_name = "upstream_http_error"
 
-
-class CredentialRejectedError(AvatardError, PermissionError):
+class CredentialRejectedError(AvatardError, PermissionError,
+                              code=-32002, default_name="credential_rejected"):
     """-32002: the server refused the daemon's API key or token."""
 
-    code = -32002
-    default_name = "credential_rejected"
 
-
-class IncompatibleError(AvatardError, DeprecationWarning):
+class IncompatibleError(AvatardError, DeprecationWarning, code=-32003, default_name="incompatible"):
     """-32003: the server says this client is incompatible or unknown.
 
     A ``DeprecationWarning`` too, as the published client raises one in this case.
     """
 
-    code = -32003
-    default_name = "incompatible"
 
-
-class PermissionDeniedError(AvatardError, PermissionError):
+class PermissionDeniedError(AvatardError, PermissionError,
+                            code=-32004, default_name="permission_denied"):
     """-32004: the caller's role does not allow the method (``data["required_role"]``)."""
 
-    code = -32004
-    default_name = "permission_denied"
 
-
-class NotFoundError(AvatardError, LookupError, ValueError):
+class NotFoundError(AvatardError, LookupError, ValueError, code=-32005, default_name="not_found"):
     """-32005: no such job, run, runner or result (a ``ValueError`` as in the published client)."""
 
-    code = -32005
-    default_name = "not_found"
 
-
-class AmbiguousError(AvatardError, ValueError):
+class AmbiguousError(AvatardError, ValueError, code=-32006, default_name="ambiguous"):
     """-32006: several candidates (``data["candidates"]``: each run and the call to make)."""
 
-    code = -32006
-    default_name = "ambiguous"
 
-
-class RateLimitedError(AvatardError):
+class RateLimitedError(AvatardError, code=-32007, default_name="rate_limited"):
     """-32007: the server kept answering 429 (``data["retry_after_ms"]``)."""
 
-    code = -32007
-    default_name = "rate_limited"
 
-
-class OverloadedError(AvatardError):
+class OverloadedError(AvatardError, code=-32008, default_name="overloaded"):
     """-32008: a daemon limit was hit (connections, calls in flight)."""
 
-    code = -32008
-    default_name = "overloaded"
 
-
-class ConflictError(AvatardError, ValueError):
+class ConflictError(AvatardError, ValueError, code=-32009, default_name="conflict"):
     """-32009: the call contradicts the daemon's state (e.g. a login while a key is in use)."""
 
-    code = -32009
-    default_name = "conflict"
 
-
-class InvalidStateError(AvatardError):
+class InvalidStateError(AvatardError, code=-32010, default_name="invalid_state"):
     """-32010: the object is not in a state that allows the call."""
 
-    code = -32010
-    default_name = "invalid_state"
 
-
-class DaemonTimeoutError(AvatardError, TimeoutError):
+class DaemonTimeoutError(AvatardError, TimeoutError, code=-32011, default_name="timeout"):
     """-32011: a deadline passed in the daemon before the work completed."""
 
-    code = -32011
-    default_name = "timeout"
 
-
-class NotAuthenticatedError(AvatardError):
+class NotAuthenticatedError(AvatardError, code=-32012, default_name="not_authenticated"):
     """-32012: the daemon holds no credential."""
 
-    code = -32012
-    default_name = "not_authenticated"
 
-
-class JobFailedError(AvatardError, ValueError):
+class JobFailedError(AvatardError, ValueError, code=-32013, default_name="job_failed"):
     """-32013: an upstream job ended in error (``data["job"]``, ``status``, ``exception``)."""
 
-    code = -32013
-    default_name = "job_failed"
 
-
-class StorageError(AvatardError):
+class StorageError(AvatardError, code=-32014, default_name="storage_error"):
     """-32014: the S3 storage endpoint refused or failed (``data["status"]``, ``code``)."""
 
-    code = -32014
-    default_name = "storage_error"
 
-
-class DescriptorIOError(AvatardError, OSError):
+class DescriptorIOError(AvatardError, OSError, code=-32015, default_name="io_error"):
     """-32015: reading or writing a passed descriptor failed."""
 
-    code = -32015
-    default_name = "io_error"
 
-
-class ShuttingDownError(AvatardError):
+class ShuttingDownError(AvatardError, code=-32016, default_name="shutting_down"):
     """-32016: the daemon is stopping."""
 
-    code = -32016
-    default_name = "shutting_down"
 
-
-class UpstreamBadResponseError(AvatardError):
+class UpstreamBadResponseError(AvatardError, code=-32017, default_name="upstream_bad_response"):
     """-32017: the server answered 2xx with a body the daemon cannot use."""
-
-    code = -32017
-    default_name = "upstream_bad_response"
-
-
-ERRORS_BY_CODE: Dict[int, Type[AvatardError]] = {
-    cls.code: cls
-    for cls in (
-        ParseError, InvalidRequestError, MethodNotFoundError, InvalidParamsError, InternalError,
-        UpstreamUnreachableError, UpstreamHTTPError, CredentialRejectedError, IncompatibleError,
-        PermissionDeniedError, NotFoundError, AmbiguousError, RateLimitedError, OverloadedError,
-        ConflictError, InvalidStateError, DaemonTimeoutError, NotAuthenticatedError,
-        JobFailedError, StorageError, DescriptorIOError, ShuttingDownError,
-        UpstreamBadResponseError,
-    )
-    if cls.code is not None
-}
 
 
 def error_from_reply(error: Any) -> AvatardError:
