@@ -67,6 +67,16 @@ def iris_runner(name, k=5):
     return r
 
 
+@contextlib.contextmanager
+def jobs_on_tick():
+    """Inside, the simulator's jobs move only on sim.tick(); afterwards every 50 ms again."""
+    sim.clock(0)
+    try:
+        yield
+    finally:
+        sim.clock(50)
+
+
 def delete_or_skip(fn, *args):
     """Calls one of the Runner's delete_* methods; skips the case while the daemon lacks them."""
     try:
@@ -165,8 +175,7 @@ def storage_and_job_errors():
 def deadlines():
     """a call past its deadline raises CallTimeoutError; the next call connects again"""
     r = iris_runner("py-deadline")
-    sim.clock(0)
-    try:
+    with jobs_on_tick():
         r.run()
         m = Manager(timeout=0.5)
         t0 = time.monotonic()
@@ -184,8 +193,6 @@ def deadlines():
         reply = r.wait(timeout_s=0.3)
         check("a wait the daemon ends at its timeout_s says so", reply["timed_out"] is True and not reply["done"],
               reply)
-    finally:
-        sim.clock(50)
     r.wait()
     check_eq("once the jobs move, the run finishes", "finished", r.get_status("standard"))
 
@@ -470,8 +477,7 @@ def seqs_consecutive(notes):
 def notifications_as_iterators():
     """manager.watch_jobs and runner.wait as iterators of their notifications"""
     r = iris_runner("py-watch")
-    sim.clock(0)
-    try:
+    with jobs_on_tick():
         r.run()
         before = calls("manager.watch_jobs")
         stream = manager.watch_jobs(set_name=r.set_name, timeout_s=scaled(60))
@@ -522,8 +528,6 @@ def notifications_as_iterators():
         check("closing a stream early closes its connection; the daemon ends the wait",
               wait_until(20, lambda: connections() < during), (during, connections()))
         check_raises("its result is not there", AvatardError, lambda: follow.result)
-    finally:
-        sim.clock(50)
 
 
 # --- threads -------------------------------------------------------------------------------------
@@ -532,9 +536,8 @@ def notifications_as_iterators():
 def two_threads_at_once():
     """one Manager from two threads: calls run side by side, each on its own connection"""
     r = iris_runner("py-threads")
-    sim.clock(0)
     outcome = {}
-    try:
+    with jobs_on_tick():
         r.run()
         before = calls("runner.wait")
 
@@ -556,8 +559,6 @@ def two_threads_at_once():
         a.join(scaled(60))
         check("thread A's wait ends once the jobs move", not a.is_alive() and isinstance(outcome.get("wait"), dict)
               and outcome["wait"]["done"], outcome)
-    finally:
-        sim.clock(50)
 
     # two uploads at the same moment, from one Manager
     barrier = threading.Barrier(2)
