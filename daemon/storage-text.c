@@ -13,6 +13,7 @@
 
 #include "jsonrpc.h"
 #include "macro.h"
+#include "scrub.h"
 #include "storage-internal.h"
 
 /* ---- strings ---------------------------------------------------------------------------- */
@@ -532,44 +533,10 @@ bool object_name_is_valid(const char *bucket, const char *key) {
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
-/* A server's text made fit for a message shown to people and logs: valid UTF-8 (a bad byte
- * becomes '?'), control characters as spaces, at most max bytes (cut between characters,
- * then "…"), and the secret, should a server ever echo it, replaced. Returns malloc'd or
- * NULL on OOM. */
+/* A server's text made fit for a message shown to people and logs: scrub_clean(), the one
+ * clean-up of texts from outside (valid UTF-8 on one line, at most max bytes then "…", and
+ * no secret of the daemon's, this operation's storage secret included). Returns malloc'd
+ * or NULL on OOM. */
 char *server_text_sanitize(const char *s, size_t max, const char *secret) {
-        size_t n = strlen(s), o = 0;
-        char *out = malloc(MIN(n, max) + STRLEN("…") + 1);
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n;) {
-                const unsigned char *p = (const unsigned char *) s + i;
-                size_t l = utf8_sequence_len(p, n - i);
-
-                if (o + MAX(l, (size_t) 1) > max) {
-                        memcpy(out + o, "…", STRLEN("…"));
-                        o += STRLEN("…");
-                        break;
-                }
-                if (l == 0) {
-                        out[o++] = '?';
-                        i++;
-                } else if (l == 1) {
-                        out[o++] = *p < 0x20 || *p == 0x7f ? ' ' : (char) *p;
-                        i++;
-                } else {
-                        memcpy(out + o, p, l);
-                        o += l;
-                        i += l;
-                }
-        }
-        out[o] = '\0';
-        if (!isempty(secret))
-                for (char *hit; (hit = strstr(out, secret));) {
-                        size_t sl = strlen(secret);
-
-                        memset(hit, '*', MIN(sl, (size_t) 3));
-                        memmove(hit + MIN(sl, (size_t) 3), hit + sl, strlen(hit + sl) + 1);
-                }
-        return out;
+        return scrub_clean(s, strlen(s), max, secret);
 }
