@@ -40,6 +40,50 @@ static void check_emit_round_trip(json_object *docs) {
         free(error);
 }
 
+/* How many links the table `parent` of the schema has to `child`. */
+static size_t links_to(json_object *docs, const char *parent, const char *child) {
+        json_object *schema = runner_config_find(docs, "AvatarSchema", "schema"), *spec, *tables, *links;
+        size_t n = 0;
+
+        assert(json_object_object_get_ex(schema, "spec", &spec));
+        assert(json_object_object_get_ex(spec, "tables", &tables));
+        for (size_t i = 0; i < json_object_array_length(tables); i++) {
+                json_object *t = json_object_array_get_idx(tables, i), *name;
+
+                if (!json_object_object_get_ex(t, "name", &name) ||
+                    strcmp(json_object_get_string(name), parent) != 0 ||
+                    !json_object_object_get_ex(t, "links", &links))
+                        continue;
+                for (size_t k = 0; k < json_object_array_length(links); k++) {
+                        json_object *to, *table;
+
+                        if (json_object_object_get_ex(json_object_array_get_idx(links, k), "to", &to) &&
+                            json_object_object_get_ex(to, "table", &table) &&
+                            strcmp(json_object_get_string(table), child) == 0)
+                                n++;
+                }
+        }
+        return n;
+}
+
+/* Links two tables as runner.add_link does; `ok` says whether it must be accepted. The new
+ * link is on the parent, to the child, once. */
+static void check_link(json_object *docs, const char *parent, const char *pfield, const char *child,
+                       const char *cfield, bool ok) {
+        char *error = NULL;
+        int r;
+
+        r = runner_config_add_link(docs, parent, pfield, child, cfield, "linear_sum_assignment", &error);
+        if (!ok) {
+                assert(r == -EINVAL && error && !strchr(error, '\n'));
+                free(error);
+                return;
+        }
+        assert(r == 0 && !error);
+        assert(links_to(docs, parent, child) == 1);
+        check_emit_round_trip(docs);
+}
+
 /* Edits of an imported runner (runner.add_table, add_link, set_parameters, update_parameters,
  * advise_parameters): each succeeds or refuses with a reason, never fails otherwise, and the
  * documents stay valid and round-trip. */
@@ -60,10 +104,28 @@ static void check_runner_edits(json_object *docs, json_object *options) {
         if (r < 0)
                 return;
 
-        r = runner_config_add_link(docs, "fuzz_table", "ref", "fuzz_table", "id", "linear_sum_assignment", &error);
-        assert(r == 0 || (r == -EINVAL && error));
-        free(error);
-        error = NULL;
+        /* a second table, and links between two tables: a table linked to itself is always
+         * refused, so the links go from the added table to the second one, and from the
+         * input's first table (when it has one besides them) to the added table */
+        table = json_tokener_parse("{\"table_name\":\"fuzz_child\",\"file\":\"child.csv\","
+                                   "\"primary_key\":\"child_id\",\"types\":{\"child_id\":\"int\"}}");
+        assert(table);
+        r = runner_config_add_table(docs, table, &error);
+        assert(r == 0);
+        json_object_put(table);
+        check_link(docs, "fuzz_table", "ref", "fuzz_child", "child_id", true);
+        /* the same child again replaces the link */
+        check_link(docs, "fuzz_table", "id", "fuzz_child", "child_id", true);
+        check_link(docs, "fuzz_table", "ref", "fuzz_table", "id", false);
+        check_link(docs, "fuzz_table", "ref", "no_such_table", "id", false);
+        {
+                json_object *names = runner_config_tables(docs);
+                const char *first = json_object_get_string(json_object_array_get_idx(names, 0));
+
+                if (first && strcmp(first, "fuzz_table") != 0 && strcmp(first, "fuzz_child") != 0)
+                        check_link(docs, first, "ref", "fuzz_table", "id", true);
+                json_object_put(names);
+        }
 
         params = json_tokener_parse("{\"k\":5,\"ncp\":2,\"exclude_variable_names\":[\"x\"],"
                                     "\"time_series_nf\":3,\"known_variables\":[\"x\"]}");
