@@ -67,6 +67,16 @@ def iris_runner(name, k=5):
     return r
 
 
+def linked_runner(name):
+    """A runner with a patients table and a visits table, linked by the patient's id."""
+    r = manager.create_runner(name)
+    r.add_table("patients", write(f"{name}-patients.csv", "id,age\n1,30\n2,40\n3,50\n"), primary_key="id")
+    r.add_table("visits", write(f"{name}-visits.csv", "patient_id,cost\n1,10\n1,20\n3,5\n"),
+                foreign_keys=["patient_id"])
+    r.add_link("patients", "id", "visits", "patient_id")
+    return r
+
+
 @contextlib.contextmanager
 def jobs_on_tick():
     """Inside, the simulator's jobs move only on sim.tick(); afterwards every 50 ms again."""
@@ -322,10 +332,7 @@ def tables_by_descriptor():
 @case
 def configuration():
     """add_link, set/update_parameters, get_yaml, from_yaml, print_parameters, annotations"""
-    r = manager.create_runner("py-config")
-    r.add_table("patients", write("patients.csv", "id,age\n1,30\n2,40\n3,50\n"), primary_key="id")
-    r.add_table("visits", write("visits.csv", "patient_id,cost\n1,10\n1,20\n3,5\n"), foreign_keys=["patient_id"])
-    r.add_link("patients", "id", "visits", "patient_id")
+    r = linked_runner("py-config")
     y = r.get_yaml()
     check("add_link: the YAML links the tables",
           "    links:\n    - field: id\n      to:\n        table: visits\n        field: patient_id\n" in y, y)
@@ -380,10 +387,7 @@ def delete_parameters():
 @case
 def delete_link():
     """delete_link removes the link"""
-    r = manager.create_runner("py-dellink")
-    r.add_table("patients", write("p2.csv", "id,age\n1,30\n2,40\n"), primary_key="id")
-    r.add_table("visits", write("v2.csv", "patient_id,cost\n1,10\n2,20\n"), foreign_keys=["patient_id"])
-    r.add_link("patients", "id", "visits", "patient_id")
+    r = linked_runner("py-dellink")
     check("the link is there", "    links:\n" in r.get_yaml())
     delete_or_skip(r.delete_link, "patients", "visits")
     check("delete_link: the YAML has no link", "links:" not in r.get_yaml(), r.get_yaml())
