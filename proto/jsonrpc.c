@@ -132,9 +132,25 @@ static int json_check_string(const char *s, size_t n, size_t *i, bool *ret_nul) 
         }
 }
 
-/* Checks a number token (RFC 8259 grammar); advances *i past it. */
-static int json_check_number(const char *s, size_t n, size_t *i) {
+/* Whether an integer token (no fraction, no exponent) is one json-c cannot hold: below
+ * -2^63 or above 2^64-1 (it clamps them) or "-0" (it keeps 0). Number tokens with a fraction
+ * or an exponent keep their text in json-c, whatever their value. */
+static bool json_integer_is_inexact(const char *s, size_t n) {
+        bool neg = s[0] == '-';
+        const char *d = s + neg, *limit = neg ? "9223372036854775808" : "18446744073709551615";
+        size_t nd = n - neg, nl = strlen(limit);
+
+        if (neg && nd == 1 && d[0] == '0')
+                return true;
+        /* no leading zeros (json_check_number), so more digits is a larger number */
+        return nd > nl || (nd == nl && memcmp(d, limit, nl) > 0);
+}
+
+/* Checks a number token (RFC 8259 grammar); advances *i past it and sets *inexact when it is
+ * an integer json-c cannot hold exactly. */
+static int json_check_number(const char *s, size_t n, size_t *i, bool *inexact) {
         size_t k = *i;
+        bool integer = true;
 
         if (k < n && s[k] == '-')
                 k++;
@@ -148,6 +164,7 @@ static int json_check_number(const char *s, size_t n, size_t *i) {
                 while (k < n && is_digit(s[k]))
                         k++;
         if (k < n && s[k] == '.') {
+                integer = false;
                 k++;
                 if (k >= n || !is_digit(s[k]))
                         return -EBADMSG;
@@ -155,6 +172,7 @@ static int json_check_number(const char *s, size_t n, size_t *i) {
                         k++;
         }
         if (k < n && (s[k] == 'e' || s[k] == 'E')) {
+                integer = false;
                 k++;
                 if (k < n && (s[k] == '+' || s[k] == '-'))
                         k++;
@@ -163,12 +181,15 @@ static int json_check_number(const char *s, size_t n, size_t *i) {
                 while (k < n && is_digit(s[k]))
                         k++;
         }
+        if (integer && json_integer_is_inexact(s + *i, k - *i))
+                *inexact = true;
         *i = k;
         return 0;
 }
 
-/* Checks that every token of the text is a JSON token (the structure is json-c's job). */
-static int json_text_check(const char *s, size_t n) {
+/* Checks that every token of the text is a JSON token (the structure is json-c's job); sets
+ * *inexact when an integer json-c would not hold exactly is among them. */
+static int json_text_check(const char *s, size_t n, bool *inexact) {
         static const char *const literals[] = { "true", "false", "null" };
         size_t i = 0;
         int r;
@@ -201,7 +222,7 @@ static int json_text_check(const char *s, size_t n) {
                         continue;
                 }
                 if (c == '-' || is_digit(c)) {
-                        r = json_check_number(s, n, &i);
+                        r = json_check_number(s, n, &i, inexact);
                         if (r < 0)
                                 return r;
                         continue;
@@ -254,8 +275,9 @@ static void tokener_put(struct json_tokener *tok, unsigned max_depth) {
         cached_depth = max_depth;
 }
 
-/* Parses untrusted JSON text exactly, see jsonrpc.h. */
-int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_object **ret) {
+/* json_parse_strict(), also telling whether the text holds an integer json-c rounded. */
+static int parse_strict(const char *text, size_t len, unsigned max_depth, json_object **ret,
+                        bool *ret_inexact) {
         struct json_tokener *tok = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         enum json_tokener_error e;
@@ -271,7 +293,8 @@ int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_obj
         if (!text)
                 text = "";
 
-        r = json_text_check(text, len);
+        *ret_inexact = false;
+        r = json_text_check(text, len, ret_inexact);
         if (r < 0)
                 return r;
 
@@ -300,6 +323,141 @@ int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_obj
                         return -EBADMSG;
 
         *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* Parses untrusted JSON text exactly, see jsonrpc.h. */
+int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_object **ret) {
+        bool inexact;
+
+        return parse_strict(text, len, max_depth, ret, &inexact);
+}
+
+/* Where the value of a request's "id" member was written, when it is a number. */
+typedef struct IdText {
+        const char *p; /* NULL: no number (no id, or an id of another type) */
+        size_t n;
+} IdText;
+
+/* Whether the raw text of a JSON string (between its quotes, well-formed) is exactly
+ * `want` (ASCII) once its escapes are decoded: "\u0069d" is "id" to json-c too. */
+static bool json_string_is(const char *s, size_t n, const char *want) {
+        size_t k = 0;
+
+        for (; k < n; want++) {
+                char c = s[k];
+
+                if (c == '\\') {
+                        char e = s[k + 1];
+
+                        if (e == 'u') {
+                                unsigned cp = 0;
+
+                                for (size_t j = 2; j < 6; j++) {
+                                        char h = s[k + j];
+
+                                        cp = cp << 4 | (unsigned) (is_digit(h) ? h - '0' : (h | 0x20) - 'a' + 10);
+                                }
+                                if (cp == 0 || cp > 0x7f)
+                                        return false;
+                                c = (char) cp;
+                                k += 6;
+                        } else {
+                                c = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' :
+                                    e == 't' ? '\t' : e;
+                                k += 2;
+                        }
+                } else
+                        k++;
+                if (*want == '\0' || c != *want)
+                        return false;
+        }
+        return *want == '\0';
+}
+
+/* Finds, in a frame json-c parsed (so well-formed), the text of the "id" member of each
+ * request object: the entries of a batch (depth 2) or the single object (depth 1); the last
+ * of duplicate members, as json-c keeps the last. Only numbers are recorded. */
+static void id_texts_find(const char *s, size_t n, bool is_batch, IdText *ids, size_t n_ids) {
+        const unsigned level = is_batch ? 2 : 1;
+        unsigned depth = 0;
+        size_t entry = 0, i = 0;
+        /* the entry at `level` is an object, where a key is due next, that is "id" */
+        bool in_object = false, expect_key = false, key_is_id = false;
+
+        while (i < n) {
+                char c = s[i];
+                /* a value of the entry object's current member starts here */
+                bool member_value = depth == level && in_object && !expect_key && key_is_id &&
+                                    entry < n_ids;
+                size_t k;
+
+                if (json_is_ws(c) || c == ':') {
+                        i++;
+                        continue;
+                }
+                if (c == '{' || c == '[') {
+                        if (member_value)
+                                ids[entry] = (IdText) {};
+                        if (++depth == level) {
+                                in_object = c == '{';
+                                expect_key = in_object;
+                                key_is_id = false;
+                        }
+                        i++;
+                        continue;
+                }
+                if (c == '}' || c == ']') {
+                        depth--;
+                        i++;
+                        continue;
+                }
+                if (c == ',') {
+                        if (depth == level && in_object) {
+                                expect_key = true;
+                                key_is_id = false;
+                        }
+                        if (is_batch && depth == 1)
+                                entry++;
+                        i++;
+                        continue;
+                }
+                if (c == '"') {
+                        for (k = i + 1; s[k] != '"'; k += s[k] == '\\' ? 2 : 1)
+                                ;
+                        if (depth == level && in_object && expect_key) {
+                                key_is_id = json_string_is(s + i + 1, k - i - 1, "id");
+                                expect_key = false;
+                        } else if (member_value)
+                                ids[entry] = (IdText) {};
+                        i = k + 1;
+                        continue;
+                }
+                /* a number or a literal */
+                for (k = i; k < n && !json_is_ws(s[k]) && s[k] != ',' && s[k] != '}' && s[k] != ']'; k++)
+                        ;
+                if (member_value)
+                        ids[entry] = c == '-' || is_digit(c) ? (IdText) { s + i, k - i } : (IdText) {};
+                i = k;
+        }
+}
+
+/* Makes an integer id json-c rounded serialize as it was written. */
+static int id_keep_text(json_object *id, const IdText *t) {
+        const char *printed;
+        size_t len;
+        char *copy;
+
+        if (!t->p || !json_object_is_type(id, json_type_int))
+                return 0;
+        printed = json_object_to_json_string_length(id, JSONRPC_WIRE_FLAGS, &len);
+        if (printed && len == t->n && memcmp(printed, t->p, len) == 0)
+                return 0;
+        copy = strndup(t->p, t->n);
+        if (!copy)
+                return -ENOMEM;
+        json_object_set_serializer(id, json_object_userdata_to_json_string, copy,
+                                   json_object_free_userdata);
         return 0;
 }
 
@@ -416,18 +574,20 @@ int jsonrpc_parse(const char *text, size_t len, unsigned max_depth, size_t max_b
                   JsonRpcMessage **ret, json_object **ret_error_reply) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         _cleanup_(message_freep) JsonRpcMessage *m = NULL;
+        _cleanup_free_ IdText *ids = NULL;
         json_object *data;
-        bool is_batch;
+        bool is_batch, inexact;
         size_t n;
         int r;
 
         assert_return(text || len == 0, -EINVAL);
         assert_return(ret, -EINVAL);
+        assert_return(max_depth > 0 && max_depth <= INT_MAX, -EINVAL);
 
         if (ret_error_reply)
                 *ret_error_reply = NULL;
 
-        r = json_parse_strict(text, len, max_depth, &root);
+        r = parse_strict(text, len, max_depth, &root, &inexact);
         if (r == -EBADMSG)
                 return parse_fail(ret_error_reply, RPC_PARSE_ERROR, NULL, -EBADMSG);
         if (r < 0)
@@ -469,12 +629,23 @@ int jsonrpc_parse(const char *text, size_t len, unsigned max_depth, size_t max_b
         if (!m->calls)
                 return -ENOMEM;
         m->is_batch = is_batch;
+        /* json-c rounds some integers (see json_integer_is_inexact()); an id is echoed as it was
+         * written, so an id json-c rounded gets its text back. Only a frame holding such an
+         * integer, anywhere, pays for the search. */
+        if (inexact) {
+                ids = calloc(n, sizeof(IdText));
+                if (!ids)
+                        return -ENOMEM;
+                id_texts_find(text, len, is_batch, ids, n);
+        }
 
         for (size_t i = 0; i < n; i++) {
                 json_object *entry = is_batch ? json_object_array_get_idx(root, i) : root;
 
                 r = call_classify(entry, &m->calls[i]);
                 m->n_calls = i + 1;
+                if (r >= 0 && ids)
+                        r = id_keep_text(m->calls[i].id, &ids[i]);
                 if (r < 0)
                         return r;
         }

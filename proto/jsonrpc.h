@@ -15,8 +15,10 @@
  * things that are not JSON (NaN, Infinity, "1.", raw control characters in strings, overlong
  * or surrogate UTF-8), the text is first checked token by token against RFC 8259. A member
  * name holding an escaped NUL ("a\u0000b") is refused too: json-c would cut it to "a".
- * Integers beyond the 64-bit range are clamped by json-c (an id like that is not echoed
- * exactly); doubles keep the text they were written with, so an id 1.50 is echoed as 1.50.
+ * An id is echoed byte for byte as it was written: json-c keeps the text of a number with a
+ * fraction or an exponent (1.50, 1e3, 1e400), and an integer it cannot hold (below -2^63,
+ * above 2^64-1, or -0, which it clamps or turns into 0) gets its text back from the frame,
+ * so two different ids never share a reply. Elsewhere (params) such integers stay clamped.
  * Pure code: no I/O, no logging.
  */
 #pragma once

@@ -378,6 +378,109 @@ START_TEST(test_id_types) {
 }
 END_TEST
 
+/* An id json-c cannot hold (an integer beyond 64 bits, -0) is echoed as written, as are the
+ * edges it holds and numbers with a fraction or an exponent. Before, 18446744073709551616 and
+ * 99999999999999999999 both came back as 18446744073709551615, -9223372036854775809 as
+ * -9223372036854775808, and -0 as 0. */
+START_TEST(test_id_exact) {
+        static const char *const ids[] = {
+                "9223372036854775807",  /* INT64_MAX */
+                "9223372036854775808",  /* INT64_MAX + 1 */
+                "-9223372036854775808", /* -2^63 */
+                "-9223372036854775809", /* -2^63 - 1 */
+                "18446744073709551615", /* UINT64_MAX */
+                "18446744073709551616", /* UINT64_MAX + 1 */
+                "18446744073709551617",
+                "99999999999999999999",
+                "123456789012345678901234567890123456789012345678901234567890",
+                "-123456789012345678901234567890",
+                "-0",
+                "-0.0",
+                "0",
+                "1.5",
+                "1e3",
+                "1E+3",
+                "1.0e-3",
+                "1e400",
+                "-1e400",
+                "100000000000000000000.0",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++)
+                id_echoed(ids[i]);
+}
+END_TEST
+
+/* The reply to entry i of a batch, on the wire, built as the daemon does for a result (or an
+ * error for an invalid entry). */
+static const char *batch_reply(JsonRpcMessage *m, size_t i) {
+        _cleanup_json_ json_object *reply = NULL;
+
+        ck_assert_uint_lt(i, m->n_calls);
+        if (m->calls[i].error)
+                reply = jsonrpc_error_new(m->calls[i].id, m->calls[i].error, NULL, NULL);
+        else
+                reply = jsonrpc_result_new(m->calls[i].id, json_object_new_boolean(true));
+        return wire(reply);
+}
+
+/* The text comes from the "id" member of the right entry, whatever else looks like one: an
+ * escaped member name, duplicates (json-c keeps the last), an "id" in params or in a string,
+ * entries that are not objects, an invalid request. */
+START_TEST(test_id_exact_where) {
+        _cleanup_message_ JsonRpcMessage *a = NULL, *b = NULL, *c = NULL, *d = NULL, *e = NULL, *f = NULL;
+        json_object *err = NULL;
+
+        a = parse_one("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"\\u0069d\":18446744073709551616}");
+        ck_assert_str_eq(batch_reply(a, 0), "{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":18446744073709551616}");
+
+        b = parse_one("{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\" : 18446744073709551617 }");
+        ck_assert_str_eq(batch_reply(b, 0), "{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":18446744073709551617}");
+        c = parse_one("{\"id\":18446744073709551617,\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":\"x\"}");
+        ck_assert_str_eq(batch_reply(c, 0), "{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":\"x\"}");
+
+        d = parse_one("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{\"id\":-99999999999999999999,"
+                      "\"x\":[{\"id\":5}]},\"id\":99999999999999999999}");
+        ck_assert_str_eq(batch_reply(d, 0), "{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":99999999999999999999}");
+
+        ck_assert_int_eq(parse("[{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":18446744073709551616},"
+                               "5,[\"id\",1],"
+                               "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":[\"a,{}\\\"id\\\":1\"],"
+                               "\"id\":-9223372036854775809},"
+                               "{\"jsonrpc\":\"1.0\",\"method\":\"m\",\"id\":18446744073709551618},"
+                               "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":7}]", &e, &err), 0);
+        ck_assert_ptr_null(err);
+        ck_assert_uint_eq(e->n_calls, 6);
+        ck_assert_str_eq(batch_reply(e, 0), "{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":18446744073709551616}");
+        ck_assert_ptr_null(e->calls[1].id);
+        ck_assert_ptr_null(e->calls[2].id);
+        ck_assert_str_eq(batch_reply(e, 3), "{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":-9223372036854775809}");
+        ck_assert_int_eq(e->calls[4].error, RPC_INVALID_REQUEST);
+        ck_assert_ptr_nonnull(strstr(batch_reply(e, 4), ",\"id\":18446744073709551618}"));
+        ck_assert_str_eq(batch_reply(e, 5), "{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":7}");
+
+        /* a big integer in params only: params keep json-c's value, the id is untouched */
+        f = parse_one("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":[18446744073709551616],\"id\":3}");
+        ck_assert_str_eq(batch_reply(f, 0), "{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":3}");
+        ck_assert_uint_eq(json_object_get_uint64(json_object_array_get_idx(f->calls[0].params, 0)), UINT64_MAX);
+}
+END_TEST
+
+/* Two requests whose ids json-c would clamp to the same value get different replies, and
+ * jsonrpc_result_text() (the daemon's path for results) echoes them too. */
+START_TEST(test_id_exact_no_collision) {
+        _cleanup_message_ JsonRpcMessage *a = parse_one("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":18446744073709551616}");
+        _cleanup_message_ JsonRpcMessage *b = parse_one("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":18446744073709551617}");
+        _cleanup_free_ char *ta = NULL, *tb = NULL;
+        size_t na, nb;
+
+        ck_assert_int_eq(jsonrpc_result_text(a->calls[0].id, NULL, &ta, &na), 0);
+        ck_assert_int_eq(jsonrpc_result_text(b->calls[0].id, NULL, &tb, &nb), 0);
+        ck_assert_str_eq(ta, "{\"jsonrpc\":\"2.0\",\"result\":null,\"id\":18446744073709551616}\n");
+        ck_assert_str_eq(tb, "{\"jsonrpc\":\"2.0\",\"result\":null,\"id\":18446744073709551617}\n");
+}
+END_TEST
+
 START_TEST(test_id_null_is_request) {
         _cleanup_message_ JsonRpcMessage *m = parse_one("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":null}");
 
@@ -788,6 +891,9 @@ static Suite *jsonrpc_suite(void) {
         tcase_add_test(tc, test_method_member);
         tcase_add_test(tc, test_params_member);
         tcase_add_test(tc, test_id_types);
+        tcase_add_test(tc, test_id_exact);
+        tcase_add_test(tc, test_id_exact_where);
+        tcase_add_test(tc, test_id_exact_no_collision);
         tcase_add_test(tc, test_id_null_is_request);
         tcase_add_test(tc, test_id_invalid);
         tcase_add_test(tc, test_invalid_keeps_valid_id);
