@@ -78,6 +78,7 @@ static char *b64_fragment(const char *v, size_t n, unsigned align, bool url, siz
                         enc[4 * g + k] = ch;
                 }
         }
+        enc[groups * 4] = '\0'; /* for strndup() and the cleanup's erase */
         explicit_bzero(buf, groups * 3);
         frag = strndup(enc + first, end - first);
         if (frag)
