@@ -24,7 +24,6 @@
 #define DEFAULT_API_URL "https://www.octopize.app/api"
 #define DEFAULT_STORAGE_URL "https://www.octopize.app/storage"
 #define DEFAULT_GROUP "avatar"
-#define CONFIG_FILE_MAX (1024u * 1024u)
 
 typedef enum KeyType {
         KEY_STRING,
@@ -439,6 +438,15 @@ static int parse_u64(const char *s, bool allow_suffix, uint64_t *ret) {
         return -EINVAL;
 }
 
+/* Whether a URL names a user or a password: an '@' in its authority, which runs from after
+ * "scheme://" (or from the start when there is no scheme) to the first '/', '?' or '#'. */
+static bool url_has_userinfo(const char *url) {
+        const char *a = strstr(url, "://");
+
+        a = a ? a + 3 : url;
+        return memchr(a, '@', strcspn(a, "/?#")) != NULL;
+}
+
 /* Stores a scalar into the field a key describes. `origin` names the source for errors. */
 static int set_value(Config *c, const KeyDef *k, const char *value, const char *file,
                      unsigned line, const char *keyname, ConfigError *err) {
@@ -455,6 +463,12 @@ static int set_value(Config *c, const KeyDef *k, const char *value, const char *
 
                 if (k->check && !isempty(value) && (why = k->check(value)))
                         return set_error(err, file, line, keyname, "%s", why);
+                /* the message never shows the value: it holds a password */
+                if (k->url != URL_NONE && !isempty(value) && url_has_userinfo(value))
+                        return set_error(err, file, line, keyname,
+                                         "must not contain a user name or password ('user:password@'): "
+                                         "the API is reached with the API key (upstream.api_key_file) "
+                                         "and the storage with the credentials the API hands out");
                 if (!isempty(value) || (value && (k->flags & KEY_KEEP_EMPTY))) {
                         n = strdup(value);
                         if (!n)
@@ -1025,6 +1039,55 @@ static int load_pair(Config *c, yaml_document_t *doc, const char *section, yaml_
         return set_value(c, k, scalar(vn), file, line_of(vn), dotted, err);
 }
 
+/* Walks the text's events before any document is built, and refuses nesting deeper than
+ * CONFIG_DEPTH_MAX or more than CONFIG_NODES_MAX values at the line where the limit is
+ * crossed. libyaml's loader has no such limits, and its scanner is quadratic in the nesting
+ * of flow collections: a 200 kB file of 100,000 nested "[" kept it busy for over a minute,
+ * while this walk stops after the first 65 (it reads ahead at most about 1 KiB). A syntax
+ * error ends the walk without an error of its own: the loader reports it as before. */
+static int check_structure(const char *text, size_t len, const char *name, ConfigError *err) {
+        yaml_parser_t parser;
+        unsigned depth = 0, nodes = 0;
+        int r = 0;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *) text, len);
+        yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+        for (;;) {
+                yaml_event_t ev;
+                yaml_event_type_t t;
+                unsigned line;
+
+                if (!yaml_parser_parse(&parser, &ev))
+                        break;
+                t = ev.type;
+                line = (unsigned) ev.start_mark.line + 1;
+                yaml_event_delete(&ev);
+                if (t == YAML_STREAM_END_EVENT)
+                        break;
+                if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+                        depth--;
+                        continue;
+                }
+                if (t != YAML_SCALAR_EVENT && t != YAML_ALIAS_EVENT &&
+                    t != YAML_SEQUENCE_START_EVENT && t != YAML_MAPPING_START_EVENT)
+                        continue;
+                if (++nodes > CONFIG_NODES_MAX) {
+                        r = set_error(err, name, line, "(structure)", "more than %u values",
+                                      CONFIG_NODES_MAX);
+                        break;
+                }
+                if (t != YAML_SCALAR_EVENT && t != YAML_ALIAS_EVENT && ++depth > CONFIG_DEPTH_MAX) {
+                        r = set_error(err, name, line, "(structure)", "nested deeper than %u levels",
+                                      CONFIG_DEPTH_MAX);
+                        break;
+                }
+        }
+        yaml_parser_delete(&parser);
+        return r;
+}
+
 /* Parses YAML text into c. */
 int config_load_string(Config *c, const char *name, const char *text, size_t len,
                        ConfigError *ret_error) {
@@ -1035,6 +1098,11 @@ int config_load_string(Config *c, const char *name, const char *text, size_t len
         int r;
 
         assert_return(c, -EINVAL);
+        if (len > CONFIG_FILE_MAX)
+                return set_error(ret_error, name, 0, "(file)", "larger than %u bytes", CONFIG_FILE_MAX);
+        r = check_structure(text, len, name, ret_error);
+        if (r < 0)
+                return r;
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *) text, len);

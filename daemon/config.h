@@ -118,6 +118,15 @@ typedef struct Config {
 #define CONFIG_USER_AGENT_MAX 256u
 #define CONFIG_STORAGE_REGION_MAX 64u
 
+/* Limits of a configuration file, far above what a real one needs (a few hundred values; four
+ * levels: access → role → users → name) and checked before libyaml builds the document: a
+ * file over CONFIG_FILE_MAX bytes, nested deeper than CONFIG_DEPTH_MAX collections or holding
+ * more than CONFIG_NODES_MAX values (scalars, keys included, aliases and collections) is
+ * refused with the line where the limit was crossed. */
+#define CONFIG_FILE_MAX (1024u * 1024u)
+#define CONFIG_DEPTH_MAX 64u
+#define CONFIG_NODES_MAX 200000u
+
 /* The User-Agent actually sent (the configured one or the default). */
 const char *config_user_agent(const Config *c);
 
@@ -169,7 +178,7 @@ const char *config_proxy_source(const Config *c);
  * *ret_error filled. */
 int config_load_file(Config *c, const char *path, bool optional, ConfigError *ret_error);
 
-/* Same from a memory buffer; `name` is used in errors. */
+/* Same from a memory buffer (at most CONFIG_FILE_MAX bytes); `name` is used in errors. */
 int config_load_string(Config *c, const char *name, const char *text, size_t len,
                        ConfigError *ret_error);
 
