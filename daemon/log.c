@@ -80,6 +80,108 @@ void log_open(LogTarget target) {
         log_target = target;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (n bytes available), or 0 when the bytes
+ * there are not one (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+ * The rule of proto's utf8_sequence_len(), kept here since the programs and tests that link
+ * this file on its own do not link proto. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t l;
+
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                l = 2;
+        else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+                l = 3;
+                lo = p[0] == 0xe0 ? 0xa0 : lo;
+                hi = p[0] == 0xed ? 0x9f : hi;
+        } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+                l = 4;
+                lo = p[0] == 0xf0 ? 0x90 : lo;
+                hi = p[0] == 0xf4 ? 0x8f : hi;
+        } else
+                return 0;
+        if (n < l || p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t i = 2; i < l; i++)
+                if (p[i] < 0x80 || p[i] > 0xbf)
+                        return 0;
+        return l;
+}
+
+/* The code point of a well-formed UTF-8 sequence of l bytes. */
+static unsigned utf8_code_point(const unsigned char *p, size_t l) {
+        static const unsigned char lead_mask[] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
+        unsigned cp = p[0] & lead_mask[l];
+
+        for (size_t i = 1; i < l; i++)
+                cp = (cp << 6) | (p[i] & 0x3f);
+        return cp;
+}
+
+/* Whether a code point beyond ASCII changes how a line reads: a C1 control (U+009B is CSI on
+ * some terminals), a line or paragraph separator, a bidirectional override or isolate. */
+static bool code_point_is_control(unsigned cp) {
+        return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+               (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Copies src with its control characters and malformed bytes escaped. */
+char *log_escape(char *dst, size_t size, const char *src) {
+        const unsigned char *p = (const unsigned char *) src, *end = p + strlen(src);
+        size_t o = 0;
+
+        assert(size > 0);
+        while (p < end) {
+                char esc[8];
+                const char *piece = esc;
+                size_t l = utf8_len(p, (size_t) (end - p)), n;
+
+                if (l == 0) {
+                        n = (size_t) snprintf(esc, sizeof(esc), "\\x%02x", *p);
+                        l = 1;
+                } else if (*p == '\n' || *p == '\r' || *p == '\t') {
+                        esc[0] = '\\';
+                        esc[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+                        n = 2;
+                } else if (*p < 0x20 || *p == 0x7f)
+                        n = (size_t) snprintf(esc, sizeof(esc), "\\x%02x", *p);
+                else if (l > 1 && code_point_is_control(utf8_code_point(p, l)))
+                        n = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", utf8_code_point(p, l));
+                else {
+                        piece = (const char *) p;
+                        n = l;
+                }
+                if (n >= size - o)
+                        break;
+                memcpy(dst + o, piece, n);
+                o += n;
+                p += l;
+        }
+        dst[o] = '\0';
+        return dst;
+}
+
+/* Whether a string holds nothing log_escape() would change. */
+static bool log_is_clean(const char *s) {
+        const unsigned char *p = (const unsigned char *) s, *end = p + strlen(s);
+
+        while (p < end) {
+                size_t l;
+
+                if (*p >= 0x20 && *p < 0x7f) {
+                        p++;
+                        continue;
+                }
+                l = utf8_len(p, (size_t) (end - p));
+                if (l <= 1 || code_point_is_control(utf8_code_point(p, l)))
+                        return false;
+                p += l;
+        }
+        return true;
+}
+
 /* Whether a message of this level would be emitted. */
 bool log_would_log(int level) {
         return level <= log_max_level;
@@ -111,18 +213,20 @@ static void log_to_journal(int level, int error, const LogContext *ctx, const ch
         if (error != 0)
                 ADDF("ERRNO=%d", abs(error));
         if (ctx) {
+                char e[sizeof(f[0])];
+
                 if (ctx->rpc_method)
-                        ADDF("RPC_METHOD=%s", ctx->rpc_method);
+                        ADDF("RPC_METHOD=%s", log_escape(e, sizeof(e), ctx->rpc_method));
                 if (ctx->client_pid > 0) {
                         ADDF("CLIENT_PID=%d", (int) ctx->client_pid);
                         ADDF("CLIENT_UID=%u", (unsigned) ctx->client_uid);
                 }
                 if (ctx->client_comm)
-                        ADDF("CLIENT_COMM=%s", ctx->client_comm);
+                        ADDF("CLIENT_COMM=%s", log_escape(e, sizeof(e), ctx->client_comm));
                 if (ctx->runner_id)
-                        ADDF("RUNNER_ID=%s", ctx->runner_id);
+                        ADDF("RUNNER_ID=%s", log_escape(e, sizeof(e), ctx->runner_id));
                 if (ctx->job_name)
-                        ADDF("JOB_NAME=%s", ctx->job_name);
+                        ADDF("JOB_NAME=%s", log_escape(e, sizeof(e), ctx->job_name));
         }
 #undef ADDF
         (void) sd_journal_sendv(iov, (int) n);
@@ -150,21 +254,24 @@ static void prefix_append(char *prefix, size_t size, size_t *p, const char *form
 
 /* Writes one line to stderr: "<level>: [context] message". */
 static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
-        char prefix[256] = "";
+        char prefix[256] = "", e[sizeof(prefix)];
         size_t p = 0;
 
         if (ctx) {
                 if (ctx->rpc_method)
-                        prefix_append(prefix, sizeof(prefix), &p, "%s", ctx->rpc_method);
+                        prefix_append(prefix, sizeof(prefix), &p, "%s", log_escape(e, sizeof(e), ctx->rpc_method));
                 if (ctx->client_pid > 0)
                         prefix_append(prefix, sizeof(prefix), &p, "pid=%d uid=%u",
                                       (int) ctx->client_pid, (unsigned) ctx->client_uid);
                 if (ctx->client_comm)
-                        prefix_append(prefix, sizeof(prefix), &p, "comm=%s", ctx->client_comm);
+                        prefix_append(prefix, sizeof(prefix), &p, "comm=%s",
+                                      log_escape(e, sizeof(e), ctx->client_comm));
                 if (ctx->runner_id)
-                        prefix_append(prefix, sizeof(prefix), &p, "runner=%s", ctx->runner_id);
+                        prefix_append(prefix, sizeof(prefix), &p, "runner=%s",
+                                      log_escape(e, sizeof(e), ctx->runner_id));
                 if (ctx->job_name)
-                        prefix_append(prefix, sizeof(prefix), &p, "job=%s", ctx->job_name);
+                        prefix_append(prefix, sizeof(prefix), &p, "job=%s",
+                                      log_escape(e, sizeof(e), ctx->job_name));
         }
         if (p > 0)
                 fprintf(stderr, "avatard[%d]: %s: [%s] %s\n", (int) getpid(),
@@ -177,7 +284,9 @@ static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
 /* The one emitter (va_list form). */
 int log_internalv(int level, int error, const LogContext *ctx, const char *file, int line,
                   const char *func, const char *format, va_list ap) {
-        char buf[2048];
+        /* every byte of a message may become a 4-byte escape */
+        char buf[2048], escaped[4 * sizeof(buf)];
+        const char *msg = buf;
         int saved_errno = errno;
 
         if (error < 0)
@@ -189,10 +298,13 @@ int log_internalv(int level, int error, const LogContext *ctx, const char *file,
         errno = error;
         (void) vsnprintf(buf, sizeof(buf), format, ap);
         errno = saved_errno;
+        /* escaped whole, not argument by argument: no call site can forget it */
+        if (!log_is_clean(buf))
+                msg = log_escape(escaped, sizeof(escaped), buf);
 
 #if HAVE_LIBSYSTEMD
         if (log_target == LOG_TARGET_JOURNAL) {
-                log_to_journal(level, error, ctx, file, line, func, buf);
+                log_to_journal(level, error, ctx, file, line, func, msg);
                 return -error;
         }
 #else
@@ -200,7 +312,7 @@ int log_internalv(int level, int error, const LogContext *ctx, const char *file,
         (void) line;
         (void) func;
 #endif
-        log_to_stderr(level, ctx, buf);
+        log_to_stderr(level, ctx, msg);
         return -error;
 }
 

@@ -7,6 +7,11 @@
  * return -abs(error) so `return log_error_errno(r, "Failed to bind '%s': %m", path);` works;
  * %m prints strerror(abs(error)). Warnings that do not stop the operation end in ", ignoring".
  * Never pass a secret to a log call.
+ *
+ * Every message and every context field is escaped on its way out (log_escape()), whatever
+ * its arguments: a table name, a set name, a method name, the peer's comm or a server's
+ * message can hold a newline, an ESC or bytes that are not UTF-8, and none of them may start a
+ * line of its own, drive the terminal a log is read on, or hide what follows.
  */
 #pragma once
 
@@ -45,6 +50,14 @@ const char *log_level_to_string(int level);
 
 /* Picks the backend. Call again after daemonizing or reopening stderr. */
 void log_open(LogTarget target);
+
+/* Copies src into dst (size bytes, at least 1; always terminated) with every control
+ * character escaped: "\n", "\r", "\t", other C0 characters and DEL as "\xNN"; each byte that
+ * is not part of well-formed UTF-8 as "\xNN"; the C1 controls, the line and paragraph
+ * separators and the bidirectional overrides and isolates (U+0080..U+009F, U+2028, U+2029,
+ * U+202A..U+202E, U+2066..U+2069) as "\uNNNN". A backslash stays as it is. What does not fit
+ * is cut at a character or escape boundary. Returns dst. */
+char *log_escape(char *dst, size_t size, const char *src);
 
 /* Whether a message of this level would be emitted (to skip expensive formatting). */
 bool log_would_log(int level);
