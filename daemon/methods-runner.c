@@ -404,8 +404,9 @@ static void on_from_id_yaml(const ApiResponse *resp, const ApiError *err, void *
         }
         f->docs = docs_from_yaml(f->op.call, resp->body, resp->body_len);
         if (!f->docs) {
-                /* docs_from_yaml replied; the Op goes with the call */
-                (void) op_start_failed(&f->op, 0);
+                /* docs_from_yaml replied, which finished and freed the call: the Op goes
+                 * without touching it (op_start_failed() would clear its cancel callback) */
+                op_free(&f->op);
                 return;
         }
         esc = api_escape(f->set_name);
