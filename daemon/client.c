@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "client.h"
+#include "clock.h"
 #include "config.h"
 #include "errors.h"
 #include "jsonrpc.h"
@@ -24,6 +26,16 @@
 
 /* Bytes asked for per recvmsg. */
 #define READ_CHUNK (64u * 1024u)
+
+/* A decoder that held more than this is replaced by a fresh one once it is empty, so that a
+ * connection that sent one large request does not keep its buffer while it sits idle. */
+#define DECODER_KEEP_BYTES (64u * 1024u)
+
+/* Full closes handled per wakeup of the hangup watch (the rest on the next loop turn). */
+#define HANGUPS_PER_WAKEUP 64
+
+/* At most one log line per this interval about refused input; the others are counted. */
+#define REFUSED_LOG_INTERVAL_USEC (1 * USEC_PER_SEC)
 
 static const char *const client_state_table[_CLIENT_STATE_MAX] = {
         [CLIENT_RUNNING] = "running",
@@ -41,12 +53,14 @@ const char *client_state_to_string(ClientState s) {
 static void on_readable(evutil_socket_t fd, short what, void *userdata);
 static void on_writable(evutil_socket_t fd, short what, void *userdata);
 static void on_idle(evutil_socket_t fd, short what, void *userdata);
+static void on_frame_deadline(evutil_socket_t fd, short what, void *userdata);
 static void on_resume(evutil_socket_t fd, short what, void *userdata);
 static int client_send_json(Client *c, json_object *o);
 static int client_send_text(Client *c, char *text, size_t len);
 static void client_call_finished(Client *c);
 static bool client_is_alive(const Client *c);
 static void client_maybe_resume(Client *c);
+static void client_hung_up(Client *c);
 
 /* The configuration in force: the limits. */
 static const Config *client_config(const Client *c) {
@@ -166,15 +180,17 @@ int client_new(ClientHost *h, int fd, Client **ret) {
         if (r < 0)
                 return log_warning_errno(r, "Failed to read peer credentials, refusing connection: %m");
 
-        r = frame_decoder_new(client_config(c)->max_frame_bytes, &c->decoder);
+        c->max_frame = (size_t) client_config(c)->max_frame_bytes;
+        r = frame_decoder_new(c->max_frame, &c->decoder);
         if (r < 0)
                 return r;
         c->out = evbuffer_new();
         c->read_ev = event_new(h->core->base, fd, EV_READ | EV_PERSIST, on_readable, c);
         c->write_ev = event_new(h->core->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
         c->idle_timer = evtimer_new(h->core->base, on_idle, c);
+        c->frame_timer = evtimer_new(h->core->base, on_frame_deadline, c);
         c->resume_ev = event_new(h->core->base, -1, 0, on_resume, c);
-        if (!c->out || !c->read_ev || !c->write_ev || !c->idle_timer || !c->resume_ev)
+        if (!c->out || !c->read_ev || !c->write_ev || !c->idle_timer || !c->frame_timer || !c->resume_ev)
                 return -ENOMEM;
 
         r = h->ops->attach(h->userdata, c);
@@ -182,6 +198,16 @@ int client_new(ClientHost *h, int fd, Client **ret) {
                 return r;
 
         c->state = CLIENT_RUNNING;
+        if (h->hangup_fd >= 0) {
+                struct epoll_event ev = { .events = 0, .data.ptr = c };
+
+                /* no event asked for: only POLLHUP and POLLERR, that is a full close, wake it */
+                if (epoll_ctl(h->hangup_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                        log_debug_errno(errno, "Client %" PRIu64 ": cannot watch for the peer's close, "
+                                        "it is noticed at the next read or write: %m", c->id);
+                else
+                        c->hangup_watched = true;
+        }
         if (event_add(c->read_ev, NULL) < 0) {
                 client_disconnect(c, "event_add failed");
                 return -EIO;
@@ -226,6 +252,8 @@ static Client *client_free(Client *c) {
                 event_free(c->write_ev);
         if (c->idle_timer)
                 event_free(c->idle_timer);
+        if (c->frame_timer)
+                event_free(c->frame_timer);
         if (c->resume_ev)
                 event_free(c->resume_ev);
         if (c->out)
@@ -249,7 +277,45 @@ Client *client_unref(Client *c) {
 
 /* Whether the client may still receive data. */
 static bool client_is_alive(const Client *c) {
-        return c && c->state == CLIENT_RUNNING;
+        return c && c->state == CLIENT_RUNNING && !c->hung_up;
+}
+
+/* Brings the connection's part of the input all connections hold up to date. */
+static void client_account_input(Client *c) {
+        ClientHost *h = c->host;
+        size_t now = c->decoder ? frame_decoder_pending(c->decoder) : 0;
+
+        h->buffered_bytes = h->buffered_bytes - c->buffered + now;
+        c->buffered = now;
+        c->buffered_max = MAX(c->buffered_max, now);
+        h->buffered_peak = MAX(h->buffered_peak, h->buffered_bytes);
+}
+
+/* Replaces the decoder by an empty one, giving its buffer back. Only when no byte and no
+ * descriptor is waiting for a frame (stream offsets start again from 0). Returns 0 or
+ * -ENOMEM (the old decoder is kept then). */
+static int client_renew_decoder(Client *c) {
+        FrameDecoder *d;
+        int r;
+
+        assert(c->n_pending_fds == 0);
+        r = frame_decoder_new(c->max_frame, &d);
+        if (r < 0)
+                return r;
+        frame_decoder_free(c->decoder);
+        c->decoder = d;
+        c->buffered_max = 0;
+        client_account_input(c);
+        return 0;
+}
+
+/* Stops watching the connection for a full close. */
+static void client_unwatch_hangup(Client *c) {
+        if (!c->hangup_watched)
+                return;
+        c->hangup_watched = false;
+        if (epoll_ctl(c->host->hangup_fd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
+                log_debug_errno(errno, "Client %" PRIu64 ": EPOLL_CTL_DEL failed, ignoring: %m", c->id);
 }
 
 /* Closes the connection now and cancels its calls. */
@@ -262,10 +328,15 @@ void client_disconnect(Client *c, const char *reason) {
         event_del(c->read_ev);
         event_del(c->write_ev);
         event_del(c->idle_timer);
+        event_del(c->frame_timer);
         event_del(c->resume_ev);
+        client_unwatch_hangup(c);
         c->fd = safe_close(c->fd);
         client_close_pending_fds(c);
         evbuffer_drain(c->out, evbuffer_get_length(c->out));
+        /* the input goes now, even while calls in flight keep the struct */
+        c->decoder = frame_decoder_free(c->decoder);
+        client_account_input(c);
 
         c->host->ops->detach(c->host->userdata, c);
 
@@ -340,7 +411,8 @@ static void client_flush(Client *c) {
 static int client_send_text(Client *c, char *text, size_t len) {
         _cleanup_free_ char *t = text;
 
-        if (!c || c->state == CLIENT_DEAD || c->fd < 0)
+        /* a peer that closed its end reads nothing more: its replies are dropped */
+        if (!c || c->state == CLIENT_DEAD || c->fd < 0 || c->hung_up)
                 return -ENOTCONN;
         /* replies are bounded by the in-flight limit; only a peer that reads nothing while
          * notifications pile up can get here, and it is let go rather than buffered forever */
@@ -445,15 +517,47 @@ static size_t client_collect_fds(Client *c, const Frame *f, int *fds, size_t max
         return n;
 }
 
-/* Closes the connection once the peer has shut down its side and everything it sent is
- * done: no call in flight, no reply left to write and no complete frame left to handle (a
- * line the peer never terminated is dropped). Returns true when the connection was closed. */
+/* Closes the connection once the peer has shut down its side (or its input was refused)
+ * and everything it sent is done: no complete frame left to handle (a line the peer never
+ * terminated is dropped), and — unless the peer closed the connection, so that nothing can
+ * reach it — no call in flight and no reply left to write. Returns true when the connection
+ * was closed. */
 static bool client_maybe_finish_input(Client *c) {
-        if (c->state != CLIENT_RUNNING || !c->read_eof || c->peer.n_inflight > 0 ||
-            evbuffer_get_length(c->out) > 0 || frame_decoder_has_line(c->decoder))
+        if (c->state != CLIENT_RUNNING || !c->read_eof || frame_decoder_has_line(c->decoder))
                 return false;
-        client_disconnect(c, "end of input");
+        if (!c->hung_up && (c->peer.n_inflight > 0 || evbuffer_get_length(c->out) > 0))
+                return false;
+        client_disconnect(c, c->hung_up ? "closed by the peer" : "end of input");
         return true;
+}
+
+/* Arms, re-arms or stops the deadline of the request line being received: it runs from the
+ * first byte of a line to its newline. `progress`: a frame was taken since the last call (the
+ * bytes left begin a new line). */
+static void client_update_frame_deadline(Client *c, bool progress) {
+        unsigned t = client_config(c)->frame_timeout_s;
+
+        if (t == 0 || c->state != CLIENT_RUNNING || c->read_eof || !c->decoder ||
+            frame_decoder_pending(c->decoder) == 0) {
+                event_del(c->frame_timer);
+                return;
+        }
+        if (progress || !evtimer_pending(c->frame_timer, NULL)) {
+                struct timeval tv = { .tv_sec = t };
+
+                evtimer_add(c->frame_timer, &tv);
+        }
+}
+
+/* Takes the frame processing's leftovers into account: the input held, a large buffer given
+ * back once empty, the line deadline. */
+static void client_after_input(Client *c, bool progress) {
+        if (!c->decoder)
+                return;
+        client_account_input(c);
+        if (c->buffered == 0 && c->buffered_max > DECODER_KEEP_BYTES && c->n_pending_fds == 0)
+                (void) client_renew_decoder(c);
+        client_update_frame_deadline(c, progress);
 }
 
 /* Handles complete frames, at most PROTO_FRAMES_PER_WAKEUP per call (fairness); yields by
@@ -489,6 +593,8 @@ static void client_process_frames(Client *c) {
                 if (r <= 0)
                         break;
                 handled++;
+                /* the frame is taken: what it held is no longer buffered input */
+                client_account_input(c);
                 n_fds = client_collect_fds(c, &f, fds, ELEMENTSOF(fds));
                 r = dispatch_frame(c->host->dispatch, &c->peer, f.data, f.len, fds, n_fds);
                 for (size_t i = 0; i < n_fds; i++)
@@ -498,10 +604,17 @@ static void client_process_frames(Client *c) {
                         client_disconnect(c, "internal error");
                         break;
                 }
+                /* sent before the peer closed: run, and stopped at once if it can stop */
+                if (c->hung_up)
+                        dispatch_cancel_peer(&c->peer);
         }
         c->processing = false;
+        /* a request is activity; bytes alone are not */
+        if (handled > 0)
+                client_touch(c);
         client_flush(c);
-        (void) client_maybe_finish_input(c);
+        if (!client_maybe_finish_input(c))
+                client_after_input(c, handled > 0);
         client_unref(c);
 }
 
@@ -540,6 +653,60 @@ static int client_take_rights(Client *c, struct msghdr *mh, uint64_t offset) {
         return r;
 }
 
+/* Refuses the connection's input because all connections together hold
+ * limits.max_buffered_bytes: an overloaded error (id null), its unprocessed input dropped and
+ * nothing more read; its calls in flight end as usual, with their replies, and then it is
+ * closed (client_maybe_finish_input). The other connections go on. */
+static void client_refuse_input(Client *c) {
+        ClientHost *h = c->host;
+        uint64_t limit = client_config(c)->max_buffered_bytes, now = now_usec();
+        json_object *data = json_object_new_object(), *reply;
+
+        h->counters.refused_buffered++;
+        if (now >= h->refused_logged_usec + REFUSED_LOG_INTERVAL_USEC) {
+                log_warning("Refusing the input of client %" PRIu64 " (pid %d, uid %u): the connections hold %" PRIu64
+                            " bytes of unprocessed requests, limits.max_buffered_bytes is %" PRIu64
+                            "; it is closed once its %u call(s) in flight ended (%u more refused since the last message).",
+                            c->id, (int) c->peer.cred.pid, (unsigned) c->peer.cred.uid, h->buffered_bytes, limit,
+                            c->peer.n_inflight, h->refused_unlogged);
+                h->refused_logged_usec = now;
+                h->refused_unlogged = 0;
+        } else
+                h->refused_unlogged++;
+
+        c->input_refused = true;
+        c->read_eof = true;
+        c->read_paused = true;
+        event_del(c->read_ev);
+        event_del(c->frame_timer);
+        client_close_pending_fds(c);
+        if (client_renew_decoder(c) < 0) {
+                client_disconnect(c, "out of memory");
+                return;
+        }
+        if (data) {
+                json_object_object_add(data, "limit", json_object_new_string("limits.max_buffered_bytes"));
+                json_object_object_add(data, "bytes", json_object_new_uint64(limit));
+        }
+        reply = jsonrpc_error_new(NULL, RPC_OVERLOADED,
+                                  "Overloaded: the daemon holds too much unprocessed input from its connections "
+                                  "(limits.max_buffered_bytes); this connection is read no more and closes once "
+                                  "its calls in flight ended. Try again later.",
+                                  data);
+        if (reply) {
+                (void) client_send_json(c, reply);
+                json_object_put(reply);
+        }
+        (void) client_maybe_finish_input(c);
+}
+
+/* How many more bytes the input of all connections may hold. */
+static size_t client_input_room(const Client *c) {
+        uint64_t limit = client_config(c)->max_buffered_bytes, held = c->host->buffered_bytes;
+
+        return held >= limit ? 0 : (size_t) MIN(limit - held, (uint64_t) SIZE_MAX);
+}
+
 /* Reads what is available with recvmsg() into the decoder, then handles frames. */
 static void handle_readable(Client *c, evutil_socket_t fd, short what) {
         union {
@@ -549,14 +716,29 @@ static void handle_readable(Client *c, evutil_socket_t fd, short what) {
         struct iovec iov;
         struct msghdr mh = {};
         uint64_t offset;
-        size_t avail;
+        size_t avail, room;
         char *p;
         ssize_t n;
         int r;
 
         (void) fd;
         (void) what;
-        r = frame_decoder_reserve(c->decoder, READ_CHUNK, &p, &avail);
+        room = client_input_room(c);
+        if (room == 0) {
+                char b;
+
+                /* nothing fits: is it the end of input, or bytes that are refused? (a peek
+                 * without control data installs no descriptor) */
+                n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (n > 0) {
+                        client_refuse_input(c);
+                        return;
+                }
+                room = 1; /* the end of file (or an error): read it as usual */
+        }
+        r = frame_decoder_reserve(c->decoder, MIN((size_t) READ_CHUNK, room), &p, &avail);
         if (r == -ENOBUFS) {
                 /* the buffer holds complete frames not taken yet (fairness cap, backpressure):
                  * stop reading until processing has consumed them */
@@ -573,7 +755,7 @@ static void handle_readable(Client *c, evutil_socket_t fd, short what) {
                 client_disconnect(c, "out of memory");
                 return;
         }
-        iov = (struct iovec){ p, avail };
+        iov = (struct iovec){ p, MIN(avail, room) };
         mh.msg_iov = &iov;
         mh.msg_iovlen = 1;
         mh.msg_control = &control;
@@ -606,7 +788,8 @@ static void handle_readable(Client *c, evutil_socket_t fd, short what) {
         }
         frame_decoder_commit(c->decoder, (size_t) n);
         c->host->counters.bytes_received += (uint64_t) n;
-        client_touch(c);
+        /* counted at once, so that the next read (of this connection or another) sees it */
+        client_account_input(c);
         client_process_frames(c);
 }
 
@@ -654,12 +837,14 @@ static void client_call_finished(Client *c) {
                 client_schedule_resume(c);
 }
 
-/* Closes the connection when it was idle for limits.idle_timeout_s. */
+/* Closes the connection when it was idle for limits.idle_timeout_s: no call in flight, and
+ * neither a request handled nor a byte of output taken by the peer meanwhile (output the peer
+ * does not read is no activity). */
 static void handle_idle(Client *c, evutil_socket_t fd, short what) {
 
         (void) fd;
         (void) what;
-        if (c->peer.n_inflight > 0 || c->n_subscriptions > 0 || evbuffer_get_length(c->out) > 0) {
+        if (c->peer.n_inflight > 0 || c->n_subscriptions > 0) {
                 client_touch(c);
                 return;
         }
@@ -673,4 +858,118 @@ static void on_idle(evutil_socket_t fd, short what, void *userdata) {
 
         handle_idle(c, fd, what);
         client_unref(c);
+}
+
+/* The request line being received did not end within limits.frame_timeout_s of its first
+ * byte: an error (id null), then the connection is closed at once (what the socket does not
+ * take of the error is dropped: a peer that sends this slowly may not read either). */
+static void handle_frame_deadline(Client *c, evutil_socket_t fd, short what) {
+        unsigned t = client_config(c)->frame_timeout_s;
+        json_object *data, *reply;
+        char msg[160];
+        size_t pending;
+
+        (void) fd;
+        (void) what;
+        if (c->state != CLIENT_RUNNING || !c->decoder)
+                return;
+        /* held up on the daemon's side (reading paused behind calls in flight or unread
+         * output), or a complete line waits its turn: not the peer's doing */
+        if ((c->read_paused && !c->read_eof) || frame_decoder_has_line(c->decoder)) {
+                client_update_frame_deadline(c, true);
+                return;
+        }
+        pending = frame_decoder_pending(c->decoder);
+        c->host->counters.closed_frame_timeout++;
+        log_warning("Client %" PRIu64 " (pid %d, uid %u) sent %zu byte(s) of a request line without finishing it within "
+                    "%us of its first byte (limits.frame_timeout_s): closing the connection.",
+                    c->id, (int) c->peer.cred.pid, (unsigned) c->peer.cred.uid, pending, t);
+        data = json_object_new_object();
+        if (data) {
+                json_object_object_add(data, "limit", json_object_new_string("limits.frame_timeout_s"));
+                json_object_object_add(data, "seconds", json_object_new_int64(t));
+                json_object_object_add(data, "bytes", json_object_new_uint64(pending));
+        }
+        snprintf(msg, sizeof(msg), "Timeout: the request line was not completed within %us of its first byte", t);
+        reply = jsonrpc_error_new(NULL, RPC_TIMEOUT, msg, data);
+        if (reply) {
+                (void) client_send_json(c, reply);
+                json_object_put(reply);
+        }
+        client_flush(c);
+        client_disconnect(c, "request line timeout");
+}
+
+/* Runs handle_frame_deadline with a reference held, so the client survives its own callbacks. */
+static void on_frame_deadline(evutil_socket_t fd, short what, void *userdata) {
+        Client *c = client_ref(userdata);
+
+        handle_frame_deadline(c, fd, what);
+        client_unref(c);
+}
+
+/* The peer closed the connection (POLLHUP; a shutdown of its writing side alone gives none):
+ * nothing reaches it any more. Its output is dropped, its calls that can stop stop now, and
+ * what it sent before closing is still read and run (those calls stopped as they start);
+ * the connection is closed at the end of that input. */
+static void client_hung_up(Client *c) {
+        if (c->state == CLIENT_DEAD || c->hung_up)
+                return;
+        client_unwatch_hangup(c);
+        c->hung_up = true;
+        c->host->counters.closed_by_peer++;
+        log_debug("Client %" PRIu64 ": the peer closed the connection, %u call(s) in flight.", c->id,
+                  c->peer.n_inflight);
+        evbuffer_drain(c->out, evbuffer_get_length(c->out));
+        event_del(c->write_ev);
+        if (c->state == CLIENT_CLOSING) {
+                client_disconnect(c, "closed by the peer");
+                return;
+        }
+        dispatch_cancel_peer(&c->peer);
+        if (client_maybe_finish_input(c))
+                return;
+        client_maybe_resume(c);
+}
+
+/* The hangup watch is readable: connections whose peer closed. One at a time, so that a
+ * client another one's close disconnects is never reached through a stale event. */
+static void on_hangup(evutil_socket_t fd, short what, void *userdata) {
+        ClientHost *h = userdata;
+
+        (void) fd;
+        (void) what;
+        for (unsigned i = 0; i < HANGUPS_PER_WAKEUP; i++) {
+                struct epoll_event ev;
+                Client *c;
+                int n = epoll_wait(h->hangup_fd, &ev, 1, 0);
+
+                if (n <= 0)
+                        break;
+                c = client_ref(ev.data.ptr);
+                client_hung_up(c);
+                client_unref(c);
+        }
+}
+
+/* Starts watching connections for a full close. */
+int client_host_start(ClientHost *h) {
+        h->hangup_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (h->hangup_fd < 0)
+                return log_warning_errno(errno, "Cannot watch connections for their peer's close, "
+                                         "it is noticed at the next read or write: %m");
+        h->hangup_ev = event_new(h->core->base, h->hangup_fd, EV_READ | EV_PERSIST, on_hangup, h);
+        if (!h->hangup_ev || event_add(h->hangup_ev, NULL) < 0) {
+                client_host_done(h);
+                return log_oom();
+        }
+        return 0;
+}
+
+/* Stops watching. */
+void client_host_done(ClientHost *h) {
+        if (h->hangup_ev)
+                event_free(h->hangup_ev);
+        h->hangup_ev = NULL;
+        h->hangup_fd = safe_close(h->hangup_fd);
 }

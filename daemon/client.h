@@ -6,7 +6,21 @@
  * descriptors can be bound to the stream offset at which they arrived (libevent's
  * bufferevents read with recv() and would lose them). Output is an evbuffer written from a
  * write event. Every peer-controlled quantity is bounded: frame size (the decoder), queued
- * descriptors, in-flight calls and queued output (reading pauses until they drop), idle time.
+ * descriptors, in-flight calls and queued output (reading pauses until they drop), idle time
+ * (re-armed by requests and replies, not by bytes), the time a request line may take
+ * (limits.frame_timeout_s, from its first byte), and the input all connections hold together
+ * (limits.max_buffered_bytes: past it, the connection whose bytes would not fit gets an
+ * overloaded error, is read no more, and is closed once its calls in flight ended).
+ *
+ * Closing: the peer may shut down its writing side only (shutdown(SHUT_WR), as socat and
+ * nc -N do after the last request): that is the end of its input, and every call it made
+ * still gets its reply before the daemon closes. A peer that closes the connection (or
+ * exits) can receive nothing more: its calls that can stop (waits, watches, uploads,
+ * downloads) stop at once, the others finish without a reply, and the requests it sent
+ * before closing are still read and run. The two look alike on a read (end of file); the
+ * full close is told by POLLHUP, which the host watches on every connection with an epoll
+ * instance of its own (registered with no event: only POLLHUP and POLLERR are reported), so
+ * that it is noticed at once, also while reading is paused, without a write.
  *
  * Lifetime: refcounted. A call holds a reference on its client (through the Peer the client
  * embeds for dispatch), so a disconnect mid-call never frees memory a pending upstream
@@ -66,6 +80,9 @@ typedef struct ClientCounters {
         uint64_t bytes_sent;
         uint64_t closed_idle;
         uint64_t closed_protocol;
+        uint64_t closed_by_peer;       /* full closes noticed by POLLHUP */
+        uint64_t closed_frame_timeout; /* a request line not complete within frame_timeout_s */
+        uint64_t refused_buffered;     /* input refused at limits.max_buffered_bytes */
 } ClientCounters;
 
 /* Given by the owner to every client it creates; outlives them. */
@@ -76,7 +93,22 @@ typedef struct ClientHost {
         void *userdata;
         uint64_t next_id;
         ClientCounters counters;
+        uint64_t buffered_bytes;       /* unprocessed input held by all connections */
+        uint64_t buffered_peak;        /* highest buffered_bytes since the owner reset it */
+        int hangup_fd;                 /* epoll instance watching every connection for POLLHUP;
+                                        * -1 until client_host_start() */
+        struct event *hangup_ev;
+        uint64_t refused_logged_usec;  /* when a refusal was last logged (rate limit) */
+        unsigned refused_unlogged;
 } ClientHost;
+
+/* Starts watching connections for a full close (set hangup_fd to -1 and fill in the rest
+ * first). Without it (or when it fails, which is logged) a close is noticed at the next read
+ * or write only. Returns 0 or -errno. */
+int client_host_start(ClientHost *h);
+
+/* Stops it; call once every client is disconnected. */
+void client_host_done(ClientHost *h);
 
 struct Client {
         ClientHost *host;
@@ -87,10 +119,14 @@ struct Client {
 
         Peer peer;                     /* credentials read at accept; calls in flight */
 
-        FrameDecoder *decoder;
+        FrameDecoder *decoder;         /* NULL once disconnected */
+        size_t max_frame;              /* the decoder's limit (limits.max_frame_bytes at accept) */
+        size_t buffered;               /* this connection's part of host->buffered_bytes */
+        size_t buffered_max;           /* the most it held since its decoder was made */
         struct event *read_ev;
         struct event *write_ev;
         struct event *idle_timer;
+        struct event *frame_timer;     /* deadline of the request line being received */
         struct event *resume_ev;       /* re-runs frame processing after a yield */
         struct evbuffer *out;
 
@@ -99,8 +135,11 @@ struct Client {
 
         unsigned n_subscriptions;
         bool read_paused;
-        bool read_eof;
+        bool read_eof;                 /* no more input: end of file, or input refused */
         bool processing;               /* in client_process_frames(): replies are flushed at its end */
+        bool hung_up;                  /* the peer closed its end: nothing reaches it any more */
+        bool hangup_watched;           /* registered in host->hangup_fd */
+        bool input_refused;            /* limits.max_buffered_bytes: read no more */
 
         TAILQ_ENTRY(Client) link;      /* the owner's list */
 };

@@ -112,7 +112,9 @@ static const KeyDef keys[] = {
         K("limits", "max_connections_per_uid", KEY_UINT, max_connections_per_uid, 1, 1000000),
         K("limits", "max_inflight_per_connection", KEY_UINT, max_inflight_per_connection, 1, 4096),
         K("limits", "max_output_bytes", KEY_SIZE, max_output_bytes, 64 * 1024, UINT64_C(1) << 32),
+        K("limits", "max_buffered_bytes", KEY_SIZE, max_buffered_bytes, PROTO_FRAME_MAX_MIN, UINT64_C(1) << 40),
         K("limits", "idle_timeout_s", KEY_UINT, idle_timeout_s, 0, 7 * 24 * 3600),
+        K("limits", "frame_timeout_s", KEY_UINT, frame_timeout_s, 0, 3600),
         K("limits", "shutdown_timeout_s", KEY_UINT, shutdown_timeout_s, 0, 3600),
 
         KU("upstream", "base_url", base_url, URL_BASE),
@@ -310,7 +312,9 @@ int config_new(Config **ret) {
         c->max_connections_per_uid = PROTO_CONNECTIONS_PER_UID_DEFAULT;
         c->max_inflight_per_connection = PROTO_INFLIGHT_PER_CONN_DEFAULT;
         c->max_output_bytes = PROTO_OUTPUT_MAX_DEFAULT;
+        c->max_buffered_bytes = PROTO_BUFFERED_MAX_DEFAULT;
         c->idle_timeout_s = PROTO_IDLE_TIMEOUT_DEFAULT_S;
+        c->frame_timeout_s = PROTO_FRAME_TIMEOUT_DEFAULT_S;
         c->shutdown_timeout_s = 30;
 
         c->storage_region = strdup(CONFIG_DEFAULT_STORAGE_REGION);
@@ -1296,6 +1300,9 @@ int config_finalize(Config *c, ConfigError *ret_error) {
         if (c->retry_base_ms > c->retry_max_ms)
                 return set_error(ret_error, c->source, 0, "upstream.retry_base_ms",
                                  "must not exceed upstream.retry_max_ms (%u)", c->retry_max_ms);
+        if (c->max_buffered_bytes < c->max_frame_bytes)
+                return set_error(ret_error, c->source, 0, "limits.max_buffered_bytes",
+                                 "must be at least limits.max_frame_bytes (%" PRIu64 ")", c->max_frame_bytes);
         if (c->poll_min_s > c->poll_max_s)
                 return set_error(ret_error, c->source, 0, "runners.poll_min_s",
                                  "must not exceed runners.poll_max_s (%u)", c->poll_max_s);

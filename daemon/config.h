@@ -55,7 +55,9 @@ typedef struct Config {
         unsigned max_connections_per_uid;
         unsigned max_inflight_per_connection;
         uint64_t max_output_bytes;
+        uint64_t max_buffered_bytes;
         unsigned idle_timeout_s;
+        unsigned frame_timeout_s;
         unsigned shutdown_timeout_s;
 
         /* upstream (URLs normalised: api_url and storage_url always set after validation) */

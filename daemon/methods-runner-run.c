@@ -325,7 +325,9 @@ bool runner_has_run(const Runner *r) {
         return false;
 }
 
-/* runner.run: send the YAML as a new set and create the jobs with their depends_on chain. */
+/* runner.run: send the YAML as a new set and create the jobs with their depends_on chain.
+ * It runs to its end even when its caller disconnects or the daemon stops (within
+ * limits.shutdown_timeout_s). */
 static int method_run(Call *c, json_object *params) {
         Runner *r = runner_for_call(c, params);
         _cleanup_free_ char *err = NULL;
@@ -368,6 +370,10 @@ static int method_run(Call *c, json_object *params) {
                 return -ENOMEM;
         }
         u->op.cleanup = run_cleanup;
+        /* not stopped when the caller goes: a run cut half-way would leave a set and some of
+         * its jobs upstream that no runner records; it completes its sequence and records
+         * the jobs it created, and only its reply is lost */
+        call_on_cancel(c, NULL, NULL);
         u->runner = runner_ref(r);
         u->pnames = pnames;
         u->created = json_object_new_array();

@@ -187,7 +187,7 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
         s->core.base = base;
         s->core.ops = &server_core_ops;
         s->core.userdata = s;
-        s->client_host = (ClientHost){ .core = &s->core, .ops = &server_client_ops, .userdata = s };
+        s->client_host = (ClientHost){ .core = &s->core, .ops = &server_client_ops, .userdata = s, .hangup_fd = -1 };
         s->options = *opts;
         s->state = SERVER_STARTING;
         s->start_usec = now_usec();
@@ -248,6 +248,8 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
                 return r == -EINVAL ? -EPROTO : r;
         }
         s->client_host.dispatch = s->dispatch;
+        /* without it a closed connection is noticed at the next read or write only */
+        (void) client_host_start(&s->client_host);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -263,6 +265,7 @@ Server *server_free(Server *s) {
                 dispatch_stop(s->dispatch);
         while ((c = TAILQ_FIRST(&s->clients)))
                 client_disconnect(c, "daemon stopped");
+        client_host_done(&s->client_host);
         listener_free(s->listener);
         runners_free(s->core.runners);
         storage_free(s->core.storage);
@@ -352,21 +355,40 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *userdata) {
         event_base_loopexit(s->core.base, NULL);
 }
 
-/* The heap trim timer: nobody is connected, give the memory of past connections back. */
+/* Whether connections (or the input they held) dropped enough since the last trim for the
+ * heap to be worth trimming: the last client left, or at least TRIM_CLIENTS_DROP of them and
+ * half of the peak went, or TRIM_BUFFERED_DROP bytes of input were let go. */
+#define TRIM_CLIENTS_DROP 64u
+#define TRIM_BUFFERED_DROP (8u * 1024u * 1024u)
+static bool server_trim_due(const Server *s) {
+        const ClientHost *h = &s->client_host;
+
+        return s->n_clients == 0 ||
+               (s->clients_peak - s->n_clients >= TRIM_CLIENTS_DROP && s->n_clients <= s->clients_peak / 2) ||
+               h->buffered_peak - h->buffered_bytes >= TRIM_BUFFERED_DROP;
+}
+
+/* The heap trim timer: connections went (and nothing came back meanwhile, as each departure
+ * re-arms it): give the memory they held back to the system. */
 static void on_trim(evutil_socket_t fd, short what, void *userdata) {
         Server *s = userdata;
 
         (void) fd;
         (void) what;
-        if (s->n_clients == 0)
-                (void) malloc_trim(0);
+        if (!server_trim_due(s))
+                return;
+        (void) malloc_trim(0);
+        s->trims++;
+        s->clients_peak = s->n_clients;
+        s->client_host.buffered_peak = s->client_host.buffered_bytes;
 }
 
-/* Schedules a heap trim when the last client left. */
+/* Schedules a heap trim at a quiet moment (two seconds after the last of a wave of departures)
+ * once enough connections left. */
 static void server_schedule_trim(Server *s) {
         struct timeval tv = { .tv_sec = 2 };
 
-        if (s->trim_timer && s->n_clients == 0 && s->state == SERVER_RUNNING)
+        if (s->trim_timer && s->state == SERVER_RUNNING && server_trim_due(s))
                 evtimer_add(s->trim_timer, &tv);
 }
 
@@ -641,6 +663,7 @@ static int client_attach_cb(void *userdata, Client *c) {
                 return r;
         TAILQ_INSERT_TAIL(&s->clients, c, link);
         s->n_clients++;
+        s->clients_peak = MAX(s->clients_peak, s->n_clients);
         return 0;
 }
 
@@ -703,7 +726,9 @@ static json_object *server_limits_json(const Server *s) {
         json_object_object_add(o, "max_connections_per_uid",
                                json_object_new_int64(c->max_connections_per_uid));
         json_object_object_add(o, "max_output_bytes", json_object_new_uint64(c->max_output_bytes));
+        json_object_object_add(o, "max_buffered_bytes", json_object_new_uint64(c->max_buffered_bytes));
         json_object_object_add(o, "idle_timeout_s", json_object_new_int64(c->idle_timeout_s));
+        json_object_object_add(o, "frame_timeout_s", json_object_new_int64(c->frame_timeout_s));
         json_object_object_add(o, "shutdown_timeout_s", json_object_new_int64(c->shutdown_timeout_s));
         return o;
 }
@@ -788,6 +813,13 @@ static json_object *server_status_json(Server *s) {
         json_object_object_add(conn, "closed_idle_total", json_object_new_uint64(s->client_host.counters.closed_idle));
         json_object_object_add(conn, "closed_protocol_error_total",
                                json_object_new_uint64(s->client_host.counters.closed_protocol));
+        json_object_object_add(conn, "closed_by_peer_total", json_object_new_uint64(s->client_host.counters.closed_by_peer));
+        json_object_object_add(conn, "closed_frame_timeout_total",
+                               json_object_new_uint64(s->client_host.counters.closed_frame_timeout));
+        json_object_object_add(conn, "refused_input_total",
+                               json_object_new_uint64(s->client_host.counters.refused_buffered));
+        json_object_object_add(conn, "buffered_bytes", json_object_new_uint64(s->client_host.buffered_bytes));
+        json_object_object_add(conn, "heap_trims_total", json_object_new_uint64(s->trims));
         per_uid = json_object_new_object();
         for (size_t i = 0; i < s->n_uid_counts; i++) {
                 char k[16];

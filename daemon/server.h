@@ -74,7 +74,9 @@ struct Server {
         struct event *sig_term, *sig_int, *sig_hup;
         struct event *watchdog_timer;
         struct event *drain_timer;
-        struct event *trim_timer;      /* gives freed heap back after the last client left */
+        struct event *trim_timer;      /* gives freed heap back after many clients left */
+        unsigned clients_peak;         /* most clients at once since the last trim */
+        uint64_t trims;
 
         /* statistics (the clients add theirs to client_host.counters) */
         uint64_t connections_accepted;

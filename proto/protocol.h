@@ -51,9 +51,21 @@
  * Configurable as limits.max_output_bytes. */
 #define PROTO_OUTPUT_MAX_DEFAULT (4u * 1024u * 1024u)
 
-/* Seconds a connection may stay idle (no request in flight, nothing read) before it is
- * closed. Configurable as limits.idle_timeout_s; 0 disables. */
+/* Seconds a connection may stay idle (no request in flight, no request received, nothing
+ * written) before it is closed. Configurable as limits.idle_timeout_s; 0 disables. */
 #define PROTO_IDLE_TIMEOUT_DEFAULT_S 600
+
+/* Seconds a request line may take from its first byte to its newline. A line that is not
+ * complete by then closes the connection, however many bytes keep trickling in: a peer
+ * cannot hold memory and a connection slot by sending one byte now and then. A real client
+ * writes a line at once. Configurable as limits.frame_timeout_s; 0 disables. */
+#define PROTO_FRAME_TIMEOUT_DEFAULT_S 30
+
+/* Bytes of unprocessed input (unfinished lines, and lines waiting behind the in-flight limit)
+ * all connections together may hold. A connection whose input would pass it gets an
+ * overloaded error, is read no more and is closed once its calls in flight ended.
+ * Configurable as limits.max_buffered_bytes (at least limits.max_frame_bytes). */
+#define PROTO_BUFFERED_MAX_DEFAULT (64u * 1024u * 1024u)
 
 /* Frames handled per read wakeup before yielding to other connections (fairness). */
 #define PROTO_FRAMES_PER_WAKEUP 16
