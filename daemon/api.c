@@ -356,6 +356,18 @@ static void error_from_status(ApiError *e, const UpstreamResponse *resp, json_ob
         e->status = resp->status;
         e->request = request ? strdup(request) : NULL;
         e->server_message = server_message;
+        if (resp->status >= 300 && resp->status < 400) {
+                /* redirects are never followed (one could take the key to another host): say
+                 * where it pointed, not what its body held */
+                _cleanup_free_ char *why = upstream_redirect_text(resp->status,
+                                                                  upstream_response_header(resp, "Location"));
+
+                e->code = RPC_UPSTREAM_HTTP_ERROR;
+                e->server_message = mfree(e->server_message);
+                if (asprintf(&e->message, "%s: %s", strna(request), strna(why)) < 0)
+                        e->message = NULL;
+                return;
+        }
         switch (resp->status) {
         case 401:
                 e->code = RPC_CREDENTIAL_REJECTED;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api.h"
 #include "cache.h"
@@ -535,6 +536,7 @@ static void on_downloaded(const StorageResult *res, void *userdata) {
                         json_object_object_add(data, "code", json_object_new_string(res->s3_code));
                 c = op_finish(&d->op);
                 call_reply_error(c, res->error == -EFBIG ? RPC_INVALID_PARAMS :
+                                    res->fd_failed ? RPC_IO_ERROR :
                                     res->error == -EREMOTEIO || res->status > 0 ? RPC_STORAGE_ERROR :
                                     rpc_error_code_from_errno(res->error),
                                  res->error == -EFBIG ? "The result is too large to return inline: pass a descriptor "
@@ -693,6 +695,7 @@ static int method_download(Call *c, json_object *params) {
         Runner *r = runner_for_call(c, params);
         const char *result = json_str(params, "result"), *table = json_str(params, "table");
         json_object *fdp, *v;
+        struct stat st;
         RunnerJob *j;
         DownloadOp *d;
         size_t k;
@@ -730,6 +733,11 @@ static int method_download(Call *c, json_object *params) {
                         op_start_failed(&d->op, 0);
                         return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL,
                                                  "Invalid params: 'fd' names no descriptor sent with this message");
+                }
+                if (fstat(d->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+                        op_start_failed(&d->op, 0);
+                        return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL,
+                                                 "Invalid params: 'fd' names a directory; pass a file, a pipe or a socket");
                 }
         }
         d->fetch = (ResultsFetch){ .runner = r, .only = d->pname, .cb = on_download_results, .op = &d->op };

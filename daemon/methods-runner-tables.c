@@ -5,10 +5,13 @@
  * the server for advice and apply it.
  */
 #include <errno.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "config.h"
@@ -167,7 +170,8 @@ static void on_uploaded(const StorageResult *res, void *userdata) {
                                 json_object_object_add(data, "code", json_object_new_string(res->s3_code));
                         json_object_object_add(data, "file", json_object_new_string(it->key));
                 }
-                add_table_fail(a, res->error == -EREMOTEIO || res->status > 0 ? RPC_STORAGE_ERROR :
+                add_table_fail(a, res->fd_failed ? RPC_IO_ERROR :
+                                  res->error == -EREMOTEIO || res->status > 0 ? RPC_STORAGE_ERROR :
                                   rpc_error_code_from_errno(res->error), data, res->message);
                 return;
         }
@@ -280,6 +284,19 @@ static const char *extension_of(const char *file_name) {
         return dot;
 }
 
+/* Whether the size of a regular file tells how much it holds. procfs and sysfs make up their
+ * sizes (0, or a page, whatever the content), and so may other kernel file systems, whose
+ * files say 0 and still read: uploading st_size bytes would store an empty or cut table. A
+ * file that says 0 is probed for one byte (a regular file answers at once). */
+static bool regular_file_sized(int fd, const struct stat *st) {
+        struct statfs fs;
+        char b;
+
+        if (fstatfs(fd, &fs) == 0 && (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC))
+                return false;
+        return st->st_size > 0 || pread(fd, &b, 1, 0) != 1;
+}
+
 /* Prepares one upload item from a "data"-like param: {"fd": N} or an inline string. */
 static int upload_item_init(Call *c, UploadItem *it, json_object *value, const char *table, const char *suffix,
                             const char *file_name) {
@@ -301,6 +318,10 @@ static int upload_item_init(Call *c, UploadItem *it, json_object *value, const c
                 return -EBADF;
         if (fstat(it->fd, &st) < 0)
                 return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (S_ISREG(st.st_mode) && !regular_file_sized(it->fd, &st))
+                return -ESPIPE;
         it->size = S_ISREG(st.st_mode) ? (int64_t) st.st_size : -1;
         return 0;
 }
@@ -356,6 +377,13 @@ static int method_add_table(Call *c, json_object *params) {
                 op_start_failed(&a->op, 0);
                 return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL,
                                          "Invalid params: data must be inline text or {\"fd\": N} naming a descriptor sent with this message");
+        }
+        if (q == -EISDIR || q == -ESPIPE) {
+                op_start_failed(&a->op, 0);
+                return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL, "Invalid params: %s",
+                                         q == -EISDIR ? "the descriptor names a directory; pass a file, a pipe or a socket" :
+                                         "the descriptor names a file whose size the kernel does not tell (procfs, sysfs); "
+                                         "pass its content through a pipe, or inline");
         }
         if (q < 0)
                 return op_start_failed(&a->op, q);

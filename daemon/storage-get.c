@@ -71,6 +71,7 @@ static ssize_t on_get_sink(void *userdata, const char *buf, size_t len) {
                                 return -EAGAIN;
                         }
                         if (k <= 0) {
+                                op->fd_failed = true;
                                 r = k < 0 ? (int) k : -EIO;
                                 storage_op_note(op, "failed to write to the download "
                                                 "descriptor: %s", strerror(-r));

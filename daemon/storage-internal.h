@@ -196,6 +196,8 @@ struct StorageOp {
         bool pollable;            /* epoll takes it (cleared when event_add refuses) */
         unsigned idle_polls;      /* timer polls in a row that found nothing to do */
         char *note;               /* why a stream callback failed, for the message */
+        bool fd_failed;           /* reading or writing the caller's descriptor failed, or
+                                   * it held fewer or more bytes than announced */
 
         /* put */
         OpSource source;

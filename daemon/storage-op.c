@@ -151,6 +151,15 @@ void storage_op_set_error_answer(StorageOp *op, const UpstreamResponse *resp, co
         const char *secret = op->userpwd ? strchr(op->userpwd, ':') : NULL;
 
         secret = secret ? secret + 1 : NULL;
+        if (resp->status >= 300 && resp->status < 400) {
+                /* never followed: say where it pointed, not what its body held */
+                _cleanup_free_ char *why = upstream_redirect_text(resp->status,
+                                                                  upstream_response_header(resp, "Location"));
+
+                storage_op_set_error(op, -EREMOTEIO, resp->status, NULL, "%s: %s", what,
+                                     strna(why));
+                return;
+        }
         if (resp->body_len > 0) {
                 (void) xml_element_text(resp->body, resp->body_len, "Code", &raw_code);
                 (void) xml_element_text(resp->body, resp->body_len, "Message", &raw_message);
@@ -352,6 +361,7 @@ static void op_deliver(StorageOp *op) {
                 .data = op->error >= 0 && op->to_memory ? (op->data ?: "") : NULL,
                 .len = op->error >= 0 && op->to_memory ? (size_t) op->received : 0,
                 .etag = op->error >= 0 ? op->etag : NULL,
+                .fd_failed = op->error < 0 && op->fd_failed,
         };
         done(&res, userdata);
         storage_op_free(op);
@@ -483,6 +493,8 @@ ssize_t storage_op_read(StorageOp *op, void *buf, size_t n) {
                 k = recv(op->fd, buf, n, MSG_DONTWAIT);
         else
                 k = read(op->fd, buf, n);
+        if (k < 0 && errno != EAGAIN && errno != EINTR)
+                op->fd_failed = true;
         return k < 0 ? -errno : k;
 }
 
@@ -494,6 +506,8 @@ ssize_t storage_op_write(StorageOp *op, const void *buf, size_t n) {
                 k = send(op->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         else
                 k = write(op->fd, buf, n);
+        if (k < 0 && errno != EAGAIN && errno != EINTR)
+                op->fd_failed = true;
         return k < 0 ? -errno : k;
 }
 
@@ -683,11 +697,13 @@ ssize_t storage_op_body_read(void *userdata, char *buf, size_t len) {
                 if (k < 0) {
                         int r = -errno;
 
+                        op->fd_failed = true;
                         storage_op_note(op, "failed to read the file at offset %" PRIu64 ": %s",
                                         op->body_off + op->body_pos, strerror(-r));
                         return r;
                 }
                 if (k == 0) {
+                        op->fd_failed = true;
                         storage_op_note(op, "the file ended at %" PRIu64 " bytes, before the %"
                                         PRIu64 " announced", op->body_off + op->body_pos, op->size);
                         return -EIO;

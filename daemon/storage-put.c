@@ -92,6 +92,7 @@ static void op_stream_part_ready(StorageOp *op) {
         int r;
 
         if (op->size_known && op->eof && op->stream_read != op->size) {
+                op->fd_failed = true;
                 storage_op_set_error(op, -EIO, 0, NULL,
                                      "The upload stream ended after %" PRIu64 " of %" PRIu64
                                      " bytes", op->stream_read, op->size);
@@ -156,6 +157,7 @@ static void op_fill(StorageOp *op) {
                 op->idle_polls = 0;
                 burst += (size_t) k;
                 if (op->size_known && op->stream_read > op->size) {
+                        op->fd_failed = true;
                         storage_op_set_error(op, -EIO, 0, NULL,
                                              "The upload stream is longer than the %" PRIu64
                                              " bytes announced", op->size);

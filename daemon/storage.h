@@ -92,6 +92,9 @@ typedef struct StorageResult {
         const char *data;         /* storage_get_memory only */
         size_t len;
         const char *etag;         /* of the object written (put) or read (get), or NULL */
+        bool fd_failed;           /* the failure is the caller's descriptor's (reading or writing
+                                   * it failed, or it held fewer or more bytes than announced),
+                                   * not the storage's: an io_error, whatever the status */
 } StorageResult;
 
 typedef void (*storage_done_cb)(const StorageResult *res, void *userdata);

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -133,6 +134,85 @@ int upstream_url_describe(CURLU *h, UpstreamMethod method, char **ret_log, char 
                 *ret_label = TAKE_PTR(label);
         *ret_key = TAKE_PTR(key);
         return 0;
+}
+
+/* A Location as it may be shown: an absolute URL without credentials, query and fragment;
+ * anything libcurl does not parse (a relative or malformed one) up to its query or fragment,
+ * and without the "user:password@" of its authority ("scheme://" or "//" at the start).
+ * Returns a malloc'd string or NULL. */
+static char *location_stripped(const char *location) {
+        _cleanup_(curl_url_cleanupp) CURLU *h = NULL;
+        _cleanup_(curl_freep) char *clean = NULL;
+        const char *auth = NULL, *sep, *at;
+        size_t n = strcspn(location, "?#"), head;
+        char *r;
+
+        h = curl_url();
+        if (!h)
+                return NULL;
+        if (curl_url_set(h, CURLUPART_URL, location, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+            curl_url_set(h, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+            curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+            curl_url_set(h, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
+            curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK &&
+            curl_url_get(h, CURLUPART_URL, &clean, 0) == CURLUE_OK)
+                return strdup(clean);
+
+        sep = strstr(location, "//");
+        if (sep && (size_t) (sep - location) < n &&
+            (sep == location || (sep[-1] == ':' && (size_t) (sep - location) <= strcspn(location, "/"))))
+                auth = sep + 2;
+        at = auth ? memrchr(auth, '@', MIN(strcspn(auth, "/?#"), n - (size_t) (auth - location))) : NULL;
+        if (!at)
+                return strndup(location, n);
+        /* the part before the credentials, then what follows the '@' */
+        head = (size_t) (auth - location);
+        r = malloc(n - (size_t) (at + 1 - auth) + 1);
+        if (!r)
+                return NULL;
+        memcpy(r, location, head);
+        memcpy(r + head, at + 1, n - (size_t) (at + 1 - location));
+        r[n - (size_t) (at + 1 - auth)] = '\0';
+        return r;
+}
+
+/* The text for an answer in the 3xx range. */
+char *upstream_redirect_text(long status, const char *location) {
+        _cleanup_free_ char *stripped = NULL, *shown = NULL;
+        size_t o = 0;
+        char *r = NULL;
+
+        if (isempty(location)) {
+                if (asprintf(&r, "redirect not followed (%ld without a Location)", status) < 0)
+                        return NULL;
+                return r;
+        }
+        stripped = location_stripped(location);
+        if (!stripped)
+                return NULL;
+        shown = malloc(3 * strlen(stripped) + 4);
+        if (!shown)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) stripped; *p; p++) {
+                if (*p > 0x20 && *p < 0x7f)
+                        shown[o++] = (char) *p;
+                else
+                        o += (size_t) sprintf(shown + o, "%%%02X", *p);
+        }
+        if (o > UPSTREAM_LOCATION_SHOWN_MAX) {
+                o = UPSTREAM_LOCATION_SHOWN_MAX - 3;
+                /* not inside a %XX */
+                if (shown[o - 1] == '%')
+                        o -= 1;
+                else if (shown[o - 2] == '%')
+                        o -= 2;
+                memcpy(shown + o, "...", 3);
+                o += 3;
+        }
+        shown[o] = '\0';
+        if (asprintf(&r, "redirect not followed (%ld to %s)", status, shown) < 0)
+                return NULL;
+        return r;
 }
 
 /* ---- errors ---------------------------------------------------------------------------- */

@@ -173,6 +173,16 @@ void upstream_request_resume(UpstreamRequest *r);
  * completion callback. */
 const char *upstream_response_header(const UpstreamResponse *resp, const char *name);
 
+/* The longest Location upstream_redirect_text() shows. */
+#define UPSTREAM_LOCATION_SHOWN_MAX 256u
+
+/* What to say of an answer in the 3xx range, which is never followed: "redirect not followed
+ * (302 to https://host/path)", or "(302 without a Location)". The Location (the header's
+ * value, may be NULL) is shown without credentials, query or fragment (they may hold tokens),
+ * with every byte that is not printable ASCII percent-encoded, and cut to
+ * UPSTREAM_LOCATION_SHOWN_MAX bytes ending in "...". Returns a malloc'd string, NULL on OOM. */
+char *upstream_redirect_text(long status, const char *location);
+
 /* Statistics as JSON: {"requests": {"<label>": {"<status or error name>": n}}, "retries":
  * {"network": n, "rate_limited": n}, "in_flight": n, "breakers": {"<host>": {"state":
  * "closed|open|half_open", "consecutive_failures": n, "opened": n}}}. New reference. */
