@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * avatarctl avatarize: the whole flow in one command (create a runner, add the table, set
- * the parameters, run, wait, download the results, close), built on the runner commands'
- * helpers (avatarctl-runner.h).
+ * the parameters, run, wait, download the results), built on the runner commands' helpers
+ * (avatarctl-runner.h); and --resume, which goes on with a runner an earlier avatarize left,
+ * from whatever step its state says is left.
+ *
+ * Once the runner exists, whatever stops the flow (a failure, Ctrl-C, the daemon going
+ * away) leaves it in the daemon and says so: its id, the command that goes on with it and
+ * the one that removes it. With --rm a failed run removes it instead.
  */
 #include <inttypes.h>
 #include <sys/stat.h>
@@ -13,15 +18,11 @@
 #include "errors.h"
 #include "jsonrpc.h"
 
-/* avatarize's wait when --timeout-wait is not given: a day, so that the one command sees a
+/* avatarize's wait when --wait-timeout is not given: a day, so that the one command sees a
  * large table through. */
 #define AVATARIZE_WAIT_DEFAULT_S 86400.0
 /* The k of avatarize when --k is not given (the Python tutorials' value). */
 #define AVATARIZE_K_DEFAULT 5
-/* Mode of the directories avatarctl creates (the umask applies). */
-#define OUTPUT_DIR_MODE 0777
-/* Most files one avatarize downloads (a runner's results for one table). */
-#define AVATARIZE_FILES_MAX 16
 
 /* ---- the contract's enumerations ---------------------------------------------------- */
 
@@ -29,6 +30,21 @@
 static const char *const avatarize_results[] = {
         "shuffled", "privacy_metrics", "signal_metrics", "report", "report_pia",
 };
+
+/* The usual file name on the server of avatarize_results[i] for a table (new string, NULL
+ * on OOM), for the check, before anything is sent, that the output directory does not hold
+ * it. */
+static char *usual_name(size_t i, const char *table) {
+        static const char *const suffixes[] = { ".shuffled-0.csv", ".privacy.json", ".signal.json", NULL,
+                                                ".report.pia.docx" };
+        char *s;
+
+        if (!suffixes[i])
+                return strdup("report.pdf");
+        if (asprintf(&s, "%s%s", table, suffixes[i]) < 0)
+                return NULL;
+        return s;
+}
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -40,93 +56,43 @@ static void strip_extension(char *name) {
                 *dot = '\0';
 }
 
-/* dir + "/" + name, new string (NULL on OOM). */
-static char *path_join(const char *dir, const char *name) {
-        char *p;
-
-        if (asprintf(&p, "%s%s%s", dir, endswith(dir, "/") ? "" : "/", name) < 0)
-                return NULL;
-        return p;
-}
-
-/* Creates a directory and its missing parents (mode 0777 less the umask). Returns 0 or a
- * negative errno. */
-static int make_dirs(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        struct stat st;
-        char *s;
-
-        if (!p)
-                return -ENOMEM;
-        for (s = p + 1; ; s++) {
-                char c = *s;
-
-                if (c != '/' && c != '\0')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, OUTPUT_DIR_MODE) < 0 && errno != EEXIST)
-                        return negative_errno();
-                *s = c;
-                if (c == '\0')
-                        break;
-        }
-        if (stat(path, &st) < 0)
-                return negative_errno();
-        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+/* Replaces the '/' of a name in place, so that it can name a directory entry. */
+static void slash_to_underscore(char *s) {
+        for (; s && *s; s++)
+                if (*s == '/')
+                        *s = '_';
 }
 
 /* ---- avatarize ---------------------------------------------------------------------- */
 
-/* One file avatarize downloads. */
-typedef struct PlanFile {
-        const ResultKind *kind;
-        char *table;              /* the table for per-table results, else NULL */
-        int64_t index;
-        char *file_name;
-        char *path;               /* DIR/file_name */
-        int fd;
-        bool created;             /* made by this avatarize (removed when it is not filled) */
-        bool done;
-        uint64_t bytes;
-} PlanFile;
-
 typedef struct Avatarize {
         Ctl *ctl;
         const char *command;
+        const char *file;         /* FILE as given, or NULL (--resume without it) */
         InputFile in;
         char *name;               /* the runner's display name */
         char *table;
         char *dir;
         long long k;
+        bool k_given;
         json_object *jobs_param;  /* --jobs, or NULL for the daemon's default */
         double wait_s;
-        bool no_wait, force;
+        const char *resume;       /* --resume RUNNER as given */
+        bool no_wait, force, rm, no_check;
         Progress *progress;
 
         char *runner_id;
         char *set_name;
         json_object *jobs;        /* the jobs as last seen */
-        bool waited, done;
+        bool waited, done, removed;
         json_object *error;       /* {name, message, ...} of the failure, for the JSON summary */
-        PlanFile files[AVATARIZE_FILES_MAX];
-        size_t n_files;
+        Fetch fetch;
 } Avatarize;
 
 /* Frees what an Avatarize holds (the files not filled are removed). */
 static void avatarize_done(Avatarize *a) {
-        size_t i;
-
         a->progress = progress_detach(a->ctl, a->progress);
-        for (i = 0; i < a->n_files; i++) {
-                PlanFile *f = &a->files[i];
-
-                f->fd = safe_close(f->fd);
-                if (f->created && !f->done && f->path)
-                        (void) unlink(f->path);
-                free(f->table);
-                free(f->file_name);
-                free(f->path);
-        }
+        fetch_done(&a->fetch);
         input_file_done(&a->in);
         free(a->name);
         free(a->table);
@@ -158,93 +124,109 @@ static bool avatarize_wants(const Avatarize *a, const char *result) {
         return false;
 }
 
-/* The name a result gets when the server's is not known yet (the server's usual names,
- * for the commands --no-wait prints and the overwrite check before the run). */
-static char *fallback_name(const Avatarize *a, const char *result) {
-        const char *ext = a->in.name && endswith(a->in.name, ".parquet") ? ".parquet" : ".csv";
-        _cleanup_free_ char *t = strdup(a->table);
-        char *s = NULL, *c;
-        int r = -1;
-
-        if (!t)
-                return NULL;
-        for (c = t; *c; c++)
-                if (*c == '/')
-                        *c = '_';
-        if (streq(result, "shuffled"))
-                r = asprintf(&s, "%s.shuffled%s", t, ext);
-        else if (streq(result, "privacy_metrics"))
-                r = asprintf(&s, "%s.privacy.json", t);
-        else if (streq(result, "signal_metrics"))
-                r = asprintf(&s, "%s.signal.json", t);
-        else if (streq(result, "report"))
-                r = asprintf(&s, "report.pdf");
-        else if (streq(result, "report_pia"))
-                r = asprintf(&s, "%s.report.pia.docx", t);
-        return r < 0 ? NULL : s;
-}
-
-/* Parses and checks avatarize's arguments, and opens the table. */
-static int avatarize_parse(Avatarize *a, const CtlArgs *args) {
-        const char *name = ctl_opt(args, CTL_OPT_NAME), *table = ctl_opt(args, CTL_OPT_TABLE),
-                   *k = ctl_opt(args, CTL_OPT_K), *dir = ctl_opt(args, CTL_OPT_OUTPUT_DIR),
-                   *wait = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT), *file = args->pos[0];
+/* Sets the display name, table and directory that are not given yet: from FILE's name (or
+ * the runner's display name), "NAME-avatars". Returns CTL_EXIT_OK or the exit code. */
+static int avatarize_names(Avatarize *a, const char *display_name, const char *table) {
         _cleanup_free_ char *stem = NULL;
-        int code;
 
-        a->k = AVATARIZE_K_DEFAULT;
-        a->wait_s = AVATARIZE_WAIT_DEFAULT_S;
-        a->no_wait = ctl_opt_given(args, CTL_OPT_NO_WAIT);
-        a->force = ctl_opt_given(args, CTL_OPT_FORCE);
-        if (streq(file, "-") && !name)
-                return ctl_fail(CTL_EXIT_USAGE, a->command, "with the table on stdin (-), give its name with --name");
-        if (!streq(file, "-")) {
-                stem = base_name(file);
+        if (a->file && !streq(a->file, "-")) {
+                stem = base_name(a->file);
                 if (!stem)
                         return ctl_fail_oom(a->command);
                 strip_extension(stem);
                 if (isempty(stem))
-                        return ctl_fail(CTL_EXIT_USAGE, a->command, "cannot name a table after '%s': give --name", file);
+                        return ctl_fail(CTL_EXIT_USAGE, a->command, "cannot name a table after '%s': give --name",
+                                        a->file);
         }
-        a->name = strdup(name ?: stem);
-        a->table = strdup(table ?: stem ?: name);
-        if (!a->name || !a->table)
+        if (!a->name && !(a->name = strdup(display_name ?: stem ?: "")))
                 return ctl_fail_oom(a->command);
-        code = check_name(a->command, "--name", a->name, SET_NAME_MAX);
-        if (code != CTL_EXIT_OK)
-                return code;
-        code = check_name(a->command, "--table", a->table, TABLE_NAME_MAX);
-        if (code != CTL_EXIT_OK)
-                return code;
+        if (!a->table && !(a->table = strdup(table ?: stem ?: a->name)))
+                return ctl_fail_oom(a->command);
+        if (!a->dir) {
+                if (asprintf(&a->dir, "%s-avatars", a->name) < 0) {
+                        a->dir = NULL;
+                        return ctl_fail_oom(a->command);
+                }
+                slash_to_underscore(a->dir);
+        }
+        return CTL_EXIT_OK;
+}
+
+/* Parses and checks avatarize's arguments, and opens (and checks) the table. */
+static int avatarize_parse(Avatarize *a, const CtlArgs *args) {
+        const char *name = ctl_opt(args, CTL_OPT_NAME), *table = ctl_opt(args, CTL_OPT_TABLE),
+                   *k = ctl_opt(args, CTL_OPT_K), *dir = ctl_opt(args, CTL_OPT_OUTPUT),
+                   *wait = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT);
+        int code;
+
+        a->file = args->n_pos > 0 ? args->pos[0] : NULL;
+        a->resume = ctl_opt(args, CTL_OPT_RESUME);
+        a->k = AVATARIZE_K_DEFAULT;
+        a->wait_s = AVATARIZE_WAIT_DEFAULT_S;
+        a->no_wait = ctl_opt_given(args, CTL_OPT_NO_WAIT);
+        a->force = ctl_opt_given(args, CTL_OPT_FORCE);
+        a->rm = ctl_opt_given(args, CTL_OPT_RM);
+        a->no_check = ctl_opt_given(args, CTL_OPT_NO_CHECK);
+        if (!a->file && !a->resume)
+                return ctl_fail(CTL_EXIT_USAGE, a->command, "give the FILE to avatarize (or --resume RUNNER)");
+        if (a->resume && isempty(a->resume))
+                return ctl_fail(CTL_EXIT_USAGE, a->command, "--resume: the runner is empty");
+        if (a->file && streq(a->file, "-") && !name && !a->resume)
+                return ctl_fail(CTL_EXIT_USAGE, a->command, "with the table on stdin (-), give its name with --name");
+        if ((name && !(a->name = strdup(name))) || (table && !(a->table = strdup(table))))
+                return ctl_fail_oom(a->command);
+        if (name) {
+                code = check_name(a->command, "--name", a->name, SET_NAME_MAX);
+                if (code != CTL_EXIT_OK)
+                        return code;
+        }
+        if (table) {
+                code = check_name(a->command, "--table", a->table, TABLE_NAME_MAX);
+                if (code != CTL_EXIT_OK)
+                        return code;
+        }
         if (k) {
                 code = ctl_parse_int("--k", k, 2, 1000, &a->k);
                 if (code != CTL_EXIT_OK)
                         return code;
+                a->k_given = true;
         }
         code = collect_list(args, CTL_OPT_JOBS, "--jobs", run_jobs, ELEMENTSOF(run_jobs), &a->jobs_param);
         if (code != CTL_EXIT_OK)
                 return code;
         if (wait) {
-                code = parse_seconds(a->command, "--timeout-wait", wait, WAIT_TIMEOUT_MAX_S, &a->wait_s);
+                code = parse_seconds(a->command, "--wait-timeout", wait, WAIT_TIMEOUT_MAX_S, &a->wait_s);
                 if (code != CTL_EXIT_OK)
                         return code;
         }
+        a->wait_s = capped_wait(a->ctl, a->wait_s);
         if (dir) {
                 if (isempty(dir))
                         return ctl_fail(CTL_EXIT_USAGE, a->command, "--output: the directory name is empty");
+                if (streq(dir, "-"))
+                        return ctl_fail(CTL_EXIT_USAGE, a->command,
+                                        "--output: avatarize writes several files: give a directory");
                 a->dir = strdup(dir);
-        } else {
-                char *c;
-
-                if (asprintf(&a->dir, "%s-avatars", a->name) < 0)
-                        a->dir = NULL;
-                for (c = a->dir; c && *c; c++)
-                        if (*c == '/')
-                                *c = '_';
+                if (!a->dir)
+                        return ctl_fail_oom(a->command);
         }
-        if (!a->dir)
-                return ctl_fail_oom(a->command);
-        return input_file_open(a->command, file, &a->in);
+        if (!a->resume) {
+                code = avatarize_names(a, NULL, NULL);
+                if (code != CTL_EXIT_OK)
+                        return code;
+                code = check_name(a->command, "--name", a->name, SET_NAME_MAX);
+                if (code != CTL_EXIT_OK)
+                        return code;
+                code = check_name(a->command, "--table", a->table, TABLE_NAME_MAX);
+                if (code != CTL_EXIT_OK)
+                        return code;
+        }
+        if (!a->file)
+                return CTL_EXIT_OK;
+        code = input_file_open(a->command, a->file, &a->in);
+        if (code != CTL_EXIT_OK)
+                return code;
+        return a->no_check ? CTL_EXIT_OK : check_table_file(a->command, &a->in, NULL);
 }
 
 /* Before anything is sent: the output directory must be a directory if it exists, and
@@ -262,14 +244,13 @@ static int avatarize_check_output(Avatarize *a) {
         }
         if (!S_ISDIR(st.st_mode))
                 return ctl_fail(CTL_EXIT_USAGE, a->command, "%s exists and is not a directory", a->dir);
-        for (i = 0; !a->force && i < ELEMENTSOF(avatarize_results); i++) {
-                _cleanup_free_ char *fn = NULL, *path = NULL;
+        for (i = 0; !a->force && !a->resume && i < ELEMENTSOF(avatarize_results); i++) {
+                _cleanup_free_ char *fn = NULL, *path = NULL, *t = strdup(a->table);
 
                 if (!avatarize_wants(a, avatarize_results[i]))
                         continue;
-                fn = fallback_name(a, avatarize_results[i]);
-                path = fn ? path_join(a->dir, fn) : NULL;
-                if (!path)
+                slash_to_underscore(t);
+                if (!t || !(fn = usual_name(i, t)) || !(path = path_join(a->dir, fn)))
                         return ctl_fail_oom(a->command);
                 if (access(path, F_OK) == 0)
                         return fail_output(a->command, path, -EEXIST);
@@ -313,8 +294,50 @@ static int avatarize_call(Avatarize *a, const char *method, json_object *params,
         return code;
 }
 
-/* manager.create_runner, runner.add_table, runner.set_parameters, runner.run. */
-static int avatarize_start(Avatarize *a) {
+/* A new params object {"runner_id", "table_name"} (table_name when `with_table`). */
+static int avatarize_params(Avatarize *a, bool with_table, json_object **ret) {
+        int code = runner_params(a->command, a->runner_id, ret);
+
+        if (code != CTL_EXIT_OK)
+                return code;
+        if (with_table && ctl_add_member(*ret, "table_name", json_object_new_string(a->table)) < 0)
+                return ctl_fail_oom(a->command);
+        return CTL_EXIT_OK;
+}
+
+/* Writes the command that goes on with the runner, and the one that removes it. */
+static void avatarize_keep_commands(const Avatarize *a, FILE *f, bool remove) {
+        bool upload = !a->set_name && a->file && !streq(a->file, "-") && !a->waited;
+
+        if (upload)
+                print_command(f, a->ctl, "avatarize", "--resume", a->runner_id, a->file, "-o", a->dir, NULL);
+        else
+                print_command(f, a->ctl, "avatarize", "--resume", a->runner_id, "-o", a->dir, NULL);
+        if (remove) {
+                (void) fputs("or remove it and its jobs on the server:\n", f);
+                print_command(f, a->ctl, "runner", "rm", a->runner_id, NULL);
+        }
+}
+
+/* Prepares what Ctrl-C (or SIGTERM) prints once the runner exists: it is kept; its id, the
+ * command that goes on with it, the one that removes it. */
+static void avatarize_interrupt_text(const Avatarize *a) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        f = open_memstream(&text, &len);
+        if (!f)
+                return;
+        (void) fprintf(f, "avatarctl: interrupted; %sthe runner %s is kept. Go on with it:\n",
+                       a->set_name ? "the run continues on the server and " : "", a->runner_id);
+        avatarize_keep_commands(a, f, true);
+        if (fclose(f) == 0 && text)
+                interrupt_set(a->ctl, text);
+}
+
+/* manager.create_runner. */
+static int avatarize_create(Avatarize *a) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
         int code;
 
@@ -329,151 +352,81 @@ static int avatarize_start(Avatarize *a) {
         a->runner_id = strdup(ctl_member_string(result, "runner_id"));
         if (!a->runner_id || progress_set_runner(a->progress, a->runner_id) < 0)
                 return ctl_fail_oom(a->command);
-        interrupt_for_run(a->ctl, a->runner_id, NULL, false);
+        avatarize_interrupt_text(a);
+        return CTL_EXIT_OK;
+}
 
-        json_object_put(TAKE_PTR(params));
-        json_object_put(TAKE_PTR(result));
-        code = runner_params(a->command, a->runner_id, &params);
+/* runner.add_table with FILE. */
+static int avatarize_upload(Avatarize *a) {
+        _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
+        int code;
+
+        if (!a->file)
+                return ctl_fail(CTL_EXIT_USAGE, a->command, "the runner has no table yet: give the FILE to upload "
+                                "(avatarctl avatarize --resume %s FILE)", a->runner_id);
+        code = avatarize_params(a, true, &params);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (ctl_add_member(params, "table_name", json_object_new_string(a->table)) < 0)
-                return ctl_fail_oom(a->command);
         code = upload_table(a->ctl, a->command, params, &a->in, NULL, a->in.name, a->progress, &result);
-        if (code != CTL_EXIT_OK) {
+        if (code != CTL_EXIT_OK)
                 avatarize_keep_error(a, "upload_failed", "the table could not be added", NULL);
-                return code;
+        return code;
+}
+
+/* runner.set_parameters (k), unless the table has parameters already: then
+ * runner.update_parameters with --k when given. */
+static int avatarize_parameters(Avatarize *a, bool check_existing) {
+        _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
+        const char *method = "runner.set_parameters";
+        int code;
+
+        if (check_existing) {
+                _cleanup_(unref_jsonp) json_object *p = NULL, *yaml = NULL;
+
+                code = avatarize_params(a, false, &p);
+                if (code == CTL_EXIT_OK)
+                        code = avatarize_call(a, "runner.export_yaml", p, &yaml);
+                if (code != CTL_EXIT_OK)
+                        return code;
+                if (strstr(ctl_member_string(yaml, "yaml") ?: "", "kind: AvatarParameters\n")) {
+                        if (!a->k_given)
+                                return CTL_EXIT_OK;
+                        method = "runner.update_parameters";
+                }
         }
-
-        json_object_put(TAKE_PTR(params));
-        json_object_put(TAKE_PTR(result));
-        code = runner_params(a->command, a->runner_id, &params);
+        code = avatarize_params(a, true, &params);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (ctl_add_member(params, "table_name", json_object_new_string(a->table)) < 0 ||
-            ctl_add_member(params, "k", json_object_new_int64(a->k)) < 0)
+        if (ctl_add_member(params, "k", json_object_new_int64(a->k)) < 0)
                 return ctl_fail_oom(a->command);
-        code = avatarize_call(a, "runner.set_parameters", params, &result);
-        if (code != CTL_EXIT_OK)
-                return code;
-        print_warnings(result);
+        code = avatarize_call(a, method, params, &result);
+        if (code == CTL_EXIT_OK)
+                print_warnings(result);
+        return code;
+}
 
-        json_object_put(TAKE_PTR(params));
-        json_object_put(TAKE_PTR(result));
-        code = runner_params(a->command, a->runner_id, &params);
+/* runner.run. */
+static int avatarize_run(Avatarize *a, bool again) {
+        _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
+        int code;
+
+        code = avatarize_params(a, false, &params);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (a->jobs_param && ctl_add_member(params, "jobs", json_object_get(a->jobs_param)) < 0)
+        if ((a->jobs_param && ctl_add_member(params, "jobs", json_object_get(a->jobs_param)) < 0) ||
+            (again && ctl_add_member(params, "ignore_warnings", json_object_new_boolean(true)) < 0))
                 return ctl_fail_oom(a->command);
         code = avatarize_call(a, "runner.run", params, &result);
         if (code != CTL_EXIT_OK)
                 return code;
-        print_warnings(result);
+        if (!again)
+                print_warnings(result);
+        free(a->set_name);
         a->set_name = ctl_member_string(result, "set_name") ? strdup(ctl_member_string(result, "set_name")) : NULL;
+        json_object_put(a->jobs);
         a->jobs = json_object_get(ctl_member(result, "jobs"));
-        interrupt_for_run(a->ctl, a->runner_id, a->set_name, true);
+        avatarize_interrupt_text(a);
         return CTL_EXIT_OK;
-}
-
-/* Writes the commands that follow and fetch the run, one per line, indented by two. */
-static void avatarize_commands(const Avatarize *a, FILE *f) {
-        size_t i;
-
-        print_command(f, a->ctl, "runner", "wait", a->runner_id, NULL);
-        (void) fputs("  mkdir -p ", f);
-        ctl_print_shell_word(f, a->dir);
-        (void) fputc('\n', f);
-        for (i = 0; i < ELEMENTSOF(avatarize_results); i++) {
-                const ResultKind *kind = result_kind_named(avatarize_results[i]);
-                _cleanup_free_ char *fn = NULL, *path = NULL;
-
-                if (!avatarize_wants(a, avatarize_results[i]))
-                        continue;
-                fn = fallback_name(a, avatarize_results[i]);
-                path = fn ? path_join(a->dir, fn) : NULL;
-                if (!path)
-                        continue;
-                if (kind->per_table)
-                        print_command(f, a->ctl, "runner", "download", a->runner_id, kind->result, "--table", a->table,
-                                      "-o", path, NULL);
-                else
-                        print_command(f, a->ctl, "runner", "download", a->runner_id, kind->result, "-o", path, NULL);
-        }
-}
-
-/* The JSON summary: runner, run, jobs, files, and the error when the flow failed. */
-static json_object *avatarize_summary(const Avatarize *a) {
-        json_object *o = json_object_new_object(), *files = json_object_new_array();
-        size_t i;
-
-        if (!o || !files) {
-                json_object_put(o);
-                json_object_put(files);
-                return NULL;
-        }
-        (void) ctl_add_member(o, "runner_id", json_object_new_string(a->runner_id));
-        (void) ctl_add_member(o, "display_name", json_object_new_string(a->name));
-        (void) json_object_object_add(o, "set_name", a->set_name ? json_object_new_string(a->set_name) : NULL);
-        (void) ctl_add_member(o, "table", json_object_new_string(a->table));
-        (void) ctl_add_member(o, "input", json_object_new_string(a->in.path));
-        (void) ctl_add_member(o, "k", json_object_new_int64(a->k));
-        (void) ctl_add_member(o, "waited", json_object_new_boolean(a->waited));
-        (void) ctl_add_member(o, "done", json_object_new_boolean(a->done));
-        (void) json_object_object_add(o, "jobs", a->jobs ? json_object_get(a->jobs) : json_object_new_array());
-        if (!a->no_wait)
-                (void) ctl_add_member(o, "output_dir", json_object_new_string(a->dir));
-        for (i = 0; i < a->n_files; i++) {
-                const PlanFile *f = &a->files[i];
-                json_object *e;
-
-                if (!f->done || !(e = json_object_new_object()))
-                        continue;
-                (void) ctl_add_member(e, "result", json_object_new_string(f->kind->result));
-                (void) json_object_object_add(e, "table", f->table ? json_object_new_string(f->table) : NULL);
-                (void) ctl_add_member(e, "file_name", json_object_new_string(f->file_name));
-                (void) ctl_add_member(e, "path", json_object_new_string(f->path));
-                (void) ctl_add_member(e, "bytes", json_object_new_uint64(f->bytes));
-                (void) json_object_array_add(files, e);
-        }
-        (void) ctl_add_member(o, "files", files);
-        if (a->no_wait && a->runner_id) {
-                _cleanup_free_ char *text = NULL;
-                json_object *cmds = json_object_new_array();
-                size_t len = 0;
-                FILE *f = open_memstream(&text, &len);
-                char *line, *p;
-
-                if (f && cmds) {
-                        avatarize_commands(a, f);
-                        if (fclose(f) == 0 && text)
-                                for (p = text; (line = strsep(&p, "\n"));)
-                                        if (!isempty(line))
-                                                (void) json_object_array_add(cmds, json_object_new_string(line + 2));
-                        (void) ctl_add_member(o, "commands", cmds);
-                } else {
-                        if (f)
-                                (void) fclose(f);
-                        json_object_put(cmds);
-                }
-        }
-        if (a->error)
-                (void) ctl_add_member(o, "error", json_object_get(a->error));
-        return o;
-}
-
-/* Ends avatarize with `code`: in JSON mode, once a runner exists, the summary is printed
- * whatever happened (a script learns the runner's id even from a failed run). */
-static int avatarize_finish(Avatarize *a, int code) {
-        _cleanup_(unref_jsonp) json_object *o = NULL;
-
-        interrupt_clear();
-        a->progress = progress_detach(a->ctl, a->progress);
-        if (!a->ctl->json || !a->runner_id)
-                return code;
-        o = avatarize_summary(a);
-        if (!o)
-                return code == CTL_EXIT_OK ? ctl_fail_oom(a->command) : code;
-        ctl_print_json(a->ctl, o);
-        return code;
 }
 
 /* Waits for the run. */
@@ -487,10 +440,8 @@ static int avatarize_wait(Avatarize *a) {
         if (code != CTL_EXIT_OK) {
                 if (e.code != 0)
                         avatarize_keep_error(a, NULL, NULL, &e);
-                if (e.code == RPC_JOB_FAILED && a->set_name) {
-                        (void) fputs("Its run:\n", stderr);
-                        print_command(stderr, a->ctl, "runs", "load", a->set_name, NULL);
-                }
+                else
+                        avatarize_keep_error(a, "not_sent", "the wait ended without an answer", NULL);
                 if (e.code == RPC_JOB_FAILED && a->ctl->json) {
                         /* The summary shows the jobs as they ended, failure included. */
                         _cleanup_(unref_jsonp) json_object *params = NULL, *st = NULL;
@@ -508,123 +459,178 @@ static int avatarize_wait(Avatarize *a) {
         json_object_put(a->jobs);
         a->jobs = json_object_get(ctl_member(result, "jobs"));
         if (wait_timed_out(result)) {
-                report_wait_timeout(a->ctl, a->runner_id, a->wait_s);
-                avatarize_keep_error(a, "timeout", "the jobs were not done before --timeout-wait", NULL);
+                ctl_before_message();
+                (void) fprintf(stderr, "avatarctl: the jobs are not done after %g s; they continue on the server.\n",
+                               a->wait_s);
+                avatarize_keep_error(a, "timeout", "the jobs were not done before --wait-timeout", NULL);
                 return CTL_EXIT_TIMEOUT;
         }
         a->done = true;
         return CTL_EXIT_OK;
 }
 
-/* Lists the results (runner.list_results) and picks the files to download. */
-static int avatarize_plan(Avatarize *a) {
-        _cleanup_(unref_jsonp) json_object *params = NULL, *listing = NULL, *rows = NULL;
-        size_t i;
-        int code, r;
+/* Picks a result of the plan: one avatarize wants, and its table's for per-table ones. */
+static bool avatarize_picks(const ResultKind *kind, const char *table, void *userdata) {
+        const char *const *want = userdata;
+        Avatarize *a = (Avatarize *) want[1];
 
-        code = runner_params(a->command, a->runner_id, &params);
-        if (code != CTL_EXIT_OK)
-                return code;
-        code = avatarize_call(a, "runner.list_results", params, &listing);
-        if (code != CTL_EXIT_OK)
-                return code;
-        r = result_rows(listing, &rows);
-        if (r < 0)
-                return ctl_fail_oom(a->command);
-        /* In avatarize_results' order, whatever the order of the listing. */
-        for (i = 0; i < ELEMENTSOF(avatarize_results) * json_object_array_length(rows); i++) {
-                json_object *row = json_object_array_get_idx(rows, i % json_object_array_length(rows));
-                const char *result = ctl_member_string(row, "result"), *table = ctl_member_string(row, "table"),
-                           *fn = ctl_member_string(row, "file_name");
-                const ResultKind *kind = result_kind_named(result);
-                PlanFile *f;
+        return streq(kind->result, want[0]) && (!kind->per_table || streq_ptr(table, a->table));
+}
 
-                if (!kind || !fn || !avatarize_wants(a, result) ||
-                    !streq(result, avatarize_results[i / json_object_array_length(rows)]))
-                        continue;
-                if (kind->per_table && !streq_ptr(table, a->table))
-                        continue;
-                if (a->n_files >= AVATARIZE_FILES_MAX)
-                        break;
-                f = &a->files[a->n_files++];
-                *f = (PlanFile) { .kind = kind, .fd = -1, .index = json_object_get_int64(ctl_member(row, "index")) };
-                f->table = kind->per_table ? strdup(a->table) : NULL;
-                f->file_name = file_name_is_safe(fn) ? strdup(fn) : fallback_name(a, result);
-                f->path = f->file_name ? path_join(a->dir, f->file_name) : NULL;
-                if ((kind->per_table && !f->table) || !f->path)
-                        return ctl_fail_oom(a->command);
-        }
-        for (i = 0; i < ELEMENTSOF(avatarize_results); i++) {
-                bool found = false;
+/* Lists the results (runner.list_results), picks the files in avatarize_results' order,
+ * and downloads them. */
+static int avatarize_download(Avatarize *a) {
+        _cleanup_(unref_jsonp) json_object *params = NULL, *listing = NULL;
+        const char *failure = NULL;
+        size_t i, before;
+        int code;
+
+        a->fetch = (Fetch) { .command = a->command, .runner_id = a->runner_id, .dir = a->dir, .force = a->force,
+                             .keep_existing = !!a->resume };
+        code = avatarize_params(a, false, &params);
+        if (code == CTL_EXIT_OK)
+                code = avatarize_call(a, "runner.list_results", params, &listing);
+        for (i = 0; code == CTL_EXIT_OK && i < ELEMENTSOF(avatarize_results); i++) {
+                const void *want[2] = { avatarize_results[i], a };
 
                 if (!avatarize_wants(a, avatarize_results[i]))
                         continue;
-                for (size_t k = 0; k < a->n_files && !found; k++)
-                        found = streq(a->files[k].kind->result, avatarize_results[i]);
-                if (!found) {
+                before = a->fetch.n_files;
+                code = fetch_plan(&a->fetch, listing, avatarize_picks, (void *) want);
+                if (code == CTL_EXIT_OK && a->fetch.n_files == before) {
                         _cleanup_free_ char *w = NULL;
 
                         if (asprintf(&w, "the run has no %s result for table %s", avatarize_results[i], a->table) >= 0)
                                 ctl_warning(w);
                 }
         }
+        if (code != CTL_EXIT_OK)
+                return code;
+        code = fetch_run(a->ctl, &a->fetch, a->progress, &failure);
+        if (code != CTL_EXIT_OK)
+                avatarize_keep_error(a, failure ?: "download_failed", failure && streq(failure, "file_exists") ?
+                                     "a file to write exists" : "a result could not be downloaded", NULL);
+        return code;
+}
+
+/* --resume: finds the runner and what is left to do. Returns CTL_EXIT_OK with the first
+ * step left in *ret_step: 0 upload, 1 parameters, 2 run, 3 run again, 4 wait, 5 download. */
+static int avatarize_resume(Avatarize *a, int *ret_step) {
+        _cleanup_(unref_jsonp) json_object *params = NULL, *st = NULL;
+        _cleanup_free_ char *id = NULL;
+        const char *state;
+        json_object *tables;
+        int code;
+
+        code = ctl_resolve_runner(a->ctl, a->command, a->resume, &id);
+        if (code != CTL_EXIT_OK)
+                return code;
+        a->runner_id = id ? TAKE_PTR(id) : strdup(a->resume);
+        if (!a->runner_id || progress_set_runner(a->progress, a->runner_id) < 0)
+                return ctl_fail_oom(a->command);
+        code = avatarize_params(a, false, &params);
+        if (code == CTL_EXIT_OK)
+                code = ctl_call(a->ctl, "runner.get_status", params, NULL, 0, &st);
+        if (code != CTL_EXIT_OK)
+                return code;
+        tables = ctl_member(st, "tables");
+        code = avatarize_names(a, ctl_member_string(st, "display_name"),
+                               json_object_get_string(json_object_array_get_idx(tables, 0)));
+        if (code != CTL_EXIT_OK)
+                return code;
+        a->set_name = ctl_member_string(st, "set_name") ? strdup(ctl_member_string(st, "set_name")) : NULL;
+        a->jobs = json_object_get(ctl_member(st, "jobs"));
+        state = ctl_member_string(st, "state") ?: "?";
+        if (streq(state, "configuring"))
+                *ret_step = json_array_len(tables) == 0 ? 0 : 1;
+        else if (streq(state, "failed"))
+                *ret_step = 3;
+        else if (streq(state, "running"))
+                *ret_step = 4;
+        else if (streq(state, "finished"))
+                *ret_step = 5;
+        else
+                return ctl_fail(CTL_EXIT_CONFLICT, a->command,
+                                "the runner %s is busy (%s); try again once that is over", a->runner_id, state);
+        avatarize_interrupt_text(a);
         return CTL_EXIT_OK;
 }
 
-/* Creates the directory and every file first (so that nothing is downloaded when one of
- * them exists), then downloads into each. */
-static int avatarize_download(Avatarize *a) {
-        size_t i;
-        int code, r;
+/* The JSON summary: runner, run, jobs, files, the commands that go on, and the error when
+ * the flow failed. */
+static json_object *avatarize_summary(const Avatarize *a) {
+        json_object *o = json_object_new_object();
 
-        if (a->n_files == 0)
-                return CTL_EXIT_OK;
-        r = make_dirs(a->dir);
-        if (r < 0) {
-                avatarize_keep_error(a, "io_error", "cannot create the output directory", NULL);
-                return ctl_fail(CTL_EXIT_FAILED, a->command, "cannot create %s: %s", a->dir, strerror(-r));
-        }
-        for (i = 0; i < a->n_files; i++) {
-                PlanFile *f = &a->files[i];
+        if (!o)
+                return NULL;
+        (void) ctl_add_member(o, "runner_id", json_object_new_string(a->runner_id));
+        (void) ctl_add_member(o, "display_name", json_object_new_string(a->name ?: ""));
+        (void) json_object_object_add(o, "set_name", a->set_name ? json_object_new_string(a->set_name) : NULL);
+        (void) ctl_add_member(o, "table", json_object_new_string(a->table ?: ""));
+        (void) json_object_object_add(o, "input", a->file ? json_object_new_string(a->file) : NULL);
+        (void) ctl_add_member(o, "k", json_object_new_int64(a->k));
+        (void) ctl_add_member(o, "waited", json_object_new_boolean(a->waited));
+        (void) ctl_add_member(o, "done", json_object_new_boolean(a->done));
+        (void) json_object_object_add(o, "jobs", a->jobs ? json_object_get(a->jobs) : json_object_new_array());
+        (void) ctl_add_member(o, "output_dir", json_object_new_string(a->dir ?: ""));
+        (void) ctl_add_member(o, "files", fetch_json(&a->fetch));
+        if (a->removed)
+                (void) ctl_add_member(o, "removed", json_object_new_boolean(true));
+        else if (!a->done) {
+                _cleanup_free_ char *text = NULL;
+                json_object *cmds = json_object_new_array();
+                size_t len = 0;
+                FILE *f = open_memstream(&text, &len);
+                char *line, *p;
 
-                f->fd = create_output(f->path, a->force, &f->created);
-                if (f->fd < 0) {
-                        r = f->fd;
-                        f->fd = -1;
-                        progress_break(a->progress);
-                        avatarize_keep_error(a, r == -EEXIST ? "file_exists" : "io_error", f->path, NULL);
-                        return fail_output(a->command, f->path, r);
+                if (f && cmds) {
+                        avatarize_keep_commands(a, f, true);
+                        if (fclose(f) == 0 && text)
+                                for (p = text; (line = strsep(&p, "\n"));)
+                                        if (startswith(line, "  "))
+                                                (void) json_object_array_add(cmds, json_object_new_string(line + 2));
+                        (void) ctl_add_member(o, "commands", cmds);
+                } else {
+                        if (f)
+                                (void) fclose(f);
+                        json_object_put(cmds);
                 }
         }
-        for (i = 0; i < a->n_files; i++) {
-                _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
-                PlanFile *f = &a->files[i];
+        if (a->error)
+                (void) ctl_add_member(o, "error", json_object_get(a->error));
+        return o;
+}
 
-                code = runner_params(a->command, a->runner_id, &params);
-                if (code != CTL_EXIT_OK)
-                        return code;
-                if (ctl_add_member(params, "result", json_object_new_string(f->kind->result)) < 0 ||
-                    (f->table && ctl_add_member(params, "table", json_object_new_string(f->table)) < 0) ||
-                    (f->index > 0 && ctl_add_member(params, "index", json_object_new_int64(f->index)) < 0))
-                        return ctl_fail_oom(a->command);
-                code = download_into(a->ctl, params, f->fd, f->path, a->progress, &result);
-                f->fd = safe_close(f->fd);
-                if (code != CTL_EXIT_OK) {
-                        avatarize_keep_error(a, "download_failed", f->path, NULL);
-                        return code;
+/* After a failure once the runner exists: removes it (--rm), or says it is kept, with the
+ * command that goes on with it and the one that removes it. */
+static void avatarize_failed(Avatarize *a) {
+        _cleanup_free_ char *reason = NULL;
+        size_t deleted = 0;
+
+        progress_break(a->progress);
+        ctl_before_message();
+        /* --rm is for a run that failed; a run that is done keeps its results */
+        if (a->rm && !a->done) {
+                if (runner_remove(a->ctl, a->runner_id, &deleted, &reason) == CTL_EXIT_OK) {
+                        a->removed = true;
+                        (void) fprintf(stderr, "avatarctl: removed the runner %s and %zu job%s on the server (--rm).\n",
+                                       a->runner_id, deleted, deleted == 1 ? "" : "s");
+                        return;
                 }
-                f->bytes = json_object_get_uint64(ctl_member(result, "bytes"));
-                f->done = true;
+                (void) fprintf(stderr, "avatarctl: --rm: the runner %s could not be removed: %s\n", a->runner_id,
+                               reason ?: "failed");
         }
-        return CTL_EXIT_OK;
+        (void) fprintf(stderr, "avatarctl: the runner %s ('%s') is kept. Go on with it:\n", a->runner_id, a->name ?: "");
+        avatarize_keep_commands(a, stderr, true);
 }
 
 /* What avatarize prints for people at the end. */
 static void avatarize_print(const Avatarize *a) {
-        size_t i, width = 0, bwidth = 0;
-
-        (void) fputs(a->waited ? "Avatarized " : "Started avatarizing ", stdout);
-        output_sanitized(stdout, a->in.path);
+        (void) fputs(a->done ? "Avatarized " : a->waited || !a->resume ? "Started avatarizing " : "Went on with ",
+                     stdout);
+        if (!a->file)
+                (void) fputs("the table ", stdout);
+        output_sanitized(stdout, a->file ?: a->table);
         (void) fputs(" as '", stdout);
         output_sanitized(stdout, a->name);
         (void) fputs("'.\n", stdout);
@@ -632,84 +638,69 @@ static void avatarize_print(const Avatarize *a) {
         print_label("Run id", a->set_name, 7);
         print_label("Table", a->table, 7);
         if (a->no_wait) {
-                (void) puts("\nThe jobs run on the Avatar server. Follow them, then fetch the results, with:");
-                avatarize_commands(a, stdout);
-                (void) puts("When the daemon no longer holds the runner, load the run again first:");
-                print_command(stdout, a->ctl, "runs", "load", a->set_name ?: "?", NULL);
+                (void) fputs("\nThe jobs run on the Avatar server. Wait for them and download the results into ",
+                             stdout);
+                output_sanitized(stdout, a->dir);
+                (void) puts(" with:");
+                avatarize_keep_commands(a, stdout, false);
+                (void) puts("or step by step:");
+                print_command(stdout, a->ctl, "runner", "wait", a->runner_id, NULL);
+                print_command(stdout, a->ctl, "runner", "download", a->runner_id, "-o", a->dir, NULL);
                 return;
         }
-        for (i = 0; i < a->n_files; i++) {
-                char b[32];
-
-                if (!a->files[i].done)
-                        continue;
-                width = MAX(width, output_width(a->files[i].path));
-                bwidth = MAX(bwidth, (size_t) snprintf(b, sizeof(b), "%" PRIu64, a->files[i].bytes));
-        }
-        if (width == 0) {
-                (void) puts("\nNo files were written.");
-                return;
-        }
-        (void) puts("\nFiles written:");
-        for (i = 0; i < a->n_files; i++) {
-                const PlanFile *f = &a->files[i];
-                char b[32], h[32];
-
-                if (!f->done)
-                        continue;
-                (void) fputs("  ", stdout);
-                output_padded(stdout, f->path, width, OUTPUT_ALIGN_LEFT);
-                (void) snprintf(b, sizeof(b), "%" PRIu64, f->bytes);
-                (void) fputs("  ", stdout);
-                output_padded(stdout, b, bwidth, OUTPUT_ALIGN_RIGHT);
-                (void) fputs(" bytes", stdout);
-                if (f->bytes >= 1024) {
-                        progress_format_bytes(f->bytes, h, sizeof(h));
-                        (void) printf(" (%s)", h);
-                }
-                (void) putchar('\n');
-        }
+        fetch_print(&a->fetch);
 }
 
-/* "avatarctl avatarize FILE [OPTIONS]": create a runner, upload FILE as its table, set k,
- * run, wait, and download the results into a directory. */
+/* "avatarctl avatarize FILE [OPTIONS]" and "avatarctl avatarize --resume RUNNER [FILE]
+ * [OPTIONS]". */
 int ctl_cmd_avatarize(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *summary = NULL;
         Avatarize a = { .ctl = ctl, .command = args->command, .in = { .fd = -1 } };
-        int code;
+        int code, step = 0;
 
         code = avatarize_parse(&a, args);
-        if (code == CTL_EXIT_OK)
+        if (code == CTL_EXIT_OK && !a.resume)
                 code = avatarize_check_output(&a);
         if (code == CTL_EXIT_OK)
                 code = progress_attach(ctl, NULL, &a.progress);
+        if (code == CTL_EXIT_OK)
+                code = a.resume ? avatarize_resume(&a, &step) : avatarize_create(&a);
         if (code != CTL_EXIT_OK)
                 goto out;
 
-        code = avatarize_start(&a);
-        if (code != CTL_EXIT_OK || a.no_wait)
-                goto finish;
-        code = avatarize_wait(&a);
-        if (code == CTL_EXIT_OK) {
-                /* Ctrl-C during the downloads: the results stay on the server. */
-                interrupt_for_run(ctl, a.runner_id, a.set_name, true);
-                code = avatarize_plan(&a);
+        if (step <= 0)
+                code = avatarize_upload(&a);
+        if (code == CTL_EXIT_OK && step <= 1)
+                code = avatarize_parameters(&a, a.resume);
+        if (code == CTL_EXIT_OK && step <= 3) {
+                if (step == 3 && a.k_given)
+                        code = avatarize_parameters(&a, true);
+                if (code == CTL_EXIT_OK)
+                        code = avatarize_run(&a, step == 3);
         }
-        if (code == CTL_EXIT_OK)
-                code = avatarize_download(&a);
-        if (code != CTL_EXIT_OK) {
-                progress_break(a.progress);
-                if (!a.done || a.error == NULL || !streq_ptr(ctl_member_string(a.error, "name"), "file_exists"))
-                        goto finish;
-                /* The run is done but its files were not written: say how to fetch them. */
-                ctl_before_message();
-                (void) fputs("The results stay on the server; fetch them with:\n", stderr);
-                avatarize_commands(&a, stderr);
+        if (code == CTL_EXIT_OK && !a.no_wait) {
+                if (step <= 4)
+                        code = avatarize_wait(&a);
+                else
+                        a.done = a.waited = true;
+                if (code == CTL_EXIT_OK)
+                        code = avatarize_download(&a);
         }
-finish:
-        code = avatarize_finish(&a, code);
-        if (code == CTL_EXIT_OK && !ctl->json)
+        if (code != CTL_EXIT_OK)
+                avatarize_failed(&a);
+
+        interrupt_clear();
+        a.progress = progress_detach(ctl, a.progress);
+        if (ctl->json) {
+                summary = avatarize_summary(&a);
+                if (!summary)
+                        code = code == CTL_EXIT_OK ? ctl_fail_oom(a.command) : code;
+                else
+                        ctl_print_json(ctl, summary);
+        } else if (code == CTL_EXIT_OK)
                 avatarize_print(&a);
 out:
+        interrupt_clear();
         avatarize_done(&a);
         return code;
 }

@@ -4,6 +4,7 @@
  * reload (daemon.reload), methods (rpc.discover) and call (any method, raw JSON).
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -103,7 +104,77 @@ static const char *const status_known[] = {
         "connections", "requests", "errors", "limits",
 };
 
-/* Prints daemon.status for humans. */
+/* The sum of the numbers of a {name: count} map. */
+static int64_t sum_counts(json_object *map) {
+        int64_t n = 0;
+
+        if (!json_object_is_type(map, json_type_object))
+                return 0;
+        json_object_object_foreach(map, k, v) {
+                (void) k;
+                if (json_object_is_type(v, json_type_int))
+                        n += json_object_get_int64(v);
+        }
+        return n;
+}
+
+/* Prints "Label:" and the text of a memstream line, when there is text. */
+static void print_line(const char *label, const char *text) {
+        if (isempty(text))
+                return;
+        output_padded(stdout, label, 10, OUTPUT_ALIGN_LEFT);
+        output_sanitized(stdout, text);
+        (void) putchar('\n');
+}
+
+/* Prints the short status: one screen, what a person asks first. */
+static int print_status_short(json_object *st) {
+        json_object *up = ctl_member(st, "upstream"), *cred = ctl_member(up, "credential"),
+                    *compat = ctl_member(up, "compatibility"), *v;
+        char buf[512], dur[64] = "";
+        int64_t requests = json_object_get_int64(ctl_member(st, "requests_total"));
+
+        if (!ctl_member(st, "requests_total"))
+                requests = sum_counts(ctl_member(st, "requests"));
+        (void) snprintf(buf, sizeof(buf), "%s (protocol %" PRId64 ")", ctl_member_string(st, "version") ?: "?",
+                        json_object_get_int64(ctl_member(st, "protocol_version")));
+        print_line("Version:", buf);
+        v = ctl_member(st, "uptime_s");
+        if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))
+                output_duration((uint64_t) MAX(json_object_get_double(v), 0.0), dur, sizeof(dur));
+        (void) snprintf(buf, sizeof(buf), "pid %" PRId64 "%s%s", json_object_get_int64(ctl_member(st, "pid")),
+                        *dur ? ", up " : "", dur);
+        print_line("Daemon:", buf);
+        if (up) {
+                const char *url = ctl_member_string(up, "api_url") ?: ctl_member_string(up, "base_url");
+                const char *cs = ctl_member_string(compat, "status"),
+                           *breaker = ctl_member_string(up, "breaker") ?: ctl_member_string(up, "state");
+
+                (void) snprintf(buf, sizeof(buf), "%s%s%s%s%s%s", url ?: "?", cs || breaker ? ": " : "", cs ?: "",
+                                cs && breaker ? ", " : "", breaker ? "breaker " : "", breaker ?: "");
+                print_line("Upstream:", buf);
+        }
+        if (cred) {
+                const char *kind = ctl_member_string(cred, "kind"), *source = ctl_member_string(cred, "source");
+
+                (void) snprintf(buf, sizeof(buf), "%s%s%s", kind ?: "?", source ? ", from " : "", source ?: "");
+                print_line("API key:", buf);
+        }
+        (void) snprintf(buf, sizeof(buf), "%" PRId64 " served, %" PRId64 " failed; %" PRId64 " connection%s open",
+                        requests, sum_counts(ctl_member(st, "errors")),
+                        json_object_get_int64(ctl_member(ctl_member(st, "connections"), "current")),
+                        json_object_get_int64(ctl_member(ctl_member(st, "connections"), "current")) == 1 ? "" : "s");
+        print_line("Calls:", buf);
+        v = ctl_member(ctl_member(st, "runners"), "runners");
+        if (v) {
+                (void) snprintf(buf, sizeof(buf), "%" PRId64 " held", json_object_get_int64(v));
+                print_line("Runners:", buf);
+        }
+        (void) puts("\nMore: avatarctl status --verbose");
+        return 0;
+}
+
+/* Prints daemon.status for humans: short, or everything with --verbose (userdata). */
 static int print_status(Ctl *ctl, json_object *st, void *userdata) {
         _cleanup_(unref_jsonp) json_object *rest = NULL;
         json_object *v;
@@ -111,9 +182,10 @@ static int print_status(Ctl *ctl, json_object *st, void *userdata) {
         int r;
 
         (void) ctl;
-        (void) userdata;
         if (!json_object_is_type(st, json_type_object))
                 return output_tree(stdout, st, 0);
+        if (!userdata)
+                return print_status_short(st);
 
         if (json_object_object_get_ex(st, "version", &v) && (r = print_field("Version:", v, NULL)) < 0)
                 return r;
@@ -154,10 +226,12 @@ static int print_status(Ctl *ctl, json_object *st, void *userdata) {
         return output_tree(stdout, rest, 0);
 }
 
-/* "avatarctl status": daemon.status, as a summary or JSON. */
+/* "avatarctl status [--verbose]": daemon.status, as a summary, in full, or as data. */
 int ctl_cmd_status(Ctl *ctl, const CtlArgs *args) {
-        (void) args;
-        return ctl_call_and_print(ctl, "daemon.status", NULL, print_status, NULL);
+        static bool verbose = true;
+
+        return ctl_call_and_print(ctl, "daemon.status", NULL, print_status,
+                                  ctl_opt_given(args, CTL_OPT_VERBOSE) ? &verbose : NULL);
 }
 
 /* "avatarctl ping": daemon.ping and the round-trip time of the call (the connection is made

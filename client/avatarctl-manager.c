@@ -227,10 +227,40 @@ static int print_health(Ctl *ctl, json_object *result, void *userdata) {
         return 0;
 }
 
-/* "avatarctl health": manager.get_health. */
+/* "avatarctl health [--stale-ok]": manager.get_health, and manager.verify_compatibility
+ * (the daemon's cached answer): exits 7 with the reason when the server is unreachable (the
+ * answer is the daemon's last good one, stale) unless --stale-ok, or when it says this
+ * daemon is an incompatible client. */
 int ctl_cmd_health(Ctl *ctl, const CtlArgs *args) {
-        (void) args;
-        return ctl_call_and_print(ctl, "manager.get_health", NULL, print_health, NULL);
+        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
+        _cleanup_(unref_jsonp) json_object *result = NULL, *compat = NULL;
+        bool stale;
+        int code, r = 0;
+
+        code = ctl_call(ctl, "manager.get_health", NULL, NULL, 0, &result);
+        if (code != CTL_EXIT_OK)
+                return code;
+        stale = json_object_get_boolean(ctl_member(result, "stale"));
+        if (!stale)
+                (void) ctl_call_quiet(ctl, "manager.verify_compatibility", NULL, NULL, 0, ctl->timeout_ms, &compat, &e,
+                                      &r);
+        code = ctl_print_result(ctl, "manager.get_health", result, print_health, NULL);
+        if (code != CTL_EXIT_OK)
+                return code;
+        if (stale && !ctl_opt_given(args, CTL_OPT_STALE_OK)) {
+                code = ctl_fail(CTL_EXIT_UPSTREAM, args->command,
+                                "the Avatar server is unreachable: this is the daemon's last answer, %.0f s old "
+                                "(upstream_unreachable)",
+                                json_object_get_double(ctl_member(result, "age_s")));
+                ctl_hint(ctl, "'avatarctl health --stale-ok' accepts it; 'avatarctl status' shows the server's "
+                         "address and state");
+                return code;
+        }
+        if (r == -EREMOTEIO && streq(avatar_client_error_name(&e), "incompatible")) {
+                ctl_report_call_error(ctl, "manager.verify_compatibility", r, &e, ctl->timeout_ms);
+                return CTL_EXIT_UPSTREAM;
+        }
+        return CTL_EXIT_OK;
 }
 
 /* Prints manager.verify_compatibility. */
@@ -521,15 +551,56 @@ int ctl_cmd_apikey_revoke(Ctl *ctl, const CtlArgs *args) {
 static const OutputColumn job_columns[] = {
         { .header = "NAME", .key = "name" },
         { .header = "KIND", .key = "kind" },
-        { .header = "STATUS", .key = "status" },
+        { .header = "STATUS", .key = "status", .status = true },
         { .header = "PROGRESS", .key = "progress", .align = OUTPUT_ALIGN_RIGHT,
           .format = output_format_progress },
         { .header = "CREATED", .key = "created_at", .format = output_format_time },
         { .header = "DISPLAY NAME", .key = "display_name", .format = output_format_dash },
 };
 
-/* Prints manager.get_jobs ("jobs": [job]) or manager.get_last_jobs ("jobs": {name: job},
- * newest first) as one table. */
+/* Orders jobs newest first, then by name (the same order at every call). */
+static int compare_jobs(const void *a, const void *b) {
+        json_object *x = *(json_object * const *) a, *y = *(json_object * const *) b;
+        double tx = 0, ty = 0;
+        bool hx = output_parse_time(ctl_member_string(x, "created_at"), &tx) >= 0,
+             hy = output_parse_time(ctl_member_string(y, "created_at"), &ty) >= 0;
+
+        if (hx != hy)
+                return hx ? -1 : 1;
+        if (hx && tx < ty)
+                return 1;
+        if (hx && tx > ty)
+                return -1;
+        return strcmp(ctl_member_string(x, "name") ?: "", ctl_member_string(y, "name") ?: "");
+}
+
+/* Replaces *rows (an array of jobs) with a sorted copy. Returns 0 or -ENOMEM. */
+static int sort_jobs(json_object **rows) {
+        size_t i, n = json_object_array_length(*rows);
+        _cleanup_free_ json_object **v = calloc(MAX(n, (size_t) 1), sizeof(json_object *));
+        json_object *sorted;
+
+        if (!v)
+                return -ENOMEM;
+        for (i = 0; i < n; i++)
+                v[i] = json_object_array_get_idx(*rows, i);
+        qsort(v, n, sizeof(json_object *), compare_jobs);
+        sorted = json_object_new_array_ext((int) MIN(n, (size_t) INT32_MAX));
+        if (!sorted)
+                return -ENOMEM;
+        for (i = 0; i < n; i++)
+                if (json_object_array_add(sorted, json_object_get(v[i])) < 0) {
+                        json_object_put(v[i]);
+                        json_object_put(sorted);
+                        return -ENOMEM;
+                }
+        json_object_put(*rows);
+        *rows = sorted;
+        return 0;
+}
+
+/* Prints manager.get_jobs ("jobs": [job]) or manager.get_last_jobs ("jobs": {name: job}) as
+ * one table, newest first. */
 static int print_jobs(Ctl *ctl, json_object *result, void *userdata) {
         _cleanup_(unref_jsonp) json_object *rows = NULL;
         json_object *jobs = ctl_member(result, "jobs");
@@ -552,6 +623,9 @@ static int print_jobs(Ctl *ctl, json_object *result, void *userdata) {
                 }
         } else
                 return output_tree(stdout, result, 0);
+        r = sort_jobs(&rows);
+        if (r < 0)
+                return r;
 
         if (json_object_array_length(rows) == 0)
                 (void) puts("No jobs.");
@@ -582,8 +656,9 @@ static int add_kind(json_object *kinds, const char *kind) {
 
 /* Builds the params of manager.get_jobs from the filter options, in *ret (NULL when there is
  * no filter). Returns CTL_EXIT_OK or the exit code. */
-static int jobs_filter_params(const CtlArgs *args, json_object **ret) {
+static int jobs_filter_params(Ctl *ctl, const CtlArgs *args, json_object **ret) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *kinds = NULL;
+        _cleanup_free_ char *set_id = NULL;
         const char *name = ctl_opt(args, CTL_OPT_NAME), *set = ctl_opt(args, CTL_OPT_SET),
                    *limit = ctl_opt(args, CTL_OPT_LIMIT);
         size_t i;
@@ -603,15 +678,10 @@ static int jobs_filter_params(const CtlArgs *args, json_object **ret) {
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "--name and --set exclude each other");
         if (name && isempty(name))
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "--name: the display name is empty");
-        if (set && !ctl_is_uuid(set))
-                return ctl_fail(CTL_EXIT_USAGE, args->command, "--set: expected a run id (a UUID), got '%s'",
-                                set);
 
         if (json_object_array_length(kinds) > 0 && ctl_add_member(params, "kind", TAKE_PTR(kinds)) < 0)
                 return ctl_fail_oom(args->command);
         if (name && ctl_add_member(params, "display_name", json_object_new_string(name)) < 0)
-                return ctl_fail_oom(args->command);
-        if (set && ctl_add_member(params, "set_name", json_object_new_string(set)) < 0)
                 return ctl_fail_oom(args->command);
         code = ctl_add_int_param(args, params, "--limit", limit, "limit", 1, JOBS_COUNT_MAX);
         if (code != CTL_EXIT_OK)
@@ -619,6 +689,14 @@ static int jobs_filter_params(const CtlArgs *args, json_object **ret) {
         if (ctl_opt_given(args, CTL_OPT_INCLUDE_DELETED) &&
             ctl_add_member(params, "include_deleted", json_object_new_boolean(true)) < 0)
                 return ctl_fail_oom(args->command);
+        /* last: the run may have to be looked up, once the rest is known to be right */
+        if (set) {
+                code = ctl_resolve_set(ctl, args->command, set, &set_id);
+                if (code != CTL_EXIT_OK)
+                        return code;
+                if (ctl_add_member(params, "set_name", json_object_new_string(set_id)) < 0)
+                        return ctl_fail_oom(args->command);
+        }
 
         *ret = json_object_object_length(params) > 0 ? TAKE_PTR(params) : NULL;
         return CTL_EXIT_OK;
@@ -631,7 +709,7 @@ int ctl_cmd_jobs(Ctl *ctl, const CtlArgs *args) {
         int code;
 
         if (!last) {
-                code = jobs_filter_params(args, &params);
+                code = jobs_filter_params(ctl, args, &params);
                 if (code != CTL_EXIT_OK)
                         return code;
                 return ctl_call_and_print(ctl, "manager.get_jobs", params, print_jobs, NULL);
@@ -679,8 +757,11 @@ static int print_job(Ctl *ctl, json_object *result, void *userdata) {
 
 /* "avatarctl job NAME": manager.get_job. */
 int ctl_cmd_job(Ctl *ctl, const CtlArgs *args) {
-        _cleanup_(unref_jsonp) json_object *params = NULL;
+        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
+        _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
+        _cleanup_free_ char *full = NULL;
         const char *name = args->pos[0];
+        int code, r;
 
         if (isempty(name) || output_width(name) > JOB_NAME_MAX)
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "expected a job name of 1 to %d characters",
@@ -688,7 +769,26 @@ int ctl_cmd_job(Ctl *ctl, const CtlArgs *args) {
         params = json_object_new_object();
         if (!params || ctl_add_member(params, "name", json_object_new_string(name)) < 0)
                 return ctl_fail_oom(args->command);
-        return ctl_call_and_print(ctl, "manager.get_job", params, print_job, NULL);
+        code = ctl_call_quiet(ctl, "manager.get_job", params, NULL, 0, ctl->timeout_ms, &result, &e, &r);
+        if (code == CTL_EXIT_NOT_FOUND && r == -EREMOTEIO) {
+                /* not a job's name: a prefix of one? */
+                code = ctl_resolve_job(ctl, args->command, name, &full);
+                if (code == CTL_EXIT_NOT_FOUND && !full) {
+                        ctl_report_call_error(ctl, "manager.get_job", r, &e, ctl->timeout_ms);
+                        return code;
+                }
+                if (code != CTL_EXIT_OK)
+                        return code;
+                json_object_object_del(params, "name");
+                if (ctl_add_member(params, "name", json_object_new_string(full)) < 0)
+                        return ctl_fail_oom(args->command);
+                return ctl_call_and_print(ctl, "manager.get_job", params, print_job, NULL);
+        }
+        if (code != CTL_EXIT_OK) {
+                ctl_report_call_error(ctl, "manager.get_job", r, &e, ctl->timeout_ms);
+                return code;
+        }
+        return ctl_print_result(ctl, "manager.get_job", result, print_job, NULL);
 }
 
 /* ---- results ------------------------------------------------------------------------ */
@@ -872,44 +972,54 @@ int ctl_cmd_runs_find(Ctl *ctl, const CtlArgs *args) {
 
 /* ---- deletion ----------------------------------------------------------------------- */
 
-/* The exit code a deletion result calls for: that of the first failed batch's error class,
- * else CTL_EXIT_FAILED when some jobs were not deleted, else CTL_EXIT_OK. */
-static int deletion_exit_code(json_object *result) {
+/* The error of the batch that failed with job `name` as a whole, or NULL. */
+static json_object *batch_error_of(json_object *result, const char *name) {
         json_object *errors = ctl_member(result, "errors");
 
-        if (json_object_is_type(errors, json_type_array) && json_object_array_length(errors) > 0) {
-                json_object *e = json_object_array_get_idx(errors, 0);
-                AvatarClientError err = {
-                        .code = json_object_get_int(ctl_member(e, "code")),
-                        .name = (char *) ctl_member_string(e, "name"),
-                };
-                int code = ctl_exit_code(-EREMOTEIO, &err);
+        for (size_t i = 0; i < json_array_len(errors); i++) {
+                json_object *e = json_object_array_get_idx(errors, i), *names = ctl_member(e, "job_names");
 
-                return code == CTL_EXIT_OK ? CTL_EXIT_FAILED : code;
+                for (size_t k = 0; k < json_array_len(names); k++)
+                        if (streq_ptr(json_object_get_string(json_object_array_get_idx(names, k)), name))
+                                return e;
         }
-        return ctl_member_length(result, "failed_jobs") > 0 ? CTL_EXIT_FAILED : CTL_EXIT_OK;
+        return NULL;
 }
 
-/* Prints up to `max` strings of an array, joined by ", ", then "and N more". */
-static void print_names(json_object *names, size_t max) {
-        size_t i, n = json_object_is_type(names, json_type_array) ? json_object_array_length(names) : 0;
+/* The exit code of a batch error. */
+static int batch_exit_code(json_object *e) {
+        AvatarClientError err = {
+                .code = json_object_get_int(ctl_member(e, "code")),
+                .name = (char *) ctl_member_string(e, "name"),
+        };
+        int code = ctl_exit_code(-EREMOTEIO, &err);
 
-        for (i = 0; i < n && i < max; i++) {
-                if (i > 0)
-                        (void) fputs(", ", stdout);
-                output_sanitized(stdout, json_object_get_string(json_object_array_get_idx(names, i)) ?: "?");
-        }
-        if (n > max)
-                (void) printf(" and %zu more", n - max);
+        return code == CTL_EXIT_OK ? CTL_EXIT_FAILED : code;
 }
 
-/* Prints a Deletion for people: how many were deleted and failed, the failed names, and the
- * errors of the batches that failed as a whole. */
+/* The exit code a deletion result calls for: none failed, 0; else the class of the first
+ * failure: its batch's error class, or 6 (not found) for a job the server did not delete
+ * on its own (the server lists the names it does not know there); a batch error without a
+ * failed name counts too. */
+static int deletion_exit_code(json_object *result) {
+        json_object *failed = ctl_member(result, "failed_jobs"), *errors = ctl_member(result, "errors");
+
+        if (json_array_len(failed) > 0) {
+                json_object *e = batch_error_of(result, json_object_get_string(json_object_array_get_idx(failed, 0)));
+
+                return e ? batch_exit_code(e) : CTL_EXIT_NOT_FOUND;
+        }
+        if (json_array_len(errors) > 0)
+                return batch_exit_code(json_object_array_get_idx(errors, 0));
+        return CTL_EXIT_OK;
+}
+
+/* Prints a Deletion for people: how many were deleted and failed, then each failed job with
+ * its reason: the error of its batch, or that the server did not delete it. */
 static int print_deletion(Ctl *ctl, json_object *result, void *userdata) {
         size_t i, n_deleted = ctl_member_length(result, "deleted_jobs"),
-                  n_failed = ctl_member_length(result, "failed_jobs"),
-                  n_errors = ctl_member_length(result, "errors");
-        json_object *failed = ctl_member(result, "failed_jobs"), *errors = ctl_member(result, "errors");
+                  n_failed = ctl_member_length(result, "failed_jobs"), width = 0;
+        json_object *failed = ctl_member(result, "failed_jobs");
 
         (void) ctl;
         (void) userdata;
@@ -920,30 +1030,28 @@ static int print_deletion(Ctl *ctl, json_object *result, void *userdata) {
                 return 0;
         }
         (void) printf("Deleted %zu job%s, failed %zu.\n", n_deleted, n_deleted == 1 ? "" : "s", n_failed);
-        if (n_failed > 0) {
-                (void) puts("Failed:");
-                for (i = 0; i < n_failed; i++) {
-                        (void) fputs("  ", stdout);
-                        output_sanitized(stdout, json_object_get_string(json_object_array_get_idx(failed, i)) ?: "?");
-                        (void) putchar('\n');
-                }
-        }
-        if (n_errors > 0) {
-                (void) puts("Errors:");
-                for (i = 0; i < n_errors; i++) {
-                        json_object *e = json_object_array_get_idx(errors, i), *status = ctl_member(e, "status");
-                        size_t n_names = ctl_member_length(e, "job_names");
+        if (n_failed == 0)
+                return 0;
+        for (i = 0; i < n_failed; i++)
+                width = MAX(width, output_width(json_object_get_string(json_object_array_get_idx(failed, i))));
+        (void) puts("Failed:");
+        for (i = 0; i < n_failed; i++) {
+                const char *name = json_object_get_string(json_object_array_get_idx(failed, i));
+                json_object *e = batch_error_of(result, name), *status = ctl_member(e, "status");
 
-                        (void) fputs("  ", stdout);
-                        output_sanitized(stdout, ctl_member_string(e, "message") ?: "failed");
-                        (void) fputs(" (", stdout);
-                        output_sanitized(stdout, ctl_member_string(e, "name") ?: "unknown");
-                        if (json_object_is_type(status, json_type_int))
-                                (void) printf(", HTTP %" PRId64, json_object_get_int64(status));
-                        (void) printf("): %zu job%s: ", n_names, n_names == 1 ? "" : "s");
-                        print_names(ctl_member(e, "job_names"), 5);
-                        (void) putchar('\n');
+                (void) fputs("  ", stdout);
+                output_padded(stdout, name ?: "?", width, OUTPUT_ALIGN_LEFT);
+                (void) fputs("  ", stdout);
+                if (!e) {
+                        (void) puts("the server did not delete it: no such job, or not yours (not_found)");
+                        continue;
                 }
+                output_sanitized(stdout, ctl_member_string(e, "message") ?: "failed");
+                (void) fputs(" (", stdout);
+                output_sanitized(stdout, ctl_member_string(e, "name") ?: "unknown");
+                if (json_object_is_type(status, json_type_int))
+                        (void) printf(", HTTP %" PRId64, json_object_get_int64(status));
+                (void) puts(")");
         }
         return 0;
 }
@@ -961,18 +1069,30 @@ int ctl_finish_deletion(Ctl *ctl, const char *what, json_object *result) {
 /* "avatarctl runs delete NAME | --id UUID": manager.delete_job or manager.delete_job_by_id. */
 int ctl_cmd_runs_delete(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
+        _cleanup_free_ char *full = NULL, *question = NULL;
         const char *id = ctl_opt(args, CTL_OPT_ID), *name = args->n_pos > 0 ? args->pos[0] : NULL;
         const char *method;
         int code;
 
         if (!id == !name)
                 return ctl_fail(CTL_EXIT_USAGE, args->command,
-                                "give either a run's display name or --id UUID");
-        if (id && !ctl_is_uuid(id))
-                return ctl_fail(CTL_EXIT_USAGE, args->command, "--id: expected a run id (a UUID), got '%s'",
-                                id);
+                                "give either a run's display name or --id RUN");
+        if (id && isempty(id))
+                return ctl_fail(CTL_EXIT_USAGE, args->command, "--id: the run id is empty");
         if (name && isempty(name))
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the display name is empty");
+        if (id && !ctl_is_uuid(id)) {
+                code = ctl_resolve_set(ctl, args->command, id, &full);
+                if (code != CTL_EXIT_OK)
+                        return code;
+                id = full;
+        }
+        if (asprintf(&question, "Delete every job of the run %s%s%s", id ? "" : "named '", id ?: name,
+                     id ? "" : "'") < 0)
+                return ctl_fail_oom(args->command);
+        code = ctl_confirm(ctl, args->command, ctl_opt_given(args, CTL_OPT_YES), question);
+        if (code != CTL_EXIT_OK)
+                return code;
 
         params = json_object_new_object();
         if (!params || ctl_add_member(params, id ? "id" : "name", json_object_new_string(id ?: name)) < 0)
@@ -1199,6 +1319,17 @@ int ctl_cmd_jobs_delete(Ctl *ctl, const CtlArgs *args) {
                         return ctl_fail(CTL_EXIT_USAGE, args->command,
                                         "expected job names of 1 to %d characters, got '%s'", JOB_NAME_MAX,
                                         name ?: "");
+        }
+        if (n > 1) {
+                _cleanup_free_ char *question = NULL;
+
+                if (asprintf(&question, "Delete %zu jobs (%s, %s%s)", n,
+                             json_object_get_string(json_object_array_get_idx(names, 0)),
+                             json_object_get_string(json_object_array_get_idx(names, 1)), n > 2 ? ", ..." : "") < 0)
+                        return ctl_fail_oom(args->command);
+                code = ctl_confirm(ctl, args->command, ctl_opt_given(args, CTL_OPT_YES), question);
+                if (code != CTL_EXIT_OK)
+                        return code;
         }
 
         code = delete_jobs_chunked(ctl, names, &result, &final);

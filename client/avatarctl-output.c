@@ -7,14 +7,89 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "avatarctl-output.h"
 #include "jsonrpc.h"
 #include "macro.h"
 
-/* Widest a table column grows before its cells are cut (the last column is never cut). */
-#define OUTPUT_COLUMN_WIDTH_MAX 60
+/* The narrowest a column is cut to, header aside. */
+#define OUTPUT_COLUMN_WIDTH_MIN 8
+/* Widest terminal width taken from $COLUMNS. */
+#define OUTPUT_COLUMNS_MAX 10000
+/* The mark of a cut cell (one column wide). */
+#define ELLIPSIS "\u2026"
+
+/* What output_setup() decided. avatarctl is one thread; file scope is fine. */
+static bool color_stdout, color_stderr;
+static size_t table_columns;
+
+/* Decides colour and table width. */
+void output_setup(bool stdout_tty, bool stderr_tty) {
+        const char *term = getenv("TERM"), *cols = getenv("COLUMNS");
+        bool allowed = isempty(getenv("NO_COLOR")) && !streq_ptr(term, "dumb");
+        struct winsize w = {};
+        char *end = NULL;
+        long n;
+
+        color_stdout = allowed && stdout_tty;
+        color_stderr = allowed && stderr_tty;
+        table_columns = 0;
+        if (!isempty(cols)) {
+                errno = 0;
+                n = strtol(cols, &end, 10);
+                if (errno == 0 && end && *end == '\0' && n > 0 && n <= OUTPUT_COLUMNS_MAX) {
+                        table_columns = (size_t) n;
+                        return;
+                }
+        }
+        if (stdout_tty)
+                table_columns = ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) >= 0 && w.ws_col > 0 ? w.ws_col : 80;
+}
+
+/* The start of a colour on f, or "". */
+const char *output_color_on(FILE *f, OutputColor c) {
+        static const char *const sgr[_OUTPUT_COLOR_MAX] = {
+                [OUTPUT_BOLD] = "\033[1m",
+                [OUTPUT_RED] = "\033[31m",
+                [OUTPUT_GREEN] = "\033[32m",
+                [OUTPUT_YELLOW] = "\033[33m",
+        };
+
+        if (c < 0 || c >= _OUTPUT_COLOR_MAX || !((f == stdout && color_stdout) || (f == stderr && color_stderr)))
+                return "";
+        return sgr[c];
+}
+
+/* The end of a colour on f, or "". */
+const char *output_color_off(FILE *f) {
+        return (f == stdout && color_stdout) || (f == stderr && color_stderr) ? "\033[0m" : "";
+}
+
+/* The colour of a state. */
+OutputColor output_status_color(const char *status) {
+        static const char *const good[] = { "finished", "done", "compatible", "ok", "closed", "running" };
+        static const char *const bad[] = { "error", "failed", "parent_error", "lost", "orphaned", "killed",
+                                           "incompatible", "open" };
+        size_t i;
+
+        for (i = 0; status && i < ELEMENTSOF(bad); i++)
+                if (streq(status, bad[i]))
+                        return OUTPUT_RED;
+        for (i = 0; status && i < ELEMENTSOF(good); i++)
+                if (streq(status, good[i]))
+                        return i == ELEMENTSOF(good) - 1 ? OUTPUT_YELLOW : OUTPUT_GREEN;
+        if (isempty(status) || streq(status, "-"))
+                return _OUTPUT_COLOR_INVALID;
+        return OUTPUT_YELLOW; /* pending, queued, uploading, ...: under way */
+}
+
+/* The width tables fit in. */
+size_t output_columns(void) {
+        return table_columns;
+}
 
 /* Frees an array of n strings and the array. */
 static void free_strv(char **v, size_t n) {
@@ -180,19 +255,35 @@ int output_parse_time(const char *s, double *ret) {
         return 0;
 }
 
-/* Formats a timestamp as local time. */
+/* Writes a time as ISO 8601 in local time. */
+void output_time(time_t t, char *buf, size_t size) {
+        struct tm tm;
+        size_t n;
+        long off;
+
+        if (!localtime_r(&t, &tm) || (n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+                (void) snprintf(buf, size, "%lld", (long long) t);
+                return;
+        }
+        off = tm.tm_gmtoff;
+        if (off == 0)
+                (void) snprintf(buf + n, size - n, "Z");
+        else
+                (void) snprintf(buf + n, size - n, "%c%02ld:%02ld", off < 0 ? '-' : '+', labs(off) / 3600,
+                                labs(off) % 3600 / 60);
+}
+
+/* Formats a timestamp (text, or seconds since the epoch) as local time. */
 int output_format_time(json_object *v, char **ret) {
         char buf[64];
-        struct tm tm;
         double secs;
-        time_t t;
 
-        if (!json_object_is_type(v, json_type_string) ||
-            output_parse_time(json_object_get_string(v), &secs) < 0)
+        if (json_object_is_type(v, json_type_int))
+                secs = (double) json_object_get_int64(v);
+        else if (!json_object_is_type(v, json_type_string) ||
+                 output_parse_time(json_object_get_string(v), &secs) < 0)
                 return output_format_dash(v, ret);
-        t = (time_t) floor(secs);
-        if (!localtime_r(&t, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm) == 0)
-                return output_format_dash(v, ret);
+        output_time((time_t) floor(secs), buf, sizeof(buf));
         return text_dup(buf, ret);
 }
 
@@ -258,27 +349,69 @@ void output_padded(FILE *f, const char *s, size_t width, OutputAlign align) {
                         (void) fputc(' ', f);
 }
 
-/* Cuts s in place to at most `width` code points, ending it with "..." when cut. */
-static void truncate_cell(char *s, size_t width) {
+/* Cuts *s to at most `width` code points, ending it with "…" when cut. Returns 0 or
+ * -ENOMEM. */
+static int truncate_cell(char **s, size_t width) {
         size_t n = 0;
-        char *p;
+        char *p, *t;
 
-        if (output_width(s) <= width || width < 4)
-                return;
-        for (p = s; *p; p++) {
-                if ((*p & 0xc0) != 0x80) {
-                        if (n == width - 3) {
-                                strcpy(p, "...");
-                                return;
-                        }
-                        n++;
-                }
+        if (output_width(*s) <= width || width < 1)
+                return 0;
+        for (p = *s; *p; p++) {
+                if ((*p & 0xc0) == 0x80)
+                        continue;
+                if (n++ < width - 1)
+                        continue;
+                t = malloc((size_t) (p - *s) + STRLEN(ELLIPSIS) + 1);
+                if (!t)
+                        return -ENOMEM;
+                memcpy(t, *s, (size_t) (p - *s));
+                memcpy(t + (p - *s), ELLIPSIS, STRLEN(ELLIPSIS) + 1);
+                free(*s);
+                *s = t;
+                return 0;
+        }
+        return 0;
+}
+
+/* Narrows the columns (widths[], n) until a line fits `limit` (two spaces between columns),
+ * widest first, none below OUTPUT_COLUMN_WIDTH_MIN or its header. */
+static void fit_columns(size_t *widths, const size_t *min, size_t n, size_t limit) {
+        size_t total = 2 * (n - 1), j;
+
+        for (j = 0; j < n; j++)
+                total += widths[j];
+        while (total > limit) {
+                size_t widest = SIZE_MAX;
+
+                for (j = 0; j < n; j++)
+                        if (widths[j] > min[j] && (widest == SIZE_MAX || widths[j] > widths[widest]))
+                                widest = j;
+                if (widest == SIZE_MAX)
+                        return;
+                widths[widest]--;
+                total--;
+        }
+}
+
+/* Prints one cell padded to `width`; coloured by its state for a status column. */
+static void print_cell(FILE *f, const OutputColumn *col, const char *text, size_t width, OutputAlign align) {
+        OutputColor c = col->status ? output_status_color(text) : _OUTPUT_COLOR_INVALID;
+
+        if (c >= 0)
+                (void) fputs(output_color_on(f, c), f);
+        output_padded(f, text, c >= 0 && align == OUTPUT_ALIGN_LEFT ? 0 : width, align);
+        if (c >= 0) {
+                (void) fputs(output_color_off(f), f);
+                if (align == OUTPUT_ALIGN_LEFT)
+                        for (size_t i = output_width(text); i < width; i++)
+                                (void) fputc(' ', f);
         }
 }
 
 /* Prints JSON rows as an aligned table. */
 int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_cols) {
-        size_t widths[16] = {};
+        size_t widths[16] = {}, min[16] = {};
         size_t n_rows, i, j;
         char **cells = NULL;
         int r = 0;
@@ -295,7 +428,9 @@ int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_
                 return -ENOMEM;
 
         for (j = 0; j < n_cols; j++)
-                widths[j] = output_width(cols[j].header);
+                widths[j] = min[j] = output_width(cols[j].header);
+        for (j = 0; j < n_cols; j++)
+                min[j] = MAX(min[j], (size_t) OUTPUT_COLUMN_WIDTH_MIN);
 
         for (i = 0; i < n_rows; i++) {
                 json_object *row = json_object_array_get_idx(rows, i);
@@ -307,17 +442,28 @@ int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_
                         r = (cols[j].format ?: output_value_text)(v, cell);
                         if (r < 0)
                                 goto out;
-                        if (j + 1 < n_cols)
-                                truncate_cell(*cell, OUTPUT_COLUMN_WIDTH_MAX);
                         widths[j] = MAX(widths[j], output_width(*cell));
                 }
         }
+        for (j = 0; j < n_cols; j++)
+                min[j] = MIN(min[j], widths[j]);
+        if (output_columns() > 0 && f == stdout) {
+                fit_columns(widths, min, n_cols, output_columns());
+                for (i = 0; i < n_rows * n_cols; i++) {
+                        r = truncate_cell(&cells[i], widths[i % n_cols]);
+                        if (r < 0)
+                                goto out;
+                }
+        }
 
+        (void) fputs(output_color_on(f, OUTPUT_BOLD), f);
         for (j = 0; j < n_cols; j++) {
                 output_padded(f, cols[j].header, j + 1 < n_cols ? widths[j] : 0,
                               j + 1 < n_cols ? cols[j].align : OUTPUT_ALIGN_LEFT);
-                (void) fputs(j + 1 < n_cols ? "  " : "\n", f);
+                (void) fputs(j + 1 < n_cols ? "  " : "", f);
         }
+        (void) fputs(output_color_off(f), f);
+        (void) fputc('\n', f);
         for (i = 0; i < n_rows; i++) {
                 size_t end = n_cols;
 
@@ -327,9 +473,8 @@ int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_
                 for (j = 0; j < end; j++) {
                         bool last = j + 1 == end;
 
-                        output_padded(f, cells[i * n_cols + j],
-                                      last && cols[j].align == OUTPUT_ALIGN_LEFT ? 0 : widths[j],
-                                      cols[j].align);
+                        print_cell(f, &cols[j], cells[i * n_cols + j],
+                                   last && cols[j].align == OUTPUT_ALIGN_LEFT ? 0 : widths[j], cols[j].align);
                         (void) fputs(last ? "\n" : "  ", f);
                 }
         }
@@ -339,13 +484,16 @@ out:
         return r;
 }
 
-/* Turns a snake_case key into a label. */
+/* Turns a snake_case key into a label; any other key (a route, a URL, a number) stays as it
+ * is. */
 char *output_humanize_key(const char *key) {
         char *s, *p;
 
         s = strdup(key);
         if (!s)
                 return NULL;
+        if (key[strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_")] != '\0' || !strpbrk(key, "abcdefghijklmnopqrstuvwxyz"))
+                return s;
         for (p = s; *p; p++)
                 if (*p == '_')
                         *p = ' ';
@@ -533,4 +681,148 @@ oom:
                 json_object_put(v[n]);
         free(v);
         return -ENOMEM;
+}
+
+/* ---- YAML and ids ------------------------------------------------------------------- */
+
+/* Whether a string can be written as a plain YAML scalar and read back as the same string:
+ * not empty, no leading or trailing space, no character with a meaning in YAML, and not a
+ * word YAML reads as a number, a boolean or null. */
+static bool yaml_plain(const char *s) {
+        static const char *const words[] = { "true", "false", "yes", "no", "on", "off", "null", "~",
+                                             "True", "False", "Yes", "No", "On", "Off", "Null", "NULL",
+                                             "TRUE", "FALSE", "YES", "NO", "ON", "OFF", "y", "n", "Y", "N" };
+        const unsigned char *p;
+        char *end = NULL;
+
+        if (isempty(s) || s[0] == ' ' || endswith(s, " ") || strchr("-?:,[]{}#&*!|>'\"%@`", s[0]))
+                return false;
+        if (strstr(s, ": ") || strstr(s, " #") || endswith(s, ":"))
+                return false;
+        for (p = (const unsigned char *) s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                if (streq(s, words[i]))
+                        return false;
+        (void) strtod(s, &end);
+        return !(end && *end == '\0') && !startswith(s, ".inf") && !startswith(s, ".nan");
+}
+
+/* Writes a scalar: plain when it can be, else as a JSON string (which YAML reads). */
+static void yaml_scalar(FILE *f, json_object *v) {
+        const char *s;
+
+        if (json_object_is_type(v, json_type_string)) {
+                s = json_object_get_string(v);
+                if (yaml_plain(s))
+                        (void) fputs(s, f);
+                else
+                        (void) fputs(json_object_to_json_string_ext(v, JSONRPC_WIRE_FLAGS), f);
+                return;
+        }
+        s = v ? json_object_to_json_string_ext(v, JSONRPC_WIRE_FLAGS) : "null";
+        (void) fputs(s ?: "null", f);
+}
+
+/* Whether a value is written on its key's line ("k: v", "k: []", "k: {}"). */
+static bool yaml_inline(json_object *v) {
+        return !(json_object_is_type(v, json_type_object) && json_object_object_length(v) > 0) &&
+               !(json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0);
+}
+
+/* Writes a key. */
+static void yaml_key(FILE *f, const char *key) {
+        json_object *k = json_object_new_string(key);
+
+        yaml_scalar(f, k);
+        json_object_put(k);
+        (void) fputc(':', f);
+}
+
+/* Writes v at `indent`; `first_done` when the first line's indentation is already written
+ * (after "- "). */
+static void yaml_value(FILE *f, json_object *v, unsigned indent, bool first_done, unsigned depth) {
+        bool first = true;
+
+        if (depth > 64 || yaml_inline(v)) {
+                if (json_object_is_type(v, json_type_object))
+                        (void) fputs("{}", f);
+                else if (json_object_is_type(v, json_type_array))
+                        (void) fputs("[]", f);
+                else
+                        yaml_scalar(f, v);
+                (void) fputc('\n', f);
+                return;
+        }
+        if (json_object_is_type(v, json_type_object)) {
+                json_object_object_foreach(v, key, m) {
+                        if (!(first && first_done))
+                                (void) fprintf(f, "%*s", (int) indent, "");
+                        first = false;
+                        yaml_key(f, key);
+                        if (yaml_inline(m)) {
+                                (void) fputc(' ', f);
+                                yaml_value(f, m, indent + 2, false, depth + 1);
+                        } else {
+                                (void) fputc('\n', f);
+                                yaml_value(f, m, json_object_is_type(m, json_type_array) ? indent : indent + 2, false,
+                                           depth + 1);
+                        }
+                }
+                return;
+        }
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+                if (!(first && first_done))
+                        (void) fprintf(f, "%*s", (int) indent, "");
+                first = false;
+                (void) fputs("- ", f);
+                yaml_value(f, json_object_array_get_idx(v, i), indent + 2, true, depth + 1);
+        }
+}
+
+/* Prints a JSON value as YAML. */
+int output_yaml(FILE *f, json_object *o) {
+        yaml_value(f, o, 0, false, 0);
+        return 0;
+}
+
+/* Prints the scalars `path` reaches. */
+size_t output_ids(FILE *f, json_object *o, const char *path) {
+        size_t n = 0;
+
+        if (json_object_is_type(o, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        n += output_ids(f, json_object_array_get_idx(o, i), path);
+                return n;
+        }
+        if (isempty(path)) {
+                _cleanup_free_ char *t = NULL;
+
+                if (!o || json_object_is_type(o, json_type_object) || output_value_text(o, &t) < 0)
+                        return 0;
+                output_sanitized(f, t);
+                (void) fputc('\n', f);
+                return 1;
+        }
+        if (!json_object_is_type(o, json_type_object))
+                return 0;
+        {
+                const char *dot = strchr(path, '.');
+                size_t l = dot ? (size_t) (dot - path) : strlen(path);
+                _cleanup_free_ char *key = strndup(path, l);
+                json_object *m = NULL;
+
+                if (!key)
+                        return 0;
+                if (json_object_object_get_ex(o, key, &m))
+                        return output_ids(f, m, dot ? dot + 1 : "");
+                /* a map of objects on the way ("jobs" of get_last_jobs: {name: job}) */
+                json_object_object_foreach(o, k, v) {
+                        (void) k;
+                        if (json_object_is_type(v, json_type_object) && json_object_object_get_ex(v, key, NULL))
+                                n += output_ids(f, v, path);
+                }
+                return n;
+        }
 }

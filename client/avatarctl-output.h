@@ -6,10 +6,12 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 typedef enum OutputAlign {
         OUTPUT_ALIGN_LEFT,
@@ -24,11 +26,50 @@ typedef struct OutputColumn {
         const char *key;          /* member of each row object; "a.b" descends; NULL: the row */
         OutputAlign align;
         output_format_fn format;  /* NULL: output_value_text() */
+        bool status;              /* a state ("finished", "error"): coloured on a terminal */
 } OutputColumn;
 
+/* Colours (SGR) for text on a terminal. */
+typedef enum OutputColor {
+        OUTPUT_BOLD,
+        OUTPUT_RED,
+        OUTPUT_GREEN,
+        OUTPUT_YELLOW,
+        _OUTPUT_COLOR_MAX,
+        _OUTPUT_COLOR_INVALID = -EINVAL,
+} OutputColor;
+
+/* Decides what the output may use: colour on stdout and on stderr when each is a terminal,
+ * NO_COLOR is not set and TERM is not "dumb"; the width of tables: $COLUMNS, else the
+ * terminal's width when stdout is one, else no limit. */
+void output_setup(bool stdout_tty, bool stderr_tty);
+
+/* The escape sequence that starts colour c on f ("" when f gets no colour), and the one
+ * that ends it. */
+const char *output_color_on(FILE *f, OutputColor c);
+const char *output_color_off(FILE *f);
+
+/* The colour of a state ("finished" green, "error" red, "pending" yellow), or
+ * _OUTPUT_COLOR_INVALID for none. */
+OutputColor output_status_color(const char *status);
+
+/* The width tables fit in (0: no limit). */
+size_t output_columns(void);
+
+/* Prints a JSON value as YAML (block style; strings quoted when YAML would read them as
+ * something else). Returns 0 or -ENOMEM. */
+int output_yaml(FILE *f, json_object *o);
+
+/* Prints, one per line, the scalars that `path` ("runners.runner_id": members separated by
+ * dots; arrays and objects on the way are walked) reaches in o. Returns how many. */
+size_t output_ids(FILE *f, json_object *o, const char *path);
+
+/* Writes a time as ISO 8601 in local time: "2026-05-01T11:12:03+02:00" ("Z" for UTC). */
+void output_time(time_t t, char *buf, size_t size);
+
 /* Prints `rows` (borrowed array of objects) as a table: a header line, then one line per row,
- * columns separated by two spaces, the last column unpadded. Returns 0, -EINVAL when rows is
- * not an array, -ENOMEM. */
+ * columns separated by two spaces, the last column unpadded; cells cut with "…" so that a
+ * line fits output_columns(). Returns 0, -EINVAL when rows is not an array, -ENOMEM. */
 int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_cols);
 
 /* The text of a value for humans: strings as they are, null as "-", booleans as yes/no,
@@ -39,7 +80,8 @@ int output_value_text(json_object *v, char **ret);
 int output_format_duration(json_object *v, char **ret);
 
 /* output_format_fn: an ISO-8601 timestamp ("2026-05-01T09:12:03.12+00:00"; no offset means
- * UTC) as local time "2026-05-01 11:12:03"; null as "-"; anything else as it is. */
+ * UTC), or seconds since the epoch, as output_time() writes it; null as "-"; anything else as
+ * it is. */
 int output_format_time(json_object *v, char **ret);
 
 /* output_format_fn: a job's progress as a percentage ("40%"). The Avatar server reports a

@@ -101,13 +101,16 @@ static void sanitize_cut(char *s, size_t width) {
         }
 }
 
-/* Picks the mode from where stdout and stderr go. */
+/* Picks the mode from where stderr goes: -q silences it; otherwise a terminal gets lines
+ * redrawn in place, anything else (a log, a pipe) a plain line per change. */
 ProgressMode progress_mode_for(const Ctl *ctl) {
         const char *term = getenv("TERM");
 
+        if (ctl->quiet)
+                return PROGRESS_OFF;
         if (ctl->stderr_tty && !streq_ptr(term, "dumb"))
                 return PROGRESS_TERMINAL;
-        return ctl->json ? PROGRESS_OFF : PROGRESS_PLAIN;
+        return PROGRESS_PLAIN;
 }
 
 /* The message hook: ends the live region before an error or warning is printed. */
@@ -359,12 +362,13 @@ static void job_terminal_line(const ProgressJob *j, char *line, size_t size) {
                         j->exception ?: "");
 }
 
-/* The plain line of a job: "job standard pending 0.4". */
+/* The plain line of a job: "job standard pending 0.4". The progress goes by tenths, so that
+ * a log gets a line when the state changes and at every tenth, not at every poll. */
 static void job_plain_line(const ProgressJob *j, char *line, size_t size) {
         char pct[32] = "-";
 
         if (!isnan(j->progress))
-                (void) snprintf(pct, sizeof(pct), "%g", j->progress);
+                (void) snprintf(pct, sizeof(pct), "%g", floor(CLAMP(j->progress, 0.0, 1.0) * 10.0 + 1e-9) / 10.0);
         (void) snprintf(line, size, "job %s %s %s", j->name, isempty(j->status) ? "-" : j->status, pct);
 }
 

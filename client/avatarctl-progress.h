@@ -10,7 +10,7 @@
  *   plain mode     stderr is a file or a pipe: one line per event ("upload 1048576/10485760
  *                  bytes", "job standard pending 0.4", "downloaded shuffled -> DIR/x.csv
  *                  (1234 bytes)"), an upload line at most once a second.
- *   off            nothing is printed (JSON output with stderr not a terminal).
+ *   off            nothing is printed (-q).
  *   live region    the line or block that the next update redraws. Anything else printed on
  *                  stderr must first end it (progress_break(); avatarctl's message hook does
  *                  it for errors and warnings), so that it is not drawn over.
@@ -36,8 +36,8 @@ typedef enum ProgressMode {
 
 typedef struct Progress Progress;
 
-/* The mode for a command: terminal when stderr is a terminal (and TERM is not "dumb"),
- * plain for human output otherwise, off for JSON output. */
+/* The mode for a command: off with -q, terminal when stderr is a terminal (and TERM is not
+ * "dumb"), plain otherwise, whatever the output format. */
 ProgressMode progress_mode_for(const Ctl *ctl);
 
 /* Creates a display writing to f (borrowed; stderr in avatarctl) in `mode`. In terminal mode

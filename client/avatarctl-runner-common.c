@@ -127,6 +127,13 @@ int long_call_timeout(const Ctl *ctl) {
         return ctl->timeout_given ? ctl->timeout_ms : -1;
 }
 
+/* A wait of `seconds`, shortened to the global --timeout when that is given and shorter. */
+double capped_wait(const Ctl *ctl, double seconds) {
+        if (ctl->timeout_given && ctl->timeout_ms > 0)
+                return MIN(seconds, ctl->timeout_ms / 1000.0);
+        return seconds;
+}
+
 /* The last path component of path, without trailing slashes, in a new string ("" for "/"
  * or ""). NULL on OOM. */
 char *base_name(const char *path) {
@@ -228,18 +235,13 @@ int fail_output(const char *command, const char *path, int r) {
         return ctl_fail(CTL_EXIT_FAILED, command, "cannot create %s: %s", path, strerror(-r));
 }
 
-/* Formats seconds since the epoch as local time ("2026-05-01 11:12:03") into buf. */
+/* Formats seconds since the epoch as output_time() does into buf; "-" when not a number. */
 static void format_epoch(json_object *v, char *buf, size_t size) {
-        struct tm tm;
-        time_t t;
-
         if (!json_object_is_type(v, json_type_int)) {
                 (void) snprintf(buf, size, "-");
                 return;
         }
-        t = (time_t) json_object_get_int64(v);
-        if (!localtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-                (void) snprintf(buf, size, "%" PRId64, json_object_get_int64(v));
+        output_time((time_t) json_object_get_int64(v), buf, size);
 }
 
 /* ---- interruption ------------------------------------------------------------------- */
@@ -318,7 +320,7 @@ void interrupt_for_run(const Ctl *ctl, const char *runner_id, const char *set_na
 /* The columns of a runner's jobs. */
 static const OutputColumn runner_job_columns[] = {
         { .header = "JOB", .key = "parameters_name" },
-        { .header = "STATUS", .key = "status", .format = output_format_dash },
+        { .header = "STATUS", .key = "status", .format = output_format_dash, .status = true },
         { .header = "PROGRESS", .key = "progress", .align = OUTPUT_ALIGN_RIGHT, .format = output_format_progress },
         { .header = "NAME", .key = "name" },
         { .header = "EXCEPTION", .key = "exception", .format = output_format_dash },

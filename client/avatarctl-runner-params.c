@@ -139,7 +139,7 @@ const struct option ctl_parameter_options[] = {
         PARAM_OPTION(P_DATA_AUGMENTATION_SHOULD_ANONYMIZE_ORIGINAL_TABLE,
                      "data-augmentation-should-anonymize-original-table", optional_argument),
         PARAM_OPTION(P_USE_EXCLUDED_VARIABLES_IN_METRICS, "use-excluded-variables-in-metrics", optional_argument),
-        { "json",  required_argument, NULL, CTL_OPT_PARAMS_JSON },
+        { "params-json", required_argument, NULL, CTL_OPT_PARAMS_JSON },
         { "unset", required_argument, NULL, CTL_OPT_UNSET },
         {}
 };
@@ -294,7 +294,7 @@ static int apply_param(const char *command, const ParamSpec *s, const char *arg,
         return CTL_EXIT_OK;
 }
 
-/* Builds the params of set_parameters (`update` false) or update_parameters: --json first
+/* Builds the params of set_parameters (`update` false) or update_parameters: --params-json first
  * (the whole param object), then each option in command-line order, then --unset. Returns
  * CTL_EXIT_OK with the new params in *ret, or the exit code. */
 static int parameters_params(const CtlArgs *args, bool update, json_object **ret) {
@@ -310,7 +310,7 @@ static int parameters_params(const CtlArgs *args, bool update, json_object **ret
                 if (r == -ENOMEM)
                         return ctl_fail_oom(args->command);
                 if (r < 0 || !json_object_is_type(params, json_type_object))
-                        return ctl_fail(CTL_EXIT_USAGE, args->command, "--json: expected a JSON object of parameters");
+                        return ctl_fail(CTL_EXIT_USAGE, args->command, "--params-json: expected a JSON object of parameters");
                 json_object_object_del(params, "runner_id");
                 json_object_object_del(params, "table_name");
         } else {

@@ -54,7 +54,7 @@ static int write_all(int fd, const void *buf, size_t len) {
 
 /* Writes len bytes into a new file at path (create_output()), removed again when writing
  * fails. Returns CTL_EXIT_OK, or reports the problem and returns the exit code. */
-static int write_output(const char *command, const char *path, const void *data, size_t len, bool force) {
+int write_output(const char *command, const char *path, const void *data, size_t len, bool force) {
         _cleanup_close_ int fd = -1;
         bool created = false;
         int r;
@@ -73,51 +73,9 @@ static int write_output(const char *command, const char *path, const void *data,
         return CTL_EXIT_OK;
 }
 
-/* Prints "saved RESULT -> PATH (N bytes)" on stdout. */
-static void print_saved(const char *result, const char *path, int64_t bytes) {
-        (void) fputs("saved ", stdout);
-        output_sanitized(stdout, result);
-        (void) fputs(" -> ", stdout);
-        output_sanitized(stdout, path);
-        (void) printf(" (%" PRId64 " bytes)\n", bytes);
-}
-
-/* Decodes base64 (RFC 4648, padding optional, no line breaks). Returns 0 with a new buffer
- * in *ret and its length, -EBADMSG on invalid input, -ENOMEM. */
-static int base64_decode(const char *s, size_t len, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *out = NULL;
-        uint32_t acc = 0;
-        size_t n = 0, bits = 0, i;
-
-        out = malloc(len / 4 * 3 + 3);
-        if (!out)
-                return -ENOMEM;
-        while (len > 0 && s[len - 1] == '=')
-                len--;
-        for (i = 0; i < len; i++) {
-                char c = s[i];
-                int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 :
-                        c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
-
-                if (v < 0)
-                        return -EBADMSG;
-                acc = (acc << 6) | (uint32_t) v;
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        out[n++] = (char) ((acc >> bits) & 0xff);
-                }
-        }
-        if (bits >= 6)
-                return -EBADMSG; /* a lone character cannot end the text */
-        *ret = TAKE_PTR(out);
-        *ret_len = n;
-        return 0;
-}
-
 /* Writes text to stdout, with control characters other than newline and tab replaced when
  * stdout is a terminal (the daemon's text is untrusted). */
-static void print_text(const Ctl *ctl, const char *text, size_t len) {
+void print_text(const Ctl *ctl, const char *text, size_t len) {
         size_t i;
 
         if (!ctl->tty) {
@@ -154,6 +112,11 @@ const ResultKind *result_kind_named(const char *result) {
                 if (streq(result_kinds[i].result, result))
                         return &result_kinds[i];
         return NULL;
+}
+
+/* The i-th result kind of the contract, or NULL past the last. */
+const ResultKind *result_kind_at(size_t i) {
+        return i < ELEMENTSOF(result_kinds) ? &result_kinds[i] : NULL;
 }
 
 /* Turns runner.list_results into rows, one per file: {job, status, result, table, index,
@@ -249,7 +212,7 @@ static int format_row_file(json_object *row, char **ret) {
 static int print_results(Ctl *ctl, json_object *result, void *userdata) {
         static const OutputColumn cols[] = {
                 { .header = "JOB", .key = "job" },
-                { .header = "STATUS", .key = "status", .format = output_format_dash },
+                { .header = "STATUS", .key = "status", .format = output_format_dash, .status = true },
                 { .header = "RESULT", .key = "result" },
                 { .header = "TABLE", .key = "table" },
                 { .header = "INDEX", .key = "index", .align = OUTPUT_ALIGN_RIGHT },
@@ -308,210 +271,6 @@ int download_into(Ctl *ctl, json_object *params, int fd, const char *shown, Prog
         return CTL_EXIT_OK;
 }
 
-/* Finds, in runner.list_results, the file that a download of params' result, table and
- * index would fetch; its file name (new string) in *ret. Returns 0, -ENOENT, -ENOMEM. */
-static int listed_file_name(json_object *listing, json_object *params, char **ret) {
-        _cleanup_(unref_jsonp) json_object *rows = NULL;
-        const ResultKind *kind = result_kind_named(ctl_member_string(params, "result"));
-        const char *table = ctl_member_string(params, "table");
-        int64_t index = json_object_get_int64(ctl_member(params, "index")), seen = 0;
-        size_t i;
-        int r;
-
-        r = result_rows(listing, &rows);
-        if (r < 0)
-                return r;
-        for (i = 0; kind && i < json_object_array_length(rows); i++) {
-                json_object *row = json_object_array_get_idx(rows, i);
-                const ResultKind *rk = result_kind_named(ctl_member_string(row, "result"));
-
-                if (!rk || !streq(rk->job, kind->job) || !streq(rk->key, kind->key) || !ctl_member_string(row, "file_name"))
-                        continue;
-                if (table && !streq_ptr(ctl_member_string(row, "table"), table))
-                        continue;
-                if (seen++ != index)
-                        continue;
-                *ret = strdup(ctl_member_string(row, "file_name"));
-                return *ret ? 0 : -ENOMEM;
-        }
-        return -ENOENT;
-}
-
-/* Saves a download into a new file `path` and reports it: "saved RESULT -> PATH (N bytes)"
- * (JSON mode: the result with "path" instead of "data"). */
-static int save_inline(Ctl *ctl, const char *command, json_object *result, const char *path, const char *data,
-                       size_t len, bool force) {
-        int code;
-
-        code = write_output(command, path, data, len, force);
-        if (code != CTL_EXIT_OK)
-                return code;
-        json_object_object_del(result, "data");
-        json_object_object_del(result, "encoding");
-        if (ctl_add_member(result, "path", json_object_new_string(path)) < 0)
-                return ctl_fail_oom(command);
-        if (ctl->json)
-                ctl_print_json(ctl, result);
-        else
-                print_saved(ctl_member_string(result, "result") ?: "?", path, (int64_t) len);
-        return CTL_EXIT_OK;
-}
-
-/* Downloads one result into a file avatarctl creates at path (removed again on failure),
- * with progress; the result gains "path". Returns CTL_EXIT_OK or the exit code. */
-static int download_to_file(Ctl *ctl, const char *command, json_object *params, const char *path, bool force,
-                            json_object **ret_result) {
-        _cleanup_close_ int fd = -1;
-        bool created = false;
-        Progress *p = NULL;
-        int code;
-
-        fd = create_output(path, force, &created);
-        if (fd < 0)
-                return fail_output(command, path, fd);
-        code = progress_attach(ctl, ctl_member_string(params, "runner_id"), &p);
-        if (code == CTL_EXIT_OK)
-                code = download_into(ctl, params, fd, path, p, ret_result);
-        p = progress_detach(ctl, p);
-        fd = safe_close(fd);
-        if (code != CTL_EXIT_OK) {
-                if (created)
-                        (void) unlink(path);
-                return code;
-        }
-        if (ctl_add_member(*ret_result, "path", json_object_new_string(path)) < 0)
-                return ctl_fail_oom(command);
-        return CTL_EXIT_OK;
-}
-
-/* Downloads into a new file named after the server's file (in the current directory),
- * through a descriptor: for a result too large to come inline. */
-static int download_to_server_name(Ctl *ctl, const char *command, json_object *params, bool force) {
-        _cleanup_(unref_jsonp) json_object *lp = NULL, *listing = NULL, *result = NULL;
-        _cleanup_free_ char *name = NULL;
-        int code, r;
-
-        code = runner_params(command, ctl_member_string(params, "runner_id"), &lp);
-        if (code != CTL_EXIT_OK)
-                return code;
-        code = ctl_call(ctl, "runner.list_results", lp, NULL, 0, &listing);
-        if (code != CTL_EXIT_OK)
-                return code;
-        r = listed_file_name(listing, params, &name);
-        if (r == -ENOMEM)
-                return ctl_fail_oom(command);
-        if (r < 0 || !file_name_is_safe(name))
-                return ctl_fail(CTL_EXIT_NOT_FOUND, command, "no file name for this result; give one with -o FILE");
-        code = download_to_file(ctl, command, params, name, force, &result);
-        if (code != CTL_EXIT_OK)
-                return code;
-        if (ctl->json)
-                ctl_print_json(ctl, result);
-        else
-                print_saved(ctl_member_string(result, "result") ?: "?", name,
-                            json_object_get_int64(ctl_member(result, "bytes")));
-        return CTL_EXIT_OK;
-}
-
-/* Without -o: the result inline; text is printed, binary saved under the server's file
- * name; a result too large to come inline is saved under that name too. */
-static int download_inline(Ctl *ctl, const char *command, json_object *params, bool force) {
-        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
-        _cleanup_(unref_jsonp) json_object *result = NULL;
-        _cleanup_free_ char *bin = NULL;
-        const char *encoding, *data, *name;
-        size_t len = 0;
-        int code, r;
-
-        code = ctl_call_quiet(ctl, "runner.download", params, NULL, 0, long_call_timeout(ctl), &result, &e, &r);
-        if (code != CTL_EXIT_OK) {
-                /* The daemon returns at most 512 KiB inline. */
-                if (r == -EREMOTEIO && e.code == RPC_INVALID_PARAMS && e.message && strstr(e.message, "too large"))
-                        return download_to_server_name(ctl, command, params, force);
-                ctl_report_call_error(ctl, "runner.download", r, &e, long_call_timeout(ctl));
-                return code;
-        }
-        encoding = ctl_member_string(result, "encoding");
-        data = ctl_member_string(result, "data") ?: "";
-        name = ctl_member_string(result, "file_name");
-        if (!streq_ptr(encoding, "base64")) {
-                if (ctl->json)
-                        ctl_print_json(ctl, result);
-                else
-                        print_text(ctl, data, (size_t) json_object_get_string_len(ctl_member(result, "data")));
-                return CTL_EXIT_OK;
-        }
-        r = base64_decode(data, strlen(data), &bin, &len);
-        if (r == -ENOMEM)
-                return ctl_fail_oom(command);
-        if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, command, "the daemon sent invalid base64");
-        if (!file_name_is_safe(name))
-                return ctl_fail(CTL_EXIT_FAILED, command, "the server's file name is not usable here; give one with -o FILE");
-        return save_inline(ctl, command, result, name, bin, len, force);
-}
-
-/* "avatarctl runner download RUNNER RESULT [--table T] [--index N] [-o FILE|-] [--force]":
- * runner.download into a file avatarctl creates, into stdout (-o -: descriptor 1 as it is,
- * a file or a pipe), or inline. */
-int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
-        _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
-        const char *result_name = args->pos[1], *table = ctl_opt(args, CTL_OPT_TABLE),
-                   *index = ctl_opt(args, CTL_OPT_INDEX), *out = ctl_opt(args, CTL_OPT_OUTPUT);
-        bool force = ctl_opt_given(args, CTL_OPT_FORCE);
-        size_t i;
-        int code;
-
-        code = runner_params(args->command, args->pos[0], &params);
-        if (code != CTL_EXIT_OK)
-                return code;
-        if (!result_kind_named(result_name)) {
-                const char *names[ELEMENTSOF(result_kinds)];
-
-                for (i = 0; i < ELEMENTSOF(result_kinds); i++)
-                        names[i] = result_kinds[i].result;
-                return ctl_check_choice(args->command, "RESULT", result_name, names, ELEMENTSOF(names));
-        }
-        if (ctl_add_member(params, "result", json_object_new_string(result_name)) < 0)
-                return ctl_fail_oom(args->command);
-        if (table) {
-                code = check_name(args->command, "--table", table, TABLE_NAME_MAX);
-                if (code != CTL_EXIT_OK)
-                        return code;
-                if (ctl_add_member(params, "table", json_object_new_string(table)) < 0)
-                        return ctl_fail_oom(args->command);
-        }
-        code = ctl_add_int_param(args, params, "--index", index, "index", 0, INT_MAX);
-        if (code != CTL_EXIT_OK)
-                return code;
-        if (out && isempty(out))
-                return ctl_fail(CTL_EXIT_USAGE, args->command, "-o: the file name is empty");
-        if (!out)
-                return download_inline(ctl, args->command, params, force);
-
-        if (streq(out, "-")) {
-                /* The reports are pdf and docx: bytes a terminal would take as commands. */
-                if (ctl->tty && (streq(result_name, "report") || streq(result_name, "report_pia")))
-                        return ctl_fail(CTL_EXIT_USAGE, args->command,
-                                        "the %s is a binary file: redirect stdout, or use -o FILE", result_name);
-                /* stdout as it is (a file, a pipe): nothing else goes there, and no progress
-                 * either (the bytes are the output). */
-                (void) fflush(stdout);
-                return download_into(ctl, params, STDOUT_FILENO, "stdout", NULL, &result);
-        }
-
-        code = download_to_file(ctl, args->command, params, out, force, &result);
-        if (code != CTL_EXIT_OK)
-                return code;
-        if (ctl->json)
-                ctl_print_json(ctl, result);
-        else if (!ctl->stderr_tty) {
-                /* On a terminal the progress line said it already. */
-                print_saved(result_name, out, json_object_get_int64(ctl_member(result, "bytes")));
-        }
-        return CTL_EXIT_OK;
-}
-
 /* "avatarctl runner export-yaml RUNNER [-o FILE|-] [--force]": runner.export_yaml. Without
  * -o the YAML is printed on a terminal and the result is printed as JSON otherwise; -o FILE
  * writes the YAML into a new file, -o - onto stdout as it is. */
@@ -562,6 +321,7 @@ int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args) {
 /* "avatarctl runner delete RUNNER [--jobs LIST]": runner.delete. */
 int ctl_cmd_runner_delete(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *jobs = NULL, *result = NULL;
+        _cleanup_free_ char *question = NULL;
         int code;
 
         code = runner_params(args->command, args->pos[0], &params);
@@ -572,6 +332,12 @@ int ctl_cmd_runner_delete(Ctl *ctl, const CtlArgs *args) {
                 return code;
         if (jobs && ctl_add_member(params, "jobs", TAKE_PTR(jobs)) < 0)
                 return ctl_fail_oom(args->command);
+        if (asprintf(&question, "Delete %s jobs of the runner %s on the server",
+                     ctl_opt_given(args, CTL_OPT_JOBS) ? "these" : "all the", args->pos[0]) < 0)
+                return ctl_fail_oom(args->command);
+        code = ctl_confirm(ctl, args->command, ctl_opt_given(args, CTL_OPT_YES), question);
+        if (code != CTL_EXIT_OK)
+                return code;
         code = ctl_call(ctl, "runner.delete", params, NULL, 0, &result);
         if (code != CTL_EXIT_OK)
                 return code;

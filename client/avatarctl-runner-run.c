@@ -168,9 +168,11 @@ int wait_runner(Ctl *ctl, const char *runner_id, const char *set_name, json_obje
                 p = own;
         }
         progress_jobs(p, initial);
-        interrupt_for_run(ctl, runner_id, set_name, true);
+        if (own)
+                interrupt_for_run(ctl, runner_id, set_name, true);
         code = ctl_call_quiet(ctl, "runner.wait", params, NULL, 0, deadline, &result, &e, &r);
-        interrupt_clear();
+        if (own)
+                interrupt_clear();
         if (code == CTL_EXIT_OK)
                 progress_jobs(p, ctl_member(result, "jobs"));
         progress_break(p);
@@ -218,11 +220,17 @@ int ctl_cmd_runner_wait(Ctl *ctl, const CtlArgs *args) {
         if (code != CTL_EXIT_OK)
                 return code;
         if (t) {
-                code = parse_seconds(args->command, "--timeout", t, WAIT_TIMEOUT_MAX_S, &timeout_s);
+                code = parse_seconds(args->command, "--wait-timeout", t, WAIT_TIMEOUT_MAX_S, &timeout_s);
                 if (code != CTL_EXIT_OK)
                         return code;
         }
+        timeout_s = capped_wait(ctl, timeout_s);
         code = wait_runner(ctl, args->pos[0], NULL, jobs, timeout_s, NULL, NULL, &result, NULL);
+        if (code == CTL_EXIT_UNREACHABLE && !ctl->quiet) {
+                ctl_before_message();
+                (void) fputs("The jobs go on on the server. Once the daemon is back, wait again with:\n", stderr);
+                print_command(stderr, ctl, "runner", "wait", args->pos[0], NULL);
+        }
         if (code != CTL_EXIT_OK)
                 return code;
         if (ctl->json)
@@ -305,20 +313,37 @@ static int print_loaded(Ctl *ctl, json_object *result, void *userdata) {
  * manager.create_runner_from_id) or by display name (manager.create_runner_from_name, the
  * most recent run of that name). */
 int ctl_cmd_runs_load(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
         _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
+        _cleanup_free_ char *full = NULL;
         const char *arg = args->pos[0];
         bool by_id = ctl_is_uuid(arg);
         const char *method = by_id ? "manager.create_runner_from_id" : "manager.create_runner_from_name";
-        int code;
+        int code, r;
 
         if (isempty(arg))
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "the display name is empty");
         params = json_object_new_object();
         if (!params || ctl_add_member(params, by_id ? "set_name" : "display_name", json_object_new_string(arg)) < 0)
                 return ctl_fail_oom(args->command);
-        code = ctl_call(ctl, method, params, NULL, 0, &result);
-        if (code != CTL_EXIT_OK)
+        code = ctl_call_quiet(ctl, method, params, NULL, 0, ctl->timeout_ms, &result, &e, &r);
+        if (code == CTL_EXIT_NOT_FOUND && !by_id) {
+                /* no run of that name: a prefix of a run id? */
+                code = ctl_resolve_set(ctl, args->command, arg, &full);
+                if (code != CTL_EXIT_OK)
+                        return code;
+                method = "manager.create_runner_from_id";
+                json_object_put(params);
+                params = json_object_new_object();
+                if (!params || ctl_add_member(params, "set_name", json_object_new_string(full)) < 0)
+                        return ctl_fail_oom(args->command);
+                code = ctl_call(ctl, method, params, NULL, 0, &result);
+                if (code != CTL_EXIT_OK)
+                        return code;
+        } else if (code != CTL_EXIT_OK) {
+                ctl_report_call_error(ctl, method, r, &e, ctl->timeout_ms);
                 return code;
+        }
         if (ctl->json)
                 print_warnings(result);
         return ctl_print_result(ctl, method, result, print_loaded, NULL);
@@ -339,12 +364,9 @@ typedef struct Watch {
 static void watch_print_job(json_object *job) {
         _cleanup_free_ char *pct = NULL;
         const char *exception = ctl_member_string(job, "exception");
-        char stamp[16] = "";
-        struct tm tm;
-        time_t now = time(NULL);
+        char stamp[64] = "";
 
-        if (localtime_r(&now, &tm))
-                (void) strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+        output_time(time(NULL), stamp, sizeof(stamp));
         if (output_format_progress(ctl_member(job, "progress"), &pct) < 0)
                 return;
         (void) printf("%s  ", stamp);
@@ -401,28 +423,32 @@ int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
         const char *set = args->n_pos > 0 ? args->pos[0] : NULL, *runner = ctl_opt(args, CTL_OPT_RUNNER),
                    *t = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT);
         double timeout_s = WAIT_TIMEOUT_DEFAULT_S;
+        _cleanup_free_ char *full = NULL;
         Watch w = { .ctl = ctl };
         int code, deadline;
 
         if (!set == !runner)
-                return ctl_fail(CTL_EXIT_USAGE, args->command, "give either a run id (SET) or --runner ID");
-        if (set && !ctl_is_uuid(set))
-                return ctl_fail(CTL_EXIT_USAGE, args->command,
-                                "expected a run id (a UUID, see avatarctl runs find NAME), got '%s'", set);
-        if (runner) {
-                code = check_runner_id(args->command, runner);
-                if (code != CTL_EXIT_OK)
-                        return code;
-        }
+                return ctl_fail(CTL_EXIT_USAGE, args->command, "give either a run (RUN) or --runner RUNNER");
         code = collect_list(args, CTL_OPT_JOBS, "--jobs", NULL, 0, &jobs);
         if (code != CTL_EXIT_OK)
                 return code;
         if (t) {
-                code = parse_seconds(args->command, "--timeout", t, WAIT_TIMEOUT_MAX_S, &timeout_s);
+                code = parse_seconds(args->command, "--wait-timeout", t, WAIT_TIMEOUT_MAX_S, &timeout_s);
                 if (code != CTL_EXIT_OK)
                         return code;
-                if (timeout_s < 0.1)
-                        return ctl_fail(CTL_EXIT_USAGE, args->command, "--timeout: at least 0.1 s");
+        }
+        timeout_s = capped_wait(ctl, timeout_s);
+        if (timeout_s < 0.1)
+                return ctl_fail(CTL_EXIT_USAGE, args->command, "--wait-timeout: at least 0.1 s");
+        code = set ? ctl_resolve_set(ctl, args->command, set, &full) :
+                     ctl_resolve_runner(ctl, args->command, runner, &full);
+        if (code != CTL_EXIT_OK)
+                return code;
+        if (full) {
+                if (set)
+                        set = full;
+                else
+                        runner = full;
         }
         params = json_object_new_object();
         if (!params || ctl_add_member(params, set ? "set_name" : "runner_id", json_object_new_string(set ?: runner)) < 0 ||

@@ -108,9 +108,182 @@ int input_file_open(const char *command, const char *path, InputFile *ret) {
                 input_file_done(&in);
                 return ctl_fail(CTL_EXIT_USAGE, command, "%s is a directory", path);
         }
-        if (S_ISREG(st.st_mode))
+        if (S_ISREG(st.st_mode)) {
                 in.size = (uint64_t) st.st_size;
+                in.regular = true;
+        }
         *ret = in;
+        return CTL_EXIT_OK;
+}
+
+/* Bytes read at a time by the check. */
+#define CHECK_CHUNK (64u * 1024u)
+
+/* The state of the CSV check, carried from one chunk to the next. */
+typedef struct CsvCheck {
+        uint64_t line;            /* the physical line the next byte is on (1-based) */
+        uint64_t record_line;     /* where the record being read started */
+        uint64_t records;         /* complete records */
+        size_t fields;            /* fields of the record being read, so far */
+        size_t header_fields;     /* fields of the first record */
+        bool in_quotes, after_quote, field_start, record_empty;
+        unsigned utf8_left;       /* continuation bytes still expected */
+        uint32_t utf8_min;        /* the least code point the sequence may encode */
+        uint32_t utf8_cp;
+        uint64_t column;          /* of the byte in its line, for messages (1-based) */
+} CsvCheck;
+
+/* Ends a record: its number of fields must be the header's. Returns 0 or -EBADMSG with the
+ * message in buf. */
+static int csv_end_record(CsvCheck *c, char *buf, size_t size) {
+        if (c->record_empty) {
+                /* a blank line: read as no row, as pandas does */
+                c->fields = 0;
+                return 0;
+        }
+        c->fields++;
+        if (c->records == 0)
+                c->header_fields = c->fields;
+        else if (c->fields != c->header_fields) {
+                (void) snprintf(buf, size, "line %" PRIu64 ": %zu field%s, but the header (line 1) has %zu",
+                                c->record_line, c->fields, c->fields == 1 ? "" : "s", c->header_fields);
+                return -EBADMSG;
+        }
+        c->records++;
+        c->fields = 0;
+        return 0;
+}
+
+/* Feeds one byte to the UTF-8 check. Returns 0 or -EBADMSG. */
+static int utf8_feed(CsvCheck *c, unsigned char b) {
+        if (c->utf8_left > 0) {
+                if ((b & 0xc0) != 0x80)
+                        return -EBADMSG;
+                c->utf8_cp = (c->utf8_cp << 6) | (b & 0x3f);
+                if (--c->utf8_left == 0 &&
+                    (c->utf8_cp < c->utf8_min || c->utf8_cp > 0x10ffff || (c->utf8_cp >= 0xd800 && c->utf8_cp <= 0xdfff)))
+                        return -EBADMSG;
+                return 0;
+        }
+        if (b < 0x80)
+                return 0;
+        if ((b & 0xe0) == 0xc0)
+                c->utf8_left = 1, c->utf8_min = 0x80, c->utf8_cp = b & 0x1f;
+        else if ((b & 0xf0) == 0xe0)
+                c->utf8_left = 2, c->utf8_min = 0x800, c->utf8_cp = b & 0x0f;
+        else if ((b & 0xf8) == 0xf0)
+                c->utf8_left = 3, c->utf8_min = 0x10000, c->utf8_cp = b & 0x07;
+        else
+                return -EBADMSG;
+        return 0;
+}
+
+/* Feeds one byte to the CSV check. Returns 0 or -EBADMSG with the message in buf. */
+static int csv_feed(CsvCheck *c, unsigned char b, char *buf, size_t size) {
+        if (b == '\0') {
+                (void) snprintf(buf, size, "line %" PRIu64 ": a NUL byte: this is not a text file", c->line);
+                return -EBADMSG;
+        }
+        if (utf8_feed(c, b) < 0) {
+                (void) snprintf(buf, size, "line %" PRIu64 ", column %" PRIu64 ": not UTF-8 (byte 0x%02x); save the "
+                                "file as UTF-8", c->line, c->column, b);
+                return -EBADMSG;
+        }
+        c->column++;
+        if (c->in_quotes) {
+                if (b == '"') {
+                        c->in_quotes = false;
+                        c->after_quote = true;
+                } else if (b == '\n') {
+                        c->line++;
+                        c->column = 1;
+                }
+                return 0;
+        }
+        if (b == '"' && (c->field_start || c->after_quote)) {
+                /* an opening quote, or the second of a doubled one */
+                c->in_quotes = true;
+                c->after_quote = false;
+                c->field_start = false;
+                c->record_empty = false;
+                return 0;
+        }
+        c->after_quote = false;
+        if (b == '\n') {
+                int r = csv_end_record(c, buf, size);
+
+                c->line++;
+                c->column = 1;
+                c->record_line = c->line;
+                c->field_start = true;
+                c->record_empty = true;
+                return r;
+        }
+        if (b == '\r')
+                return 0;
+        c->record_empty = false;
+        c->field_start = b == ',';
+        if (b == ',')
+                c->fields++;
+        return 0;
+}
+
+/* Checks a CSV table before it is uploaded. */
+int check_table_file(const char *command, const InputFile *in, const char *file_name) {
+        _cleanup_free_ char *chunk = NULL;
+        const char *name = file_name ?: in->name;
+        CsvCheck c = { .line = 1, .record_line = 1, .field_start = true, .record_empty = true, .column = 1 };
+        char msg[256];
+        uint64_t off = 0;
+
+        if (!in->regular || !name || strlen(name) < 4 || strcasecmp(name + strlen(name) - 4, ".csv") != 0)
+                return CTL_EXIT_OK;
+        if (in->size == 0) {
+                (void) ctl_fail(CTL_EXIT_USAGE, command, "%s is empty: no header, no rows", in->path);
+                ctl_hint(NULL, "--no-check uploads it anyway");
+                return CTL_EXIT_USAGE;
+        }
+        chunk = malloc(CHECK_CHUNK);
+        if (!chunk)
+                return ctl_fail_oom(command);
+        for (;;) {
+                ssize_t n = pread(in->fd, chunk, CHECK_CHUNK, (off_t) off);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return ctl_fail(CTL_EXIT_USAGE, command, "cannot read %s: %s", in->path, strerror(errno));
+                if (n == 0)
+                        break;
+                for (ssize_t i = 0; i < n; i++) {
+                        /* a UTF-8 byte order mark before the header is allowed */
+                        if (off == 0 && i < 3 && n >= 3 && memcmp(chunk, "\xef\xbb\xbf", 3) == 0)
+                                continue;
+                        if (csv_feed(&c, (unsigned char) chunk[i], msg, sizeof(msg)) < 0) {
+                                (void) ctl_fail(CTL_EXIT_USAGE, command, "%s: %s", in->path, msg);
+                                ctl_hint(NULL, "fix the file, or upload it as it is with --no-check");
+                                return CTL_EXIT_USAGE;
+                        }
+                }
+                off += (uint64_t) n;
+        }
+        if (c.in_quotes || c.utf8_left > 0) {
+                (void) ctl_fail(CTL_EXIT_USAGE, command, "%s: line %" PRIu64 ": %s", in->path, c.record_line,
+                                c.in_quotes ? "a quoted field that never ends" : "the file ends inside a UTF-8 character");
+                ctl_hint(NULL, "fix the file, or upload it as it is with --no-check");
+                return CTL_EXIT_USAGE;
+        }
+        if (csv_end_record(&c, msg, sizeof(msg)) < 0) {
+                (void) ctl_fail(CTL_EXIT_USAGE, command, "%s: %s", in->path, msg);
+                ctl_hint(NULL, "fix the file, or upload it as it is with --no-check");
+                return CTL_EXIT_USAGE;
+        }
+        if (c.records < 2) {
+                (void) ctl_fail(CTL_EXIT_USAGE, command, "%s: %s", in->path,
+                                c.records == 0 ? "no header, no rows" : "a header but no rows");
+                ctl_hint(NULL, "--no-check uploads it anyway");
+                return CTL_EXIT_USAGE;
+        }
         return CTL_EXIT_OK;
 }
 
@@ -217,6 +390,11 @@ int ctl_cmd_runner_add_table(Ctl *ctl, const CtlArgs *args) {
         code = input_file_open(args->command, args->pos[2], &in);
         if (code != CTL_EXIT_OK)
                 return code;
+        if (!ctl_opt_given(args, CTL_OPT_NO_CHECK)) {
+                code = check_table_file(args->command, &in, file_name);
+                if (code != CTL_EXIT_OK)
+                        goto out;
+        }
         if (avatar_path) {
                 code = input_file_open(args->command, avatar_path, &avatar);
                 if (code != CTL_EXIT_OK)

@@ -250,7 +250,7 @@ static int print_runner_list(Ctl *ctl, json_object *result, void *userdata) {
         static const OutputColumn cols[] = {
                 { .header = "RUNNER", .key = "runner_id" },
                 { .header = "NAME", .key = "display_name" },
-                { .header = "STATE", .key = "state" },
+                { .header = "STATE", .key = "state", .status = true },
                 { .header = "RUN ID", .key = "set_name" },
                 { .header = "TABLES", .key = "tables", .format = format_list },
                 { .header = "JOBS DONE", .key = "jobs", .align = OUTPUT_ALIGN_RIGHT, .format = format_jobs_done },
@@ -299,4 +299,105 @@ static int print_closed(Ctl *ctl, json_object *result, void *userdata) {
 /* "avatarctl runner close RUNNER": runner.close. */
 int ctl_cmd_runner_close(Ctl *ctl, const CtlArgs *args) {
         return call_runner_and_print(ctl, args, "runner.close", print_closed);
+}
+
+/* Removes a runner: runner.delete (all its jobs on the server), then runner.close. A
+ * deletion that leaves jobs behind keeps the runner. Returns CTL_EXIT_OK with the number
+ * of jobs deleted in *ret_deleted, or the exit code with why in *ret_reason (a new string;
+ * the failure is not printed). */
+int runner_remove(Ctl *ctl, const char *id, size_t *ret_deleted, char **ret_reason) {
+        _cleanup_(avatar_client_error_done) AvatarClientError e = AVATAR_CLIENT_ERROR_INIT;
+        _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
+        const char *method = "runner.delete";
+        int code, r = 0;
+
+        *ret_reason = NULL;
+        *ret_deleted = 0;
+        params = json_object_new_object();
+        if (!params || ctl_add_member(params, "runner_id", json_object_new_string(id)) < 0)
+                return ctl_fail_oom("runner rm");
+        code = ctl_call_quiet(ctl, method, params, NULL, 0, long_call_timeout(ctl), &result, &e, &r);
+        if (code == CTL_EXIT_OK && ctl_member_length(result, "failed_jobs") > 0) {
+                if (asprintf(ret_reason, "%zu of its jobs could not be deleted on the server; the runner is kept",
+                             ctl_member_length(result, "failed_jobs")) < 0)
+                        *ret_reason = NULL;
+                return CTL_EXIT_UPSTREAM;
+        }
+        if (code == CTL_EXIT_OK) {
+                *ret_deleted = ctl_member_length(result, "deleted_jobs");
+                method = "runner.close";
+                code = ctl_call_quiet(ctl, method, params, NULL, 0, ctl->timeout_ms, NULL, &e, &r);
+        }
+        if (code == CTL_EXIT_OK)
+                return CTL_EXIT_OK;
+        if (asprintf(ret_reason, "%s: %s (%s)", ctl_command_of_method(method) ?: method,
+                     r == -EREMOTEIO ? e.message ?: "failed" : r != 0 ? strerror(-r) : "cannot reach the daemon",
+                     r == -EREMOTEIO ? avatar_client_error_name(&e) : "not_sent") < 0)
+                *ret_reason = NULL;
+        return code;
+}
+
+/* "avatarctl runner rm RUNNER... [--yes]": runner.delete and runner.close for each. */
+int ctl_cmd_runner_rm(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *out = NULL, *removed = NULL, *failed = NULL;
+        _cleanup_free_ char *question = NULL;
+        char *ids[64] = {};
+        size_t n = (size_t) args->n_pos, i;
+        int code = CTL_EXIT_OK, first = CTL_EXIT_OK;
+
+        if (n > ELEMENTSOF(ids))
+                return ctl_fail(CTL_EXIT_USAGE, args->command, "at most %zu runners at once", ELEMENTSOF(ids));
+        for (i = 0; i < n && code == CTL_EXIT_OK; i++) {
+                code = ctl_resolve_runner(ctl, args->command, args->pos[i], &ids[i]);
+                if (code == CTL_EXIT_OK && !ids[i] && !(ids[i] = strdup(args->pos[i])))
+                        code = ctl_fail_oom(args->command);
+        }
+        if (code == CTL_EXIT_OK && asprintf(&question, "Remove %zu runner%s (%s%s) and delete %s jobs on the server", n,
+                                            n == 1 ? "" : "s", ids[0], n > 1 ? ", ..." : "",
+                                            n == 1 ? "its" : "their") < 0) {
+                question = NULL;
+                code = ctl_fail_oom(args->command);
+        }
+        if (code == CTL_EXIT_OK)
+                code = ctl_confirm(ctl, args->command, ctl_opt_given(args, CTL_OPT_YES), question);
+        out = json_object_new_object();
+        removed = json_object_new_array();
+        failed = json_object_new_array();
+        if (code == CTL_EXIT_OK && (!out || !removed || !failed))
+                code = ctl_fail_oom(args->command);
+        for (i = 0; i < n && code == CTL_EXIT_OK; i++) {
+                _cleanup_free_ char *reason = NULL;
+                size_t deleted = 0;
+                int c = runner_remove(ctl, ids[i], &deleted, &reason);
+
+                if (c == CTL_EXIT_OK) {
+                        (void) json_object_array_add(removed, json_object_new_string(ids[i]));
+                        if (!ctl->json) {
+                                (void) fputs("Removed runner ", stdout);
+                                output_sanitized(stdout, ids[i]);
+                                (void) printf(" (%zu job%s deleted on the server).\n", deleted, deleted == 1 ? "" : "s");
+                        }
+                        continue;
+                }
+                if (first == CTL_EXIT_OK)
+                        first = c;
+                {
+                        json_object *f = json_object_new_object();
+
+                        if (f) {
+                                (void) ctl_add_member(f, "runner_id", json_object_new_string(ids[i]));
+                                (void) ctl_add_member(f, "reason", json_object_new_string(reason ?: "failed"));
+                                (void) json_object_array_add(failed, f);
+                        }
+                }
+                (void) ctl_fail(c, args->command, "%s: %s", ids[i], reason ?: "failed");
+        }
+        if (code == CTL_EXIT_OK && ctl->json) {
+                (void) ctl_add_member(out, "removed", TAKE_PTR(removed));
+                (void) ctl_add_member(out, "failed", TAKE_PTR(failed));
+                ctl_print_json(ctl, out);
+        }
+        for (i = 0; i < n; i++)
+                free(ids[i]);
+        return code != CTL_EXIT_OK ? code : first;
 }

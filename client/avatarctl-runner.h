@@ -8,7 +8,9 @@
  *   avatarctl-runner.c          runner create, create-from-yaml, list, close
  *   avatarctl-runner-tables.c   runner add-table, add-link
  *   avatarctl-runner-params.c   runner set-parameters, update-parameters, advise
- *   avatarctl-runner-results.c  runner results, download, export-yaml, delete
+ *   avatarctl-runner-results.c  runner results, export-yaml, delete; a download into a
+ *                               descriptor
+ *   avatarctl-runner-download.c runner download; the plans of files avatarize shares
  *   avatarctl-runner-run.c      runner run, status, wait; runs load; watch
  *   avatarctl-avatarize.c       avatarize
  * Each uses only those above it in this list.
@@ -70,6 +72,7 @@ typedef struct InputFile {
         int fd;                   /* borrowed for stdin, owned otherwise */
         bool owned;
         uint64_t size;            /* when a regular file, else 0 */
+        bool regular;             /* a regular file (it can be read again: pread()) */
         char *name;               /* the basename, NULL for stdin */
 } InputFile;
 
@@ -100,6 +103,9 @@ int parse_seconds(const char *command, const char *what, const char *s, double m
 
 /* The deadline of a call that moves data or waits: none, unless --timeout was given. */
 int long_call_timeout(const Ctl *ctl);
+
+/* A wait of `seconds`, shortened to the global --timeout when that is given and shorter. */
+double capped_wait(const Ctl *ctl, double seconds);
 
 /* The last path component of path, without trailing slashes, in a new string ("" for "/"
  * or ""). NULL on OOM. */
@@ -170,6 +176,14 @@ Progress *progress_detach(Ctl *ctl, Progress *p);
 int call_print_warn(Ctl *ctl, const char *method, json_object *params, int timeout_ms,
                     ctl_print_fn human, void *userdata);
 
+/* ---- avatarctl-runner.c --------------------------------------------------------------------- */
+
+/* Removes a runner: runner.delete (all its jobs on the server), then runner.close. A
+ * deletion that leaves jobs behind keeps the runner. Returns CTL_EXIT_OK with the number
+ * of jobs deleted in *ret_deleted, or the exit code with why in *ret_reason (a new string;
+ * the failure is not printed). */
+int runner_remove(Ctl *ctl, const char *id, size_t *ret_deleted, char **ret_reason);
+
 /* ---- avatarctl-runner-tables.c -------------------------------------------------------------- */
 
 /* Closes and frees an input file. */
@@ -177,6 +191,13 @@ void input_file_done(InputFile *in);
 
 /* Opens a table to upload, read-only. Returns CTL_EXIT_OK or the exit code. */
 int input_file_open(const char *command, const char *path, InputFile *ret);
+
+/* Checks a CSV table before it is uploaded (a regular file whose name, `in`'s or
+ * `file_name` when not NULL, ends in .csv; anything else passes): readable, not empty, rows
+ * after the header, the same number of fields on every line (quotes as RFC 4180 has them),
+ * UTF-8, no NUL byte. Reads with pread(), so the descriptor's offset is left alone. Returns
+ * CTL_EXIT_OK, or prints the first problem with its line and returns CTL_EXIT_USAGE. */
+int check_table_file(const char *command, const InputFile *in, const char *file_name);
 
 /* Uploads a table: runner.add_table with the descriptors of `in` (and `avatar`, may be
  * NULL), showing progress. `params` holds everything but the descriptors and file names.
@@ -189,6 +210,9 @@ int upload_table(Ctl *ctl, const char *command, json_object *params, const Input
 
 /* The result kind named `result`, or NULL. */
 const ResultKind *result_kind_named(const char *result);
+
+/* The i-th result kind of the contract, or NULL past the last. */
+const ResultKind *result_kind_at(size_t i);
 
 /* Turns runner.list_results into rows, one per file: {job, status, result, table, index,
  * file_name} where result is runner.download's name for it (null when it has none), table
@@ -208,10 +232,73 @@ void print_download_command(FILE *f, const Ctl *ctl, const char *runner_id, json
 int download_into(Ctl *ctl, json_object *params, int fd, const char *shown, Progress *p,
                   json_object **ret_result);
 
+/* Writes len bytes into a new file at path (create_output()), removed again when writing
+ * fails. Returns CTL_EXIT_OK, or reports the problem and returns the exit code. */
+int write_output(const char *command, const char *path, const void *data, size_t len, bool force);
+
+/* Writes text to stdout, with control characters other than newline and tab replaced when
+ * stdout is a terminal (the daemon's text is untrusted). */
+void print_text(const Ctl *ctl, const char *text, size_t len);
+
+/* ---- avatarctl-runner-download.c ------------------------------------------------------------ */
+
+/* One file of a plan. */
+typedef struct FetchFile {
+        const ResultKind *kind;
+        char *table;              /* the table for per-table results, else NULL */
+        int64_t index;
+        char *file_name;          /* the server's name */
+        char *path;               /* DIR/file_name */
+        int fd;
+        bool created;             /* made by this plan (removed when it is not filled) */
+        bool done;
+        bool kept;                /* there already, and kept (keep_existing) */
+        uint64_t bytes;
+} FetchFile;
+
+/* Which result files go where. */
+typedef struct Fetch {
+        const char *command;
+        const char *runner_id;
+        const char *dir;
+        bool force;               /* replace files that exist */
+        bool keep_existing;       /* keep files that exist (avatarize --resume) */
+        FetchFile *files;
+        size_t n_files;
+} Fetch;
+
+/* dir + "/" + name, new string (NULL on OOM). */
+char *path_join(const char *dir, const char *name);
+
+/* Creates a directory and its missing parents (mode 0777 less the umask). Returns 0 or a
+ * negative errno. */
+int make_dirs(const char *path);
+
+/* Adds the files of a listing (runner.list_results) that `want` picks (NULL: every file
+ * runner.download can name), in the listing's order. Returns CTL_EXIT_OK or the exit code. */
+int fetch_plan(Fetch *f, json_object *listing, bool (*want)(const ResultKind *kind, const char *table, void *userdata),
+               void *userdata);
+
+/* Creates the directory and every file first (nothing is downloaded when one exists,
+ * without force; with keep_existing a file there is kept), then downloads into each with
+ * progress on p. Returns CTL_EXIT_OK or the exit code (reported); *ret_error (may be NULL)
+ * names a failure's kind: "file_exists", "io_error", "download_failed". */
+int fetch_run(Ctl *ctl, Fetch *f, Progress *p, const char **ret_error);
+
+/* Prints "Files written:" and a line per file with its size. */
+void fetch_print(const Fetch *f);
+
+/* The files written as [{result, table, file_name, path, bytes}]; NULL on OOM. */
+json_object *fetch_json(const Fetch *f);
+
+/* Frees a plan; the files it created and did not fill are removed. */
+void fetch_done(Fetch *f);
+
 /* ---- avatarctl-runner-run.c ----------------------------------------------------------------- */
 
 /* Waits for a runner's jobs (runner.wait) with a progress display: `p` when not NULL (it
- * stays attached), else one of its own. `jobs` (borrowed, may be NULL) names the jobs to
+ * stays attached, and the caller sets what an interruption prints), else one of its own
+ * (and Ctrl-C prints how to wait again). `jobs` (borrowed, may be NULL) names the jobs to
  * wait for; `initial` (borrowed, may be NULL) the jobs to show before the first
  * notification; `set_name` (may be NULL) the run, for the text printed on Ctrl-C. Returns
  * CTL_EXIT_OK with the result in *ret_result (done or at the deadline), or the exit code

@@ -134,21 +134,46 @@ typedef enum CtlOptId {
         CTL_OPT_OUTPUT_DIR,
         CTL_OPT_PARAMS_JSON,
         CTL_OPT_UNSET,
+        CTL_OPT_STALE_OK,
+        CTL_OPT_RESUME,
+        CTL_OPT_RM,
+        CTL_OPT_NO_CHECK,
         /* -o FILE: the short option 'o' of commands that list "o:" in short_options */
         CTL_OPT_OUTPUT = CTL_OPT_COMMAND_BASE + 'o',
+        /* -y, --yes: go on without asking (destructive commands list "y" in short_options) */
+        CTL_OPT_YES = CTL_OPT_COMMAND_BASE + 'y',
+        /* -v, --verbose (status) */
+        CTL_OPT_VERBOSE = CTL_OPT_COMMAND_BASE + 'v',
         /* one id per runner.set_parameters param, CTL_OPT_PARAMETER + its index in the
          * table of avatarctl-runner-params.c */
         CTL_OPT_PARAMETER = CTL_OPT_COMMAND_BASE + 0x200,
 } CtlOptId;
 
+/* What the output looks like (--format). */
+typedef enum CtlFormat {
+        CTL_FORMAT_TABLE,         /* for people: tables, "Label: value" lines, summaries */
+        CTL_FORMAT_JSON,          /* the method's result as JSON (pretty on a terminal) */
+        CTL_FORMAT_YAML,          /* the same data as YAML */
+        CTL_FORMAT_IDS,           /* the ids of what the command lists or made, one a line */
+        _CTL_FORMAT_MAX,
+        _CTL_FORMAT_INVALID = -EINVAL,
+} CtlFormat;
+
 typedef struct Ctl {
         const char *socket_path;  /* --socket; NULL: $AVATARD_SOCKET or the default */
         int timeout_ms;           /* per call; -1: none */
-        bool force_json;          /* --json */
+        CtlFormat format;         /* --format, --json, -q */
+        bool format_given;
         bool tty;                 /* stdout is a terminal (JSON printed there is indented) */
-        bool json;                /* print JSON: --json, or stdout is not a terminal */
+        bool json;                /* machine output (--format json, yaml or ids): commands
+                                   * print their data with ctl_print_json() */
+        bool quiet;               /* -q: ids only, no progress, no hints */
         bool stderr_tty;          /* stderr is a terminal: live progress displays */
         bool timeout_given;       /* --timeout was given (long transfers otherwise have none) */
+        const char *command;      /* the command's name, as errors show it */
+        const char *ids;          /* the command's CtlCommand.ids */
+        char *resolved_runner;    /* the full id the RUNNER argument named */
+        char *legacy_arg;         /* a rewritten "--json=..." (rewrite_legacy_json()) */
         AvatarClient *client;     /* connected on first use by ctl_connect() */
 } Ctl;
 
@@ -181,7 +206,77 @@ typedef struct CtlCommand {
         int min_pos;              /* positional arguments accepted */
         int max_pos;              /* -1: no limit */
         int (*run)(Ctl *ctl, const CtlArgs *args); /* returns a CtlExit */
+        const char *calls;        /* the methods it calls, space-separated (errors name the
+                                   * command of a method) */
+        const char *ids;          /* what --format ids prints: a path of members, "." between
+                                   * them, arrays and maps walked ("runners.runner_id") */
+        bool runner_arg;          /* the first positional argument is a RUNNER: a full id, a
+                                   * unique prefix or a display name, resolved before run() */
+        bool legacy_json_params;  /* "--json OBJECT" means --params-json (old spelling) */
+        bool hidden;              /* not listed (the completion's __complete) */
 } CtlCommand;
+
+/* The command table (avatarctl-commands.c), in the order of avatarctl --help. */
+extern const CtlCommand ctl_commands[];
+extern const size_t ctl_n_commands;
+
+/* The global options (avatarctl.c). */
+extern const struct option ctl_global_options[];
+
+/* Whether an option name is an old spelling kept for scripts (not offered to the user). */
+bool ctl_option_is_alias(const char *name);
+
+/* ---- avatarctl-help.c ---- */
+
+/* Prints the global usage: commands, options, exit codes. */
+void ctl_print_usage(FILE *f);
+
+/* Prints the help of one command. */
+void ctl_print_command_help(FILE *f, const CtlCommand *cmd);
+
+/* Prints the help of a group of commands ("runner"); false when `group` is none. */
+bool ctl_print_group_help(FILE *f, const char *group);
+
+/* Finds the command whose name is the longest match of argv's leading words; NULL when none
+ * matches. *ret_words receives the number of words matched. */
+const CtlCommand *ctl_find_command(int argc, char **argv, int *ret_words);
+
+/* Reports an unknown command (argv: the words from the command on): a group's subcommands,
+ * or the closest command. Returns CTL_EXIT_USAGE. */
+int ctl_unknown_command(int argc, char **argv);
+
+/* The option of cmd (may be NULL) or a global one closest to `given` ("--jsno"), written
+ * with its dashes into buf; NULL when none is close. */
+const char *ctl_suggest_option(const CtlCommand *cmd, const char *given, char *buf, size_t size);
+
+/* The command that calls `method` ("runner add-table" for runner.add_table), or NULL. */
+const char *ctl_command_of_method(const char *method);
+
+int ctl_cmd_help(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_complete(Ctl *ctl, const CtlArgs *args);
+
+/* ---- avatarctl-resolve.c ---- */
+
+/* Resolves what names a runner: a full id as it is, else a unique id prefix or a display
+ * name among the caller's runners (runner.list). Returns CTL_EXIT_OK with a new string in
+ * *ret (NULL when `arg` is a full id already), or prints why not (none: exit 6; several:
+ * the candidates once, exit 9). */
+int ctl_resolve_runner(Ctl *ctl, const char *command, const char *arg, char **ret);
+
+/* Resolves a run (a set of jobs): a full run id, a unique prefix of one, or a display name
+ * (manager.find_ids_by_name). Returns CTL_EXIT_OK with a new string in *ret, or prints why
+ * not. */
+int ctl_resolve_set(Ctl *ctl, const char *command, const char *arg, char **ret);
+
+/* Resolves a job: its full name, or a unique prefix of one (manager.get_jobs). Returns
+ * CTL_EXIT_OK with a new string in *ret, CTL_EXIT_NOT_FOUND without a word when no job
+ * matches (the caller says why), or prints why not. */
+int ctl_resolve_job(Ctl *ctl, const char *command, const char *arg, char **ret);
+
+/* Asks before a destructive operation: `what` says what goes ("Delete 3 jobs"). With --yes
+ * (`yes`) it goes on; on a terminal the user answers y or n; with stdin not a terminal it
+ * refuses. Returns CTL_EXIT_OK to go on, or prints why not and returns the exit code. */
+int ctl_confirm(const Ctl *ctl, const char *command, bool yes, const char *what);
 
 /* Commands: one handler per command, grouped by file (avatarctl-daemon.c, ...). */
 int ctl_cmd_status(Ctl *ctl, const CtlArgs *args);
@@ -222,9 +317,10 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_runner_delete(Ctl *ctl, const CtlArgs *args);
 int ctl_cmd_runner_close(Ctl *ctl, const CtlArgs *args);
+int ctl_cmd_runner_rm(Ctl *ctl, const CtlArgs *args);
 
 /* The options of runner set-parameters and update-parameters (avatarctl-runner-params.c): one
- * per runner.set_parameters param, then --json and --unset. */
+ * per runner.set_parameters param, then --params-json and --unset. */
 extern const struct option ctl_parameter_options[];
 
 /* Connects unless already connected. Returns CTL_EXIT_OK, or prints why not and returns the
@@ -340,6 +436,13 @@ void ctl_set_message_hook(void (*hook)(void *userdata), void *userdata);
 /* Runs the message hook, if any. Whoever writes to stderr outside ctl_fail() and the error
  * printing of ctl_call() calls this first. */
 void ctl_before_message(void);
+
+/* Writes "avatarctl: " (red on a terminal): the start of an error line. */
+void ctl_message_start(FILE *f);
+
+/* Prints "hint: TEXT" on stderr (printf-style, sanitized): what to do next. Nothing with -q
+ * (ctl may be NULL). */
+void ctl_hint(const Ctl *ctl, const char *format, ...) _printf_(2, 3);
 
 /* Prints "avatarctl: warning: TEXT" on stderr (sanitized). */
 void ctl_warning(const char *text);

@@ -181,10 +181,15 @@ static json_object *status_doc(void) {
         static const char text[] =
                 "{\"version\":\"0.1.0\",\"protocol_version\":1,\"pid\":4242,\"uptime_s\":3723,"
                 "\"limits\":{\"max_frame_bytes\":1048576,\"max_connections\":8192},"
-                "\"connections\":{\"current\":1,\"total\":7},"
+                "\"connections\":{\"current\":1,\"total\":7,\"per_uid\":{\"0\":1}},"
+                "\"requests_total\":7,"
                 "\"requests\":{\"daemon.status\":5,\"rpc.discover\":2},"
-                "\"errors\":{},"
-                "\"upstream\":{\"state\":\"closed\",\"base_url\":\"http://127.0.0.1:1\"}}";
+                "\"errors\":{\"not_found\":1},"
+                "\"upstream\":{\"api_url\":\"http://127.0.0.1:1/api\",\"breaker\":\"closed\","
+                "\"credential\":{\"kind\":\"api-key\",\"source\":\"api_key_file /etc/avatard/api-key\"},"
+                "\"compatibility\":{\"status\":\"compatible\"},"
+                "\"http\":{\"requests\":{\"GET /health\":{\"200\":3}}}},"
+                "\"runners\":{\"runners\":2,\"damaged_files\":[]}}";
 
         return json_tokener_parse(text);
 }
@@ -882,6 +887,7 @@ static int serve_scripted(Conn *c, json_object *id, json_object *script) {
 
 /* Answers a manager.* or runner.* request: the scripted answer when one is set (after its
  * "skip" count of default answers; its "notify" notifications and "delay_ms" pause first;
+ * with "hangup", the connection is closed instead of an answer;
  * with "times", only that many times), else the canned or computed one, else Method not
  * found. */
 static int serve_manager(Conn *c, json_object *id, const char *method, json_object *params) {
@@ -905,6 +911,11 @@ static int serve_manager(Conn *c, json_object *id, const char *method, json_obje
                                 pause_or_hangup(c, param_int(script, "delay_ms", 0));
                                 if (c->closed)
                                         return 0;
+                        }
+                        if (param_int(script, "hangup", 0)) {
+                                /* the daemon going away in the middle of the call */
+                                c->closed = true;
+                                return 0;
                         }
                 }
                 if (!skipped && answers && param_int(script, "times", 0) > 0) {
@@ -967,6 +978,8 @@ static json_object *fake_script(FakeDaemon *f, json_object *params) {
                 json_object_object_add(s, "notify", json_object_get(v));
         if (json_object_object_get_ex(params, "delay_ms", &v))
                 json_object_object_add(s, "delay_ms", json_object_get(v));
+        if (json_object_object_get_ex(params, "hangup", &v))
+                json_object_object_add(s, "hangup", json_object_new_int(json_object_get_boolean(v)));
         if (json_object_object_get_ex(params, "times", &v))
                 json_object_object_add(s, "times", json_object_new_int64(json_object_get_int64(v)));
         json_object_object_add(s, "skip", json_object_new_int64(param_int(params, "skip", 0)));

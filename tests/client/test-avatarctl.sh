@@ -88,6 +88,9 @@ wait_until 20 fake_listening
 export AVATARD_SOCKET=$sock
 # Times print in local time: make it the same everywhere.
 export TZ=UTC
+# No colour, and tables as wide as they need, but where a test asks for them.
+export NO_COLOR=1
+unset COLUMNS
 
 # Usage.
 expect 0 --help && contains "Exit codes:" "$out"
@@ -106,11 +109,25 @@ expect 2 call echo '42'
 expect 0 help call && contains "--file PATH" "$out"
 expect 0 call --help && contains "--out PATH" "$out"
 
-# Output when piped: compact JSON.
-expect 0 status && contains '"protocol_version":1' "$out"
+# Output when piped: for people, as on a terminal; JSON (compact) with --format json or --json.
+expect 0 status && contains "Version:  0.1.0 (protocol 1)" "$out"
+lacks '"protocol_version"' "$out"
+expect 0 status --format json && contains '"protocol_version":1' "$out"
 expect 0 status --json && contains '"pid":4242' "$out"
-expect 0 methods && contains '{"name":"daemon.status","summary":"Daemon status and counters"}' "$out"
-expect 0 methods manager.get_last_jobs && contains '"name":"count"' "$out"
+same 1 "$(wc -l <<<"$out")" "JSON on a pipe: one line"
+expect 0 --format yaml status && contains "protocol_version: 1" "$out"
+contains "  max_frame_bytes: 1048576" "$out"
+contains "    GET /health:" "$out"
+contains '      "200": 3' "$out"
+expect 0 --format ids status && same 4242 "$out" "--format ids status: the pid"
+expect 2 --format xml status && contains "--format: expected table, json, yaml or ids, got 'xml'" "$err"
+expect 0 methods && contains "daemon.status          Daemon status and counters" "$out"
+expect 0 --json methods && contains '{"name":"daemon.status","summary":"Daemon status and counters"}' "$out"
+expect 0 -q methods && same "daemon.status
+manager.get_last_jobs
+rpc.discover
+runner.add_table" "$out" "-q methods: the names"
+expect 0 methods manager.get_last_jobs --json && contains '"name":"count"' "$out"
 expect 6 methods no.such.method && contains "no method named 'no.such.method'" "$err"
 expect 0 call echo '{"a":"b/c"}' && same '{"a":"b/c"}' "$out" "call echo output"
 printf '[1,2]' >"$dir/params"
@@ -118,15 +135,33 @@ printf '[1,2]' >"$dir/params"
 same 0 $? "params from stdin: exit status"
 same '[1,2]' "$(cat "$dir/out")" "params from stdin: output"
 
+# status: short by default, everything with --verbose.
+expect 0 status
+same "Version:  0.1.0 (protocol 1)
+Daemon:   pid 4242, up 1h 2m 3s
+Upstream: http://127.0.0.1:1/api: compatible, breaker closed
+API key:  api-key, from api_key_file /etc/avatard/api-key
+Calls:    7 served, 1 failed; 1 connection open
+Runners:  2 held
+
+More: avatarctl status --verbose" "$out" "status: one screen"
+expect 0 status --verbose
+contains "Uptime:      1h 2m 3s" "$out"
+contains "daemon.status  5" "$out"
+contains "Errors:
+  not_found  1" "$out"
+contains "Max frame bytes: 1048576" "$out"
+contains "  Api url:       http://127.0.0.1:1/api" "$out"
+# keys that are not names stay as they are: no "Get /health", no "0:" made into a label
+contains "GET /health:" "$out"
+contains "200: 3" "$out"
+contains "Per uid:
+    0: 1" "$out"
+expect 0 status -v && contains "Max frame bytes" "$out"
+
 # Human output, on a pseudo-terminal when script(1) is there to make one.
 if command -v script >/dev/null 2>&1; then
         human() { script -qec "$(printf '%q ' "$ctl" "$@")" /dev/null </dev/null | tr -d '\r'; }
-        out=$(human status)
-        contains "Uptime:      1h 2m 3s" "$out"
-        contains "daemon.status  5" "$out"
-        contains "Errors:      none" "$out"
-        contains "Max frame bytes: 1048576" "$out"
-        contains "Base url: http://127.0.0.1:1" "$out"
         out=$(human methods)
         contains "METHOD" "$out"
         contains "manager.get_last_jobs  The most recent jobs" "$out"
@@ -141,6 +176,8 @@ if command -v script >/dev/null 2>&1; then
         contains "Descriptors: accepted" "$out"
         out=$(human call echo '{"a":[1]}')
         contains '"a": [' "$out"
+        out=$(human --json status)
+        contains '"protocol_version": 1,' "$out"
 fi
 
 # Global options after the command, --socket over $AVATARD_SOCKET.
@@ -206,13 +243,13 @@ answer() {
 # Usage and help.
 expect 0 --help
 contains "apikey create --name NAME --days DAYS [--store]" "$out"
-contains "runs delete NAME | --id UUID" "$out"
+contains "runs delete NAME | --id RUN [--yes]" "$out"
 contains "jobs delete NAME...|-" "$out"
 expect 0 help jobs && contains "--include-deleted    deleted jobs too" "$out"
 contains "manager.get_last_jobs" "$out"
 expect 0 help login && contains "never from the command line" "$out"
 expect 0 jobs delete --help && contains "Usage: avatarctl jobs delete NAME...|-" "$out"
-expect 0 help runs delete && contains "--id UUID" "$out"
+expect 0 help runs delete && contains "--id RUN" "$out"
 expect 2 runs && contains "'runs' needs a subcommand: find delete" "$err"
 expect 2 apikey && contains "create list revoke" "$err"
 expect 2 password && contains "forgot reset" "$err"
@@ -257,7 +294,6 @@ expect 2 jobs --last 5 --kind standard && contains "--last takes no filter" "$er
 expect 2 jobs --last 5 --include-deleted
 expect 2 jobs --kind bogus && contains "--kind: expected standard, privacy_metrics" "$err"
 expect 2 jobs --name iris --set "$run_id" && contains "exclude each other" "$err"
-expect 2 jobs --set iris && contains "--set: expected a run id (a UUID)" "$err"
 expect 2 jobs --limit 0
 expect 2 jobs --limit many
 expect 2 job
@@ -268,9 +304,9 @@ expect 2 results --last 0
 expect 2 results --last 101
 expect 2 runs find
 expect 2 runs find ''
-expect 2 runs delete && contains "either a run's display name or --id UUID" "$err"
+expect 2 runs delete && contains "either a run's display name or --id RUN" "$err"
 expect 2 runs delete iris --id "$run_id"
-expect 2 runs delete --id iris && contains "--id: expected a run id (a UUID)" "$err"
+expect 2 runs delete --id '' && contains "--id: the run id is empty" "$err"
 expect 2 runs delete a b
 expect 2 jobs delete
 expect 2 jobs delete '' && contains "expected job names of 1 to 256 characters" "$err"
@@ -279,116 +315,182 @@ expect 2 jobs delete - && contains "no job names given" "$err"
 expect_stdin "$dir/pw1" 2 jobs delete - - && contains "- may be given only once" "$err"
 nothing_sent "commands with bad arguments"
 
-# What each command sends, and its output when piped: the daemon's result, unchanged.
-expect 0 health && same '{"message":"ok","stale":false,"age_s":0.5}' "$out" "health output"
-sent manager.get_health null
-expect 0 compat && contains '"status":"compatible"' "$out"
+# What each command sends, and its output with --json: the daemon's result, unchanged.
+expect 0 --json health && same '{"message":"ok","stale":false,"age_s":0.5}' "$out" "health output"
+methods_sent() {
+        requests
+        same "$1" "$(grep -o '"method":"[^"]*"' <<<"$req" | sed 's/"method":"//; s/"$//' | tr '\n' ' ')" "$2"
+}
+methods_sent "manager.get_health manager.verify_compatibility " "health: the health, then the compatibility (cached)"
+expect 0 --json compat && contains '"status":"compatible"' "$out"
 sent manager.verify_compatibility null
-expect 0 compat --refresh
+expect 0 --json compat --refresh
 sent manager.verify_compatibility '{"refresh":true}'
 
 printf 's3cret pass\n' >"$dir/pw"
-expect_stdin "$dir/pw" 0 login alice
+expect_stdin "$dir/pw" 0 --json login alice
 sent manager.authenticate '{"username":"alice","password":"s3cret pass"}'
 contains '"authenticated":true' "$out"
 contains "avatarctl: warning: Username/password authentication is deprecated" "$err"
 lacks s3cret "$out$err"
 printf 'pass\r\nsecond line\n' >"$dir/pw-crlf"
-expect_stdin "$dir/pw-crlf" 0 login alice --password-stdin --json
+expect_stdin "$dir/pw-crlf" 0 --json login alice --password-stdin --json
 sent manager.authenticate '{"username":"alice","password":"pass"}'
 answer manager.authenticate '"error":{"code":-32009,"message":"The daemon uses an API key; login is refused","data":{"name":"conflict","retryable":false}}'
-expect_stdin "$dir/pw" 9 login alice
-contains "avatarctl: manager.authenticate: The daemon uses an API key; login is refused (conflict)" "$err"
+expect_stdin "$dir/pw" 9 --json login alice
+contains "avatarctl: login: The daemon uses an API key; login is refused (conflict)" "$err"
 lacks s3cret "$out$err"
 answer manager.authenticate
 requests
 
-expect 0 password forgot a@b.c && same '{"sent":true}' "$out" "password forgot output"
+expect 0 --json password forgot a@b.c && same '{"sent":true}' "$out" "password forgot output"
 sent manager.forgotten_password '{"email":"a@b.c"}'
 printf 'n3w-pass\nn3w-pass\n' >"$dir/pw-twice"
-expect_stdin "$dir/pw-twice" 0 password reset a@b.c --token "$run_id"
+expect_stdin "$dir/pw-twice" 0 --json password reset a@b.c --token "$run_id"
 same '{"reset":true}' "$out" "password reset output"
 sent manager.reset_password "{\"email\":\"a@b.c\",\"new_password\":\"n3w-pass\",\"new_password_repeated\":\"n3w-pass\",\"token\":\"$run_id\"}"
 lacks n3w-pass "$out$err"
 
-expect 0 apikey create --name ci --days 365
+expect 0 --json apikey create --name ci --days 365
 contains '"plaintext":"avk_fake_PLAINTEXT_0123456789"' "$out"
 sent manager.create_api_key '{"name":"ci","expiration_days":365}'
-expect 0 apikey create --days 3650 --store --name "ci key"
+expect 0 --json apikey create --days 3650 --store --name "ci key"
 lacks PLAINTEXT "$out" && contains '"stored":true' "$out"
 sent manager.create_api_key '{"name":"ci key","expiration_days":3650,"store":true}'
-expect 0 apikey list && contains '"api_keys":[{"id":"'"$key_id"'"' "$out"
+expect 0 --json apikey list && contains '"api_keys":[{"id":"'"$key_id"'"' "$out"
 sent manager.list_api_keys null
-expect 0 apikey revoke "$key_id"
+expect 0 --json apikey revoke "$key_id"
 same "{\"revoked\":true,\"api_key_id\":\"$key_id\",\"response\":null}" "$out" "apikey revoke output"
 sent manager.revoke_api_key "{\"api_key_id\":\"$key_id\"}"
 
-expect 0 jobs
+expect 0 --json jobs
 jobs_json=$out
 sent manager.get_jobs null
-expect 0 call manager.get_jobs && same "$out" "$jobs_json" "jobs prints what manager.get_jobs returns"
+expect 0 --json call manager.get_jobs && same "$out" "$jobs_json" "jobs prints what manager.get_jobs returns"
 requests
-expect 0 jobs --kind standard --kind report --kind standard --name iris --limit 5 --include-deleted
+expect 0 --json jobs --kind standard --kind report --kind standard --name iris --limit 5 --include-deleted
 sent manager.get_jobs '{"kind":["standard","report"],"display_name":"iris","limit":5,"include_deleted":true}'
-expect 0 jobs --set "$run_id" --kind advice
+expect 0 --json jobs --set "$run_id" --kind advice
 sent manager.get_jobs "{\"kind\":[\"advice\"],\"set_name\":\"$run_id\"}"
-expect 0 jobs --last 2 && contains '"jobs":{"job-report-3":{' "$out"
+# a run by its display name, or by a unique prefix of its id
+expect 0 --json jobs --set iris
+requests
+contains '{"method":"manager.find_ids_by_name","params":{"set_name":"iris"}}' "$req"
+contains "{\"method\":\"manager.get_jobs\",\"params\":{\"set_name\":\"$run_id\"}}" "$req"
+answer manager.find_ids_by_name '"result":{"runs":[],"stale":false,"age_s":0}'
+expect 0 --json jobs --set 9b1d
+requests
+contains "{\"method\":\"manager.get_jobs\",\"params\":{\"set_name\":\"$run_id\"}}" "$req"
+expect 6 jobs --set ffff && contains "no run 'ffff': not a run id, a prefix of one or a display name" "$err"
+contains "hint: look for it with 'avatarctl runs find NAME'" "$err"
+answer manager.find_ids_by_name '"result":{"runs":[{"set_name":"'"$run_id"'","created_at":"2026-05-01T09:13:00+00:00","jobs":[{},{}]},{"set_name":"0c2e0000-2222-4b4b-9c9c-000000000002","created_at":null,"jobs":[{}]}],"stale":false,"age_s":0}'
+expect 9 jobs --set iris && contains "avatarctl: jobs: 'iris' names 2 runs; give the id of one (ambiguous):
+  $run_id  newest job 2026-05-01T09:13:00Z, 2 jobs
+  0c2e0000-2222-4b4b-9c9c-000000000002  newest job -, 1 job" "$err"
+answer manager.find_ids_by_name
+requests
+expect 0 --json jobs --last 2 && contains '"jobs":{"job-report-3":{' "$out"
 sent manager.get_last_jobs '{"count":2}'
-expect 0 job job-standard-1 && contains '"progress":1.0' "$out"
+expect 0 --json job job-standard-1 && contains '"progress":1.0' "$out"
 sent manager.get_job '{"name":"job-standard-1"}'
-expect 0 results && contains '"results":[{"job":"job-standard-1"' "$out"
+expect 0 --json results && contains '"results":[{"job":"job-standard-1"' "$out"
 sent manager.get_last_results null
-expect 0 results --last 2
+expect 0 --json results --last 2
 sent manager.get_last_results '{"count":2}'
-expect 0 runs find iris && contains "\"runs\":[{\"set_name\":\"$run_id\"" "$out"
+expect 0 --json runs find iris && contains "\"runs\":[{\"set_name\":\"$run_id\"" "$out"
 sent manager.find_ids_by_name '{"set_name":"iris"}'
-expect 0 runs delete iris && contains '"batches":1' "$out"
+expect 0 --json runs delete iris --yes && contains '"batches":1' "$out"
 sent manager.delete_job '{"name":"iris"}'
-expect 0 runs delete --id "$run_id"
+expect 0 --json runs delete --id "$run_id" --yes
 sent manager.delete_job_by_id "{\"id\":\"$run_id\"}"
-expect 0 jobs delete a b && contains '"deleted_jobs":[{"name":"a"' "$out"
+# without --yes and no terminal to ask on: refused, nothing deleted
+expect 2 runs delete iris && contains "runs delete: Delete every job of the run named 'iris': not without a confirmation, and stdin is not a terminal to ask on: add --yes to go on" "$err"
+nothing_sent "runs delete without --yes"
+expect 2 jobs delete a b && contains "Delete 2 jobs (a, b): not without a confirmation" "$err"
+nothing_sent "jobs delete without --yes"
+expect 0 jobs delete a && contains "Deleted 1 job, failed 0." "$out"
+sent manager.delete_jobs '{"job_names":["a"]}'
+answer manager.find_ids_by_name '"result":{"runs":[],"stale":false,"age_s":0}'
+expect 0 --json runs delete --id 9b1d5c7e --yes
+requests
+contains "{\"method\":\"manager.delete_job_by_id\",\"params\":{\"id\":\"$run_id\"}}" "$req"
+answer manager.find_ids_by_name
+requests
+expect 0 --json jobs delete a b --yes && contains '"deleted_jobs":[{"name":"a"' "$out"
 sent manager.delete_jobs '{"job_names":["a","b"]}'
 printf '  x1 \n\n\tx2\r\n' >"$dir/names"
-expect_stdin "$dir/names" 0 jobs delete first - last
+expect_stdin "$dir/names" 0 --json jobs delete first - last --yes
 sent manager.delete_jobs '{"job_names":["first","x1","x2","last"]}'
 
-# Deletions that leave jobs behind exit non-zero, with the result still printed.
-expect 1 jobs delete a fail-b c && contains '"failed_jobs":["fail-b"]' "$out"
+# Deletions that leave jobs behind exit with the class of the first failure (6: a name the
+# server did not know), with the result still printed.
+expect 6 --json jobs delete a fail-b c --yes && contains '"failed_jobs":["fail-b"]' "$out"
 requests
 batch_error='{"deleted_jobs":[],"failed_jobs":["n1","n2","n3","n4","n5","n6"],"errors":[{"job_names":["n1","n2","n3","n4","n5","n6"],"code":-32001,"name":"upstream_http_error","message":"Bad request","status":422}],"batches":1}'
 answer manager.delete_jobs "\"result\":$batch_error"
-expect 7 jobs delete n1 n2 n3 n4 n5 n6 && same "$batch_error" "$out" "jobs delete output with a failed batch"
+expect 7 --json jobs delete n1 n2 n3 n4 n5 n6 --yes && same "$batch_error" "$out" "jobs delete output with a failed batch"
 answer manager.delete_jobs
 requests
 
 # A list too long for one line goes in several calls of whole 100-name batches, merged.
 pad=$(printf 'x%.0s' $(seq 141))
 for i in $(seq 2500); do printf 'job-%04d-%s\n' "$i" "$pad"; done >"$dir/many"
-expect_stdin "$dir/many" 0 jobs delete -
+expect_stdin "$dir/many" 0 --json jobs delete - --yes
 contains '"batches":25' "$out"
 same 2500 "$(grep -o '"status":"finished"' <<<"$out" | wc -l)" "jobs deleted over several calls"
 requests
 same 2 "$(grep -o '"method":"manager.delete_jobs"' <<<"$req" | wc -l)" "calls for 2500 long names"
 contains "\"params\":{\"job_names\":[\"job-1701-$pad\"" "$req"
 answer manager.delete_jobs '"skip":1,"error":{"code":-32000,"message":"upstream down","data":{"name":"upstream_unreachable","retryable":true}}'
-expect_stdin "$dir/many" 7 jobs delete -
-contains "avatarctl: manager.delete_jobs: upstream down (upstream_unreachable)" "$err"
+expect_stdin "$dir/many" 7 --json jobs delete - --yes
+contains "avatarctl: jobs delete: upstream down (upstream_unreachable)" "$err"
 contains '"batches":17' "$out"
 contains "\"failed_jobs\":[\"job-1701-$pad\"" "$out"
 contains '"code":-32000,"name":"upstream_unreachable","message":"upstream down"' "$out"
 answer manager.delete_jobs '"error":{"code":-32004,"message":"Permission denied: the method needs the operate role","data":{"name":"permission_denied","retryable":false,"required_role":"operate"}}'
-expect 5 jobs delete a && same "" "$out" "output of a deletion refused as a whole"
+expect 5 --json jobs delete a --yes && same "" "$out" "output of a deletion refused as a whole"
 contains "required_role: operate" "$err"
 answer manager.delete_jobs
 requests
 
-# Errors: one line, the useful data, the exit code of the class.
+# Errors: the command that failed, the useful data, what to do next, the exit code of the
+# class.
 answer manager.get_job '"error":{"code":-32005,"message":"No job named x","data":{"name":"not_found","retryable":false}}'
-expect 6 job x && same "avatarctl: manager.get_job: No job named x (not_found)" "$err" "not found error line"
+expect 6 job x && same "avatarctl: job: No job named x (not_found)
+hint: see the jobs with 'avatarctl jobs'" "$err" "not found error line"
+# a unique prefix of a job's name is the job; an ambiguous one lists the candidates once
+answer manager.get_job '"times":1,"error":{"code":-32005,"message":"No job named job-stan","data":{"name":"not_found","retryable":false}}'
+expect 0 --json job job-stan
+requests
+contains '{"method":"manager.get_jobs","params":null},{"method":"manager.get_job","params":{"name":"job-standard-1"}}' "$req"
+answer manager.get_job '"error":{"code":-32005,"message":"No job named job-","data":{"name":"not_found","retryable":false}}'
+expect 9 job job- && contains "avatarctl: job: 'job-' names 3 jobs; give the id of one (ambiguous):" "$err"
+same 1 "$(grep -c 'job-standard-1' <<<"$err")" "an ambiguous prefix lists each candidate once"
 answer manager.get_job '"error":{"code":-32005,"message":"First line:\n  second line\n  third line","data":{"name":"not_found","retryable":false}}'
-expect 6 job x && contains "manager.get_job: First line (not_found)" "$err"
+expect 6 job x && contains "job: First line (not_found)" "$err"
 contains "  second line" "$err"
 answer manager.get_job
+requests
+# methods named in a message are the commands that call them
+answer manager.get_health '"error":{"code":-32602,"message":"Invalid params: no table iris (add it with runner.add_table first)","data":{"name":"invalid_params","retryable":false}}'
+expect 2 health && contains "avatarctl: health: Invalid params: no table iris (add it with 'avatarctl runner add-table' first) (invalid_params)" "$err"
+contains "hint: see 'avatarctl help health'" "$err"
+lacks "runner.add_table" "$err"
+# the role a call needs: the group to join, and how
+answer manager.get_health '"error":{"code":-32004,"message":"Permission denied: the method needs the read role","data":{"name":"permission_denied","retryable":false,"required_role":"read"}}'
+expect 5 health && contains "hint: this needs the read role; members of the 'avatar' group may read and operate: join it with 'sudo usermod -aG avatar \$USER' and log in again" "$err"
+answer manager.get_health
+# health: the server unreachable (the daemon's stale answer) or incompatible is a failure
+answer manager.get_health '"result":{"message":"ok","stale":true,"age_s":78.2}'
+expect 7 health && contains "Message: ok" "$out"
+contains "avatarctl: health: the Avatar server is unreachable: this is the daemon's last answer, 78 s old (upstream_unreachable)" "$err"
+contains "hint: 'avatarctl health --stale-ok' accepts it" "$err"
+expect 0 health --stale-ok && contains "(stale, 78 s old)" "$out"
+answer manager.get_health
+answer manager.verify_compatibility '"error":{"code":-32003,"message":"The Avatar server says this client is incompatible.","data":{"name":"incompatible","retryable":false,"status":"incompatible"}}'
+expect 7 health && contains "avatarctl: health: compat: The Avatar server says this client is incompatible. (incompatible)" "$err"
+answer manager.verify_compatibility
+requests
 answer manager.verify_compatibility '"error":{"code":-32003,"message":"The Avatar server says this client is incompatible.","data":{"name":"incompatible","retryable":false,"status":"incompatible","most_recent_compatible_client":"1.4.0"}}'
 expect 7 compat && contains "most_recent_compatible_client: 1.4.0" "$err"
 answer manager.verify_compatibility
@@ -397,19 +499,21 @@ expect 7 health && contains "(not_authenticated)" "$err"
 answer manager.get_health
 ambiguous='"error":{"code":-32006,"message":"Multiple runs found for display name '"'"'iris'"'"'. Delete the desired run by id:\n  manager.delete_job_by_id {\"id\": \"a\"}","data":{"name":"ambiguous","retryable":false,"candidates":[{"set_name":"'"$run_id"'","created_at":"2026-05-01T09:13:00+00:00","jobs":2,"call":{"method":"manager.delete_job_by_id","params":{"id":"'"$run_id"'"}}},{"set_name":"x y","created_at":null,"jobs":1,"call":{"method":"manager.delete_job_by_id","params":{"id":"x y"}}},{"set_name":"z","call":{"method":"other.method","params":{"a":"it'"'"'s"}}}]}}'
 answer manager.delete_job "$ambiguous"
-expect 9 runs delete iris
-contains "avatarctl: manager.delete_job: Multiple runs found for display name 'iris'. Delete the desired run by id (ambiguous)" "$err"
-contains "    avatarctl runs delete --id $run_id   # created 2026-05-01 09:13:00, 2 jobs" "$err"
+expect 9 runs delete iris --yes
+contains "avatarctl: runs delete: Multiple runs found for display name 'iris'. Delete the desired run by id (ambiguous)" "$err"
+contains "    avatarctl runs delete --id $run_id   # created 2026-05-01T09:13:00Z, 2 jobs" "$err"
 contains "    avatarctl runs delete --id 'x y'   # 1 job" "$err"
 contains "    avatarctl call other.method '{\"a\":\"it'\\''s\"}'" "$err"
-contains '  manager.delete_job_by_id {"id": "a"}' "$err"
-expect 9 runs delete iris --socket "$sock"
+# the candidates once: as the commands to run, not again as the daemon's lines
+lacks 'manager.delete_job_by_id {"id": "a"}' "$err"
+expect 9 runs delete iris --socket "$sock" --yes
 contains "    avatarctl --socket $sock runs delete --id $run_id" "$err"
 answer manager.delete_job
 requests
 
 # On a terminal: tables, summaries, the stale note.
 if command -v script >/dev/null 2>&1; then
+        export COLUMNS=200
         # human_rc ARGS...: avatarctl on a pseudo-terminal; output in $out, exit status in $rc.
         human_rc() {
                 script -qec "$(printf '%q ' "$ctl" "$@")" /dev/null </dev/null >"$dir/pty" 2>&1
@@ -460,13 +564,13 @@ if command -v script >/dev/null 2>&1; then
         contains "Checked:                   2m 6s ago" "$out"
 
         human_rc jobs
-        contains "NAME            KIND             STATUS    PROGRESS  CREATED              DISPLAY NAME" "$out"
-        contains "job-report-3    report           error            -  2026-05-01 10:00:00  -" "$out"
-        contains "job-privacy-2   privacy_metrics  pending        40%  2026-05-01 09:13:00  iris" "$out"
-        contains "job-standard-1  standard         finished      100%  2026-05-01 09:12:03  iris" "$out"
+        contains "NAME            KIND             STATUS    PROGRESS  CREATED               DISPLAY NAME" "$out"
+        contains "job-report-3    report           error            -  2026-05-01T10:00:00Z  -" "$out"
+        contains "job-privacy-2   privacy_metrics  pending        40%  2026-05-01T09:13:00Z  iris" "$out"
+        contains "job-standard-1  standard         finished      100%  2026-05-01T09:12:03Z  iris" "$out"
         lacks "stale" "$out"
         human_rc jobs --last 2
-        contains "job-report-3   report           error           -  2026-05-01 10:00:00  -" "$out"
+        contains "job-report-3   report           error           -  2026-05-01T10:00:00Z  -" "$out"
         lacks "job-standard-1" "$out"
         answer manager.get_last_jobs '"result":{"jobs":{},"stale":true,"age_s":7}'
         human_rc jobs --last 5
@@ -477,23 +581,23 @@ if command -v script >/dev/null 2>&1; then
         contains "Name:          job-standard-1" "$out"
         contains "Run id:        $run_id" "$out"
         contains "Progress:      100%" "$out"
-        contains "Created:       2026-05-01 09:12:03" "$out"
+        contains "Created:       2026-05-01T09:12:03Z" "$out"
         contains "Exception:     -" "$out"
         human_rc results --last 2
         contains "JOB             KIND      STATUS    RESULTS (KIND FILES)" "$out"
         contains "job-standard-1  standard  finished  shuffled 1, unshuffled 1, figures 3" "$out"
         contains "job-report-3    report    error     not available: Results file for job job-report-3 not found (not_found)" "$out"
         human_rc runs find iris
-        contains "RUN ID                                NEWEST JOB           JOBS  STATUSES" "$out"
-        contains "$run_id  2026-05-01 09:13:00     2  1 finished, 1 pending" "$out"
+        contains "RUN ID                                NEWEST JOB            JOBS  STATUSES" "$out"
+        contains "$run_id  2026-05-01T09:13:00Z     2  1 finished, 1 pending" "$out"
         answer manager.find_ids_by_name '"result":{"runs":[],"stale":false,"age_s":0}'
         human_rc runs find nobody && same "No runs named 'nobody'." "$out" "runs find without runs"
         answer manager.find_ids_by_name
         human_rc apikey list
-        contains "ID                                    NAME  CREATED              EXPIRES              REVOKED              LAST USED" "$out"
-        contains "$key_id  ci    2026-01-01 00:00:00  2027-01-01 00:00:00  -                    2026-05-01 08:00:00" "$out"
+        contains "ID                                    NAME  CREATED               EXPIRES               REVOKED               LAST USED" "$out"
+        contains "$key_id  ci    2026-01-01T00:00:00Z  2027-01-01T00:00:00Z  -                     2026-05-01T08:00:00Z" "$out"
         human_rc apikey create --name ci --days 365
-        contains "Created API key 'ci' (id 22222222-aaaa-4bbb-8ccc-000000000003), valid until 2027-05-01 09:00:00." "$out"
+        contains "Created API key 'ci' (id 22222222-aaaa-4bbb-8ccc-000000000003), valid until 2027-05-01T09:00:00Z." "$out"
         contains "    avk_fake_PLAINTEXT_0123456789" "$out"
         contains "Save it now: it is shown only this once" "$out"
         human_rc apikey create --name ci --days 365 --store
@@ -502,17 +606,29 @@ if command -v script >/dev/null 2>&1; then
         human_rc apikey revoke "$key_id" && same "Revoked API key $key_id." "$out" "apikey revoke on a terminal"
         human_rc password forgot a@b.c && contains "password reset email to a@b.c." "$out"
         contains "run: avatarctl password reset a@b.c --token TOKEN" "$out"
-        human_rc runs delete iris && same "Deleted 2 jobs, failed 0." "$out" "runs delete on a terminal"
-        human_rc jobs delete a fail-b c
-        same 1 "$rc" "jobs delete with a failed job: exit status"
+        human_rc runs delete iris --yes && same "Deleted 2 jobs, failed 0." "$out" "runs delete on a terminal"
+        requests
+        # on a terminal it asks; only y goes on
+        pty_type "[y/N]" "n" -- runs delete iris
+        same 1 "$rc" "runs delete answered no: exit status"
+        contains "Delete every job of the run named 'iris'? [y/N]" "$out"
+        contains "avatarctl: runs delete: nothing was deleted" "$out"
+        nothing_sent "runs delete answered no"
+        pty_type "[y/N]" "y" -- runs delete iris
+        same 0 "$rc" "runs delete answered yes: exit status"
+        contains "Deleted 2 jobs, failed 0." "$out"
+        sent manager.delete_job '{"name":"iris"}'
+        human_rc jobs delete a fail-b c --yes
+        same 6 "$rc" "jobs delete with a failed job: exit status (not found)"
         same "Deleted 2 jobs, failed 1.
 Failed:
-  fail-b" "$out" "jobs delete with a failed job"
+  fail-b  the server did not delete it: no such job, or not yours (not_found)" "$out" "jobs delete with a failed job"
         answer manager.delete_jobs "\"result\":$batch_error"
-        human_rc jobs delete n1 n2 n3 n4 n5 n6
+        human_rc jobs delete n1 n2 n3 n4 n5 n6 --yes
         same 7 "$rc" "jobs delete with a failed batch: exit status"
         contains "Deleted 0 jobs, failed 6." "$out"
-        contains "Bad request (upstream_http_error, HTTP 422): 6 jobs: n1, n2, n3, n4, n5 and 1 more" "$out"
+        contains "  n1  Bad request (upstream_http_error, HTTP 422)" "$out"
+        contains "  n6  Bad request (upstream_http_error, HTTP 422)" "$out"
         answer manager.delete_jobs '"result":{"deleted_jobs":[],"failed_jobs":[],"errors":[],"batches":0}'
         human_rc jobs delete a && same "No jobs to delete." "$out" "an empty deletion"
         answer manager.delete_jobs
@@ -579,13 +695,14 @@ methods() {
 # Usage and help.
 expect 0 --help
 contains "avatarize FILE [OPTIONS]" "$out"
-contains "runner download RUNNER RESULT [--table T] [--index N] [-o FILE|-] [--force]" "$out"
-contains "watch SET | --runner ID [--jobs NAMES] [--timeout S]" "$out"
+contains "runner download RUNNER [RESULT] [--table T] [--index N] [-o FILE|-|DIR] [--force]" "$out"
+contains "watch RUN | --runner RUNNER [--jobs NAMES] [--wait-timeout S]" "$out"
 contains "runs load NAME|ID" "$out"
 expect 0 help avatarize && contains "--no-wait" "$out"
-contains "--timeout-wait S" "$out"
-expect 0 runner download --help && contains "-o, --output FILE" "$out"
-expect 0 help runner set-parameters && contains "--json OBJECT" "$out"
+contains "--wait-timeout S" "$out"
+contains "--resume RUNNER" "$out"
+expect 0 runner download --help && contains "-o, --output FILE|-|DIR" "$out"
+expect 0 help runner set-parameters && contains "--params-json OBJECT" "$out"
 for o in k ncp use-categorical-reduction column-weights exclude-variable-names exclude-replacement-strategy \
          exclude-variable-method imputation-method imputation-k imputation-training-fraction \
          imputation-return-data-imputed open-dp-epsilon fast-dp-epsilon time-series-nf \
@@ -608,7 +725,9 @@ expect 2 runner create x --pia-sensitivity-level extreme
 expect 2 runner create x --seed 1.5
 expect 2 runner create x --max-distribution-plots -1
 expect 2 runner create-from-yaml x "$work/missing.yaml" && contains "cannot open" "$err"
-expect 2 runner add-table nope iris "$work/iris.csv" && contains "expected a runner id (a UUID" "$err"
+expect 6 runner add-table nope iris "$work/iris.csv" && contains "no runner 'nope': not the id, an id prefix or the display name of one of your runners" "$err"
+contains "hint: see your runners with 'avatarctl runner list'" "$err"
+requests
 expect 2 runner add-table "$runner" iris "$work/missing.csv" && contains "cannot open $work/missing.csv" "$err"
 expect 2 runner add-table "$runner" iris "$work"
 expect 2 runner add-table "$runner" '' "$work/iris.csv"
@@ -633,20 +752,20 @@ expect 2 runner set-parameters "$runner" iris --exclude-variable-names a,,b
 expect 2 runner set-parameters "$runner" iris --imputation-method magic
 expect 2 runner set-parameters "$runner" iris --data-augmentation-strategy -2
 expect 2 runner set-parameters "$runner" iris --target ''
-expect 2 runner set-parameters "$runner" iris --json '[1]' && contains "--json: expected a JSON object" "$err"
-expect 2 runner set-parameters "$runner" iris --json '{bad'
+expect 2 runner set-parameters "$runner" iris --params-json '[1]' && contains "--params-json: expected a JSON object" "$err"
+expect 2 runner set-parameters "$runner" iris --params-json '{bad'
 expect 2 runner set-parameters "$runner" iris --unset k && contains "--unset is for runner update-parameters" "$err"
 expect 2 runner update-parameters "$runner" iris && contains "nothing to change" "$err"
 expect 2 runner update-parameters "$runner" iris --unset bogus && contains "no parameter named 'bogus'" "$err"
 expect 2 runner advise "$runner" --table ''
 expect 2 runner run "$runner" --jobs report_pia && contains "--jobs: expected standard, signal_metrics, privacy_metrics or report" "$err"
 expect 2 runner run "$runner" --jobs standard,,report
-expect 2 runner status not-a-uuid
-expect 2 runner wait "$runner" --timeout 0
-expect 2 runner wait "$runner" --timeout 604801
+expect 2 runner wait "$runner" --wait-timeout 0
+expect 2 runner wait "$runner" --wait-timeout 604801
 expect 2 runner wait "$runner" --jobs everything
 expect 2 runner results
-expect 2 runner download "$runner" && contains "expected arguments: RUNNER RESULT" "$err"
+expect 2 runner download "$runner" && contains "give the RESULT to download, or -o DIR for every result" "$err"
+expect 2 runner download "$runner" -o - && contains "give the RESULT to download, or -o DIR for every result" "$err"
 expect 2 runner download "$runner" pictures && contains "RESULT: expected shuffled, unshuffled" "$err"
 expect 2 runner download "$runner" figures --index -1
 expect 2 runner download "$runner" shuffled -o ''
@@ -654,32 +773,34 @@ expect 2 runner export-yaml "$runner" -o ''
 expect 2 runner delete "$runner" --jobs all
 expect 2 runner close "$runner" extra
 expect 2 runs load ''
-expect 2 watch && contains "give either a run id (SET) or --runner ID" "$err"
+expect 2 watch && contains "give either a run (RUN) or --runner RUNNER" "$err"
 expect 2 watch "$set" --runner "$runner"
-expect 2 watch iris && contains "expected a run id (a UUID" "$err"
-expect 2 watch --runner "$runner" --timeout 0.01
-expect 2 avatarize
+expect 2 watch --runner "$runner" --wait-timeout 0.01
+expect 2 watch --runner "$runner" --timeout 0.01 && contains "--wait-timeout: at least 0.1 s" "$err"
+expect 2 avatarize && contains "give the FILE to avatarize (or --resume RUNNER)" "$err"
 expect 2 avatarize "$work/missing.csv"
 expect 2 avatarize - && contains "give its name with --name" "$err"
 expect 2 avatarize "$work/iris.csv" --k 1
 expect 2 avatarize "$work/iris.csv" --jobs report_pia
 expect 2 avatarize "$work/iris.csv" --timeout-wait 0
+expect 2 avatarize "$work/iris.csv" --wait-timeout 0
+expect 2 avatarize "$work/iris.csv" -o - && contains "avatarize writes several files: give a directory" "$err"
 expect 2 avatarize "$work/iris.csv" --name ''
 expect 2 avatarize "$work/iris.csv" --output "$work/iris.csv" && contains "exists and is not a directory" "$err"
 expect 2 avatarize "$work/.csv" && contains "cannot open" "$err"
 nothing_sent "runner commands with bad arguments"
 
-# What the commands send, and what they print when piped: the daemon's result as JSON.
-expect 0 runner create iris --seed 42 --max-distribution-plots 3 --pia-data-recipient internal \
+# What the commands send, and what they print with --json: the daemon's result.
+expect 0 --json runner create iris --seed 42 --max-distribution-plots 3 --pia-data-recipient internal \
         --pia-data-type health --pia-data-subject patients --pia-sensitivity-level very-high --language fr
 sent manager.create_runner '{"set_name":"iris","seed":42,"max_distribution_plots":3,"pia_data_recipient":"internal","pia_data_type":"health","pia_data_subject":"patients","report_language":"fr","pia_sensitivity_level":"Very High"}'
 contains "\"runner_id\":\"$runner\"" "$out"
-expect 0 runner list --all && contains '"runners":[{' "$out"
+expect 0 --json runner list --all && contains '"runners":[{' "$out"
 sent runner.list '{"all":true}'
-expect 0 runner list
+expect 0 --json runner list
 sent runner.list null
 
-expect 0 runner add-table "$runner" iris "$work/iris.csv" --primary-key id --foreign-key a,b --foreign-key c \
+expect 0 --json runner add-table "$runner" iris "$work/iris.csv" --primary-key id --foreign-key a,b --foreign-key c \
         --time t --type a=int --type b=category --no-individual-level --avatar-data "$work/avatars.csv"
 requests
 contains "\"params\":{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"primary_key\":\"id\",\"foreign_keys\":[\"a\",\"b\",\"c\"],\"time_series_time\":\"t\",\"types\":{\"a\":\"int\",\"b\":\"category\"},\"individual_level\":false,\"data\":{\"fd\":0},\"file_name\":\"iris.csv\",\"avatar_data\":{\"fd\":1},\"avatar_file_name\":\"avatars.csv\"}" "$req"
@@ -692,14 +813,14 @@ same 0 $? "add-table from a pipe: exit status"
 requests
 contains '"individual_level":true,"data":{"fd":0},"file_name":"data.csv"}' "$req"
 contains '"fds":[{"type":"fifo","access":"r"}],"read":[{"param":"data","bytes":8,"head":"x,y.1,2."}]' "$req"
-expect_stdin "$work/iris.csv" 0 runner add-table "$runner" iris -
+expect_stdin "$work/iris.csv" 0 --json runner add-table "$runner" iris -
 requests
 contains '"data":{"fd":0}},"fds":[{"type":"regular","access":"r"}],"read":[{"param":"data","bytes":32' "$req"
 
-expect 0 runner add-link "$runner" patients.id visits.patient.id --method time_series
+expect 0 --json runner add-link "$runner" patients.id visits.patient.id --method time_series
 sent runner.add_link "{\"runner_id\":\"$runner\",\"parent_table_name\":\"patients\",\"parent_field\":\"id\",\"child_table_name\":\"visits\",\"child_field\":\"patient.id\",\"method\":\"time_series\"}"
 
-expect 0 runner set-parameters "$runner" iris --k 10 --ncp 5 --use-categorical-reduction \
+expect 0 --json runner set-parameters "$runner" iris --k 10 --ncp 5 --use-categorical-reduction \
         --column-weights a=2,b=0.5 --column-weights c=1 --exclude-variable-names x,y --exclude-replacement-strategy row_order \
         --exclude-variable-method coordinate_similarity --imputation-method knn --imputation-k 3 \
         --imputation-training-fraction 0.5 --imputation-return-data-imputed=false --open-dp-epsilon 1.5 \
@@ -709,47 +830,63 @@ expect 0 runner set-parameters "$runner" iris --k 10 --ncp 5 --use-categorical-r
         --data-augmentation-should-anonymize-original-table --use-excluded-variables-in-metrics=yes
 sent runner.set_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":10,\"ncp\":5,\"use_categorical_reduction\":true,\"column_weights\":{\"a\":2.0,\"b\":0.5,\"c\":1.0},\"exclude_variable_names\":[\"x\",\"y\"],\"exclude_replacement_strategy\":\"row_order\",\"exclude_variable_method\":\"coordinate_similarity\",\"imputation_method\":\"knn\",\"imputation_k\":3,\"imputation_training_fraction\":0.5,\"imputation_return_data_imputed\":false,\"open_dp_epsilon\":1.5,\"fast_dp_epsilon\":2.0,\"time_series_nf\":4,\"time_series_projection_type\":\"fpca\",\"time_series_nb_points\":7,\"time_series_method\":\"mean\",\"known_variables\":[\"u\",\"v\",\"w\"],\"target\":\"species\",\"quantile_threshold\":0,\"data_augmentation_strategy\":0.25,\"data_augmentation_target_column\":\"species\",\"data_augmentation_should_anonymize_original_table\":true,\"use_excluded_variables_in_metrics\":true}"
 contains '"parameters":{"k":10,' "$out"
-expect 0 runner set-parameters "$runner" iris --json '{"k":3,"ncp":2,"runner_id":"ignored","column_weights":{"a,b":1}}' --k 4 \
+expect 0 --json runner set-parameters "$runner" iris --params-json '{"k":3,"ncp":2,"runner_id":"ignored","column_weights":{"a,b":1}}' --k 4 \
         --data-augmentation-strategy minority=0.5,majority=1
 sent runner.set_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":4,\"ncp\":2,\"column_weights\":{\"a,b\":1},\"data_augmentation_strategy\":{\"minority\":0.5,\"majority\":1.0}}"
-expect 0 runner set-parameters "$runner" iris --k 2 --data-augmentation-strategy oversample
+same "" "$err" "--params-json: no note"
+# the old spelling "--json OBJECT" still works, with a note; --json alone is the output format
+expect 0 runner set-parameters "$runner" iris --json '{"k":3}' --json
+sent runner.set_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":3}"
+contains "avatarctl: warning: --json OBJECT is now --params-json OBJECT; --json alone asks for JSON output" "$err"
+contains '"parameters":{"k":3}' "$out"
+expect 0 runner set-parameters "$runner" iris --json='{"k":4}'
+sent runner.set_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":4}"
+contains "Parameters of table iris:" "$out"
+expect 0 --json runner set-parameters "$runner" iris --k 2 --data-augmentation-strategy oversample
 sent runner.set_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":2,\"data_augmentation_strategy\":\"oversample\"}"
 contains "avatarctl: warning: You have set k = 2, the minimum." "$err"
-expect 0 runner update-parameters "$runner" iris --unset k --unset use-excluded-variables-in-metrics --ncp 3
+expect 0 --json runner update-parameters "$runner" iris --unset k --unset use-excluded-variables-in-metrics --ncp 3
 sent runner.update_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"ncp\":3,\"k\":null,\"use_excluded_variables_in_metrics\":null}"
-expect 0 runner advise "$runner" --table iris && contains '"parameters":{"iris":{"k":12,"ncp":4}}' "$out"
+expect 0 --json runner advise "$runner" --table iris && contains '"parameters":{"iris":{"k":12,"ncp":4}}' "$out"
 sent runner.advise_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\"}"
-expect 0 runner run "$runner" --jobs standard,report --jobs standard --jobs signal_metrics,privacy_metrics --ignore-warnings
+expect 0 --json runner run "$runner" --jobs standard,report --jobs standard --jobs signal_metrics,privacy_metrics --ignore-warnings
 sent runner.run "{\"runner_id\":\"$runner\",\"jobs\":[\"standard\",\"report\",\"signal_metrics\",\"privacy_metrics\"],\"ignore_warnings\":true}"
 contains "\"set_name\":\"$set\"" "$out"
-expect 0 runner status "$runner" --refresh && contains '"state":"finished"' "$out"
+expect 0 --json runner status "$runner" --refresh && contains '"state":"finished"' "$out"
 sent runner.get_status "{\"runner_id\":\"$runner\",\"refresh\":true}"
-expect 0 runner wait "$runner" --jobs standard,report_pia --timeout 90 && contains '"done":true' "$out"
+expect 0 --json runner wait "$runner" --jobs standard,report_pia --timeout 90 && contains '"done":true' "$out"
 sent runner.wait "{\"runner_id\":\"$runner\",\"jobs\":[\"standard\",\"report_pia\"],\"timeout_s\":90.0}"
-same "" "$err" "runner wait: no progress on stderr with JSON output when stderr is not a terminal"
-expect 0 runner results "$runner" && contains '"file_name":"iris.shuffled-0.csv"' "$out"
+# stderr not a terminal: a plain line per change, no carriage return, whatever the output
+contains "job standard pending 0.4" "$err"
+contains "job standard finished 1" "$err"
+lacks "$(printf '\r')" "$err"
+expect 0 --json runner wait "$runner" --wait-timeout 120 --timeout 600
+sent runner.wait "{\"runner_id\":\"$runner\",\"timeout_s\":120.0}"
+expect 0 -q runner wait "$runner" && same "" "$err" "runner wait -q: no progress"
+requests
+expect 0 --json runner results "$runner" && contains '"file_name":"iris.shuffled-0.csv"' "$out"
 sent runner.list_results "{\"runner_id\":\"$runner\"}"
-expect 0 runner export-yaml "$runner" && contains '"yaml":"kind: AvatarMetadata\n' "$out"
+expect 0 --json runner export-yaml "$runner" && contains '"yaml":"kind: AvatarMetadata\n' "$out"
 sent runner.export_yaml "{\"runner_id\":\"$runner\"}"
-expect 0 runner delete "$runner" --jobs report,report_pia && contains '"deleted_jobs":[{' "$out"
+expect 0 --json runner delete "$runner" --jobs report,report_pia --yes && contains '"deleted_jobs":[{' "$out"
 sent runner.delete "{\"runner_id\":\"$runner\",\"jobs\":[\"report\",\"report_pia\"]}"
-expect 0 runner close "$runner" && contains '"closed":true' "$out"
+expect 0 --json runner close "$runner" && contains '"closed":true' "$out"
 sent runner.close "{\"runner_id\":\"$runner\"}"
-expect 0 runs load "$set" && contains '"display_name":"iris-v1"' "$out"
+expect 0 --json runs load "$set" && contains '"display_name":"iris-v1"' "$out"
 sent manager.create_runner_from_id "{\"set_name\":\"$set\"}"
-expect 0 runs load iris
+expect 0 --json runs load iris
 sent manager.create_runner_from_name '{"display_name":"iris"}'
-expect 0 watch "$set" --jobs job-a,job-b --timeout 10
+expect 0 --json watch "$set" --jobs job-a,job-b --wait-timeout 10
 sent manager.watch_jobs "{\"set_name\":\"$set\",\"jobs\":[\"job-a\",\"job-b\"],\"timeout_s\":10.0}"
 same 3 "$(wc -l <<<"$out")" "watch: one JSON line per notification, then the result"
 contains "{\"subscription\":\"j1\",\"seq\":1,\"set_name\":\"$set\",\"jobs\":[{\"parameters_name\":\"standard\"" "$out"
 contains '"done":true' "$(tail -n 1 <<<"$out")"
-expect 0 watch --runner "$runner"
+expect 0 --json watch --runner "$runner"
 sent manager.watch_jobs "{\"runner_id\":\"$runner\",\"timeout_s\":3600.0}"
 answer manager.watch_jobs '"result":{"subscription":"j1","set_name":"'"$set"'","done":true,"jobs":[{"name":"j","set_name":"'"$set"'","status":"error","exception":"boom"}]}'
-expect 8 watch "$set"
+expect 8 --json watch "$set"
 answer manager.watch_jobs '"result":{"subscription":"j1","set_name":"'"$set"'","done":false,"jobs":[]}'
-expect 4 watch "$set" && contains "not done after 3600 s" "$err"
+expect 4 --json watch "$set" && contains "not done after 3600 s" "$err"
 answer manager.watch_jobs
 requests
 
@@ -764,7 +901,7 @@ sent manager.create_runner_from_yaml '{"set_name":"again","yaml":"kind: AvatarMe
 # Downloads: into a file avatarctl creates (0644 less the umask), byte for byte; never over an
 # existing file without --force; "-o -" hands over stdout as it is (a pipe, a file).
 umask 022
-expect 0 runner download "$runner" report -o "$work/r.pdf"
+expect 0 --json runner download "$runner" report -o "$work/r.pdf"
 same_file "$dir/want-report" "$work/r.pdf" "binary download into a file"
 same 644 "$(mode_of "$work/r.pdf")" "mode of a downloaded file"
 contains "\"path\":\"$work/r.pdf\"" "$out"
@@ -791,22 +928,58 @@ expect 7 runner download "$runner" report -o "$work/failed.pdf" && contains "(st
 same no "$([ -e "$work/failed.pdf" ] && echo yes || echo no)" "a file whose download failed is removed"
 answer runner.download
 requests
-# Without -o: text inline (as JSON when piped), binary saved under the server's file name.
-expect 0 runner download "$runner" shuffled && contains '"encoding":"utf-8","data":"sepal_length,species\n5.1,setosa\n4.9,versicolor\n"' "$out"
+# Without -o, stdout not a terminal: the result's bytes, through the descriptor, never a JSON
+# envelope; so a pipeline gets the CSV.
+"$ctl" runner download "$runner" shuffled 2>"$dir/err" | head -n 2 >"$dir/out"
+same "sepal_length,species
+5.1,setosa" "$(cat "$dir/out")" "runner download RUNNER shuffled | head -2"
+requests
+contains "\"params\":{\"runner_id\":\"$runner\",\"result\":\"shuffled\",\"fd\":{\"fd\":0}},\"fds\":[{\"type\":\"fifo\",\"access\":\"w\"}]" "$req"
+"$ctl" runner download iris report >"$work/by-name.pdf" 2>"$dir/err"
+same_file "$dir/want-report" "$work/by-name.pdf" "a runner by its display name; binary bytes into a redirected stdout"
+"$ctl" runner download 7c0a5a2e report_pia --table iris >"$work/by-prefix.docx" 2>"$dir/err"
+same_file "$dir/want-pia" "$work/by-prefix.docx" "a runner by a unique prefix of its id"
+requests
+# --format json, without -o: the result inline, as the daemon returns it
+expect 0 --format json runner download "$runner" shuffled && contains '"encoding":"utf-8","data":"sepal_length,species\n5.1,setosa\n4.9,versicolor\n"' "$out"
 sent runner.download "{\"runner_id\":\"$runner\",\"result\":\"shuffled\"}"
 mkdir -p "$work/cwd"
 cd "$work/cwd" || exit 1
-expect 0 runner download "$runner" report && contains '"path":"report.pdf"' "$out"
+expect 0 --json runner download "$runner" report && contains '"path":"report.pdf"' "$out"
 same_file "$dir/want-report" "$work/cwd/report.pdf" "binary result saved under the server's name"
-expect 9 runner download "$runner" report
+expect 9 --json runner download "$runner" report
+requests
+# -o DIR: the result under the server's name in DIR
+expect 0 runner download "$runner" shuffled --table iris -o sub/
+same_file "$dir/want-shuffled" sub/iris.shuffled-0.csv "-o DIR: the server's name"
+contains "saved shuffled -> sub/iris.shuffled-0.csv (47 bytes)" "$out"
+requests
+# No RESULT, -o DIR: every result file, under the server's names
+expect 0 runner download "$runner" -o everything
+same "iris.correlation.html
+iris.distribution.html
+iris.privacy.json
+iris.report.pia.docx
+iris.shuffled-0.csv
+iris.signal.json
+iris.unshuffled-0.csv
+report.pdf
+run_metadata.avatarize.json" "$(ls everything)" "runner download -o DIR: every result"
+same_file "$dir/want-report" everything/report.pdf "runner download -o DIR: the report"
+contains "Files written:" "$out"
+contains "  everything/iris.shuffled-0.csv" "$out"
+lacks "privacy_metrics_summary" "$(ls everything)"
+expect 9 runner download "$runner" -o everything && contains "exists; not overwritten" "$err"
+expect 0 --json runner download "$runner" -o everything --force
+contains '"output_dir":"everything","files":[{"result":"shuffled","table":"iris","file_name":"iris.shuffled-0.csv","path":"everything/iris.shuffled-0.csv","bytes":47}' "$out"
 requests
 # A result too large to come inline is fetched through a descriptor into the server's name.
 answer runner.download '"times":1,"error":{"code":-32602,"message":"The result is too large to return inline: pass a descriptor","data":{"name":"invalid_params","retryable":false}}'
-expect 0 runner download "$runner" privacy_metrics --table iris && contains '"path":"iris.privacy.json"' "$out"
+expect 0 --json runner download "$runner" privacy_metrics --table iris && contains '"path":"iris.privacy.json"' "$out"
 same_file "$dir/want-privacy" "$work/cwd/iris.privacy.json" "large result saved under the server's name"
 methods
 same "runner.download runner.list_results runner.download " "$calls" "calls of a download too large for inline"
-expect 0 runner export-yaml "$runner" -o r.yaml && contains '"path":"r.yaml","bytes":' "$out"
+expect 0 --json runner export-yaml "$runner" -o r.yaml && contains '"path":"r.yaml","bytes":' "$out"
 same "kind: AvatarMetadata" "$(head -n 1 r.yaml)" "export-yaml -o"
 expect 9 runner export-yaml "$runner" -o r.yaml
 "$ctl" runner export-yaml "$runner" -o - | head -n 1 >"$dir/out"
@@ -822,15 +995,15 @@ contains "avatarctl: job standard failed (error): ValueError: k is too large" "$
 contains "  at line 2" "$err"
 contains "avatarctl runner status $runner" "$err"
 answer runner.wait '"result":{"runner_id":"'"$runner"'","done":false,"timed_out":true,"set_name":"'"$set"'","jobs":[]}'
-expect 4 runner wait "$runner" --timeout 5 && contains '"timed_out":true' "$out"
+expect 4 --json runner wait "$runner" --wait-timeout 5 && contains '"timed_out":true' "$out"
 contains "the jobs are not done after 5 s; they continue on the server. Wait again with:" "$err"
 contains "avatarctl runner wait $runner" "$err"
 answer runner.wait
 requests
 
-# avatarize: the whole flow, in JSON mode (stdout piped).
+# avatarize: the whole flow, with --json (stdout piped).
 cd "$work" || exit 1
-expect 0 avatarize iris.csv
+expect 0 --json avatarize iris.csv
 methods
 same "manager.create_runner runner.add_table runner.set_parameters runner.run runner.wait runner.list_results runner.download runner.download runner.download runner.download runner.download " \
      "$calls" "avatarize: the calls"
@@ -853,70 +1026,124 @@ same 1 "$(wc -l <<<"$out")" "avatarize: one JSON object"
 contains "{\"runner_id\":\"$runner\",\"display_name\":\"iris\",\"set_name\":\"$set\",\"table\":\"iris\",\"input\":\"iris.csv\",\"k\":5,\"waited\":true,\"done\":true,\"jobs\":[{\"parameters_name\":\"standard\"" "$out"
 contains '"output_dir":"iris-avatars","files":[{"result":"shuffled","table":"iris","file_name":"iris.shuffled-0.csv","path":"iris-avatars/iris.shuffled-0.csv","bytes":47},{"result":"privacy_metrics"' "$out"
 contains '{"result":"report","table":null,"file_name":"report.pdf","path":"iris-avatars/report.pdf","bytes":24}' "$out"
-same "" "$err" "avatarize: no progress on stderr with JSON output when stderr is not a terminal"
+# stderr not a terminal: a plain line per change, whatever the output format
+contains "upload 32/32 bytes" "$err"
+contains "job standard finished 1" "$err"
+contains "downloaded report -> iris-avatars/report.pdf (24 bytes)" "$err"
+lacks "$(printf '\r')" "$err"
 
 # The files exist now: a second run refuses before sending anything, unless --force.
 cp iris-avatars/report.pdf "$dir/report-before"
-expect 9 avatarize iris.csv && contains "iris-avatars/iris.privacy.json exists; not overwritten" "$err"
+expect 9 avatarize iris.csv && contains "iris-avatars/iris.shuffled-0.csv exists; not overwritten" "$err"
 nothing_sent "avatarize over existing files"
-expect 0 avatarize iris.csv --force
+expect 0 --json avatarize iris.csv --force
 methods
 same 11 "$(wc -w <<<"$calls")" "avatarize --force: the calls"
 same_file "$dir/want-report" iris-avatars/report.pdf "avatarize --force: the report"
-# A file under the server's name (not the usual one) is found when the downloads start:
-# nothing is downloaded, the files made for them are removed, the commands are printed.
+# --resume: a finished runner's results; the files already there are kept, the others fetched.
 mkdir -p late && printf 'old' >late/iris.shuffled-0.csv
-expect 9 avatarize iris.csv --output late --name iris2
-contains "late/iris.shuffled-0.csv exists; not overwritten" "$err"
-contains "The results stay on the server; fetch them with:" "$err"
-contains "avatarctl runner download $runner report -o late/report.pdf" "$err"
-same "old" "$(cat late/iris.shuffled-0.csv)" "avatarize: an existing file is left alone"
-same 1 "$(ls late | wc -l)" "avatarize: nothing left behind after a refusal"
+expect 0 --json avatarize --resume "$runner" -o late
 methods
-lacks "runner.download" "$calls"
+same "runner.get_status runner.list_results runner.download runner.download runner.download runner.download " "$calls" \
+     "avatarize --resume of a finished runner: the calls"
+same "old" "$(cat late/iris.shuffled-0.csv)" "avatarize --resume: a file there is kept"
+same_file "$dir/want-report" late/report.pdf "avatarize --resume: the report"
+contains '{"result":"shuffled","table":"iris","file_name":"iris.shuffled-0.csv","path":"late/iris.shuffled-0.csv","kept":true}' "$out"
+# by display name, into its NAME-avatars; a running one is waited for first
+rm -rf iris-avatars
+answer runner.get_status '"times":1,"result":{"runner_id":"'"$runner"'","display_name":"iris","state":"running","set_name":"'"$set"'","tables":["iris"],"jobs":[]}'
+expect 0 avatarize --resume iris
+methods
+same "runner.list runner.get_status runner.wait runner.list_results runner.download runner.download runner.download runner.download runner.download " \
+     "$calls" "avatarize --resume of a running runner: the calls"
+same 5 "$(ls iris-avatars | wc -l)" "avatarize --resume NAME: the files in NAME-avatars"
+contains "Avatarized the table iris as 'iris'." "$out"
+# a configuring runner without a table needs the FILE; with it, the flow goes on from there
+answer runner.get_status '"result":{"runner_id":"'"$runner"'","display_name":"iris","state":"configuring","set_name":null,"tables":[],"jobs":[]}'
+expect 2 avatarize --resume "$runner" -o r2 && contains "the runner has no table yet: give the FILE to upload" "$err"
+requests
+expect 0 avatarize --resume "$runner" iris.csv -o r2 --no-wait
+methods
+same "runner.get_status runner.add_table runner.export_yaml runner.set_parameters runner.run " "$calls" \
+     "avatarize --resume of a runner without a table: the calls"
+answer runner.get_status '"result":{"runner_id":"'"$runner"'","display_name":"iris","state":"failed","set_name":"'"$set"'","tables":["iris"],"jobs":[]}'
+answer runner.export_yaml '"result":{"runner_id":"'"$runner"'","yaml":"kind: AvatarParameters\nmetadata:\n  name: standard\n"}'
+expect 0 avatarize --resume "$runner" --k 8 -o r3 --no-wait
+answer runner.export_yaml
+requests
+contains "{\"method\":\"runner.update_parameters\",\"params\":{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"k\":8}}" "$req" 
+contains "{\"method\":\"runner.run\",\"params\":{\"runner_id\":\"$runner\",\"ignore_warnings\":true}}" "$req"
+answer runner.get_status '"result":{"runner_id":"'"$runner"'","display_name":"iris","state":"uploading","set_name":null,"tables":[],"jobs":[]}'
+expect 9 avatarize --resume "$runner" && contains "is busy (uploading)" "$err"
+answer runner.get_status
+expect 6 avatarize --resume nobody && contains "no runner 'nobody'" "$err"
+requests
 
 # Names, table, k, jobs and output directory.
-expect 0 avatarize iris.csv --name "my run" --table flowers --k 12 --jobs standard --output out/deep
+expect 0 avatarize iris.csv --name "my run" --table flowers --k 12 --jobs standard -o out/deep
 requests
 contains '{"method":"manager.create_runner","params":{"set_name":"my run"}}' "$req"
 contains '"table_name":"flowers","data":{"fd":0},"file_name":"iris.csv"}' "$req"
 contains '"table_name":"flowers","k":12}' "$req"
 contains "{\"method\":\"runner.run\",\"params\":{\"runner_id\":\"$runner\",\"jobs\":[\"standard\"]}}" "$req"
 same "flowers.shuffled-0.csv" "$(ls out/deep)" "avatarize --jobs standard: the shuffled table only"
-expect_stdin iris.csv 0 avatarize - --name piped --output piped
+expect_stdin iris.csv 0 --json avatarize - --name piped --output piped
 requests
 contains '"table_name":"piped","data":{"fd":0}},"fds":[{"type":"regular","access":"r"}]' "$req"
 contains '"output_dir":"piped"' "$out"
 
-# --no-wait: the runner id, the run id and the commands; no wait, no download.
-expect 0 avatarize iris.csv --no-wait --output later
+# --no-wait: the runner id, the run id and the commands that go on with it: no file names
+# guessed before the server names them.
+expect 0 --json avatarize iris.csv --no-wait --output later
 methods
 same "manager.create_runner runner.add_table runner.set_parameters runner.run " "$calls" "avatarize --no-wait: the calls"
 contains '"waited":false,"done":false' "$out"
-contains "\"commands\":[\"avatarctl runner wait $runner\",\"mkdir -p later\",\"avatarctl runner download $runner shuffled --table iris -o later/iris.shuffled.csv\"" "$out"
-contains "\"avatarctl runner download $runner report -o later/report.pdf\"" "$out"
+contains "\"commands\":[\"avatarctl avatarize --resume $runner -o later\",\"avatarctl runner rm $runner\"]" "$out"
 same no "$([ -e later ] && echo yes || echo no)" "avatarize --no-wait creates no directory"
+expect 0 -q avatarize iris.csv --no-wait --output later && same "$runner" "$out" "avatarize -q: the runner id"
+same "" "$err" "avatarize -q: no progress"
+requests
 
-# A failed job: its exception, exit 8, the summary with the error; nothing downloaded.
+# A failed job: its exception, exit 8, the runner kept with the commands that go on with it
+# and remove it, the summary with the error; nothing downloaded.
 answer runner.wait "$failed_job"
-expect 8 avatarize iris.csv --output failed
+expect 8 --json avatarize iris.csv --output failed
 contains "avatarctl: job standard failed (error): ValueError: k is too large" "$err"
-contains "avatarctl runs load $set" "$err"
+contains "avatarctl: the runner $runner ('iris') is kept. Go on with it:
+  avatarctl avatarize --resume $runner -o failed
+or remove it and its jobs on the server:
+  avatarctl runner rm $runner" "$err"
 contains '"error":{"name":"job_failed","message":"Job standard failed with exception: ValueError: k is too large","job":"standard","status":"error","exception":"ValueError: k is too large\nat line 2"}' "$out"
 methods
 same "manager.create_runner runner.add_table runner.set_parameters runner.run runner.wait runner.get_status " "$calls" "avatarize with a failed job: the calls"
 same no "$([ -e failed ] && echo yes || echo no)" "avatarize with a failed job creates no directory"
+# --rm: a failed run removes its runner and its jobs
+expect 8 --json avatarize iris.csv --output failed --rm
+contains "avatarctl: removed the runner $runner and 5 jobs on the server (--rm)." "$err"
+lacks "is kept" "$err"
+contains '"removed":true' "$out"
+methods
+same "manager.create_runner runner.add_table runner.set_parameters runner.run runner.wait runner.get_status runner.delete runner.close " \
+     "$calls" "avatarize --rm with a failed job: the calls"
+answer runner.wait
+# the daemon going away while waiting: the runner is kept and said so
+answer runner.wait '"hangup":true'
+expect 3 avatarize iris.csv --output gone
+contains "the daemon closed the connection before answering" "$err"
+contains "avatarctl: the runner $runner ('iris') is kept. Go on with it:" "$err"
 answer runner.wait
 # A failed upload: the runner exists, the summary says so.
 answer runner.add_table '"error":{"code":-32014,"message":"Upload refused","data":{"name":"storage_error","retryable":false}}'
-expect 7 avatarize iris.csv --output failed && contains "avatarctl: runner.add_table: Upload refused (storage_error)" "$err"
+expect 7 --json avatarize iris.csv --output failed && contains "avatarctl: avatarize: runner add-table: Upload refused (storage_error)" "$err"
 contains "\"runner_id\":\"$runner\"" "$out"
+contains "  avatarctl avatarize --resume $runner iris.csv -o failed" "$err"
 answer runner.add_table
 cd "$dir" || exit 1
 requests
 
 # On a terminal: the progress display, the summary, the commands of --no-wait, Ctrl-C.
 if command -v script >/dev/null 2>&1; then
+        export COLUMNS=200
         cd "$work" || exit 1
         rm -rf iris-avatars
         human_rc avatarize iris.csv
@@ -950,12 +1177,12 @@ if command -v script >/dev/null 2>&1; then
 
         human_rc avatarize iris.csv --no-wait --output later
         contains "Started avatarizing iris.csv as 'iris'." "$out"
-        contains "The jobs run on the Avatar server. Follow them, then fetch the results, with:
+        contains "The jobs run on the Avatar server. Wait for them and download the results into later with:
+  avatarctl avatarize --resume $runner -o later
+or step by step:
   avatarctl runner wait $runner
-  mkdir -p later
-  avatarctl runner download $runner shuffled --table iris -o later/iris.shuffled.csv" "$out"
-        contains "  avatarctl runner download $runner report_pia --table iris -o later/iris.report.pia.docx" "$out"
-        contains "  avatarctl runs load $set" "$out"
+  avatarctl runner download $runner -o later" "$out"
+        lacks "iris.shuffled" "$out"
 
         answer runner.wait "$failed_job"
         human_rc avatarize iris.csv --output failed
@@ -980,10 +1207,10 @@ if command -v script >/dev/null 2>&1; then
         rc=$?
         out=$(tr -d '\r' <"$dir/pty")
         same 130 "$rc" "avatarize interrupted: exit status"
-        contains "avatarctl: interrupted; the run continues on the server. Reattach with:
-  avatarctl runner wait $runner
-or, when the daemon no longer holds the runner:
-  avatarctl runs load $set" "$out"
+        contains "avatarctl: interrupted; the run continues on the server and the runner $runner is kept. Go on with it:
+  avatarctl avatarize --resume $runner -o interrupted
+or remove it and its jobs on the server:
+  avatarctl runner rm $runner" "$out"
         same no "$([ -e interrupted ] && echo yes || echo no)" "an interrupted avatarize creates no directory"
         answer runner.wait
 
@@ -991,7 +1218,7 @@ or, when the daemon no longer holds the runner:
         human_rc runner create iris --seed 1
         contains "Runner:       $runner" "$out"
         contains "State:        configuring" "$out"
-        contains "Created:      2026-05-01 09:12:03" "$out"
+        contains "Created:      2026-05-01T09:12:03Z" "$out"
         contains "Add a table with:
   avatarctl runner add-table $runner TABLE FILE" "$out"
         human_rc runner list
@@ -1037,7 +1264,7 @@ or, when the daemon no longer holds the runner:
         same_file "$dir/want-report" term.pdf "download on a terminal"
         human_rc runner export-yaml "$runner"
         contains "kind: AvatarMetadata" "$out"
-        human_rc runner delete "$runner" && contains "Deleted 5 jobs, failed 0." "$out"
+        human_rc runner delete "$runner" --yes && contains "Deleted 5 jobs, failed 0." "$out"
         human_rc runner close "$runner"
         contains "Closed runner $runner; its jobs stay on the server. To load the run again:
   avatarctl runs load $set" "$out"
