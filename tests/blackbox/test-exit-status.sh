@@ -38,7 +38,7 @@ check_match "and says why" "exists and is not a socket" "$out"
 printf 'limits:\n  idle_timeout_s: 41\n' >"$CONF"
 start_daemon || { fail "avatard starts"; finish; exit $?; }
 printf 'limits:\n  idle_timeout_s: 42\n' >"$CONF"
-out=$("$AVATARCTL" reload 2>&1); rc=$?
+out=$("$AVATARCTL" --json reload 2>&1); rc=$?
 check_eq "avatarctl reload of a good file exits 0" "0" "$rc"
 check_match "it names the file applied" "\"config\":\"$CONF\"" "$out"
 check_match "the new value is in force when it returns" '"idle_timeout_s":42' "$("$AVATARCTL" --json status)"
@@ -66,7 +66,7 @@ else
 fi
 check_eq "permission denied on the socket exits 5" "5" "$rc"
 check_match "it says to join the avatar group and log in again" \
-        "cannot connect to $SOCK: Permission denied; only root and members of the 'avatar' group may use avatard: join it \\(usermod -aG avatar USER\\) and log in again" "$out"
+        "cannot connect to $SOCK: Permission denied; only root and members of the 'avatar' group may use avatard: join it with 'sudo usermod -aG avatar \\\$USER' and log in again" "$out"
 check_eq "on one line" "1" "$(wc -l <<<"$out")"
 stop_daemon
 
@@ -90,7 +90,7 @@ if command -v systemd-socket-activate >/dev/null 2>&1; then
         check_eq "the activated service with a bad configuration exits 78" "78" "$arc"
         check_eq "a connection dropped before any answer: avatarctl exits 3" "3" "$rc"
         check_match "it says the daemon closed the connection, that it is not running, and where to look" \
-                "^avatarctl: daemon.status: the daemon closed the connection before answering; $HINT_RE\$" "$out"
+                "^avatarctl: status: the daemon closed the connection before answering; $HINT_RE\$" "$out"
         check_eq "dropped: on one line" "1" "$(wc -l <<<"$out")"
 
         # the socket file stays behind with nobody listening

@@ -113,7 +113,7 @@ else
                 check_eq "the reload says it again" "2" "$(grep -cE "$notice" "$LOG")"
                 # a file appearing later is read at the next reload
                 printf 'limits:\n  idle_timeout_s: 55\n' >"$EMPTY/avatard.yaml"
-                out=$("$AVATARCTL" --socket "$RT/avatard.sock" reload 2>&1)
+                out=$("$AVATARCTL" --json --socket "$RT/avatard.sock" reload 2>&1)
                 check_match "a file created later is found at reload" "\"config\":\"$EMPTY/avatard.yaml\"" "$out"
                 check_match "and applied" '"idle_timeout_s":55' "$(st)"
         else
