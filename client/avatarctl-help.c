@@ -425,17 +425,30 @@ static void complete_option_argument(Ctl *ctl, const struct option *o) {
                 (void) puts("__files__");
 }
 
-/* Prints the candidates for the positional argument `index` of cmd (0: the first). */
+/* Prints the candidates for the positional argument `index` of cmd (0: the first), named by
+ * its usage ("RUNNER [RESULT] [--table T] ..."; options and their arguments aside). */
 static void complete_positional(Ctl *ctl, const CtlCommand *cmd, int index) {
         _cleanup_free_ char *usage = strdup(cmd->usage ?: "");
         char *p = usage, *w = NULL;
+        bool skip_next = false;
         int k = 0;
 
         if (!usage)
                 return;
         while ((w = strsep(&p, " "))) {
-                if (isempty(w) || w[0] == '[' || w[0] == '-' || w[0] == '|')
+                bool closed = endswith(w, "]");
+
+                w += strspn(w, "[");
+                if (skip_next) {
+                        skip_next = false;
                         continue;
+                }
+                if (isempty(w) || w[0] == '|')
+                        continue;
+                if (w[0] == '-') {
+                        skip_next = !closed; /* "[-o FILE]": FILE is the option's */
+                        continue;
+                }
                 if (k++ == index)
                         break;
         }
@@ -450,9 +463,10 @@ static void complete_positional(Ctl *ctl, const CtlCommand *cmd, int index) {
                         (void) printf("%s\n", result_kind_at(i)->result);
 }
 
-/* "avatarctl __complete WORD...": the words that may come in place of the last WORD (the
+/* "avatarctl __complete -- WORD...": the words that may come in place of the last WORD (the
  * one being typed, maybe empty), one per line; "__files__" asks the shell for file names.
- * Hidden: for the bash and zsh completions (client/completion). */
+ * Hidden: for the bash and zsh completions (client/completion); "--" keeps the words from
+ * being read as avatarctl's own options. */
 int ctl_cmd_complete(Ctl *ctl, const CtlArgs *args) {
         char *words[COMPLETE_WORDS_MAX];
         const CtlCommand *cmd = NULL;
