@@ -439,7 +439,11 @@ static long long parse_retry_after(const char *v) {
         if (t == (time_t) -1)
                 return -1;
         now = time(NULL);
-        return t > now ? (long long) (t - now) * 1000 : 0;
+        if (t <= now)
+                return 0;
+        /* a date centuries ahead (curl_getdate takes any year) is as good as never */
+        return (unsigned long long) (t - now) > (unsigned long long) LLONG_MAX / 1000 ? LLONG_MAX
+                                                                                       : (long long) (t - now) * 1000;
 }
 
 /* The "retry_after" number (seconds) of a JSON error body, in milliseconds, or -1. */
