@@ -37,6 +37,10 @@
 extern const char openrpc_document_text[];
 extern const size_t openrpc_document_text_len;
 
+/* Blocks of at least this size get a mapping of their own (mallopt(M_MMAP_THRESHOLD)): glibc's
+ * default before it starts moving the threshold. */
+#define SERVER_MMAP_THRESHOLD (128 * 1024)
+
 /* Descriptors kept back from the connection cap for listeners, upstream sockets, state
  * files and descriptors in transit. */
 #define FD_RESERVE 256
@@ -368,8 +372,7 @@ static bool server_trim_due(const Server *s) {
                h->buffered_peak - h->buffered_bytes >= TRIM_BUFFERED_DROP;
 }
 
-/* The heap trim timer: connections went (and nothing came back meanwhile, as each departure
- * re-arms it): give the memory they held back to the system. */
+/* The heap trim timer: connections went: give the memory they held back to the system. */
 static void on_trim(evutil_socket_t fd, short what, void *userdata) {
         Server *s = userdata;
 
@@ -383,12 +386,13 @@ static void on_trim(evutil_socket_t fd, short what, void *userdata) {
         s->client_host.buffered_peak = s->client_host.buffered_bytes;
 }
 
-/* Schedules a heap trim at a quiet moment (two seconds after the last of a wave of departures)
- * once enough connections left. */
+/* Schedules a heap trim two seconds after enough connections left (a trim already armed is
+ * kept, so that clients coming and going all the time cannot put it off forever). */
 static void server_schedule_trim(Server *s) {
         struct timeval tv = { .tv_sec = 2 };
 
-        if (s->trim_timer && s->state == SERVER_RUNNING && server_trim_due(s))
+        if (s->trim_timer && s->state == SERVER_RUNNING && server_trim_due(s) &&
+            !evtimer_pending(s->trim_timer, NULL))
                 evtimer_add(s->trim_timer, &tv);
 }
 
@@ -400,6 +404,11 @@ int server_start(Server *s) {
 
         /* CURLOPT_NOSIGNAL stops libcurl from ignoring SIGPIPE for us, and clients vanish */
         (void) sigaction(SIGPIPE, &sa, NULL);
+        /* a fixed threshold: large blocks (the buffers of long request lines) are always mapped
+         * on their own and unmapped when freed; glibc's moving threshold would otherwise put
+         * them on the heap after the first one was freed, where a flood of connections leaves
+         * the memory behind */
+        (void) mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD);
         server_raise_nofile(s);
 
         {
