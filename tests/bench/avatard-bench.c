@@ -8,6 +8,7 @@
  *   avatard-bench wait     --socket S --clients N --runner ID --seconds S
  *   avatard-bench nodaemon --url URL [--key K] [--calls N] [--seconds S]
  *   avatard-bench upload   --socket S --file F [--size 1G] --pid PID
+ *   avatard-bench flood    --socket S --conns N [--size 1000000] --pid PID
  *
  * Common options: --pid PID (the daemon: VmRSS and VmHWM from /proc before and after),
  * --sim-log F (avatar-sim's request log: the upstream requests the scenario caused, by route),
@@ -33,6 +34,11 @@
  * upload: creates the file (CSV rows, exactly --size bytes) unless it already has that size,
  * creates a runner and calls runner.add_table with the file passed as a descriptor, sampling
  * the daemon's VmRSS every --interval-ms meanwhile.
+ * flood: N connections each send --size bytes of a request line they never finish, all at
+ * once, as fast as the daemon reads (past limits.max_buffered_bytes it refuses them: overloaded
+ * and closed); reports the daemon's VmRSS before, at its peak (sampled every --interval-ms,
+ * and VmHWM), while the connections are held, and after they all closed and the daemon trimmed
+ * its heap (daemon.status heap_trims_total moved on), with how many were held and refused.
  *
  * Output: one line per result on stdout, "bench scenario=NAME key=value ...", values without
  * spaces (routes in routes= have "+" for the space); diagnostics go to stderr. Exit status 0
@@ -54,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -61,6 +68,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #define SAMPLES_MAX (4u * 1024u * 1024u)  /* latencies kept exactly; a reservoir beyond */
 #define LINE_MAX_BYTES (64u * 1024u * 1024u)
@@ -1157,8 +1165,173 @@ static int cmd_upload(const Options *o) {
 
 /* --- main -------------------------------------------------------------------------------- */
 
+/* --- flood ------------------------------------------------------------------------------ */
+
+/* One daemon.status on a connection of its own: the first number after "KEY":, or -1. */
+static long status_number(const char *sock, const char *key) {
+        int fd = unix_connect(sock, false);
+        LineReader lr = {};
+        bool closed = false;
+        char *line = NULL, pat[128];
+        long v = -1;
+
+        send_line(fd, "{\"jsonrpc\":\"2.0\",\"method\":\"daemon.status\",\"id\":1}\n", -1);
+        while (!line && !closed) {
+                struct pollfd p = { fd, POLLIN, 0 };
+                if (poll(&p, 1, 10000) <= 0)
+                        break;
+                line = read_line(fd, &lr, &closed, true);
+        }
+        snprintf(pat, sizeof(pat), "\"%s\":", key);
+        if (line && strstr(line, pat))
+                v = strtol(strstr(line, pat) + strlen(pat), NULL, 10);
+        free(lr.buf);
+        close(fd);
+        return v;
+}
+
+typedef struct FloodConn {
+        int fd;
+        uint64_t sent;
+        bool done, refused, closed;
+} FloodConn;
+
+/* Whether every byte written on the connection was taken by the daemon. */
+static bool flood_read_all(const FloodConn *c) {
+        int q = 0;
+        return ioctl(c->fd, SIOCOUTQ, &q) == 0 && q == 0;
+}
+
+/* The daemon answered (a refusal) or closed: read what it said. */
+static void flood_input(FloodConn *c) {
+        char b[4096];
+        for (;;) {
+                ssize_t k = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
+                if (k > 0) {
+                        if (memmem(b, (size_t) k, "-32008", 6))
+                                c->refused = true;
+                        continue;
+                }
+                if (k == 0 || (errno != EAGAIN && errno != EINTR))
+                        c->closed = true;
+                return;
+        }
+}
+
+static int cmd_flood(const Options *o) {
+        if (!o->socket || o->pid <= 0)
+                die("--socket and --pid are needed");
+        unsigned n = o->conns ? o->conns : 1000, interval = o->interval_ms ? o->interval_ms : 10;
+        uint64_t size = o->size ? o->size : 1000000;
+        static const char head[] = "{\"jsonrpc\":\"2.0\",\"method\":\"daemon.ping\",\"params\":{\"echo\":\"";
+        if (size < sizeof(head))
+                die("--size is too small");
+        raise_nofile(n + 16);
+        char *pad = xmalloc(size);
+        memset(pad, 'a', size);
+        memcpy(pad, head, sizeof(head) - 1);
+        FloodConn *c = xmalloc(sizeof(FloodConn) * n);
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0)
+                die("epoll_create1: %s", strerror(errno));
+
+        sleep_s(o->settle_s);
+        long rss0 = proc_status_kib(o->pid, "VmRSS"), anon0 = proc_status_kib(o->pid, "RssAnon"), peak = rss0;
+        uint64_t t0 = now_ns(), give_up = t0 + 120 * 1000000000ull;
+        for (unsigned i = 0; i < n; i++) {
+                c[i] = (FloodConn) { .fd = unix_connect(o->socket, true) };
+                struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = i };
+                if (epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev) < 0)
+                        die("epoll_ctl: %s", strerror(errno));
+        }
+        /* until each connection has had all its bytes taken by the daemon, or was refused */
+        unsigned left = n;
+        while (left > 0 && now_ns() < give_up) {
+                struct epoll_event evs[EPOLL_BATCH];
+                int k = epoll_wait(ep, evs, EPOLL_BATCH, (int) interval);
+                long v = proc_status_kib(o->pid, "VmRSS");
+                if (v > peak)
+                        peak = v;
+                for (int j = 0; j < k; j++) {
+                        FloodConn *f = &c[evs[j].data.u32];
+                        if (f->done)
+                                continue;
+                        if (evs[j].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                                flood_input(f);
+                        if (!f->closed && (evs[j].events & EPOLLOUT) && f->sent < size) {
+                                ssize_t w = send(f->fd, pad + f->sent, size - f->sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+                                if (w > 0)
+                                        f->sent += (uint64_t) w;
+                                else if (w < 0 && errno != EAGAIN && errno != EINTR)
+                                        f->closed = true;
+                                if (f->sent == size) {
+                                        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = evs[j].data.u32 };
+                                        (void) epoll_ctl(ep, EPOLL_CTL_MOD, f->fd, &ev);
+                                }
+                        }
+                        if (f->closed || f->refused) {
+                                f->done = true;
+                                left--;
+                        }
+                }
+                /* those that sent everything: done once the daemon read it all */
+                for (unsigned i = 0; i < n; i++)
+                        if (!c[i].done && c[i].sent == size && flood_read_all(&c[i])) {
+                                /* a refusal closes the daemon's end, which empties the queue too */
+                                flood_input(&c[i]);
+                                c[i].done = true;
+                                left--;
+                        }
+        }
+        double fill_s = (double) (now_ns() - t0) / 1e9;
+        unsigned refused = 0, closed = 0, held = 0;
+        uint64_t sent = 0;
+        for (unsigned i = 0; i < n; i++) {
+                sent += c[i].sent;
+                if (c[i].refused)
+                        refused++;
+                else if (c[i].closed)
+                        closed++;
+                else
+                        held++;
+        }
+        sleep_s(o->settle_s);
+        long rss_held = proc_status_kib(o->pid, "VmRSS");
+        if (rss_held > peak)
+                peak = rss_held;
+        long hwm = proc_status_kib(o->pid, "VmHWM");
+        /* the refused connections are gone already: the heap may have been trimmed since */
+        long trims0 = status_number(o->socket, "heap_trims_total");
+
+        for (unsigned i = 0; i < n; i++)
+                close(c[i].fd);
+        /* the daemon gives the heap back a moment after a wave of departures */
+        uint64_t t_close = now_ns();
+        long trims = -1;
+        while (now_ns() - t_close < 30 * 1000000000ull) {
+                sleep_s(0.5);
+                trims = status_number(o->socket, "heap_trims_total");
+                if (trims > trims0)
+                        break;
+        }
+        sleep_s(o->settle_s);
+        long rss_after = proc_status_kib(o->pid, "VmRSS"), anon_after = proc_status_kib(o->pid, "RssAnon");
+
+        print_head("flood", o);
+        printf(" conns=%u bytes_per_conn=%" PRIu64 " sent_mib=%.1f fill_s=%.2f held=%u refused=%u closed=%u"
+               " rss_before_kib=%ld rss_peak_kib=%ld rss_held_kib=%ld rss_after_kib=%ld anon_before_kib=%ld"
+               " anon_after_kib=%ld hwm_kib=%ld delta_after_kib=%ld trims=%ld\n",
+               n, size, (double) sent / 1048576.0, fill_s, held, refused, closed, rss0, peak, rss_held, rss_after, anon0,
+               anon_after, hwm, rss_after - rss0, trims - trims0);
+        fflush(stdout);
+        close(ep);
+        free(c);
+        free(pad);
+        return 0;
+}
+
 static void usage(FILE *f) {
-        fputs("Usage: avatard-bench call|coalesce|idle|wait|nodaemon|upload [OPTIONS]\n"
+        fputs("Usage: avatard-bench call|coalesce|idle|wait|nodaemon|upload|flood [OPTIONS]\n"
               "  --socket PATH      avatard's socket (or the echo server's)\n"
               "  --method M         method to call (call, coalesce)\n"
               "  --params JSON      params of each call\n"
@@ -1174,6 +1347,7 @@ static void usage(FILE *f) {
               "  --runner ID        runner to wait on (wait)\n"
               "  --url URL --key K  endpoint and API key (nodaemon)\n"
               "  --file F --size S  table to upload, created when absent (upload; default 1G)\n"
+              "  --size S           bytes of an unfinished line per connection (flood; default 1000000)\n"
               "  --interval-ms N    RSS sampling period during the upload (default 10)\n"
               "  --label L          echoed in the result line\n",
               f);
@@ -1254,6 +1428,8 @@ int main(int argc, char **argv) {
                 return cmd_nodaemon(&o);
         if (strcmp(cmd, "upload") == 0)
                 return cmd_upload(&o);
+        if (strcmp(cmd, "flood") == 0)
+                return cmd_flood(&o);
         usage(stderr);
         return 2;
 }
