@@ -148,10 +148,12 @@ static int print_status_short(json_object *st) {
         if (up) {
                 const char *url = ctl_member_string(up, "api_url") ?: ctl_member_string(up, "base_url");
                 const char *cs = ctl_member_string(compat, "status"),
-                           *breaker = ctl_member_string(up, "breaker") ?: ctl_member_string(up, "state");
+                           *breaker = ctl_member_string(up, "breaker") ?: ctl_member_string(up, "state"),
+                           *proxy = ctl_member_string(ctl_member(up, "proxy"), "api");
 
-                (void) snprintf(buf, sizeof(buf), "%s%s%s%s%s%s", url ?: "?", cs || breaker ? ": " : "", cs ?: "",
-                                cs && breaker ? ", " : "", breaker ? "breaker " : "", breaker ?: "");
+                (void) snprintf(buf, sizeof(buf), "%s%s%s%s%s%s%s%s", url ?: "?", proxy ? " through the proxy " : "",
+                                proxy ?: "", cs || breaker ? ": " : "", cs ?: "", cs && breaker ? ", " : "",
+                                breaker ? "breaker " : "", breaker ?: "");
                 print_line("Upstream:", buf);
         }
         if (cred) {
