@@ -15,8 +15,6 @@
 #include "jsonrpc.h"
 #include "macro.h"
 
-/* The narrowest a column is cut to, header aside. */
-#define OUTPUT_COLUMN_WIDTH_MIN 8
 /* Widest terminal width taken from $COLUMNS. */
 #define OUTPUT_COLUMNS_MAX 10000
 /* The mark of a cut cell (one column wide). */
@@ -375,7 +373,7 @@ static int truncate_cell(char **s, size_t width) {
 }
 
 /* Narrows the columns (widths[], n) until a line fits `limit` (two spaces between columns),
- * widest first, none below OUTPUT_COLUMN_WIDTH_MIN or its header. */
+ * widest first, none below min[] (its header's width). */
 static void fit_columns(size_t *widths, const size_t *min, size_t n, size_t limit) {
         size_t total = 2 * (n - 1), j;
 
@@ -429,8 +427,6 @@ int output_table(FILE *f, json_object *rows, const OutputColumn *cols, size_t n_
 
         for (j = 0; j < n_cols; j++)
                 widths[j] = min[j] = output_width(cols[j].header);
-        for (j = 0; j < n_cols; j++)
-                min[j] = MAX(min[j], (size_t) OUTPUT_COLUMN_WIDTH_MIN);
 
         for (i = 0; i < n_rows; i++) {
                 json_object *row = json_object_array_get_idx(rows, i);
