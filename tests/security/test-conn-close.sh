@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A caller that closes its connection ends the work done for it, at once: an upload from a
 # descriptor that never delivers (the runner is no longer busy, a multipart upload is aborted
-# upstream), runner.wait (the run is then polled at the slowest interval only), watch_jobs;
+# upstream), runner.wait (the run is then polled at the slowest interval only), watch_jobs, a
+# download;
 # other connections' calls go on, a runner.run already started completes and records its
 # jobs, and a caller that only shut down its writing side (socat, nc -N) still gets its reply.
 # The callers are avatard-probe processes killed once the daemon runs their call: their socket
@@ -216,6 +217,22 @@ sim_control clock '{"job_step_ms":50}' >/dev/null
 wait "$stayer"
 check_eq "the wait of the connection that stayed ends successfully" "0" "$?"
 check_match "and reports its jobs done" '"done": ?true' "$(cat "$TMP/stayer.out")"
+
+# --- a download whose caller closes ----------------------------------------------------------------------
+sim_fault '{"route":"GET /storage/{bucket}/{key}","hold":true}'
+pcall_bg "$TMP/download.out" -o "$TMP/download.csv" -t 60 runner.download \
+        "{\"runner_id\":\"$RY\",\"result\":\"shuffled\",\"table\":\"iris\",\"fd\":{\"fd\":0}}"
+downloader=$PCALL_PID
+check "a download waits on the storage (held)" wait_until 10 held
+check "meanwhile the daemon holds the caller's file" daemon_holds "$TMP/download.csv"
+kill -TERM "$downloader"
+wait "$downloader" 2>/dev/null
+check "the caller closes: the download stops and the daemon lets go of the file" \
+        wait_until 10 daemon_lets_go_of "$TMP/download.csv"
+curl -sS --max-time "$(scaled 10)" -X DELETE "$SIM_URL/_sim/faults" >/dev/null
+out=$(pcall -o "$TMP/download2.csv" -t 60 runner.download \
+        "{\"runner_id\":\"$RY\",\"result\":\"shuffled\",\"table\":\"iris\",\"fd\":{\"fd\":0}}")
+check_match "the next download of the same result works" '"result":\{' "$(reply_of "$out")"
 
 check_no_sanitizer_reports
 finish
