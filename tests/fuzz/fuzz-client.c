@@ -20,8 +20,9 @@
  * time runs on while calls are in flight, then the peer closes.
  *
  * Checked: everything the daemon writes is lines of JSON-RPC 2.0 (replies, notifications) with
- * documented error codes, never the API key; every call finishes once the connection is gone;
- * no descriptor is left open (the process's descriptor count is the same after each input);
+ * documented error codes, never the API key (unless the requests hold it or create a key);
+ * every call finishes once the connection is gone;
+ * no descriptor is left open (the process has as many open after an input as before it);
  * nothing leaks.
  */
 #include <assert.h>
@@ -53,6 +54,7 @@ static Client *client;          /* NULL once detached */
 static char *out;               /* what the daemon wrote, not yet a whole line */
 static size_t out_len;
 static bool trace;
+static bool key_may_appear;
 
 static int host_attach(void *userdata, Client *c) {
         (void) userdata;
@@ -147,7 +149,7 @@ static void check_line(const char *text, size_t len) {
                         check_message(json_object_array_get_idx(o, i));
         } else
                 check_message(o);
-        if (memmem(text, len, FUZZ_API_KEY, strlen(FUZZ_API_KEY))) {
+        if (!key_may_appear && memmem(text, len, FUZZ_API_KEY, strlen(FUZZ_API_KEY))) {
                 fprintf(stderr, "the API key reached a client: %.*s\n", (int) len, text);
                 abort();
         }
@@ -244,16 +246,16 @@ static void run_while_busy(int fd, unsigned rounds) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static unsigned fds_at_start;
+        unsigned fds_at_start = count_fds();
         const char *p, *end;
         size_t len;
         int s[2], peer, r;
         unsigned n_fds = 0;
 
-        if (!fds_at_start)
-                fds_at_start = count_fds();
         p = fuzz_env_begin((const char *) data, size, &len);
         end = p + len;
+        /* the requests may name the key themselves, or create one the server names */
+        key_may_appear = memmem(p, len, FUZZ_API_KEY, strlen(FUZZ_API_KEY)) || memmem(p, len, "create_api_key", 14);
         out_len = 0;
 
         assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, s) == 0);

@@ -28,8 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The API client's depth limit (daemon/api.c). */
 #define UPSTREAM_DEPTH 64
-/* api_extract_message() cuts messages to this many bytes. */
+/* api_extract_message() cuts messages to this many bytes, then adds "…". */
 #define MESSAGE_MAX 2000
+/* … which a longer message ends with */
+#define ELLIPSIS_LEN 3
 
 /* Whether s holds well-formed UTF-8 (RFC 3629). */
 static bool utf8_valid(const char *s, size_t n) {
@@ -79,7 +81,7 @@ static void check_message(char *m) {
 
         assert(m);
         n = strlen(m);
-        assert(n <= MESSAGE_MAX);
+        assert(n <= MESSAGE_MAX + ELLIPSIS_LEN);
         for (size_t i = 0; i < n; i++)
                 assert((unsigned char) m[i] >= 0x20);
         assert(utf8_valid(m, n));
