@@ -686,7 +686,7 @@ static void client_refuse_input(Client *c) {
         }
         if (data) {
                 json_object_object_add(data, "limit", json_object_new_string("limits.max_buffered_bytes"));
-                json_object_object_add(data, "bytes", json_object_new_uint64(limit));
+                json_object_object_add(data, "value", json_object_new_uint64(limit));
         }
         reply = jsonrpc_error_new(NULL, RPC_OVERLOADED,
                                   "Overloaded: the daemon holds too much unprocessed input from its connections "
