@@ -155,14 +155,12 @@ static int avatarize_names(Avatarize *a, const char *display_name, const char *t
 /* Parses and checks avatarize's arguments, and opens (and checks) the table. */
 static int avatarize_parse(Avatarize *a, const CtlArgs *args) {
         const char *name = ctl_opt(args, CTL_OPT_NAME), *table = ctl_opt(args, CTL_OPT_TABLE),
-                   *k = ctl_opt(args, CTL_OPT_K), *dir = ctl_opt(args, CTL_OPT_OUTPUT),
-                   *wait = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT);
+                   *k = ctl_opt(args, CTL_OPT_K), *dir = ctl_opt(args, CTL_OPT_OUTPUT);
         int code;
 
         a->file = args->n_pos > 0 ? args->pos[0] : NULL;
         a->resume = ctl_opt(args, CTL_OPT_RESUME);
         a->k = AVATARIZE_K_DEFAULT;
-        a->wait_s = AVATARIZE_WAIT_DEFAULT_S;
         a->no_wait = ctl_opt_given(args, CTL_OPT_NO_WAIT);
         a->force = ctl_opt_given(args, CTL_OPT_FORCE);
         a->rm = ctl_opt_given(args, CTL_OPT_RM);
@@ -194,12 +192,9 @@ static int avatarize_parse(Avatarize *a, const CtlArgs *args) {
         code = collect_list(args, CTL_OPT_JOBS, "--jobs", run_jobs, ELEMENTSOF(run_jobs), &a->jobs_param);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (wait) {
-                code = parse_seconds(a->command, "--wait-timeout", wait, WAIT_TIMEOUT_MAX_S, &a->wait_s);
-                if (code != CTL_EXIT_OK)
-                        return code;
-        }
-        a->wait_s = capped_wait(a->ctl, a->wait_s);
+        code = parse_wait_timeout(a->ctl, args, AVATARIZE_WAIT_DEFAULT_S, &a->wait_s);
+        if (code != CTL_EXIT_OK)
+                return code;
         if (dir) {
                 if (isempty(dir))
                         return ctl_fail(CTL_EXIT_USAGE, a->command, "--output: the directory name is empty");
@@ -319,21 +314,19 @@ static void avatarize_keep_commands(const Avatarize *a, FILE *f, bool remove) {
         }
 }
 
-/* Prepares what Ctrl-C (or SIGTERM) prints once the runner exists: it is kept; its id, the
+/* Writes what Ctrl-C (or SIGTERM) prints once the runner exists: it is kept; its id, the
  * command that goes on with it, the one that removes it. */
-static void avatarize_interrupt_text(const Avatarize *a) {
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        FILE *f;
+static void write_interrupt(FILE *f, const void *userdata) {
+        const Avatarize *a = userdata;
 
-        f = open_memstream(&text, &len);
-        if (!f)
-                return;
         (void) fprintf(f, "avatarctl: interrupted; %sthe runner %s is kept. Go on with it:\n",
                        a->set_name ? "the run continues on the server and " : "", a->runner_id);
         avatarize_keep_commands(a, f, true);
-        if (fclose(f) == 0 && text)
-                interrupt_set(a->ctl, text);
+}
+
+/* Prepares what an interruption prints (write_interrupt()). */
+static void avatarize_interrupt_text(const Avatarize *a) {
+        interrupt_compose(a->ctl, write_interrupt, a);
 }
 
 /* manager.create_runner. */

@@ -11,6 +11,7 @@
 
 #include "avatarctl.h"
 #include "avatarctl-output.h"
+#include "avatarctl-secret.h"
 #include "jsonc-helpers.h"
 
 /* Most candidates an ambiguous name lists. */
@@ -268,10 +269,8 @@ int ctl_confirm(const Ctl *ctl, const char *command, bool yes, const char *what)
         (void) fflush(stderr);
         for (;;) {
                 char c;
-                ssize_t k = read(STDIN_FILENO, &c, 1);
+                ssize_t k = ctl_read_retry(STDIN_FILENO, &c, 1);
 
-                if (k < 0 && errno == EINTR)
-                        continue;
                 if (k <= 0 || c == '\n')
                         break;
                 if (n < ANSWER_MAX)

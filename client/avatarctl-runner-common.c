@@ -287,11 +287,8 @@ void interrupt_clear(void) {
         (void) signal(SIGTERM, SIG_DFL);
 }
 
-/* Prepares the text for an interruption while a runner is in use: before its run
- * (`started` false) the runner stays in the daemon; once it runs, the run continues on the
- * server and the text gives the commands that reattach to it (`set_name`, the run's id, may
- * be NULL when unknown). */
-void interrupt_for_run(const Ctl *ctl, const char *runner_id, const char *set_name, bool started) {
+/* Sets what an interruption prints to what `write` writes, with userdata. */
+void interrupt_compose(const Ctl *ctl, void (*write)(FILE *f, const void *userdata), const void *userdata) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         FILE *f;
@@ -299,20 +296,52 @@ void interrupt_for_run(const Ctl *ctl, const char *runner_id, const char *set_na
         f = open_memstream(&text, &len);
         if (!f)
                 return;
-        if (!started) {
-                (void) fputs("avatarctl: interrupted; the runner stays in the daemon. Go on with it, or close it:\n", f);
-                print_command(f, ctl, "runner", "status", runner_id, NULL);
-                print_command(f, ctl, "runner", "close", runner_id, NULL);
-        } else {
-                (void) fputs("avatarctl: interrupted; the run continues on the server. Reattach with:\n", f);
-                print_command(f, ctl, "runner", "wait", runner_id, NULL);
-                if (set_name) {
-                        (void) fputs("or, when the daemon no longer holds the runner:\n", f);
-                        print_command(f, ctl, "runs", "load", set_name, NULL);
-                }
-        }
+        write(f, userdata);
         if (fclose(f) == 0 && text)
                 interrupt_set(ctl, text);
+}
+
+/* What interrupt_for_run() prints about. */
+typedef struct RunInterrupt {
+        const Ctl *ctl;
+        const char *runner_id;
+        const char *set_name;
+} RunInterrupt;
+
+/* Writes how to reattach to a run that goes on. */
+static void write_run_interrupt(FILE *f, const void *userdata) {
+        const RunInterrupt *i = userdata;
+
+        (void) fputs("avatarctl: interrupted; the run continues on the server. Reattach with:\n", f);
+        print_command(f, i->ctl, "runner", "wait", i->runner_id, NULL);
+        if (i->set_name) {
+                (void) fputs("or, when the daemon no longer holds the runner:\n", f);
+                print_command(f, i->ctl, "runs", "load", i->set_name, NULL);
+        }
+}
+
+/* Prepares the text for an interruption while a runner runs: the run continues on the
+ * server and the text gives the commands that reattach to it (`set_name`, the run's id, may
+ * be NULL when unknown). */
+void interrupt_for_run(const Ctl *ctl, const char *runner_id, const char *set_name) {
+        RunInterrupt i = { .ctl = ctl, .runner_id = runner_id, .set_name = set_name };
+
+        interrupt_compose(ctl, write_run_interrupt, &i);
+}
+
+/* Parses --wait-timeout (when given, else `seconds`), shortened to the global --timeout.
+ * Returns CTL_EXIT_OK with *ret set, or the exit code. */
+int parse_wait_timeout(const Ctl *ctl, const CtlArgs *args, double seconds, double *ret) {
+        const char *t = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT);
+        int code;
+
+        if (t) {
+                code = parse_seconds(args->command, "--wait-timeout", t, WAIT_TIMEOUT_MAX_S, &seconds);
+                if (code != CTL_EXIT_OK)
+                        return code;
+        }
+        *ret = capped_wait(ctl, seconds);
+        return CTL_EXIT_OK;
 }
 
 /* ---- printing runners and jobs ------------------------------------------------------- */
@@ -335,18 +364,14 @@ int print_jobs_table(json_object *jobs) {
 
 /* Joins the strings of an array with ", " into a new string ("" when empty). */
 char *join_strings(json_object *a) {
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0, i;
-        FILE *f;
+        size_t i, n = json_array_len(a);
+        _cleanup_free_ const char **v = calloc(MAX(n, (size_t) 1), sizeof(char *));
 
-        f = open_memstream(&text, &len);
-        if (!f)
+        if (!v)
                 return NULL;
-        for (i = 0; i < json_array_len(a); i++)
-                (void) fprintf(f, "%s%s", i ? ", " : "", json_object_get_string(json_object_array_get_idx(a, i)) ?: "?");
-        if (fclose(f) != 0)
-                return NULL;
-        return TAKE_PTR(text);
+        for (i = 0; i < n; i++)
+                v[i] = json_object_get_string(json_object_array_get_idx(a, i)) ?: "?";
+        return ctl_join(v, n, ", ", ", ");
 }
 
 /* Prints a RunnerStatus for people: its fields, its jobs as a table, its warnings. Returns

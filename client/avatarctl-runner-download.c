@@ -494,16 +494,14 @@ int ctl_cmd_runner_download(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
         _cleanup_free_ char *name = NULL, *into = NULL;
         const char *result_name = args->n_pos > 1 ? args->pos[1] : NULL, *table = ctl_opt(args, CTL_OPT_TABLE),
-                   *index = ctl_opt(args, CTL_OPT_INDEX), *out = ctl_opt(args, CTL_OPT_OUTPUT);
+                   *index = ctl_opt(args, CTL_OPT_INDEX), *out;
         bool force = ctl_opt_given(args, CTL_OPT_FORCE);
         size_t i;
         int code;
 
-        code = runner_params(args->command, args->pos[0], &params);
+        code = output_params(args, &params, &out);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (out && isempty(out))
-                return ctl_fail(CTL_EXIT_USAGE, args->command, "-o: the file name is empty");
         if (!result_name) {
                 if (!out || streq(out, "-"))
                         return ctl_fail(CTL_EXIT_USAGE, args->command,

@@ -271,20 +271,30 @@ int download_into(Ctl *ctl, json_object *params, int fd, const char *shown, Prog
         return CTL_EXIT_OK;
 }
 
+/* The start of the commands that write a result: {"runner_id"} in *ret_params, and -o's
+ * argument (checked not empty) in *ret_out, NULL when not given. Returns CTL_EXIT_OK or the
+ * exit code. */
+int output_params(const CtlArgs *args, json_object **ret_params, const char **ret_out) {
+        const char *out = ctl_opt(args, CTL_OPT_OUTPUT);
+
+        if (out && isempty(out))
+                return ctl_fail(CTL_EXIT_USAGE, args->command, "-o: the file name is empty");
+        *ret_out = out;
+        return runner_params(args->command, args->pos[0], ret_params);
+}
+
 /* "avatarctl runner export-yaml RUNNER [-o FILE|-] [--force]": runner.export_yaml. Without
  * -o the YAML is printed on a terminal and the result is printed as JSON otherwise; -o FILE
  * writes the YAML into a new file, -o - onto stdout as it is. */
 int ctl_cmd_runner_export_yaml(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *result = NULL;
-        const char *out = ctl_opt(args, CTL_OPT_OUTPUT), *yaml;
+        const char *out, *yaml;
         size_t len;
         int code;
 
-        code = runner_params(args->command, args->pos[0], &params);
+        code = output_params(args, &params, &out);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (out && isempty(out))
-                return ctl_fail(CTL_EXIT_USAGE, args->command, "-o: the file name is empty");
         code = ctl_call(ctl, "runner.export_yaml", params, NULL, 0, &result);
         if (code != CTL_EXIT_OK)
                 return code;

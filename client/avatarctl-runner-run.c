@@ -169,7 +169,7 @@ int wait_runner(Ctl *ctl, const char *runner_id, const char *set_name, json_obje
         }
         progress_jobs(p, initial);
         if (own)
-                interrupt_for_run(ctl, runner_id, set_name, true);
+                interrupt_for_run(ctl, runner_id, set_name);
         code = ctl_call_quiet(ctl, "runner.wait", params, NULL, 0, deadline, &result, &e, &r);
         if (own)
                 interrupt_clear();
@@ -209,8 +209,7 @@ bool wait_timed_out(json_object *result) {
 /* "avatarctl runner wait RUNNER [--jobs LIST] [--timeout S]": runner.wait. */
 int ctl_cmd_runner_wait(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *jobs = NULL, *result = NULL;
-        const char *t = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT);
-        double timeout_s = WAIT_TIMEOUT_DEFAULT_S;
+        double timeout_s;
         int code;
 
         code = check_runner_id(args->command, args->pos[0]);
@@ -219,12 +218,9 @@ int ctl_cmd_runner_wait(Ctl *ctl, const CtlArgs *args) {
         code = collect_list(args, CTL_OPT_JOBS, "--jobs", runner_jobs, ELEMENTSOF(runner_jobs), &jobs);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (t) {
-                code = parse_seconds(args->command, "--wait-timeout", t, WAIT_TIMEOUT_MAX_S, &timeout_s);
-                if (code != CTL_EXIT_OK)
-                        return code;
-        }
-        timeout_s = capped_wait(ctl, timeout_s);
+        code = parse_wait_timeout(ctl, args, WAIT_TIMEOUT_DEFAULT_S, &timeout_s);
+        if (code != CTL_EXIT_OK)
+                return code;
         code = wait_runner(ctl, args->pos[0], NULL, jobs, timeout_s, NULL, NULL, &result, NULL);
         if (code == CTL_EXIT_UNREACHABLE && !ctl->quiet) {
                 ctl_before_message();
@@ -420,9 +416,8 @@ static bool any_job_failed(json_object *jobs) {
 /* "avatarctl watch SET | --runner ID [--jobs NAMES] [--timeout S]": manager.watch_jobs. */
 int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
         _cleanup_(unref_jsonp) json_object *params = NULL, *jobs = NULL, *result = NULL;
-        const char *set = args->n_pos > 0 ? args->pos[0] : NULL, *runner = ctl_opt(args, CTL_OPT_RUNNER),
-                   *t = ctl_opt(args, CTL_OPT_WAIT_TIMEOUT);
-        double timeout_s = WAIT_TIMEOUT_DEFAULT_S;
+        const char *set = args->n_pos > 0 ? args->pos[0] : NULL, *runner = ctl_opt(args, CTL_OPT_RUNNER);
+        double timeout_s;
         _cleanup_free_ char *full = NULL;
         Watch w = { .ctl = ctl };
         int code, deadline;
@@ -432,12 +427,9 @@ int ctl_cmd_watch(Ctl *ctl, const CtlArgs *args) {
         code = collect_list(args, CTL_OPT_JOBS, "--jobs", NULL, 0, &jobs);
         if (code != CTL_EXIT_OK)
                 return code;
-        if (t) {
-                code = parse_seconds(args->command, "--wait-timeout", t, WAIT_TIMEOUT_MAX_S, &timeout_s);
-                if (code != CTL_EXIT_OK)
-                        return code;
-        }
-        timeout_s = capped_wait(ctl, timeout_s);
+        code = parse_wait_timeout(ctl, args, WAIT_TIMEOUT_DEFAULT_S, &timeout_s);
+        if (code != CTL_EXIT_OK)
+                return code;
         if (timeout_s < 0.1)
                 return ctl_fail(CTL_EXIT_USAGE, args->command, "--wait-timeout: at least 0.1 s");
         code = set ? ctl_resolve_set(ctl, args->command, set, &full) :

@@ -143,11 +143,17 @@ void interrupt_set(const Ctl *ctl, const char *text);
 /* Back to the default dispositions. */
 void interrupt_clear(void);
 
-/* Prepares the text for an interruption while a runner is in use: before its run
- * (`started` false) the runner stays in the daemon; once it runs, the run continues on the
+/* Sets what an interruption prints to what `write` writes, with userdata. */
+void interrupt_compose(const Ctl *ctl, void (*write)(FILE *f, const void *userdata), const void *userdata);
+
+/* Prepares the text for an interruption while a runner runs: the run continues on the
  * server and the text gives the commands that reattach to it (`set_name`, the run's id, may
  * be NULL when unknown). */
-void interrupt_for_run(const Ctl *ctl, const char *runner_id, const char *set_name, bool started);
+void interrupt_for_run(const Ctl *ctl, const char *runner_id, const char *set_name);
+
+/* Parses --wait-timeout (when given, else `seconds`), shortened to the global --timeout.
+ * Returns CTL_EXIT_OK with *ret set, or the exit code. */
+int parse_wait_timeout(const Ctl *ctl, const CtlArgs *args, double seconds, double *ret);
 
 /* Prints a jobs array as a table (nothing for an empty one). Returns 0 or -ENOMEM. */
 int print_jobs_table(json_object *jobs);
@@ -231,6 +237,11 @@ void print_download_command(FILE *f, const Ctl *ctl, const char *runner_id, json
  * exit code (the failure reported). */
 int download_into(Ctl *ctl, json_object *params, int fd, const char *shown, Progress *p,
                   json_object **ret_result);
+
+/* The start of the commands that write a result: {"runner_id"} in *ret_params, and -o's
+ * argument (checked not empty) in *ret_out, NULL when not given. Returns CTL_EXIT_OK or the
+ * exit code. */
+int output_params(const CtlArgs *args, json_object **ret_params, const char **ret_out);
 
 /* Writes len bytes into a new file at path (create_output()), removed again when writing
  * fails. Returns CTL_EXIT_OK, or reports the problem and returns the exit code. */

@@ -70,6 +70,16 @@ static void echo_restore(const struct sigaction old[static ELEMENTSOF(restore_si
                 (void) sigaction(restore_signals[i], &old[i], NULL);
 }
 
+/* read(2) that goes on after a signal. */
+ssize_t ctl_read_retry(int fd, void *buf, size_t size) {
+        for (;;) {
+                ssize_t n = read(fd, buf, size);
+
+                if (n >= 0 || errno != EINTR)
+                        return n < 0 ? negative_errno() : n;
+        }
+}
+
 /* Reads one line from stdin, byte by byte, into a new erasable buffer. */
 static int read_line(char **ret) {
         _cleanup_erase_free_ char *buf = NULL;
@@ -85,12 +95,9 @@ static int read_line(char **ret) {
                 ssize_t n;
                 char c;
 
-                n = read(STDIN_FILENO, &c, 1);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
+                n = ctl_read_retry(STDIN_FILENO, &c, 1);
+                if (n < 0)
+                        return (int) n;
                 if (n == 0)
                         break;
                 any = true;

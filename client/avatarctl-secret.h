@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 /* Longest secret accepted, in bytes (the line terminator excluded). */
 #define CTL_SECRET_MAX 4096u
@@ -19,3 +20,7 @@
  * the input ended before the first byte, -EFBIG when the line exceeds CTL_SECRET_MAX bytes,
  * -ENOMEM, or a read error. */
 int ctl_read_secret(const char *prompt, char **ret);
+
+/* read(2) that goes on after a signal (EINTR). Returns the bytes read (0 at the end), or a
+ * negative errno. */
+ssize_t ctl_read_retry(int fd, void *buf, size_t size);

@@ -16,6 +16,7 @@
 
 #include "avatarctl.h"
 #include "avatarctl-output.h"
+#include "avatarctl-secret.h"
 #include "build-config.h"
 #include "errors.h"
 #include "jsonrpc.h"
@@ -901,8 +902,9 @@ bool ctl_in_set(const char *s, const char *const *set, size_t n) {
         return false;
 }
 
-/* Writes "a, b or c" for a usage message into a new string (NULL on OOM). */
-static char *join_choices(const char *const *set, size_t n) {
+/* Joins n strings with `sep`, the last two with `last_sep`, into a new string ("" for none;
+ * NULL on OOM). */
+char *ctl_join(const char *const *items, size_t n, const char *sep, const char *last_sep) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0, i;
         FILE *f;
@@ -911,10 +913,10 @@ static char *join_choices(const char *const *set, size_t n) {
         if (!f)
                 return NULL;
         for (i = 0; i < n; i++)
-                (void) fprintf(f, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", set[i]);
+                (void) fprintf(f, "%s%s", i == 0 ? "" : i + 1 == n ? last_sep : sep, items[i]);
         if (fclose(f) != 0)
                 return NULL;
-        return TAKE_PTR(text);
+        return TAKE_PTR(text) ?: strdup("");
 }
 
 /* Checks that value is one of set. */
@@ -924,7 +926,7 @@ int ctl_check_choice(const char *command, const char *what, const char *value, c
 
         if (ctl_in_set(value, set, n))
                 return CTL_EXIT_OK;
-        choices = join_choices(set, n);
+        choices = ctl_join(set, n, ", ", " or ");
         return ctl_fail(CTL_EXIT_USAGE, command, "%s: expected %s, got '%s'", what, choices ?: "?", value ?: "");
 }
 
@@ -990,12 +992,9 @@ int ctl_read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
                         buf = b;
                         alloc = a;
                 }
-                n = read(fd, buf + len, alloc - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
+                n = ctl_read_retry(fd, buf + len, alloc - len);
+                if (n < 0)
+                        return (int) n;
                 if (n == 0)
                         break;
                 len += (size_t) n;

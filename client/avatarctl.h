@@ -389,6 +389,10 @@ int ctl_parse_int(const char *what, const char *s, long long min, long long max,
 int ctl_add_int_param(const CtlArgs *args, json_object *params, const char *flag, const char *value,
                       const char *key, long long min, long long max);
 
+/* Joins n strings with `sep`, the last two with `last_sep` ("a, b or c"), into a new string
+ * ("" for none); NULL on OOM. */
+char *ctl_join(const char *const *items, size_t n, const char *sep, const char *last_sep);
+
 /* True when s (may be NULL) is one of the n strings of set. */
 bool ctl_in_set(const char *s, const char *const *set, size_t n);
 
