@@ -10,8 +10,8 @@
  *       daemon.ping answered on a second connection, so bytes keep arriving far more often
  *       than any timeout, paced by the daemon rather than by a clock. Ends when the daemon
  *       closes the first connection: prints what it sent before the close, then
- *       "closed after T ms, B bytes sent". Exit 1 when it was still open at the bound of a
- *       hang (60 s, scaled).
+ *       "closed after T ms, B bytes sent" (T from before the connect). Exit 1 when it was
+ *       still open at the bound of a hang (60 s, scaled).
  *
  *   avatard-conn cap SOCKET N BYTES REQUEST
  *       The buffered-input cap, in order, each step printed:
@@ -185,14 +185,14 @@ static bool ping_ok(Conn *c) {
 
 static int cmd_trickle(const char *sock, const char *mode) {
         bool blank = strcmp(mode, "blank") == 0;
-        uint64_t t0, deadline;
+        /* before the connect: the idle timer starts when the daemon accepts */
+        uint64_t t0 = test_now_ms(), deadline;
         Conn *slow = conn_open(sock), *pacer = conn_open(sock);
         size_t sent = 0;
         int rc = 1;
 
         if (!slow || !pacer)
                 goto out;
-        t0 = test_now_ms();
         deadline = t0 + test_deadline_ms(2 * TEST_WAIT_MS);
         for (;;) {
                 char byte = blank ? '\n' : sent == 0 ? '{' : 'x';
