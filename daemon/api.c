@@ -19,11 +19,14 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
+#include "scrub.h"
 
 /* Nesting accepted in upstream JSON bodies. */
 #define UPSTREAM_JSON_DEPTH 64
 /* Longest server message kept (longer ones are cut with an ellipsis). */
 #define MESSAGE_MAX 2000
+/* Longest version a compatibility answer names that is shown. */
+#define COMPAT_VERSION_MAX 64
 
 typedef enum ApiRequestState {
         REQ_NEW,
@@ -77,6 +80,7 @@ struct Api {
         bool refresh_switched;     /* the refresh in flight already tried the other method */
 
         uint64_t n_requests, n_compat_waits, n_refreshes, n_compat_checks;
+        uint64_t n_secrets_removed; /* answers that echoed a secret of the daemon's */
 };
 
 static const char *const compat_table[_COMPAT_STATUS_MAX] = {
@@ -223,34 +227,17 @@ static char *json_as_text(json_object *o) {
         return strdup(json_object_to_json_string_ext(o, JSONRPC_WIRE_FLAGS));
 }
 
-/* Makes a message fit for a JSON-RPC reply and a terminal: control characters become spaces,
- * bytes that are not UTF-8 (a non-JSON body in another charset) become '?', and a message
- * longer than MESSAGE_MAX bytes is cut on a character boundary with an ellipsis. */
+/* Makes a server's text (taken) fit for a JSON-RPC reply, a log line and a terminal: the one
+ * clean-up of texts from outside, scrub_clean() (no secret of the daemon's, one line of
+ * valid UTF-8, at most MESSAGE_MAX bytes). */
 static char *sanitize_message(char *m) {
-        unsigned char *p, *end;
-        size_t keep;
+        char *r;
 
         if (!m)
                 return NULL;
-        end = (unsigned char *) m + strlen(m);
-        for (p = (unsigned char *) m; *p;) {
-                size_t l = utf8_sequence_len(p, (size_t) (end - p));
-
-                if (l == 0) {
-                        *p++ = '?';
-                        continue;
-                }
-                if (*p < 0x20)
-                        *p = ' ';
-                p += l;
-        }
-        if ((size_t) (p - (unsigned char *) m) > MESSAGE_MAX) {
-                keep = MESSAGE_MAX - 3;
-                while (keep > 0 && ((unsigned char) m[keep] & 0xc0) == 0x80)
-                        keep--;
-                strcpy(m + keep, "...");
-        }
-        return m;
+        r = scrub_clean(m, strlen(m), MESSAGE_MAX, NULL);
+        free(m);
+        return r;
 }
 
 /* Extracts the server's message (avatar-api.md §7.5). */
@@ -267,7 +254,7 @@ char *api_extract_message(const char *body, size_t len, json_object *json) {
                         len--;
                 if (len <= s)
                         return strdup("(empty body)");
-                return sanitize_message(strndup(body + s, MIN(len - s, (size_t) MESSAGE_MAX + 1)));
+                return scrub_clean(body + s, len - s, MESSAGE_MAX, NULL);
         }
 
         m = find_message(json, 0);
@@ -310,6 +297,27 @@ static char *describe_request(const Api *a, UpstreamMethod m, const char *path) 
         if (asprintf(&r, "%s %s%.*s", upstream_method_to_string(m), a->config->api_url, (int) n, path) < 0)
                 return NULL;
         return r;
+}
+
+/* text[0..len) without the daemon's secrets: the text itself when it holds none, else a copy
+ * left in *copy for the caller to free. A secret found is counted and logged (`what` names
+ * the request). NULL on OOM. */
+static const char *answer_scrubbed(Api *a, const char *what, const char *text, size_t len, char **copy,
+                                   size_t *ret_len) {
+        int n;
+
+        *ret_len = len;
+        if (!text)
+                return "";
+        n = scrub_text(text, len, NULL, copy, ret_len);
+        if (n < 0)
+                return NULL;
+        if (n == 0)
+                return text;
+        a->n_secrets_removed++;
+        log_warning("%s: the answer held a secret of the daemon's (%d time%s); it was removed before any use.",
+                    strna(what), n, n == 1 ? "" : "s");
+        return *copy;
 }
 
 /* Classifies a transport failure. */
@@ -399,6 +407,29 @@ static void error_from_status(ApiError *e, const UpstreamResponse *resp, json_ob
                 e->message = NULL;
 }
 
+/* Registers the password of a proxy URL (NULL or none: the slot is cleared). */
+static void scrub_proxy(ScrubSlot slot, const char *url) {
+        CURLU *h = url ? curl_url() : NULL;
+        char *pw = NULL;
+
+        if (h && curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME | CURLU_GUESS_SCHEME) == CURLUE_OK)
+                (void) curl_url_get(h, CURLUPART_PASSWORD, &pw, CURLU_URLDECODE);
+        if (scrub_set(slot, pw) < 0)
+                log_oom();
+        if (pw) {
+                explicit_bzero(pw, strlen(pw));
+                curl_free(pw);
+        }
+        curl_url_cleanup(h);
+}
+
+/* Registers the secrets a configuration holds: the passwords of its proxies. */
+static void scrub_config(const Config *c) {
+        scrub_proxy(SCRUB_PROXY, c->proxy);
+        scrub_proxy(SCRUB_ENV_HTTP_PROXY, c->env_http_proxy);
+        scrub_proxy(SCRUB_ENV_HTTPS_PROXY, c->env_https_proxy);
+}
+
 /* Creates the client. */
 int api_new(struct event_base *base, Upstream *upstream, const Config *config, Api **ret) {
         Api *a = calloc(1, sizeof(Api));
@@ -413,6 +444,7 @@ int api_new(struct event_base *base, Upstream *upstream, const Config *config, A
         TAILQ_INIT(&a->wait_compat);
         TAILQ_INIT(&a->wait_refresh);
         a->refresh_method = UPSTREAM_POST;
+        scrub_config(config);
         *ret = a;
         return 0;
 }
@@ -467,6 +499,8 @@ Api *api_free(Api *a) {
         api_error_done(&a->compat_error);
         credential_free(a->credential);
         free(a);
+        /* the secrets went with the client: their copies are erased */
+        scrub_reset();
         return NULL;
 }
 
@@ -477,12 +511,18 @@ void api_set_config(Api *a, const Config *config) {
                        a->config->verify_compatibility != config->verify_compatibility;
 
         a->config = config;
+        scrub_config(config);
         if (changed)
                 api_compat_invalidate(a);
 }
 
 /* Replaces the credential. */
 void api_set_credential(Api *a, Credential *c) {
+        /* the secrets it holds are kept out of every text the daemon passes on (a replaced
+         * one too: a former key may still be valid) */
+        if (scrub_set(SCRUB_CREDENTIAL, c ? c->secret : NULL) < 0 ||
+            scrub_set(SCRUB_REFRESH_TOKEN, c ? c->refresh_token : NULL) < 0)
+                log_oom();
         credential_free(a->credential);
         a->credential = c;
 }
@@ -550,14 +590,16 @@ static void compat_answer_fields(json_object *answer, const char **ret_message, 
 
 /* The sentence explaining an incompatible or unknown answer. */
 char *api_compat_message(const Api *a, CompatStatus st, json_object *answer) {
-        _cleanup_free_ char *m = NULL;
-        const char *msg, *rc;
+        _cleanup_free_ char *m = NULL, *rc = NULL;
+        const char *msg, *rc_raw;
         char *r = NULL;
         size_t n;
 
-        compat_answer_fields(answer, &msg, &rc);
-        m = strdup(msg ?: "no message");
-        if (!m)
+        /* the server's words go through the one clean-up, as every server message does */
+        compat_answer_fields(answer, &msg, &rc_raw);
+        m = sanitize_message(strdup(msg ?: "no message"));
+        rc = rc_raw ? scrub_clean(rc_raw, strlen(rc_raw), COMPAT_VERSION_MAX, NULL) : NULL;
+        if (!m || (rc_raw && !rc))
                 return NULL;
         /* the sentence adds its own full stop */
         n = strlen(m);
@@ -577,12 +619,14 @@ char *api_compat_message(const Api *a, CompatStatus st, json_object *answer) {
 
 /* The error a request gets while the server says incompatible or unknown. */
 static void compat_error(const Api *a, ApiError *e) {
-        const char *msg, *rc;
+        _cleanup_free_ char *rc = NULL;
+        const char *msg, *rc_raw;
 
         api_error_done(e);
-        compat_answer_fields(a->compat_answer, &msg, &rc);
+        compat_answer_fields(a->compat_answer, &msg, &rc_raw);
+        rc = rc_raw ? scrub_clean(rc_raw, strlen(rc_raw), COMPAT_VERSION_MAX, NULL) : NULL;
         e->code = RPC_INCOMPATIBLE;
-        e->server_message = strdup(msg ?: "no message");
+        e->server_message = sanitize_message(strdup(msg ?: "no message"));
         e->message = api_compat_message(a, a->compat, a->compat_answer);
         e->extra = json_object_new_object();
         if (e->extra) {
@@ -637,19 +681,25 @@ static int build_headers(const Api *a, const ApiRequest *r, const char *lines[6]
 /* Parses the /check_client answer and releases the waiters. */
 static void on_compat_done(const UpstreamResponse *resp, void *userdata) {
         Api *a = userdata;
-        _cleanup_free_ char *request = describe_request(a, UPSTREAM_GET, "/check_client");
+        _cleanup_free_ char *request = describe_request(a, UPSTREAM_GET, "/check_client"), *copy = NULL;
         json_object *json = NULL, *status = NULL;
+        const char *body = NULL;
+        size_t len = 0;
 
         a->compat_req = NULL;
         api_error_done(&a->compat_error);
+        if (resp->error >= 0)
+                body = answer_scrubbed(a, request, resp->body, resp->body_len, &copy, &len);
         if (resp->error < 0) {
                 error_from_transport(&a->compat_error, resp, request);
                 a->compat = COMPAT_FAILED;
+        } else if (!body) {
+                api_error_setf(&a->compat_error, RPC_INTERNAL_ERROR, "Out of memory");
+                a->compat = COMPAT_FAILED;
         } else {
-                (void) json_parse_strict(resp->body, resp->body_len, UPSTREAM_JSON_DEPTH, &json);
+                (void) json_parse_strict(body, len, UPSTREAM_JSON_DEPTH, &json);
                 if (resp->status < 200 || resp->status >= 300) {
-                        error_from_status(&a->compat_error, resp, json, request,
-                                          api_extract_message(resp->body, resp->body_len, json));
+                        error_from_status(&a->compat_error, resp, json, request, api_extract_message(body, len, json));
                         a->compat = COMPAT_FAILED;
                 } else if (!json_object_is_type(json, json_type_object) ||
                            !json_object_object_get_ex(json, "status", &status) ||
@@ -667,9 +717,13 @@ static void on_compat_done(const UpstreamResponse *resp, void *userdata) {
                         a->compat_at_usec = now_usec();
                         if (a->compat == COMPAT_COMPATIBLE)
                                 log_info("The Avatar server at %s says this client is compatible.", a->config->api_url);
-                        else
+                        else {
+                                const char *text = json_object_get_string(json);
+                                _cleanup_free_ char *shown = scrub_clean(text, strlen(text), MESSAGE_MAX, NULL);
+
                                 log_warning("The Avatar server at %s says this client is %s: %s", a->config->api_url, s,
-                                            json_object_get_string(json));
+                                            strna(shown));
+                        }
                 }
         }
         if (a->compat == COMPAT_FAILED)
@@ -770,48 +824,61 @@ static bool is_expired_login(const Api *a, const UpstreamResponse *resp, const c
 static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
         ApiRequest *r = userdata;
         Api *a = r->api;
-        _cleanup_free_ char *request = NULL, *server_message = NULL;
+        _cleanup_free_ char *request = describe_request(a, r->method, r->path), *server_message = NULL,
+                            *body_copy = NULL, *location_copy = NULL;
         json_object *json = NULL;
         ApiError e = { .retry_after_ms = -1 };
-        const char *ct = resp->content_type;
-        bool want_json;
+        const char *ct = resp->content_type, *body = resp->body, *location = NULL;
+        size_t body_len = resp->body_len, location_len;
+        bool want_json, ok = resp->status >= 200 && resp->status < 300;
 
         r->up = NULL;
         if (resp->error < 0) {
-                request = describe_request(a, r->method, r->path);
                 error_from_transport(&e, resp, request);
                 goto fail;
         }
+        location = upstream_response_header(resp, "Location");
+        /* nothing a server wrote reaches a caller, a log or a file with a secret in it, but
+         * the answers that carry the secrets the daemon asked for */
+        if (!(ok && (r->flags & API_SECRET_ANSWER))) {
+                body = answer_scrubbed(a, request, resp->body, resp->body_len, &body_copy, &body_len);
+                if (location)
+                        location = answer_scrubbed(a, request, location, strlen(location), &location_copy,
+                                                   &location_len);
+                if (!body || (!location && upstream_response_header(resp, "Location"))) {
+                        api_error_setf(&e, RPC_INTERNAL_ERROR, "Out of memory");
+                        goto fail;
+                }
+        }
         want_json = !(r->flags & API_RAW) && (!ct || strcasestr(ct, "json"));
-        if (resp->body_len > 0 && (want_json || (resp->status >= 400 && ct && strcasestr(ct, "json"))))
-                if (json_parse_strict(resp->body, resp->body_len, UPSTREAM_JSON_DEPTH, &json) < 0)
+        if (body_len > 0 && (want_json || (resp->status >= 400 && ct && strcasestr(ct, "json"))))
+                if (json_parse_strict(body, body_len, UPSTREAM_JSON_DEPTH, &json) < 0)
                         json = NULL;
 
-        if (resp->status >= 200 && resp->status < 300) {
-                ApiResponse ok = {
+        if (ok) {
+                ApiResponse answer = {
                         .status = resp->status,
                         .json = json,
-                        .body = resp->body,
-                        .body_len = resp->body_len,
+                        .body = body,
+                        .body_len = body_len,
                         .content_type = ct,
-                        .location = upstream_response_header(resp, "Location"),
+                        .location = location,
                 };
 
-                if (want_json && resp->body_len > 0 && !json && ct && strcasestr(ct, "json")) {
-                        request = describe_request(a, r->method, r->path);
+                if (want_json && body_len > 0 && !json && ct && strcasestr(ct, "json")) {
                         api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE, "%s: the answer is not valid JSON", strna(request));
                         e.request = TAKE_PTR(request);
                         e.status = resp->status;
                         goto fail;
                 }
                 r->state = REQ_DONE;
-                r->cb(&ok, NULL, r->userdata);
+                r->cb(&answer, NULL, r->userdata);
                 json_object_put(json);
                 request_free(r);
                 return;
         }
 
-        server_message = api_extract_message(resp->body, resp->body_len, json);
+        server_message = api_extract_message(body, body_len, json);
         if (!r->replayed && is_expired_login(a, resp, server_message)) {
                 json_object_put(json);
                 r->state = REQ_WAIT_REFRESH;
@@ -819,7 +886,6 @@ static void on_upstream_done(const UpstreamResponse *resp, void *userdata) {
                 refresh_start(a);
                 return;
         }
-        request = describe_request(a, r->method, r->path);
         error_from_status(&e, resp, json, request, TAKE_PTR(server_message));
 fail:
         json_object_put(json);
@@ -915,16 +981,26 @@ static void on_refresh_done(const UpstreamResponse *resp, void *userdata) {
         a->refresh_switched = false;
         if (resp->error < 0)
                 error_from_transport(&e, resp, request);
-        else {
+        else if (resp->status < 200 || resp->status >= 300) {
+                _cleanup_free_ char *copy = NULL;
+                json_object *ej = NULL;
+                size_t len;
+                const char *body = answer_scrubbed(a, request, resp->body, resp->body_len, &copy, &len);
+
+                if (body) {
+                        (void) json_parse_strict(body, len, UPSTREAM_JSON_DEPTH, &ej);
+                        error_from_status(&e, resp, ej, request, api_extract_message(body, len, ej));
+                        json_object_put(ej);
+                } else
+                        api_error_setf(&e, RPC_INTERNAL_ERROR, "Out of memory");
+        } else {
+                /* a 2xx answer carries the new tokens: read as it came, and erased after */
                 (void) json_parse_strict(resp->body, resp->body_len, UPSTREAM_JSON_DEPTH, &json);
-                if (resp->status < 200 || resp->status >= 300)
-                        error_from_status(&e, resp, json, request,
-                                          api_extract_message(resp->body, resp->body_len, json));
-                else if (!json_object_object_get_ex(json, "access_token", &at) ||
-                         !json_object_is_type(at, json_type_string) ||
-                         credential_new_login(a->credential->username, json_object_get_string(at),
-                                              json_object_object_get_ex(json, "refresh_token", &rt) && rt ?
-                                              json_object_get_string(rt) : a->credential->refresh_token, &n) < 0)
+                if (!json_object_object_get_ex(json, "access_token", &at) ||
+                    !json_object_is_type(at, json_type_string) ||
+                    credential_new_login(a->credential->username, json_object_get_string(at),
+                                         json_object_object_get_ex(json, "refresh_token", &rt) && rt ?
+                                         json_object_get_string(rt) : a->credential->refresh_token, &n) < 0)
                         api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE, "%s: the answer holds no access token", strna(request));
         }
         if (json) {
@@ -1099,5 +1175,6 @@ json_object *api_stats_json(const Api *a) {
         json_object_object_add(o, "compatibility_checks", json_object_new_uint64(a->n_compat_checks));
         json_object_object_add(o, "compatibility_waits", json_object_new_uint64(a->n_compat_waits));
         json_object_object_add(o, "token_refreshes", json_object_new_uint64(a->n_refreshes));
+        json_object_object_add(o, "secrets_removed", json_object_new_uint64(a->n_secrets_removed));
         return o;
 }

@@ -13,6 +13,11 @@
  *   refresh             for a legacy login session: a 401 whose message says the
  *                       credentials expired triggers one POST /refresh (shared by all requests
  *                       that hit it) and the request is replayed once.
+ *   scrubbing           every answer (body and Location) is rid of the daemon's secrets
+ *                       (scrub.h: the key, tokens, storage secrets, in any form) before
+ *                       anything reads it, and every server message goes through
+ *                       scrub_clean(); only 2xx answers of API_SECRET_ANSWER requests are
+ *                       read as they came.
  *
  * Contract: api_start() either fails (< 0, callback never called) or calls the callback
  * exactly once from a libevent callback, unless api_cancel() was called first.
@@ -83,6 +88,9 @@ typedef enum ApiFlags {
         API_RAW = 1 << 2,         /* do not parse the body as JSON */
         API_IDEMPOTENT = 1 << 3,  /* may be retried after a network error (GET, HEAD, DELETE
                                    * are always; PUT and POST only with this flag) */
+        API_SECRET_ANSWER = 1 << 4, /* a 2xx answer carries secrets the daemon asked for (login
+                                     * tokens, storage credentials): it is not scrubbed, and
+                                     * the caller passes none of it on */
 } ApiFlags;
 
 typedef struct ApiCall {

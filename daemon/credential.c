@@ -288,10 +288,3 @@ char *credential_header(const Credential *c) {
                 return NULL;
         return h;
 }
-
-/* Whether text contains the secret. */
-bool credential_appears_in(const Credential *c, const char *text, size_t len) {
-        if (!c || !c->secret || !text)
-                return false;
-        return memmem(text, len, c->secret, strlen(c->secret)) != NULL;
-}

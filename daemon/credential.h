@@ -12,7 +12,9 @@
  *   4. the AVATAR_API_KEY environment variable (erased from the environment once read).
  *
  * Secret hygiene: key and tokens live in memory that is zeroed before it is freed; nothing
- * here logs a secret, and functions that fail name the source, never the value.
+ * here logs a secret, and functions that fail name the source, never the value. The client
+ * that uses a credential (api_set_credential()) registers its secrets with scrub.h, which
+ * keeps them out of every text the daemon passes on, in any form a server may echo them.
  */
 #pragma once
 
@@ -63,6 +65,3 @@ int credential_store_api_key(const char *state_directory, const char *key);
  * Bearer <token>") in a malloc'd buffer the caller must free with erase_and_free(), or NULL
  * for CREDENTIAL_NONE / OOM. */
 char *credential_header(const Credential *c);
-
-/* Whether the string `text` contains the secret (for tests of the redaction paths). */
-bool credential_appears_in(const Credential *c, const char *text, size_t len);

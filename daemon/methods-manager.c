@@ -369,7 +369,7 @@ static void login_send(LoginOp *l) {
                 .body = body,
                 .body_len = strlen(body),
                 .content_type = "application/x-www-form-urlencoded",
-                .flags = API_NO_AUTH | API_NO_COMPAT,
+                .flags = API_NO_AUTH | API_NO_COMPAT | API_SECRET_ANSWER,
                 .label = "POST /login",
         };
         r = api_start(l->op.core->api, &call, on_login, l, &l->op.req);

@@ -22,6 +22,7 @@
 #include "op.h"
 #include "protocol.h"
 #include "runner.h"
+#include "scrub.h"
 #include "storage.h"
 
 /* ---- results: listing and downloads ------------------------------------------------------ */
@@ -340,6 +341,15 @@ static void access_finish(AccessReq *a, json_object *fa, const char *inner, cons
                 api_error_done(&e);
                 return;
         }
+        /* kept out of every text from now on, should the storage or the server echo it */
+        if (scrub_remember(json_str(creds, "secret_access_key")) < 0) {
+                ApiError e = { .retry_after_ms = -1 };
+
+                api_error_setf(&e, RPC_INTERNAL_ERROR, "Out of memory");
+                cb(op, NULL, NULL, &e);
+                api_error_done(&e);
+                return;
+        }
         cb(op, inner, &(StorageCredentials){ json_str(creds, "access_key_id"), json_str(creds, "secret_access_key") },
            NULL);
 }
@@ -382,7 +392,7 @@ static int access_single_start(AccessReq *a) {
 
         if (!esc || asprintf(&path, "/access?url=%s", esc) < 0)
                 return -ENOMEM;
-        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /access" };
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .flags = API_SECRET_ANSWER, .label = "GET /access" };
         return api_start(a->op->core->api, &call, on_access_single, a, &a->op->req);
 }
 
@@ -450,7 +460,7 @@ int access_start(Op *op, AccessReq *a, const char *url, access_cb cb) {
                 else {
                         json_object_array_add(body, json_object_new_string(url));
                         call = (ApiCall){ .method = UPSTREAM_POST, .path = "/access/batch", .json = body,
-                                          .flags = API_IDEMPOTENT, .label = "POST /access/batch" };
+                                          .flags = API_IDEMPOTENT | API_SECRET_ANSWER, .label = "POST /access/batch" };
                         q = api_start(op->core->api, &call, on_access_batch, a, &op->req);
                         json_object_put(body);
                 }

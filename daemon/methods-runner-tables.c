@@ -24,6 +24,7 @@
 #include "op.h"
 #include "runner-config.h"
 #include "runner.h"
+#include "scrub.h"
 #include "storage.h"
 
 /* Results downloaded to memory for the daemon's own use (advice JSON). */
@@ -199,6 +200,11 @@ static void on_upload_access(const ApiResponse *resp, const ApiError *err, void 
                 return;
         }
         sc = (StorageCredentials){ json_str(creds, "access_key_id"), json_str(creds, "secret_access_key") };
+        /* kept out of every text from now on, should the storage or the server echo it */
+        if (scrub_remember(sc.secret_access_key) < 0) {
+                call_reply_errno(op_finish(&a->op), -ENOMEM, NULL);
+                return;
+        }
         if (it->fd >= 0)
                 q = storage_put_fd(a->op.core->storage, it->storage_url, &sc, it->fd, it->size, on_upload_progress,
                                    on_uploaded, a, &a->storage);
@@ -224,7 +230,7 @@ static void upload_request_access(AddTableOp *a) {
                 call_reply_errno(op_finish(&a->op), -ENOMEM, NULL);
                 return;
         }
-        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /access" };
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .flags = API_SECRET_ANSWER, .label = "GET /access" };
         q = api_start(a->op.core->api, &call, on_upload_access, a, &a->op.req);
         if (q < 0)
                 call_reply_errno(op_finish(&a->op), q, NULL);

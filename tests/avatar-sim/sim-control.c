@@ -4,6 +4,7 @@
 
 #include "sim-auth.h"
 #include "sim-control.h"
+#include "sim-echo.h"
 #include "sim-jobs.h"
 #include "sim-results.h"
 
@@ -25,6 +26,7 @@ struct Fault {
         bool drop;
         bool hold;      /* park matching requests until /_sim/release */
         BodyFault body;
+        EchoShape echo; /* the credential sent back (sim-echo.h) */
         char *response; /* JSON text, NULL: default body */
         uint64_t hits;
         unsigned held;  /* requests it holds now; a spent rule stays listed until they go */
@@ -78,7 +80,7 @@ static bool fault_matches(const Fault *f, const Req *r) {
 
 /* True when the fault changes the answer (rather than only delaying or holding it). */
 static bool fault_has_action(const Fault *f) {
-        return f->status > 0 || f->drop || f->body != BODY_FAULT_NONE;
+        return f->status > 0 || f->drop || f->body != BODY_FAULT_NONE || f->echo != ECHO_NONE;
 }
 
 /* Removes the fault *p from the list and frees it. */
@@ -133,6 +135,7 @@ void fault_match(Sim *sim, Req *r) {
                         r->action.retry_in_header = f->retry_in_header;
                         r->action.retry_in_body = f->retry_in_body;
                         r->action.response = strdup_or_null(f->response);
+                        r->action.echo = f->echo;
                         r->body_fault = f->body;
                 }
                 if (desc) {
@@ -148,6 +151,8 @@ void fault_match(Sim *sim, Req *r) {
                                 evbuffer_add_printf(desc, " drop");
                         if (f->body != BODY_FAULT_NONE)
                                 evbuffer_add_printf(desc, " body=%s", body_fault_names[f->body]);
+                        if (f->echo != ECHO_NONE)
+                                evbuffer_add_printf(desc, " echo=%s", echo_shape_to_string(f->echo));
                 }
                 f->hits++;
                 sim->n_faults_applied++;
@@ -193,6 +198,10 @@ void fault_reply(Req *r) {
         if (a->retry_after_s >= 0 && a->retry_in_header) {
                 snprintf(buf, sizeof(buf), "%d", a->retry_after_s);
                 req_add_header(r, "Retry-After", buf);
+        }
+        if (echo_shape_is_error((EchoShape) a->echo)) {
+                echo_reply_error(r, (EchoShape) a->echo, a->status);
+                return;
         }
         if (r->n_segs > 0 && streq(r->segs[0], "storage")) {
                 struct evbuffer *b = evbuffer_new();
@@ -343,6 +352,7 @@ static json_object *fault_to_json(const Fault *f) {
         json_object_object_add(o, "hold", json_object_new_boolean(f->hold));
         json_object_object_add(o, "held", json_object_new_int64(f->held));
         json_object_object_add(o, "body", json_object_new_string(body_fault_names[f->body]));
+        json_object_object_add(o, "echo", json_object_new_string(echo_shape_to_string(f->echo)));
         json_object_object_add(o, "hits", json_object_new_int64((int64_t) f->hits));
         return o;
 }
@@ -375,7 +385,7 @@ static int fault_parse_match(Req *r, json_object *body, Fault *f) {
 
 /* Fills the effect part of a fault from a control body. */
 static int fault_parse_effect(Req *r, json_object *body, Fault *f) {
-        const char *body_kind, *retry_in;
+        const char *body_kind, *retry_in, *echo;
         json_object *resp = NULL;
         int64_t v = 0;
         bool present;
@@ -421,7 +431,26 @@ static int fault_parse_effect(Req *r, json_object *body, Fault *f) {
                 if (!f->response)
                         return -ENOMEM;
         }
-        if (f->drop && (f->status || f->body)) {
+        if (opt_string(r, body, "echo", &echo) < 0)
+                return -EINVAL;
+        if (echo) {
+                f->echo = echo_shape_from_string(echo);
+                if (f->echo == _ECHO_SHAPE_INVALID || f->echo == ECHO_NONE) {
+                        f->echo = ECHO_NONE;
+                        req_reply_422(r, "body", "echo",
+                                      "Expected message, escaped, percent, base64, text, ok-raw, ok-escaped, "
+                                      "ok-percent or ok-base64", "enum");
+                        return -EINVAL;
+                }
+                if (!echo_shape_is_error(f->echo) && f->status) {
+                        req_reply_422(r, "body", "echo", "An ok-* echo changes the normal answer: it takes no status",
+                                      "value_error");
+                        return -EINVAL;
+                }
+                if (echo_shape_is_error(f->echo) && !f->status)
+                        f->status = 400;
+        }
+        if (f->drop && (f->status || f->body || f->echo)) {
                 req_reply_422(r, "body", "drop", "drop excludes status and body", "value_error");
                 return -EINVAL;
         }
@@ -429,9 +458,9 @@ static int fault_parse_effect(Req *r, json_object *body, Fault *f) {
                 req_reply_422(r, "body", "response", "response needs a status", "value_error");
                 return -EINVAL;
         }
-        if (!f->status && !f->drop && !f->body && !f->latency_ms && !f->hold) {
+        if (!f->status && !f->drop && !f->body && !f->latency_ms && !f->hold && !f->echo) {
                 req_reply_422(r, "body", NULL,
-                              "A fault needs status, retry_after_s, latency_ms, drop, body or hold",
+                              "A fault needs status, retry_after_s, latency_ms, drop, body, echo or hold",
                               "value_error");
                 return -EINVAL;
         }
@@ -443,7 +472,7 @@ static void on_fault_add(Req *r) {
         static const char *const keys[] = { "path",          "route",          "method", "status",
                                             "count",         "latency_ms",     "retry_after_s",
                                             "retry_after_in", "drop",          "body",   "response",
-                                            "hold" };
+                                            "hold",          "echo" };
         _cleanup_(json_object_putp) json_object *body = NULL;
         Fault *f, **p;
         int64_t count = -1;

@@ -9,6 +9,7 @@
 
 #include "sim-api.h"
 #include "sim-control.h"
+#include "sim-echo.h"
 #include "sim-http.h"
 #include "sim-storage.h"
 
@@ -513,8 +514,14 @@ void req_reply(Req *r, int status, const char *content_type, struct evbuffer *bo
                 req_add_header(r, "Content-Type", content_type ? content_type : "text/plain");
         if (r->method == EVHTTP_REQ_HEAD || status == 204 || status == 304)
                 evbuffer_drain(body, evbuffer_get_length(body));
-        else if (r->body_fault != BODY_FAULT_NONE && evbuffer_get_length(body) > 0)
-                apply_body_fault(r, &body);
+        else {
+                /* a 2xx echo fault changes the answer the handler made */
+                if (r->action.echo != ECHO_NONE && !echo_shape_is_error((EchoShape) r->action.echo) &&
+                    status >= 200 && status < 300 && content_type && strstr(content_type, "json"))
+                        body = echo_body(r, (EchoShape) r->action.echo, body);
+                if (r->body_fault != BODY_FAULT_NONE && evbuffer_get_length(body) > 0)
+                        apply_body_fault(r, &body);
+        }
         r->replied = true;
         r->status = status;
         /* before the answer leaves: a client that got it finds its request in the log */

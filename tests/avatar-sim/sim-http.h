@@ -45,6 +45,7 @@ typedef struct FaultAction {
         bool retry_in_body;
         bool drop;
         char *response;        /* JSON text to answer with, owned; NULL: default body */
+        int echo;              /* an EchoShape (sim-echo.h): the credential sent back */
 } FaultAction;
 
 struct Req {
