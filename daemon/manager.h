@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pure helpers of the Manager methods, exposed for unit tests.
+ * The pure helpers of the Manager methods (manager.c), exposed for the unit tests.
  */
 #pragma once
 
@@ -10,6 +10,13 @@
 /* Parses an ISO-8601 timestamp ("2026-05-01T09:12:03.120000+00:00", "...Z", or with a space
  * instead of the 'T') into seconds since the epoch. Returns 0 or -EINVAL. */
 int manager_parse_time(const char *s, double *ret);
+
+/* The "jobs" array of a JobResponseList (borrowed), or NULL when the answer has another shape. */
+json_object *manager_jobs_array(json_object *list);
+
+/* The jobs of an array (borrowed) sorted by created_at, newest first, equal times in their
+ * order. Returns a new array (of the same job objects), or NULL on OOM. */
+json_object *manager_sorted_jobs(json_object *jobs);
 
 /* Groups the jobs (a JobResponse array, borrowed) whose display_name equals `name` exactly,
  * advice jobs excluded, by set_name; groups sorted by their newest created_at, newest first.
