@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -32,8 +33,11 @@
 
 /* ---- runner.add_table ------------------------------------------------------------------ */
 
+/* Random bytes in the folder of one upload (shown as hex). */
+#define UPLOAD_NONCE_BYTES 16
+
 typedef struct UploadItem {
-        char *key;                /* object key, e.g. "iris.csv" */
+        char *key;                /* object key, e.g. "<runner id>/<32 hex>/iris.csv" */
         int fd;                   /* -1 for inline data */
         int64_t size;
         char *inline_data;
@@ -290,6 +294,22 @@ static const char *extension_of(const char *file_name) {
         return dot;
 }
 
+/* The folder of one upload's objects under the account's upload base, which every user of
+ * the account shares: the runner's id and 128 random bits. No two runners (nor two uploads
+ * of one) write the same object, and no one can name another's object from its table name:
+ * the key is known to the runner's owner (and admins) only. Malloc'd in *ret. */
+static int upload_folder(const Runner *r, char **ret) {
+        uint8_t b[UPLOAD_NONCE_BYTES];
+        char hex[2 * UPLOAD_NONCE_BYTES + 1];
+
+        if (getrandom(b, sizeof(b), 0) != (ssize_t) sizeof(b))
+                return -EIO;
+        for (size_t i = 0; i < sizeof(b); i++)
+                snprintf(hex + 2 * i, 3, "%02x", b[i]);
+        explicit_bzero(b, sizeof(b));
+        return asprintf(ret, "%s/%s", r->id, hex) < 0 ? -ENOMEM : 0;
+}
+
 /* Whether the size of a regular file tells how much it holds. procfs and sysfs make up their
  * sizes (0, or a page, whatever the content), and so may other kernel file systems, whose
  * files say 0 and still read: uploading st_size bytes would store an empty or cut table. A
@@ -303,13 +323,14 @@ static bool regular_file_sized(int fd, const struct stat *st) {
         return st->st_size > 0 || pread(fd, &b, 1, 0) != 1;
 }
 
-/* Prepares one upload item from a "data"-like param: {"fd": N} or an inline string. */
-static int upload_item_init(Call *c, UploadItem *it, json_object *value, const char *table, const char *suffix,
-                            const char *file_name) {
+/* Prepares one upload item from a "data"-like param: {"fd": N} or an inline string. The
+ * object is FOLDER/<table><suffix><extension>. */
+static int upload_item_init(Call *c, UploadItem *it, json_object *value, const char *folder, const char *table,
+                            const char *suffix, const char *file_name) {
         struct stat st;
 
         it->fd = -1;
-        if (asprintf(&it->key, "%s%s%s", table, suffix, extension_of(file_name)) < 0)
+        if (asprintf(&it->key, "%s/%s%s%s", folder, table, suffix, extension_of(file_name)) < 0)
                 return -ENOMEM;
         if (json_object_is_type(value, json_type_string)) {
                 it->inline_len = (size_t) json_object_get_string_len(value);
@@ -346,6 +367,7 @@ static bool table_name_ok(const char *t) {
 static int method_add_table(Call *c, json_object *params) {
         Runner *r = runner_for_call(c, params);
         const char *table = json_str(params, "table_name");
+        _cleanup_free_ char *folder = NULL;
         json_object *v;
         AddTableOp *a;
         int q;
@@ -372,11 +394,13 @@ static int method_add_table(Call *c, json_object *params) {
         json_object_object_del(a->params, "avatar_file_name");
 
         a->n_items = 1;
-        q = upload_item_init(c, &a->items[0], json_object_object_get(params, "data"), table, "",
-                             json_str(params, "file_name"));
+        q = upload_folder(r, &folder);
+        if (q >= 0)
+                q = upload_item_init(c, &a->items[0], json_object_object_get(params, "data"), folder, table, "",
+                                     json_str(params, "file_name"));
         if (q >= 0 && json_object_object_get_ex(params, "avatar_data", &v) && v) {
                 a->n_items = 2;
-                q = upload_item_init(c, &a->items[1], v, table, "_avatars",
+                q = upload_item_init(c, &a->items[1], v, folder, table, "_avatars",
                                      json_str(params, "avatar_file_name") ?: json_str(params, "file_name"));
         }
         if (q == -EBADF) {

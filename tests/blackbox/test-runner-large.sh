@@ -59,7 +59,7 @@ t1=$(date +%s)
 reply=$(reply_of "$out")
 echo "# upload of 1 GiB: $((t1 - t0)) s"
 check_match "add_table of 1 GiB by descriptor succeeds" \
-        "\"upload\":\\{\"file\":\"big.bin\",\"bytes\":$GIB," "$reply"
+        "\"upload\":\\{\"file\":\"$R/[0-9a-f]{32}/big.bin\",\"bytes\":$GIB," "$reply"
 check_rss "after the 1 GiB upload"
 notes=$(notes_of "$out" runner.progress)
 n=$(count_lines "$notes")
@@ -99,10 +99,11 @@ out=$(pcall -t 300 -f "$TMP/stream.fifo" runner.add_table \
         "{\"runner_id\":\"$R\",\"table_name\":\"streamed\",\"data\":{\"fd\":0},\"file_name\":\"streamed.bin\"}")
 wait "$writer"
 check_match "add_table from a FIFO (size unknown) succeeds" \
-        "\"upload\":\\{\"file\":\"streamed.bin\",\"bytes\":$STREAM_BYTES," "$(reply_of "$out")"
+        "\"upload\":\\{\"file\":\"$R/[0-9a-f]{32}/streamed.bin\",\"bytes\":$STREAM_BYTES," "$(reply_of "$out")"
+url=$(json_str storage_url "$(reply_of "$out")")
 check_eq "the stream went as a second multipart upload of 10 parts" "2 74" \
         "$(sim_count "POST /storage/{bucket}/{key}?uploadId") $(sim_count "PUT /storage/{bucket}/{key}?partNumber&uploadId")"
-check "the streamed object is stored byte for byte" cmp "$TMP/stream.bin" "$TMP/storage/${bucket_key%/*}/streamed.bin"
+check "the streamed object is stored byte for byte" cmp "$TMP/stream.bin" "$TMP/storage/${url#s3://}"
 check_rss "after a 160 MiB stream"
 rm -f "$TMP/stream.bin"
 ctl runner.export_yaml "{\"runner_id\":\"$R\"}"
@@ -151,14 +152,15 @@ raw=$(pcall -f "$TMP/medium.bin" runner.add_table \
 check_match "a part refused by storage fails the upload with storage_error" \
         '"code":-32014,.*"status":403,"code":"AccessDenied"' "$(reply_of "$raw")"
 check_eq "the refused multipart upload is aborted" "$((aborts + 1))" "$(sim_count "DELETE /storage/{bucket}/{key}?uploadId")"
-check "no object is left behind" test ! -e "$TMP/storage/${bucket_key%/*}/medium.bin"
+check "no object is left behind" test -z "$(find "$TMP/storage" -name medium.bin)"
 sim_fault '{"route":"PUT /storage/{bucket}/{key}?partNumber&uploadId","status":500,"count":1}'
 parts=$(sim_count "PUT /storage/{bucket}/{key}?partNumber&uploadId")
 ctl runner.add_table "{\"runner_id\":\"$R\",\"table_name\":\"medium\",\"data\":{\"fd\":0},\"file_name\":\"medium.bin\"}" \
         --file "$TMP/medium.bin"
 check_eq "a part answered 500 once is repeated and the upload succeeds" "0" "$CTL_RC"
 check_eq "three parts of 5 MiB, one of them sent twice" "$((parts + 4))" "$(sim_count "PUT /storage/{bucket}/{key}?partNumber&uploadId")"
-check "the 12 MiB object is stored byte for byte" cmp "$TMP/medium.bin" "$TMP/storage/${bucket_key%/*}/medium.bin"
+url=$(json_str storage_url "$OUT")
+check "the 12 MiB object is stored byte for byte" cmp "$TMP/medium.bin" "$TMP/storage/${url#s3://}"
 
 check_no_sanitizer_reports
 finish

@@ -27,15 +27,15 @@ check_match "a new runner is configuring, owned by the caller, without a set" \
 
 ctl runner.add_table "{\"runner_id\":\"$R1\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}" --file "$IRIS"
 check_eq "add_table with the table passed as a descriptor succeeds" "0" "$CTL_RC"
-check_match "add_table stores it as iris.csv with its size" \
-        "\"upload\":\\{\"file\":\"iris.csv\",\"bytes\":$IRIS_BYTES,\"storage_url\":\"s3://[0-9a-f-]+/30d/iris.csv\"" "$OUT"
+check_match "add_table stores it as iris.csv in a folder of the runner's own, with its size" \
+        "\"upload\":\\{\"file\":\"$R1/[0-9a-f]{32}/iris.csv\",\"bytes\":$IRIS_BYTES,\"storage_url\":\"s3://[0-9a-f-]+/30d/$R1/[0-9a-f]{32}/iris.csv\"" "$OUT"
 check_match "add_table lists the runner's tables" '"tables":\["iris"\]' "$OUT"
-stored=$(find "$TMP/storage" -path '*/30d/iris.csv' -type f | head -n 1)
+stored=$(find "$TMP/storage" -path "*/30d/$R1/*/iris.csv" -type f | head -n 1)
 check "the simulator stored the table byte for byte" cmp "$IRIS" "$stored"
 check_eq "the upload asked GET /upload_url once" "1" "$(sim_count "GET /api/upload_url")"
 check_eq "the upload asked GET /access once" "1" "$(sim_count "GET /api/access")"
 check_eq "the upload was one PutObject" "1" "$(sim_count "PUT /storage/{bucket}/{key}")"
-check_match "the /access envelope names the object" '"query":"url=[^"]*%2F30d%2Firis\.csv"' \
+check_match "the /access envelope names the object" "\"query\":\"url=[^\"]*%2F30d%2F$R1%2F[0-9a-f]{32}%2Firis\\.csv\"" \
         "$(sim_requests "GET /api/access")"
 
 ctl runner.set_parameters "{\"runner_id\":\"$R1\",\"table_name\":\"iris\",\"k\":5}"
@@ -170,11 +170,11 @@ R2=$(runner_id_of "$out")
 check "raw: create_runner answers a runner" is_uuid "$R2"
 out=$(pcall -f "$IRIS" runner.add_table "{\"runner_id\":\"$R2\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}")
 reply=$(reply_of "$out")
-check_match "raw: add_table with SCM_RIGHTS succeeds" "\"result\":\\{\"runner_id\":\"$R2\",\"table_name\":\"iris\",\"upload\":\\{\"file\":\"iris.csv\",\"bytes\":$IRIS_BYTES" "$reply"
+check_match "raw: add_table with SCM_RIGHTS succeeds" "\"result\":\\{\"runner_id\":\"$R2\",\"table_name\":\"iris\",\"upload\":\\{\"file\":\"$R2/[0-9a-f]{32}/iris.csv\",\"bytes\":$IRIS_BYTES" "$reply"
 sub=$(json_str subscription "$reply")
 notes=$(notes_of "$out" runner.progress)
 check_match "raw: upload progress notifications name the bytes and the total" \
-        "\"event\":\"upload\",\"table_name\":\"iris\",\"file\":\"iris.csv\",\"bytes\":$IRIS_BYTES,\"total\":$IRIS_BYTES,\"subscription\":\"$sub\",\"seq\":1" "$notes"
+        "\"event\":\"upload\",\"table_name\":\"iris\",\"file\":\"$R2/[0-9a-f]{32}/iris.csv\",\"bytes\":$IRIS_BYTES,\"total\":$IRIS_BYTES,\"subscription\":\"$sub\",\"seq\":1" "$notes"
 out=$(pcall runner.set_parameters "{\"runner_id\":\"$R2\",\"table_name\":\"iris\",\"k\":5}")
 check_match "raw: set_parameters" '"parameters":\{"k":5\}' "$out"
 out=$(pcall runner.run "{\"runner_id\":\"$R2\"}")
@@ -559,7 +559,7 @@ RS=$(runner_id_of "$OUT")
 sim_fault '{"route":"PUT /storage/{bucket}/{key}","status":403,"count":1}'
 raw=$(rpc runner.add_table "{\"runner_id\":\"$RS\",\"table_name\":\"iris\",\"data\":\"a,b\\n1,2\\n\"}")
 check_match "an upload refused by storage: storage_error with the S3 status and code" \
-        '"code":-32014,"message":"PutObject: [^"]*","data":\{"status":403,"code":"AccessDenied","file":"iris.csv","name":"storage_error"' "$raw"
+        "\"code\":-32014,\"message\":\"PutObject: [^\"]*\",\"data\":\\{\"status\":403,\"code\":\"AccessDenied\",\"file\":\"$RS/[0-9a-f]{32}/iris.csv\",\"name\":\"storage_error\"" "$raw"
 ctl runner.get_status "{\"runner_id\":\"$RS\"}"
 check_match "after a failed upload the runner is usable and has no table" '"state":"configuring".*"tables":\[\]' "$OUT"
 puts=$(sim_count "PUT /storage/{bucket}/{key}")
@@ -570,7 +570,8 @@ check_eq "three PutObject attempts" "$((puts + 3))" "$(sim_count "PUT /storage/{
 sim_fault '{"route":"PUT /storage/{bucket}/{key}","drop":true,"count":1}'
 ctl runner.add_table "{\"runner_id\":\"$RS\",\"table_name\":\"iris\",\"data\":{\"fd\":0}}" --file "$IRIS"
 check_eq "a dropped storage connection: the upload is repeated and succeeds" "0" "$CTL_RC"
-check "the object is whole after the retries" cmp "$IRIS" "$(find "$TMP/storage" -path '*/30d/iris.csv' -type f | head -n 1)"
+url=$(json_str storage_url "$OUT")
+check "the object is whole after the retries" cmp "$IRIS" "$TMP/storage/${url#s3://}"
 ctl runner.get_status "{\"runner_id\":\"$R1\"}"
 REP1B=$(job_field "$OUT" report name)
 sim_fault '{"route":"GET /storage/{bucket}/{key}","body":"short","count":1}'

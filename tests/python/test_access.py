@@ -100,10 +100,10 @@ report(step="runner", value=r.runner_id)
     steps = {o.get("step"): o for o in as_user("nobody", code)}
     got = steps.get("secret", {})
     check_eq("a table nobody cannot read: PermissionError in nobody's process", "PermissionError", got.get("error"))
-    check("... and nothing of it reached storage", sim.stored("/30d/secret.csv") is None)
+    check("... and nothing of it reached storage", sim.stored("/secret.csv") is None)
     check("a table nobody can read uploads", "error" not in steps.get("iris", {"error": "missing"}), steps.get("iris"))
     with open(IRIS, "rb") as f:
-        check_eq("... byte for byte", f.read(), sim.stored("/30d/iris.csv"))
+        check_eq("... byte for byte", f.read(), sim.stored("/iris.csv"))
     got = steps.get("closed", {})
     check_eq("a result into a directory nobody cannot write: PermissionError", "PermissionError", got.get("error"))
     check("... no file there", not os.path.exists(os.path.join(closed, "out.csv")))

@@ -61,7 +61,7 @@ def from_a_file_path():
     """a full avatarization of a CSV given by its path"""
     r = manager.create_runner("py-avatarize-path")
     r.add_table("iris", IRIS)
-    check_eq("the table reached storage byte for byte", IRIS_BYTES, sim.stored("/30d/iris.csv"))
+    check_eq("the table reached storage byte for byte", IRIS_BYTES, sim.stored("/iris.csv"))
     r.set_parameters("iris", k=5)
     shuffled, unshuffled = full_run(r, "iris")
     source = pd.read_csv(IRIS)
@@ -91,7 +91,7 @@ def from_a_dataframe():
     r.add_table("frame", df, types={"count": "category"})
     check_eq("no file was written for it", before, set(os.listdir(TMP)))
     expected = df.to_csv(index=False).encode()
-    check_eq("storage holds the DataFrame's CSV byte for byte", expected, sim.stored("/30d/frame.csv"))
+    check_eq("storage holds the DataFrame's CSV byte for byte", expected, sim.stored("/frame.csv"))
     yaml = r.get_yaml()
     check("the schema has the DataFrame's column types", "field: when\n      type: datetime" in yaml
           and "field: sepal_length\n      type: float" in yaml, yaml)
@@ -115,7 +115,7 @@ def a_large_dataframe():
     seen = []
     r.add_table("big", df, progress=seen.append)
     expected = df.to_csv(index=False).encode()
-    check_eq("storage holds them byte for byte", expected, sim.stored("/30d/big.csv"))
+    check_eq("storage holds them byte for byte", expected, sim.stored("/big.csv"))
     check(f"{len(expected)} bytes, over a MiB", len(expected) > 1 << 20)
     check("the upload of the stream reported its progress (one notification per MiB)",
           seen and seen[0]["bytes"] >= 1 << 20 and seen[0]["event"] == "upload", seen)

@@ -5,6 +5,7 @@ passing, notifications as iterators, deadlines and two threads at once."""
 import contextlib
 import io
 import os
+import re
 import sys
 import threading
 import time
@@ -305,7 +306,7 @@ def tables_by_descriptor():
     r = manager.create_runner("py-tables")
     seen = []
     r.add_table("iris", IRIS, progress=seen.append)
-    check_eq("add_table(path): stored byte for byte", IRIS_BYTES, sim.stored("/30d/iris.csv"))
+    check_eq("add_table(path): stored byte for byte", IRIS_BYTES, sim.stored("/iris.csv"))
     check("... the progress callback saw the upload", seen and seen[-1].get("bytes") == len(IRIS_BYTES), seen)
     check_eq("... the runner lists the table", ["iris"], r.tables)
 
@@ -315,14 +316,17 @@ def tables_by_descriptor():
         os.unlink(p)
         r.add_table("gone", f)
     check_eq("add_table(open file) of an unlinked file: the daemon read the descriptor",
-             b"a,b\n1,2\n3,4\n", sim.stored("/30d/gone.csv"))
+             b"a,b\n1,2\n3,4\n", sim.stored("/gone.csv"))
     with open(write("later.csv", "x,y\n5,6\n"), "rb") as f:
         r.add_table("later", f, primary_key="x")
         check("the caller's file object stays open", not f.closed)
-    check_eq("upload_file: the object names", ("iris.csv", None), r.upload_file("iris", IRIS))
-    check_eq("upload_file with avatars", ("iris.csv", "iris_avatars.csv"),
-             r.upload_file("iris", IRIS, avatar_data=IRIS))
-    check_eq("... the avatars stored byte for byte", IRIS_BYTES, sim.stored("/30d/iris_avatars.csv"))
+    names = r.upload_file("iris", IRIS)
+    check("upload_file: the object names (iris.csv in a folder of the runner's own)",
+          re.fullmatch(re.escape(r.runner_id) + r"/[0-9a-f]{32}/iris\.csv", names[0]) and names[1] is None, names)
+    names = r.upload_file("iris", IRIS, avatar_data=IRIS)
+    check("upload_file with avatars: both objects in one folder of the runner's own",
+          names[0].endswith("/iris.csv") and names[1] == names[0][:-len("iris.csv")] + "iris_avatars.csv", names)
+    check_eq("... the avatars stored byte for byte", IRIS_BYTES, sim.stored("/iris_avatars.csv"))
     check_raises("a table that is neither path, file nor DataFrame: TypeError", TypeError,
                  r.add_table, "bad", 42)
     check_raises("a path that does not exist: FileNotFoundError", FileNotFoundError,
@@ -588,7 +592,7 @@ def two_threads_at_once():
           len({results[i][2] for i in (1, 2) if isinstance(results.get(i), tuple)}) == 2)
     for i in (1, 2):
         check_eq(f"... thread {i}'s table stored byte for byte", (f"c\n{i}\n" * 1000).encode(),
-                 sim.stored(f"/30d/t{i}.csv"))
+                 sim.stored(f"/t{i}.csv"))
 
 
 sys.exit(run("python-client"))
