@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pure helpers of the Manager methods (manager.c), exposed for the unit tests.
+ * The Manager methods' helpers: the pure ones of job lists (manager.c), exposed for the unit
+ * tests, and who may act on a set (methods-manager.c), which the runner methods share.
  */
 #pragma once
 
 #include <json-c/json.h>
 #include <stdint.h>
+
+#include "call.h"
+#include "sets.h"
 
 /* Parses an ISO-8601 timestamp ("2026-05-01T09:12:03.120000+00:00", "...Z", or with a space
  * instead of the 'T') into seconds since the epoch. Returns 0 or -EINVAL. */
@@ -35,3 +39,16 @@ int manager_next_page(json_object *page, const char *path, const char *api_url, 
  * Returns a new array, or NULL on OOM. */
 json_object *manager_filter_jobs(json_object *jobs, const char *set_name, const char *display_name,
                                  json_object *kinds, int64_t limit);
+
+/* ---- who may act on a set (methods-manager.c) ----
+ * The threat model (README.md "Security notes", daemon/SECURITY.md): loading a set into a
+ * runner and deleting its jobs are for the uid that owns it (sets.h) and admins; a set nobody
+ * owns is open to operate. */
+
+/* What the caller may do with set_name. */
+SetAccess set_access(const Call *c, const char *set_name);
+
+/* Finishes the call with permission_denied for another user's set, `what` the act refused
+ * ("load it into a runner", "delete its jobs"); the message tells the rule, not the owner.
+ * Returns 0. */
+int set_refused_reply(Call *c, const char *set_name, const char *what);

@@ -31,6 +31,7 @@
 #include "manager.h"
 #include "op.h"
 #include "runner.h"
+#include "sets.h"
 
 /* Jobs removed per POST /jobs/bulk-delete (the contract's maximum). */
 #define BULK_DELETE_MAX 100
@@ -1128,6 +1129,35 @@ static int method_find_ids_by_name(Call *c, json_object *params) {
         return jobs_get(&k->op, &k->pager, &read, on_find_runs);
 }
 
+/* ---- who may act on a set ------------------------------------------------------------ */
+
+/* What the caller may do with a set. */
+SetAccess set_access(const Call *c, const char *set_name) {
+        const Runners *rs = c->core->runners;
+
+        if (!rs || !rs->sets || !set_name)
+                return SET_UNOWNED;
+        return set_owners_check(rs->sets, set_name, c->peer->uid, call_role(c) >= ROLE_ADMIN);
+}
+
+/* Finishes the call with permission_denied for another user's set. */
+int set_refused_reply(Call *c, const char *set_name, const char *what) {
+        json_object *data = json_object_new_object();
+
+        if (data) {
+                json_object_object_add(data, "required_role", json_object_new_string("admin"));
+                json_object_object_add(data, "role", json_object_new_string(role_to_string(call_role(c))));
+                json_object_object_add(data, "uid", json_object_new_int64(c->peer->uid));
+                json_object_object_add(data, "rule", json_object_new_string("set_owner_or_admin"));
+                json_object_object_add(data, "set_name", json_object_new_string(set_name));
+        }
+        log_ctx(LOG_NOTICE, &c->log, "Denied uid %u to %s: set %s belongs to another user.", (unsigned) c->peer->uid,
+                what, set_name);
+        return call_reply_errorf(c, RPC_PERMISSION_DENIED, data,
+                                 "Set %s belongs to another user of this daemon: only its owner or an admin may %s",
+                                 set_name, what);
+}
+
 /* ---- deletion ---------------------------------------------------------------------- */
 
 typedef struct DeleteOp {
@@ -1256,14 +1286,113 @@ static int delete_start(Call *c, DeleteOp *d, json_object *names_array) {
         return 0;
 }
 
-/* manager.delete_jobs: bulk deletion in batches of 100, results merged. */
+typedef struct DeleteNamesOp {
+        DeleteOp del;
+        JobsPager pager;
+        json_object *names;   /* the job names asked for */
+} DeleteNamesOp;
+
+/* Releases the names, the pages and the deletion state. */
+static void delete_names_cleanup(Op *op) {
+        json_object_put(((DeleteNamesOp *) op)->names);
+        pager_done(&((DeleteNamesOp *) op)->pager);
+        delete_cleanup(op);
+}
+
+static void delete_names(Call *c, DeleteOp *d, json_object *names);
+
+/* The fresh job list arrived for a delete_jobs whose names may be other users' jobs: any job
+ * of another user's set refuses the whole call (nothing is deleted), else all go. A name the
+ * list does not show is sent: the server reports it as failed. */
+static void on_delete_jobs_owners(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
+        DeleteNamesOp *k = userdata;
+        Call *c = k->del.op.call;
+        json_object *jobs, *sets, *refused, *data;
+        size_t n;
+
+        (void) age_s;
+        k->del.op.waiter = NULL;
+        if (err || stale) {
+                if (err)
+                        reply_api_error(op_finish(&k->del.op), err);
+                else
+                        call_reply_errorf(op_finish(&k->del.op), RPC_UPSTREAM_UNREACHABLE, NULL,
+                                          "The Avatar server is unreachable; nothing was deleted");
+                return;
+        }
+        jobs = manager_jobs_array(value);
+        sets = json_object_new_object();
+        refused = json_object_new_array();
+        if (!jobs || !sets || !refused) {
+                json_object_put(sets);
+                json_object_put(refused);
+                if (!jobs)
+                        reply_bad_shape(op_finish(&k->del.op), "GET /jobs");
+                else
+                        call_reply_errno(op_finish(&k->del.op), -ENOMEM, NULL);
+                return;
+        }
+        for (size_t i = 0; i < json_array_len(jobs); i++) {
+                json_object *job = json_object_array_get_idx(jobs, i);
+
+                if (json_str(job, "name") && json_str(job, "set_name"))
+                        json_object_object_add(sets, json_str(job, "name"),
+                                               json_object_new_string(json_str(job, "set_name")));
+        }
+        for (size_t i = 0; i < json_array_len(k->names); i++) {
+                const char *name = json_object_get_string(json_object_array_get_idx(k->names, i));
+                json_object *set;
+
+                if (json_object_object_get_ex(sets, name, &set) &&
+                    set_access(c, json_object_get_string(set)) == SET_REFUSED)
+                        json_object_array_add(refused, json_object_new_string(name));
+        }
+        json_object_put(sets);
+        n = json_array_len(refused);
+        if (n == 0) {
+                json_object_put(refused);
+                delete_names(c, &k->del, json_object_get(k->names));
+                return;
+        }
+        data = json_object_new_object();
+        if (data) {
+                json_object_object_add(data, "required_role", json_object_new_string("admin"));
+                json_object_object_add(data, "role", json_object_new_string(role_to_string(call_role(c))));
+                json_object_object_add(data, "uid", json_object_new_int64(c->peer->uid));
+                json_object_object_add(data, "rule", json_object_new_string("set_owner_or_admin"));
+                json_object_object_add(data, "job_names", json_object_get(refused));
+        }
+        json_object_put(refused);
+        log_ctx(LOG_NOTICE, &c->log, "Denied uid %u to delete %zu job(s) of another user's sets.",
+                (unsigned) c->peer->uid, n);
+        call_reply_errorf(op_finish(&k->del.op), RPC_PERMISSION_DENIED, data,
+                          "%zu of the jobs named belong to sets of another user of this daemon: only their owner or "
+                          "an admin may delete them; nothing was deleted", n);
+}
+
+/* manager.delete_jobs: bulk deletion in batches of 100, results merged. A caller who is not
+ * an admin may not delete the jobs of another user's sets: when other users own sets, the
+ * names are looked up in a fresh job list first. */
 static int method_delete_jobs(Call *c, json_object *params) {
-        DeleteOp *d = op_new(c, sizeof(DeleteOp));
+        json_object *names = json_object_object_get(params, "job_names");
+        const Runners *rs = c->core->runners;
+        DeleteOp *d;
         int r;
 
+        if (call_role(c) < ROLE_ADMIN && rs && rs->sets && set_owners_others(rs->sets, c->peer->uid)) {
+                DeleteNamesOp *k = op_new(c, sizeof(DeleteNamesOp));
+                CacheRead read = read_all_jobs(c->core, true);
+
+                if (!k)
+                        return -ENOMEM;
+                k->del.op.cleanup = delete_names_cleanup;
+                k->names = json_object_get(names);
+                return jobs_get(&k->del.op, &k->pager, &read, on_delete_jobs_owners);
+        }
+        d = op_new(c, sizeof(DeleteOp));
         if (!d)
                 return -ENOMEM;
-        r = delete_start(c, d, json_object_object_get(params, "job_names"));
+        r = delete_start(c, d, names);
         return r < 0 ? op_start_failed(&d->op, r) : 0;
 }
 
@@ -1374,6 +1503,13 @@ static void on_delete_job_runs(json_object *value, double age_s, bool stale, con
                                   key, strna(text));
                 return;
         }
+        if (set_access(c, json_str(json_object_array_get_idx(runs, 0), "set_name")) == SET_REFUSED) {
+                _cleanup_free_ char *set = strdup(strna(json_str(json_object_array_get_idx(runs, 0), "set_name")));
+
+                json_object_put(runs);
+                set_refused_reply(op_finish(&k->del.op), strna(set), "delete its jobs");
+                return;
+        }
         names = job_names(json_object_object_get(json_object_array_get_idx(runs, 0), "jobs"));
         json_object_put(runs);
         delete_names(c, &k->del, names);
@@ -1430,12 +1566,16 @@ static void on_delete_by_id_jobs(json_object *value, double age_s, bool stale, c
         delete_names(c, &k->del, names);
 }
 
-/* manager.delete_job_by_id: delete all jobs of a run id. */
+/* manager.delete_job_by_id: delete all jobs of a run id (another user's set is refused before
+ * anything is asked upstream). */
 static int method_delete_job_by_id(Call *c, json_object *params) {
-        DeleteByOp *k = op_new(c, sizeof(DeleteByOp));
+        DeleteByOp *k;
         _cleanup_free_ char *path = NULL, *id = NULL, *key = NULL;
         CacheRead read;
 
+        if (set_access(c, json_str(params, "id")) == SET_REFUSED)
+                return set_refused_reply(c, json_str(params, "id"), "delete its jobs");
+        k = op_new(c, sizeof(DeleteByOp));
         if (!k)
                 return -ENOMEM;
         k->del.op.cleanup = delete_by_cleanup;

@@ -78,15 +78,13 @@ static void run_commit_jobs(RunOp *u) {
 /* The run result. */
 static json_object *run_result(RunOp *u) {
         Runner *r = u->runner;
-        json_object *o = json_object_new_object(), *jobs = json_object_new_array();
+        json_object *o = json_object_new_object(), *jobs = runner_jobs_json(r);
 
         if (!o || !jobs) {
                 json_object_put(o);
                 json_object_put(jobs);
                 return NULL;
         }
-        for (size_t i = 0; i < r->n_jobs; i++)
-                json_object_array_add(jobs, runner_job_json(&r->jobs[i]));
         json_object_object_add(o, "runner_id", json_object_new_string(r->id));
         json_object_object_add(o, "set_name", json_object_new_string(r->set_name));
         json_object_object_add(o, "replaced", json_object_new_boolean(u->replaced));
@@ -213,6 +211,22 @@ static void on_resources_put(const ApiResponse *resp, const ApiError *err, void 
 
 static void on_put_resources(const ApiResponse *resp, const ApiError *err, void *userdata);
 
+/* Hands the answer to the caller; a new set is first recorded as the runner owner's (sets.h),
+ * and one that already belongs to another user is refused. */
+static void put_resources_deliver(PutResources *p, const ApiResponse *resp, const ApiError *err) {
+        const char *set = err || !resp ? NULL : json_str(resp->json, "set_name");
+        ApiError e = { .retry_after_ms = -1 };
+
+        if (set && p->runner && runner_record_set(p->runner, set, "created") == -EEXIST) {
+                api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE,
+                               "PUT /resources answered set %s, which belongs to another user of this daemon", set);
+                p->cb(NULL, &e, p->op);
+                api_error_done(&e);
+                return;
+        }
+        p->cb(resp, err, p->op);
+}
+
 /* Reads the Location of a 201 answer. Returns 0, -EINVAL (*ret_error set) or -ENOMEM. */
 static int put_resources_follow(PutResources *p, const ApiResponse *resp) {
         _cleanup_free_ char *path = NULL;
@@ -241,7 +255,7 @@ static void on_put_resources(const ApiResponse *resp, const ApiError *err, void 
         op->req = NULL;
         if (!p->location) {
                 if (err || resp->status != 201 || isempty(resp->location)) {
-                        p->cb(resp, err, op);
+                        put_resources_deliver(p, resp, err);
                         return;
                 }
                 q = put_resources_follow(p, resp);
@@ -273,7 +287,7 @@ static void on_put_resources(const ApiResponse *resp, const ApiError *err, void 
         /* the resource read as a 200 answer is; a YAML or empty answer names the set by the
          * 201 body or the Location's last segment */
         if (json_str(resp->json, "set_name")) {
-                p->cb(resp, NULL, op);
+                put_resources_deliver(p, resp, NULL);
                 return;
         }
         name = json_str(p->created, "set_name");
@@ -285,9 +299,9 @@ static void on_put_resources(const ApiResponse *resp, const ApiError *err, void 
                         json_object_object_add(set, "display_name",
                                                json_object_new_string(json_str(p->created, "display_name")));
         }
-        p->cb(&(ApiResponse){ .status = resp->status, .json = set, .body = resp->body, .body_len = resp->body_len,
-                              .content_type = resp->content_type },
-              NULL, op);
+        put_resources_deliver(p, &(ApiResponse){ .status = resp->status, .json = set, .body = resp->body,
+                                                 .body_len = resp->body_len, .content_type = resp->content_type },
+                              NULL);
         json_object_put(set);
 }
 
@@ -305,7 +319,7 @@ int put_resources(Op *op, PutResources *p, Runner *r, api_done_cb cb) {
         if (!esc || asprintf(&path, "/resources/%s", esc) < 0)
                 return -ENOMEM;
         put_resources_done(p);
-        *p = (PutResources){ .op = op, .cb = cb };
+        *p = (PutResources){ .op = op, .cb = cb, .runner = r };
         call = (ApiCall){
                 .method = UPSTREAM_PUT,
                 .path = path,

@@ -238,12 +238,20 @@ static void from_id_next_results(FromIdOp *f);
 
 /* Builds the runner once the documents, jobs and results are known. */
 static void from_id_finish(FromIdOp *f) {
-        json_object *jobs = json_object_new_array(), *options;
+        json_object *jobs, *options;
         _cleanup_free_ char *display = NULL;
         Call *c = f->op.call;
         Runner *r = NULL;
         int q;
 
+        /* again: another user may have adopted the set while its jobs were read */
+        if (set_access(c, f->set_name) == SET_REFUSED) {
+                _cleanup_free_ char *set = TAKE_PTR(f->set_name); /* op_finish() frees f */
+
+                set_refused_reply(op_finish(&f->op), set, "load it into a runner");
+                return;
+        }
+        jobs = json_object_new_array();
         for (size_t i = 0; jobs && i < json_array_len(f->jobs); i++) {
                 json_object *job = json_object_array_get_idx(f->jobs, i), *j = json_object_new_object();
                 const char *name = json_str(job, "name"), *pname = json_str(job, "parameters_name");
@@ -274,6 +282,8 @@ static void from_id_finish(FromIdOp *f) {
                 return;
         }
         r->set_name = strdup(f->set_name);
+        /* a set nobody owned is the caller's from now on (sets.h); an owned one keeps its owner */
+        (void) runner_record_set(r, f->set_name, "adopted");
         /* saved and tracked once, below, when the jobs know their state: tracking them now
          * would watch a set whose jobs may all be done */
         (void) runner_replace_jobs(r, jobs);
@@ -440,11 +450,17 @@ static int from_id_start(Call *c, const char *set_name) {
         return op_api_start(&f->op, &call, on_from_id_yaml);
 }
 
-/* manager.create_runner_from_id: a runner bound to an existing set, with its jobs and results. */
+/* manager.create_runner_from_id: a runner bound to an existing set, with its jobs and results:
+ * for the set's owner or an admin, or anyone with operate for a set nobody owns (who adopts
+ * it). Another user's set is refused before anything is asked upstream. */
 static int method_create_runner_from_id(Call *c, json_object *params) {
+        const char *set = json_str(params, "set_name");
+
         if (runner_cap_reached(c))
                 return 0;
-        return from_id_start(c, json_str(params, "set_name"));
+        if (set_access(c, set) == SET_REFUSED)
+                return set_refused_reply(c, set, "load it into a runner");
+        return from_id_start(c, set);
 }
 
 typedef struct FromNameOp {
@@ -457,7 +473,8 @@ static void from_name_cleanup(Op *op) {
         free(((FromNameOp *) op)->name);
 }
 
-/* The job list arrived: load the most recent run with that display name. */
+/* The job list arrived: load the most recent run with that display name that the caller may
+ * load (another user's runs are passed over; when they are all there is, refused). */
 static void on_from_name_jobs(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
         FromNameOp *f = userdata;
         _cleanup_free_ char *name = TAKE_PTR(f->name), *set = NULL;
@@ -476,8 +493,18 @@ static void on_from_name_jobs(json_object *value, double age_s, bool stale, cons
                 call_reply_errorf(c, RPC_UPSTREAM_BAD_RESPONSE, NULL, "The answer to GET /jobs has no job list");
                 return;
         }
-        if (json_array_len(runs) > 0)
+        for (size_t i = 0; !set && i < json_array_len(runs); i++) {
+                const char *s = json_str(json_object_array_get_idx(runs, i), "set_name");
+
+                if (s && set_access(c, s) != SET_REFUSED)
+                        set = strdup(s);
+        }
+        if (!set && json_array_len(runs) > 0) {
                 set = strdup(strna(json_str(json_object_array_get_idx(runs, 0), "set_name")));
+                json_object_put(runs);
+                set_refused_reply(c, strna(set), "load it into a runner");
+                return;
+        }
         json_object_put(runs);
         if (!set) {
                 call_reply_errorf(c, RPC_NOT_FOUND, NULL, "No jobs found for display name '%s'", name);

@@ -60,6 +60,7 @@ static inline bool job_finished(json_object *job) {
  * in the Op, so a cancelled call leaves nothing behind. */
 typedef struct PutResources {
         Op *op;
+        Runner *runner;           /* whose owner the new set is recorded for (the Op holds it) */
         api_done_cb cb;           /* called with userdata = op */
         char *location;           /* the Location being read, NULL before */
         json_object *created;     /* the 201 answer's JSON, or NULL */
@@ -68,7 +69,8 @@ typedef struct PutResources {
 /* Releases what a PUT /resources holds. */
 void put_resources_done(PutResources *p);
 
-/* Sends the runner's YAML as a new set. Used by run and advise; cb gets op as userdata. */
+/* Sends the runner's YAML as a new set, recorded as the runner owner's (sets.h) before cb
+ * hears of it. Used by run and advise; cb gets op as userdata. */
 int put_resources(Op *op, PutResources *p, Runner *r, api_done_cb cb);
 
 /* Whether the runner ran jobs other than advice. */

@@ -13,12 +13,14 @@
 #include "poller.h"
 #include "runner-config.h"
 #include "runner.h"
+#include "sets.h"
 #include "state.h"
 
 #define RUNNER_FILE_VERSION 1
 
 static void on_runner_polled(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
                              void *userdata);
+static void runner_restore_sets(Runner *r);
 
 /* Whether a job status is a failure. */
 bool job_status_failed(const char *status) {
@@ -366,8 +368,15 @@ int runners_new(Poller *poller, const char *state_directory, Runners **ret) {
         }
         if (q > 0)
                 log_info("Loaded %d runner(s) from '%s'.", q, rs->dir);
-        TAILQ_FOREACH(r, &rs->list, link)
+        q = set_owners_new(state_directory, &rs->sets);
+        if (q < 0) {
+                runners_free(rs);
+                return q;
+        }
+        TAILQ_FOREACH(r, &rs->list, link) {
+                runner_restore_sets(r);
                 (void) runner_track(r);
+        }
         *ret = rs;
         return 0;
 }
@@ -393,6 +402,7 @@ Runners *runners_free(Runners *rs) {
                 runner_unref(r);
         }
         json_object_put(rs->damaged);
+        set_owners_free(rs->sets);
         free(rs->access_batch_missing);
         free(rs->dir);
         free(rs);
@@ -451,6 +461,29 @@ size_t runners_count_owned(const Runners *rs, uid_t uid) {
                 if (r->owner == uid)
                         n++;
         return n;
+}
+
+/* Records a set as the runner's owner's. */
+int runner_record_set(Runner *r, const char *set_name, const char *how) {
+        Runners *rs = r->runners;
+        int q;
+
+        if (!rs || !rs->sets || isempty(set_name))
+                return 0;
+        q = set_owners_record(rs->sets, set_name, r->owner, how, r->id, r->display_name);
+        if (q == -EINVAL)
+                log_warning("Set %s of runner %s has a name that is not a UUID: its owner is kept in memory only.",
+                            set_name, r->id);
+        return q;
+}
+
+/* Gives the sets a loaded runner names, and that have no owner, to the runner's owner: state
+ * from before the daemon kept set owners (a set another uid owns keeps its owner). */
+static void runner_restore_sets(Runner *r) {
+        (void) runner_record_set(r, r->set_name, "restored");
+        (void) runner_record_set(r, r->previous_set_name, "restored");
+        for (size_t i = 0; i < r->n_jobs; i++)
+                (void) runner_record_set(r, json_str(r->jobs[i].job, "set_name"), "restored");
 }
 
 /* Ends every waiter with the given outcome. */
@@ -678,9 +711,18 @@ void runner_waiter_remove(RunnerWaiter *w) {
         free(w);
 }
 
+/* The jobs of the runner as the API shows them. */
+json_object *runner_jobs_json(const Runner *r) {
+        json_object *jobs = json_object_new_array();
+
+        for (size_t i = 0; jobs && i < r->n_jobs; i++)
+                json_object_array_add(jobs, runner_job_json(&r->jobs[i]));
+        return jobs;
+}
+
 /* The runner as the API shows it. */
 json_object *runner_status_json(Runner *r, bool with_docs) {
-        json_object *o = json_object_new_object(), *jobs = json_object_new_array(), *tables;
+        json_object *o = json_object_new_object(), *jobs = runner_jobs_json(r), *tables;
         const char *state;
         const RunnerJob *failed = NULL;
 
@@ -689,8 +731,6 @@ json_object *runner_status_json(Runner *r, bool with_docs) {
                 json_object_put(jobs);
                 return NULL;
         }
-        for (size_t i = 0; i < r->n_jobs; i++)
-                json_object_array_add(jobs, runner_job_json(&r->jobs[i]));
         if (r->busy)
                 state = r->busy;
         else if (r->n_jobs == 0)
@@ -731,5 +771,7 @@ json_object *runners_stats_json(const Runners *rs) {
         json_object_object_add(o, "damaged_files", json_object_get(rs->damaged));
         json_object_object_add(o, "saves", json_object_new_uint64(rs->saves));
         json_object_object_add(o, "save_errors", json_object_new_uint64(rs->save_errors));
+        if (rs->sets)
+                json_object_object_add(o, "sets", set_owners_stats_json(rs->sets));
         return o;
 }

@@ -29,6 +29,7 @@
 
 typedef struct Poller Poller;
 typedef struct PollerWatch PollerWatch;
+typedef struct SetOwners SetOwners;
 typedef struct Runner Runner;
 typedef struct RunnerWaiter RunnerWaiter;
 typedef struct Runners Runners;
@@ -88,6 +89,7 @@ TAILQ_HEAD(RunnerList, Runner);
 
 struct Runners {
         Poller *poller;          /* follows the jobs of the runners */
+        SetOwners *sets;         /* who owns each set (sets.h), kept beside the runners */
         char *dir;               /* STATE_DIRECTORY/runners */
         struct RunnerList list;
         size_t n;
@@ -97,8 +99,10 @@ struct Runners {
 };
 
 /* Creates the registry and loads the runners saved in state_directory/runners, resuming the
- * tracking of their unfinished jobs with `poller` (borrowed; must outlive the registry).
- * Returns 0 or -errno (the directory cannot be created). */
+ * tracking of their unfinished jobs with `poller` (borrowed; must outlive the registry), and
+ * the owners of the sets (state_directory/sets). The sets the loaded runners name that have
+ * no owner yet (state from before the daemon kept them) are given to their runners' owners.
+ * Returns 0 or -errno (a directory cannot be created). */
 int runners_new(Poller *poller, const char *state_directory, Runners **ret);
 Runners *runners_free(Runners *rs);
 
@@ -111,6 +115,11 @@ Runner *runner_find(Runners *rs, const char *id);
 
 /* Counts the runners of uid. */
 size_t runners_count_owned(const Runners *rs, uid_t uid);
+
+/* Records set_name as belonging to the runner's owner (sets.h; `how`: "created", "adopted").
+ * Returns 0, -EEXIST when the set is another uid's, or another -errno (logged; the record
+ * still holds in memory). */
+int runner_record_set(Runner *r, const char *set_name, const char *how);
 
 Runner *runner_ref(Runner *r);
 Runner *runner_unref(Runner *r);
@@ -158,6 +167,9 @@ bool job_done(json_object *job);
 /* Whether a job (a JobResponse, or NULL) failed: its status is a failure. */
 bool job_failed(json_object *job);
 
+/* The jobs of the runner as the API shows them (runner_job_json() each). New reference. */
+json_object *runner_jobs_json(const Runner *r);
+
 /* The runner as the API shows it (runner.get_status, runner.list). New reference. */
 json_object *runner_status_json(Runner *r, bool with_docs);
 
@@ -168,5 +180,6 @@ json_object *runner_job_json(const RunnerJob *j);
 /* Appends a warning (also logged at notice). */
 void runner_warn(Runner *r, const char *text);
 
-/* {"runners": n, "damaged": [...], "saves": n, "save_errors": n}. New reference. */
+/* {"runners": n, "damaged": [...], "saves": n, "save_errors": n, "sets": {...}}. New
+ * reference. */
 json_object *runners_stats_json(const Runners *rs);
