@@ -16,6 +16,7 @@
 #include "config.h"
 #include "credential.h"
 #include "errors.h"
+#include "json-util.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
@@ -588,6 +589,36 @@ static void compat_answer_fields(json_object *answer, const char **ret_message, 
         *ret_recent = recent ? json_object_get_string(recent) : NULL;
 }
 
+/* A copy of a server's JSON whose every string (keys aside) went through the one clean-up of
+ * server texts; NULL on OOM. */
+static json_object *json_cleaned(json_object *o, unsigned depth) {
+        json_object *c = NULL;
+
+        if (depth > UPSTREAM_JSON_DEPTH)
+                return NULL;
+        switch (json_object_get_type(o)) {
+        case json_type_string: {
+                _cleanup_free_ char *t = scrub_clean(json_object_get_string(o), (size_t) json_object_get_string_len(o),
+                                                     MESSAGE_MAX, NULL);
+
+                return t ? json_object_new_string(t) : NULL;
+        }
+        case json_type_object:
+                c = json_object_new_object();
+                json_object_object_foreach(o, k, v)
+                        if (c)
+                                json_object_object_add(c, k, v ? json_cleaned(v, depth + 1) : NULL);
+                return c;
+        case json_type_array:
+                c = json_object_new_array();
+                for (size_t i = 0; c && i < json_array_len(o); i++)
+                        json_object_array_add(c, json_cleaned(json_object_array_get_idx(o, i), depth + 1));
+                return c;
+        default:
+                return json_copy(o);
+        }
+}
+
 /* The sentence explaining an incompatible or unknown answer. */
 char *api_compat_message(const Api *a, CompatStatus st, json_object *answer) {
         _cleanup_free_ char *m = NULL, *rc = NULL;
@@ -712,8 +743,10 @@ static void on_compat_done(const UpstreamResponse *resp, void *userdata) {
 
                         a->compat = streq(s, "compatible") ? COMPAT_COMPATIBLE :
                                     streq(s, "incompatible") ? COMPAT_INCOMPATIBLE : COMPAT_UNKNOWN;
+                        /* kept for daemon.status and manager.verify_compatibility: its words
+                         * cleaned up as every server message is */
                         json_object_put(a->compat_answer);
-                        a->compat_answer = json_object_get(json);
+                        a->compat_answer = json_cleaned(json, 0);
                         a->compat_at_usec = now_usec();
                         if (a->compat == COMPAT_COMPATIBLE)
                                 log_info("The Avatar server at %s says this client is compatible.", a->config->api_url);

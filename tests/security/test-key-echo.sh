@@ -110,6 +110,21 @@ check_match "the daemon counts the answers it took a secret out of" '"secrets_re
 check_match "the daemon's log says an answer held a secret, naming the request" \
         "GET http://127\.0\.0\.1:$SIM_PORT/api/jobs: the answer held a secret of the daemon's" "$(cat "$DAEMON_LOG")"
 
+# the compatibility answer's own words (a message of the server like any other): the key in
+# it, a line break, an escape sequence, and far too much of it
+long=$(printf 'x%.0s' $(seq 1 5000))
+sim_control compat "{\"status\":\"incompatible\",\"message\":\"bad key $SIM_KEY\\nline two \\u001b[31mred $long\",\"most_recent_compatible_client\":\"9.9 $SIM_KEY\"}" >/dev/null
+rrpc manager.verify_compatibility '{"refresh":true}'
+check_match "an incompatible answer: the server's message in the error, the key replaced" \
+        '"message":"The Avatar server says this client is incompatible. Server message: bad key \*\*\* line two  \[31mred x' "$OUT"
+msg=$(json_raw_str message "$OUT")
+check "... on one line, bounded (${#msg} bytes)" test "${#msg}" -lt 2600
+check_match "... and the version it names, the key replaced" '"most_recent_compatible_client":"9\.9 \*\*\*"' "$OUT"
+rctl daemon.status
+sim_control compat '{"status":"compatible","message":"Client is up to date","most_recent_compatible_client":null}' >/dev/null
+rctl manager.verify_compatibility '{"refresh":true}'
+check_eq "the compatibility answer is good again" "0" "$CTL_RC"
+
 # nothing was lost on the way: the run finishes and its result downloads
 sim_tick 30
 ctl runner.wait "{\"runner_id\":\"$R\",\"timeout_s\":30}"
