@@ -1140,8 +1140,8 @@ SetAccess set_access(const Call *c, const char *set_name) {
         return set_owners_check(rs->sets, set_name, c->peer->uid, call_role(c) >= ROLE_ADMIN);
 }
 
-/* Finishes the call with permission_denied for another user's set. */
-int set_refused_reply(Call *c, const char *set_name, const char *what) {
+/* error.data of a refusal by the set rule: who asked, the rule, and `what` (taken) as member `key`. */
+static json_object *set_refusal_data(const Call *c, const char *key, json_object *what) {
         json_object *data = json_object_new_object();
 
         if (data) {
@@ -1149,8 +1149,16 @@ int set_refused_reply(Call *c, const char *set_name, const char *what) {
                 json_object_object_add(data, "role", json_object_new_string(role_to_string(call_role(c))));
                 json_object_object_add(data, "uid", json_object_new_int64(c->peer->uid));
                 json_object_object_add(data, "rule", json_object_new_string("set_owner_or_admin"));
-                json_object_object_add(data, "set_name", json_object_new_string(set_name));
+                json_object_object_add(data, key, json_object_get(what));
         }
+        json_object_put(what);
+        return data;
+}
+
+/* Finishes the call with permission_denied for another user's set. */
+int set_refused_reply(Call *c, const char *set_name, const char *what) {
+        json_object *data = set_refusal_data(c, "set_name", json_object_new_string(set_name));
+
         log_ctx(LOG_NOTICE, &c->log, "Denied uid %u to %s: set %s belongs to another user.", (unsigned) c->peer->uid,
                 what, set_name);
         return call_reply_errorf(c, RPC_PERMISSION_DENIED, data,
@@ -1354,15 +1362,7 @@ static void on_delete_jobs_owners(json_object *value, double age_s, bool stale, 
                 delete_names(c, &k->del, json_object_get(k->names));
                 return;
         }
-        data = json_object_new_object();
-        if (data) {
-                json_object_object_add(data, "required_role", json_object_new_string("admin"));
-                json_object_object_add(data, "role", json_object_new_string(role_to_string(call_role(c))));
-                json_object_object_add(data, "uid", json_object_new_int64(c->peer->uid));
-                json_object_object_add(data, "rule", json_object_new_string("set_owner_or_admin"));
-                json_object_object_add(data, "job_names", json_object_get(refused));
-        }
-        json_object_put(refused);
+        data = set_refusal_data(c, "job_names", refused);
         log_ctx(LOG_NOTICE, &c->log, "Denied uid %u to delete %zu job(s) of another user's sets.",
                 (unsigned) c->peer->uid, n);
         call_reply_errorf(op_finish(&k->del.op), RPC_PERMISSION_DENIED, data,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -136,27 +137,17 @@ static int set_build(SecretSet *set, const char *extra, Secret *x) {
         return 0;
 }
 
-/* The value of a hex digit, or -1. */
-static int hexval(unsigned char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-/* The value of n hex digits at t, or -1. */
+/* The value of n hex digits (either case) at t, or -1. */
 static long hexn(const unsigned char *t, size_t n) {
+        static const char digits[] = "0123456789abcdef";
         long v = 0;
 
         for (size_t i = 0; i < n; i++) {
-                int d = hexval(t[i]);
+                const char *d = t[i] ? strchr(digits, tolower(t[i])) : NULL;
 
-                if (d < 0)
+                if (!d)
                         return -1;
-                v = v * 16 + d;
+                v = v * 16 + (d - digits);
         }
         return v;
 }
