@@ -93,6 +93,7 @@ static const char *files[2];
 static size_t file_len[2];
 static size_t n_files;
 static bool compat;
+static bool nokey;
 static int fds[FUZZ_FDS];
 
 static const char default_table[] = "id,sepal_length,species\n1,5.1,setosa\n2,4.9,versicolor\n";
@@ -364,6 +365,10 @@ static void parse_section(char *line, const char *body, size_t body_len) {
                 compat = true;
                 return;
         }
+        if (strcmp(tok, "nokey") == 0) {
+                nokey = true;
+                return;
+        }
         if (strcmp(tok, "file") == 0) {
                 if (n_files < 2) {
                         files[n_files] = body;
@@ -418,7 +423,7 @@ static const char *parse_input(const char *data, size_t size, size_t *ret_len) {
         arena[size] = '\0';
         end = arena + size;
         n_script = n_files = 0;
-        compat = false;
+        compat = nokey = false;
 
         if (size >= 4 && memcmp(arena, "%%% ", 4) == 0)
                 p = arena;
@@ -587,9 +592,11 @@ const char *fuzz_env_begin(const char *data, size_t size, size_t *ret_len) {
         fake_upstream_set_script(core.upstream, script, n_script);
         r = api_new(base, core.upstream, core.config, &core.api);
         assert(r == 0);
-        r = credential_new_api_key(FUZZ_API_KEY, "fuzz", &cred);
-        assert(r == 0);
-        api_set_credential(core.api, cred);
+        if (!nokey) {
+                r = credential_new_api_key(FUZZ_API_KEY, "fuzz", &cred);
+                assert(r == 0);
+                api_set_credential(core.api, cred);
+        }
         r = cache_new(core.api, &core.cache);
         assert(r == 0);
         r = poller_new(base, core.api, core.cache, core.config, &core.poller);

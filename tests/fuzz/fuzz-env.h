@@ -17,7 +17,7 @@
  *   FUZZ_RUNNER_RUNNING      owner 1000, a set with a finished standard job, a failed
  *                            privacy_metrics job and a report job never created;
  *   FUZZ_RUNNER_OTHER        owner 1001, a finished run (for the ownership checks);
- * and the credential FUZZ_API_KEY. The roles: uid 0 and 1 admin, 1000 and 1001 operate, 2000
+ * and the credential FUZZ_API_KEY (unless the input says nokey). The roles: uid 0 and 1 admin, 1000 and 1001 operate, 2000
  * read, any other uid none.
  *
  * Input: text. The part before the first line that starts with "%%% " is the harness's own
@@ -30,7 +30,9 @@
  *   %%% file                   the content of descriptor 0 (a file), then of 1 (a pipe) and
  *                              4 (a socket) for a second one; a plain CSV table otherwise;
  *   %%% compat                 (anywhere) run this input with upstream.verify_compatibility
- *                              on, so every API request first needs a GET /check_client.
+ *                              on, so every API request first needs a GET /check_client;
+ *   %%% nokey                  (anywhere) run it without a credential (for
+ *                              manager.authenticate and the legacy login session).
  *
  * The descriptors every request line carries (see fuzz_env_fds()): 0 a file, 1 a pipe, 2
  * /dev/null, 3 a directory, 4 a socket, 5 an empty file (a download target), 6 a 6 MiB file
