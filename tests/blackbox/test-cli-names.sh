@@ -136,7 +136,8 @@ tty_answer() {
         pid=$!
         exec 9>"$TMP/answer"
         wait_for_output 20 "$TMP/tty.out" '\[y/N\]' "$pid" || echo "# the question did not show"
-        printf '%s\n' "$answer" >&9
+        # in a subshell: when avatarctl did not ask, nobody reads, and SIGPIPE ends only it
+        (printf '%s\n' "$answer" >&9) 2>/dev/null
         exec 9>&-
         wait "$pid"
         RC=$?
