@@ -30,11 +30,13 @@ static Secret slots[_SCRUB_SLOT_MAX];
 static Secret recent[SCRUB_RECENT_MAX];
 static size_t recent_next;
 
-/* The secrets of one scan, and the bytes a form of one of them can start with. */
+/* The secrets of one scan and, for each byte, those whose escaped form (raw[]) or whose
+ * base64 form (b64[]) can start with it: one bit per secret. */
 typedef struct SecretSet {
         const Secret *s[_SCRUB_SLOT_MAX + SCRUB_RECENT_MAX + 1];
         size_t n;
-        bool first[256];
+        uint32_t raw[256];
+        uint32_t b64[256];
 } SecretSet;
 
 /* Erases and frees what a secret holds. */
@@ -111,14 +113,18 @@ static int secret_compile(Secret *s, const char *v) {
 
 /* Adds a secret to the set of a scan. */
 static void set_add(SecretSet *set, const Secret *s) {
+        uint32_t bit;
+
         if (!s->value || set->n >= ELEMENTSOF(set->s))
                 return;
+        bit = UINT32_C(1) << set->n;
         set->s[set->n++] = s;
-        set->first[(unsigned char) s->value[0]] = true;
-        set->first['%'] = set->first['\\'] = true;
+        set->raw[(unsigned char) s->value[0]] |= bit;
+        set->raw['%'] |= bit;
+        set->raw['\\'] |= bit;
         for (size_t i = 0; i < B64_FORMS; i++)
                 if (s->b64_len[i] > 0)
-                        set->first[(unsigned char) s->b64[i][0]] = true;
+                        set->b64[(unsigned char) s->b64[i][0]] |= bit;
 }
 
 /* The registered secrets, plus `extra` (compiled into *x, which the caller clears). */
@@ -239,18 +245,21 @@ static size_t match_from(const unsigned char *v, size_t n, size_t si, const unsi
 
 /* The end of the longest form of a secret of the set that starts at t[p], or 0. */
 static size_t match_at(const SecretSet *set, const unsigned char *t, size_t len, size_t p) {
+        uint32_t raw = set->raw[t[p]], b64 = set->b64[t[p]];
         size_t best = 0;
 
-        if (!set->first[t[p]])
-                return 0;
-        for (size_t i = 0; i < set->n; i++) {
+        for (size_t i = 0; (raw | b64) >> i; i++) {
                 const Secret *s = set->s[i];
-                unsigned branches = 0;
-                size_t e = match_from((const unsigned char *) s->value, s->len, 0, t, len, p, &branches);
 
-                best = MAX(best, e);
+                if (raw & (UINT32_C(1) << i)) {
+                        unsigned branches = 0;
+
+                        best = MAX(best, match_from((const unsigned char *) s->value, s->len, 0, t, len, p, &branches));
+                }
+                if (!(b64 & (UINT32_C(1) << i)))
+                        continue;
                 for (size_t k = 0; k < B64_FORMS; k++)
-                        if (s->b64_len[k] > 0 && len - p >= s->b64_len[k] &&
+                        if (s->b64_len[k] > 0 && s->b64[k][0] == (char) t[p] && len - p >= s->b64_len[k] &&
                             memcmp(t + p, s->b64[k], s->b64_len[k]) == 0)
                                 best = MAX(best, p + s->b64_len[k]);
         }
