@@ -115,7 +115,10 @@ void ctl_print_usage(FILE *f) {
         print_exit_codes(f);
 }
 
-/* Prints the help of one command on f. */
+static bool is_group(const char *word);
+
+/* Prints the help of one command on f; a command that is also a group ("jobs") lists the
+ * group's commands too. */
 void ctl_print_command_help(FILE *f, const CtlCommand *cmd) {
         (void) fprintf(f, "Usage: avatarctl %s%s%s\n\n%s.\n", cmd->name, cmd->usage ? " " : "",
                        cmd->usage ?: "", cmd->summary);
@@ -123,6 +126,10 @@ void ctl_print_command_help(FILE *f, const CtlCommand *cmd) {
                 (void) fprintf(f, "\nOptions:\n%s", cmd->help);
         if (cmd->details)
                 (void) fprintf(f, "\n%s", cmd->details);
+        if (is_group(cmd->name)) {
+                (void) fprintf(f, "\nThe other %s commands:\n", cmd->name);
+                print_entries(f, pick_group, cmd->name, 0);
+        }
         (void) fputs("\nThe global options (--socket, --format, --json, -q, --timeout) are accepted after\n"
                      "the command too; see avatarctl --help.\n", f);
 }
