@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Runner methods for the data and its parameters: add tables (uploading them from the
- * caller's descriptor or inline data to storage), links, set and update parameters, and ask
- * the server for advice and apply it.
+ * caller's descriptor or inline data to storage), links, set and update parameters, delete
+ * tables, links and parameters, and ask the server for advice and apply it.
  */
 #include <errno.h>
 #include <linux/magic.h>
@@ -499,6 +499,100 @@ static int method_update_parameters(Call *c, json_object *params) {
         return parameters_common(c, params, true);
 }
 
+/* ---- runner.delete_table, delete_link, delete_parameters (synchronous) ---------------------- */
+
+/* Replies not_found for a table the runner does not have, naming it (and the runner). */
+static int reply_no_table(Call *c, Runner *r, const char *table) {
+        json_object *data = json_object_new_object();
+
+        if (data) {
+                json_object_object_add(data, "runner_id", json_object_new_string(r->id));
+                json_object_object_add(data, "table_name", json_object_new_string(table));
+        }
+        return call_reply_errorf(c, RPC_NOT_FOUND, data, "Runner %s has no table '%s'", r->id, table);
+}
+
+/* runner.delete_table: the table, its links and its parameters go. */
+static int method_delete_table(Call *c, json_object *params) {
+        Runner *r = runner_for_call(c, params);
+        const char *table = json_str(params, "table_name");
+        int q;
+
+        if (!r || runner_busy_reply(c, r))
+                return 0;
+        q = runner_config_delete_table(r->docs, table);
+        if (q == -ENOENT)
+                return reply_no_table(c, r, table);
+        if (q < 0)
+                return q;
+        json_object_object_del(r->tables, table);
+        (void) runner_save(r);
+        log_ctx(LOG_INFO, &c->log, "Runner %s: deleted table '%s'.", r->id, table);
+        return reply_status(c, r);
+}
+
+/* runner.delete_link */
+static int method_delete_link(Call *c, json_object *params) {
+        Runner *r = runner_for_call(c, params);
+        const char *parent = json_str(params, "parent_table_name"), *child = json_str(params, "child_table_name");
+        json_object *data;
+        int q;
+
+        if (!r || runner_busy_reply(c, r))
+                return 0;
+        q = runner_config_delete_link(r->docs, parent, child);
+        if (q == -ENOENT) {
+                data = json_object_new_object();
+                if (data) {
+                        json_object_object_add(data, "runner_id", json_object_new_string(r->id));
+                        json_object_object_add(data, "parent_table_name", json_object_new_string(parent));
+                        json_object_object_add(data, "child_table_name", json_object_new_string(child));
+                }
+                return call_reply_errorf(c, RPC_NOT_FOUND, data, "Runner %s has no link from table '%s' to table '%s'",
+                                         r->id, parent, child);
+        }
+        if (q < 0)
+                return q;
+        (void) runner_save(r);
+        return reply_status(c, r);
+}
+
+/* runner.delete_parameters: parameters_names absent or null removes them all. */
+static int method_delete_parameters(Call *c, json_object *params) {
+        Runner *r = runner_for_call(c, params);
+        const char *table = json_str(params, "table_name");
+        _cleanup_free_ char *err = NULL;
+        json_object *names = NULL, *unknown = NULL, *o;
+        int q;
+
+        if (!r || runner_busy_reply(c, r))
+                return 0;
+        (void) json_object_object_get_ex(params, "parameters_names", &names);
+        q = runner_config_delete_parameters(r->docs, r->options, table, names, &unknown, &err);
+        if (q == -ENOENT)
+                return reply_no_table(c, r, table);
+        if (q == -EINVAL) {
+                json_object *data = json_object_new_object();
+
+                if (data && unknown)
+                        json_object_object_add(data, "unknown", unknown);
+                else
+                        json_object_put(unknown);
+                return call_reply_errorf(c, RPC_INVALID_PARAMS, data, "Invalid params: %s", strna(err));
+        }
+        if (q < 0)
+                return q;
+        (void) runner_save(r);
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "runner_id", json_object_new_string(r->id));
+        json_object_object_add(o, "table_name", json_object_new_string(table));
+        json_object_object_add(o, "parameters", runner_config_get_parameters(r->docs, table));
+        json_object_object_add(o, "warnings", json_object_new_array());
+        return call_reply(c, o);
+}
+
 /* ---- runner.advise_parameters -------------------------------------------------------------- */
 
 typedef struct AdviseOp {
@@ -821,6 +915,9 @@ const MethodDef methods_runner_tables[] = {
         { "runner.add_link", method_add_link, 0 },
         { "runner.set_parameters", method_set_parameters, 0 },
         { "runner.update_parameters", method_update_parameters, 0 },
+        { "runner.delete_table", method_delete_table, METHOD_MUTATING },
+        { "runner.delete_link", method_delete_link, METHOD_MUTATING },
+        { "runner.delete_parameters", method_delete_parameters, METHOD_MUTATING },
         { "runner.advise_parameters", method_advise_parameters, METHOD_MUTATING },
         {}
 };

@@ -831,6 +831,142 @@ int runner_config_update_parameters(json_object *docs, json_object *options, con
         return r;
 }
 
+/* The per-table maps of the parameters documents. */
+static const char *const table_maps[] = { "avatarization", "avatarization_open_dp", "avatarization_fast_dp",
+                                          "privacy_metrics", "signal_metrics", "time_series", NULL };
+
+/* The parameters of runner.set_parameters (and of proto/avatard.openrpc.json), table_name
+ * excluded. */
+static const char *const parameter_names[] = {
+        "k", "ncp", "use_categorical_reduction", "column_weights", "exclude_variable_names",
+        "exclude_replacement_strategy", "exclude_variable_method", "imputation_method", "imputation_k",
+        "imputation_training_fraction", "imputation_return_data_imputed", "open_dp_epsilon", "fast_dp_epsilon",
+        "time_series_nf", "time_series_projection_type", "time_series_nb_points", "time_series_method",
+        "known_variables", "target", "quantile_threshold", "data_augmentation_strategy",
+        "data_augmentation_target_column", "data_augmentation_should_anonymize_original_table",
+        "use_excluded_variables_in_metrics", NULL,
+};
+
+/* Whether a name is a set_parameters parameter. */
+bool runner_config_parameter_known(const char *name) {
+        for (const char *const *n = parameter_names; name && *n; n++)
+                if (streq(*n, name))
+                        return true;
+        return false;
+}
+
+/* Removes the table from every per-table map of every parameters document (of each kind,
+ * whatever its name: imported documents may have several). */
+static void parameters_drop_table(json_object *docs, const char *table) {
+        for (size_t i = 0; i < json_array_len(docs); i++) {
+                json_object *d = json_object_array_get_idx(docs, i), *spec;
+                const char *kind = str_of(d, "kind");
+
+                if (!streq_ptr(kind, "AvatarParameters") && !streq_ptr(kind, "AvatarPrivacyMetricsParameters") &&
+                    !streq_ptr(kind, "AvatarSignalMetricsParameters"))
+                        continue;
+                spec = get(d, "spec");
+                for (const char *const *m = table_maps; spec && *m; m++)
+                        spec_map_del(spec, *m, table);
+        }
+}
+
+/* Removes the links of `links` (an array member of `owner`) that go to `child`, and the
+ * member when none is left. Returns how many went. */
+static size_t links_drop(json_object *owner, const char *child) {
+        json_object *links = get(owner, "links");
+        size_t n = 0;
+
+        if (!json_object_is_type(links, json_type_array))
+                return 0;
+        for (size_t i = json_array_len(links); i > 0; i--)
+                if (streq_ptr(str_of(get(json_object_array_get_idx(links, i - 1), "to"), "table"), child)) {
+                        json_object_array_del_idx(links, i - 1, 1);
+                        n++;
+                }
+        if (json_array_len(links) == 0)
+                json_object_object_del(owner, "links");
+        return n;
+}
+
+/* Removes a table, its links and its parameters. */
+int runner_config_delete_table(json_object *docs, const char *table) {
+        json_object *tables = schema_tables(docs, "schema", false), *atables;
+        int i;
+
+        if (!tables || (i = table_index(tables, table)) < 0)
+                return -ENOENT;
+        json_object_array_del_idx(tables, (size_t) i, 1);
+        /* the links of the others that go to it */
+        for (size_t j = 0; j < json_array_len(tables); j++)
+                (void) links_drop(json_object_array_get_idx(tables, j), table);
+        atables = schema_tables(docs, "schema_avatarized", false);
+        if (atables && (i = table_index(atables, table)) >= 0)
+                json_object_array_del_idx(atables, (size_t) i, 1);
+        parameters_drop_table(docs, table);
+        return 0;
+}
+
+/* Removes one link. */
+int runner_config_delete_link(json_object *docs, const char *parent_table, const char *child_table) {
+        json_object *tables = schema_tables(docs, "schema", false);
+        int i;
+
+        if (!tables || (i = table_index(tables, parent_table)) < 0)
+                return -ENOENT;
+        return links_drop(json_object_array_get_idx(tables, (size_t) i), child_table) > 0 ? 0 : -ENOENT;
+}
+
+/* delete_parameters for one table. */
+int runner_config_delete_parameters(json_object *docs, json_object *options, const char *table, json_object *names,
+                                    json_object **ret_unknown, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *unknown = NULL, *cur = NULL, *warnings = NULL;
+        json_object *tables = schema_tables(docs, "schema", false);
+        bool changed = false;
+
+        if (!tables || table_index(tables, table) < 0)
+                return -ENOENT;
+        if (!names) {
+                parameters_drop_table(docs, table);
+                return 0;
+        }
+        unknown = json_object_new_array();
+        if (!unknown)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_array_len(names); i++) {
+                json_object *n = json_object_array_get_idx(names, i);
+
+                if (!json_object_is_type(n, json_type_string) || !runner_config_parameter_known(json_object_get_string(n)))
+                        json_object_array_add(unknown, json_object_get(n));
+        }
+        if (json_array_len(unknown) > 0) {
+                (void) fail(ret_error, "no parameter %s (the names are those of runner.set_parameters)",
+                            json_object_to_json_string_ext(unknown, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                if (ret_unknown)
+                        *ret_unknown = TAKE_PTR(unknown);
+                return -EINVAL;
+        }
+        cur = runner_config_get_parameters(docs, table);
+        warnings = json_object_new_array();
+        if (!cur || !warnings)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_array_len(names); i++) {
+                const char *n = json_object_get_string(json_object_array_get_idx(names, i));
+
+                /* the deprecated name is read back as exclude_variable_method */
+                if (streq(n, "exclude_replacement_strategy"))
+                        n = "exclude_variable_method";
+                if (get(cur, n)) {
+                        json_object_object_del(cur, n);
+                        changed = true;
+                }
+        }
+        if (!changed)
+                return 0;
+        /* what is left is set again; its warnings were given when it was set */
+        return runner_config_set_parameters(docs, options, table, cur, warnings, ret_error);
+}
+
 /* Whether some table has avatarization parameters. */
 bool runner_config_has_avatarization(json_object *docs) {
         json_object *std = get(runner_config_find(docs, "AvatarParameters", "standard"), "spec");

@@ -68,6 +68,26 @@ json_object *runner_config_get_parameters(json_object *docs, const char *table);
 int runner_config_update_parameters(json_object *docs, json_object *options, const char *table,
                                     json_object *changes, json_object *warnings, char **ret_error);
 
+/* delete_table: removes the table from both schemas, every link that names it (its own and
+ * those of the tables linking to it) and its parameters in every parameters document.
+ * Returns 0, -ENOENT when there is no such table. */
+int runner_config_delete_table(json_object *docs, const char *table);
+
+/* delete_link: removes the link parent_table → child_table (and the parent's links member
+ * when it was the last). Returns 0, -ENOENT when there is no such link. */
+int runner_config_delete_link(json_object *docs, const char *parent_table, const char *child_table);
+
+/* Whether `name` is a parameter of runner.set_parameters (table_name excluded). */
+bool runner_config_parameter_known(const char *name);
+
+/* delete_parameters: `names` NULL (or a JSON null) removes every parameter of the table;
+ * an array of set_parameters names removes those and keeps the others (set_parameters again
+ * with what is left). Returns 0; -ENOENT when there is no such table; -EINVAL when a name is
+ * not a set_parameters parameter (nothing removed; *ret_unknown, when given, is set to a new
+ * array of those names, and *ret_error says which); -ENOMEM. */
+int runner_config_delete_parameters(json_object *docs, json_object *options, const char *table, json_object *names,
+                                    json_object **ret_unknown, char **ret_error);
+
 /* Whether some table has avatarization parameters (standard can run). */
 bool runner_config_has_avatarization(json_object *docs);
 
