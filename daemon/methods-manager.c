@@ -1294,16 +1294,20 @@ static int delete_start(Call *c, DeleteOp *d, json_object *names_array) {
         return 0;
 }
 
-typedef struct DeleteNamesOp {
+/* A deletion that looks the jobs up first: those of a run (delete_job, delete_job_by_id),
+ * or the owners of named jobs (delete_jobs). */
+typedef struct DeleteByOp {
         DeleteOp del;
         JobsPager pager;
-        json_object *names;   /* the job names asked for */
-} DeleteNamesOp;
+        char *key;            /* display name or set id */
+        json_object *names;   /* the job names asked for (delete_jobs) */
+} DeleteByOp;
 
-/* Releases the names, the pages and the deletion state. */
-static void delete_names_cleanup(Op *op) {
-        json_object_put(((DeleteNamesOp *) op)->names);
-        pager_done(&((DeleteNamesOp *) op)->pager);
+/* Releases the lookup key, the names, the pages and the deletion state. */
+static void delete_by_cleanup(Op *op) {
+        free(((DeleteByOp *) op)->key);
+        json_object_put(((DeleteByOp *) op)->names);
+        pager_done(&((DeleteByOp *) op)->pager);
         delete_cleanup(op);
 }
 
@@ -1313,7 +1317,7 @@ static void delete_names(Call *c, DeleteOp *d, json_object *names);
  * of another user's set refuses the whole call (nothing is deleted), else all go. A name the
  * list does not show is sent: the server reports it as failed. */
 static void on_delete_jobs_owners(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
-        DeleteNamesOp *k = userdata;
+        DeleteByOp *k = userdata;
         Call *c = k->del.op.call;
         json_object *jobs, *sets, *refused, *data;
         size_t n;
@@ -1380,12 +1384,12 @@ static int method_delete_jobs(Call *c, json_object *params) {
         int r;
 
         if (call_role(c) < ROLE_ADMIN && rs && rs->sets && set_owners_others(rs->sets, c->peer->uid)) {
-                DeleteNamesOp *k = op_new(c, sizeof(DeleteNamesOp));
+                DeleteByOp *k = op_new(c, sizeof(DeleteByOp));
                 CacheRead read = read_all_jobs(c->core, true);
 
                 if (!k)
                         return -ENOMEM;
-                k->del.op.cleanup = delete_names_cleanup;
+                k->del.op.cleanup = delete_by_cleanup;
                 k->names = json_object_get(names);
                 return jobs_get(&k->del.op, &k->pager, &read, on_delete_jobs_owners);
         }
@@ -1422,19 +1426,6 @@ static void delete_names(Call *c, DeleteOp *d, json_object *names) {
         json_object_put(names);
         if (r < 0)
                 call_reply_errno(op_finish(&d->op), r, NULL);
-}
-
-typedef struct DeleteByOp {
-        DeleteOp del;
-        JobsPager pager;
-        char *key;     /* display name or set id */
-} DeleteByOp;
-
-/* Releases the lookup key, the pages and the deletion state. */
-static void delete_by_cleanup(Op *op) {
-        free(((DeleteByOp *) op)->key);
-        pager_done(&((DeleteByOp *) op)->pager);
-        delete_cleanup(op);
 }
 
 /* The fresh job list arrived for delete_job: exactly one run, or an explanation. */
