@@ -145,6 +145,7 @@ check_match "alice's job is still there" '"deleted_at":null' "$(sim_api GET "/jo
 check_match "bob's job named with it is still there too" '"deleted_at":null' "$(sim_api GET "/jobs/$JB")"
 
 R='{"runner_id":"'$RA'"'
+tried=""
 for call in "runner.get_status $R}" "runner.export_yaml $R}" "runner.list_results $R}" \
         "runner.download $R,\"result\":\"shuffled\",\"table\":\"iris\"}" \
         "runner.add_table $R,\"table_name\":\"iris\",\"data\":\"a\\n1\\n\"}" \
@@ -152,10 +153,19 @@ for call in "runner.get_status $R}" "runner.export_yaml $R}" "runner.list_result
         "runner.set_parameters $R,\"table_name\":\"iris\",\"k\":9}" \
         "runner.update_parameters $R,\"table_name\":\"iris\",\"k\":9}" \
         "runner.advise_parameters $R}" "runner.run $R}" "runner.wait $R,\"timeout_s\":1}" \
+        "runner.delete_table $R,\"table_name\":\"iris\"}" \
+        "runner.delete_link $R,\"parent_table_name\":\"iris\",\"child_table_name\":\"iris\"}" \
+        "runner.delete_parameters $R,\"table_name\":\"iris\"}" \
         "runner.delete $R}" "runner.close $R}" "manager.watch_jobs $R,\"timeout_s\":1}"; do
         check_match "bob's ${call%% *} on alice's runner is refused" \
                 "\"code\":-32004,\"message\":\"Runner $RA belongs to uid $ALICE; only its owner or an admin may use it\"" \
                 "$(urpc $BOB "${call%% *}" "${call#* }")"
+        tried="$tried ${call%% *}"
+done
+# every runner method of the document that names a runner was tried (a new one must be added)
+for m in $(grep -o '"name":"runner\.[a-z_]*"' <<<"$(rpc rpc.discover)" | sed 's/"name":"//; s/"$//' | sort -u); do
+        [ "$m" = runner.list ] && continue
+        check "bob's attempts include $m" grep -qw "$m" <<<"$tried"
 done
 uctl $BOB runner.list
 check_no_match "bob's runner.list does not show alice's runner" "$RA" "$OUT"
