@@ -940,8 +940,17 @@ int runner_config_delete_parameters(json_object *docs, json_object *options, con
                         json_object_array_add(unknown, json_object_get(n));
         }
         if (json_array_len(unknown) > 0) {
-                (void) fail(ret_error, "no parameter %s (the names are those of runner.set_parameters)",
-                            json_object_to_json_string_ext(unknown, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                _cleanup_free_ char *list = NULL;
+                size_t size = 0;
+                FILE *f = open_memstream(&list, &size);
+
+                if (!f)
+                        return -ENOMEM;
+                for (size_t i = 0; i < json_array_len(unknown); i++)
+                        fprintf(f, "%s'%s'", i > 0 ? ", " : "", json_object_get_string(json_object_array_get_idx(unknown, i)));
+                if (fclose(f) != 0 || !list)
+                        return -ENOMEM;
+                (void) fail(ret_error, "no parameter named %s (the names are those of runner.set_parameters)", list);
                 if (ret_unknown)
                         *ret_unknown = TAKE_PTR(unknown);
                 return -EINVAL;
