@@ -606,6 +606,32 @@ const CtlCommand ctl_commands[] = {
                 .runner_arg = true,
         },
         {
+                .name = "runner delete-table",
+                .usage = "RUNNER TABLE",
+                .summary = "Remove a table from a runner, with its links and parameters",
+                .details = "Calls runner.delete_table: the table leaves the runner's resources, with\n"
+                           "every link that names it and its parameters. Its upload stays in storage.\n",
+                .min_pos = 2,
+                .max_pos = 2,
+                .run = ctl_cmd_runner_delete_table,
+                .calls = "runner.delete_table",
+                .ids = "runner_id",
+                .runner_arg = true,
+        },
+        {
+                .name = "runner delete-link",
+                .usage = "RUNNER PARENT CHILD",
+                .summary = "Remove the link from a parent table to a child table",
+                .details = "Calls runner.delete_link. PARENT and CHILD are table names; both tables\n"
+                           "stay.\n",
+                .min_pos = 3,
+                .max_pos = 3,
+                .run = ctl_cmd_runner_delete_link,
+                .calls = "runner.delete_link",
+                .ids = "runner_id",
+                .runner_arg = true,
+        },
+        {
                 .name = "runner set-parameters",
                 .usage = "RUNNER TABLE [PARAMETERS]",
                 .summary = "Set a table's avatarization and metrics parameters",
@@ -668,6 +694,24 @@ const CtlCommand ctl_commands[] = {
                 .ids = "table_name",
                 .runner_arg = true,
                 .legacy_json_params = true,
+        },
+        {
+                .name = "runner delete-parameters",
+                .usage = "RUNNER TABLE [NAME...]",
+                .summary = "Remove some parameters of a table, or all of them",
+                .details = "Calls runner.delete_parameters. Each NAME is a parameter of runner\n"
+                           "set-parameters (k, ncp, column-weights...: snake_case or kebab-case); the\n"
+                           "others stay. Without NAME every parameter of the table goes. Prints the\n"
+                           "parameters left.\n"
+                           "\n"
+                           "Example:\n"
+                           "  avatarctl runner delete-parameters RUNNER iris ncp column-weights\n",
+                .min_pos = 2,
+                .max_pos = -1,
+                .run = ctl_cmd_runner_delete_parameters,
+                .calls = "runner.delete_parameters",
+                .ids = "table_name",
+                .runner_arg = true,
         },
         {
                 .name = "runner advise",

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * avatarctl runner set-parameters, update-parameters and advise (runner.set_parameters,
- * runner.update_parameters, runner.advise_parameters): one option per parameter of the
- * contract, checked here before anything is sent.
+ * avatarctl runner set-parameters, update-parameters, delete-parameters and advise
+ * (runner.set_parameters, runner.update_parameters, runner.delete_parameters,
+ * runner.advise_parameters): one option per parameter of the contract, checked here before
+ * anything is sent.
  */
 #include <limits.h>
 #include <math.h>
@@ -475,4 +476,40 @@ int ctl_cmd_runner_advise(Ctl *ctl, const CtlArgs *args) {
                         return ctl_fail_oom(args->command);
         }
         return call_print_warn(ctl, "runner.advise_parameters", params, long_call_timeout(ctl), print_advice, NULL);
+}
+
+/* "avatarctl runner delete-parameters RUNNER TABLE [NAME...]": runner.delete_parameters, the
+ * named parameters (snake_case or kebab-case, as --unset takes them) or, without NAME, every
+ * parameter of the table. Prints the parameters left. */
+int ctl_cmd_runner_delete_parameters(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *p = NULL, *names = NULL;
+        int code;
+
+        code = runner_params(args->command, args->pos[0], &p);
+        if (code != CTL_EXIT_OK)
+                return code;
+        code = check_name(args->command, "TABLE", args->pos[1], TABLE_NAME_MAX);
+        if (code != CTL_EXIT_OK)
+                return code;
+        if (args->n_pos > 2) {
+                names = json_object_new_array();
+                if (!names)
+                        return ctl_fail_oom(args->command);
+        }
+        for (int i = 2; i < args->n_pos; i++) {
+                const ParamSpec *s = param_by_name(args->pos[i]);
+                bool seen = false;
+
+                if (!s)
+                        return ctl_fail(CTL_EXIT_USAGE, args->command,
+                                        "no parameter named '%s' (see avatarctl help runner set-parameters)", args->pos[i]);
+                for (size_t k = 0; k < json_object_array_length(names) && !seen; k++)
+                        seen = streq(json_object_get_string(json_object_array_get_idx(names, k)), s->name);
+                if (!seen && json_object_array_add(names, json_object_new_string(s->name)) < 0)
+                        return ctl_fail_oom(args->command);
+        }
+        if (ctl_add_member(p, "table_name", json_object_new_string(args->pos[1])) < 0 ||
+            (names && ctl_add_member(p, "parameters_names", TAKE_PTR(names)) < 0))
+                return ctl_fail_oom(args->command);
+        return call_print_warn(ctl, "runner.delete_parameters", p, ctl->timeout_ms, print_parameters, NULL);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * avatarctl runner add-table and add-link (runner.add_table, runner.add_link): tables go to
- * the daemon as open descriptors, with a progress display while they upload.
+ * avatarctl runner add-table, add-link, delete-table and delete-link (runner.add_table,
+ * runner.add_link, runner.delete_table, runner.delete_link): tables go to the daemon as open
+ * descriptors, with a progress display while they upload.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -481,4 +482,60 @@ int ctl_cmd_runner_add_link(Ctl *ctl, const CtlArgs *args) {
                 return ctl_fail_oom(args->command);
         }
         return ctl_call_and_print(ctl, "runner.add_link", params, print_linked, text);
+}
+
+/* Prints what a deletion removed: "Deleted TEXT." */
+static int print_deleted(Ctl *ctl, json_object *result, void *userdata) {
+        (void) ctl;
+        (void) result;
+        (void) fputs("Deleted ", stdout);
+        output_sanitized(stdout, userdata);
+        (void) puts(".");
+        return 0;
+}
+
+/* "avatarctl runner delete-table RUNNER TABLE": runner.delete_table (the table's links and
+ * parameters go with it). */
+int ctl_cmd_runner_delete_table(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *params = NULL;
+        _cleanup_free_ char *text = NULL;
+        int code;
+
+        code = runner_params(args->command, args->pos[0], &params);
+        if (code != CTL_EXIT_OK)
+                return code;
+        code = check_name(args->command, "TABLE", args->pos[1], TABLE_NAME_MAX);
+        if (code != CTL_EXIT_OK)
+                return code;
+        if (ctl_add_member(params, "table_name", json_object_new_string(args->pos[1])) < 0)
+                return ctl_fail_oom(args->command);
+        if (asprintf(&text, "table %s with its links and parameters", args->pos[1]) < 0) {
+                text = NULL;
+                return ctl_fail_oom(args->command);
+        }
+        return ctl_call_and_print(ctl, "runner.delete_table", params, print_deleted, text);
+}
+
+/* "avatarctl runner delete-link RUNNER PARENT CHILD": runner.delete_link. */
+int ctl_cmd_runner_delete_link(Ctl *ctl, const CtlArgs *args) {
+        _cleanup_(unref_jsonp) json_object *params = NULL;
+        _cleanup_free_ char *text = NULL;
+        int code;
+
+        code = runner_params(args->command, args->pos[0], &params);
+        if (code != CTL_EXIT_OK)
+                return code;
+        for (int i = 1; i <= 2; i++) {
+                code = check_name(args->command, i == 1 ? "PARENT" : "CHILD", args->pos[i], TABLE_NAME_MAX);
+                if (code != CTL_EXIT_OK)
+                        return code;
+        }
+        if (ctl_add_member(params, "parent_table_name", json_object_new_string(args->pos[1])) < 0 ||
+            ctl_add_member(params, "child_table_name", json_object_new_string(args->pos[2])) < 0)
+                return ctl_fail_oom(args->command);
+        if (asprintf(&text, "the link from table %s to table %s", args->pos[1], args->pos[2]) < 0) {
+                text = NULL;
+                return ctl_fail_oom(args->command);
+        }
+        return ctl_call_and_print(ctl, "runner.delete_link", params, print_deleted, text);
 }

@@ -773,9 +773,11 @@ static int serve_runner(Conn *c, json_object *id, const char *method, json_objec
                 json_object_object_add(o, "upload", up);
                 json_object_object_add(o, "tables", tables);
                 json_object_object_add(o, "subscription", json_object_new_string("u1"));
-        } else if (streq(method, "runner.add_link") || streq(method, "runner.get_status"))
+        } else if (streq(method, "runner.add_link") || streq(method, "runner.get_status") ||
+                   streq(method, "runner.delete_table") || streq(method, "runner.delete_link"))
                 o = runner_status(f, "iris", streq(method, "runner.get_status"));
-        else if (streq(method, "runner.set_parameters") || streq(method, "runner.update_parameters")) {
+        else if (streq(method, "runner.set_parameters") || streq(method, "runner.update_parameters") ||
+                 streq(method, "runner.delete_parameters")) {
                 json_object *w = json_object_new_array(), *k = NULL;
 
                 if (json_object_object_get_ex(params, "k", &k) && json_object_get_int(k) == 2)

@@ -824,6 +824,22 @@ contains '"data":{"fd":0}},"fds":[{"type":"regular","access":"r"}],"read":[{"par
 expect 0 --json runner add-link "$runner" patients.id visits.patient.id --method time_series
 sent runner.add_link "{\"runner_id\":\"$runner\",\"parent_table_name\":\"patients\",\"parent_field\":\"id\",\"child_table_name\":\"visits\",\"child_field\":\"patient.id\",\"method\":\"time_series\"}"
 
+expect 0 runner delete-table "$runner" visits
+sent runner.delete_table "{\"runner_id\":\"$runner\",\"table_name\":\"visits\"}"
+same "Deleted table visits with its links and parameters." "$out" "delete-table says what went"
+expect 0 runner delete-link "$runner" patients visits
+sent runner.delete_link "{\"runner_id\":\"$runner\",\"parent_table_name\":\"patients\",\"child_table_name\":\"visits\"}"
+same "Deleted the link from table patients to table visits." "$out" "delete-link says what went"
+expect 2 runner delete-link "$runner" patients
+nothing_sent "delete-link without CHILD"
+expect 0 --json runner delete-parameters "$runner" iris ncp column-weights k ncp
+sent runner.delete_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\",\"parameters_names\":[\"ncp\",\"column_weights\",\"k\"]}"
+expect 0 --json runner delete-parameters "$runner" iris
+sent runner.delete_parameters "{\"runner_id\":\"$runner\",\"table_name\":\"iris\"}"
+expect 2 runner delete-parameters "$runner" iris kk
+nothing_sent "delete-parameters of an unknown name"
+contains "no parameter named 'kk'" "$err"
+
 expect 0 --json runner set-parameters "$runner" iris --k 10 --ncp 5 --use-categorical-reduction \
         --column-weights a=2,b=0.5 --column-weights c=1 --exclude-variable-names x,y --exclude-replacement-strategy row_order \
         --exclude-variable-method coordinate_similarity --imputation-method knn --imputation-k 3 \

@@ -81,6 +81,9 @@ same "runner
 runs" "$(comp ru)" "commands"
 same "status" "$(comp runner st)" "a group's subcommands"
 same "delete
+delete-link
+delete-parameters
+delete-table
 download" "$(comp runner d)" "a group's subcommands, several"
 same "delete" "$(comp jobs de)" "a command that is also a group"
 same "--force
