@@ -12,7 +12,7 @@ import time
 import uuid
 import warnings
 
-from harness import case, check, check_eq, check_raises, env, run, scaled, sim, skip, wait_until
+from harness import case, check, check_eq, check_raises, env, run, scaled, sim, wait_until
 
 from avatard import Manager, Runner, errors
 from avatard.errors import (
@@ -86,14 +86,6 @@ def jobs_on_tick():
         yield
     finally:
         sim.clock(50)
-
-
-def delete_or_skip(fn, *args):
-    """Calls one of the Runner's delete_* methods; skips the case while the daemon lacks them."""
-    try:
-        return fn(*args)
-    except MethodNotFoundError:
-        skip("daemon lacks runner.delete_*")
 
 
 # --- the socket ------------------------------------------------------------------------------------
@@ -381,11 +373,20 @@ def delete_parameters():
     """delete_parameters: one parameter, then all"""
     r = iris_runner("py-delparams")
     r.update_parameters("iris", ncp=3)
-    delete_or_skip(r.delete_parameters, "iris", ["ncp"])
+    r.delete_parameters("iris", ["ncp"])
     av = r.get_parameters("iris").get("Avatarization", {})
     check("delete_parameters(['ncp']): ncp goes, k stays", "ncp" not in av and av.get("k") == 5, av)
+    e = check_raises("delete_parameters of an unknown name: InvalidParamsError", InvalidParamsError,
+                     r.delete_parameters, "iris", ["k", "kk"])
+    if e:
+        check_eq("... data.unknown names it", ["kk"], e.data.get("unknown"))
+    check_eq("... and k stays", 5, r.get_parameters("iris").get("Avatarization", {}).get("k"))
     r.delete_parameters("iris")
     check_eq("delete_parameters(table): no parameters left", {}, r.get_parameters("iris"))
+    e = check_raises("delete_parameters of a table the runner lacks: NotFoundError", NotFoundError,
+                     r.delete_parameters, "nope")
+    if e:
+        check_eq("... data.table_name names it", "nope", e.data.get("table_name"))
 
 
 @case
@@ -393,9 +394,10 @@ def delete_link():
     """delete_link removes the link"""
     r = linked_runner("py-dellink")
     check("the link is there", "    links:\n" in r.get_yaml())
-    delete_or_skip(r.delete_link, "patients", "visits")
+    r.delete_link("patients", "visits")
     check("delete_link: the YAML has no link", "links:" not in r.get_yaml(), r.get_yaml())
     check("... and both tables", "- name: patients" in r.get_yaml() and "- name: visits" in r.get_yaml())
+    check_raises("delete_link again: NotFoundError", NotFoundError, r.delete_link, "patients", "visits")
 
 
 @case
@@ -404,9 +406,11 @@ def delete_table():
     r = manager.create_runner("py-deltable")
     r.add_table("iris", IRIS)
     r.add_table("other", write("o.csv", "a\n1\n"))
-    delete_or_skip(r.delete_table, "other")
+    r.delete_table("other")
     check_eq("delete_table: the runner lists the other tables", ["iris"], r.status()["tables"])
     check("... and the YAML no longer names it", "name: other" not in r.get_yaml())
+    check_eq("... as do the Runner's tables", ["iris"], r.tables)
+    check_raises("delete_table again: NotFoundError", NotFoundError, r.delete_table, "other")
 
 
 @case
