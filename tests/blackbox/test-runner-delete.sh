@@ -196,4 +196,5 @@ check_eq "... and finishes" "0" "$RC"
 ctl runner.delete_table "{\"runner_id\":\"$R\",\"table_name\":\"visits\"}"
 check_eq "after the run, delete_table still edits the runner (as add_table does)" "0" "$CTL_RC"
 
+check_no_sanitizer_reports
 finish
