@@ -10,6 +10,7 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
+#include "openrpc.h"
 #include "poller.h"
 #include "runner-config.h"
 #include "runner.h"
@@ -269,6 +270,12 @@ static int runner_from_file_json(Runners *rs, const char *file, json_object *o, 
             !json_object_object_get_ex(o, "docs", &v) || !json_object_is_type(v, json_type_array) ||
             !json_object_object_get_ex(o, "owner", &v) || !json_object_is_type(v, json_type_int)) {
                 log_error("Runner file '%s' lacks id, display_name, owner or docs.", file);
+                return -EBADMSG;
+        }
+        /* the id names the file runner_save() writes: anything but a UUID (a "../" path of
+         * the same length) would put it outside the state directory */
+        if (!string_is_uuid(id, strlen(id))) {
+                log_error("Runner file '%s' holds an id that is not a UUID; refused.", file);
                 return -EBADMSG;
         }
         r = runner_alloc(rs);

@@ -234,8 +234,7 @@ bool json_equal(json_object *a, json_object *b, unsigned depth);
 uint64_t json_hash(json_object *v, unsigned depth);
 /* Number of code points in a UTF-8 string. */
 size_t utf8_length(const char *s, size_t n);
-/* Whether s is a UUID in the canonical 8-4-4-4-12 form, any case. */
-bool string_is_uuid(const char *s, size_t n);
+/* string_is_uuid() is in openrpc.h: the daemon checks ids with it too. */
 
 /* ---- openrpc-validate.c ------------------------------------------------------------------- */
 

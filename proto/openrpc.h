@@ -95,6 +95,11 @@ void openrpc_error_done(OpenRpcError *e);
 int openrpc_validate_params(const OpenRpc *o, const OpenRpcMethod *m, json_object *params,
                             json_object **ret_params, OpenRpcError *ret_error);
 
+/* Whether s[0..n) is a UUID in the canonical 8-4-4-4-12 form, any case: the check of the
+ * schemas' "format": "uuid" (runner_id and other ids), and of a runner id read from a state
+ * file (runner.c). */
+bool string_is_uuid(const char *s, size_t n);
+
 /* Validates an arbitrary value against the method's result schema (used by tests to prove
  * every reply matches the document). Same error reporting; param is NULL. */
 int openrpc_validate_result(const OpenRpc *o, const OpenRpcMethod *m, json_object *result,
