@@ -292,10 +292,12 @@ char *api_extract_message(const char *body, size_t len, json_object *json) {
 
 /* "GET https://host/api/jobs" for messages (query strings are left out: they may hold tokens). */
 static char *describe_request(const Api *a, UpstreamMethod m, const char *path) {
+        _cleanup_free_ char *shown = NULL;
         char *r = NULL;
-        size_t n = strcspn(path, "?");
 
-        if (asprintf(&r, "%s %s%.*s", upstream_method_to_string(m), a->config->api_url, (int) n, path) < 0)
+        /* a path may come from a server's Location: cleaned like any text from outside */
+        shown = scrub_clean(path, strcspn(path, "?"), MESSAGE_MAX, NULL);
+        if (!shown || asprintf(&r, "%s %s%s", upstream_method_to_string(m), a->config->api_url, shown) < 0)
                 return NULL;
         return r;
 }
@@ -977,8 +979,10 @@ static void request_send(ApiRequest *r) {
         a->n_requests++;
         q = upstream_request_start(a->upstream, &call, on_upstream_done, r, &r->up);
         if (q < 0) {
+                _cleanup_free_ char *shown = scrub_clean(r->path, strcspn(r->path, "?"), MESSAGE_MAX, NULL);
+
                 api_error_setf(&e, q == -EPROTONOSUPPORT ? RPC_UPSTREAM_UNREACHABLE : RPC_INTERNAL_ERROR,
-                               "Cannot send %s %s: %s", upstream_method_to_string(r->method), r->path,
+                               "Cannot send %s %s: %s", upstream_method_to_string(r->method), strna(shown),
                                q == -EPROTONOSUPPORT ? "the URL scheme is not allowed" : strerror(-q));
                 r->state = REQ_NEW;
                 request_fail(r, &e);

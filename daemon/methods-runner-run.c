@@ -21,8 +21,32 @@
 #include "resource-yaml.h"
 #include "runner-config.h"
 #include "runner.h"
+#include "scrub.h"
+#include "upstream.h"
 
 /* ---- runner.run ---------------------------------------------------------------------- */
+
+/* A Location header (a server's bytes) as a message shows it: scrub_clean(), one line of
+ * valid UTF-8, bounded. Returns malloc'd, or NULL on OOM. */
+static char *location_shown(const char *loc) {
+        loc = loc ?: "";
+        return scrub_clean(loc, strlen(loc), UPSTREAM_LOCATION_SHOWN_MAX, NULL);
+}
+
+/* Whether a text from a server may be kept as a name or a Location (in the runner, its state
+ * file, a reply): valid UTF-8 without control characters. */
+static bool text_is_clean(const char *s) {
+        size_t n = strlen(s);
+
+        for (size_t i = 0, l; i < n; i += l) {
+                if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+                        return false;
+                l = utf8_sequence_len((const unsigned char *) s + i, n - i);
+                if (l == 0)
+                        return false;
+        }
+        return true;
+}
 
 /* Releases what a PUT /resources holds. */
 void put_resources_done(PutResources *p) {
@@ -126,7 +150,9 @@ static void on_job_created(const ApiResponse *resp, const ApiError *err, void *u
                                  msg ?: "Creating a job failed", data);
                 return;
         }
-        if (!loc)
+        /* a Location header that is not clean text (the body's is JSON, so UTF-8) would put
+         * its bytes in the state file and replies: the job is then named by its path */
+        if (!loc && resp->location && text_is_clean(resp->location))
                 loc = resp->location;
         if (!loc && asprintf(&synth, "/jobs/%s", name) >= 0)
                 loc = synth;
@@ -261,10 +287,13 @@ static void on_put_resources(const ApiResponse *resp, const ApiError *err, void 
                 q = put_resources_follow(p, resp);
                 if (q >= 0)
                         return;
-                if (q == -EINVAL)
+                if (q == -EINVAL) {
+                        _cleanup_free_ char *shown = location_shown(resp->location);
+
                         api_error_setf(&e, RPC_UPSTREAM_BAD_RESPONSE,
-                                       "PUT /resources answered 201 with a Location outside the API: %s", resp->location);
-                else
+                                       "PUT /resources answered 201 with a Location outside the API: %s",
+                                       strna(shown));
+                } else
                         api_error_setf(&e, RPC_INTERNAL_ERROR, "Cannot follow the Location of PUT /resources: %s",
                                        strerror(-q));
                 p->cb(NULL, &e, op);
@@ -272,13 +301,15 @@ static void on_put_resources(const ApiResponse *resp, const ApiError *err, void 
                 return;
         }
         if (err) {
-                if (api_error_copy(err, &e) < 0) {
+                _cleanup_free_ char *shown = location_shown(p->location);
+
+                if (!shown || api_error_copy(err, &e) < 0) {
                         p->cb(NULL, err, op);
                         return;
                 }
                 free(e.message);
                 if (asprintf(&e.message, "PUT /resources answered 201 with Location %s, and reading it failed: %s",
-                             p->location, strna(err->message)) < 0)
+                             shown, strna(err->message)) < 0)
                         e.message = NULL;
                 p->cb(NULL, e.message ? &e : err, op);
                 api_error_done(&e);
@@ -291,7 +322,8 @@ static void on_put_resources(const ApiResponse *resp, const ApiError *err, void 
                 return;
         }
         name = json_str(p->created, "set_name");
-        if (!name && (segment = runner_location_last_segment(p->location)))
+        /* percent-decoded, the segment may be any bytes: only clean text names a set */
+        if (!name && (segment = runner_location_last_segment(p->location)) && text_is_clean(segment))
                 name = segment;
         if (name && (set = json_object_new_object())) {
                 json_object_object_add(set, "set_name", json_object_new_string(name));

@@ -775,11 +775,52 @@ json_object *jsonrpc_request_new(const char *method, json_object *params, long l
         return TAKE_PTR(o);
 }
 
+/* The last defence of the wire against bytes that are not UTF-8: json-c copies a string's
+ * bytes as they are (escaping control characters only), so a text from outside that reached a
+ * reply without its clean-up would make the reply invalid JSON (RFC 8259 §8.1). Each byte that
+ * does not belong to a well-formed sequence (utf8_sequence_len()) becomes U+FFFD; json-c's text
+ * is ASCII outside strings, so such bytes are always inside one. */
+#define UTF8_REPLACEMENT "\xef\xbf\xbd"
+
+/* The number of bytes of s[0..n) that are not part of a well-formed UTF-8 sequence. */
+static size_t utf8_bad_bytes(const char *s, size_t n) {
+        size_t bad = 0;
+
+        for (size_t i = 0, l; i < n; i += l) {
+                if ((unsigned char) s[i] < 0x80) {
+                        l = 1;
+                        continue;
+                }
+                l = utf8_sequence_len((const unsigned char *) s + i, n - i);
+                if (l == 0) {
+                        bad++;
+                        l = 1;
+                }
+        }
+        return bad;
+}
+
+/* Copies s[0..n) to p with each byte utf8_bad_bytes() counts replaced by U+FFFD (bad of them:
+ * n + 2 * bad bytes written). Returns the end of what it wrote. */
+static char *utf8_copy_repaired(char *p, const char *s, size_t n, size_t bad) {
+        if (bad == 0)
+                return mempcpy(p, s, n);
+        for (size_t i = 0, l; i < n; i += l) {
+                l = utf8_sequence_len((const unsigned char *) s + i, n - i);
+                if (l == 0) {
+                        p = mempcpy(p, UTF8_REPLACEMENT, STRLEN(UTF8_REPLACEMENT));
+                        l = 1;
+                } else
+                        p = mempcpy(p, s + i, l);
+        }
+        return p;
+}
+
 /* Serializes one message as a wire frame. */
 int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len) {
         const char *s;
-        size_t n;
-        char *buf;
+        size_t n, bad;
+        char *buf, *p;
 
         assert_return(ret, -EINVAL);
         assert_return(ret_len, -EINVAL);
@@ -792,15 +833,16 @@ int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len) {
         if (frame_check_encodable(s, n) < 0)
                 return -EINVAL;
 
-        buf = malloc(n + 2);
+        bad = utf8_bad_bytes(s, n);
+        buf = malloc(n + 2 * bad + 2);
         if (!buf)
                 return -ENOMEM;
-        memcpy(buf, s, n);
-        buf[n] = '\n';
-        buf[n + 1] = '\0';
+        p = utf8_copy_repaired(buf, s, n, bad);
+        *p++ = '\n';
+        *p = '\0';
 
         *ret = buf;
-        *ret_len = n + 1;
+        *ret_len = (size_t) (p - buf);
         return 0;
 }
 
@@ -809,7 +851,7 @@ int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len) {
 int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t *ret_len) {
         static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
         const char *rs = "null", *is = "null";
-        size_t rn = 4, in = 4, n;
+        size_t rn = 4, in = 4, n, rbad, ibad;
         char *buf, *p;
 
         assert_return(ret && ret_len, -EINVAL);
@@ -819,14 +861,16 @@ int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t
                 return -ENOMEM;
         if (frame_check_encodable(rs, rn) < 0 || frame_check_encodable(is, in) < 0)
                 return -EINVAL;
-        n = STRLEN(head) + rn + STRLEN(mid) + in + 2;
+        rbad = utf8_bad_bytes(rs, rn);
+        ibad = utf8_bad_bytes(is, in);
+        n = STRLEN(head) + rn + 2 * rbad + STRLEN(mid) + in + 2 * ibad + 2;
         buf = malloc(n + 1);
         if (!buf)
                 return -ENOMEM;
         p = mempcpy(buf, head, STRLEN(head));
-        p = mempcpy(p, rs, rn);
+        p = utf8_copy_repaired(p, rs, rn, rbad);
         p = mempcpy(p, mid, STRLEN(mid));
-        p = mempcpy(p, is, in);
+        p = utf8_copy_repaired(p, is, in, ibad);
         *p++ = '}';
         *p++ = '\n';
         *p = '\0';

@@ -102,13 +102,15 @@ json_object *jsonrpc_request_new(const char *method, json_object *params, long l
 /* Serializes compactly for the wire (no slash escaping, no raw newlines) and appends "\n".
  * Returns 0 and a malloc'd string in *ret of *ret_len bytes (terminator included, plus a NUL
  * not counted), -ENOMEM, or -EINVAL when the text would hold a raw "\n" or "\r" (json-c
- * escapes them in strings; only a value with a hand-made serializer could). */
+ * escapes them in strings; only a value with a hand-made serializer could). The text is always
+ * valid UTF-8: a byte of a string that is not part of a well-formed sequence (json-c copies
+ * strings' bytes as they are) becomes U+FFFD. */
 int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len);
 
 /* Serializes the reply {"jsonrpc":"2.0","result":result,"id":id} for the wire, as
  * jsonrpc_serialize(jsonrpc_result_new(id, result)) would, without building the reply object.
- * Borrows both (NULL is JSON null). Returns 0 with a malloc'd text ending in "\n", -EINVAL,
- * -ENOMEM. */
+ * Borrows both (NULL is JSON null). Returns 0 with a malloc'd text ending in "\n" (valid
+ * UTF-8, as jsonrpc_serialize()'s), -EINVAL, -ENOMEM. */
 int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t *ret_len);
 
 /* The serializer flags every component uses on the wire. */

@@ -867,6 +867,55 @@ START_TEST(test_result_text) {
 }
 END_TEST
 
+/* Bytes that are not UTF-8 in a string (json-c copies a string's bytes as they are) never
+ * reach the wire: each becomes U+FFFD, in a serialized message and in a result's text alike,
+ * and the line parses as strict JSON; valid UTF-8 goes out byte for byte. */
+START_TEST(test_serialize_not_utf8) {
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "caf\xe9", "caf\xef\xbf\xbd" },
+                { "/api/resources/\xe3\x14\xff", "/api/resources/\xef\xbf\xbd\\u0014\xef\xbf\xbd" },
+                { "\xc3\xa9t\xc3\xa9 \xe2\x82\xac", "\xc3\xa9t\xc3\xa9 \xe2\x82\xac" },
+                { "cut \xe2\x82", "cut \xef\xbf\xbd\xef\xbf\xbd" },
+                { "surrogate \xed\xa0\x80", "surrogate \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+                { "overlong \xc0\xaf", "overlong \xef\xbf\xbd\xef\xbf\xbd" },
+                { "\xf4\x90\x80\x80!", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_free_ char *expect_error = NULL, *expect_result = NULL, *text = NULL, *key = NULL;
+                json_object *id = json_object_new_int(7), *reply, *res, *parsed = NULL;
+                size_t n = 0;
+
+                ck_assert_int_ge(asprintf(&expect_error, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\"%s\",",
+                                          cases[i].out),
+                                 0);
+                reply = jsonrpc_error_new(id, -32000, cases[i].in, NULL);
+                ck_assert_ptr_nonnull(reply);
+                ck_assert_msg(startswith(wire(reply), expect_error), "%s", wire(reply));
+                ck_assert_int_eq(json_parse_strict(wire(reply), strlen(wire(reply)), 8, &parsed), 0);
+                json_object_put(parsed);
+                json_object_put(reply);
+
+                /* in a key as in a value, through the result shortcut */
+                ck_assert_int_ge(asprintf(&key, "k%s", cases[i].in), 0);
+                res = json_object_new_object();
+                json_object_object_add(res, key, json_object_new_string(cases[i].in));
+                ck_assert_int_ge(asprintf(&expect_result, "{\"jsonrpc\":\"2.0\",\"result\":{\"k%s\":\"%s\"},\"id\":7}\n",
+                                          cases[i].out, cases[i].out),
+                                 0);
+                ck_assert_int_eq(jsonrpc_result_text(id, res, &text, &n), 0);
+                ck_assert_str_eq(text, expect_result);
+                ck_assert_uint_eq(n, strlen(expect_result));
+                ck_assert_int_eq(json_parse_strict(text, n - 1, 8, &parsed), 0);
+                json_object_put(parsed);
+                json_object_put(res);
+                json_object_put(id);
+        }
+}
+END_TEST
+
 static Suite *jsonrpc_suite(void) {
         Suite *s = suite_create("jsonrpc");
         TCase *tc;
@@ -920,6 +969,7 @@ static Suite *jsonrpc_suite(void) {
         tcase_add_test(tc, test_round_trip);
         tcase_add_test(tc, test_rounded);
         tcase_add_test(tc, test_result_text);
+        tcase_add_test(tc, test_serialize_not_utf8);
         suite_add_tcase(s, tc);
 
         return s;
