@@ -40,7 +40,8 @@ static void check_emit_round_trip(json_object *docs) {
         free(error);
 }
 
-/* How many links the table `parent` of the schema has to `child`. */
+/* How many links the table `parent` of the schema (the first of that name, the one
+ * runner_config_add_link() edits) has to `child`. */
 static size_t links_to(json_object *docs, const char *parent, const char *child) {
         json_object *schema = runner_config_find(docs, "AvatarSchema", "schema"), *spec, *tables, *links;
         size_t n = 0;
@@ -50,18 +51,21 @@ static size_t links_to(json_object *docs, const char *parent, const char *child)
         for (size_t i = 0; i < json_object_array_length(tables); i++) {
                 json_object *t = json_object_array_get_idx(tables, i), *name;
 
-                if (!json_object_object_get_ex(t, "name", &name) ||
-                    strcmp(json_object_get_string(name), parent) != 0 ||
-                    !json_object_object_get_ex(t, "links", &links))
+                /* the input's tables may have any name, null included */
+                if (!json_object_object_get_ex(t, "name", &name) || !json_object_is_type(name, json_type_string) ||
+                    strcmp(json_object_get_string(name), parent) != 0)
                         continue;
+                links = json_object_object_get(t, "links");
                 for (size_t k = 0; k < json_object_array_length(links); k++) {
                         json_object *to, *table;
 
                         if (json_object_object_get_ex(json_object_array_get_idx(links, k), "to", &to) &&
                             json_object_object_get_ex(to, "table", &table) &&
+                            json_object_is_type(table, json_type_string) &&
                             strcmp(json_object_get_string(table), child) == 0)
                                 n++;
                 }
+                break;
         }
         return n;
 }
