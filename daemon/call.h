@@ -49,6 +49,7 @@ extern const MethodDef methods_manager[];
 extern const MethodDef methods_runner[];
 extern const MethodDef methods_runner_results[];
 extern const MethodDef methods_runner_run[];
+extern const MethodDef methods_runner_wait[];
 extern const MethodDef methods_runner_tables[];
 
 /* Who called: the peer's credentials, read when it connected. */

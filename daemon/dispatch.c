@@ -65,6 +65,7 @@ static const MethodDef *const method_tables[] = {
         methods_runner,
         methods_runner_tables,
         methods_runner_run,
+        methods_runner_wait,
         methods_runner_results,
 };
 

@@ -2,8 +2,8 @@
 /*
  * The runner methods, one file per family: methods-runner.c (runners: create, load, export,
  * delete, list, close), methods-runner-tables.c (tables, links, parameters, advice),
- * methods-runner-run.c (run, status, wait, watch) and methods-runner-results.c (results and
- * downloads). This header holds what they share.
+ * methods-runner-run.c (run), methods-runner-wait.c (status, wait, watch) and
+ * methods-runner-results.c (results and downloads). This header holds what they share.
  *
  * Long operations (uploads, runs, waits, downloads) are asynchronous Ops (op.h) that hold a
  * reference on their runner and mark it busy while they change it.

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runner methods that follow jobs: the status (runner.get_status), runner.wait until the
+ * run's jobs are done, and manager.watch_jobs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "config.h"
+#include "core.h"
+#include "errors.h"
+#include "json-util.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "methods-runner.h"
+#include "op.h"
+#include "poller.h"
+#include "resource-yaml.h"
+#include "runner-config.h"
+#include "runner.h"
+#include "scrub.h"
+#include "upstream.h"
+
+/* ---- runner.get_status / runner.wait ------------------------------------------------------- */
+
+/* runner.get_status: the runner, its tables and jobs as last seen (refresh: poll now). */
+static int method_get_status(Call *c, json_object *params) {
+        Runner *r = runner_for_call(c, params);
+        json_object *v;
+
+        if (!r)
+                return 0;
+        if (json_object_object_get_ex(params, "refresh", &v) && json_object_get_boolean(v) && r->set_name)
+                poller_kick(c->core->poller, r->set_name);
+        return reply_status(c, r);
+}
+
+typedef struct WaitOp {
+        Op op;
+        Runner *runner;
+        RunnerWaiter *waiter;
+        json_object *which;
+        struct event *deadline;
+        Notifier notifier;
+} WaitOp;
+
+/* Releases the wait state. */
+static void wait_cleanup(Op *op) {
+        WaitOp *w = (WaitOp *) op;
+
+        runner_waiter_remove(w->waiter);
+        if (w->deadline)
+                event_free(w->deadline);
+        json_object_put(w->which);
+        runner_unref(w->runner);
+}
+
+/* The jobs of the wait, as the API shows them. */
+static json_object *wait_jobs(WaitOp *w) {
+        json_object *a = json_object_new_array();
+        Runner *r = w->runner;
+
+        for (size_t i = 0; a && i < r->n_jobs; i++)
+                if (!w->which || json_array_has_str(w->which, r->jobs[i].parameters_name))
+                        json_object_array_add(a, runner_job_json(&r->jobs[i]));
+        return a;
+}
+
+/* Finishes a wait with its outcome. */
+static void wait_finish(WaitOp *w, bool done, bool timed_out) {
+        json_object *o = json_object_new_object();
+        Call *c;
+
+        if (o) {
+                json_object_object_add(o, "runner_id", json_object_new_string(w->runner->id));
+                json_object_object_add(o, "done", json_object_new_boolean(done));
+                json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
+                json_object_object_add(o, "set_name", w->runner->set_name ? json_object_new_string(w->runner->set_name) : NULL);
+                json_object_object_add(o, "jobs", wait_jobs(w));
+                json_object_object_add(o, "subscription", json_object_new_string(w->notifier.id));
+        }
+        c = op_finish(&w->op);
+        if (o)
+                call_reply(c, o);
+        else
+                call_reply_errno(c, -ENOMEM, NULL);
+}
+
+/* Finishes a wait with the failure of a job. */
+static void wait_fail(WaitOp *w, const RunnerJob *j) {
+        const char *exc = j->job ? json_str(j->job, "exception") : NULL;
+        json_object *data = json_object_new_object();
+
+        if (data) {
+                json_object_object_add(data, "job", json_object_new_string(j->parameters_name));
+                /* not "name": error.data.name is the error class (job_failed) */
+                json_object_object_add(data, "job_name", j->name ? json_object_new_string(j->name) : NULL);
+                json_object_object_add(data, "status", json_object_new_string(strna(j->job ? json_str(j->job, "status") : NULL)));
+                json_object_object_add(data, "exception", json_object_new_string(exc ?: ""));
+                json_object_object_add(data, "runner_id", json_object_new_string(w->runner->id));
+        }
+        if (isempty(exc))
+                call_reply_errorf(op_finish(&w->op), RPC_JOB_FAILED, data, "Job %s failed: internal error (status %s)",
+                                  j->parameters_name, strna(j->job ? json_str(j->job, "status") : NULL));
+        else
+                call_reply_errorf(op_finish(&w->op), RPC_JOB_FAILED, data, "Job %s failed with exception: %s",
+                                  j->parameters_name, exc);
+}
+
+/* Jobs changed (or failed, or all done, or the runner closed). */
+static void on_wait_event(Runner *r, json_object *changed, const RunnerJob *failed, bool all_done, void *userdata) {
+        WaitOp *w = userdata;
+        json_object *p, *jobs;
+
+        if (!changed && !failed && !all_done) {
+                /* the runner was closed */
+                call_reply_errorf(op_finish(&w->op), RPC_NOT_FOUND, NULL, "Runner %s was closed", r->id);
+                return;
+        }
+        jobs = json_object_new_array();
+        for (size_t i = 0; jobs && i < json_array_len(changed); i++) {
+                RunnerJob *j = runner_job(r, json_object_get_string(json_object_array_get_idx(changed, i)));
+
+                if (j)
+                        json_object_array_add(jobs, runner_job_json(j));
+        }
+        if (json_array_len(jobs) > 0) {
+                p = json_object_new_object();
+                if (p) {
+                        json_object_object_add(p, "runner_id", json_object_new_string(r->id));
+                        json_object_object_add(p, "event", json_object_new_string("jobs"));
+                        json_object_object_add(p, "jobs", json_object_get(jobs));
+                        notifier_send(w->op.call, &w->notifier, "runner.progress", p);
+                }
+        }
+        json_object_put(jobs);
+        if (failed)
+                wait_fail(w, failed);
+        else if (all_done)
+                wait_finish(w, true, false);
+}
+
+/* The deadline passed. */
+static void on_wait_deadline(evutil_socket_t fd, short what, void *userdata) {
+        (void) fd;
+        (void) what;
+        wait_finish(userdata, false, true);
+}
+
+/* runner.wait: until the jobs are done (or one failed), or the deadline; progress
+ * notifications meanwhile. */
+static int method_wait(Call *c, json_object *params) {
+        Runner *r = runner_for_call(c, params);
+        json_object *v, *which = json_object_object_get(params, "jobs");
+        const RunnerJob *failed = NULL;
+        double timeout = WAIT_DEFAULT_S;
+        struct timeval tv;
+        WaitOp *w;
+        int q;
+
+        if (!r)
+                return 0;
+        if (r->n_jobs == 0)
+                return call_reply_errorf(c, RPC_INVALID_STATE, NULL, "Runner %s has no job: call runner.run first", r->id);
+        for (size_t i = 0; i < json_array_len(which); i++) {
+                const char *p = json_object_get_string(json_object_array_get_idx(which, i));
+
+                if (!runner_job(r, p))
+                        return call_reply_errorf(c, RPC_NOT_FOUND, NULL, "Runner %s has no job '%s'", r->id, p);
+        }
+        if (json_object_object_get_ex(params, "timeout_s", &v) && v)
+                timeout = json_object_get_double(v);
+        w = op_new(c, sizeof(WaitOp));
+        if (!w)
+                return -ENOMEM;
+        w->op.cleanup = wait_cleanup;
+        w->runner = runner_ref(r);
+        w->which = json_object_get(which);
+        notifier_init(&w->notifier);
+        if (runner_jobs_done(r, which, &failed) || failed) {
+                if (failed)
+                        wait_fail(w, failed);
+                else
+                        wait_finish(w, true, false);
+                return 0;
+        }
+        q = runner_waiter_add(r, which, on_wait_event, w, &w->waiter);
+        if (q < 0)
+                return op_start_failed(&w->op, q);
+        w->deadline = evtimer_new(c->core->base, on_wait_deadline, w);
+        if (!w->deadline)
+                return op_start_failed(&w->op, -ENOMEM);
+        tv.tv_sec = (time_t) timeout;
+        tv.tv_usec = (suseconds_t) ((timeout - (double) tv.tv_sec) * 1e6);
+        evtimer_add(w->deadline, &tv);
+        (void) runner_track(r);
+        return 0;
+}
+
+/* ---- manager.watch_jobs ------------------------------------------------------------------- */
+
+typedef struct WatchOp {
+        Op op;
+        PollerWatch *watch;
+        json_object *names;      /* job names to report, or NULL for all of the set */
+        struct event *deadline;
+        Notifier notifier;
+        char *set_name;
+        json_object *last;       /* last jobs seen */
+} WatchOp;
+
+/* Releases the watch. */
+static void watch_cleanup(Op *op) {
+        WatchOp *w = (WatchOp *) op;
+
+        poller_unwatch(w->watch);
+        if (w->deadline)
+                event_free(w->deadline);
+        json_object_put(w->names);
+        json_object_put(w->last);
+        free(w->set_name);
+}
+
+/* Finishes the watch with the jobs as last seen. */
+static void watch_finish(WatchOp *w, bool done) {
+        json_object *o = json_object_new_object();
+
+        if (o) {
+                json_object_object_add(o, "subscription", json_object_new_string(w->notifier.id));
+                json_object_object_add(o, "set_name", json_object_new_string(w->set_name));
+                json_object_object_add(o, "done", json_object_new_boolean(done));
+                json_object_object_add(o, "jobs", w->last ? json_object_get(w->last) : json_object_new_array());
+                json_object_object_add(o, "notifications", json_object_new_uint64(w->notifier.seq));
+        }
+        if (o)
+                call_reply(op_finish(&w->op), o);
+        else
+                call_reply_errno(op_finish(&w->op), -ENOMEM, NULL);
+}
+
+/* A poll of the watched set. */
+static void on_watch_polled(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
+                            void *userdata) {
+        WatchOp *w = userdata;
+        json_object *mine = json_object_new_array(), *p;
+        bool all_done = true;
+
+        (void) set_name;
+        if (err || !mine) {
+                json_object_put(mine);
+                return;
+        }
+        json_object_put(w->last);
+        w->last = json_object_new_array();
+        for (size_t i = 0; i < json_array_len(jobs); i++) {
+                json_object *j = json_object_array_get_idx(jobs, i);
+                const char *name = json_str(j, "name");
+
+                if (w->names && !json_array_has_str(w->names, name))
+                        continue;
+                json_object_array_add(w->last, json_object_get(j));
+                if (!job_done(j))
+                        all_done = false;
+                if (json_array_has_str(changed, name))
+                        json_object_array_add(mine, json_object_get(j));
+        }
+        if (json_array_len(mine) > 0 && (p = json_object_new_object())) {
+                json_object_object_add(p, "set_name", json_object_new_string(w->set_name));
+                json_object_object_add(p, "jobs", json_object_get(mine));
+                notifier_send(w->op.call, &w->notifier, "jobs.changed", p);
+        }
+        json_object_put(mine);
+        if (all_done && json_array_len(w->last) > 0)
+                watch_finish(w, true);
+}
+
+/* The watch deadline passed. */
+static void on_watch_deadline(evutil_socket_t fd, short what, void *userdata) {
+        (void) fd;
+        (void) what;
+        watch_finish(userdata, false);
+}
+
+/* manager.watch_jobs: notifications about the jobs of a set until they are done, the
+ * deadline passes or the caller disconnects; the reply comes at the end. */
+static int method_watch_jobs(Call *c, json_object *params) {
+        const char *set = json_str(params, "set_name"), *rid = json_str(params, "runner_id");
+        json_object *v;
+        double timeout = WAIT_DEFAULT_S;
+        struct timeval tv;
+        WatchOp *w;
+        int q;
+
+        if (!set && rid) {
+                Runner *r = runner_for_call(c, params);
+
+                if (!r)
+                        return 0;
+                if (!r->set_name)
+                        return call_reply_errorf(c, RPC_INVALID_STATE, NULL, "Runner %s has not run yet", r->id);
+                set = r->set_name;
+        }
+        if (!set)
+                return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL, "Invalid params: give set_name or runner_id");
+        if (json_object_object_get_ex(params, "timeout_s", &v) && v)
+                timeout = json_object_get_double(v);
+        w = op_new(c, sizeof(WatchOp));
+        if (!w)
+                return -ENOMEM;
+        w->op.cleanup = watch_cleanup;
+        w->set_name = strdup(set);
+        w->names = json_object_get(json_object_object_get(params, "jobs"));
+        notifier_init(&w->notifier);
+        w->deadline = evtimer_new(c->core->base, on_watch_deadline, w);
+        if (!w->set_name || !w->deadline)
+                return op_start_failed(&w->op, -ENOMEM);
+        q = poller_watch(c->core->poller, set, on_watch_polled, w, &w->watch);
+        if (q < 0)
+                return op_start_failed(&w->op, q);
+        /* joining a set that is already followed: start from what its last poll saw */
+        {
+                json_object *last = poller_last_jobs(c->core->poller, set), *names = json_object_new_array();
+
+                for (size_t i = 0; names && i < json_array_len(last); i++) {
+                        const char *n = json_str(json_object_array_get_idx(last, i), "name");
+
+                        if (n)
+                                json_object_array_add(names, json_object_new_string(n));
+                }
+                if (json_array_len(names) > 0) {
+                        json_object_get(last);
+                        on_watch_polled(set, last, names, NULL, w);
+                        json_object_put(last);
+                }
+                json_object_put(names);
+                /* the snapshot may already show every job done (and the call finished) */
+                if (c->finished)
+                        return 0;
+        }
+        tv.tv_sec = (time_t) timeout;
+        tv.tv_usec = (suseconds_t) ((timeout - (double) tv.tv_sec) * 1e6);
+        evtimer_add(w->deadline, &tv);
+        return 0;
+}
+
+const MethodDef methods_runner_wait[] = {
+        { "manager.watch_jobs", method_watch_jobs, 0 },
+        { "runner.get_status", method_get_status, 0 },
+        { "runner.wait", method_wait, 0 },
+        {}
+};
