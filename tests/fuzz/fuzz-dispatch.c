@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "fuzz-check.h"
 #include "fuzz-env.h"
 #include "jsonrpc.h"
 #include "runner.h"
@@ -65,37 +66,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;
 }
 
-static bool code_known(int64_t code) {
-        size_t n;
-        const RpcErrorInfo *t = rpc_error_table(&n);
-
-        for (size_t i = 0; i < n; i++)
-                if (t[i].code == code)
-                        return true;
-        return false;
-}
-
-/* One JSON-RPC object the daemon sent: a reply or a notification. */
-static void check_message(json_object *m) {
-        json_object *v, *e;
-
-        assert(json_object_is_type(m, json_type_object));
-        assert(json_object_object_get_ex(m, "jsonrpc", &v) && strcmp(json_object_get_string(v), "2.0") == 0);
-        if (json_object_object_get_ex(m, "method", &v)) {
-                assert(json_object_is_type(v, json_type_string));
-                assert(!json_object_object_get_ex(m, "id", NULL));
-                return;
-        }
-        assert(json_object_object_get_ex(m, "id", NULL));
-        if (json_object_object_get_ex(m, "error", &e)) {
-                assert(!json_object_object_get_ex(m, "result", NULL));
-                assert(json_object_object_get_ex(e, "code", &v) && json_object_is_type(v, json_type_int));
-                assert(code_known(json_object_get_int64(v)));
-                assert(json_object_object_get_ex(e, "message", &v) && json_object_is_type(v, json_type_string));
-        } else
-                assert(json_object_object_get_ex(m, "result", NULL));
-}
-
 /* One line on the wire. */
 static void check_line(const char *text, size_t len) {
         json_object *o = NULL;
@@ -111,9 +81,9 @@ static void check_line(const char *text, size_t len) {
         if (json_object_is_type(o, json_type_array)) {
                 assert(json_object_array_length(o) > 0);
                 for (size_t i = 0; i < json_object_array_length(o); i++)
-                        check_message(json_object_array_get_idx(o, i));
+                        fuzz_check_message(json_object_array_get_idx(o, i));
         } else
-                check_message(o);
+                fuzz_check_message(o);
         if (!key_may_appear && memmem(text, len, FUZZ_API_KEY, strlen(FUZZ_API_KEY))) {
                 fprintf(stderr, "the API key reached a client: %.*s", (int) len, text);
                 abort();

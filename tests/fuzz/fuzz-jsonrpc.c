@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "fuzz-check.h"
 #include "jsonrpc.h"
 #include "openrpc.h"
 #include "protocol.h"
@@ -49,17 +50,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;
 }
 
-/* Whether an error code is one of the documented classes. */
-static bool code_known(int64_t code) {
-        size_t n;
-        const RpcErrorInfo *t = rpc_error_table(&n);
-
-        for (size_t i = 0; i < n; i++)
-                if (t[i].code == code)
-                        return true;
-        return false;
-}
-
 /* Checks one parsed-back reply object against the call it answers (id NULL = null). */
 static void check_reply(json_object *reply, json_object *id) {
         json_object *v, *e, *code, *message;
@@ -73,7 +63,7 @@ static void check_reply(json_object *reply, json_object *id) {
                 assert(!json_object_object_get_ex(reply, "result", NULL));
                 assert(json_object_is_type(e, json_type_object));
                 assert(json_object_object_get_ex(e, "code", &code) && json_object_is_type(code, json_type_int));
-                assert(code_known(json_object_get_int64(code)));
+                assert(fuzz_code_known(json_object_get_int64(code)));
                 assert(json_object_object_get_ex(e, "message", &message) &&
                        json_object_is_type(message, json_type_string));
         } else
