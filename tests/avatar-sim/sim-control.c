@@ -7,6 +7,7 @@
 #include "sim-echo.h"
 #include "sim-jobs.h"
 #include "sim-results.h"
+#include "sim-storage.h"
 
 #define FAULT_MAX_LATENCY_MS 600000
 #define TICK_MAX 10000
@@ -18,6 +19,8 @@ struct Fault {
         char *route;  /* exact route name ("GET /api/jobs/{name}"); NULL: any */
         char *method; /* NULL: any */
         long count;   /* matching requests left; -1: always */
+        long after;   /* matching requests still let through untouched before it applies */
+        uint64_t matched; /* matching requests seen, let through or not */
         unsigned latency_ms;
         int status;
         int retry_after_s; /* -1: none */
@@ -116,9 +119,19 @@ void fault_match(Sim *sim, Req *r) {
         for (Fault **p = &sim->faults; *p;) {
                 Fault *f = *p;
 
+                if (!fault_matches(f, r)) {
+                        p = &f->next;
+                        continue;
+                }
+                /* request N of a route: the first `after` ones are counted and let through */
+                f->matched++;
+                if (f->after > 0) {
+                        f->after--;
+                        p = &f->next;
+                        continue;
+                }
                 /* the first matching hold rule holds the request, later ones pass it by */
-                if (!fault_matches(f, r) || (fault_has_action(f) && acted) ||
-                    (f->hold && r->hold_id > 0)) {
+                if ((fault_has_action(f) && acted) || (f->hold && r->hold_id > 0)) {
                         p = &f->next;
                         continue;
                 }
@@ -344,6 +357,8 @@ static json_object *fault_to_json(const Fault *f) {
         json_object_object_add(o, "route", json_string_or_null(f->route));
         json_object_object_add(o, "method", json_string_or_null(f->method));
         json_object_object_add(o, "count", f->count < 0 ? NULL : json_object_new_int64(f->count));
+        json_object_object_add(o, "after", json_object_new_int64(f->after));
+        json_object_object_add(o, "matched", json_object_new_int64((int64_t) f->matched));
         json_object_object_add(o, "latency_ms", json_object_new_int64(f->latency_ms));
         json_object_object_add(o, "status", f->status ? json_object_new_int(f->status) : NULL);
         json_object_object_add(o, "retry_after_s",
@@ -472,10 +487,10 @@ static void on_fault_add(Req *r) {
         static const char *const keys[] = { "path",          "route",          "method", "status",
                                             "count",         "latency_ms",     "retry_after_s",
                                             "retry_after_in", "drop",          "body",   "response",
-                                            "hold",          "echo" };
+                                            "hold",          "echo",   "after" };
         _cleanup_(json_object_putp) json_object *body = NULL;
         Fault *f, **p;
-        int64_t count = -1;
+        int64_t count = -1, after = 0;
         json_object *o;
 
         if (control_body(r, &body) < 0 || check_keys(r, body, keys, ELEMENTSOF(keys)) < 0)
@@ -490,13 +505,15 @@ static void on_fault_add(Req *r) {
                 return;
         }
         if (fault_parse_match(r, body, f) < 0 || fault_parse_effect(r, body, f) < 0 ||
-            opt_int(r, body, "count", 1, 1000000000, &count, NULL) < 0) {
+            opt_int(r, body, "count", 1, 1000000000, &count, NULL) < 0 ||
+            opt_int(r, body, "after", 0, 1000000000, &after, NULL) < 0) {
                 if (!r->replied)
                         req_reply_message(r, 500, "Out of memory");
                 fault_free(f);
                 return;
         }
         f->count = count;
+        f->after = after;
         f->id = ++r->sim->next_fault_id;
         for (p = &r->sim->faults; *p; p = &(*p)->next)
                 ;
@@ -814,6 +831,19 @@ static void on_clock(Req *r) {
         req_reply_message(r, 200, "Job clock set");
 }
 
+/* The {"route": n} map of the requests held now. */
+static json_object *held_routes(Sim *sim) {
+        json_object *o = json_object_new_object();
+
+        for (Req *h = sim->held; o && h; h = h->delayed_next) {
+                const char *route = h->route ? h->route : "{unknown}";
+                json_object *n = json_object_object_get(o, route);
+
+                json_object_object_add(o, route, json_object_new_int64(n ? json_object_get_int64(n) + 1 : 1));
+        }
+        return o;
+}
+
 /* GET /_sim/stats. */
 static void on_stats(Req *r) {
         Sim *sim = r->sim;
@@ -827,6 +857,7 @@ static void on_stats(Req *r) {
                 json_object_object_add(o, "faults_applied",
                                        json_object_new_int64((int64_t) sim->n_faults_applied));
                 json_object_object_add(o, "held", json_object_new_int64((int64_t) sim->n_held));
+                json_object_object_add(o, "held_routes", held_routes(sim));
                 json_object_object_add(o, "jobs", json_object_new_int64((int64_t) sim->n_jobs));
                 json_object_object_add(o, "sets", json_object_new_int64((int64_t) sim->n_sets));
                 json_object_object_add(o, "uploads", json_object_new_int64((int64_t) sim->n_uploads));
@@ -850,6 +881,18 @@ static void on_all_jobs(Req *r) {
         }
         if (o && a) {
                 json_object_object_add(o, "jobs", a);
+                a = NULL;
+        }
+        json_object_put(a);
+        req_reply_json(r, 200, o);
+}
+
+/* GET /_sim/uploads: the multipart uploads in progress, of every user. */
+static void on_uploads(Req *r) {
+        json_object *o = json_object_new_object(), *a = storage_uploads_json(r->sim);
+
+        if (o && a) {
+                json_object_object_add(o, "uploads", a);
                 a = NULL;
         }
         json_object_put(a);
@@ -882,6 +925,7 @@ static const Route control_routes[] = {
         { EVHTTP_REQ_POST, "/_sim/clock", on_clock, 0 },
         { EVHTTP_REQ_GET, "/_sim/stats", on_stats, 0 },
         { EVHTTP_REQ_GET, "/_sim/jobs", on_all_jobs, 0 },
+        { EVHTTP_REQ_GET, "/_sim/uploads", on_uploads, 0 },
 };
 
 /* Routes a /_sim request. */

@@ -1324,6 +1324,24 @@ static Upload *upload_find(Sim *sim, const char *id, const S3Ctx *c) {
         return NULL;
 }
 
+/* The multipart uploads in progress, [{id, bucket, key, parts}], for /_sim/uploads. */
+json_object *storage_uploads_json(Sim *sim) {
+        json_object *a = json_object_new_array();
+
+        for (Upload *u = sim->uploads; a && u; u = u->next) {
+                json_object *o = json_object_new_object();
+
+                if (!o)
+                        break;
+                json_object_object_add(o, "id", json_object_new_string(u->id));
+                json_object_object_add(o, "bucket", json_object_new_string(u->bucket));
+                json_object_object_add(o, "key", json_object_new_string(u->key));
+                json_object_object_add(o, "parts", json_object_new_int64((int64_t) u->n_parts));
+                json_object_array_add(a, o);
+        }
+        return a;
+}
+
 /* Unlinks an upload from the list, removes its parts and frees it. */
 static void upload_remove(Sim *sim, Upload *up) {
         for (Upload **p = &sim->uploads; *p; p = &(*p)->next)

@@ -42,3 +42,5 @@ int storage_remove_prefix(Sim *sim, const char *bucket, const char *prefix);
 
 /* Routes a /storage request: sets r->route ("PUT /storage/{bucket}/{key}") and r->handler. */
 void storage_route(Req *r);
+/* The multipart uploads in progress, [{id, bucket, key, parts}], for /_sim/uploads. */
+json_object *storage_uploads_json(Sim *sim);

@@ -552,8 +552,14 @@ P2=$(etag_header)
 s3 POST "$USER1/30d/small.bin?uploadId=$UPLOAD2" --data-binary \
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>$P1</ETag></Part><Part><PartNumber>2</PartNumber><ETag>$P2</ETag></Part></CompleteMultipartUpload>"
 check "a part under the minimum size is EntityTooSmall" expect 400 '<Code>EntityTooSmall</Code>'
+ctl GET /_sim/uploads
+check "/_sim/uploads lists the upload in progress with its parts" expect 200 \
+        "{\"id\":\"$UPLOAD2\",\"bucket\":\"$USER1\",\"key\":\"30d/small.bin\",\"parts\":2}"
+check "/_sim/uploads does not list a completed upload" lacks "\"$UPLOAD\""
 s3 DELETE "$USER1/30d/small.bin?uploadId=$UPLOAD2"
 check "AbortMultipartUpload" expect 204
+ctl GET /_sim/uploads
+check "an aborted upload leaves /_sim/uploads" expect 200 '{"uploads":[]}'
 s3 PUT "$USER1/30d/small.bin?partNumber=3&uploadId=$UPLOAD2" --data-binary 'x'
 check "an aborted upload is gone" expect 404 'NoSuchUpload'
 
@@ -1077,6 +1083,29 @@ ctl DELETE /_sim/faults
 check "then nothing is left to release" expect 200 '"released":0'
 req GET "$BASE/api/health"
 check "the server answers after a held client left" expect 200
+
+# request N of a route: "after" lets the first N-1 matching requests through, counted
+ctl POST /_sim/fault '{"route":"GET /api/health","hold":true,"after":2,"count":1}'
+check "control: a hold from the third request on" expect 201 '"after":2' '"matched":0'
+HID=$(number id)
+req GET "$BASE/api/health"
+check "after: the first matching request is let through" expect 200
+req GET "$BASE/api/health"
+check "after: the second one too" expect 200
+ctl GET /_sim/faults
+check "after: the rule counts what it let through" expect 200 '"after":0' '"matched":2' '"hits":0'
+bg_get hold7 /api/health
+HOLD7=$BG_PID
+check "after: the third request is held" wait_until 20 held_now 1
+ctl GET /_sim/stats
+check "stats name the route of the held request" expect 200 '"held_routes":{"GET /api/health":1}'
+ctl POST /_sim/release "{\"id\":$HID}"
+wait "$HOLD7" || true
+check "after: the held third request is answered once released" same "status" 200 "$(cat "$TMP/hold7.code")"
+ctl GET /_sim/stats
+check "stats: no held route once released" expect 200 '"held_routes":{}'
+ctl POST /_sim/fault '{"route":"GET /api/health","hold":true,"after":-1}'
+check "a negative after is refused" expect 422 'after'
 
 # ---------------------------------------------------------------- robustness
 api POST /api/jobs -H 'Content-Type: application/json' --data-binary "@-" < <(head -c 2000000 /dev/zero | tr '\0' ' ')
