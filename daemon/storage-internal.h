@@ -156,6 +156,10 @@ struct Storage {
         uint64_t timeout_ms;
 
         LIST_HEAD(, StorageOp) ops;
+        LIST_HEAD(, StorageAbort) aborts; /* detached aborts in flight (storage_on_drained()) */
+        unsigned n_aborts;
+        storage_drained_cb drained;
+        void *drained_userdata;
 
         uint64_t n_puts;
         uint64_t n_multipart;
@@ -165,6 +169,16 @@ struct Storage {
         uint64_t bytes_down;
         uint64_t n_errors;
 };
+
+/* A detached AbortMultipartUpload in flight. */
+typedef struct StorageAbort {
+        Storage *storage;
+        UpstreamRequest *req;
+        LIST_ENTRY(StorageAbort) link;
+} StorageAbort;
+
+/* Cancels the detached aborts still in flight (storage_free()). */
+void storage_aborts_cancel(Storage *s);
 
 struct StorageOp {
         Storage *storage;         /* NULL once detached for delivery */

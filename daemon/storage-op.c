@@ -196,9 +196,11 @@ void storage_op_finish(StorageOp *op) {
         storage_op_arm(op, 0);
 }
 
-/* Upstream: a detached abort answered; nobody waits for it, so this only logs. */
+/* Upstream: a detached abort answered; only a stopping daemon waits for it
+ * (storage_on_drained()). */
 static void on_abort_detached_done(const UpstreamResponse *resp, void *userdata) {
-        (void) userdata;
+        StorageAbort *a = userdata;
+        Storage *s = a->storage;
 
         if (resp->error < 0)
                 log_warning("Failed to abort an abandoned multipart upload: %s, ignoring.",
@@ -206,6 +208,29 @@ static void on_abort_detached_done(const UpstreamResponse *resp, void *userdata)
         else if (resp->status / 100 != 2 && resp->status != 404)
                 log_warning("Failed to abort an abandoned multipart upload: HTTP %ld, ignoring.",
                             resp->status);
+        LIST_REMOVE(a, link);
+        free(a);
+        assert(s->n_aborts > 0);
+        if (--s->n_aborts == 0 && s->drained) {
+                storage_drained_cb cb = s->drained;
+
+                s->drained = NULL;
+                cb(s->drained_userdata);
+        }
+}
+
+/* Cancels the detached aborts still in flight. */
+void storage_aborts_cancel(Storage *s) {
+        StorageAbort *a;
+
+        if (s->n_aborts > 0)
+                log_warning("Leaving %u multipart upload abort(s) unanswered.", s->n_aborts);
+        while ((a = LIST_FIRST(&s->aborts))) {
+                upstream_request_cancel(a->req);
+                LIST_REMOVE(a, link);
+                free(a);
+        }
+        s->n_aborts = 0;
 }
 
 /* Fills in a call of this operation: the object's URL with the query (returned, for the
@@ -246,6 +271,7 @@ static UpstreamCall op_abort_call(void) {
 /* Starts an AbortMultipartUpload that nobody waits for. */
 static void op_abort_detached(StorageOp *op) {
         _cleanup_free_ char *url = NULL;
+        StorageAbort *a;
         UpstreamCall call;
         int r;
 
@@ -257,11 +283,22 @@ static void op_abort_detached(StorageOp *op) {
                 log_oom();
                 return;
         }
-        r = upstream_request_start(op->storage->upstream, &call, on_abort_detached_done, NULL,
-                                   NULL);
-        if (r < 0)
+        a = calloc(1, sizeof(StorageAbort));
+        if (!a) {
+                log_oom();
+                return;
+        }
+        a->storage = op->storage;
+        r = upstream_request_start(op->storage->upstream, &call, on_abort_detached_done, a,
+                                   &a->req);
+        if (r < 0) {
                 log_warning_errno(r, "Failed to abort an abandoned multipart upload: %m, "
                                      "ignoring.");
+                free(a);
+                return;
+        }
+        LIST_INSERT_HEAD(&op->storage->aborts, a, link);
+        op->storage->n_aborts++;
 }
 
 /* Upstream: the abort that precedes a failed operation's delivery answered. */

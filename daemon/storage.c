@@ -80,6 +80,7 @@ int storage_new(struct event_base *base, Upstream *upstream, const StorageOption
         s->part_size = opts->part_size;
         s->timeout_ms = opts->timeout_ms;
         LIST_INIT(&s->ops);
+        LIST_INIT(&s->aborts);
         *ret = s;
         return 0;
 }
@@ -139,10 +140,22 @@ Storage *storage_free(Storage *s) {
                 op->storage = NULL;
                 storage_op_free(op);
         }
+        storage_aborts_cancel(s);
         free(s->endpoint);
         free(s->sigv4);
         free(s);
         return NULL;
+}
+
+/* Detached aborts in flight. */
+unsigned storage_pending_aborts(const Storage *s) {
+        return s ? s->n_aborts : 0;
+}
+
+/* Calls cb once the last detached abort in flight answered. */
+void storage_on_drained(Storage *s, storage_drained_cb cb, void *userdata) {
+        s->drained = cb;
+        s->drained_userdata = userdata;
 }
 
 /* Adds one counter to a statistics object. */

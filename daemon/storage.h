@@ -150,6 +150,16 @@ int storage_get_memory(Storage *s, const char *s3url, const StorageCredentials *
  * the caller may close it right away. NULL-safe; the handle is invalid afterwards. */
 void storage_cancel(StorageOp *op);
 
+/* Detached AbortMultipartUploads (storage_cancel() of an upload that had one under way) are
+ * counted until answered, so a stopping daemon can wait for them before it exits:
+ * storage_pending_aborts() says how many are in flight; storage_on_drained() registers a
+ * callback (one at a time; cb NULL clears it) run once, from the completion of the last one,
+ * when the count falls to 0 — never at once, so check the count first. storage_free() cancels
+ * the aborts still in flight. */
+typedef void (*storage_drained_cb)(void *userdata);
+unsigned storage_pending_aborts(const Storage *s);
+void storage_on_drained(Storage *s, storage_drained_cb cb, void *userdata);
+
 /* Counters for daemon.status: {"puts", "multipart_uploads", "parts", "gets", "bytes_up",
  * "bytes_down", "errors"}: successful PutObjects, completed multipart uploads, stored parts,
  * successful gets, bytes stored (PutObject and part bodies), bytes received, failed
