@@ -376,6 +376,7 @@ int ctl_exit_code_from_name(const char *name) {
                 { "invalid_state",         CTL_EXIT_CONFLICT },
                 { "overloaded",            CTL_EXIT_OVERLOADED },
                 { "shutting_down",         CTL_EXIT_OVERLOADED },
+                { "state_not_saved",       CTL_EXIT_OVERLOADED },
         };
         size_t i;
 
@@ -639,6 +640,9 @@ static void print_error_hint(const Ctl *ctl, const char *method, const AvatarCli
                 ctl_hint(ctl, "'avatarctl compat --refresh' asks the server again; it names the version it accepts");
         else if (streq(name, "rate_limited") || streq(name, "overloaded") || streq(name, "shutting_down"))
                 ctl_hint(ctl, "try again in a moment");
+        else if (streq(name, "state_not_saved"))
+                ctl_hint(ctl, "the daemon's state directory is full or failing ('avatarctl status' lists the unsaved "
+                         "runners); free space there and try again");
         else if (streq(name, "timeout"))
                 ctl_hint(ctl, "give it more time with --timeout SECONDS (0: no limit)");
         else if ((streq(name, "invalid_params") || streq(name, "method_not_found")) && ctl->command &&

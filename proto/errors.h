@@ -37,6 +37,7 @@ typedef enum RpcErrorCode {
         RPC_IO_ERROR = -32015,             /* reading or writing a passed descriptor failed */
         RPC_SHUTTING_DOWN = -32016,        /* the daemon is stopping */
         RPC_UPSTREAM_BAD_RESPONSE = -32017,/* upstream answered 2xx with a body we cannot use */
+        RPC_STATE_NOT_SAVED = -32018,      /* the daemon could not write its state directory */
 } RpcErrorCode;
 
 typedef struct RpcErrorInfo {
@@ -77,6 +78,8 @@ const RpcErrorInfo *rpc_error_table(size_t *ret_n);
  *   -EREMOTEIO                         → RPC_STORAGE_ERROR
  *   -ECHILD                            → RPC_JOB_FAILED
  *   -EMSGSIZE                          → RPC_UPSTREAM_BAD_RESPONSE
+ * RPC_STATE_NOT_SAVED has no errno of its own: a failed save of the state directory is
+ * reported with it explicitly (any errno), so -ENOSPC of a passed descriptor stays io_error.
  *   anything else (incl. -ENOMEM)      → RPC_INTERNAL_ERROR
  * A non-negative value is a caller bug and maps to RPC_INTERNAL_ERROR. */
 int rpc_error_code_from_errno(int r);

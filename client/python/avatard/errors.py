@@ -45,6 +45,7 @@ __all__ = [
     "DescriptorIOError",
     "ShuttingDownError",
     "UpstreamBadResponseError",
+    "StateNotSavedError",
     "ERRORS_BY_CODE",
     "error_from_reply",
 ]
@@ -208,6 +209,12 @@ class ShuttingDownError(AvatardError, code=-32016, default_name="shutting_down")
 
 class UpstreamBadResponseError(AvatardError, code=-32017, default_name="upstream_bad_response"):
     """-32017: the server answered 2xx with a body the daemon cannot use."""
+
+
+class StateNotSavedError(AvatardError, OSError, code=-32018, default_name="state_not_saved"):
+    """-32018: the daemon could not write its state directory (``data["state_directory"]``,
+    ``errno``, ``runner_id``, ``kept``); ``data["retryable"]`` says whether trying again may
+    succeed (a full disk: yes, once there is room)."""
 
 
 def error_from_reply(error: Any) -> AvatardError:
