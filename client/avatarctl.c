@@ -371,6 +371,7 @@ int ctl_exit_code_from_name(const char *name) {
                 { "upstream_bad_response", CTL_EXIT_UPSTREAM },
                 { "storage_error",         CTL_EXIT_UPSTREAM },
                 { "job_failed",            CTL_EXIT_JOB_FAILED },
+                { "jobs_lost",             CTL_EXIT_JOB_FAILED },
                 { "conflict",              CTL_EXIT_CONFLICT },
                 { "ambiguous",             CTL_EXIT_CONFLICT },
                 { "invalid_state",         CTL_EXIT_CONFLICT },
@@ -643,7 +644,13 @@ static void print_error_hint(const Ctl *ctl, const char *method, const AvatarCli
         else if (streq(name, "state_not_saved"))
                 ctl_hint(ctl, "the daemon's state directory is full or failing ('avatarctl status' lists the unsaved "
                          "runners); free space there and try again");
-        else if (streq(name, "timeout"))
+        else if (streq(name, "jobs_lost")) {
+                const char *rid = ctl_member_string(e->data, "runner_id") ?: "ID";
+
+                ctl_hint(ctl, "the Avatar server no longer knows these jobs (restarted, or the run was deleted); "
+                         "'avatarctl runner status %s' shows them as lost and 'avatarctl runner run %s' runs "
+                         "them again", rid, rid);
+        } else if (streq(name, "timeout"))
                 ctl_hint(ctl, "give it more time with --timeout SECONDS (0: no limit)");
         else if ((streq(name, "invalid_params") || streq(name, "method_not_found")) && ctl->command &&
                  !streq(ctl->command, "call"))

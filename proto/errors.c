@@ -38,6 +38,7 @@ static const RpcErrorInfo error_table[] = {
         { RPC_SHUTTING_DOWN,         "shutting_down",         "Shutting down",                   true  },
         { RPC_UPSTREAM_BAD_RESPONSE, "upstream_bad_response", "Bad response from upstream",      false },
         { RPC_STATE_NOT_SAVED,       "state_not_saved",       "The daemon could not save its state", true },
+        { RPC_JOBS_LOST,             "jobs_lost",             "Jobs lost upstream",              false },
 };
 
 /* Finds the row of a code, or NULL. */

@@ -38,6 +38,7 @@ typedef enum RpcErrorCode {
         RPC_SHUTTING_DOWN = -32016,        /* the daemon is stopping */
         RPC_UPSTREAM_BAD_RESPONSE = -32017,/* upstream answered 2xx with a body we cannot use */
         RPC_STATE_NOT_SAVED = -32018,      /* the daemon could not write its state directory */
+        RPC_JOBS_LOST = -32019,            /* jobs awaited are gone upstream (404, set deleted) */
 } RpcErrorCode;
 
 typedef struct RpcErrorInfo {

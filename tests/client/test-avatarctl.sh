@@ -187,7 +187,7 @@ expect 3 --socket "$dir/nope.sock" status && contains "cannot connect to $dir/no
 # Error classes and exit codes.
 for pair in -32602:2 -32601:2 -32600:2 -32603:1 -32000:7 -32001:7 -32002:7 -32003:7 \
             -32004:5 -32005:6 -32006:9 -32007:7 -32008:10 -32009:9 -32010:9 -32011:4 \
-            -32012:7 -32013:8 -32014:7 -32015:1 -32016:10 -32017:7 -32018:10; do
+            -32012:7 -32013:8 -32014:7 -32015:1 -32016:10 -32017:7 -32018:10 -32019:8; do
         expect "${pair#*:}" call fail "{\"code\":${pair%%:*}}"
 done
 expect 8 call fail '{"code":-32099,"name":"job_failed"}'

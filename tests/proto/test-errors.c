@@ -44,6 +44,7 @@ static const RpcErrorInfo expected[] = {
         { RPC_SHUTTING_DOWN,         "shutting_down",         NULL, true  },
         { RPC_UPSTREAM_BAD_RESPONSE, "upstream_bad_response", NULL, false },
         { RPC_STATE_NOT_SAVED,       "state_not_saved",       NULL, true  },
+        { RPC_JOBS_LOST,             "jobs_lost",             NULL, false },
 };
 
 START_TEST(test_table_complete) {

@@ -46,6 +46,7 @@ __all__ = [
     "ShuttingDownError",
     "UpstreamBadResponseError",
     "StateNotSavedError",
+    "JobsLostError",
     "ERRORS_BY_CODE",
     "error_from_reply",
 ]
@@ -215,6 +216,13 @@ class StateNotSavedError(AvatardError, OSError, code=-32018, default_name="state
     """-32018: the daemon could not write its state directory (``data["state_directory"]``,
     ``errno``, ``runner_id``, ``kept``); ``data["retryable"]`` says whether trying again may
     succeed (a full disk: yes, once there is room)."""
+
+
+class JobsLostError(AvatardError, code=-32019, default_name="jobs_lost"):
+    """-32019: jobs the call waited for are gone upstream (the server answered 404 for them,
+    or their set was deleted): ``data["lost"]`` names them (``job``: the parameters name,
+    ``job_name``), with ``runner_id`` or ``set_name``. Waiting again cannot help; running
+    them again (``Runner.run``) can."""
 
 
 def error_from_reply(error: Any) -> AvatardError:
