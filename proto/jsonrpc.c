@@ -10,6 +10,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <json-c/printbuf.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -569,9 +570,190 @@ static json_object *detail_new(const char *detail, size_t limit) {
         return TAKE_PTR(d);
 }
 
+/* The fast path of jsonrpc_parse() for the shape nearly every request has: one object whose
+ * members are "jsonrpc": "2.0", "method" and "id" (a plain integer, a plain string or null),
+ * nothing else, no params. "Plain" is printable ASCII without escapes. It gives the message
+ * the full parse would give, without json-c's tokener (which switches the thread's locale for
+ * every text) and without a tree; anything else (params, other members, escapes, non-ASCII,
+ * a number json-c would not hold as such, a repeated member, a wrong "jsonrpc") returns 0 and
+ * goes the full way, errors included. Returns 1 with *ret, 0, or -ENOMEM. */
+
+/* The plain string token at s[*i] (its opening quote): advances *i past it and returns the
+ * length of its content, or -1 when it is not plain. */
+static ssize_t fast_string(const char *s, size_t n, size_t *i) {
+        size_t k = *i + 1, start = k;
+
+        for (; k < n && s[k] != '"'; k++)
+                if ((unsigned char) s[k] < 0x20 || (unsigned char) s[k] > 0x7e || s[k] == '\\')
+                        return -1;
+        if (k >= n)
+                return -1;
+        *i = k + 1;
+        return (ssize_t) (k - start);
+}
+
+/* The integer token at s[*i] when json-c holds it as an int64 that prints as it was written:
+ * no fraction, no exponent, no leading zero, not "-0", within int64. */
+static bool fast_integer(const char *s, size_t n, size_t *i, int64_t *ret) {
+        size_t k = *i;
+        bool neg = false;
+        uint64_t v = 0, limit;
+
+        if (k < n && s[k] == '-') {
+                neg = true;
+                k++;
+        }
+        if (k >= n || !is_digit(s[k]) || (s[k] == '0' && (neg || (k + 1 < n && is_digit(s[k + 1])))))
+                return false;
+        limit = neg ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
+        for (; k < n && is_digit(s[k]); k++) {
+                unsigned d = (unsigned) (s[k] - '0');
+
+                if (v > (limit - d) / 10)
+                        return false;
+                v = v * 10 + d;
+        }
+        if (k < n && (s[k] == '.' || s[k] == 'e' || s[k] == 'E'))
+                return false;
+        *ret = neg ? (int64_t) (0 - v) : (int64_t) v;
+        *i = k;
+        return true;
+}
+
+int jsonrpc_parse_fast(const char *s, size_t n, JsonRpcMessage **ret) {
+        enum { HAVE_JSONRPC = 1, HAVE_METHOD = 2, HAVE_ID = 4 };
+        const char *method = NULL;
+        size_t i = 0, method_len = 0;
+        unsigned have = 0;
+        bool id_null = false, id_string = false;
+        const char *id_s = NULL;
+        size_t id_len = 0;
+        int64_t id_int = 0;
+        JsonRpcMessage *m;
+        JsonRpcCall *c;
+
+        while (i < n && json_is_ws(s[i]))
+                i++;
+        if (i >= n || s[i] != '{')
+                return 0;
+        i++;
+        for (;;) {
+                const char *key;
+                ssize_t kl, vl;
+                size_t v;
+
+                while (i < n && json_is_ws(s[i]))
+                        i++;
+                if (i >= n || s[i] != '"')
+                        return 0;
+                key = s + i + 1;
+                kl = fast_string(s, n, &i);
+                if (kl < 0)
+                        return 0;
+                while (i < n && json_is_ws(s[i]))
+                        i++;
+                if (i >= n || s[i] != ':')
+                        return 0;
+                i++;
+                while (i < n && json_is_ws(s[i]))
+                        i++;
+                if (i >= n)
+                        return 0;
+                v = i;
+                if (kl == 7 && memcmp(key, "jsonrpc", 7) == 0 && !(have & HAVE_JSONRPC)) {
+                        if (s[i] != '"' || fast_string(s, n, &i) != 3 || memcmp(s + v + 1, "2.0", 3) != 0)
+                                return 0;
+                        have |= HAVE_JSONRPC;
+                } else if (kl == 6 && memcmp(key, "method", 6) == 0 && !(have & HAVE_METHOD)) {
+                        if (s[i] != '"' || (vl = fast_string(s, n, &i)) < 0)
+                                return 0;
+                        method = s + v + 1;
+                        method_len = (size_t) vl;
+                        have |= HAVE_METHOD;
+                } else if (kl == 2 && memcmp(key, "id", 2) == 0 && !(have & HAVE_ID)) {
+                        if (s[i] == '"') {
+                                if ((vl = fast_string(s, n, &i)) < 0)
+                                        return 0;
+                                id_string = true;
+                                id_s = s + v + 1;
+                                id_len = (size_t) vl;
+                        } else if (s[i] == 'n') {
+                                if (n - i < 4 || memcmp(s + i, "null", 4) != 0)
+                                        return 0;
+                                i += 4;
+                                id_null = true;
+                        } else if (!fast_integer(s, n, &i, &id_int))
+                                return 0;
+                        have |= HAVE_ID;
+                } else
+                        return 0;
+                while (i < n && json_is_ws(s[i]))
+                        i++;
+                if (i >= n)
+                        return 0;
+                if (s[i] == ',') {
+                        i++;
+                        continue;
+                }
+                if (s[i] != '}')
+                        return 0;
+                i++;
+                break;
+        }
+        for (; i < n; i++)
+                if (!json_is_ws(s[i]))
+                        return 0;
+        if ((have & (HAVE_JSONRPC | HAVE_METHOD)) != (HAVE_JSONRPC | HAVE_METHOD))
+                return 0;
+
+        /* the message and its one call in one block (jsonrpc_message_free() knows) */
+        m = calloc(1, sizeof(JsonRpcMessage) + sizeof(JsonRpcCall));
+        if (!m)
+                return -ENOMEM;
+        m->calls = c = (JsonRpcCall *) (m + 1);
+        m->n_calls = 1;
+        c->method = strndup(method, method_len);
+        if (!c->method) {
+                free(m);
+                return -ENOMEM;
+        }
+        if (have & HAVE_ID) {
+                c->has_id = true;
+                if (!id_null) {
+                        c->id = id_string ? json_object_new_string_len(id_s, (int) id_len) :
+                                            json_object_new_int64(id_int);
+                        if (!c->id) {
+                                jsonrpc_message_free(m);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        *ret = m;
+        return 1;
+}
+
 /* Parses one frame into a message, see jsonrpc.h. */
 int jsonrpc_parse(const char *text, size_t len, unsigned max_depth, size_t max_batch,
                   JsonRpcMessage **ret, json_object **ret_error_reply) {
+        int r;
+
+        assert_return(text || len == 0, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        if (len <= INT_MAX) {
+                r = jsonrpc_parse_fast(text ?: "", len, ret);
+                if (r != 0) {
+                        if (ret_error_reply)
+                                *ret_error_reply = NULL;
+                        return r < 0 ? r : 0;
+                }
+        }
+        return jsonrpc_parse_full(text, len, max_depth, max_batch, ret, ret_error_reply);
+}
+
+/* jsonrpc_parse() without its fast path. */
+int jsonrpc_parse_full(const char *text, size_t len, unsigned max_depth, size_t max_batch,
+                       JsonRpcMessage **ret, json_object **ret_error_reply) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         _cleanup_(message_freep) JsonRpcMessage *m = NULL;
         _cleanup_free_ IdText *ids = NULL;
@@ -660,7 +842,8 @@ JsonRpcMessage *jsonrpc_message_free(JsonRpcMessage *m) {
                 return NULL;
         for (size_t i = 0; i < m->n_calls; i++)
                 jsonrpc_call_done(&m->calls[i]);
-        free(m->calls);
+        if (m->calls != (JsonRpcCall *) (m + 1))
+                free(m->calls);
         free(m);
         return NULL;
 }
@@ -846,22 +1029,91 @@ int jsonrpc_serialize(json_object *o, char **ret, size_t *ret_len) {
         return 0;
 }
 
+/* A raw value: JSON text that json-c and the reply writer copy as it is. Its userdata holds
+ * the text behind a mark, so that jsonrpc_result_text() knows it without json-c's printbuf. */
+#define RAW_MAGIC 0x77617221u
+
+typedef struct RawText {
+        uint32_t magic;
+        size_t len;
+        char text[];
+} RawText;
+
+/* json-c's serializer of a raw value. */
+static int raw_to_json_string(json_object *o, struct printbuf *pb, int level, int flags) {
+        const RawText *t = json_object_get_userdata(o);
+
+        (void) level;
+        (void) flags;
+        return printbuf_memappend(pb, t->text, (int) t->len);
+}
+
+/* Frees a raw value's text. */
+static void raw_free(json_object *o, void *userdata) {
+        (void) o;
+        free(userdata);
+}
+
+/* A value serialized as the JSON text given (copied), see jsonrpc.h. */
+json_object *json_raw_new(const char *text, size_t len) {
+        size_t bad;
+        RawText *t;
+        json_object *o;
+        char *p;
+
+        if (len > INT_MAX / 2 || frame_check_encodable(text, len) < 0)
+                return NULL;
+        bad = utf8_bad_bytes(text, len);
+        t = malloc(sizeof(RawText) + len + 2 * bad + 1);
+        if (!t)
+                return NULL;
+        t->magic = RAW_MAGIC;
+        p = utf8_copy_repaired(t->text, text, len, bad);
+        *p = '\0';
+        t->len = (size_t) (p - t->text);
+        /* a boolean: the smallest json-c object that takes a serializer */
+        o = json_object_new_boolean(false);
+        if (!o) {
+                free(t);
+                return NULL;
+        }
+        json_object_set_serializer(o, raw_to_json_string, t, raw_free);
+        return o;
+}
+
+/* The text of a raw value; false for any other value. */
+bool json_raw_get(json_object *o, const char **ret, size_t *ret_len) {
+        const RawText *t;
+
+        if (!o || !json_object_is_type(o, json_type_boolean))
+                return false;
+        t = json_object_get_userdata(o);
+        if (!t || t->magic != RAW_MAGIC)
+                return false;
+        *ret = t->text;
+        *ret_len = t->len;
+        return true;
+}
+
 /* The wire text of a result reply, built from the serialized result and id (no reply object
  * is made: this is every successful call's path). */
 int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t *ret_len) {
         static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
         const char *rs = "null", *is = "null";
         size_t rn = 4, in = 4, n, rbad, ibad;
+        bool raw = false;
         char *buf, *p;
 
         assert_return(ret && ret_len, -EINVAL);
-        if (result && !(rs = json_object_to_json_string_length(result, JSONRPC_WIRE_FLAGS, &rn)))
+        if (json_raw_get(result, &rs, &rn))
+                raw = true; /* checked and repaired when it was made */
+        else if (result && !(rs = json_object_to_json_string_length(result, JSONRPC_WIRE_FLAGS, &rn)))
                 return -ENOMEM;
         if (id && !(is = json_object_to_json_string_length(id, JSONRPC_WIRE_FLAGS, &in)))
                 return -ENOMEM;
-        if (frame_check_encodable(rs, rn) < 0 || frame_check_encodable(is, in) < 0)
+        if ((!raw && frame_check_encodable(rs, rn) < 0) || frame_check_encodable(is, in) < 0)
                 return -EINVAL;
-        rbad = utf8_bad_bytes(rs, rn);
+        rbad = raw ? 0 : utf8_bad_bytes(rs, rn);
         ibad = utf8_bad_bytes(is, in);
         n = STRLEN(head) + rn + 2 * rbad + STRLEN(mid) + in + 2 * ibad + 2;
         buf = malloc(n + 1);
@@ -879,9 +1131,44 @@ int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t
         return 0;
 }
 
+/* Writes v as "%.*f" does, see jsonrpc.h. */
+size_t json_rounded_text(double v, int decimals, char buf[static JSON_ROUNDED_TEXT_MAX]) {
+        static const double scale[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9 };
+        int d = CLAMP(decimals, 0, 9);
+
+        /* the common case without printf: a value from 0 to 1e6 (a duration, an age), scaled
+         * and rounded here when the scaled value is not within 1e-6 of a tie, where the error
+         * of the product could decide it otherwise than printf's exact rounding */
+        if (v >= 0 && v < 1e6) {
+                double t = v * scale[d], f = floor(t), frac = t - f;
+
+                if (fabs(frac - 0.5) > 1e-6) {
+                        uint64_t u = (uint64_t) f + (frac > 0.5), ip = u / (uint64_t) scale[d],
+                                 fp = u % (uint64_t) scale[d];
+                        char tmp[24], *p = buf;
+                        size_t k = 0;
+
+                        do
+                                tmp[k++] = (char) ('0' + ip % 10);
+                        while ((ip /= 10) > 0);
+                        while (k > 0)
+                                *p++ = tmp[--k];
+                        if (d > 0) {
+                                *p++ = '.';
+                                for (int i = d - 1; i >= 0; i--, fp /= 10)
+                                        p[i] = (char) ('0' + fp % 10);
+                                p += d;
+                        }
+                        *p = '\0';
+                        return (size_t) (p - buf);
+                }
+        }
+        return (size_t) snprintf(buf, JSON_ROUNDED_TEXT_MAX, "%.*f", d, v);
+}
+
 /* A number printed with a fixed number of decimals. */
 json_object *json_new_rounded(double v, int decimals) {
-        char buf[64];
+        char buf[JSON_ROUNDED_TEXT_MAX];
 
         /* JSON has no NaN or infinity, and "%f" of a huge value would not fit the buffer (a
          * cut text would be another number): those go out as 0 and in json-c's own form. */
@@ -889,6 +1176,6 @@ json_object *json_new_rounded(double v, int decimals) {
                 v = 0;
         if (v >= 1e15 || v <= -1e15)
                 return json_object_new_double(v);
-        (void) snprintf(buf, sizeof(buf), "%.*f", CLAMP(decimals, 0, 9), v);
+        (void) json_rounded_text(v, decimals, buf);
         return json_object_new_double_s(strtod(buf, NULL), buf);
 }

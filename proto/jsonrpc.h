@@ -69,6 +69,15 @@ typedef struct JsonRpcMessage {
 int jsonrpc_parse(const char *text, size_t len, unsigned max_depth, size_t max_batch,
                   JsonRpcMessage **ret, json_object **ret_error_reply);
 
+/* The two halves of jsonrpc_parse(), public for the tests that hold them to each other:
+ * jsonrpc_parse_fast() takes the common shape of a request (one object of "jsonrpc", "method"
+ * and a plain "id", no params; see jsonrpc.c) without json-c's parser and returns 1 with the
+ * message the full parse gives, 0 for any other text (nothing done), or -ENOMEM;
+ * jsonrpc_parse_full() is the parse of any text. */
+int jsonrpc_parse_fast(const char *text, size_t len, JsonRpcMessage **ret);
+int jsonrpc_parse_full(const char *text, size_t len, unsigned max_depth, size_t max_batch,
+                       JsonRpcMessage **ret, json_object **ret_error_reply);
+
 /* Frees a message; NULL-safe; returns NULL. */
 JsonRpcMessage *jsonrpc_message_free(JsonRpcMessage *m);
 
@@ -122,11 +131,26 @@ int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t
  * (upstream bodies, state files) and the client library. */
 int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_object **ret);
 
+/* A value that is serialized as the JSON text given, by json-c (in a batch, a notification)
+ * and by jsonrpc_result_text() alike, which copies it without a printbuf: for replies written
+ * once and sent many times. The text is copied; it must be one JSON value with nothing around
+ * it. A text that cannot go on the wire (frame_check_encodable()) gives NULL, as does a lack
+ * of memory; bytes that are not UTF-8 become U+FFFD as in every reply. */
+json_object *json_raw_new(const char *text, size_t len);
+/* The text of a raw value (json_raw_new()); false for any other value. */
+bool json_raw_get(json_object *o, const char **ret, size_t *ret_len);
+
 /* A JSON number for a measured quantity, printed with `decimals` digits after the point
  * (e.g. seconds to the millisecond) instead of double noise such as 0.0648569999. New
  * reference or NULL on OOM. `decimals` is clamped to 0..9; NaN and infinities (which JSON
  * cannot carry) become 0; magnitudes of 1e15 and more use json-c's default form. */
 json_object *json_new_rounded(double v, int decimals);
+
+/* The text json_new_rounded() gives v (for |v| < 1e15, not NaN or infinite): what
+ * snprintf("%.*f", decimals, v) writes, byte for byte, most often without printf. Returns its
+ * length. */
+#define JSON_ROUNDED_TEXT_MAX 64
+size_t json_rounded_text(double v, int decimals, char buf[static JSON_ROUNDED_TEXT_MAX]);
 
 /* Length of the well-formed UTF-8 sequence at s with n bytes available (RFC 3629: no
  * overlong forms, no surrogates, nothing above U+10FFFF), or 0 when the bytes there are not
