@@ -15,6 +15,7 @@
 #include "json-util.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "manager.h"
 #include "methods-runner.h"
 #include "op.h"
 #include "poller.h"
@@ -62,10 +63,14 @@ typedef struct RunOp {
         Op op;
         Runner *runner;
         json_object *pnames;      /* parameters names to launch, in order */
-        json_object *created;     /* [{parameters_name, kind, name, location}] */
+        json_object *created;     /* [{parameters_name, kind, name, location}] created by this call */
         json_object *warnings;
         size_t next;
         bool replaced;
+        bool resumed;             /* an interrupted run is finished in its set */
+        bool failing;             /* a POST /jobs failed: the set is read before the reply */
+        ApiError failure;         /* that POST's error */
+        char *failed_job;
         PutResources put;
 } RunOp;
 
@@ -76,6 +81,8 @@ static void run_cleanup(Op *op) {
         json_object_put(u->pnames);
         json_object_put(u->created);
         json_object_put(u->warnings);
+        api_error_done(&u->failure);
+        free(u->failed_job);
         put_resources_done(&u->put);
         if (u->runner) {
                 u->runner->busy = NULL;
@@ -83,20 +90,12 @@ static void run_cleanup(Op *op) {
         }
 }
 
-/* The Location of a job created in this run, or NULL. */
+/* The Location of the runner's job of a parameters name (this run's: the set is the run's),
+ * or NULL. */
 static const char *run_location(RunOp *u, const char *pname) {
-        for (size_t i = 0; i < json_array_len(u->created); i++) {
-                json_object *j = json_object_array_get_idx(u->created, i);
+        RunnerJob *j = runner_job(u->runner, pname);
 
-                if (streq_ptr(json_str(j, "parameters_name"), pname))
-                        return json_str(j, "location");
-        }
-        return NULL;
-}
-
-/* Records the jobs created so far in the runner (also after a failure part-way). */
-static void run_commit_jobs(RunOp *u) {
-        (void) runner_set_jobs(u->runner, u->created);
+        return j && j->name ? j->location : NULL;
 }
 
 /* The run result. */
@@ -114,12 +113,106 @@ static json_object *run_result(RunOp *u) {
         json_object_object_add(o, "replaced", json_object_new_boolean(u->replaced));
         json_object_object_add(o, "previous_set_name",
                                u->replaced && r->previous_set_name ? json_object_new_string(r->previous_set_name) : NULL);
+        json_object_object_add(o, "resumed", json_object_new_boolean(u->resumed));
         json_object_object_add(o, "jobs", jobs);
         json_object_object_add(o, "warnings", json_object_get(u->warnings));
         return o;
 }
 
+/* Ends the call with a failed save of the runner: nothing more is sent upstream. `what` says
+ * what the save was for. */
+static void run_save_failed(RunOp *u, int q, const char *what) {
+        Runner *r = u->runner;
+        _cleanup_free_ char *set = r->set_name ? strdup(r->set_name) : NULL;
+
+        log_ctx(LOG_WARNING, &u->op.call->log, "Runner %s: cannot record %s; the run stops there: %s", r->id, what,
+                strerror(-q));
+        call_reply_errno(op_finish(&u->op), q,
+                         "Cannot save the runner before %s (%m); nothing more was sent to the server%s%s. "
+                         "runner.run finishes the run once the runner can be saved",
+                         what, set ? " for set " : "", set ?: "");
+}
+
 static void run_next_job(RunOp *u);
+static int run_read_set(RunOp *u);
+
+/* Ends the call with the POST /jobs error, once the set was read (or could not be). */
+static void run_fail_reply(RunOp *u) {
+        json_object *data = api_error_data(&u->failure);
+        _cleanup_free_ char *msg = NULL;
+        Runner *r = u->runner;
+        int code = u->failure.code;
+
+        if (data) {
+                json_object_object_add(data, "set_name", r->set_name ? json_object_new_string(r->set_name) : NULL);
+                json_object_object_add(data, "created_jobs", json_object_get(u->created));
+                json_object_object_add(data, "failed_job", json_object_new_string(u->failed_job));
+                json_object_object_add(data, "interrupted", json_object_new_boolean(!!r->run));
+        }
+        /* formatted before op_finish(), which frees u */
+        if (asprintf(&msg, "Creating the %s job failed after %zu job(s) were created in set %s: %s%s", u->failed_job,
+                     json_array_len(u->created), strna(r->set_name), strna(u->failure.message),
+                     r->run ? " (runner.run finishes the run in the same set)" : "") < 0)
+                msg = NULL;
+        call_reply_error(op_finish(&u->op), code ?: RPC_UPSTREAM_BAD_RESPONSE, msg ?: "Creating a job failed", data);
+}
+
+/* The set's jobs arrived (a resumed run, or after a failed POST /jobs): the runner adopts
+ * those it does not know. */
+static void on_set_read(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        RunOp *u = userdata;
+        Runner *r = u->runner;
+        json_object *jobs = err ? NULL : manager_jobs_array(resp->json), *mine;
+        int q;
+
+        u->op.req = NULL;
+        if (!jobs) {
+                if (u->failing) {
+                        /* the poller reads the set again */
+                        runner_reconcile(r);
+                        run_fail_reply(u);
+                } else if (err)
+                        reply_api_error(op_finish(&u->op), err);
+                else
+                        call_reply_errorf(op_finish(&u->op), RPC_UPSTREAM_BAD_RESPONSE, NULL,
+                                          "The answer to GET /jobs?set_name=%s has no job list", r->set_name);
+                return;
+        }
+        /* a server that ignores the filter lists other sets' jobs too */
+        mine = manager_filter_jobs(jobs, r->set_name, NULL, NULL, -1);
+        q = mine ? runner_adopt_jobs(r, mine, NULL) : -ENOMEM;
+        json_object_put(mine);
+        if (q < 0) {
+                call_reply_errno(op_finish(&u->op), q, NULL);
+                return;
+        }
+        if (q > 0)
+                log_ctx(LOG_INFO, &u->op.call->log, "Runner %s: adopted %d job(s) of set %s.", r->id, q, r->set_name);
+        r->reconcile = false;
+        if (u->failing) {
+                /* the set holds no job: the run left nothing to finish */
+                if (r->n_jobs == 0)
+                        (void) runner_run_abandon(r);
+                else {
+                        (void) runner_save(r);
+                        (void) runner_track(r);
+                }
+                run_fail_reply(u);
+                return;
+        }
+        run_next_job(u);
+}
+
+/* Reads the jobs of the run's set (GET /jobs?set_name=). Returns 0 or -errno. */
+static int run_read_set(RunOp *u) {
+        _cleanup_free_ char *esc = api_escape(u->runner->set_name), *path = NULL;
+        ApiCall call;
+
+        if (!esc || asprintf(&path, "/jobs?set_name=%s", esc) < 0)
+                return -ENOMEM;
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /jobs?set_name" };
+        return api_start(u->op.core->api, &call, on_set_read, u, &u->op.req);
+}
 
 /* A job was created. */
 static void on_job_created(const ApiResponse *resp, const ApiError *err, void *userdata) {
@@ -129,25 +222,26 @@ static void on_job_created(const ApiResponse *resp, const ApiError *err, void *u
                    *loc = json_str(resp ? resp->json : NULL, "Location");
         _cleanup_free_ char *synth = NULL;
         json_object *j;
+        int q;
 
         u->op.req = NULL;
         if (err || !name) {
-                json_object *data = err ? api_error_data(err) : json_object_new_object();
-                _cleanup_free_ char *msg = NULL;
-
-                run_commit_jobs(u);
-                if (data) {
-                        json_object_object_add(data, "set_name", json_object_new_string(u->runner->set_name));
-                        json_object_object_add(data, "created_jobs", json_object_get(u->created));
-                        json_object_object_add(data, "failed_job", json_object_new_string(pname));
+                /* the job may exist although its answer was lost: the set is read and what it
+                 * holds adopted before the reply */
+                u->failing = true;
+                u->failed_job = strdup(pname);
+                if (err)
+                        q = api_error_copy(err, &u->failure);
+                else {
+                        api_error_setf(&u->failure, RPC_UPSTREAM_BAD_RESPONSE, "the answer has no job name");
+                        q = u->failure.message ? 0 : -ENOMEM;
                 }
-                /* formatted before op_finish(), which frees u (pname points into u->pnames) */
-                if (asprintf(&msg, "Creating the %s job failed after %zu job(s) were created in set %s: %s", pname,
-                             json_array_len(u->created), u->runner->set_name,
-                             err ? strna(err->message) : "the answer has no job name") < 0)
-                        msg = NULL;
-                call_reply_error(op_finish(&u->op), err ? err->code : RPC_UPSTREAM_BAD_RESPONSE,
-                                 msg ?: "Creating a job failed", data);
+                if (q >= 0 && u->failed_job)
+                        q = run_read_set(u);
+                if (q < 0 || !u->failed_job) {
+                        runner_reconcile(u->runner);
+                        call_reply_errno(op_finish(&u->op), q < 0 ? q : -ENOMEM, NULL);
+                }
                 return;
         }
         /* a Location header that is not clean text (the body's is JSON, so UTF-8) would put
@@ -162,26 +256,46 @@ static void on_job_created(const ApiResponse *resp, const ApiError *err, void *u
         json_object_object_add(j, "name", json_object_new_string(name));
         json_object_object_add(j, "location", json_object_new_string(strna(loc)));
         json_object_array_add(u->created, j);
+        /* recorded at once: a daemon stopped from here on knows the job */
+        q = runner_run_created(u->runner, pname, name, loc);
+        if (q == -ENOMEM) {
+                call_reply_errno(op_finish(&u->op), q, NULL);
+                return;
+        }
         u->next++;
         run_next_job(u);
 }
 
-/* Creates the next job (POST /jobs), or finishes. */
+/* Creates the next job that the runner does not have yet (POST /jobs), or finishes. */
 static void run_next_job(RunOp *u) {
+        Runner *r = u->runner;
         const char *pname;
         json_object *body, *deps;
         ApiCall call;
         Call *c;
         int q;
 
+        /* a resumed run skips the jobs the set already holds */
+        while (u->next < json_array_len(u->pnames)) {
+                RunnerJob *j = runner_job(r, json_object_get_string(json_object_array_get_idx(u->pnames, u->next)));
+
+                if (!j || !j->name)
+                        break;
+                u->next++;
+        }
         if (u->next >= json_array_len(u->pnames)) {
                 json_object *o;
 
-                run_commit_jobs(u);
+                q = runner_run_end(r);
+                if (q < 0) {
+                        run_save_failed(u, q, "the end of the run (every job is created)");
+                        return;
+                }
                 o = run_result(u);
                 /* before op_finish(), which frees u */
-                log_ctx(LOG_INFO, &u->op.call->log, "Runner %s: launched %zu job(s) in set %s.", u->runner->id,
-                        json_array_len(u->pnames), strna(u->runner->set_name));
+                log_ctx(LOG_INFO, &u->op.call->log, "Runner %s: %s %zu job(s) in set %s.", r->id,
+                        u->resumed ? "resumed its run, created" : "launched", json_array_len(u->created),
+                        strna(r->set_name));
                 c = op_finish(&u->op);
                 if (o)
                         call_reply(c, o);
@@ -190,6 +304,14 @@ static void run_next_job(RunOp *u) {
                 return;
         }
         pname = json_object_get_string(json_object_array_get_idx(u->pnames, u->next));
+        /* the intent first: a daemon stopped during the POST finds the job by its set */
+        q = runner_run_creating(r, pname);
+        if (q < 0) {
+                _cleanup_free_ char *what = NULL;
+
+                run_save_failed(u, q, asprintf(&what, "creating the %s job", pname) < 0 ? "creating a job" : what);
+                return;
+        }
         deps = json_object_new_array();
         if (streq(pname, "signal_metrics") || streq(pname, "privacy_metrics")) {
                 if (run_location(u, "standard"))
@@ -199,7 +321,7 @@ static void run_next_job(RunOp *u) {
                 json_object_array_add(deps, json_object_new_string(strna(run_location(u, "signal_metrics"))));
         }
         body = json_object_new_object();
-        json_object_object_add(body, "set_name", json_object_new_string(u->runner->set_name));
+        json_object_object_add(body, "set_name", json_object_new_string(r->set_name));
         json_object_object_add(body, "parameters_name", json_object_new_string(pname));
         json_object_object_add(body, "depends_on", deps);
         call = (ApiCall){ .method = UPSTREAM_POST, .path = "/jobs", .json = body, .label = "POST /jobs" };
@@ -213,25 +335,25 @@ static void run_next_job(RunOp *u) {
 static void on_resources_put(const ApiResponse *resp, const ApiError *err, void *userdata) {
         RunOp *u = userdata;
         const char *set = json_str(resp ? resp->json : NULL, "set_name");
-        Runner *r = u->runner;
+        int q;
 
         u->op.req = NULL;
-        if (err) {
-                reply_api_error(op_finish(&u->op), err);
+        if (err || !set) {
+                /* no set known: no job can have been created, the record goes */
+                (void) runner_run_end(u->runner);
+                if (err)
+                        reply_api_error(op_finish(&u->op), err);
+                else
+                        call_reply_errorf(op_finish(&u->op), RPC_UPSTREAM_BAD_RESPONSE, NULL,
+                                          "The answer to PUT /resources holds no set_name");
                 return;
         }
-        if (!set) {
-                call_reply_errorf(op_finish(&u->op), RPC_UPSTREAM_BAD_RESPONSE, NULL,
-                                  "The answer to PUT /resources holds no set_name");
+        /* the earlier set and its jobs go to past_sets in the same save */
+        q = runner_run_set_created(u->runner, set, u->replaced);
+        if (q < 0) {
+                run_save_failed(u, q, "recording the new set");
                 return;
         }
-        if (u->replaced) {
-                free(r->previous_set_name);
-                r->previous_set_name = r->set_name;
-        } else
-                free(r->set_name);
-        r->set_name = strdup(set);
-        (void) runner_set_jobs(r, NULL);
         run_next_job(u);
 }
 
@@ -377,20 +499,23 @@ bool runner_has_run(const Runner *r) {
 static int method_run(Call *c, json_object *params) {
         Runner *r = runner_for_call(c, params);
         _cleanup_free_ char *err = NULL;
-        json_object *jobs = json_object_object_get(params, "jobs"), *pnames, *v;
+        json_object *jobs = json_object_object_get(params, "jobs"), *pnames, *v, *planned;
         bool ignore = json_object_object_get_ex(params, "ignore_warnings", &v) && json_object_get_boolean(v);
         RunOp *u;
         int q;
 
         if (!r || runner_busy_reply(c, r))
                 return 0;
+        /* an interrupted run is finished: its plan, and the jobs asked for besides */
+        planned = runner_run_planned(r);
         pnames = json_object_new_array();
         if (!pnames)
                 return -ENOMEM;
         for (size_t i = 0; i < ELEMENTSOF(run_order); i++) {
                 const char *kind = streq(run_order[i], "report_pia") ? "report" : run_order[i];
 
-                if (!jobs || json_array_has_str(jobs, kind))
+                if (planned ? json_array_has_str(planned, run_order[i]) || json_array_has_str(jobs, kind)
+                            : !jobs || json_array_has_str(jobs, kind))
                         json_object_array_add(pnames, json_object_new_string(run_order[i]));
         }
         if (json_array_len(pnames) == 0) {
@@ -426,21 +551,30 @@ static int method_run(Call *c, json_object *params) {
         u->warnings = json_object_new_array();
         if (!u->created || !u->warnings)
                 return op_start_failed(&u->op, -ENOMEM);
-        if (runner_has_run(r) && r->set_name) {
+        u->resumed = planned && runner_run_set(r) && streq_ptr(runner_run_set(r), r->set_name);
+        if (!u->resumed && runner_has_run(r) && r->set_name) {
                 _cleanup_free_ char *w = NULL;
 
                 u->replaced = true;
                 if (!ignore &&
                     asprintf(&w, "This runner already has results for set_name '%s'. Re-running creates a new set_name; "
-                             "previous results are no longer accessible from this runner. To access them later: "
+                             "the runner keeps the earlier set and its jobs in past_sets, and its results are no longer "
+                             "read through this runner. To access them later: "
                              "manager.create_runner_from_id {\"set_name\": \"%s\"} (avatarctl runs load %s).",
-                             r->set_name, r->set_name, r->set_name) >= 0) {
+                             r->set_name, r->set_name, r->set_name) >= 0)
                         json_object_array_add(u->warnings, json_object_new_string(w));
-                        runner_warn(r, w);
-                }
         }
+        /* the intent before anything is sent: a run that cannot be recorded is not started */
+        q = runner_run_begin(r, pnames);
+        if (q < 0) {
+                log_ctx(LOG_WARNING, &c->log, "Runner %s: cannot record the run; not started: %s", r->id, strerror(-q));
+                op_start_failed(&u->op, 0);
+                return call_reply_errno(c, q, "Cannot save the runner before the run (%m); nothing was sent to the server");
+        }
+        for (size_t i = 0; i < json_array_len(u->warnings); i++)
+                runner_warn(r, json_object_get_string(json_object_array_get_idx(u->warnings, i)));
         r->busy = "submitting";
-        q = put_resources(&u->op, &u->put, r, on_resources_put);
+        q = u->resumed ? run_read_set(u) : put_resources(&u->op, &u->put, r, on_resources_put);
         return q < 0 ? op_start_failed(&u->op, q) : 0;
 }
 
