@@ -79,8 +79,6 @@ static void runner_free(Runner *r) {
         json_object_put(r->tables);
         json_object_put(r->warnings);
         json_object_put(r->last_error);
-        json_object_put(r->run);
-        json_object_put(r->past_sets);
         free(r);
 }
 
@@ -112,8 +110,7 @@ static Runner *runner_alloc(Runners *rs) {
         TAILQ_INIT(&r->waiters);
         r->tables = json_object_new_object();
         r->warnings = json_object_new_array();
-        r->past_sets = json_object_new_array();
-        if (!r->tables || !r->warnings || !r->past_sets) {
+        if (!r->tables || !r->warnings) {
                 runner_free(r);
                 return NULL;
         }
@@ -183,8 +180,6 @@ static json_object *runner_to_file_json(const Runner *r) {
                 json_object_array_add(jobs, jo);
         }
         json_object_object_add(o, "jobs", jobs);
-        json_object_object_add(o, "run", json_object_get(r->run));
-        json_object_object_add(o, "past_sets", json_object_get(r->past_sets));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t) r->created_at));
         json_object_object_add(o, "updated_at", json_object_new_int64((int64_t) r->updated_at));
         return o;
@@ -199,30 +194,177 @@ static char *runner_file(const Runner *r) {
         return n;
 }
 
+/* Marks the runner saved or unsaved, keeping the registry's count. */
+static void runner_set_unsaved(Runner *r, bool unsaved) {
+        Runners *rs = r->runners;
+
+        if (r->unsaved == unsaved)
+                return;
+        r->unsaved = unsaved;
+        if (!rs)
+                return;
+        if (unsaved)
+                rs->n_unsaved++;
+        else {
+                assert(rs->n_unsaved > 0);
+                rs->n_unsaved--;
+        }
+}
+
+/* Arms the retry timer: after `ms`, unless it is armed already. */
+static void runners_arm_retry(Runners *rs, unsigned ms) {
+        struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (suseconds_t) (ms % 1000) * 1000 };
+
+        if (!rs->save_retry || rs->n_unsaved == 0 || evtimer_pending(rs->save_retry, NULL))
+                return;
+        (void) evtimer_add(rs->save_retry, &tv);
+}
+
 /* Saves the runner now. */
 int runner_save(Runner *r) {
         Runners *rs = r->runners;
         _cleanup_free_ char *name = NULL;
         json_object *o;
+        uint64_t before = r->updated_at;
         int q;
 
-        if (r->closed)
+        if (r->closed || !rs)
                 return 0;
         r->updated_at = (uint64_t) time(NULL);
         name = runner_file(r);
         o = runner_to_file_json(r);
         if (!name || !o) {
                 json_object_put(o);
-                rs->save_errors++;
-                return log_oom();
+                q = -ENOMEM;
+                r->file_replaced = false;
+        } else {
+                q = state_write_json_ext(rs->dir, name, o, &r->file_replaced);
+                json_object_put(o);
         }
-        q = state_write_json(rs->dir, name, o);
-        json_object_put(o);
         if (q < 0) {
+                /* the time of the last change that reached the file stays */
+                r->updated_at = before;
+                r->save_error = q;
+                rs->last_save_error = q;
                 rs->save_errors++;
-                return log_error_errno(q, "Failed to save runner %s in '%s': %m", r->id, rs->dir);
+                runner_set_unsaved(r, true);
+                runners_arm_retry(rs, rs->save_retry_ms);
+                return log_error_errno(q, "Failed to save runner %s in '%s': %m%s", r->id, rs->dir,
+                                       state_error_retryable(q) ? "; saving it again as soon as possible" : "");
         }
         rs->saves++;
+        rs->last_save_error = 0;
+        if (r->unsaved)
+                log_info("Runner %s is saved again.", r->id);
+        runner_set_unsaved(r, false);
+        r->file_replaced = false;
+        r->save_error = 0;
+        /* the disk takes writes again: the others are due now */
+        rs->save_retry_ms = RUNNER_SAVE_RETRY_MIN_MS;
+        runners_arm_retry(rs, 0);
+        return 0;
+}
+
+/* Saves every unsaved runner. */
+size_t runners_save_pending(Runners *rs) {
+        Runner *r, *next;
+
+        for (r = TAILQ_FIRST(&rs->list); r && rs->n_unsaved > 0; r = next) {
+                next = TAILQ_NEXT(r, link);
+                if (r->unsaved && runner_save(r) < 0)
+                        break;  /* the next attempt is armed; the others would fail alike */
+        }
+        return rs->n_unsaved;
+}
+
+/* The retry timer: save the unsaved runners, back off while it fails. */
+static void on_save_retry(evutil_socket_t fd, short what, void *userdata) {
+        Runners *rs = userdata;
+
+        (void) fd;
+        (void) what;
+        if (runners_save_pending(rs) == 0)
+                return;
+        rs->save_retry_ms = MIN(rs->save_retry_ms * 2, RUNNER_SAVE_RETRY_MAX_MS);
+        runners_arm_retry(rs, rs->save_retry_ms);
+}
+
+/* Gives the registry its event loop. */
+int runners_set_event_base(Runners *rs, struct event_base *base) {
+        if (rs->save_retry)
+                return 0;
+        rs->base = base;
+        rs->save_retry = evtimer_new(base, on_save_retry, rs);
+        if (!rs->save_retry)
+                return -ENOMEM;
+        /* runners left unsaved before (none at start, but a registry may come first) */
+        runners_arm_retry(rs, 0);
+        return 0;
+}
+
+/* Copies what the methods change. */
+int runner_snapshot(const Runner *r, RunnerSnapshot *s) {
+        *s = (RunnerSnapshot){
+                .docs = json_copy(r->docs),
+                .options = json_copy(r->options),
+                .tables = json_copy(r->tables),
+                .warnings = json_copy(r->warnings),
+                .updated_at = r->updated_at,
+                .unsaved = r->unsaved,
+        };
+        if ((r->docs && !s->docs) || (r->options && !s->options) || !s->tables || !s->warnings) {
+                runner_snapshot_done(s);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Swaps a member back. */
+static void snapshot_put_back(json_object **member, json_object **saved) {
+        json_object_put(*member);
+        *member = TAKE_PTR(*saved);
+}
+
+/* Puts a snapshot back after a failed save. */
+void runner_snapshot_restore(Runner *r, RunnerSnapshot *s) {
+        snapshot_put_back(&r->docs, &s->docs);
+        snapshot_put_back(&r->options, &s->options);
+        snapshot_put_back(&r->tables, &s->tables);
+        snapshot_put_back(&r->warnings, &s->warnings);
+        r->updated_at = s->updated_at;
+        /* the file holds what memory holds again, unless the failed save replaced it */
+        if (!s->unsaved && !r->file_replaced)
+                runner_set_unsaved(r, false);
+}
+
+/* Releases a snapshot. */
+void runner_snapshot_done(RunnerSnapshot *s) {
+        json_object_put(s->docs);
+        json_object_put(s->options);
+        json_object_put(s->tables);
+        json_object_put(s->warnings);
+        *s = (RunnerSnapshot){};
+}
+
+/* The message and data of a state_not_saved error. */
+int runner_save_error_json(const Runner *r, int error, bool kept, char **ret_message, json_object **ret_data) {
+        const char *dir = r->runners ? r->runners->dir : "the state directory";
+        _cleanup_(json_object_putp) json_object *d = json_object_new_object();
+        const char *en = strerrorname_np(-error);
+
+        if (!d)
+                return -ENOMEM;
+        json_object_object_add(d, "runner_id", json_object_new_string(r->id));
+        json_object_object_add(d, "state_directory", json_object_new_string(dir));
+        json_object_object_add(d, "errno", json_object_new_string(en ?: "unknown"));
+        json_object_object_add(d, "kept", json_object_new_boolean(kept));
+        json_object_object_add(d, "retryable", json_object_new_boolean(state_error_retryable(error)));
+        if (asprintf(ret_message, "Runner %s could not be saved in '%s': %s. %s", r->id, dir, strerror(-error),
+                     kept ? "The change stays in memory and the daemon keeps trying to save it (daemon.status "
+                            "lists the unsaved runners); do not repeat the call" :
+                            "Nothing was changed; try again when the state directory has room") < 0)
+                return -ENOMEM;
+        *ret_data = TAKE_PTR(d);
         return 0;
 }
 
@@ -305,15 +447,6 @@ static int runner_from_file_json(Runners *rs, const char *file, json_object *o, 
                 json_object_put(r->warnings);
                 r->warnings = json_object_get(v);
         }
-        if (json_object_object_get_ex(o, "past_sets", &v) && json_object_is_type(v, json_type_array)) {
-                json_object_put(r->past_sets);
-                r->past_sets = json_object_get(v);
-        }
-        /* a run the daemon stopped in the middle of: its set is asked for its jobs at once */
-        if (json_object_object_get_ex(o, "run", &v) && json_object_is_type(v, json_type_object)) {
-                r->run = json_object_get(v);
-                r->reconcile = !!json_str(v, "set_name");
-        }
         r->created_at = (uint64_t) json_object_get_int64(json_object_object_get(o, "created_at"));
         r->updated_at = (uint64_t) json_object_get_int64(json_object_object_get(o, "updated_at"));
         jobs = json_object_object_get(o, "jobs");
@@ -368,6 +501,7 @@ int runners_new(Poller *poller, const char *state_directory, Runners **ret) {
         if (!rs)
                 return -ENOMEM;
         rs->poller = poller;
+        rs->save_retry_ms = RUNNER_SAVE_RETRY_MIN_MS;
         TAILQ_INIT(&rs->list);
         rs->damaged = json_object_new_array();
         if (!rs->damaged || asprintf(&rs->dir, "%s/runners", state_directory) < 0) {
@@ -381,6 +515,7 @@ int runners_new(Poller *poller, const char *state_directory, Runners **ret) {
                 runners_free(rs);
                 return q;
         }
+        (void) state_remove_temp_files(rs->dir);
         q = state_load_dir(rs->dir, on_runner_file, rs, rs->damaged);
         if (q < 0) {
                 log_error_errno(q, "Cannot read the runner directory '%s': %m", rs->dir);
@@ -408,6 +543,11 @@ Runners *runners_free(Runners *rs) {
 
         if (!rs)
                 return NULL;
+        if (rs->n_unsaved > 0 && runners_save_pending(rs) > 0)
+                log_error("%zu runner(s) could not be saved in '%s' before the daemon stopped: their last changes "
+                          "are lost.", rs->n_unsaved, rs->dir);
+        if (rs->save_retry)
+                event_free(rs->save_retry);
         while ((r = TAILQ_FIRST(&rs->list))) {
                 RunnerWaiter *w;
 
@@ -532,6 +672,7 @@ void runner_close(Runner *r) {
         if (rs) {
                 if (name)
                         (void) state_remove(rs->dir, name);
+                runner_set_unsaved(r, false);
                 TAILQ_REMOVE(&rs->list, r, link);
                 rs->n--;
                 r->runners = NULL;
@@ -558,17 +699,17 @@ int runner_replace_jobs(Runner *r, json_object *jobs) {
 
 /* Replaces the jobs of the runner, saves it and tracks the new jobs. */
 int runner_set_jobs(Runner *r, json_object *jobs) {
-        int q = runner_replace_jobs(r, jobs);
+        int q = runner_replace_jobs(r, jobs), s;
 
-        (void) runner_save(r);
+        s = runner_save(r);
         (void) runner_track(r);
-        return q;
+        return q < 0 ? q : s;
 }
 
 /* Adds one job, replacing one of the same parameters name. */
 int runner_add_job(Runner *r, const char *parameters_name, const char *name, const char *location) {
         RunnerJob *j = runner_job(r, parameters_name);
-        int q;
+        int q, s;
 
         if (j) {
                 char *p = TAKE_PTR(j->parameters_name);
@@ -581,9 +722,9 @@ int runner_add_job(Runner *r, const char *parameters_name, const char *name, con
                 q = j->kind && j->name && (!location || j->location) ? 0 : -ENOMEM;
         } else
                 q = runner_append_job(r, parameters_name, runner_config_job_kind(parameters_name), name, location);
-        (void) runner_save(r);
+        s = runner_save(r);
         (void) runner_track(r);
-        return q;
+        return q < 0 ? q : s;
 }
 
 /* The job of a parameters name. */
@@ -633,8 +774,6 @@ int runner_track(Runner *r) {
                 if (j->name && !job_done(j->job) && !job_failed(j->job))
                         pending = true;
         }
-        if (r->reconcile)
-                pending = true;
         if (!pending || !r->set_name || r->closed || !r->runners) {
                 poller_unwatch(r->watch);
                 r->watch = NULL;
@@ -653,7 +792,7 @@ int runner_track(Runner *r) {
 static void on_runner_polled(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
                              void *userdata) {
         Runner *r = userdata;
-        json_object *changed_p = json_object_new_array(), *adopted = NULL;
+        json_object *changed_p = json_object_new_array();
         RunnerWaiter *w, *next;
 
         (void) set_name;
@@ -664,15 +803,6 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
         } else {
                 json_object_put(r->last_error);
                 r->last_error = NULL;
-                /* jobs of the set the runner does not know (a run interrupted between a
-                 * POST /jobs and its record) are adopted; not while a run of this runner
-                 * creates them, which records them itself */
-                if (!r->busy && (adopted = json_object_new_array())) {
-                        if (runner_adopt_jobs(r, jobs, adopted) > 0)
-                                log_info("Runner %s: adopted %zu job(s) of set %s.", r->id,
-                                         json_array_len(adopted), strna(r->set_name));
-                        r->reconcile = false;
-                }
                 for (size_t i = 0; i < r->n_jobs; i++) {
                         RunnerJob *j = &r->jobs[i];
 
@@ -690,13 +820,6 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
                                         }
                         }
                 }
-                for (size_t i = 0; i < json_array_len(adopted); i++) {
-                        const char *p = json_object_get_string(json_object_array_get_idx(adopted, i));
-
-                        if (!json_array_has_str(changed_p, p))
-                                json_object_array_add(changed_p, json_object_new_string(p));
-                }
-                json_object_put(adopted);
                 if (json_array_len(changed_p) > 0)
                         (void) runner_save(r);
         }
@@ -772,8 +895,6 @@ json_object *runner_status_json(Runner *r, bool with_docs) {
         }
         if (r->busy)
                 state = r->busy;
-        else if (r->run)
-                state = "interrupted";
         else if (r->n_jobs == 0)
                 state = "configuring";
         else {
@@ -793,8 +914,6 @@ json_object *runner_status_json(Runner *r, bool with_docs) {
         json_object_object_add(o, "tables", tables);
         json_object_object_add(o, "uploads", json_object_get(r->tables));
         json_object_object_add(o, "jobs", jobs);
-        json_object_object_add(o, "run", json_object_get(r->run));
-        json_object_object_add(o, "past_sets", json_object_get(r->past_sets));
         json_object_object_add(o, "warnings", json_object_get(r->warnings));
         json_object_object_add(o, "last_error", json_object_get(r->last_error));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t) r->created_at));
@@ -802,6 +921,17 @@ json_object *runner_status_json(Runner *r, bool with_docs) {
         if (with_docs)
                 json_object_object_add(o, "documents", json_object_get(r->docs));
         return o;
+}
+
+/* The ids of the unsaved runners. */
+static json_object *runners_unsaved_json(const Runners *rs) {
+        json_object *a = json_object_new_array();
+        const Runner *r;
+
+        TAILQ_FOREACH(r, &rs->list, link)
+                if (a && r->unsaved)
+                        json_object_array_add(a, json_object_new_string(r->id));
+        return a;
 }
 
 /* Statistics. */
@@ -814,242 +944,10 @@ json_object *runners_stats_json(const Runners *rs) {
         json_object_object_add(o, "damaged_files", json_object_get(rs->damaged));
         json_object_object_add(o, "saves", json_object_new_uint64(rs->saves));
         json_object_object_add(o, "save_errors", json_object_new_uint64(rs->save_errors));
+        json_object_object_add(o, "unsaved", runners_unsaved_json(rs));
+        json_object_object_add(o, "last_save_error", rs->last_save_error < 0 ?
+                               json_object_new_string(strerrorname_np(-rs->last_save_error) ?: "unknown") : NULL);
         if (rs->sets)
                 json_object_object_add(o, "sets", set_owners_stats_json(rs->sets));
         return o;
-}
-
-/* ---- the write-ahead of runs ---------------------------------------------------------------- */
-
-/* Whether the runner knows a job of that name. */
-static bool runner_knows_job(const Runner *r, const char *name) {
-        for (size_t i = 0; name && i < r->n_jobs; i++)
-                if (streq_ptr(r->jobs[i].name, name))
-                        return true;
-        return false;
-}
-
-/* Saves the runner with `run` as its record; on a failed save the record is `prev` again
- * (the record taken, prev given back or dropped). */
-static int runner_run_save(Runner *r, json_object *run, json_object *prev) {
-        int q;
-
-        r->run = run;
-        q = runner_save(r);
-        if (q < 0) {
-                r->run = prev;
-                json_object_put(run);
-                return q;
-        }
-        json_object_put(prev);
-        return 0;
-}
-
-/* Starts or continues the record of a run. */
-int runner_run_begin(Runner *r, json_object *jobs) {
-        json_object *run = r->run ? json_copy(r->run) : json_object_new_object(), *plan;
-
-        if (!run)
-                return -ENOMEM;
-        plan = json_object_object_get(run, "jobs");
-        if (!json_object_is_type(plan, json_type_array)) {
-                plan = json_object_new_array();
-                if (!plan) {
-                        json_object_put(run);
-                        return -ENOMEM;
-                }
-                json_object_object_add(run, "jobs", plan);
-        }
-        for (size_t i = 0; i < json_array_len(jobs); i++) {
-                const char *p = json_object_get_string(json_object_array_get_idx(jobs, i));
-
-                if (p && !json_array_has_str(plan, p))
-                        json_object_array_add(plan, json_object_new_string(p));
-        }
-        if (!json_object_object_get_ex(run, "set_name", NULL))
-                json_object_object_add(run, "set_name", NULL);
-        json_object_object_add(run, "creating", NULL);
-        if (!json_object_object_get_ex(run, "started_at", NULL))
-                json_object_object_add(run, "started_at", json_object_new_int64((int64_t) time(NULL)));
-        return runner_run_save(r, run, r->run);
-}
-
-/* The jobs an interrupted run planned. */
-json_object *runner_run_planned(const Runner *r) {
-        json_object *plan = json_object_object_get(r->run, "jobs");
-
-        return json_object_is_type(plan, json_type_array) ? plan : NULL;
-}
-
-/* The set of the recorded run. */
-const char *runner_run_set(const Runner *r) {
-        return json_str(r->run, "set_name");
-}
-
-/* The set and jobs of the runner as a past_sets entry, or NULL when it has no job. */
-static json_object *runner_past_set_json(const Runner *r) {
-        json_object *o, *jobs;
-
-        if (!r->set_name || r->n_jobs == 0)
-                return NULL;
-        o = json_object_new_object();
-        jobs = json_object_new_array();
-        if (!o || !jobs) {
-                json_object_put(o);
-                json_object_put(jobs);
-                return NULL;
-        }
-        for (size_t i = 0; i < r->n_jobs; i++) {
-                json_object *j = json_object_new_object();
-
-                if (!j)
-                        continue;
-                json_object_object_add(j, "parameters_name", json_object_new_string(r->jobs[i].parameters_name));
-                json_object_object_add(j, "name", r->jobs[i].name ? json_object_new_string(r->jobs[i].name) : NULL);
-                json_object_array_add(jobs, j);
-        }
-        json_object_object_add(o, "set_name", json_object_new_string(r->set_name));
-        json_object_object_add(o, "jobs", jobs);
-        json_object_object_add(o, "ended_at", json_object_new_int64((int64_t) time(NULL)));
-        return o;
-}
-
-/* Records the set of the run. */
-int runner_run_set_created(Runner *r, const char *set_name, bool replaced) {
-        json_object *past = runner_past_set_json(r);
-        char *set = strdup(set_name);
-
-        if (!set || !r->run) {
-                free(set);
-                json_object_put(past);
-                return !set ? -ENOMEM : -EINVAL;
-        }
-        if (past) {
-                json_object_array_add(r->past_sets, past);
-                /* bounded: the oldest goes (its jobs stay upstream, listed by manager.*) */
-                while (json_array_len(r->past_sets) > RUNNER_PAST_SETS_MAX) {
-                        log_notice("Runner %s: forgetting its oldest past set %s (more than %d).", r->id,
-                                   strna(json_str(json_object_array_get_idx(r->past_sets, 0), "set_name")),
-                                   RUNNER_PAST_SETS_MAX);
-                        json_object_array_del_idx(r->past_sets, 0, 1);
-                }
-        }
-        if (replaced) {
-                free(r->previous_set_name);
-                r->previous_set_name = TAKE_PTR(r->set_name);
-        } else
-                free(r->set_name);
-        r->set_name = set;
-        for (size_t i = 0; i < r->n_jobs; i++)
-                runner_job_clear(&r->jobs[i]);
-        r->n_jobs = 0;
-        /* the old set's watch goes with its jobs */
-        poller_unwatch(r->watch);
-        r->watch = NULL;
-        json_object_object_add(r->run, "set_name", json_object_new_string(set_name));
-        return runner_save(r);
-}
-
-/* Records the job about to be created. */
-int runner_run_creating(Runner *r, const char *parameters_name) {
-        json_object *run = json_copy(r->run);
-
-        if (!run)
-                return -ENOMEM;
-        json_object_object_add(run, "creating", json_object_new_string(parameters_name));
-        return runner_run_save(r, run, r->run);
-}
-
-/* Records a created job. */
-int runner_run_created(Runner *r, const char *parameters_name, const char *name, const char *location) {
-        RunnerJob *j = runner_job(r, parameters_name);
-        int q;
-
-        if (j) {
-                char *p = TAKE_PTR(j->parameters_name);
-
-                runner_job_clear(j);
-                j->parameters_name = p;
-                j->kind = strdup(runner_config_job_kind(parameters_name));
-                j->name = strdup(name);
-                j->location = location ? strdup(location) : NULL;
-                q = j->kind && j->name && (!location || j->location) ? 0 : -ENOMEM;
-        } else
-                q = runner_append_job(r, parameters_name, runner_config_job_kind(parameters_name), name, location);
-        if (r->run)
-                json_object_object_add(r->run, "creating", NULL);
-        if (q >= 0)
-                q = runner_save(r);
-        else
-                (void) runner_save(r);
-        (void) runner_track(r);
-        return q;
-}
-
-/* The run is complete. */
-int runner_run_end(Runner *r) {
-        int q;
-
-        json_object_put(r->run);
-        r->run = NULL;
-        q = runner_save(r);
-        (void) runner_track(r);
-        return q;
-}
-
-/* Drops the record of a run that created nothing. */
-int runner_run_abandon(Runner *r) {
-        return runner_run_end(r);
-}
-
-/* Adopts the jobs of the runner's set it does not know. */
-int runner_adopt_jobs(Runner *r, json_object *jobs, json_object *adopted) {
-        int n = 0;
-
-        for (size_t i = 0; i < json_array_len(jobs); i++) {
-                json_object *job = json_object_array_get_idx(jobs, i);
-                const char *name = json_str(job, "name"), *pname = json_str(job, "parameters_name"),
-                           *set = json_str(job, "set_name");
-                _cleanup_free_ char *loc = NULL;
-                RunnerJob *j;
-
-                if (isempty(name) || isempty(pname) || runner_knows_job(r, name) ||
-                    (set && r->set_name && strcasecmp(set, r->set_name) != 0))
-                        continue;
-                j = runner_job(r, pname);
-                if (j && j->name) {
-                        /* a second job of a parameters name: the runner keeps its own */
-                        log_notice("Runner %s: set %s holds job %s for %s besides the runner's %s; not adopted.",
-                                   r->id, strna(r->set_name), name, pname, j->name);
-                        continue;
-                }
-                if (asprintf(&loc, "/jobs/%s", name) < 0)
-                        return -ENOMEM;
-                if (j) {
-                        free(j->name);
-                        free(j->location);
-                        j->name = strdup(name);
-                        j->location = TAKE_PTR(loc);
-                        if (!j->name)
-                                return -ENOMEM;
-                } else if (runner_append_job(r, pname, runner_config_job_kind(pname), name, loc) < 0)
-                        return -ENOMEM;
-                j = runner_job(r, pname);
-                json_object_put(j->job);
-                j->job = json_object_get(job);
-                if (adopted)
-                        json_object_array_add(adopted, json_object_new_string(pname));
-                n++;
-        }
-        return n;
-}
-
-/* Asks for the runner's set to be reconciled. */
-void runner_reconcile(Runner *r) {
-        if (!r->set_name || r->closed)
-                return;
-        r->reconcile = true;
-        (void) runner_track(r);
-        if (r->runners)
-                poller_kick(r->runners->poller, r->set_name);
 }

@@ -19,6 +19,7 @@
  */
 #pragma once
 
+#include <event2/event.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -76,12 +77,12 @@ struct Runner {
         size_t n_jobs;
         uint64_t created_at;     /* unix seconds */
         uint64_t updated_at;
+        bool unsaved;            /* the last save failed: the file is behind (saving, below) */
+        bool file_replaced;      /* the last failed save replaced the file all the same */
+        int save_error;          /* that save's -errno */
         const char *busy;        /* static name of the operation in progress, or NULL */
         PollerWatch *watch;
         json_object *last_error; /* the last poll error, or NULL */
-        json_object *run;        /* the write-ahead record of a runner.run not finished, or NULL (below) */
-        json_object *past_sets;  /* the sets of earlier runs, oldest first (below) */
-        bool reconcile;          /* the set's jobs are adopted from its next poll (below) */
         struct RunnerWaiterList waiters;
         unsigned n_ref;
         bool closed;
@@ -98,6 +99,11 @@ struct Runners {
         size_t n;
         json_object *damaged;    /* names of state files moved aside */
         uint64_t saves, save_errors;
+        size_t n_unsaved;        /* runners whose last save failed */
+        struct event_base *base; /* for the save retry timer; NULL: retried on the next save only */
+        struct event *save_retry;
+        unsigned save_retry_ms;  /* the retry timer's next delay (backoff) */
+        int last_save_error;     /* the -errno of the last failed save, 0 after a success */
         char *access_batch_missing; /* the API URL of a server without POST /access/batch, or NULL */
 };
 
@@ -127,8 +133,64 @@ int runner_record_set(Runner *r, const char *set_name, const char *how);
 Runner *runner_ref(Runner *r);
 Runner *runner_unref(Runner *r);
 
-/* Saves the runner now. Returns 0 or -errno (logged). */
+/* ---- saving ----------------------------------------------------------------------------------
+ * Saved or refused: a call that changes a runner succeeds only once the change is on disk.
+ * runner_save() writes STATE_DIRECTORY/runners/<id>.json durably (state_write_json(): write,
+ * fsync, rename, fsync of the directory) and returns 0, or the -errno of the failure (logged).
+ * A failed save leaves the runner `unsaved` (its file is behind its memory); the registry then
+ * saves it again by itself: after RUNNER_SAVE_RETRY_MIN_MS, doubling up to
+ * RUNNER_SAVE_RETRY_MAX_MS while the saves keep failing, and at once after any runner's
+ * successful save. daemon.status shows the unsaved runners (runners_stats_json()).
+ *
+ * A caller refuses the call whose save failed, with the class state_not_saved
+ * (runner_save_error_json()); before that it either
+ *   - undoes the change: runner_snapshot() before changing the runner, then
+ *     runner_snapshot_restore() after the failed save (runner_snapshot_done() in any case).
+ *     The runner is saved again only if it was unsaved already, or if the failed save had
+ *     replaced its file (the directory's fsync failed after the rename): data.kept false;
+ *   - or, for a change that cannot be undone (jobs created upstream), keeps it in memory
+ *     and lets the retries write it: data.kept true.
+ * A call that only reads never fails because of an unsaved runner. */
+
+#define RUNNER_SAVE_RETRY_MIN_MS 500u
+#define RUNNER_SAVE_RETRY_MAX_MS 10000u
+
+/* Saves the runner now. Returns 0 or -errno (logged; the runner is then unsaved). */
 int runner_save(Runner *r);
+
+/* Gives the registry the event loop its save retry timer runs on (the server, once). Without
+ * one an unsaved runner is saved again only with the next successful save. Returns 0 or
+ * -ENOMEM. */
+int runners_set_event_base(Runners *rs, struct event_base *base);
+
+/* Saves every unsaved runner now (the retry timer, and the registry's end). Returns how many
+ * are still unsaved. */
+size_t runners_save_pending(Runners *rs);
+
+/* What a change may need to be undone. */
+typedef struct RunnerSnapshot {
+        json_object *docs, *options, *tables, *warnings;
+        uint64_t updated_at;
+        bool unsaved;
+} RunnerSnapshot;
+
+/* Copies what the runner's methods change (docs, options, tables, warnings). Returns 0 or
+ * -ENOMEM (nothing to release then). */
+int runner_snapshot(const Runner *r, RunnerSnapshot *s);
+
+/* Puts the snapshot back into the runner (taking its content) after a failed save, and
+ * tells the registry the runner is saved again unless it was unsaved before or the failed
+ * save replaced its file. */
+void runner_snapshot_restore(Runner *r, RunnerSnapshot *s);
+
+/* Releases a snapshot (restored or not). */
+void runner_snapshot_done(RunnerSnapshot *s);
+
+/* The message and error.data of a state_not_saved error for a failed save of r (`error`, a
+ * -errno; `kept`: whether the change stays in memory, unsaved, to be written by the
+ * retries): data {runner_id, state_directory, errno, kept, retryable}. Returns 0 or -ENOMEM;
+ * *ret_message malloc'd, *ret_data a new reference. */
+int runner_save_error_json(const Runner *r, int error, bool kept, char **ret_message, json_object **ret_data);
 
 /* Forgets the runner: removes its file, ends its waiters (all_done false, failed NULL),
  * stops tracking. The struct lives on while referenced. */
@@ -140,10 +202,11 @@ void runner_close(Runner *r);
 int runner_replace_jobs(Runner *r, json_object *jobs);
 
 /* Replaces the jobs of the runner (after a run) as runner_replace_jobs() does, saves the
- * runner and starts tracking them. */
+ * runner and starts tracking them. Returns 0, -ENOMEM, or the failed save's -errno (the jobs
+ * are then known in memory, the runner unsaved). */
 int runner_set_jobs(Runner *r, json_object *jobs);
 
-/* Adds one job (advice) without dropping the others. */
+/* Adds one job (advice) without dropping the others; saves and tracks as runner_set_jobs(). */
 int runner_add_job(Runner *r, const char *parameters_name, const char *name, const char *location);
 
 /* The job of a parameters name, or NULL. */
@@ -183,67 +246,6 @@ json_object *runner_job_json(const RunnerJob *j);
 /* Appends a warning (also logged at notice). */
 void runner_warn(Runner *r, const char *text);
 
-/* {"runners": n, "damaged": [...], "saves": n, "save_errors": n, "sets": {...}}. New
- * reference. */
+/* {"runners": n, "damaged": [...], "saves": n, "save_errors": n, "unsaved": [ids],
+ * "last_save_error": "ENOSPC" or null, "sets": {...}}. New reference. */
 json_object *runners_stats_json(const Runners *rs);
-
-/* ---- the write-ahead of runs ----------------------------------------------------------------
- * runner.run records what it is about to do upstream before it does it, in the runner's
- * state (`run`, saved): the jobs it plans ({"jobs": [parameters names]}), then the set as
- * soon as PUT /resources names it ("set_name"), then before each POST /jobs the job being
- * created ("creating"), and each created job as soon as its name is known. The record goes
- * when the run has created every job it planned. A daemon killed in the middle finds the
- * record at start: the runner is "interrupted", its set is asked for its jobs
- * (GET /jobs?set_name=, the poller's poll) and the jobs found are adopted; runner.run on it
- * finishes the run in the same set, creating only the jobs still missing.
- *
- * A new run never drops the jobs of the run before: the earlier set and its jobs move to
- * `past_sets` ([{set_name, jobs: [{parameters_name, name}]}], at most RUNNER_PAST_SETS_MAX,
- * oldest first).
- *
- * The functions that save return 0, or the -errno of a failed save (the in-memory state then
- * holds the change; a caller about to act upstream refuses to). */
-
-#define RUNNER_PAST_SETS_MAX 64
-
-/* Starts (or, for an interrupted run, continues) the record of a run that plans `jobs` (an
- * array of parameters names, borrowed; merged with an interrupted run's plan) and saves it.
- * On a failed save the record is as it was before. */
-int runner_run_begin(Runner *r, json_object *jobs);
-
-/* The parameters names an interrupted run planned (borrowed), or NULL. */
-json_object *runner_run_planned(const Runner *r);
-
-/* The set of the run recorded, or NULL before PUT /resources named one. */
-const char *runner_run_set(const Runner *r);
-
-/* Records the new set of the run: the set and jobs the runner had go to past_sets (and
- * previous_set_name when `replaced`), and the set becomes the runner's, with no job yet.
- * Saves. */
-int runner_run_set_created(Runner *r, const char *set_name, bool replaced);
-
-/* Records the job about to be created (before its POST /jobs) and saves. On a failed save the
- * record is as it was before. */
-int runner_run_creating(Runner *r, const char *parameters_name);
-
-/* Records a created job in the runner (replacing a job of the same parameters name), saves
- * and tracks it. Returns 0, -ENOMEM, or the failed save's -errno (the job is then known in
- * memory). */
-int runner_run_created(Runner *r, const char *parameters_name, const char *name, const char *location);
-
-/* The run created every job it planned: the record goes. Saves and tracks. */
-int runner_run_end(Runner *r);
-
-/* Drops the record of a run that left nothing upstream but an empty set (its first POST /jobs
- * failed and the set holds no job). Saves. */
-int runner_run_abandon(Runner *r);
-
-/* Adopts the jobs of `jobs` (a JobResponse array of the runner's set, borrowed) that the
- * runner does not know, by their parameters name: one job per parameters name, the runner's
- * own kept. Appends the parameters names adopted to `adopted` (may be NULL). Returns how many
- * were adopted (not saved), or -ENOMEM. */
-int runner_adopt_jobs(Runner *r, json_object *jobs, json_object *adopted);
-
-/* Asks for the runner's set to be reconciled: its next poll (now) adopts the jobs it holds. */
-void runner_reconcile(Runner *r);
-

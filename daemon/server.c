@@ -424,6 +424,9 @@ int server_start(Server *s) {
         r = runners_new(s->core.poller, s->core.config->state_directory, &s->core.runners);
         if (r < 0)
                 return r;
+        r = runners_set_event_base(s->core.runners, s->core.base);
+        if (r < 0)
+                return log_oom();
         r = listener_new(s->core.base, s->core.config, server_on_accept, s, &s->listener);
         if (r < 0)
                 return r;

@@ -57,18 +57,25 @@ static int write_all(int fd, const char *p, size_t n) {
         return 0;
 }
 
-/* Writes o as dir/name atomically. */
-int state_write_json(const char *dir, const char *name, json_object *o) {
+/* Writes o as dir/name atomically and durably. */
+int state_write_json_ext(const char *dir, const char *name, json_object *o, bool *ret_replaced) {
         _cleanup_free_ char *tmp = NULL, *dst = NULL;
         _cleanup_close_ int fd = -1, dfd = -1;
         const char *text;
         int r;
 
+        if (ret_replaced)
+                *ret_replaced = false;
         text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!text)
                 return -ENOMEM;
         if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, name) < 0 || asprintf(&dst, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
+        /* opened first: without a descriptor of the directory the write could not be made
+         * durable, and nothing is replaced */
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -79,16 +86,89 @@ int state_write_json(const char *dir, const char *name, json_object *o) {
                 r = write_all(fd, "\n", 1);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
+        /* a close that fails (NFS) reports a write that did not reach the server */
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = -errno;
         if (r >= 0 && rename(tmp, dst) < 0)
                 r = -errno;
         if (r < 0) {
                 (void) unlink(tmp);
                 return r;
         }
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0)
-                (void) fsync(dfd);
+        if (ret_replaced)
+                *ret_replaced = true;
+        /* the rename is durable only once the directory is */
+        if (fsync(dfd) < 0)
+                return -errno;
         return 0;
+}
+
+int state_write_json(const char *dir, const char *name, json_object *o) {
+        return state_write_json_ext(dir, name, o, NULL);
+}
+
+/* Whether a failed write may succeed when tried again. */
+bool state_error_retryable(int error) {
+        switch (error) {
+        case -ENOSPC:
+        case -EDQUOT:
+        case -EIO:
+        case -ENOMEM:
+        case -EAGAIN:
+        case -EINTR:
+        case -EMFILE:
+        case -ENFILE:
+        case -ENOBUFS:
+        case -EBUSY:
+        case -ETIMEDOUT:
+        case -ESTALE:
+                return true;
+        default:
+                return false;
+        }
+}
+
+/* Whether a name is one of state_write_json()'s temporary files: ".NAME.XXXXXX" (mkostemp's
+ * six characters of [A-Za-z0-9]). */
+static bool is_temp_name(const char *n) {
+        size_t len = strlen(n);
+        const char *dot;
+
+        if (n[0] != '.' || len < 9)
+                return false;
+        dot = n + len - 7;
+        if (*dot != '.')
+                return false;
+        for (const char *p = dot + 1; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+                        return false;
+        return true;
+}
+
+/* Removes the temporary files a stopped daemon left. */
+int state_remove_temp_files(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d))) {
+                struct stat st;
+
+                if (!is_temp_name(de->d_name))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+                        log_warning_errno(errno, "Cannot remove the stale temporary file '%s/%s': %m", dir, de->d_name);
+                        continue;
+                }
+                log_notice("Removed '%s/%s', a state file a stopped daemon did not finish writing.", dir, de->d_name);
+                n++;
+        }
+        closedir(d);
+        return n;
 }
 
 /* Removes dir/name. */

@@ -8,12 +8,28 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 
 /* Creates `dir` (and its parent) with mode 0700 when missing. Returns 0 or -errno. */
 int state_mkdir(const char *dir);
 
-/* Writes `o` as dir/name atomically with mode 0600. Returns 0 or -errno. */
+/* Writes `o` as dir/name atomically and durably with mode 0600: a temporary file .NAME.XXXXXX
+ * written and fsync'd, renamed over dir/name, then the directory fsync'd. Returns 0 only when
+ * all of it succeeded, else -errno (the temporary file removed). *ret_replaced (may be NULL)
+ * tells whether dir/name was replaced (the rename happened: a failure after it, of the
+ * directory's fsync, leaves the new content in place but perhaps not durable). */
+int state_write_json_ext(const char *dir, const char *name, json_object *o, bool *ret_replaced);
 int state_write_json(const char *dir, const char *name, json_object *o);
+
+/* Whether a failed write of the state directory (a negative errno) may succeed when simply
+ * tried again later: a full disk or quota, an I/O error, a lack of memory or descriptors. Not
+ * a read-only file system, a missing directory or a permission (only the operator helps). */
+bool state_error_retryable(int error);
+
+/* Removes the temporary files (.NAME.XXXXXX, as state_write_json() makes them) that a daemon
+ * stopped in the middle of a write left in dir. For the start, before anything writes there.
+ * Returns how many were removed, or -errno for the directory itself (a missing one: 0). */
+int state_remove_temp_files(const char *dir);
 
 /* Removes dir/name; a missing file is fine. Returns 0 or -errno. */
 int state_remove(const char *dir, const char *name);
