@@ -125,7 +125,8 @@ struct Client {
         size_t buffered_max;           /* the most it held since its decoder was made */
         struct event *read_ev;
         struct event *write_ev;
-        struct event *idle_timer;
+        struct event *idle_timer;      /* armed once; re-armed for what is left when it fires */
+        uint64_t active_usec;          /* the last activity (CLOCK_MONOTONIC), for idle_timer */
         struct event *frame_timer;     /* deadline of the request line being received */
         struct event *resume_ev;       /* re-runs frame processing after a yield */
         struct evbuffer *out;

@@ -52,3 +52,11 @@ SetAccess set_access(const Call *c, const char *set_name);
  * ("load it into a runner", "delete its jobs"); the message tells the rule, not the owner.
  * Returns 0. */
 int set_refused_reply(Call *c, const char *set_name, const char *what);
+
+/* ---- manager.get_health's result (methods-manager.c) ---- */
+
+/* The result for a health answer of age_s seconds: a raw value (json_raw_new()) written from
+ * the answer's text, made once per answer, or the object when the answer cannot be written so;
+ * NULL on OOM. health_result_object() is the object always: the two serialize the same. */
+json_object *health_result(json_object *value, double age_s, bool stale);
+json_object *health_result_object(json_object *value, double age_s, bool stale);

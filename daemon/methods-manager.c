@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,113 @@ static CacheRead read_all_jobs(const Core *s, bool force) {
 
 /* ---- manager.get_health ------------------------------------------------------------ */
 
+/* The health result as text, written once per answer: the answer's members (or
+ * {"health": answer} for an answer that is not an object) without the closing brace, to
+ * which each call adds "stale" and "age_s". The result is byte for byte what
+ * health_result_json() gives (tests/daemon/test-health-text). An answer that has a "stale"
+ * or "age_s" member of its own (replaced in place by the object path) is not written so. */
+typedef struct HealthText {
+        json_object *value;   /* the answer the text is of (a reference: its address stays) */
+        char *text;           /* NULL: no text for this answer, health_result_json() it is */
+        size_t len;
+        bool members;         /* the text holds members: a comma before "stale" */
+} HealthText;
+
+static HealthText health_text;
+
+/* Frees the text (at exit, for leak checkers). */
+static void health_text_done(void) {
+        json_object_put(health_text.value);
+        free(health_text.text);
+        health_text = (HealthText) {};
+}
+
+/* The result of manager.get_health as an object (the path of every answer that has no text). */
+static json_object *health_result_json(json_object *value, double age_s, bool stale) {
+        json_object *o;
+
+        if (json_object_is_type(value, json_type_object))
+                o = json_copy(value);
+        else {
+                o = json_object_new_object();
+                if (o)
+                        json_object_object_add(o, "health", json_object_get(value));
+        }
+        if (o)
+                mark_freshness(o, age_s, stale);
+        return o;
+}
+
+/* Writes the text of an answer into health_text (an answer that cannot have one gets none). */
+static int health_text_update(json_object *value) {
+        static bool registered;
+        const char *s;
+        size_t n;
+        char *t;
+
+        if (value == health_text.value && value)
+                return 0;
+        if (!registered) {
+                (void) atexit(health_text_done);
+                registered = true;
+        }
+        health_text_done();
+        health_text.value = json_object_get(value);
+        if (json_object_is_type(value, json_type_object)) {
+                if (json_object_object_get_ex(value, "stale", NULL) || json_object_object_get_ex(value, "age_s", NULL))
+                        return 0;
+                s = json_object_to_json_string_length(value, JSONRPC_WIRE_FLAGS, &n);
+                if (!s || n < 2 || s[n - 1] != '}')
+                        return -ENOMEM;
+                t = strndup(s, n - 1);
+                if (!t)
+                        return -ENOMEM;
+                health_text.members = n > 2;
+        } else {
+                s = value ? json_object_to_json_string_length(value, JSONRPC_WIRE_FLAGS, &n) : "null";
+                if (!s)
+                        return -ENOMEM;
+                if (!value)
+                        n = 4;
+                if (asprintf(&t, "{\"health\":%.*s", (int) n, s) < 0)
+                        return -ENOMEM;
+                health_text.members = true;
+        }
+        health_text.text = t;
+        health_text.len = strlen(t);
+        return 0;
+}
+
+/* The result of manager.get_health: a raw value from the answer's text when it has one, else
+ * the object. */
+json_object *health_result(json_object *value, double age_s, bool stale) {
+        char num[JSON_ROUNDED_TEXT_MAX], buf[512], *p;
+        _cleanup_free_ char *heap = NULL;
+        size_t need, nl;
+
+        if (health_text_update(value) < 0 || !health_text.text || isnan(age_s) || isinf(age_s) ||
+            fabs(age_s) >= 1e15)
+                return health_result_json(value, age_s, stale);
+        nl = json_rounded_text(age_s, 3, num);
+        need = health_text.len + STRLEN(",\"stale\":false,\"age_s\":}") + nl + 1;
+        p = buf;
+        if (need > sizeof(buf)) {
+                p = heap = malloc(need);
+                if (!p)
+                        return NULL;
+        }
+        {
+                char *q = mempcpy(p, health_text.text, health_text.len);
+
+                if (health_text.members)
+                        *q++ = ',';
+                q = stpcpy(q, stale ? "\"stale\":true,\"age_s\":" : "\"stale\":false,\"age_s\":");
+                q = mempcpy(q, num, nl);
+                *q++ = '}';
+                return json_raw_new(p, (size_t) (q - p));
+        }
+}
+
 /* The health answer arrived (or the cache had it). */
 static void on_health(json_object *value, double age_s, bool stale, const ApiError *err, void *userdata) {
         Call *c = op_finish(userdata);
@@ -79,19 +187,17 @@ static void on_health(json_object *value, double age_s, bool stale, const ApiErr
                 reply_api_error(c, err);
                 return;
         }
-        if (json_object_is_type(value, json_type_object))
-                o = json_copy(value);
-        else {
-                o = json_object_new_object();
-                if (o)
-                        json_object_object_add(o, "health", json_object_get(value));
-        }
+        o = health_result(value, age_s, stale);
         if (!o) {
                 call_reply_errno(c, -ENOMEM, NULL);
                 return;
         }
-        mark_freshness(o, age_s, stale);
         call_reply(c, o);
+}
+
+/* The object form of the result, for the tests that hold the text to it. */
+json_object *health_result_object(json_object *value, double age_s, bool stale) {
+        return health_result_json(value, age_s, stale);
 }
 
 /* manager.get_health: GET /health through the cache. */

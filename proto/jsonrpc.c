@@ -1101,6 +1101,8 @@ int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t
         static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
         const char *rs = "null", *is = "null";
         size_t rn = 4, in = 4, n, rbad, ibad;
+        char idbuf[24];
+        int64_t iv;
         bool raw = false;
         char *buf, *p;
 
@@ -1109,7 +1111,22 @@ int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t
                 raw = true; /* checked and repaired when it was made */
         else if (result && !(rs = json_object_to_json_string_length(result, JSONRPC_WIRE_FLAGS, &rn)))
                 return -ENOMEM;
-        if (id && !(is = json_object_to_json_string_length(id, JSONRPC_WIRE_FLAGS, &in)))
+        if (id && json_object_is_type(id, json_type_int) && !json_object_get_userdata(id) &&
+            (iv = json_object_get_int64(id)) != INT64_MAX && iv != INT64_MIN) {
+                /* an integer id (the common case) as json-c prints it, without a printbuf:
+                 * INT64_MAX may stand for a larger uint64, and an id kept as written
+                 * (id_keep_text()) has userdata */
+                uint64_t u = iv < 0 ? 0 - (uint64_t) iv : (uint64_t) iv;
+                char *q = idbuf + sizeof(idbuf);
+
+                do
+                        *--q = (char) ('0' + u % 10);
+                while ((u /= 10) > 0);
+                if (iv < 0)
+                        *--q = '-';
+                is = q;
+                in = (size_t) (idbuf + sizeof(idbuf) - q);
+        } else if (id && !(is = json_object_to_json_string_length(id, JSONRPC_WIRE_FLAGS, &in)))
                 return -ENOMEM;
         if ((!raw && frame_check_encodable(rs, rn) < 0) || frame_check_encodable(is, in) < 0)
                 return -EINVAL;

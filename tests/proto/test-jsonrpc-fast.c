@@ -216,6 +216,33 @@ START_TEST(test_rounded_text) {
 }
 END_TEST
 
+/* jsonrpc_result_text() prints an integer id itself: the same bytes as json-c's reply
+ * object, for every id a request can carry (parsed, so kept as written when json-c rounds). */
+START_TEST(test_result_text_ids) {
+        static const char *const ids[] = { "0", "1", "-1", "42", "9223372036854775807", "-9223372036854775808",
+                                           "9223372036854775808", "18446744073709551615", "18446744073709551616",
+                                           "-9223372036854775809", "-0", "1.5", "\"x\"", "null", "1e2" };
+
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                _cleanup_message_ JsonRpcMessage *m = NULL;
+                json_object *err = NULL, *reply;
+                char text[160], *a = NULL, *b = NULL;
+                size_t an, bn;
+
+                snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":%s}", ids[i]);
+                ck_assert_int_eq(jsonrpc_parse(text, strlen(text), PROTO_JSON_DEPTH_MAX, PROTO_BATCH_MAX, &m, &err), 0);
+                ck_assert_int_eq(jsonrpc_result_text(m->calls[0].id, json_object_new_string("pong"), &a, &an), 0);
+                reply = jsonrpc_result_new(m->calls[0].id, json_object_new_string("pong"));
+                ck_assert_int_eq(jsonrpc_serialize(reply, &b, &bn), 0);
+                ck_assert_msg(streq(a, b), "id %s: %s != %s", ids[i], a, b);
+                ck_assert_uint_eq(an, bn);
+                json_object_put(reply);
+                free(a);
+                free(b);
+        }
+}
+END_TEST
+
 static Suite *jsonrpc_fast_suite(void) {
         Suite *s = suite_create("jsonrpc-fast");
         TCase *tc = tcase_create("core");
@@ -225,6 +252,7 @@ static Suite *jsonrpc_fast_suite(void) {
         tcase_add_test(tc, test_parse_uses_fast_path);
         tcase_add_test(tc, test_raw_value);
         tcase_add_test(tc, test_rounded_text);
+        tcase_add_test(tc, test_result_text_ids);
         suite_add_tcase(s, tc);
         return s;
 }
