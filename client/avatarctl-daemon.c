@@ -169,8 +169,25 @@ static int print_status_short(json_object *st) {
         print_line("Calls:", buf);
         v = ctl_member(ctl_member(st, "runners"), "runners");
         if (v) {
-                (void) snprintf(buf, sizeof(buf), "%" PRId64 " held", json_object_get_int64(v));
-                print_line("Runners:", buf);
+                json_object *unsaved = ctl_member(ctl_member(st, "runners"), "unsaved");
+                size_t n = json_object_is_type(unsaved, json_type_array) ? json_object_array_length(unsaved) : 0;
+                const char *err = ctl_member_string(ctl_member(st, "runners"), "last_save_error");
+
+                (void) snprintf(buf, sizeof(buf), "%" PRId64 " held%s", json_object_get_int64(v),
+                                n > 0 ? ", NOT SAVED:" : "");
+                /* each id on its own: a long list is not cut by the buffer */
+                output_padded(stdout, "Runners:", 10, OUTPUT_ALIGN_LEFT);
+                output_sanitized(stdout, buf);
+                for (size_t i = 0; i < n; i++) {
+                        (void) fputs(i > 0 ? ", " : " ", stdout);
+                        output_sanitized(stdout, json_object_get_string(json_object_array_get_idx(unsaved, i)) ?: "?");
+                }
+                if (n > 0) {
+                        (void) snprintf(buf, sizeof(buf), " (%zu, %s; the daemon keeps trying to save %s)", n,
+                                        err ?: "the state directory failed", n == 1 ? "it" : "them");
+                        output_sanitized(stdout, buf);
+                }
+                (void) putchar('\n');
         }
         (void) puts("\nMore: avatarctl status --verbose");
         return 0;

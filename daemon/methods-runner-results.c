@@ -167,17 +167,26 @@ static json_object *results_files(json_object *results) {
 }
 
 /* Saves the runner if the fetch stored results in it. For the cleanup of an Op that may go
- * in the middle of a fetch; NULL-runner safe (a fetch never started). */
-void results_fetch_flush(ResultsFetch *f) {
+ * in the middle of a fetch; NULL-runner safe (a fetch never started). A failed save leaves
+ * the runner unsaved, for the retries (runner.h). Returns 0 or the save's -errno. */
+int results_fetch_flush(ResultsFetch *f) {
         if (!f->dirty)
-                return;
+                return 0;
         f->dirty = false;
-        (void) runner_save(f->runner);
+        return runner_save(f->runner);
 }
 
-/* Ends the fetch: saves what it stored, then calls back with the outcome. */
+/* Ends the fetch: saves what it stored, then calls back with the outcome. The results the
+ * fetch stored stay in memory when the save fails, and the call fails (state_not_saved,
+ * kept): a call repeated finds them there. */
 static void results_fetch_end(ResultsFetch *f, const ApiError *err) {
-        results_fetch_flush(f);
+        _cleanup_(api_error_done) ApiError e = { .retry_after_ms = -1 };
+        int q = results_fetch_flush(f);
+
+        if (q < 0 && !err) {
+                api_error_not_saved(&e, f->runner, q, true);
+                err = &e;
+        }
         f->cb(f->op, err);
 }
 
@@ -247,7 +256,7 @@ typedef struct ListResultsOp {
 static void list_results_cleanup(Op *op) {
         ListResultsOp *l = (ListResultsOp *) op;
 
-        results_fetch_flush(&l->fetch);
+        (void) results_fetch_flush(&l->fetch);
         runner_unref(l->runner);
 }
 
@@ -495,7 +504,7 @@ static void download_cleanup(Op *op) {
         safe_close(d->fd);
         free(d->table);
         free(d->file_name);
-        results_fetch_flush(&d->fetch);
+        (void) results_fetch_flush(&d->fetch);
         runner_unref(d->runner);
 }
 

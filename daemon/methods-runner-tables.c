@@ -94,10 +94,11 @@ static void add_table_finish(AddTableOp *a) {
         _cleanup_free_ char *err = NULL;
         json_object *t = json_copy(a->params), *up = json_object_new_object(), *o;
         const char *table = json_str(a->params, "table_name");
+        RunnerSnapshot snap;
         Call *c;
         int q;
 
-        if (!t || !up) {
+        if (!t || !up || runner_snapshot(r, &snap) < 0) {
                 json_object_put(t);
                 json_object_put(up);
                 call_reply_errno(op_finish(&a->op), -ENOMEM, NULL);
@@ -110,6 +111,7 @@ static void add_table_finish(AddTableOp *a) {
         json_object_put(t);
         if (q < 0) {
                 json_object_put(up);
+                runner_snapshot_done(&snap);
                 if (q == -ENOMEM)
                         call_reply_errno(op_finish(&a->op), q, NULL);
                 else
@@ -124,7 +126,14 @@ static void add_table_finish(AddTableOp *a) {
                 json_object_object_add(up, "avatar_bytes", json_object_new_uint64(a->items[1].bytes));
         }
         json_object_object_add(r->tables, table, json_object_get(up));
-        (void) runner_save(r);
+        q = runner_commit(r, &snap);
+        if (q < 0) {
+                /* the uploaded objects stay in storage, unnamed by any runner; a retry uploads
+                 * again into a new folder */
+                json_object_put(up);
+                reply_not_saved(op_finish(&a->op), r, q, false);
+                return;
+        }
         o = json_object_new_object();
         json_object_object_add(o, "runner_id", json_object_new_string(r->id));
         json_object_object_add(o, "table_name", json_object_new_string(table));
@@ -428,10 +437,13 @@ static int method_add_table(Call *c, json_object *params) {
 static int method_add_link(Call *c, json_object *params) {
         Runner *r = runner_for_call(c, params);
         _cleanup_free_ char *err = NULL;
+        _cleanup_(runner_snapshot_done) RunnerSnapshot snap = {};
         int q;
 
         if (!r || runner_busy_reply(c, r))
                 return 0;
+        if (runner_snapshot(r, &snap) < 0)
+                return -ENOMEM;
         q = runner_config_add_link(r->docs, json_str(params, "parent_table_name"), json_str(params, "parent_field"),
                                    json_str(params, "child_table_name"), json_str(params, "child_field"),
                                    json_str(params, "method"), &err);
@@ -439,7 +451,9 @@ static int method_add_link(Call *c, json_object *params) {
                 return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL, "Invalid params: %s", strna(err));
         if (q < 0)
                 return q;
-        (void) runner_save(r);
+        q = runner_commit(r, &snap);
+        if (q < 0)
+                return reply_not_saved(c, r, q, false);
         return reply_status(c, r);
 }
 
@@ -449,11 +463,14 @@ static int parameters_common(Call *c, json_object *params, bool update) {
         Runner *r = runner_for_call(c, params);
         _cleanup_free_ char *err = NULL;
         const char *table = json_str(params, "table_name");
+        _cleanup_(runner_snapshot_done) RunnerSnapshot snap = {};
         json_object *p, *warnings, *o;
         int q;
 
         if (!r || runner_busy_reply(c, r))
                 return 0;
+        if (runner_snapshot(r, &snap) < 0)
+                return -ENOMEM;
         p = json_copy(params);
         warnings = json_object_new_array();
         if (!p || !warnings) {
@@ -476,7 +493,11 @@ static int parameters_common(Call *c, json_object *params, bool update) {
         }
         for (size_t i = 0; i < json_array_len(warnings); i++)
                 runner_warn(r, json_object_get_string(json_object_array_get_idx(warnings, i)));
-        (void) runner_save(r);
+        q = runner_commit(r, &snap);
+        if (q < 0) {
+                json_object_put(warnings);
+                return reply_not_saved(c, r, q, false);
+        }
         o = json_object_new_object();
         if (!o) {
                 json_object_put(warnings);
@@ -516,17 +537,22 @@ static int reply_no_table(Call *c, Runner *r, const char *table) {
 static int method_delete_table(Call *c, json_object *params) {
         Runner *r = runner_for_call(c, params);
         const char *table = json_str(params, "table_name");
+        _cleanup_(runner_snapshot_done) RunnerSnapshot snap = {};
         int q;
 
         if (!r || runner_busy_reply(c, r))
                 return 0;
+        if (runner_snapshot(r, &snap) < 0)
+                return -ENOMEM;
         q = runner_config_delete_table(r->docs, table);
         if (q == -ENOENT)
                 return reply_no_table(c, r, table);
         if (q < 0)
                 return q;
         json_object_object_del(r->tables, table);
-        (void) runner_save(r);
+        q = runner_commit(r, &snap);
+        if (q < 0)
+                return reply_not_saved(c, r, q, false);
         log_ctx(LOG_INFO, &c->log, "Runner %s: deleted table '%s'.", r->id, table);
         return reply_status(c, r);
 }
@@ -535,11 +561,14 @@ static int method_delete_table(Call *c, json_object *params) {
 static int method_delete_link(Call *c, json_object *params) {
         Runner *r = runner_for_call(c, params);
         const char *parent = json_str(params, "parent_table_name"), *child = json_str(params, "child_table_name");
+        _cleanup_(runner_snapshot_done) RunnerSnapshot snap = {};
         json_object *data;
         int q;
 
         if (!r || runner_busy_reply(c, r))
                 return 0;
+        if (runner_snapshot(r, &snap) < 0)
+                return -ENOMEM;
         q = runner_config_delete_link(r->docs, parent, child);
         if (q == -ENOENT) {
                 data = json_object_new_object();
@@ -553,7 +582,9 @@ static int method_delete_link(Call *c, json_object *params) {
         }
         if (q < 0)
                 return q;
-        (void) runner_save(r);
+        q = runner_commit(r, &snap);
+        if (q < 0)
+                return reply_not_saved(c, r, q, false);
         return reply_status(c, r);
 }
 
@@ -563,10 +594,13 @@ static int method_delete_parameters(Call *c, json_object *params) {
         const char *table = json_str(params, "table_name");
         _cleanup_free_ char *err = NULL;
         json_object *names = NULL, *unknown = NULL, *o;
+        _cleanup_(runner_snapshot_done) RunnerSnapshot snap = {};
         int q;
 
         if (!r || runner_busy_reply(c, r))
                 return 0;
+        if (runner_snapshot(r, &snap) < 0)
+                return -ENOMEM;
         (void) json_object_object_get_ex(params, "parameters_names", &names);
         q = runner_config_delete_parameters(r->docs, r->options, table, names, &unknown, &err);
         if (q == -ENOENT)
@@ -582,7 +616,9 @@ static int method_delete_parameters(Call *c, json_object *params) {
         }
         if (q < 0)
                 return q;
-        (void) runner_save(r);
+        q = runner_commit(r, &snap);
+        if (q < 0)
+                return reply_not_saved(c, r, q, false);
         o = json_object_new_object();
         if (!o)
                 return -ENOMEM;
@@ -623,7 +659,7 @@ static void advise_cleanup(Op *op) {
         put_resources_done(&a->put);
         access_done(&a->access);
         free(a->table);
-        results_fetch_flush(&a->fetch);
+        (void) results_fetch_flush(&a->fetch);
         if (a->runner) {
                 a->runner->busy = NULL;
                 runner_unref(a->runner);
@@ -634,7 +670,15 @@ static void advise_cleanup(Op *op) {
 static void advise_apply(AdviseOp *a) {
         Runner *r = a->runner;
         json_object *warnings = json_object_new_array(), *params = json_object_new_object(), *o;
+        RunnerSnapshot snap;
+        int q;
 
+        if (!warnings || !params || runner_snapshot(r, &snap) < 0) {
+                json_object_put(warnings);
+                json_object_put(params);
+                call_reply_errno(op_finish(&a->op), -ENOMEM, NULL);
+                return;
+        }
         json_object_object_foreach(a->advice, table, adv) {
                 json_object *p = NULL;
                 _cleanup_free_ char *err = NULL;
@@ -656,7 +700,14 @@ static void advise_apply(AdviseOp *a) {
         }
         for (size_t i = 0; i < json_array_len(warnings); i++)
                 runner_warn(r, json_object_get_string(json_object_array_get_idx(warnings, i)));
-        (void) runner_save(r);
+        q = runner_commit(r, &snap);
+        if (q < 0) {
+                /* the advice job stays the runner's (saved with it when it was created) */
+                json_object_put(warnings);
+                json_object_put(params);
+                reply_not_saved(op_finish(&a->op), r, q, false);
+                return;
+        }
         o = json_object_new_object();
         json_object_object_add(o, "runner_id", json_object_new_string(r->id));
         json_object_object_add(o, "set_name", r->set_name ? json_object_new_string(r->set_name) : NULL);
@@ -812,8 +863,18 @@ static void on_advice_job(const ApiResponse *resp, const ApiError *err, void *us
                         call_reply_errorf(op_finish(&a->op), RPC_UPSTREAM_BAD_RESPONSE, NULL, "POST /jobs gave no job name");
                 return;
         }
-        if (asprintf(&loc, "/jobs/%s", name) < 0 || runner_add_job(a->runner, "advice_parameters", name, loc) < 0) {
+        if (asprintf(&loc, "/jobs/%s", name) < 0) {
                 call_reply_errno(op_finish(&a->op), -ENOMEM, NULL);
+                return;
+        }
+        q = runner_add_job(a->runner, "advice_parameters", name, loc);
+        if (q == -ENOMEM) {
+                call_reply_errno(op_finish(&a->op), q, NULL);
+                return;
+        }
+        if (q < 0) {
+                /* the job exists upstream: the runner keeps it, unsaved, for the retries */
+                reply_not_saved(op_finish(&a->op), a->runner, q, true);
                 return;
         }
         which = json_object_new_array();
@@ -912,9 +973,9 @@ static int method_advise_parameters(Call *c, json_object *params) {
 
 const MethodDef methods_runner_tables[] = {
         { "runner.add_table", method_add_table, METHOD_MUTATING },
-        { "runner.add_link", method_add_link, 0 },
-        { "runner.set_parameters", method_set_parameters, 0 },
-        { "runner.update_parameters", method_update_parameters, 0 },
+        { "runner.add_link", method_add_link, METHOD_MUTATING },
+        { "runner.set_parameters", method_set_parameters, METHOD_MUTATING },
+        { "runner.update_parameters", method_update_parameters, METHOD_MUTATING },
         { "runner.delete_table", method_delete_table, METHOD_MUTATING },
         { "runner.delete_link", method_delete_link, METHOD_MUTATING },
         { "runner.delete_parameters", method_delete_parameters, METHOD_MUTATING },

@@ -67,6 +67,61 @@ int reply_status(Call *c, Runner *r) {
         return o ? call_reply(c, o) : -ENOMEM;
 }
 
+/* ---- saved or refused ------------------------------------------------------------------ */
+
+/* Finishes the call with state_not_saved. */
+int reply_not_saved(Call *c, Runner *r, int error, bool kept) {
+        _cleanup_free_ char *m = NULL;
+        json_object *data = NULL;
+
+        if (runner_save_error_json(r, error, kept, &m, &data) < 0)
+                return call_reply_error(c, RPC_STATE_NOT_SAVED, NULL, NULL);
+        return call_reply_error(c, RPC_STATE_NOT_SAVED, m, data);
+}
+
+/* The same as an ApiError. */
+void api_error_not_saved(ApiError *e, Runner *r, int error, bool kept) {
+        _cleanup_free_ char *m = NULL;
+        json_object *data = NULL;
+
+        api_error_done(e);
+        e->code = RPC_STATE_NOT_SAVED;
+        if (runner_save_error_json(r, error, kept, &m, &data) >= 0) {
+                e->message = TAKE_PTR(m);
+                e->extra = data;
+        }
+}
+
+/* Saves a change, or undoes it. */
+int runner_commit(Runner *r, RunnerSnapshot *snap) {
+        int q = runner_save(r);
+
+        if (q < 0)
+                runner_snapshot_restore(r, snap);
+        runner_snapshot_done(snap);
+        return q;
+}
+
+/* The reply to a runner_new() that failed: its save (state_not_saved, nothing created), or
+ * memory. */
+static int reply_create_failed(Call *c, int q) {
+        const char *dir = c->core->runners->dir;
+        json_object *data;
+
+        if (q == -ENOMEM)
+                return call_reply_errno(c, q, "Cannot create the runner: %m");
+        data = json_object_new_object();
+        if (data) {
+                json_object_object_add(data, "state_directory", json_object_new_string(dir));
+                json_object_object_add(data, "errno", json_object_new_string(strerrorname_np(-q) ?: "unknown"));
+                json_object_object_add(data, "kept", json_object_new_boolean(false));
+                json_object_object_add(data, "retryable", json_object_new_boolean(state_error_retryable(q)));
+        }
+        return call_reply_errorf(c, RPC_STATE_NOT_SAVED, data,
+                                 "The new runner could not be saved in '%s': %s. Nothing was created; try again "
+                                 "when the state directory has room", dir, strerror(-q));
+}
+
 /* ---- notifications ----------------------------------------------------------------- */
 
 /* Gives a call a subscription id for its notifications. */
@@ -121,7 +176,7 @@ static int create_and_reply(Call *c, const char *display_name, json_object *docs
 
         q = runner_new(c->core->runners, c->peer->uid, display_name, docs, options, &r);
         if (q < 0)
-                return call_reply_errno(c, q, "Cannot create the runner: %m");
+                return reply_create_failed(c, q);
         log_ctx(LOG_INFO, &c->log, "Created runner %s '%s' for uid %u.", r->id, r->display_name,
                 (unsigned) r->owner);
         o = runner_status_json(r, false);
@@ -278,7 +333,7 @@ static void from_id_finish(FromIdOp *f) {
         q = runner_new(f->op.core->runners, c->peer->uid, display, TAKE_PTR(f->docs), options, &r);
         if (q < 0) {
                 json_object_put(jobs);
-                call_reply_errno(op_finish(&f->op), q, "Cannot create the runner: %m");
+                reply_create_failed(op_finish(&f->op), q);
                 return;
         }
         r->set_name = strdup(f->set_name);
@@ -310,7 +365,14 @@ static void from_id_finish(FromIdOp *f) {
                 runner_warn(r, json_object_get_string(json_object_array_get_idx(f->warnings, i)));
         runner_warn(r, "Running this runner again creates a new set; the results of the loaded set stay "
                        "available through manager.create_runner_from_id.");
-        (void) runner_save(r);
+        q = runner_save(r);
+        if (q < 0) {
+                /* the runner made for the set goes again (its first file with it): nothing was
+                 * loaded, and nothing upstream changed */
+                reply_not_saved(op_finish(&f->op), r, q, false);
+                runner_close(r);
+                return;
+        }
         (void) runner_track(r);
         c = op_finish(&f->op);
         log_ctx(LOG_INFO, &c->log, "Loaded set %s into runner %s '%s'.", r->set_name, r->id, r->display_name);

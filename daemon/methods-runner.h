@@ -35,6 +35,21 @@ bool runner_busy_reply(Call *c, Runner *r);
 /* Replies with the runner's status. */
 int reply_status(Call *c, Runner *r);
 
+/* ---- saved or refused (methods-runner.c; the contract is in runner.h) ---- */
+
+/* Finishes the call with state_not_saved for a failed save of r (`error`, its -errno; `kept`:
+ * the change stays in memory, unsaved, for the retries to write). Returns 0. */
+int reply_not_saved(Call *c, Runner *r, int error, bool kept);
+
+/* The same error as an ApiError, for the callbacks that take one (e is reset first). */
+void api_error_not_saved(ApiError *e, Runner *r, int error, bool kept);
+
+/* Saves r after the change made since `snap` (runner_snapshot()) and releases the snapshot.
+ * Returns 0 when the change is on disk. Otherwise the change is undone
+ * (runner_snapshot_restore()) and the save's -errno returned: the caller then replies with
+ * reply_not_saved(..., false) and changes nothing more. */
+int runner_commit(Runner *r, RunnerSnapshot *snap);
+
 /* ---- notifications (methods-runner.c) ---- */
 
 typedef struct Notifier {
@@ -94,8 +109,9 @@ struct ResultsFetch {
 };
 
 /* Saves the runner if the fetch stored results in it. For the cleanup of an Op that may go
- * in the middle of a fetch; NULL-runner safe (a fetch never started). */
-void results_fetch_flush(ResultsFetch *f);
+ * in the middle of a fetch; NULL-runner safe (a fetch never started). A failed save leaves
+ * the runner unsaved, for the retries (runner.h). Returns 0 or the save's -errno. */
+int results_fetch_flush(ResultsFetch *f);
 
 /* Continues with the next job that needs its results. */
 void results_fetch_next(ResultsFetch *f);

@@ -211,11 +211,16 @@ static void runner_set_unsaved(Runner *r, bool unsaved) {
         }
 }
 
+/* How many saves failed and wait for the retries: runners and set owner records. */
+static size_t runners_pending(const Runners *rs) {
+        return rs->n_unsaved + (rs->sets ? set_owners_unsaved(rs->sets) : 0);
+}
+
 /* Arms the retry timer: after `ms`, unless it is armed already. */
 static void runners_arm_retry(Runners *rs, unsigned ms) {
         struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (suseconds_t) (ms % 1000) * 1000 };
 
-        if (!rs->save_retry || rs->n_unsaved == 0 || evtimer_pending(rs->save_retry, NULL))
+        if (!rs->save_retry || runners_pending(rs) == 0 || evtimer_pending(rs->save_retry, NULL))
                 return;
         (void) evtimer_add(rs->save_retry, &tv);
 }
@@ -265,16 +270,18 @@ int runner_save(Runner *r) {
         return 0;
 }
 
-/* Saves every unsaved runner. */
+/* Saves every unsaved runner, and the set owner records whose save failed. */
 size_t runners_save_pending(Runners *rs) {
         Runner *r, *next;
 
         for (r = TAILQ_FIRST(&rs->list); r && rs->n_unsaved > 0; r = next) {
                 next = TAILQ_NEXT(r, link);
                 if (r->unsaved && runner_save(r) < 0)
-                        break;  /* the next attempt is armed; the others would fail alike */
+                        return runners_pending(rs); /* the others would fail alike */
         }
-        return rs->n_unsaved;
+        if (rs->sets)
+                (void) set_owners_save_pending(rs->sets);
+        return runners_pending(rs);
 }
 
 /* The retry timer: save the unsaved runners, back off while it fails. */
@@ -543,9 +550,9 @@ Runners *runners_free(Runners *rs) {
 
         if (!rs)
                 return NULL;
-        if (rs->n_unsaved > 0 && runners_save_pending(rs) > 0)
-                log_error("%zu runner(s) could not be saved in '%s' before the daemon stopped: their last changes "
-                          "are lost.", rs->n_unsaved, rs->dir);
+        if (runners_pending(rs) > 0 && runners_save_pending(rs) > 0)
+                log_error("%zu runner(s) or set owner record(s) could not be saved in '%s' before the daemon "
+                          "stopped: their last changes are lost.", runners_pending(rs), rs->dir);
         if (rs->save_retry)
                 event_free(rs->save_retry);
         while ((r = TAILQ_FIRST(&rs->list))) {
@@ -632,6 +639,8 @@ int runner_record_set(Runner *r, const char *set_name, const char *how) {
         if (!rs || !rs->sets || isempty(set_name))
                 return 0;
         q = set_owners_record(rs->sets, set_name, r->owner, how, r->id, r->display_name);
+        /* a record that could not be written is written by the save retries */
+        runners_arm_retry(rs, rs->save_retry_ms);
         if (q == -EINVAL)
                 log_warning("Set %s of runner %s has a name that is not a UUID: its owner is kept in memory only.",
                             set_name, r->id);

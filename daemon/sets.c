@@ -19,6 +19,7 @@ struct SetOwners {
         char *dir;               /* STATE_DIRECTORY/sets */
         json_object *records;    /* lower-case set name → {"owner", ...} */
         json_object *damaged;    /* names of files moved aside */
+        json_object *unsaved;    /* keys of the records whose save failed → true */
         uint64_t save_errors;
 };
 
@@ -94,12 +95,15 @@ int set_owners_new(const char *state_directory, SetOwners **ret) {
                 return -ENOMEM;
         s->records = json_object_new_object();
         s->damaged = json_object_new_array();
-        if (!s->records || !s->damaged || asprintf(&s->dir, "%s/sets", state_directory) < 0) {
+        s->unsaved = json_object_new_object();
+        if (!s->records || !s->damaged || !s->unsaved || asprintf(&s->dir, "%s/sets", state_directory) < 0) {
                 s->dir = NULL;
                 set_owners_free(s);
                 return -ENOMEM;
         }
         q = state_mkdir(s->dir);
+        if (q >= 0)
+                (void) state_remove_temp_files(s->dir);
         if (q >= 0)
                 q = state_load_dir(s->dir, on_set_file, s, s->damaged);
         if (q < 0) {
@@ -132,15 +136,38 @@ SetOwners *set_owners_free(SetOwners *s) {
                 return NULL;
         json_object_put(s->records);
         json_object_put(s->damaged);
+        json_object_put(s->unsaved);
         free(s->dir);
         free(s);
         return NULL;
 }
 
+/* Writes the record of key; a failure is kept in s->unsaved for set_owners_save_pending(). */
+static int save_record(SetOwners *s, const char *key, json_object *rec) {
+        _cleanup_free_ char *file = NULL;
+        int q;
+
+        if (asprintf(&file, "%s.json", key) < 0)
+                q = -ENOMEM;
+        else
+                q = state_write_json(s->dir, file, rec);
+        if (q < 0) {
+                s->save_errors++;
+                if (!json_object_object_get_ex(s->unsaved, key, NULL))
+                        json_object_object_add(s->unsaved, key, json_object_new_boolean(true));
+                return log_error_errno(q, "Failed to save the owner of set %s in '%s': %m", key, s->dir);
+        }
+        if (json_object_object_get_ex(s->unsaved, key, NULL)) {
+                json_object_object_del(s->unsaved, key);
+                log_info("The owner of set %s is saved again.", key);
+        }
+        return 0;
+}
+
 /* Records the owner of a set. */
 int set_owners_record(SetOwners *s, const char *set_name, uid_t owner, const char *how, const char *runner_id,
                       const char *display_name) {
-        _cleanup_free_ char *key = NULL, *file = NULL;
+        _cleanup_free_ char *key = NULL;
         json_object *rec, *old;
         int q;
 
@@ -171,16 +198,36 @@ int set_owners_record(SetOwners *s, const char *set_name, uid_t owner, const cha
                 json_object_put(rec);
                 return -EINVAL;
         }
-        if (asprintf(&file, "%s.json", key) < 0)
-                q = -ENOMEM;
-        else
-                q = state_write_json(s->dir, file, rec);
+        q = save_record(s, key, rec);
         json_object_put(rec);
-        if (q < 0) {
-                s->save_errors++;
-                return log_error_errno(q, "Failed to save the owner of set %s in '%s': %m", key, s->dir);
+        return q;
+}
+
+/* How many records wait to be saved again. */
+size_t set_owners_unsaved(const SetOwners *s) {
+        return (size_t) json_object_object_length(s->unsaved);
+}
+
+/* Saves the records whose save failed. */
+size_t set_owners_save_pending(SetOwners *s) {
+        _cleanup_(json_object_putp) json_object *keys = json_object_new_array();
+
+        if (!keys)
+                return (size_t) json_object_object_length(s->unsaved);
+        json_object_object_foreach(s->unsaved, k, v) {
+                (void) v;
+                json_object_array_add(keys, json_object_new_string(k));
         }
-        return 0;
+        for (size_t i = 0; i < json_array_len(keys); i++) {
+                const char *key = json_object_get_string(json_object_array_get_idx(keys, i));
+                json_object *rec;
+
+                if (!json_object_object_get_ex(s->records, key, &rec))
+                        json_object_object_del(s->unsaved, key);
+                else if (save_record(s, key, rec) < 0)
+                        break;
+        }
+        return (size_t) json_object_object_length(s->unsaved);
 }
 
 /* The recorded owner of a set. */
@@ -224,5 +271,6 @@ json_object *set_owners_stats_json(const SetOwners *s) {
         json_object_object_add(o, "sets", json_object_new_int64(json_object_object_length(s->records)));
         json_object_object_add(o, "damaged_files", json_object_get(s->damaged));
         json_object_object_add(o, "save_errors", json_object_new_uint64(s->save_errors));
+        json_object_object_add(o, "unsaved", json_object_new_int64(json_object_object_length(s->unsaved)));
         return o;
 }

@@ -51,6 +51,13 @@ SetOwners *set_owners_free(SetOwners *s);
 int set_owners_record(SetOwners *s, const char *set_name, uid_t owner, const char *how, const char *runner_id,
                       const char *display_name);
 
+/* Saves again the records whose save failed (set_owners_record() keeps them in memory, and
+ * returns the error). Returns how many are still unsaved. */
+size_t set_owners_save_pending(SetOwners *s);
+
+/* How many records wait to be saved again. */
+size_t set_owners_unsaved(const SetOwners *s);
+
 /* The recorded owner of a set: true with *ret_owner, or false when there is no record. */
 bool set_owners_get(const SetOwners *s, const char *set_name, uid_t *ret_owner);
 
