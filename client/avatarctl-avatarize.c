@@ -536,6 +536,9 @@ static int avatarize_resume(Avatarize *a, int *ret_step) {
         state = ctl_member_string(st, "state") ?: "?";
         if (streq(state, "configuring"))
                 *ret_step = json_array_len(tables) == 0 ? 0 : 1;
+        else if (streq(state, "interrupted"))
+                /* runner.run finishes the interrupted run in its set */
+                *ret_step = 2;
         else if (streq(state, "failed"))
                 *ret_step = 3;
         else if (streq(state, "running"))
