@@ -152,6 +152,7 @@ static const KeyDef keys[] = {
           5 * 1024 * 1024, UINT64_C(5) << 30),
         K("runners", "multipart_part_bytes", KEY_SIZE, multipart_part_bytes,
           5 * 1024 * 1024, UINT64_C(5) << 30),
+        K("runners", "transfer_concurrency", KEY_UINT, transfer_concurrency, 1, 64),
         K("runners", "max_runners_per_uid", KEY_UINT, max_runners_per_uid, 1, 100000),
 
         { NULL, "access", KEY_ACCESS, 0, 0, 0, URL_NONE, NULL, 0 },
@@ -343,6 +344,7 @@ int config_new(Config **ret) {
         c->poll_max_s = 20;
         c->multipart_threshold_bytes = 64 * 1024 * 1024;
         c->multipart_part_bytes = 16 * 1024 * 1024;
+        c->transfer_concurrency = 10;
         c->max_runners_per_uid = 1000;
 
         /* root is admin by rule in config_role_for(); members of "avatar" read and operate */

@@ -98,6 +98,7 @@ typedef struct Config {
         unsigned poll_max_s;
         uint64_t multipart_threshold_bytes;
         uint64_t multipart_part_bytes;
+        unsigned transfer_concurrency;
         unsigned max_runners_per_uid;
 
         /* access: index by Role (ROLE_READ .. ROLE_ADMIN) */

@@ -162,6 +162,7 @@ static void storage_options_from(const Config *c, StorageOptions *o) {
                 .multipart_threshold = c->multipart_threshold_bytes,
                 .part_size = c->multipart_part_bytes,
                 .timeout_ms = (uint64_t) c->timeout_s * 1000,
+                .concurrency = c->transfer_concurrency,
         };
 }
 

@@ -16,11 +16,14 @@
  * completions, an event on the caller's descriptor, and the operation's own timer.
  *
  *   put, file or memory:  PUT ──────────────────────────────────────────────────┐
- *                         CREATE ─► PART × N ─► COMPLETE [─► VERIFY] ───────────┤
+ *                         CREATE ─► PART (N parts, C at a time) ─► COMPLETE     │
+ *                                                          [─► VERIFY] ─────────┤
  *   put, stream:          FILL ─► PUT   (the stream ended within the first part)├─► DONE
- *                         FILL ─► CREATE ─► PART ─► FILL ─► PART … ─► COMPLETE ─┤
+ *                         FILL ─► CREATE ─► PART (filling the next buffers while│
+ *                                 the full ones go up) ─► COMPLETE ─────────────┤
  *   get:                  GET [─► RETRY_WAIT ─► GET (resumed with Range)] ──────┘
- *   a 5xx answer to PUT, CREATE, PART, COMPLETE or GET:  RETRY_WAIT ─► the same request
+ *   a 5xx answer to PUT, CREATE, COMPLETE or GET:  RETRY_WAIT ─► the same request
+ *   a 5xx answer to one part:  that part alone waits on its slot's timer and goes again
  *
  *   a failure once an upload id exists:  ABORT ─► DONE (done runs after the abort answered)
  *   storage_cancel():                    CANCELLED ─► freed (the abort is fire and forget)
@@ -30,12 +33,21 @@
  * a callback that still uses it.
  *
  * Choices:
- *   - Parts go one at a time. A regular file could feed two in flight with pread(), but one
- *     keeps a stream's memory at one part buffer and the ETag list in order; on a single
- *     connection the throughput is what the link gives anyway.
- *   - A stream is read into one buffer of part_size + 1 bytes: the extra byte tells, without
- *     a second buffer, whether more data follows a full part (a stream of exactly part_size
- *     bytes is one PutObject). It moves to the front once the part is stored.
+ *   - Parts go up C at a time (StorageOptions.concurrency, 10 by default like the AWS CLI),
+ *     each in a slot (StoragePart) with its own request, its own repeats after a transient
+ *     answer and its own connection (UpstreamCall.own_connection: HTTP/1.1, so that neither
+ *     HTTP/2 multiplexing nor a busy connection puts two parts on one TCP flow; a WAN path
+ *     or a per-flow shaper bounds each flow, not their sum). The ETags are kept by part
+ *     number and written in order into the Complete.
+ *   - A regular file's parts are read at their offsets with pread() as libcurl asks for
+ *     bytes: nothing is buffered, whatever C. A stream is read into one buffer of part_size
+ *     per slot, so for streams C is capped at STORAGE_STREAM_BUFFERS_MAX / part_size (at
+ *     least 1): while full buffers go up, the next one fills. One byte read past a full
+ *     buffer (the carry) tells whether more data follows, without another buffer (a stream
+ *     of exactly part_size bytes is one PutObject); it starts the next buffer.
+ *   - A part that fails for good fails the upload: the other parts are cancelled (their
+ *     connections closed), then the upload is aborted. storage_cancel() does the same,
+ *     without waiting for the abort.
  *   - Request bodies come from the source at their offsets on every (re)try: the rewind
  *     callback only resets the position, so Upstream's network retries work for PutObject,
  *     UploadPart and the in-memory Create/Complete/Abort bodies.
@@ -97,6 +109,9 @@
 #define STORAGE_DEFAULT_REGION "us-east-1"
 #define STORAGE_ERROR_CODE_MAX 64u                /* bytes of an S3 error Code we report */
 #define STORAGE_ERROR_MESSAGE_MAX 512u            /* bytes of an S3 error Message we report */
+#define STORAGE_CONCURRENCY_DEFAULT 10u           /* parts in flight: the AWS CLI's default */
+#define STORAGE_CONCURRENCY_MAX 64u
+#define STORAGE_STREAM_BUFFERS_MAX (64 * MIB)     /* part buffers of one stream, in all */
 
 /* A step of an operation that storage-op.c calls back: the stream reader, or the request a
  * wait repeats. It handles its own failure. */
@@ -130,6 +145,29 @@ typedef enum OpSource {
         SOURCE_STREAM, /* anything else: read sequentially into the part buffer */
 } OpSource;
 
+/* A slot of a multipart upload: one part at a time goes through it. */
+typedef enum PartState {
+        PART_FREE,         /* nothing; a stream's buffer may be kept for the next part */
+        PART_FILLING,      /* stream: the buffer is being read into (op->filling) */
+        PART_READY,        /* stream: the buffer holds a part that waits for the upload id */
+        PART_SENDING,      /* UploadPart in flight */
+        PART_WAITING,      /* waiting to repeat UploadPart after a transient answer */
+} PartState;
+
+typedef struct StoragePart {
+        StorageOp *op;
+        PartState state;
+        UpstreamRequest *req;
+        struct event *timer;      /* the wait before a repeat */
+        unsigned number;
+        uint64_t off;             /* file or memory: where the part starts in the source */
+        uint64_t len;
+        uint64_t pos;             /* bytes of this attempt handed to libcurl */
+        unsigned http_retries;    /* repeats of this part after a 5xx */
+        char *buf;                /* stream: this slot's buffer of part_size bytes */
+        size_t fill;              /* stream: bytes in buf */
+} StoragePart;
+
 typedef enum FdKind {
         FD_NONE,       /* memory operation */
         FD_REGULAR,    /* never blocks, never polled */
@@ -154,6 +192,7 @@ struct Storage {
         uint64_t threshold;
         uint64_t part_size;
         uint64_t timeout_ms;
+        unsigned concurrency;     /* parts in flight per upload */
 
         LIST_HEAD(, StorageOp) ops;
         LIST_HEAD(, StorageAbort) aborts; /* detached aborts in flight (storage_on_drained()) */
@@ -200,6 +239,7 @@ struct StorageOp {
         char *key;
         char *userpwd;            /* "id:secret", erased before free */
         uint64_t timeout_ms;
+        unsigned concurrency;     /* parts in flight at most */
         OpPhase retry_phase;      /* the request RETRY_WAIT repeats */
         storage_op_step_fn repeat; /* … and the function that sends it again */
         unsigned http_retries;    /* repeats of the current request after a 5xx */
@@ -215,23 +255,30 @@ struct StorageOp {
 
         /* put */
         OpSource source;
-        storage_op_step_fn fill;  /* stream: reads the descriptor into the part buffer */
+        storage_op_step_fn fill;  /* stream: reads the descriptor into op->filling */
         uint64_t size;            /* object size, when size_known */
         bool size_known;
         uint64_t part_size;
-        char *buf;                /* memory source, or the stream's part buffer */
+        char *buf;                /* memory source */
         size_t buf_cap;
-        size_t buf_fill;
         bool eof;
+        bool has_carry;           /* stream: `carry` was read past a full buffer */
+        char carry;
         uint64_t stream_read;     /* bytes read from the stream */
-        const char *body_mem;     /* current body in memory, or NULL: pread at body_off */
+        const char *body_mem;     /* PutObject body in memory, or NULL: pread at body_off */
         uint64_t body_off;
         uint64_t body_len;
-        uint64_t body_pos;        /* bytes of the current body handed to libcurl */
+        uint64_t body_pos;        /* bytes of the PutObject body handed to libcurl */
         uint64_t sent;            /* bytes stored: PutObject or finished parts */
         char *upload_id;
-        unsigned part_number;     /* the part in flight, or the last one stored */
-        StrBuf parts_xml;         /* <Part>…</Part> of the stored parts */
+        unsigned part_number;     /* the last part handed out: after all, their count */
+        StoragePart *slots;       /* multipart: n_slots parts at a time */
+        unsigned n_slots;
+        StoragePart *filling;     /* stream: the slot read into, or holding the next part */
+        uint64_t next_off;        /* file or memory: where the next part starts */
+        uint64_t parts_pos;       /* bytes of the parts in flight handed to libcurl */
+        char **etags;             /* of the stored parts, by part number - 1 */
+        unsigned etags_alloc;
 
         /* get */
         bool to_memory;
@@ -348,7 +395,18 @@ ssize_t storage_op_write(StorageOp *op, const void *buf, size_t n);
  * STORAGE_PROGRESS_USEC. The callback may cancel. */
 void storage_op_progress(StorageOp *op, uint64_t done);
 
-/* Upstream callbacks for a request body taken from the source (PutObject, UploadPart). */
+/* Cancels every part in flight or waiting (their connections close) and stops filling. */
+void storage_op_parts_stop(StorageOp *op);
+/* Whether a transient answer may be repeated once more (*retries counts the repeats; it is
+ * incremented), and after how long. */
+bool storage_answer_retry_delay(const UpstreamResponse *resp, unsigned *retries,
+                                uint64_t *ret_ms);
+/* Fills in a call of this operation: the object's URL with the query (returned for the
+ * caller to free), signing, deadline, answer cap, a connection of its own. */
+int storage_op_call_prepare(StorageOp *op, UpstreamCall *call, const char *const *query,
+                            char **ret_url);
+
+/* Upstream callbacks for the PutObject body taken from the source. */
 ssize_t storage_op_body_read(void *userdata, char *buf, size_t len);
 int storage_op_body_rewind(void *userdata);
 /* The ETag header of an answer, if it is one we can keep. */
@@ -356,7 +414,10 @@ const char *storage_response_etag(const UpstreamResponse *resp);
 
 /* ---- storage-multipart.c ------------------------------------------------------------------- */
 
-/* Starts CreateMultipartUpload (returns -errno when it cannot start), and UploadPart for the
- * next part (failing the operation when it cannot start). */
+/* Allocates the slots of a multipart upload: `n` at most (-ENOMEM). */
+int storage_op_parts_alloc(StorageOp *op, unsigned n);
+/* Starts CreateMultipartUpload (returns -errno when it cannot start). */
 int storage_op_start_create(StorageOp *op);
-void storage_op_start_part(StorageOp *op);
+/* Stream: op->filling holds a part. With an upload id it goes up now, and the next slot
+ * free starts filling; without, it waits (PART_READY) for CreateMultipartUpload. */
+void storage_op_part_filled(StorageOp *op);

@@ -1,22 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Multipart uploads: CreateMultipartUpload, UploadPart × N (one at a time, from a file's
- * offsets, our memory copy, or a stream's part buffer), CompleteMultipartUpload, and the
- * HeadObject that settles a retried Complete meeting NoSuchUpload. The abort after a failure
- * is storage-op.c's; storage-put.c decides when an upload is multipart.
+ * Multipart uploads: CreateMultipartUpload, UploadPart × N (several at a time, each in a
+ * slot of its own: from a file's offsets, our memory copy, or the slot's buffer of a
+ * stream), CompleteMultipartUpload, and the HeadObject that settles a retried Complete
+ * meeting NoSuchUpload. The abort after a failure is storage-op.c's; storage-put.c decides
+ * when an upload is multipart and reads a stream into the slots' buffers.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "macro.h"
 #include "storage-internal.h"
 
 static void op_start_complete(StorageOp *op);
-static void op_send_part(StorageOp *op);
 
 /* Upstream: CompleteMultipartUpload answered (or its HeadObject check). */
 static void on_verify_done(const UpstreamResponse *resp, void *userdata) {
@@ -100,17 +102,21 @@ static void on_complete_done(const UpstreamResponse *resp, void *userdata) {
         storage_op_finish(op);
 }
 
-/* Starts CompleteMultipartUpload with the stored parts. */
+/* Starts CompleteMultipartUpload with the stored parts, in order. */
 static void op_start_complete(StorageOp *op) {
         _cleanup_(strbuf_done) StrBuf body = {};
         UpstreamCall call;
         int r;
 
         strbuf_puts(&body, "<CompleteMultipartUpload>");
-        if (op->parts_xml.p)
-                strbuf_add(&body, op->parts_xml.p, op->parts_xml.len);
+        for (unsigned i = 0; i < op->part_number; i++) {
+                assert(i < op->etags_alloc && op->etags[i]);
+                strbuf_printf(&body, "<Part><PartNumber>%u</PartNumber><ETag>", i + 1);
+                strbuf_add_xml(&body, op->etags[i]);
+                strbuf_puts(&body, "</ETag></Part>");
+        }
         strbuf_puts(&body, "</CompleteMultipartUpload>");
-        if (body.failed || op->parts_xml.failed) {
+        if (body.failed) {
                 storage_op_set_error(op, -ENOMEM, 0, NULL, "Out of memory");
                 storage_op_fail(op);
                 return;
@@ -133,16 +139,134 @@ static void op_start_complete(StorageOp *op) {
         op->phase = PHASE_COMPLETE;
 }
 
+/* ---- parts ------------------------------------------------------------------------------- */
+
+/* Allocates the slots of a multipart upload. */
+int storage_op_parts_alloc(StorageOp *op, unsigned n) {
+        assert(!op->slots);
+
+        n = MAX(n, 1u);
+        op->slots = calloc(n, sizeof(StoragePart));
+        if (!op->slots)
+                return -ENOMEM;
+        op->n_slots = n;
+        for (unsigned i = 0; i < n; i++)
+                op->slots[i].op = op;
+        return 0;
+}
+
+/* Upstream: the next bytes of a part, read from the source at the part's offset when
+ * libcurl asks for them (a regular file is never buffered). */
+static ssize_t part_body_read(void *userdata, char *buf, size_t len) {
+        StoragePart *p = userdata;
+        StorageOp *op = p->op;
+        ssize_t k;
+        size_t n;
+
+        if (op->phase == PHASE_CANCELLED)
+                return -ECANCELED;
+        n = (size_t) MIN((uint64_t) len, p->len - p->pos);
+        if (n == 0)
+                return 0;
+        if (op->source == SOURCE_STREAM) {
+                memcpy(buf, p->buf + p->pos, n);
+                k = (ssize_t) n;
+        } else if (op->source == SOURCE_MEMORY) {
+                memcpy(buf, op->buf + p->off + p->pos, n);
+                k = (ssize_t) n;
+        } else {
+                do
+                        k = pread(op->fd, buf, n, (off_t) (p->off + p->pos));
+                while (k < 0 && errno == EINTR);
+                if (k < 0) {
+                        int r = -errno;
+
+                        op->fd_failed = true;
+                        storage_op_note(op, "failed to read the file at offset %" PRIu64 ": %s",
+                                        p->off + p->pos, strerror(-r));
+                        return r;
+                }
+                if (k == 0) {
+                        op->fd_failed = true;
+                        storage_op_note(op, "the file ended at %" PRIu64 " bytes, before the %"
+                                        PRIu64 " announced", p->off + p->pos, op->size);
+                        return -EIO;
+                }
+        }
+        p->pos += (uint64_t) k;
+        op->parts_pos += (uint64_t) k;
+        storage_op_progress(op, op->sent + op->parts_pos);
+        if (op->phase == PHASE_CANCELLED)
+                return -ECANCELED;
+        return k;
+}
+
+/* Upstream: the part is sent again (a network retry). */
+static int part_body_rewind(void *userdata) {
+        StoragePart *p = userdata;
+
+        p->op->parts_pos -= p->pos;
+        p->pos = 0;
+        return 0;
+}
+
+static void part_send(StoragePart *p);
+static void parts_pump(StorageOp *op);
+
+/* libevent: a part's wait after a transient answer is over. */
+static void on_part_timer(evutil_socket_t fd, short what, void *userdata) {
+        StoragePart *p = userdata;
+
+        (void) fd;
+        (void) what;
+        if (p->state == PART_WAITING)
+                part_send(p);
+}
+
+/* Keeps the ETag of a stored part by its number. */
+static int op_keep_etag(StorageOp *op, unsigned number, const char *etag) {
+        if (number > op->etags_alloc) {
+                unsigned n = MAX(MAX(number, op->etags_alloc * 2), 16u);
+                char **e;
+
+                n = MIN(n, STORAGE_PARTS_MAX);
+                e = reallocarray(op->etags, n, sizeof(char *));
+                if (!e)
+                        return -ENOMEM;
+                memset(e + op->etags_alloc, 0, (n - op->etags_alloc) * sizeof(char *));
+                op->etags = e;
+                op->etags_alloc = n;
+        }
+        return free_and_strdup(&op->etags[number - 1], etag);
+}
+
 /* Upstream: UploadPart answered. */
 static void on_part_done(const UpstreamResponse *resp, void *userdata) {
-        StorageOp *op = userdata;
+        StoragePart *p = userdata;
+        StorageOp *op = p->op;
         Storage *s = op->storage;
         const char *etag;
-        size_t rest;
+        uint64_t delay;
 
-        op->req = NULL;
-        if (storage_op_answer_handled(op, resp, "UploadPart", op_send_part))
+        p->req = NULL;
+        if (resp->error < 0) {
+                storage_op_set_error_transport(op, resp, "UploadPart");
+                storage_op_fail(op);
                 return;
+        }
+        /* a transient answer: this part alone goes again, the others go on */
+        if (storage_answer_retry_delay(resp, &p->http_retries, &delay)) {
+                struct timeval tv = usec_to_timeval(delay * USEC_PER_MSEC);
+
+                log_debug("s3://%s/%s: part %u answered HTTP %ld, repeating in %" PRIu64
+                          " ms (%u/%u)", op->bucket, op->key, p->number, resp->status, delay,
+                          p->http_retries, STORAGE_HTTP_RETRIES_MAX);
+                op->parts_pos -= p->pos;
+                p->pos = 0;
+                p->state = PART_WAITING;
+                (void) evtimer_add(p->timer, &tv);
+                return;
+        }
         if (resp->status != 200) {
                 storage_op_set_error_answer(op, resp, "UploadPart");
                 storage_op_fail(op);
@@ -152,91 +276,196 @@ static void on_part_done(const UpstreamResponse *resp, void *userdata) {
         if (!etag) {
                 storage_op_set_error(op, -EBADMSG, resp->status, NULL,
                                      "UploadPart %u: the answer carries no usable ETag",
-                                     op->part_number);
+                                     p->number);
                 storage_op_fail(op);
                 return;
         }
-        strbuf_printf(&op->parts_xml, "<Part><PartNumber>%u</PartNumber><ETag>",
-                      op->part_number);
-        strbuf_add_xml(&op->parts_xml, etag);
-        strbuf_puts(&op->parts_xml, "</ETag></Part>");
-        if (op->parts_xml.failed) {
+        if (op_keep_etag(op, p->number, etag) < 0) {
                 storage_op_set_error(op, -ENOMEM, 0, NULL, "Out of memory");
                 storage_op_fail(op);
                 return;
         }
-        op->sent += op->body_len;
+        op->parts_pos -= p->pos;
+        op->sent += p->len;
         s->n_parts++;
-        s->bytes_up += op->body_len;
-
-        if (op->source != SOURCE_STREAM) {
-                if (op->sent < op->size)
-                        storage_op_start_part(op);
-                else
-                        op_start_complete(op);
-                return;
-        }
-        /* The byte read past a full part starts the next one. */
-        rest = op->buf_fill - (size_t) op->body_len;
-        if (rest > 0)
-                memmove(op->buf, op->buf + op->body_len, rest);
-        op->buf_fill = rest;
-        if (op->eof && op->buf_fill == 0) {
-                op_start_complete(op);
-                return;
-        }
-        op->phase = PHASE_FILL;
-        op->fill(op);
+        s->bytes_up += p->len;
+        p->state = PART_FREE;
+        p->fill = 0;
+        p->pos = 0;
+        parts_pump(op);
 }
 
-/* Starts UploadPart for the next part. */
-void storage_op_start_part(StorageOp *op) {
-        if (op->part_number >= STORAGE_PARTS_MAX) {
-                storage_op_set_error(op, -EFBIG, 0, NULL,
-                                     "The stream exceeds %u parts of %" PRIu64 " bytes",
-                                     STORAGE_PARTS_MAX, op->part_size);
-                storage_op_fail(op);
-                return;
-        }
-        op->part_number++;
-        if (op->source == SOURCE_STREAM) {
-                op->body_mem = op->buf;
-                op->body_off = 0;
-                op->body_len = MIN((uint64_t) op->buf_fill, op->part_size);
-        } else {
-                op->body_off = op->sent;
-                op->body_len = MIN(op->part_size, op->size - op->sent);
-                op->body_mem = op->source == SOURCE_MEMORY ? op->buf + op->sent : NULL;
-        }
-        op_send_part(op);
-}
-
-/* Sends UploadPart for the current part (again, after a transient answer). */
-static void op_send_part(StorageOp *op) {
+/* Sends UploadPart for a slot's part (again, after a transient answer). */
+static void part_send(StoragePart *p) {
+        StorageOp *op = p->op;
+        _cleanup_free_ char *url = NULL;
         char number[16];
         UpstreamCall call;
         int r;
 
-        op->body_pos = 0;
-        snprintf(number, sizeof(number), "%u", op->part_number);
+        if (!p->timer) {
+                p->timer = evtimer_new(op->storage->base, on_part_timer, p);
+                if (!p->timer) {
+                        storage_op_set_error(op, -ENOMEM, 0, NULL, "Out of memory");
+                        storage_op_fail(op);
+                        return;
+                }
+        }
+        op->parts_pos -= p->pos;
+        p->pos = 0;
+        snprintf(number, sizeof(number), "%u", p->number);
         call = (UpstreamCall) {
                 .method = UPSTREAM_PUT,
                 .headers = storage_headers_object,
-                .body_read = storage_op_body_read,
-                .body_rewind = storage_op_body_rewind,
-                .body_size = (int64_t) op->body_len,
+                .body_read = part_body_read,
+                .body_rewind = part_body_rewind,
+                .body_size = (int64_t) p->len,
+                .stream_userdata = p,
                 .idempotent = true, /* the same part number again replaces the part */
                 .label = "S3 UploadPart",
         };
-        r = storage_op_request(op, &call, (const char *const[]) { "partNumber", number, "uploadId",
-                                                                  op->upload_id, NULL },
-                               on_part_done);
+        r = storage_op_call_prepare(op, &call, (const char *const[]) { "partNumber", number,
+                                                                       "uploadId",
+                                                                       op->upload_id, NULL },
+                                    &url);
+        if (r >= 0)
+                r = upstream_request_start(op->storage->upstream, &call, on_part_done, p,
+                                           &p->req);
         if (r < 0) {
                 storage_op_set_error(op, r, 0, NULL, "UploadPart: %s", strerror(-r));
                 storage_op_fail(op);
                 return;
         }
+        p->state = PART_SENDING;
+}
+
+/* Hands the next part number to a slot and sends it. Returns false when the upload would
+ * need more than STORAGE_PARTS_MAX parts (the operation failed). */
+static bool part_start(StoragePart *p, uint64_t off, uint64_t len) {
+        StorageOp *op = p->op;
+
+        if (op->part_number >= STORAGE_PARTS_MAX) {
+                storage_op_set_error(op, -EFBIG, 0, NULL,
+                                     "The stream exceeds %u parts of %" PRIu64 " bytes",
+                                     STORAGE_PARTS_MAX, op->part_size);
+                storage_op_fail(op);
+                return false;
+        }
+        p->number = ++op->part_number;
+        p->off = off;
+        p->len = len;
+        p->pos = 0;
+        p->http_retries = 0;
+        part_send(p);
+        return op->error >= 0;
+}
+
+/* A free slot, or NULL. */
+static StoragePart *op_free_slot(StorageOp *op) {
+        for (unsigned i = 0; i < op->n_slots; i++)
+                if (op->slots[i].state == PART_FREE)
+                        return &op->slots[i];
+        return NULL;
+}
+
+/* Whether a slot is busy with a part. */
+static bool op_parts_busy(const StorageOp *op) {
+        for (unsigned i = 0; i < op->n_slots; i++)
+                if (op->slots[i].state != PART_FREE)
+                        return true;
+        return false;
+}
+
+/* Starts what can start: parts into the free slots (a file or memory), or the filling of
+ * the next buffer (a stream); the Complete once every part is stored. */
+static void parts_pump(StorageOp *op) {
+        StoragePart *p;
+        int r;
+
+        if (op->error < 0 || op->phase != PHASE_PART)
+                return;
+        if (op->source != SOURCE_STREAM) {
+                while (op->next_off < op->size && (p = op_free_slot(op))) {
+                        uint64_t len = MIN(op->part_size, op->size - op->next_off);
+
+                        op->next_off += len;
+                        if (!part_start(p, op->next_off - len, len))
+                                return;
+                }
+                if (op->next_off >= op->size && !op_parts_busy(op))
+                        op_start_complete(op);
+                return;
+        }
+        if (!op->filling && (!op->eof || op->has_carry) && (p = op_free_slot(op))) {
+                if (!p->buf) {
+                        p->buf = malloc((size_t) op->part_size);
+                        if (!p->buf) {
+                                storage_op_set_error(op, -ENOMEM, 0, NULL, "Out of memory");
+                                storage_op_fail(op);
+                                return;
+                        }
+                }
+                p->fill = 0;
+                if (op->has_carry) {
+                        p->buf[0] = op->carry;
+                        p->fill = 1;
+                        op->has_carry = false;
+                }
+                p->state = PART_FILLING;
+                op->filling = p;
+                /* read from the loop: the descriptor's event, or the timer */
+                r = storage_op_wait_fd(op, false);
+                if (r < 0) {
+                        storage_op_set_error(op, r, 0, NULL,
+                                             "Failed to wait for the upload descriptor: %s",
+                                             strerror(-r));
+                        storage_op_fail(op);
+                        return;
+                }
+        }
+        if (!op->filling && op->eof && !op->has_carry && !op_parts_busy(op))
+                op_start_complete(op);
+}
+
+/* Stream: op->filling holds a part. */
+void storage_op_part_filled(StorageOp *op) {
+        StoragePart *p = op->filling;
+
+        assert(p);
+        if (!op->upload_id) {
+                p->state = PART_READY; /* goes up once CreateMultipartUpload answered */
+                return;
+        }
+        op->filling = NULL;
+        if (!part_start(p, 0, p->fill))
+                return;
+        parts_pump(op);
+}
+
+/* CreateMultipartUpload answered: the parts begin. */
+static void op_parts_begin(StorageOp *op) {
+        StoragePart *p = op->filling;
+        int r;
+
         op->phase = PHASE_PART;
+        if (op->source != SOURCE_STREAM) {
+                uint64_t n = (op->size + op->part_size - 1) / op->part_size;
+
+                r = storage_op_parts_alloc(op, (unsigned) MIN(n, (uint64_t) op->concurrency));
+                if (r < 0) {
+                        storage_op_set_error(op, r, 0, NULL, "Out of memory");
+                        storage_op_fail(op);
+                        return;
+                }
+                parts_pump(op);
+                return;
+        }
+        /* the first buffer, full, waited for the upload id */
+        assert(p && p->state == PART_READY);
+        op->filling = NULL;
+        if (!part_start(p, 0, p->fill))
+                return;
+        parts_pump(op);
 }
 
 /* Repeats CreateMultipartUpload after a transient answer. */
@@ -277,7 +506,7 @@ static void on_create_done(const UpstreamResponse *resp, void *userdata) {
         op->upload_id = TAKE_PTR(id);
         log_debug("s3://%s/%s: multipart upload started, parts of %" PRIu64 " bytes",
                   op->bucket, op->key, op->part_size);
-        storage_op_start_part(op);
+        op_parts_begin(op);
 }
 
 /* Starts CreateMultipartUpload. */

@@ -74,11 +74,44 @@ static void op_restore_fd(StorageOp *op) {
         }
 }
 
+/* Cancels every part in flight or waiting and stops filling. */
+void storage_op_parts_stop(StorageOp *op) {
+        for (unsigned i = 0; i < op->n_slots; i++) {
+                StoragePart *p = &op->slots[i];
+
+                upstream_request_cancel(p->req);
+                p->req = NULL;
+                if (p->timer)
+                        (void) event_del(p->timer);
+                p->state = PART_FREE;
+                p->fill = 0;
+        }
+        op->filling = NULL;
+        op->parts_pos = 0;
+}
+
+/* Frees the slots and the ETags of a multipart upload. */
+static void op_parts_free(StorageOp *op) {
+        storage_op_parts_stop(op);
+        for (unsigned i = 0; i < op->n_slots; i++) {
+                if (op->slots[i].timer)
+                        event_free(op->slots[i].timer);
+                free(op->slots[i].buf);
+        }
+        op->slots = mfree(op->slots);
+        op->n_slots = 0;
+        for (unsigned i = 0; i < op->etags_alloc; i++)
+                free(op->etags[i]);
+        op->etags = mfree(op->etags);
+        op->etags_alloc = 0;
+}
+
 /* Frees an operation (detached or not; the caller unlinks it). */
 StorageOp *storage_op_free(StorageOp *op) {
         if (!op)
                 return NULL;
         upstream_request_cancel(op->req);
+        op_parts_free(op);
         if (op->io)
                 event_free(op->io);
         if (op->timer)
@@ -94,7 +127,6 @@ StorageOp *storage_op_free(StorageOp *op) {
                 explicit_bzero_safe(op->buf, op->buf_cap);
         free(op->buf);
         free(op->upload_id);
-        strbuf_done(&op->parts_xml);
         free(op->data);
         free(op->object_etag);
         free(op->s3_code);
@@ -190,6 +222,7 @@ void storage_op_set_error_answer(StorageOp *op, const UpstreamResponse *resp, co
 void storage_op_finish(StorageOp *op) {
         upstream_request_cancel(op->req);
         op->req = NULL;
+        storage_op_parts_stop(op);
         if (op->io)
                 (void) event_del(op->io);
         op->phase = PHASE_DONE;
@@ -234,9 +267,10 @@ void storage_aborts_cancel(Storage *s) {
 }
 
 /* Fills in a call of this operation: the object's URL with the query (returned, for the
- * caller to free), the signing, the deadline and the default cap on the answer. */
-static int op_call_prepare(StorageOp *op, UpstreamCall *call, const char *const *query,
-                           char **ret_url) {
+ * caller to free), the signing, the deadline, the default cap on the answer, and a
+ * connection of its own, so that the parts in flight are as many TCP flows. */
+int storage_op_call_prepare(StorageOp *op, UpstreamCall *call, const char *const *query,
+                            char **ret_url) {
         char *url;
 
         url = object_url(op->endpoint, op->bucket, op->key, query);
@@ -245,6 +279,7 @@ static int op_call_prepare(StorageOp *op, UpstreamCall *call, const char *const 
         call->url = url;
         call->aws_sigv4 = op->sigv4;
         call->userpwd = op->userpwd;
+        call->own_connection = true;
         call->timeout_ms = op->timeout_ms;
         /* A body must fit in the deadline: allow for it at STORAGE_BODY_RATE_MIN, or a large
          * PutObject on a slow link would time out on every attempt. */
@@ -278,8 +313,9 @@ static void op_abort_detached(StorageOp *op) {
         if (!op->storage || !op->upload_id)
                 return;
         call = op_abort_call();
-        if (op_call_prepare(op, &call, (const char *const[]) { "uploadId", op->upload_id, NULL },
-                            &url) < 0) {
+        if (storage_op_call_prepare(op, &call,
+                                    (const char *const[]) { "uploadId", op->upload_id, NULL },
+                                    &url) < 0) {
                 log_oom();
                 return;
         }
@@ -325,7 +361,7 @@ int storage_op_request(StorageOp *op, UpstreamCall *call, const char *const *que
         assert(op->storage);
         assert(!op->req);
 
-        r = op_call_prepare(op, call, query, &url);
+        r = storage_op_call_prepare(op, call, query, &url);
         if (r < 0)
                 return r;
         call->stream_userdata = op;
@@ -345,6 +381,8 @@ void storage_op_fail(StorageOp *op) {
         assert(op->error < 0);
         upstream_request_cancel(op->req);
         op->req = NULL;
+        /* the parts in flight go first (their connections close), then the abort */
+        storage_op_parts_stop(op);
         if (op->io)
                 (void) event_del(op->io);
         if (!op->upload_id) {
@@ -420,20 +458,32 @@ static bool answer_is_transient(const UpstreamResponse *resp) {
         return streq(code, "InternalError") || streq(code, "SlowDown");
 }
 
+/* Whether a transient answer may be repeated once more, and after how long: a growing
+ * wait, or the server's Retry-After (at most STORAGE_HTTP_RETRY_MAX_MS). */
+bool storage_answer_retry_delay(const UpstreamResponse *resp, unsigned *retries,
+                                uint64_t *ret_ms) {
+        uint64_t delay;
+
+        if (!answer_is_transient(resp) || *retries >= STORAGE_HTTP_RETRIES_MAX)
+                return false;
+        (*retries)++;
+        delay = MIN((uint64_t) STORAGE_HTTP_RETRY_BASE_MS << (*retries - 1),
+                    (uint64_t) STORAGE_HTTP_RETRY_MAX_MS);
+        if (resp->retry_after_ms > 0)
+                delay = MIN(MAX(delay, (uint64_t) resp->retry_after_ms),
+                            (uint64_t) STORAGE_HTTP_RETRY_MAX_MS);
+        *ret_ms = delay;
+        return true;
+}
+
 /* After a transient answer: schedules the same request again (`repeat`), unless it was
  * repeated enough. Returns true when it will be. */
 bool storage_op_retry_later(StorageOp *op, const UpstreamResponse *resp,
                             storage_op_step_fn repeat) {
         uint64_t delay;
 
-        if (!answer_is_transient(resp) || op->http_retries >= STORAGE_HTTP_RETRIES_MAX)
+        if (!storage_answer_retry_delay(resp, &op->http_retries, &delay))
                 return false;
-        op->http_retries++;
-        delay = MIN((uint64_t) STORAGE_HTTP_RETRY_BASE_MS << (op->http_retries - 1),
-                    (uint64_t) STORAGE_HTTP_RETRY_MAX_MS);
-        if (resp->retry_after_ms > 0)
-                delay = MIN(MAX(delay, (uint64_t) resp->retry_after_ms),
-                            (uint64_t) STORAGE_HTTP_RETRY_MAX_MS);
         log_debug("s3://%s/%s: %s answered HTTP %ld, repeating in %" PRIu64 " ms (%u/%u)",
                   op->bucket, op->key, storage_phase_to_string(op->phase), resp->status, delay,
                   op->http_retries, STORAGE_HTTP_RETRIES_MAX);
@@ -464,6 +514,12 @@ void storage_op_fail_repeat(StorageOp *op, int r) {
         storage_op_fail(op);
 }
 
+/* Whether the stream is being read into a part buffer. */
+static bool op_reading(const StorageOp *op) {
+        return (op->phase == PHASE_FILL || op->phase == PHASE_PART) && op->filling &&
+               op->filling->state == PART_FILLING;
+}
+
 /* libevent: the operation's timer (see the state diagram in storage-internal.h). */
 static void on_op_timer(evutil_socket_t fd, short what, void *userdata) {
         StorageOp *op = userdata;
@@ -481,7 +537,9 @@ static void on_op_timer(evutil_socket_t fd, short what, void *userdata) {
                 storage_op_free(op);
                 break;
         case PHASE_FILL:
-                op->fill(op); /* a descriptor epoll refuses: read it from the timer */
+        case PHASE_PART:
+                if (op_reading(op))
+                        op->fill(op); /* a descriptor epoll refuses: read it from the timer */
                 break;
         case PHASE_GET:
                 upstream_request_resume(op->req); /* same, for writing */
@@ -585,7 +643,7 @@ static void on_fd_ready(evutil_socket_t fd, short what, void *userdata) {
         (void) fd;
 
         if (what & EV_TIMEOUT) {
-                if (op->phase != PHASE_FILL && op->phase != PHASE_GET)
+                if (!op_reading(op) && op->phase != PHASE_GET)
                         return;
                 storage_op_set_error(op, -ETIMEDOUT, 0, NULL,
                                      op->kind == OP_PUT
@@ -595,7 +653,7 @@ static void on_fd_ready(evutil_socket_t fd, short what, void *userdata) {
                 storage_op_fail(op);
                 return;
         }
-        if (op->phase == PHASE_FILL)
+        if (op_reading(op))
                 op->fill(op);
         else if (op->phase == PHASE_GET)
                 upstream_request_resume(op->req);
@@ -625,6 +683,7 @@ int storage_op_new(Storage *s, OpKind kind, const char *s3url, const StorageCred
         op->done = done;
         op->userdata = userdata;
         op->timeout_ms = s->timeout_ms;
+        op->concurrency = s->concurrency;
         *ret = op; /* freed by the caller on failure from here on */
 
         r = storage_parse_url(s3url, &op->bucket, &op->key);
@@ -701,6 +760,8 @@ void storage_op_attach(StorageOp *op, StorageOp **ret) {
 void storage_op_stop(StorageOp *op) {
         upstream_request_cancel(op->req);
         op->req = NULL;
+        /* every part in flight goes (its connection closes) before the abort is sent */
+        storage_op_parts_stop(op);
         if (op->io)
                 (void) event_del(op->io);
         op_restore_fd(op);
@@ -713,7 +774,7 @@ void storage_op_stop(StorageOp *op) {
 
 /* ---- request bodies and answers ------------------------------------------------------- */
 
-/* Upstream: the next bytes of the current request body (PutObject or UploadPart). */
+/* Upstream: the next bytes of the PutObject body (parts: storage-multipart.c). */
 ssize_t storage_op_body_read(void *userdata, char *buf, size_t len) {
         StorageOp *op = userdata;
         ssize_t k;

@@ -67,8 +67,9 @@ static int op_start_put(StorageOp *op) {
                 break;
         case SOURCE_STREAM:
         default:
-                op->body_mem = op->buf;
-                op->body_len = op->buf_fill;
+                /* the stream ended within the first buffer */
+                op->body_mem = op->filling->buf;
+                op->body_len = op->filling->fill;
                 break;
         }
         call = (UpstreamCall) {
@@ -87,7 +88,7 @@ static int op_start_put(StorageOp *op) {
         return 0;
 }
 
-/* A stream's buffer holds a part (full, or the last one): store it. */
+/* The buffer being filled holds a part (full, or the last one): store it. */
 static void op_stream_part_ready(StorageOp *op) {
         int r;
 
@@ -100,13 +101,16 @@ static void op_stream_part_ready(StorageOp *op) {
                 return;
         }
         if (op->upload_id) {
-                storage_op_start_part(op);
+                storage_op_part_filled(op);
                 return;
         }
         if (op->eof)
                 r = op_start_put(op); /* the stream ended within the first part */
-        else
+        else {
                 r = storage_op_start_create(op);
+                if (r >= 0)
+                        storage_op_part_filled(op); /* waits for the upload id */
+        }
         if (r < 0) {
                 storage_op_set_error(op, r, 0, NULL, "%s: %s",
                                      op->eof ? "PutObject" : "CreateMultipartUpload", strerror(-r));
@@ -114,13 +118,16 @@ static void op_stream_part_ready(StorageOp *op) {
         }
 }
 
-/* Reads the stream into the part buffer until it holds a part, the stream ends, or reading
- * would block (then the descriptor's event or the timer brings us back). */
+/* Reads the stream into the buffer of op->filling until it holds a part (and the byte
+ * after it, the carry, says whether more follows), the stream ends, or reading would block
+ * (then the descriptor's event or the timer brings us back). */
 static void op_fill(StorageOp *op) {
+        StoragePart *p = op->filling;
         size_t burst = 0;
         int r;
 
-        while (!op->eof && op->buf_fill < op->buf_cap) {
+        while (!op->eof && !op->has_carry) {
+                bool full = p->fill >= op->part_size;
                 ssize_t k;
 
                 if (burst >= STORAGE_READ_BURST) {
@@ -130,9 +137,12 @@ static void op_fill(StorageOp *op) {
                                 goto fail;
                         return;
                 }
-                k = storage_op_read(op, op->buf + op->buf_fill,
-                                    MIN(op->buf_cap - op->buf_fill,
-                                        (size_t) STORAGE_READ_BURST - burst));
+                if (full)
+                        k = storage_op_read(op, &op->carry, 1);
+                else
+                        k = storage_op_read(op, p->buf + p->fill,
+                                            MIN((size_t) op->part_size - p->fill,
+                                                (size_t) STORAGE_READ_BURST - burst));
                 if (k == -EINTR)
                         continue;
                 if (k == -EAGAIN) {
@@ -152,7 +162,10 @@ static void op_fill(StorageOp *op) {
                         op->eof = true;
                         break;
                 }
-                op->buf_fill += (size_t) k;
+                if (full)
+                        op->has_carry = true;
+                else
+                        p->fill += (size_t) k;
                 op->stream_read += (uint64_t) k;
                 op->idle_polls = 0;
                 burst += (size_t) k;
@@ -165,6 +178,8 @@ static void op_fill(StorageOp *op) {
                         return;
                 }
         }
+        if (op->io)
+                (void) event_del(op->io);
         op_stream_part_ready(op);
         return;
 fail:
@@ -196,6 +211,8 @@ static int op_start_upload(StorageOp *op, uint64_t threshold) {
 
         if (op->source == SOURCE_STREAM) {
                 op->phase = PHASE_FILL;
+                op->filling = &op->slots[0];
+                op->filling->state = PART_FILLING;
                 if (op->pollable)
                         return storage_op_wait_fd(op, false);
                 storage_op_arm(op, 0);
@@ -237,15 +254,20 @@ int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred
                 op->source = SOURCE_STREAM;
                 op->size_known = size >= 0;
                 op->size = size >= 0 ? (uint64_t) size : 0;
-                /* one part plus the byte that tells whether another follows */
                 if (op->part_size >= SIZE_MAX) {
                         r = -EFBIG;
                         goto fail;
                 }
                 op->fill = op_fill;
-                op->buf_cap = (size_t) op->part_size + 1;
-                op->buf = malloc(op->buf_cap);
-                if (!op->buf) {
+                /* one buffer of part_size per slot, STORAGE_STREAM_BUFFERS_MAX in all (but
+                 * one buffer at least); the first now, the others when they are needed */
+                r = storage_op_parts_alloc(op, (unsigned) MIN((uint64_t) op->concurrency,
+                                                              STORAGE_STREAM_BUFFERS_MAX /
+                                                                      op->part_size));
+                if (r < 0)
+                        goto fail;
+                op->slots[0].buf = malloc((size_t) op->part_size);
+                if (!op->slots[0].buf) {
                         r = -ENOMEM;
                         goto fail;
                 }

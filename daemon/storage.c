@@ -31,6 +31,8 @@ static int options_parse(const StorageOptions *o, char **ret_endpoint, char **re
                 return -EINVAL;
         if (o->multipart_threshold > STORAGE_PUT_MAX)
                 return -EINVAL;
+        if (o->concurrency > STORAGE_CONCURRENCY_MAX)
+                return -EINVAL;
 
         region = o->region ?: STORAGE_DEFAULT_REGION;
         l = strlen(region);
@@ -79,6 +81,7 @@ int storage_new(struct event_base *base, Upstream *upstream, const StorageOption
         s->threshold = opts->multipart_threshold;
         s->part_size = opts->part_size;
         s->timeout_ms = opts->timeout_ms;
+        s->concurrency = opts->concurrency ?: STORAGE_CONCURRENCY_DEFAULT;
         LIST_INIT(&s->ops);
         LIST_INIT(&s->aborts);
         *ret = s;
@@ -102,6 +105,7 @@ int storage_set_options(Storage *s, const StorageOptions *opts) {
         s->threshold = opts->multipart_threshold;
         s->part_size = opts->part_size;
         s->timeout_ms = opts->timeout_ms;
+        s->concurrency = opts->concurrency ?: STORAGE_CONCURRENCY_DEFAULT;
         return 0;
 }
 

@@ -14,16 +14,20 @@
  *   put           PutObject for objects up to runners.multipart_threshold_bytes; above it, a
  *                 multipart upload (CreateMultipartUpload, UploadPart × N of
  *                 runners.multipart_part_bytes, CompleteMultipartUpload; AbortMultipartUpload
- *                 on failure). Parts go one at a time. A stream (size unknown) is decided on
- *                 its first part instead: one PutObject when it ends within part_size bytes,
- *                 else multipart.
+ *                 on failure). Parts go up `concurrency` at a time, each over a connection
+ *                 of its own (HTTP/1.1, also over https), and a part that meets a transient
+ *                 answer is repeated alone. A stream (size unknown) is decided on its first
+ *                 part instead: one PutObject when it ends within part_size bytes, else
+ *                 multipart.
  *   get           GetObject streamed into a descriptor or memory. A transfer cut by a network
  *                 failure (or by the request deadline while it was moving) resumes from the
  *                 next byte with "Range" and "If-Match: <ETag>".
  *
  * Memory stays flat whatever the object size: a regular file is streamed with pread() at
- * the offsets of each request (so a failed part can be retried); any other descriptor (pipe,
- * socket) is read sequentially, one part at a time, into one buffer of part_size + 1 bytes.
+ * the offsets of each request (so a failed part can be retried), whatever the concurrency;
+ * any other descriptor (pipe, socket) is read sequentially into one buffer of part_size per
+ * part in flight, 64 MiB in all (so fewer parts go at a time when part_size × concurrency is
+ * larger; one buffer at least).
  * Downloads stream into the caller's descriptor; a pipe that is full pauses the transfer until
  * it is writable again. Nothing blocks the loop: sockets are read and written with
  * MSG_DONTWAIT, pipes, FIFOs and character devices get O_NONBLOCK for the duration of the
@@ -73,6 +77,10 @@ typedef struct StorageOptions {
                                         * larger ones (whole MiB) */
         uint64_t timeout_ms;           /* per HTTP request; 0 = Upstream's default; a
                                         * request with a body gets 1 s more per 256 KiB */
+        unsigned concurrency;          /* parts of one upload in flight at a time, 1 .. 64;
+                                        * 0 = 10 (the AWS CLI's max_concurrent_requests).
+                                        * Upstream's per-host connection limit also bounds
+                                        * it. */
 } StorageOptions;
 
 /* Completion of an operation: error is 0 or a negative errno (-EREMOTEIO for an S3 error
@@ -145,8 +153,9 @@ int storage_get_fd(Storage *s, const char *s3url, const StorageCredentials *cred
 int storage_get_memory(Storage *s, const char *s3url, const StorageCredentials *cred, size_t max_bytes,
                        storage_done_cb done, void *userdata, StorageOp **ret);
 
-/* Cancels: the done callback is not called; a multipart upload in progress is aborted on the
- * server (fire and forget). The descriptor gets its flags back and is not used any more, so
+/* Cancels: the done callback is not called; the parts in flight are cancelled (their
+ * connections closed), then a multipart upload in progress is aborted on the server (fire
+ * and forget). The descriptor gets its flags back and is not used any more, so
  * the caller may close it right away. NULL-safe; the handle is invalid afterwards. */
 void storage_cancel(StorageOp *op);
 

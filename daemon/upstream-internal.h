@@ -105,6 +105,7 @@ struct UpstreamRequest {
         upstream_write_cb sink;
         void *stream_userdata;
         bool idempotent;
+        bool own_connection;        /* HTTP/1.1, never multiplexed */
         char *userpwd;              /* zeroed before free */
         char *proxy;                /* the proxy it goes through, NULL: direct; zeroed */
         char *proxy_log;            /* the same with "user:password@" masked */

@@ -175,7 +175,9 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
             curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols) ||
             curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols) ||
             curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) ||
-            curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS) ||
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                             req->own_connection ? (long) CURL_HTTP_VERSION_1_1
+                                                 : (long) CURL_HTTP_VERSION_2TLS) ||
             curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, u->opts.verify_ssl ? 1L : 0L) ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, u->opts.verify_ssl ? 2L : 0L) ||
@@ -210,8 +212,11 @@ static int request_setup_easy(Upstream *u, UpstreamRequest *req, const UpstreamC
         /* Over TLS, wait for a connection being set up rather than open another: ALPN
          * settles HTTP/2 during the handshake and the request then shares it. Never for
          * plain http, where libcurl could only learn the version from the first response
-         * and would queue behind a slow one. */
-        if (streq(protocols, "https") && curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L))
+         * and would queue behind a slow one, nor for a request that wants a connection of
+         * its own (HTTP/1.1: libcurl neither multiplexes it nor puts it on a connection in
+         * use, HTTP/2 ones included). */
+        if (streq(protocols, "https") && !req->own_connection &&
+            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L))
                 return -EINVAL;
         /* With a sink the 2xx body is not ours to cap; error bodies are capped by the write
          * callback either way. A HEAD answer has no body: its Content-Length describes the
@@ -280,6 +285,7 @@ int upstream_request_new(Upstream *u, const UpstreamCall *call, CURLU *url, Upst
         req->sink = call->sink;
         req->stream_userdata = call->stream_userdata;
         req->idempotent = call->idempotent;
+        req->own_connection = call->own_connection;
         req->retry_after_ms = -1;
         req->has_body = call->body || call->body_len > 0 || call->body_read;
 

@@ -113,6 +113,12 @@ typedef struct UpstreamCall {
         const char *userpwd;             /* "id:secret" for SigV4; copied, zeroed on free */
         const char *label;               /* statistics key, e.g. "GET /jobs"; copied;
                                           * NULL = method + path without query */
+        bool own_connection;             /* HTTP/1.1 only: requests in flight at the same
+                                          * time each get a TCP connection of their own
+                                          * (kept alive and reused one after another), never
+                                          * streams multiplexed over one HTTP/2 connection,
+                                          * whose single TCP flow a per-connection shaper
+                                          * or the latency would bound */
 } UpstreamCall;
 
 typedef struct UpstreamResponse {

@@ -18,6 +18,7 @@ struct Fault {
         char *path;   /* segment prefix of the raw path; NULL: every path */
         char *route;  /* exact route name ("GET /api/jobs/{name}"); NULL: any */
         char *method; /* NULL: any */
+        char *query;  /* a "name=value" pair the raw query must hold; NULL: any query */
         long count;   /* matching requests left; -1: always */
         long after;   /* matching requests still let through untouched before it applies */
         uint64_t matched; /* matching requests seen, let through or not */
@@ -50,6 +51,7 @@ static Fault *fault_free(Fault *f) {
         free(f->path);
         free(f->route);
         free(f->method);
+        free(f->query);
         free(f->response);
         free(f);
         return NULL;
@@ -65,6 +67,16 @@ void faults_clear(Sim *sim) {
         sim->n_faults = 0;
 }
 
+/* True when the raw query holds the pair (exactly, between '&'s). */
+static bool query_has_pair(const char *query, const char *pair) {
+        size_t l = strlen(pair);
+
+        for (const char *p = query; p; p = strchr(p, '&'), p = p ? p + 1 : NULL)
+                if (strncmp(p, pair, l) == 0 && (p[l] == '\0' || p[l] == '&'))
+                        return true;
+        return false;
+}
+
 /* True when the fault applies to r. */
 static bool fault_matches(const Fault *f, const Req *r) {
         if (f->count == 0)
@@ -78,6 +90,8 @@ static bool fault_matches(const Fault *f, const Req *r) {
                 if (!rest || !(rest[0] == '\0' || rest[0] == '/' || endswith(f->path, "/")))
                         return false;
         }
+        if (f->query && !(r->raw_query && query_has_pair(r->raw_query, f->query)))
+                return false;
         return true;
 }
 
@@ -356,6 +370,7 @@ static json_object *fault_to_json(const Fault *f) {
         json_object_object_add(o, "path", json_string_or_null(f->path));
         json_object_object_add(o, "route", json_string_or_null(f->route));
         json_object_object_add(o, "method", json_string_or_null(f->method));
+        json_object_object_add(o, "query", json_string_or_null(f->query));
         json_object_object_add(o, "count", f->count < 0 ? NULL : json_object_new_int64(f->count));
         json_object_object_add(o, "after", json_object_new_int64(f->after));
         json_object_object_add(o, "matched", json_object_new_int64((int64_t) f->matched));
@@ -374,11 +389,15 @@ static json_object *fault_to_json(const Fault *f) {
 
 /* Fills the matching part of a fault from a control body. */
 static int fault_parse_match(Req *r, json_object *body, Fault *f) {
-        const char *path, *route, *method;
+        const char *path, *route, *method, *query;
 
         if (opt_string(r, body, "path", &path) < 0 || opt_string(r, body, "route", &route) < 0 ||
-            opt_string(r, body, "method", &method) < 0)
+            opt_string(r, body, "method", &method) < 0 || opt_string(r, body, "query", &query) < 0)
                 return -EINVAL;
+        if (query && (!strchr(query, '=') || strchr(query, '&'))) {
+                req_reply_422(r, "body", "query", "A query is one name=value pair", "value_error");
+                return -EINVAL;
+        }
         if (path && path[0] != '/') {
                 req_reply_422(r, "body", "path", "A path starts with '/'", "value_error");
                 return -EINVAL;
@@ -393,7 +412,9 @@ static int fault_parse_match(Req *r, json_object *body, Fault *f) {
         f->path = strdup_or_null(path);
         f->route = strdup_or_null(route);
         f->method = strdup_or_null(method);
-        if ((path && !f->path) || (route && !f->route) || (method && !f->method))
+        f->query = strdup_or_null(query);
+        if ((path && !f->path) || (route && !f->route) || (method && !f->method) ||
+            (query && !f->query))
                 return -ENOMEM;
         return 0;
 }
@@ -487,7 +508,7 @@ static void on_fault_add(Req *r) {
         static const char *const keys[] = { "path",          "route",          "method", "status",
                                             "count",         "latency_ms",     "retry_after_s",
                                             "retry_after_in", "drop",          "body",   "response",
-                                            "hold",          "echo",   "after" };
+                                            "hold",          "echo",   "after",  "query" };
         _cleanup_(json_object_putp) json_object *body = NULL;
         Fault *f, **p;
         int64_t count = -1, after = 0;

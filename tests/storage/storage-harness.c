@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,29 @@ int64_t sim_route(const char *route) {
         if (!json_object_object_get_ex(s, "routes", &routes) ||
             !json_object_object_get_ex(routes, route, &n))
                 return 0;
+        return json_object_get_int64(n);
+}
+
+/* Requests the simulator holds now (hold faults). */
+int64_t sim_held(void) {
+        _cleanup_(json_object_putp) json_object *s = sim_stats();
+        json_object *n;
+
+        ck_assert(json_object_object_get_ex(s, "held", &n));
+        return json_object_get_int64(n);
+}
+
+/* Lets every held request go on; returns how many. */
+int64_t sim_release(void) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        json_object *n;
+        long status;
+        char *b = sim_http("POST", "/_sim/release", "{}", &status);
+
+        ck_assert_int_eq(status, 200);
+        o = json_tokener_parse(b);
+        free(b);
+        ck_assert(o && json_object_object_get_ex(o, "released", &n));
         return json_object_get_int64(n);
 }
 
@@ -293,6 +317,61 @@ void ctx_run(Ctx *c, unsigned expect) {
 /* Runs the loop until cond(arg) holds, failing the test with `what` when it never does. */
 void ctx_wait(Ctx *c, TestCondition cond, void *arg, const char *what) {
         ck_assert_msg(test_wait_until(c->base, cond, arg, GUARD_MS), "timed out waiting for %s", what);
+}
+
+/* A condition on the simulator, polled by a thread that wakes the loop through a pipe. */
+typedef struct SimWait {
+        TestCondition cond;
+        void *arg;
+        bool held;
+        bool woken;
+        int pipe[2];
+} SimWait;
+
+/* Thread: polls the condition, then writes one byte (held or not). */
+static void *sim_wait_thread(void *userdata) {
+        SimWait *w = userdata;
+
+        w->held = test_poll_until(w->cond, w->arg, GUARD_MS);
+        (void) !write(w->pipe[1], "x", 1);
+        return NULL;
+}
+
+/* libevent: the polling thread is done. */
+static void on_sim_wait_pipe(evutil_socket_t fd, short what, void *userdata) {
+        SimWait *w = userdata;
+        char b;
+
+        (void) what;
+        (void) !read(fd, &b, 1);
+        w->woken = true;
+}
+
+/* Whether the polling thread is done. */
+static bool sim_wait_woken(void *userdata) {
+        SimWait *w = userdata;
+
+        return w->woken;
+}
+
+/* Runs the loop until cond(arg) holds. */
+void ctx_wait_sim(Ctx *c, TestCondition cond, void *arg, const char *what) {
+        SimWait w = { .cond = cond, .arg = arg };
+        struct event *ev;
+        pthread_t t;
+
+        ck_assert_int_eq(pipe2(w.pipe, O_CLOEXEC), 0);
+        ev = event_new(c->base, w.pipe[0], EV_READ, on_sim_wait_pipe, &w);
+        ck_assert_ptr_nonnull(ev);
+        ck_assert_int_eq(event_add(ev, NULL), 0);
+        ck_assert_int_eq(pthread_create(&t, NULL, sim_wait_thread, &w), 0);
+        /* the thread's own bound comes first; this one only guards against a lost wakeup */
+        ck_assert(test_wait_until(c->base, sim_wait_woken, &w, 2 * GUARD_MS));
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        event_free(ev);
+        close(w.pipe[0]);
+        close(w.pipe[1]);
+        ck_assert_msg(w.held, "timed out waiting for %s", what);
 }
 
 /* Whether a progress callback cancelled its operation. */

@@ -82,6 +82,11 @@ void sim_fault(const char *json);
 /* How often a route was requested since the last reset. */
 int64_t sim_route(const char *route);
 
+/* Requests the simulator holds now (hold faults), and letting them all go on (returns how
+ * many went). */
+int64_t sim_held(void);
+int64_t sim_release(void);
+
 /* Multipart uploads in progress on the simulator. */
 int64_t sim_uploads(void);
 
@@ -108,6 +113,11 @@ void ctx_run(Ctx *c, unsigned expect);
 
 /* Runs the loop until cond(arg) holds, failing the test with `what` when it never does. */
 void ctx_wait(Ctx *c, TestCondition cond, void *arg, const char *what);
+
+/* The same for a condition on the simulator only (sim_held(), sim_route()...): a thread
+ * polls it while the loop runs (the loop may have nothing to do meanwhile: requests held)
+ * and wakes the loop when it holds. cond must not touch the loop's objects. */
+void ctx_wait_sim(Ctx *c, TestCondition cond, void *arg, const char *what);
 
 /* Whether a progress callback cancelled its operation. */
 bool res_cancelled(void *userdata);

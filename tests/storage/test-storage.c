@@ -637,8 +637,8 @@ START_TEST(test_cancel_multipart) {
         ck_assert_uint_eq(put.calls, 0);
         ck_assert_int_eq(sim_route(ROUTE_ABORT), 1);
         ck_assert_int_eq(sim_route(ROUTE_COMPLETE), 0);
-        ck_assert_int_ge(sim_route(ROUTE_PART), 2);
-        ck_assert_int_le(sim_route(ROUTE_PART), 4);
+        /* the 8 parts go up together: those cut before their last byte never arrive */
+        ck_assert_int_le(sim_route(ROUTE_PART), 8);
         ck_assert_int_eq(sim_uploads(), 0);
         ck_assert_int_lt(stat(obj, &st), 0);
         ck_assert_uint_eq(upstream_in_flight(c.up), 0);
@@ -688,8 +688,8 @@ START_TEST(test_cancel_get_and_early) {
 }
 END_TEST
 
-/* A part that keeps failing with 500 fails the upload after the repeats; the upload is
- * aborted before done runs. */
+/* A part that keeps failing with 500 fails the upload after its repeats (the other parts,
+ * in flight beside it, are cancelled); the upload is aborted before done runs. */
 START_TEST(test_part_failure_aborts) {
         char *src = make_file("fail.bin", 13 * MIB, 5), *obj = sim_object_path("fail/x.bin");
         struct stat st;
@@ -705,7 +705,9 @@ START_TEST(test_part_failure_aborts) {
         ck_assert_int_eq(put.error, -EREMOTEIO);
         ck_assert_int_eq(put.status, 500);
         ck_assert_ptr_nonnull(put.message);
-        ck_assert_int_eq(sim_route(ROUTE_PART), 4);
+        /* the first part to fail 4 times ends it: 3 parts, each sent 1 to 4 times */
+        ck_assert_int_ge(sim_route(ROUTE_PART), 4);
+        ck_assert_int_le(sim_route(ROUTE_PART), 12);
         ck_assert_int_eq(sim_route(ROUTE_ABORT), 1);
         ck_assert_int_eq(sim_uploads(), 0);
         ck_assert_int_lt(stat(obj, &st), 0);
@@ -918,8 +920,14 @@ START_TEST(test_regular_file_as_stream) {
 }
 END_TEST
 
-/* Freeing the Storage with operations in flight calls no callback, aborts uploads and gives
- * descriptors their flags back. */
+/* Whether no abort is in flight. */
+static bool no_pending_aborts(void *userdata) {
+        return storage_pending_aborts(userdata) == 0;
+}
+
+/* Freeing the Storage with operations in flight calls no callback and gives descriptors
+ * their flags back; the abort of a cancelled upload is counted until answered, so a
+ * stopping daemon can wait for it before it frees the Storage (which cancels those left). */
 START_TEST(test_free_in_flight) {
         char *src = make_file("free.bin", 20 * MIB, 8);
         Res put = {}, waiting = {};
@@ -934,10 +942,11 @@ START_TEST(test_free_in_flight) {
         ck_assert_int_eq(storage_put_fd(c.st, "s3://" BUCKET "/free/pipe", &good_cred, p[0], -1,
                                         NULL, on_done, &waiting, &waiting.op), 0);
         ctx_wait(&c, res_past_first_part, &put, "the second part");
+        storage_cancel(put.op);
+        ck_assert_uint_eq(storage_pending_aborts(c.st), 1);
+        ctx_wait(&c, no_pending_aborts, c.st, "the AbortMultipartUpload");
         c.st = storage_free(c.st);
         ck_assert_int_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
-        /* the abort outlives the Storage: the loop runs until it was sent and answered */
-        ctx_wait(&c, abort_answered, &c, "the AbortMultipartUpload");
         close(fd);
         close(p[0]);
         close(p[1]);
