@@ -5,6 +5,7 @@
  * families are in methods-runner-*.c (see methods-runner.h).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,23 @@ int reply_not_saved(Call *c, Runner *r, int error, bool kept) {
         if (runner_save_error_json(r, error, kept, &m, &data) < 0)
                 return call_reply_error(c, RPC_STATE_NOT_SAVED, NULL, NULL);
         return call_reply_error(c, RPC_STATE_NOT_SAVED, m, data);
+}
+
+/* Finishes the call with state_not_saved and the caller's message. */
+int reply_not_savedf(Call *c, Runner *r, int error, bool kept, const char *fmt, ...) {
+        _cleanup_free_ char *m = NULL, *text = NULL;
+        json_object *data = NULL;
+        int saved = errno, k;
+        va_list ap;
+
+        errno = -error;
+        va_start(ap, fmt);
+        k = vasprintf(&text, fmt, ap);
+        va_end(ap);
+        errno = saved;
+        if (runner_save_error_json(r, error, kept, &m, &data) < 0)
+                data = NULL;
+        return call_reply_error(c, RPC_STATE_NOT_SAVED, k < 0 ? m : text, data);
 }
 
 /* The same as an ApiError. */

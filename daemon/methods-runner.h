@@ -41,6 +41,9 @@ int reply_status(Call *c, Runner *r);
  * the change stays in memory, unsaved, for the retries to write). Returns 0. */
 int reply_not_saved(Call *c, Runner *r, int error, bool kept);
 
+/* The same with the caller's message (printf-style; %m is the save's error). Returns 0. */
+int reply_not_savedf(Call *c, Runner *r, int error, bool kept, const char *fmt, ...) _printf_(5, 6);
+
 /* The same error as an ApiError, for the callbacks that take one (e is reset first). */
 void api_error_not_saved(ApiError *e, Runner *r, int error, bool kept);
 
