@@ -119,18 +119,22 @@ static json_object *run_result(RunOp *u) {
         return o;
 }
 
-/* Ends the call with a failed save of the runner: nothing more is sent upstream. `what` says
- * what the save was for. */
+/* Ends the call with a failed save of the runner (state_not_saved): nothing more is sent
+ * upstream. `what` says what the save was for; what the run did so far stays in memory, and
+ * the retries save it (data.kept). */
 static void run_save_failed(RunOp *u, int q, const char *what) {
         Runner *r = u->runner;
-        _cleanup_free_ char *set = r->set_name ? strdup(r->set_name) : NULL;
+        _cleanup_free_ char *m = NULL;
+        json_object *data = NULL;
 
         log_ctx(LOG_WARNING, &u->op.call->log, "Runner %s: cannot record %s; the run stops there: %s", r->id, what,
                 strerror(-q));
-        call_reply_errno(op_finish(&u->op), q,
-                         "Cannot save the runner before %s (%m); nothing more was sent to the server%s%s. "
-                         "runner.run finishes the run once the runner can be saved",
-                         what, set ? " for set " : "", set ?: "");
+        if (runner_save_error_json(r, q, true, &m, &data) >= 0) {
+                json_object_object_add(data, "set_name", r->set_name ? json_object_new_string(r->set_name) : NULL);
+                json_object_object_add(data, "created_jobs", json_object_get(u->created));
+                json_object_object_add(data, "stopped_before", json_object_new_string(what));
+        }
+        call_reply_error(op_finish(&u->op), RPC_STATE_NOT_SAVED, m, data);
 }
 
 static void run_next_job(RunOp *u);
@@ -288,7 +292,7 @@ static void run_next_job(RunOp *u) {
 
                 q = runner_run_end(r);
                 if (q < 0) {
-                        run_save_failed(u, q, "the end of the run (every job is created)");
+                        run_save_failed(u, q, "the end of the run (every job is created upstream)");
                         return;
                 }
                 o = run_result(u);
@@ -569,7 +573,7 @@ static int method_run(Call *c, json_object *params) {
         if (q < 0) {
                 log_ctx(LOG_WARNING, &c->log, "Runner %s: cannot record the run; not started: %s", r->id, strerror(-q));
                 op_start_failed(&u->op, 0);
-                return call_reply_errno(c, q, "Cannot save the runner before the run (%m); nothing was sent to the server");
+                return q == -ENOMEM ? q : reply_not_saved(c, r, q, false);
         }
         for (size_t i = 0; i < json_array_len(u->warnings); i++)
                 runner_warn(r, json_object_get_string(json_object_array_get_idx(u->warnings, i)));
