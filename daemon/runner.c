@@ -79,6 +79,8 @@ static void runner_free(Runner *r) {
         json_object_put(r->tables);
         json_object_put(r->warnings);
         json_object_put(r->last_error);
+        json_object_put(r->run);
+        json_object_put(r->past_sets);
         free(r);
 }
 
@@ -110,7 +112,8 @@ static Runner *runner_alloc(Runners *rs) {
         TAILQ_INIT(&r->waiters);
         r->tables = json_object_new_object();
         r->warnings = json_object_new_array();
-        if (!r->tables || !r->warnings) {
+        r->past_sets = json_object_new_array();
+        if (!r->tables || !r->warnings || !r->past_sets) {
                 runner_free(r);
                 return NULL;
         }
@@ -180,6 +183,8 @@ static json_object *runner_to_file_json(const Runner *r) {
                 json_object_array_add(jobs, jo);
         }
         json_object_object_add(o, "jobs", jobs);
+        json_object_object_add(o, "run", json_object_get(r->run));
+        json_object_object_add(o, "past_sets", json_object_get(r->past_sets));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t) r->created_at));
         json_object_object_add(o, "updated_at", json_object_new_int64((int64_t) r->updated_at));
         return o;
@@ -453,6 +458,15 @@ static int runner_from_file_json(Runners *rs, const char *file, json_object *o, 
         if (json_object_object_get_ex(o, "warnings", &v) && json_object_is_type(v, json_type_array)) {
                 json_object_put(r->warnings);
                 r->warnings = json_object_get(v);
+        }
+        if (json_object_object_get_ex(o, "past_sets", &v) && json_object_is_type(v, json_type_array)) {
+                json_object_put(r->past_sets);
+                r->past_sets = json_object_get(v);
+        }
+        /* a run the daemon stopped in the middle of: its set is asked for its jobs at once */
+        if (json_object_object_get_ex(o, "run", &v) && json_object_is_type(v, json_type_object)) {
+                r->run = json_object_get(v);
+                r->reconcile = !!json_str(v, "set_name");
         }
         r->created_at = (uint64_t) json_object_get_int64(json_object_object_get(o, "created_at"));
         r->updated_at = (uint64_t) json_object_get_int64(json_object_object_get(o, "updated_at"));
@@ -783,6 +797,8 @@ int runner_track(Runner *r) {
                 if (j->name && !job_done(j->job) && !job_failed(j->job))
                         pending = true;
         }
+        if (r->reconcile)
+                pending = true;
         if (!pending || !r->set_name || r->closed || !r->runners) {
                 poller_unwatch(r->watch);
                 r->watch = NULL;
@@ -801,7 +817,7 @@ int runner_track(Runner *r) {
 static void on_runner_polled(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
                              void *userdata) {
         Runner *r = userdata;
-        json_object *changed_p = json_object_new_array();
+        json_object *changed_p = json_object_new_array(), *adopted = NULL;
         RunnerWaiter *w, *next;
 
         (void) set_name;
@@ -812,6 +828,15 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
         } else {
                 json_object_put(r->last_error);
                 r->last_error = NULL;
+                /* jobs of the set the runner does not know (a run interrupted between a
+                 * POST /jobs and its record) are adopted; not while a run of this runner
+                 * creates them, which records them itself */
+                if (!r->busy && (adopted = json_object_new_array())) {
+                        if (runner_adopt_jobs(r, jobs, adopted) > 0)
+                                log_info("Runner %s: adopted %zu job(s) of set %s.", r->id,
+                                         json_array_len(adopted), strna(r->set_name));
+                        r->reconcile = false;
+                }
                 for (size_t i = 0; i < r->n_jobs; i++) {
                         RunnerJob *j = &r->jobs[i];
 
@@ -829,6 +854,13 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
                                         }
                         }
                 }
+                for (size_t i = 0; i < json_array_len(adopted); i++) {
+                        const char *p = json_object_get_string(json_object_array_get_idx(adopted, i));
+
+                        if (!json_array_has_str(changed_p, p))
+                                json_object_array_add(changed_p, json_object_new_string(p));
+                }
+                json_object_put(adopted);
                 if (json_array_len(changed_p) > 0)
                         (void) runner_save(r);
         }
@@ -904,6 +936,8 @@ json_object *runner_status_json(Runner *r, bool with_docs) {
         }
         if (r->busy)
                 state = r->busy;
+        else if (r->run)
+                state = "interrupted";
         else if (r->n_jobs == 0)
                 state = "configuring";
         else {
@@ -923,6 +957,8 @@ json_object *runner_status_json(Runner *r, bool with_docs) {
         json_object_object_add(o, "tables", tables);
         json_object_object_add(o, "uploads", json_object_get(r->tables));
         json_object_object_add(o, "jobs", jobs);
+        json_object_object_add(o, "run", json_object_get(r->run));
+        json_object_object_add(o, "past_sets", json_object_get(r->past_sets));
         json_object_object_add(o, "warnings", json_object_get(r->warnings));
         json_object_object_add(o, "last_error", json_object_get(r->last_error));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t) r->created_at));
@@ -959,4 +995,239 @@ json_object *runners_stats_json(const Runners *rs) {
         if (rs->sets)
                 json_object_object_add(o, "sets", set_owners_stats_json(rs->sets));
         return o;
+}
+
+/* ---- the write-ahead of runs ---------------------------------------------------------------- */
+
+/* Whether the runner knows a job of that name. */
+static bool runner_knows_job(const Runner *r, const char *name) {
+        for (size_t i = 0; name && i < r->n_jobs; i++)
+                if (streq_ptr(r->jobs[i].name, name))
+                        return true;
+        return false;
+}
+
+/* Saves the runner with `run` as its record; on a failed save the record is `prev` again
+ * (the record taken, prev given back or dropped). */
+static int runner_run_save(Runner *r, json_object *run, json_object *prev) {
+        int q;
+
+        r->run = run;
+        q = runner_save(r);
+        if (q < 0) {
+                r->run = prev;
+                json_object_put(run);
+                return q;
+        }
+        json_object_put(prev);
+        return 0;
+}
+
+/* Starts or continues the record of a run. */
+int runner_run_begin(Runner *r, json_object *jobs) {
+        json_object *run = r->run ? json_copy(r->run) : json_object_new_object(), *plan;
+
+        if (!run)
+                return -ENOMEM;
+        plan = json_object_object_get(run, "jobs");
+        if (!json_object_is_type(plan, json_type_array)) {
+                plan = json_object_new_array();
+                if (!plan) {
+                        json_object_put(run);
+                        return -ENOMEM;
+                }
+                json_object_object_add(run, "jobs", plan);
+        }
+        for (size_t i = 0; i < json_array_len(jobs); i++) {
+                const char *p = json_object_get_string(json_object_array_get_idx(jobs, i));
+
+                if (p && !json_array_has_str(plan, p))
+                        json_object_array_add(plan, json_object_new_string(p));
+        }
+        if (!json_object_object_get_ex(run, "set_name", NULL))
+                json_object_object_add(run, "set_name", NULL);
+        json_object_object_add(run, "creating", NULL);
+        if (!json_object_object_get_ex(run, "started_at", NULL))
+                json_object_object_add(run, "started_at", json_object_new_int64((int64_t) time(NULL)));
+        return runner_run_save(r, run, r->run);
+}
+
+/* The jobs an interrupted run planned. */
+json_object *runner_run_planned(const Runner *r) {
+        json_object *plan = json_object_object_get(r->run, "jobs");
+
+        return json_object_is_type(plan, json_type_array) ? plan : NULL;
+}
+
+/* The set of the recorded run. */
+const char *runner_run_set(const Runner *r) {
+        return json_str(r->run, "set_name");
+}
+
+/* The set and jobs of the runner as a past_sets entry, or NULL when it has no job. */
+static json_object *runner_past_set_json(const Runner *r) {
+        json_object *o, *jobs;
+
+        if (!r->set_name || r->n_jobs == 0)
+                return NULL;
+        o = json_object_new_object();
+        jobs = json_object_new_array();
+        if (!o || !jobs) {
+                json_object_put(o);
+                json_object_put(jobs);
+                return NULL;
+        }
+        for (size_t i = 0; i < r->n_jobs; i++) {
+                json_object *j = json_object_new_object();
+
+                if (!j)
+                        continue;
+                json_object_object_add(j, "parameters_name", json_object_new_string(r->jobs[i].parameters_name));
+                json_object_object_add(j, "name", r->jobs[i].name ? json_object_new_string(r->jobs[i].name) : NULL);
+                json_object_array_add(jobs, j);
+        }
+        json_object_object_add(o, "set_name", json_object_new_string(r->set_name));
+        json_object_object_add(o, "jobs", jobs);
+        json_object_object_add(o, "ended_at", json_object_new_int64((int64_t) time(NULL)));
+        return o;
+}
+
+/* Records the set of the run. */
+int runner_run_set_created(Runner *r, const char *set_name, bool replaced) {
+        json_object *past = runner_past_set_json(r);
+        char *set = strdup(set_name);
+
+        if (!set || !r->run) {
+                free(set);
+                json_object_put(past);
+                return !set ? -ENOMEM : -EINVAL;
+        }
+        if (past) {
+                json_object_array_add(r->past_sets, past);
+                /* bounded: the oldest goes (its jobs stay upstream, listed by manager.*) */
+                while (json_array_len(r->past_sets) > RUNNER_PAST_SETS_MAX) {
+                        log_notice("Runner %s: forgetting its oldest past set %s (more than %d).", r->id,
+                                   strna(json_str(json_object_array_get_idx(r->past_sets, 0), "set_name")),
+                                   RUNNER_PAST_SETS_MAX);
+                        json_object_array_del_idx(r->past_sets, 0, 1);
+                }
+        }
+        if (replaced) {
+                free(r->previous_set_name);
+                r->previous_set_name = TAKE_PTR(r->set_name);
+        } else
+                free(r->set_name);
+        r->set_name = set;
+        for (size_t i = 0; i < r->n_jobs; i++)
+                runner_job_clear(&r->jobs[i]);
+        r->n_jobs = 0;
+        /* the old set's watch goes with its jobs */
+        poller_unwatch(r->watch);
+        r->watch = NULL;
+        json_object_object_add(r->run, "set_name", json_object_new_string(set_name));
+        return runner_save(r);
+}
+
+/* Records the job about to be created. */
+int runner_run_creating(Runner *r, const char *parameters_name) {
+        json_object *run = json_copy(r->run);
+
+        if (!run)
+                return -ENOMEM;
+        json_object_object_add(run, "creating", json_object_new_string(parameters_name));
+        return runner_run_save(r, run, r->run);
+}
+
+/* Records a created job. */
+int runner_run_created(Runner *r, const char *parameters_name, const char *name, const char *location) {
+        RunnerJob *j = runner_job(r, parameters_name);
+        int q;
+
+        if (j) {
+                char *p = TAKE_PTR(j->parameters_name);
+
+                runner_job_clear(j);
+                j->parameters_name = p;
+                j->kind = strdup(runner_config_job_kind(parameters_name));
+                j->name = strdup(name);
+                j->location = location ? strdup(location) : NULL;
+                q = j->kind && j->name && (!location || j->location) ? 0 : -ENOMEM;
+        } else
+                q = runner_append_job(r, parameters_name, runner_config_job_kind(parameters_name), name, location);
+        if (r->run)
+                json_object_object_add(r->run, "creating", NULL);
+        if (q >= 0)
+                q = runner_save(r);
+        else
+                (void) runner_save(r);
+        (void) runner_track(r);
+        return q;
+}
+
+/* The run is complete. */
+int runner_run_end(Runner *r) {
+        int q;
+
+        json_object_put(r->run);
+        r->run = NULL;
+        q = runner_save(r);
+        (void) runner_track(r);
+        return q;
+}
+
+/* Drops the record of a run that created nothing. */
+int runner_run_abandon(Runner *r) {
+        return runner_run_end(r);
+}
+
+/* Adopts the jobs of the runner's set it does not know. */
+int runner_adopt_jobs(Runner *r, json_object *jobs, json_object *adopted) {
+        int n = 0;
+
+        for (size_t i = 0; i < json_array_len(jobs); i++) {
+                json_object *job = json_object_array_get_idx(jobs, i);
+                const char *name = json_str(job, "name"), *pname = json_str(job, "parameters_name"),
+                           *set = json_str(job, "set_name");
+                _cleanup_free_ char *loc = NULL;
+                RunnerJob *j;
+
+                if (isempty(name) || isempty(pname) || runner_knows_job(r, name) ||
+                    (set && r->set_name && strcasecmp(set, r->set_name) != 0))
+                        continue;
+                j = runner_job(r, pname);
+                if (j && j->name) {
+                        /* a second job of a parameters name: the runner keeps its own */
+                        log_notice("Runner %s: set %s holds job %s for %s besides the runner's %s; not adopted.",
+                                   r->id, strna(r->set_name), name, pname, j->name);
+                        continue;
+                }
+                if (asprintf(&loc, "/jobs/%s", name) < 0)
+                        return -ENOMEM;
+                if (j) {
+                        free(j->name);
+                        free(j->location);
+                        j->name = strdup(name);
+                        j->location = TAKE_PTR(loc);
+                        if (!j->name)
+                                return -ENOMEM;
+                } else if (runner_append_job(r, pname, runner_config_job_kind(pname), name, loc) < 0)
+                        return -ENOMEM;
+                j = runner_job(r, pname);
+                json_object_put(j->job);
+                j->job = json_object_get(job);
+                if (adopted)
+                        json_object_array_add(adopted, json_object_new_string(pname));
+                n++;
+        }
+        return n;
+}
+
+/* Asks for the runner's set to be reconciled. */
+void runner_reconcile(Runner *r) {
+        if (!r->set_name || r->closed)
+                return;
+        r->reconcile = true;
+        (void) runner_track(r);
+        if (r->runners)
+                poller_kick(r->runners->poller, r->set_name);
 }

@@ -83,6 +83,9 @@ struct Runner {
         const char *busy;        /* static name of the operation in progress, or NULL */
         PollerWatch *watch;
         json_object *last_error; /* the last poll error, or NULL */
+        json_object *run;        /* the write-ahead record of a runner.run not finished, or NULL (below) */
+        json_object *past_sets;  /* the sets of earlier runs, oldest first (below) */
+        bool reconcile;          /* the set's jobs are adopted from its next poll (below) */
         struct RunnerWaiterList waiters;
         unsigned n_ref;
         bool closed;
@@ -249,3 +252,64 @@ void runner_warn(Runner *r, const char *text);
 /* {"runners": n, "damaged": [...], "saves": n, "save_errors": n, "unsaved": [ids],
  * "last_save_error": "ENOSPC" or null, "sets": {...}}. New reference. */
 json_object *runners_stats_json(const Runners *rs);
+
+/* ---- the write-ahead of runs ----------------------------------------------------------------
+ * runner.run records what it is about to do upstream before it does it, in the runner's
+ * state (`run`, saved): the jobs it plans ({"jobs": [parameters names]}), then the set as
+ * soon as PUT /resources names it ("set_name"), then before each POST /jobs the job being
+ * created ("creating"), and each created job as soon as its name is known. The record goes
+ * when the run has created every job it planned. A daemon killed in the middle finds the
+ * record at start: the runner is "interrupted", its set is asked for its jobs
+ * (GET /jobs?set_name=, the poller's poll) and the jobs found are adopted; runner.run on it
+ * finishes the run in the same set, creating only the jobs still missing.
+ *
+ * A new run never drops the jobs of the run before: the earlier set and its jobs move to
+ * `past_sets` ([{set_name, jobs: [{parameters_name, name}]}], at most RUNNER_PAST_SETS_MAX,
+ * oldest first).
+ *
+ * The functions that save return 0, or the -errno of a failed save (the in-memory state then
+ * holds the change; a caller about to act upstream refuses to). */
+
+#define RUNNER_PAST_SETS_MAX 64
+
+/* Starts (or, for an interrupted run, continues) the record of a run that plans `jobs` (an
+ * array of parameters names, borrowed; merged with an interrupted run's plan) and saves it.
+ * On a failed save the record is as it was before. */
+int runner_run_begin(Runner *r, json_object *jobs);
+
+/* The parameters names an interrupted run planned (borrowed), or NULL. */
+json_object *runner_run_planned(const Runner *r);
+
+/* The set of the run recorded, or NULL before PUT /resources named one. */
+const char *runner_run_set(const Runner *r);
+
+/* Records the new set of the run: the set and jobs the runner had go to past_sets (and
+ * previous_set_name when `replaced`), and the set becomes the runner's, with no job yet.
+ * Saves. */
+int runner_run_set_created(Runner *r, const char *set_name, bool replaced);
+
+/* Records the job about to be created (before its POST /jobs) and saves. On a failed save the
+ * record is as it was before. */
+int runner_run_creating(Runner *r, const char *parameters_name);
+
+/* Records a created job in the runner (replacing a job of the same parameters name), saves
+ * and tracks it. Returns 0, -ENOMEM, or the failed save's -errno (the job is then known in
+ * memory). */
+int runner_run_created(Runner *r, const char *parameters_name, const char *name, const char *location);
+
+/* The run created every job it planned: the record goes. Saves and tracks. */
+int runner_run_end(Runner *r);
+
+/* Drops the record of a run that left nothing upstream but an empty set (its first POST /jobs
+ * failed and the set holds no job). Saves. */
+int runner_run_abandon(Runner *r);
+
+/* Adopts the jobs of `jobs` (a JobResponse array of the runner's set, borrowed) that the
+ * runner does not know, by their parameters name: one job per parameters name, the runner's
+ * own kept. Appends the parameters names adopted to `adopted` (may be NULL). Returns how many
+ * were adopted (not saved), or -ENOMEM. */
+int runner_adopt_jobs(Runner *r, json_object *jobs, json_object *adopted);
+
+/* Asks for the runner's set to be reconciled: its next poll (now) adopts the jobs it holds. */
+void runner_reconcile(Runner *r);
+
