@@ -35,6 +35,8 @@ typedef int (*MethodHandler)(Call *c, json_object *params);
 
 typedef enum MethodFlags {
         METHOD_MUTATING = 1 << 0, /* logged with the caller's uid, pid and command */
+        METHOD_LONG_WAIT = 1 << 1, /* waits on upstream events (runner.wait): a stopping daemon
+                                    * ends it at once instead of letting it finish */
 } MethodFlags;
 
 typedef struct MethodDef {

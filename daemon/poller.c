@@ -7,6 +7,7 @@
 #include <sys/queue.h>
 
 #include "cache.h"
+#include "json-util.h"
 #include "clock.h"
 #include "config.h"
 #include "errors.h"
@@ -24,8 +25,17 @@ struct PollerWatch {
         poller_cb cb;
         void *userdata;
         bool waiting;               /* waits on the set, rather than only following it */
+        json_object *expect;        /* job names expected in the set (array), or NULL */
+        unsigned polls;             /* polls delivered to it */
         TAILQ_ENTRY(PollerWatch) link;
 };
+
+/* A GET /jobs/{name} that settles whether a job missing from the set's list is lost. */
+typedef struct PollCheck {
+        PollSet *set;
+        char *name;
+        ApiRequest *req;
+} PollCheck;
 
 struct PollSet {
         Poller *poller;
@@ -36,7 +46,12 @@ struct PollSet {
         struct event *timer;
         ApiRequest *req;
         json_object *last;          /* the last jobs array seen */
+        json_object *pending;       /* an answer waiting for its checks (jobs array) */
+        PollCheck checks[POLLER_CHECKS_MAX];
+        unsigned n_checks;          /* checks in flight */
+        unsigned stalled;           /* answers in a row that changed nothing (or failed) */
         struct WatchList watchers;
+        PollerWatch *deliver_next;  /* the watcher set_deliver() tells next */
         bool delivering;
         TAILQ_ENTRY(PollSet) link;
 };
@@ -54,6 +69,7 @@ struct Poller {
 };
 
 static void set_schedule(PollSet *s, bool now);
+static void set_checks_cancel(PollSet *s);
 
 /* Creates the poller. */
 int poller_new(struct event_base *base, Api *api, Cache *cache, const Config *config, Poller **ret) {
@@ -79,6 +95,8 @@ static void set_free(PollSet *s) {
         if (s->timer)
                 event_free(s->timer);
         api_cancel(s->req);
+        set_checks_cancel(s);
+        json_object_put(s->pending);
         json_object_put(s->last);
         free(s->set_name);
         free(s);
@@ -95,6 +113,7 @@ Poller *poller_free(Poller *p) {
 
                 while ((w = TAILQ_FIRST(&s->watchers))) {
                         TAILQ_REMOVE(&s->watchers, w, link);
+                        json_object_put(w->expect);
                         free(w);
                 }
                 set_free(s);
@@ -191,11 +210,15 @@ static json_object *jobs_changed(json_object *old, json_object *cur) {
 static void set_deliver(PollSet *s, json_object *jobs, json_object *changed, const ApiError *err) {
         PollerWatch *w, *next;
 
+        /* a callback may unwatch any watcher, the next one included */
         s->delivering = true;
         for (w = TAILQ_FIRST(&s->watchers); w; w = next) {
-                next = TAILQ_NEXT(w, link);
+                s->deliver_next = TAILQ_NEXT(w, link);
+                w->polls++;
                 w->cb(s->set_name, jobs, changed, err, w->userdata);
+                next = s->deliver_next;
         }
+        s->deliver_next = NULL;
         s->delivering = false;
 }
 
@@ -209,43 +232,45 @@ static void set_after_poll(PollSet *s) {
                 set_schedule(s, false);
 }
 
-/* The answer of a poll. */
-static void on_polled(const ApiResponse *resp, const ApiError *err, void *userdata) {
-        PollSet *s = userdata;
+/* Whether a job is one the poller found lost. */
+static bool job_is_lost(json_object *job) {
+        json_object *v;
+
+        return json_object_object_get_ex(job, "lost_upstream", &v) && json_object_get_boolean(v);
+}
+
+/* The job as the poller shows it once lost: the last answer's job (if any) marked so. */
+static json_object *job_lost_new(const char *name, json_object *old, const char *why) {
+        json_object *j = json_object_new_object();
+
+        if (!j)
+                return NULL;
+        json_object_object_foreach(old, k, v)
+                json_object_object_add(j, k, json_object_get(v));
+        json_object_object_add(j, "name", json_object_new_string(name));
+        json_object_object_add(j, "status", json_object_new_string("lost"));
+        json_object_object_add(j, "done", json_object_new_boolean(true));
+        json_object_object_add(j, "exception", json_object_new_string(why));
+        json_object_object_add(j, "lost_upstream", json_object_new_boolean(true));
+        return j;
+}
+
+/* Completes the answer of a poll once its checks are done: delivers, caches, schedules. */
+static void set_polled(PollSet *s, json_object *jobs) {
         Poller *p = s->poller;
-        json_object *jobs = NULL, *changed = NULL;
+        json_object *changed = jobs_changed(s->last, jobs);
 
-        s->req = NULL;
-        p->polls++;
-        s->last_poll_usec = now_usec();
-        if (resp) {
-                json_object *list;
-
-                if (json_object_object_get_ex(resp->json, "jobs", &list) && json_object_is_type(list, json_type_array))
-                        jobs = json_object_get(list);
-        }
-        if (!jobs) {
-                ApiError bad = { .code = 0, .retry_after_ms = -1 };
-
-                p->errors++;
-                if (!err) {
-                        api_error_setf(&bad, RPC_UPSTREAM_BAD_RESPONSE, "GET /jobs?set_name=%s: unexpected answer", s->set_name);
-                        err = &bad;
-                }
-                log_warning("Polling the jobs of set %s failed, retrying: %s", s->set_name, strna(err->message));
-                set_deliver(s, s->last, NULL, err);
-                api_error_done(&bad);
-                set_after_poll(s);
-                return;
-        }
-        changed = jobs_changed(s->last, jobs);
+        if (json_array_len(changed) > 0)
+                s->stalled = 0;
+        else
+                s->stalled++;
         /* finished jobs never change again: let the cache serve them, under the key
-         * manager.get_job reads */
+         * manager.get_job reads (not a lost job: the server may know it again) */
         for (size_t i = 0; i < json_array_len(jobs); i++) {
                 json_object *j = json_object_array_get_idx(jobs, i), *done;
                 _cleanup_free_ char *path = NULL, *key = NULL;
 
-                if (!json_object_object_get_ex(j, "done", &done) || !json_object_get_boolean(done))
+                if (!json_object_object_get_ex(j, "done", &done) || !json_object_get_boolean(done) || job_is_lost(j))
                         continue;
                 path = api_job_path(member_text(j, "name"));
                 if (path && asprintf(&key, "GET %s", path) >= 0)
@@ -258,6 +283,156 @@ static void on_polled(const ApiResponse *resp, const ApiError *err, void *userda
         set_after_poll(s);
 }
 
+/* A check answered: a 404, or the job deleted, makes it lost; a job the server still has
+ * joins the answer; a failure leaves the job as it was last seen. */
+static void on_checked(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        PollCheck *c = userdata;
+        PollSet *s = c->set;
+        _cleanup_free_ char *name = TAKE_PTR(c->name), *why = NULL;
+        json_object *old = job_in(s->last, name), *add = NULL;
+
+        c->req = NULL;
+        if (resp && json_object_is_type(resp->json, json_type_object) && !isempty(member_text(resp->json, "deleted_at"))) {
+                if (asprintf(&why, "The job was deleted on the server (at %s)", member_text(resp->json, "deleted_at")) >= 0)
+                        add = job_lost_new(name, resp->json, why);
+        } else if (resp && json_object_is_type(resp->json, json_type_object))
+                add = json_object_get(resp->json);
+        else if (err && err->status == 404)
+                add = job_lost_new(name, old, "The server no longer knows the job (GET /jobs/{name}: 404)");
+        else if (old)
+                add = json_object_get(old);
+        if (add && job_is_lost(add))
+                log_warning("Job %s of set %s is lost upstream: %s", name, s->set_name, member_text(add, "exception"));
+        if (add)
+                json_object_array_add(s->pending, add);
+        assert(s->n_checks > 0);
+        if (--s->n_checks > 0)
+                return;
+        set_polled(s, TAKE_PTR(s->pending));
+}
+
+/* Cancels the checks in flight. */
+static void set_checks_cancel(PollSet *s) {
+        for (size_t i = 0; i < ELEMENTSOF(s->checks); i++) {
+                api_cancel(s->checks[i].req);
+                s->checks[i].req = NULL;
+                s->checks[i].name = mfree(s->checks[i].name);
+        }
+        s->n_checks = 0;
+}
+
+/* Starts the check of a job missing from the answer. Returns false when it cannot be done
+ * now (too many, or the request failed to start). */
+static bool set_check_start(PollSet *s, const char *name) {
+        _cleanup_free_ char *path = api_job_path(name);
+        PollCheck *c = NULL;
+        ApiCall call;
+
+        for (size_t i = 0; i < ELEMENTSOF(s->checks) && !c; i++)
+                if (!s->checks[i].req)
+                        c = &s->checks[i];
+        if (!c || !path)
+                return false;
+        c->name = strdup(name);
+        if (!c->name)
+                return false;
+        c->set = s;
+        call = (ApiCall){ .method = UPSTREAM_GET, .path = path, .label = "GET /jobs/{name}" };
+        if (api_start(s->poller->api, &call, on_checked, c, &c->req) < 0) {
+                c->name = mfree(c->name);
+                return false;
+        }
+        s->n_checks++;
+        return true;
+}
+
+/* Whether a name was checked already in this round (or is being). */
+static bool set_checking(const PollSet *s, const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(s->checks); i++)
+                if (s->checks[i].name && streq(s->checks[i].name, name))
+                        return true;
+        return false;
+}
+
+/* A job expected in the set (seen before, or named by a watcher) and missing from the
+ * answer: a lost job stays lost, another is checked. */
+static void set_missing(PollSet *s, json_object *jobs, const char *name) {
+        json_object *old = job_in(s->last, name);
+
+        if (isempty(name) || job_in(jobs, name) || set_checking(s, name))
+                return;
+        if (old && job_is_lost(old)) {
+                json_object_array_add(jobs, json_object_get(old));
+                return;
+        }
+        if (!set_check_start(s, name) && old)
+                json_object_array_add(jobs, json_object_get(old)); /* as last seen */
+}
+
+/* The answer of a poll: jobs missing from it are checked before it is delivered. */
+static void on_polled(const ApiResponse *resp, const ApiError *err, void *userdata) {
+        PollSet *s = userdata;
+        Poller *p = s->poller;
+        json_object *jobs = NULL;
+        PollerWatch *w;
+
+        s->req = NULL;
+        p->polls++;
+        s->last_poll_usec = now_usec();
+        if (resp) {
+                json_object *list;
+
+                if (json_object_object_get_ex(resp->json, "jobs", &list) && json_object_is_type(list, json_type_array))
+                        jobs = json_object_get(list);
+        } else if (err && err->status == 404)
+                jobs = json_object_new_array(); /* the set is gone: so are its jobs */
+        if (!jobs) {
+                ApiError bad = { .code = 0, .retry_after_ms = -1 };
+
+                p->errors++;
+                s->stalled++;
+                if (!err) {
+                        api_error_setf(&bad, RPC_UPSTREAM_BAD_RESPONSE, "GET /jobs?set_name=%s: unexpected answer", s->set_name);
+                        err = &bad;
+                }
+                log_warning("Polling the jobs of set %s failed, retrying: %s", s->set_name, strna(err->message));
+                set_deliver(s, s->last, NULL, err);
+                api_error_done(&bad);
+                set_after_poll(s);
+                return;
+        }
+        /* a copy: the answer is shared with the cache and other readers */
+        {
+                json_object *copy = json_object_new_array();
+
+                for (size_t i = 0; copy && i < json_array_len(jobs); i++) {
+                        json_object *j = json_object_array_get_idx(jobs, i);
+
+                        if (!isempty(member_text(j, "deleted_at")) && !job_is_lost(j))
+                                json_object_array_add(copy, job_lost_new(member_text(j, "name"), j,
+                                                                         "The job was deleted on the server"));
+                        else
+                                json_object_array_add(copy, json_object_get(j));
+                }
+                json_object_put(jobs);
+                if (!copy) {
+                        set_schedule(s, false);
+                        return;
+                }
+                jobs = copy;
+        }
+        for (size_t i = 0; i < json_array_len(s->last); i++)
+                set_missing(s, jobs, member_text(json_object_array_get_idx(s->last, i), "name"));
+        TAILQ_FOREACH(w, &s->watchers, link)
+                for (size_t i = 0; i < json_array_len(w->expect); i++)
+                        set_missing(s, jobs, json_object_get_string(json_object_array_get_idx(w->expect, i)));
+        if (s->n_checks > 0) {
+                s->pending = jobs;
+                return;
+        }
+        set_polled(s, jobs);
+}
+
 /* Timer: poll the set now. */
 static void on_poll_timer(evutil_socket_t fd, short what, void *userdata) {
         PollSet *s = userdata;
@@ -267,7 +442,7 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *userdata) {
 
         (void) fd;
         (void) what;
-        if (s->req)
+        if (s->req || s->n_checks > 0)
                 return;
         s->n_polls++;
         if (!esc || asprintf(&path, "/jobs?set_name=%s", esc) < 0) {
@@ -287,7 +462,7 @@ static void set_schedule(PollSet *s, bool now) {
         uint64_t usec = now ? 0 : set_interval_usec(s);
         struct timeval tv = usec_to_timeval(usec);
 
-        if (s->req)
+        if (s->req || s->n_checks > 0)
                 return;
         evtimer_add(s->timer, &tv);
 }
@@ -298,7 +473,7 @@ static void set_schedule(PollSet *s, bool now) {
 static void set_reschedule(PollSet *s) {
         uint64_t now, due;
 
-        if (s->req || s->last_poll_usec == 0 || !evtimer_pending(s->timer, NULL))
+        if (s->req || s->n_checks > 0 || s->last_poll_usec == 0 || !evtimer_pending(s->timer, NULL))
                 return;
         now = now_usec();
         due = s->last_poll_usec + set_interval_usec(s);
@@ -359,7 +534,7 @@ int poller_watch(Poller *p, const char *set_name, poller_cb cb, void *userdata, 
                 set_reschedule(s);
         /* a new set is polled at once; joining a set already followed waits for its next poll,
          * unless it was no longer being polled (all done) */
-        if (fresh || (!s->req && !evtimer_pending(s->timer, NULL)))
+        if (fresh || (!s->req && s->n_checks == 0 && !evtimer_pending(s->timer, NULL)))
                 set_schedule(s, true);
         if (ret)
                 *ret = w;
@@ -374,14 +549,15 @@ void poller_unwatch(PollerWatch *w) {
         if (!w)
                 return;
         s = w->set;
+        if (s->deliver_next == w)
+                s->deliver_next = TAILQ_NEXT(w, link);
         TAILQ_REMOVE(&s->watchers, w, link);
         s->poller->n_watchers--;
         last_waiter = w->waiting && --s->n_waiting == 0;
+        json_object_put(w->expect);
         free(w);
-        if (TAILQ_EMPTY(&s->watchers) && !s->delivering && !s->req)
-                set_free(s);
-        else if (TAILQ_EMPTY(&s->watchers) && !s->delivering)
-                evtimer_del(s->timer); /* the answer in flight frees it */
+        if (TAILQ_EMPTY(&s->watchers) && !s->delivering)
+                set_free(s); /* with its poll or checks in flight */
         else if (last_waiter && !s->delivering)
                 set_reschedule(s); /* followed only now: the slowest interval */
 }
@@ -401,6 +577,36 @@ void poller_watch_set_waiting(PollerWatch *w, bool waiting) {
         /* the first waiter brings the next poll forward, the last one's leaving pushes it back */
         if (s->n_waiting == (waiting ? 1u : 0u) && !s->delivering)
                 set_reschedule(s);
+}
+
+/* The job names the watch expects in the set. */
+int poller_watch_expect(PollerWatch *w, json_object *names) {
+        json_object *copy = NULL;
+
+        if (!w)
+                return 0;
+        if (names) {
+                copy = json_object_new_array();
+                for (size_t i = 0; copy && i < json_array_len(names) && i < POLLER_CHECKS_MAX; i++) {
+                        const char *n = json_object_get_string(json_object_array_get_idx(names, i));
+
+                        if (!isempty(n) && json_object_array_add(copy, json_object_new_string(n)) < 0)
+                                break;
+                }
+                if (!copy)
+                        return -ENOMEM;
+        }
+        json_object_put(w->expect);
+        w->expect = copy;
+        /* a set no longer polled (all done) is polled again for the names it lacks */
+        if (copy && !w->set->req && w->set->n_checks == 0 && !evtimer_pending(w->set->timer, NULL))
+                set_schedule(w->set, true);
+        return 0;
+}
+
+/* Answers in a row that changed nothing. */
+unsigned poller_watch_stalled_polls(const PollerWatch *w) {
+        return w ? MIN(w->set->stalled, w->polls) : 0;
 }
 
 /* Polls a set now and restarts its backoff. */

@@ -18,6 +18,16 @@
  * poll (status, progress, done, exception), or the error when the poll failed (polling goes
  * on). Finished jobs are also stored in the cache as final, under the key manager.get_job
  * reads ("GET " + api_job_path(name): the name escaped).
+ *
+ * Lost jobs: a job the set's list showed before, or that a watcher expects
+ * (poller_watch_expect()), and that the list lacks is checked with GET /jobs/{name} before
+ * the answer is delivered: a 404 (the server restarted), or a job deleted on the server, makes
+ * it lost; a job the server still has joins the answer; a failed check leaves it as last
+ * seen. A set the server answers 404 for is an empty list. A lost job is delivered as its
+ * last answer (if any) with "status": "lost", "done": true, "exception" saying why and
+ * "lost_upstream": true, and stays so (it is not checked again, nor cached); so it fails
+ * like a job the server calls lost, and its watchers end. At most POLLER_CHECKS_MAX checks
+ * run per poll; the others wait for the next one.
  */
 #pragma once
 
@@ -26,6 +36,8 @@
 #include <stdbool.h>
 
 #include "api.h"
+
+#define POLLER_CHECKS_MAX 16u
 
 typedef struct Cache Cache;
 typedef struct Config Config;
@@ -47,6 +59,16 @@ int poller_watch(Poller *p, const char *set_name, poller_cb cb, void *userdata, 
 
 /* Whether the watch waits on the set (true) or only follows it (false): see above. NULL-safe. */
 void poller_watch_set_waiting(PollerWatch *w, bool waiting);
+
+/* The job names (array of strings, borrowed; NULL: none; at most POLLER_CHECKS_MAX are kept)
+ * the watch expects in the set: missing ones are checked as lost jobs are (above), also
+ * when the poller never saw them (a daemon restarted since they were created). A set no
+ * longer polled is polled again. Returns 0 or -ENOMEM. NULL-safe. */
+int poller_watch_expect(PollerWatch *w, json_object *names);
+
+/* How many answers in a row changed nothing in the watch's set (failed polls count too),
+ * since the watch began; 0 after an answer that changed something. NULL-safe. */
+unsigned poller_watch_stalled_polls(const PollerWatch *w);
 
 /* Stops watching; the callback is not called again. NULL-safe. */
 void poller_unwatch(PollerWatch *w);
