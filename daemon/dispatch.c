@@ -530,16 +530,29 @@ void dispatch_stop(Dispatch *d) {
         d->stopping = true;
 }
 
-/* Asks every call of the peer to stop. */
-void dispatch_cancel_peer(Peer *p) {
+/* Asks every call of the peer, or its long waits only, to stop. */
+static void peer_cancel(Peer *p, bool waits_only) {
         DispatchCall *dc, *next;
 
         p->ops->ref(p);
         for (dc = TAILQ_FIRST(&p->calls); dc; dc = next) {
+                const MethodEntry *e = waits_only && dc->method ? dispatch_find(dc->dispatch, dc->method) : NULL;
+
                 next = TAILQ_NEXT(dc, link);
-                (void) call_cancel(&dc->call);
+                if (!waits_only || (e && (e->def->flags & METHOD_LONG_WAIT)))
+                        (void) call_cancel(&dc->call);
         }
         p->ops->unref(p);
+}
+
+/* Asks every call of the peer to stop. */
+void dispatch_cancel_peer(Peer *p) {
+        peer_cancel(p, false);
+}
+
+/* Asks the long waits of the peer to stop. */
+void dispatch_cancel_peer_waits(Peer *p) {
+        peer_cancel(p, true);
 }
 
 /* Calls in flight. */

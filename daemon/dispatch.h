@@ -75,6 +75,10 @@ void dispatch_stop(Dispatch *d);
  * now, the others on their own. */
 void dispatch_cancel_peer(Peer *p);
 
+/* Asks the long waits of the peer (METHOD_LONG_WAIT) to stop, as dispatch_cancel_peer()
+ * does; its other calls go on. */
+void dispatch_cancel_peer_waits(Peer *p);
+
 /* Calls started and not finished, all peers. */
 unsigned dispatch_inflight(const Dispatch *d);
 

@@ -348,16 +348,76 @@ static void on_watchdog(evutil_socket_t fd, short what, void *userdata) {
         notify_watchdog();
 }
 
-/* The drain deadline passed: leave the loop with requests still in flight. */
+/* The part of limits.shutdown_timeout_s kept, at the end of a stop, for the aborts of the
+ * multipart uploads it cancels: a quarter, at most DRAIN_ABORT_MAX_USEC. */
+#define DRAIN_ABORT_MAX_USEC (5 * USEC_PER_SEC)
+static uint64_t drain_abort_usec(const Server *s) {
+        return MIN((uint64_t) s->core.config->shutdown_timeout_s * USEC_PER_SEC / 4, DRAIN_ABORT_MAX_USEC);
+}
+
+/* Leaves the loop: the stop is over. */
+static void server_leave(Server *s) {
+        s->state = SERVER_STOPPED;
+        event_del(s->drain_timer);
+        storage_on_drained(s->core.storage, NULL, NULL);
+        event_base_loopexit(s->core.base, NULL);
+}
+
+/* The last detached upload abort was answered. */
+static void server_on_aborts_answered(void *userdata) {
+        Server *s = userdata;
+
+        log_info("The aborted uploads were cleaned up on the storage.");
+        server_leave(s);
+}
+
+/* The requests are done (or cancelled): leave once the aborts of the uploads cancelled are
+ * answered, waiting for them at most the abort reserve. Idempotent. */
+static void server_finish_drain(Server *s) {
+        unsigned n = storage_pending_aborts(s->core.storage);
+
+        if (s->drain_aborting || s->state != SERVER_DRAINING)
+                return;
+        s->drain_aborting = true;
+        if (n == 0) {
+                server_leave(s);
+                return;
+        }
+        log_info("Waiting up to %" PRIu64 " ms for %u multipart upload abort(s).", drain_abort_usec(s) / USEC_PER_MSEC, n);
+        notify_status("Stopping: waiting for %u upload abort(s)", n);
+        storage_on_drained(s->core.storage, server_on_aborts_answered, s);
+        event_del(s->drain_timer);
+        {
+                struct timeval tv = usec_to_timeval(drain_abort_usec(s));
+
+                evtimer_add(s->drain_timer, &tv);
+        }
+}
+
+/* The drain deadline passed: cancel the requests still in flight (their uploads are aborted),
+ * then wait for the aborts; or, that wait over too, leave the loop. */
 static void on_drain_deadline(evutil_socket_t fd, short what, void *userdata) {
         Server *s = userdata;
+        Client *c, *next;
 
         (void) fd;
         (void) what;
-        log_warning("Stopping with %u request(s) still in flight after %us.", dispatch_inflight(s->dispatch),
+        if (s->drain_aborting) {
+                log_warning("Stopping with %u multipart upload abort(s) unanswered.",
+                            storage_pending_aborts(s->core.storage));
+                server_leave(s);
+                return;
+        }
+        log_warning("Cancelling %u request(s) still in flight after %" PRIu64 " ms of the %us to stop.",
+                    dispatch_inflight(s->dispatch),
+                    ((uint64_t) s->core.config->shutdown_timeout_s * USEC_PER_SEC - drain_abort_usec(s)) / USEC_PER_MSEC,
                     s->core.config->shutdown_timeout_s);
-        s->state = SERVER_STOPPED;
-        event_base_loopexit(s->core.base, NULL);
+        for (c = TAILQ_FIRST(&s->clients); c; c = next) {
+                next = TAILQ_NEXT(c, link);
+                dispatch_cancel_peer(&c->peer);
+        }
+        /* calls that cannot be cancelled are left behind */
+        server_finish_drain(s);
 }
 
 /* Whether connections (or the input they held) dropped enough since the last trim for the
@@ -498,33 +558,35 @@ void server_stop(Server *s) {
         /* long waits (runner.wait, watches) end now with shutting_down; the rest may finish */
         for (c = TAILQ_FIRST(&s->clients); c; c = next) {
                 next = TAILQ_NEXT(c, link);
-                dispatch_cancel_peer(&c->peer);
+                dispatch_cancel_peer_waits(&c->peer);
         }
 
+        if (s->state != SERVER_DRAINING || s->drain_aborting)
+                return; /* the last wait's end finished the drain already */
         if (dispatch_inflight(s->dispatch) == 0) {
-                s->state = SERVER_STOPPED;
-                event_base_loopexit(s->core.base, NULL);
+                server_finish_drain(s);
                 return;
         }
         log_info("Waiting up to %us for %u request(s) in flight.", s->core.config->shutdown_timeout_s,
                  dispatch_inflight(s->dispatch));
         notify_status("Stopping: waiting for %u request(s)", dispatch_inflight(s->dispatch));
         {
-                struct timeval tv = { .tv_sec = s->core.config->shutdown_timeout_s };
+                struct timeval tv = usec_to_timeval((uint64_t) s->core.config->shutdown_timeout_s * USEC_PER_SEC -
+                                                    drain_abort_usec(s));
+
                 evtimer_add(s->drain_timer, &tv);
         }
 }
 
-/* Dispatch's idle callback: leaves the loop once a drain has no more calls in flight. */
+/* Dispatch's idle callback: once a drain has no more calls in flight, it ends (after the
+ * aborts of the uploads it cancelled). */
 static void server_on_idle(void *userdata) {
         Server *s = userdata;
 
         if (s->state != SERVER_DRAINING || dispatch_inflight(s->dispatch) > 0)
                 return;
         log_info("All requests finished.");
-        s->state = SERVER_STOPPED;
-        event_del(s->drain_timer);
-        event_base_loopexit(s->core.base, NULL);
+        server_finish_drain(s);
 }
 
 /* Ends a reload whose configuration was rejected, the current one staying in force: counts

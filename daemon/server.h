@@ -6,8 +6,11 @@
  *
  * Lifecycle: server_new() → server_start() (listen, READY=1) → event_base_dispatch() →
  * SIGTERM/SIGINT: server_stop() closes the listeners, sends STOPPING=1, refuses new
- * requests, waits for in-flight requests up to limits.shutdown_timeout_s, then leaves the
- * loop → server_free().
+ * requests (shutting_down), ends the long waits at once (shutting_down, with how to attach
+ * again), lets the other requests (uploads, downloads, short calls) finish until
+ * limits.shutdown_timeout_s less the abort reserve (a quarter of it, at most 5 s), then
+ * cancels those left and waits, for the rest of the budget, for the AbortMultipartUploads of
+ * the uploads it cancelled to be answered; then leaves the loop → server_free().
  */
 #pragma once
 
@@ -74,6 +77,7 @@ struct Server {
         struct event *sig_term, *sig_int, *sig_hup;
         struct event *watchdog_timer;
         struct event *drain_timer;
+        bool drain_aborting;           /* the last part of a stop: waiting for upload aborts */
         struct event *trim_timer;      /* gives freed heap back after many clients left */
         unsigned clients_peak;         /* most clients at once since the last trim */
         uint64_t trims;
