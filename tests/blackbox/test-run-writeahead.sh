@@ -199,9 +199,9 @@ check "SIGTERM: the runner knows both" runner_knows_set "$R" "$S"
 status_of "$R"
 check_match "SIGTERM: the runner is interrupted" '"state":"interrupted"' "$OUT"
 mkdir -p "$TMP/out"
+calls=$(status_num runner.wait)
 "$AVATARCTL" avatarize --resume "$R" -o "$TMP/out" >"$TMP/resume.out" 2>"$TMP/resume.err" &
 pid=$!
-calls=$(status_num runner.wait)
 check "avatarize --resume goes on to wait" wait_for_calls runner.wait $((${calls:-0} + 1))
 sim_tick 40
 wait "$pid"
@@ -224,6 +224,22 @@ stop_daemon
 start_daemon || { fail "avatard restarts"; finish; exit $?; }
 status_of "$R"
 check_match "re-run: past_sets survives a restart" "\"past_sets\":\\[.*\"set_name\":\"$S\"" "$OUT"
+
+# --- on demand: get_status refresh adopts a job of the set the runner does not know --------------
+R3=$(new_iris_runner refreshed)
+ctl runner.run "{\"runner_id\":\"$R3\",\"jobs\":[\"standard\"]}"
+check_eq "refresh: a run of the standard job alone" "0" "$CTL_RC"
+S3=$(json_str set_name "$OUT")
+sim_tick 40
+wait_runner "$R3" 60
+check_match "refresh: the run ends done; nothing follows the set any more" '"done":true,"timed_out":false' "$OUT"
+J=$(sim_make_job "$S3" signal_metrics)
+check "refresh: a job made in the runner's set behind its back" is_uuid "$J"
+status_of "$R3"
+check_no_match "refresh: the runner does not know it yet" "$J" "$OUT"
+ctl runner.get_status "{\"runner_id\":\"$R3\",\"refresh\":true}"
+check_eq "refresh: get_status refresh succeeds" "0" "$CTL_RC"
+check "refresh: the runner adopts it from the poll it asked for" wait_until 20 runner_knows_set "$R3" "$S3"
 
 # --- no job of the simulator that no runner knows ---------------------------------------------------
 known=""
