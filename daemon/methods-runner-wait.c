@@ -2,6 +2,12 @@
 /*
  * Runner methods that follow jobs: the status (runner.get_status), runner.wait until the
  * run's jobs are done, and manager.watch_jobs.
+ *
+ * Every wait ends: jobs the server lost (poller.h: a 404, or deleted on the server) end
+ * runner.wait and manager.watch_jobs with jobs_lost naming them; a set whose answers change
+ * nothing for WAIT_STALLED_POLLS polls in a row says so in every progress notification after
+ * ("stalled_polls"); a stopping daemon ends them at once with shutting_down and how to
+ * attach again (server.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +29,9 @@
 #include "runner.h"
 #include "scrub.h"
 #include "upstream.h"
+
+/* Polls in a row without news after which a wait says it is stalled. */
+#define WAIT_STALLED_POLLS 3u
 
 /* ---- runner.get_status / runner.wait ------------------------------------------------------- */
 
@@ -47,6 +56,7 @@ typedef struct WaitOp {
         json_object *which;
         struct event *deadline;
         Notifier notifier;
+        PollerWatch *watch;      /* the run's set, for lost jobs and stalled polls */
 } WaitOp;
 
 /* Releases the wait state. */
@@ -54,6 +64,7 @@ static void wait_cleanup(Op *op) {
         WaitOp *w = (WaitOp *) op;
 
         runner_waiter_remove(w->waiter);
+        poller_unwatch(w->watch);
         if (w->deadline)
                 event_free(w->deadline);
         json_object_put(w->which);
@@ -91,10 +102,78 @@ static void wait_finish(WaitOp *w, bool done, bool timed_out) {
                 call_reply_errno(c, -ENOMEM, NULL);
 }
 
+/* Whether a job (a JobResponse, or NULL) is one the poller found lost upstream. */
+static bool job_lost_upstream(json_object *job) {
+        json_object *v;
+
+        return job && json_object_object_get_ex(job, "lost_upstream", &v) && json_object_get_boolean(v);
+}
+
+/* A lost job as error.data.lost lists it. */
+static json_object *lost_entry(const char *parameters_name, const char *name, json_object *job) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        if (parameters_name)
+                json_object_object_add(o, "job", json_object_new_string(parameters_name));
+        json_object_object_add(o, "job_name", name ? json_object_new_string(name) : NULL);
+        json_object_object_add(o, "exception", json_object_new_string(json_str(job, "exception") ?: ""));
+        return o;
+}
+
+/* The jobs_lost error: "Jobs lost upstream: a (name), b (name)". Takes data (its "lost"
+ * array names them). */
+static void reply_jobs_lost(Call *c, json_object *data, const char *what) {
+        json_object *lost = json_object_object_get(data, "lost");
+        _cleanup_free_ char *list = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&list, &len);
+
+        for (size_t i = 0; f && i < json_array_len(lost); i++) {
+                json_object *e = json_object_array_get_idx(lost, i);
+                const char *job = json_str(e, "job"), *name = json_str(e, "job_name");
+
+                if (job)
+                        fprintf(f, "%s%s (%s)", i > 0 ? ", " : "", job, strna(name));
+                else
+                        fprintf(f, "%s%s", i > 0 ? ", " : "", strna(name));
+        }
+        if (f)
+                fclose(f);
+        call_reply_errorf(c, RPC_JOBS_LOST, data, "Jobs lost upstream: %s; the server no longer knows them "
+                          "(it restarted, or the run was deleted): %s", strna(list), what);
+}
+
 /* Finishes a wait with the failure of a job. */
 static void wait_fail(WaitOp *w, const RunnerJob *j) {
         const char *exc = j->job ? json_str(j->job, "exception") : NULL;
         json_object *data = json_object_new_object();
+
+        /* lost jobs: name every one the wait awaits */
+        for (size_t i = 0; job_lost_upstream(j->job) && data && i < w->runner->n_jobs; i++) {
+                const RunnerJob *k = &w->runner->jobs[i];
+                json_object *lost;
+
+                if (!job_lost_upstream(k->job) || (w->which && !json_array_has_str(w->which, k->parameters_name)))
+                        continue;
+                if (!json_object_object_get_ex(data, "lost", &lost)) {
+                        lost = json_object_new_array();
+                        json_object_object_add(data, "lost", lost);
+                        json_object_object_add(data, "runner_id", json_object_new_string(w->runner->id));
+                        json_object_object_add(data, "set_name", w->runner->set_name ?
+                                               json_object_new_string(w->runner->set_name) : NULL);
+                }
+                json_object_array_add(lost, lost_entry(k->parameters_name, k->name, k->job));
+        }
+        if (job_lost_upstream(j->job) && data) {
+                _cleanup_free_ char *what = NULL;
+
+                if (asprintf(&what, "runner.run %s runs them again", w->runner->id) < 0)
+                        what = NULL;
+                reply_jobs_lost(op_finish(&w->op), data, strna(what));
+                return;
+        }
 
         if (data) {
                 json_object_object_add(data, "job", json_object_new_string(j->parameters_name));
@@ -145,6 +224,56 @@ static void on_wait_event(Runner *r, json_object *changed, const RunnerJob *fail
                 wait_finish(w, true, false);
 }
 
+/* A poll of the run's set: says when it has brought nothing new for a while (the runner's
+ * own watch tells the changes). */
+static void on_wait_polled(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
+                           void *userdata) {
+        WaitOp *w = userdata;
+        unsigned n = poller_watch_stalled_polls(w->watch);
+        json_object *p;
+
+        (void) set_name;
+        (void) jobs;
+        (void) changed;
+        if (n < WAIT_STALLED_POLLS || !(p = json_object_new_object()))
+                return;
+        json_object_object_add(p, "runner_id", json_object_new_string(w->runner->id));
+        json_object_object_add(p, "event", json_object_new_string("stalled"));
+        json_object_object_add(p, "stalled_polls", json_object_new_int64(n));
+        if (err)
+                json_object_object_add(p, "last_error", json_object_new_string(strna(err->message)));
+        notifier_send(w->op.call, &w->notifier, "runner.progress", p);
+}
+
+/* The job names of the wait's jobs. */
+static json_object *wait_job_names(WaitOp *w) {
+        json_object *a = json_object_new_array();
+        Runner *r = w->runner;
+
+        for (size_t i = 0; a && i < r->n_jobs; i++)
+                if (r->jobs[i].name && (!w->which || json_array_has_str(w->which, r->jobs[i].parameters_name)))
+                        json_object_array_add(a, json_object_new_string(r->jobs[i].name));
+        return a;
+}
+
+/* The daemon stops (a caller that left does not see the answer): the wait ends at once with
+ * shutting_down and the command that attaches again; the jobs go on upstream. */
+static void on_wait_cancel(Call *c, void *userdata) {
+        WaitOp *w = userdata;
+        json_object *data = json_object_new_object();
+        _cleanup_free_ char *cmd = NULL;
+
+        (void) c;
+        if (asprintf(&cmd, "avatarctl runner wait %s", w->runner->id) < 0)
+                cmd = NULL;
+        if (data) {
+                json_object_object_add(data, "runner_id", json_object_new_string(w->runner->id));
+                json_object_object_add(data, "reattach", cmd ? json_object_new_string(cmd) : NULL);
+        }
+        call_reply_errorf(op_finish(&w->op), RPC_SHUTTING_DOWN, data, "The daemon is stopping; the jobs go on upstream: "
+                          "wait for them again with '%s' (runner.wait) once it is back", strna(cmd));
+}
+
 /* The deadline passed. */
 static void on_wait_deadline(evutil_socket_t fd, short what, void *userdata) {
         (void) fd;
@@ -179,6 +308,7 @@ static int method_wait(Call *c, json_object *params) {
         if (!w)
                 return -ENOMEM;
         w->op.cleanup = wait_cleanup;
+        call_on_cancel(c, on_wait_cancel, w);
         w->runner = runner_ref(r);
         w->which = json_object_get(which);
         notifier_init(&w->notifier);
@@ -199,6 +329,16 @@ static int method_wait(Call *c, json_object *params) {
         tv.tv_usec = (suseconds_t) ((timeout - (double) tv.tv_sec) * 1e6);
         evtimer_add(w->deadline, &tv);
         (void) runner_track(r);
+        if (r->set_name) {
+                _cleanup_(json_object_putp) json_object *names = wait_job_names(w);
+
+                q = poller_watch(c->core->poller, r->set_name, on_wait_polled, w, &w->watch);
+                if (q >= 0)
+                        q = poller_watch_expect(w->watch, names);
+                if (q < 0)
+                        log_warning_errno(q, "Runner %s: cannot watch set %s for lost jobs, ignoring: %m", r->id,
+                                          r->set_name);
+        }
         return 0;
 }
 
@@ -247,12 +387,20 @@ static void watch_finish(WatchOp *w, bool done) {
 static void on_watch_polled(const char *set_name, json_object *jobs, json_object *changed, const ApiError *err,
                             void *userdata) {
         WatchOp *w = userdata;
-        json_object *mine = json_object_new_array(), *p;
+        json_object *mine = json_object_new_array(), *p, *lost = NULL;
+        unsigned stalled = poller_watch_stalled_polls(w->watch);
         bool all_done = true;
 
         (void) set_name;
         if (err || !mine) {
                 json_object_put(mine);
+                if (err && stalled >= WAIT_STALLED_POLLS && (p = json_object_new_object())) {
+                        json_object_object_add(p, "set_name", json_object_new_string(w->set_name));
+                        json_object_object_add(p, "jobs", json_object_new_array());
+                        json_object_object_add(p, "stalled_polls", json_object_new_int64(stalled));
+                        json_object_object_add(p, "last_error", json_object_new_string(strna(err->message)));
+                        notifier_send(w->op.call, &w->notifier, "jobs.changed", p);
+                }
                 return;
         }
         json_object_put(w->last);
@@ -266,17 +414,54 @@ static void on_watch_polled(const char *set_name, json_object *jobs, json_object
                 json_object_array_add(w->last, json_object_get(j));
                 if (!job_done(j))
                         all_done = false;
+                if (job_lost_upstream(j)) {
+                        if (!lost)
+                                lost = json_object_new_array();
+                        if (lost)
+                                json_object_array_add(lost, lost_entry(json_str(j, "parameters_name"), name, j));
+                }
                 if (json_array_has_str(changed, name))
                         json_object_array_add(mine, json_object_get(j));
         }
-        if (json_array_len(mine) > 0 && (p = json_object_new_object())) {
+        if ((json_array_len(mine) > 0 || stalled >= WAIT_STALLED_POLLS) && (p = json_object_new_object())) {
                 json_object_object_add(p, "set_name", json_object_new_string(w->set_name));
                 json_object_object_add(p, "jobs", json_object_get(mine));
+                if (stalled >= WAIT_STALLED_POLLS)
+                        json_object_object_add(p, "stalled_polls", json_object_new_int64(stalled));
                 notifier_send(w->op.call, &w->notifier, "jobs.changed", p);
         }
         json_object_put(mine);
-        if (all_done && json_array_len(w->last) > 0)
+        if (lost) {
+                json_object *data = json_object_new_object();
+
+                if (!data) {
+                        json_object_put(lost);
+                        call_reply_errno(op_finish(&w->op), -ENOMEM, NULL);
+                        return;
+                }
+                json_object_object_add(data, "set_name", json_object_new_string(w->set_name));
+                json_object_object_add(data, "lost", lost);
+                reply_jobs_lost(op_finish(&w->op), data, "watching them again cannot help");
+        } else if (all_done && json_array_len(w->last) > 0)
                 watch_finish(w, true);
+}
+
+/* The daemon stops: the watch ends at once with shutting_down and the command that attaches
+ * again. */
+static void on_watch_cancel(Call *c, void *userdata) {
+        WatchOp *w = userdata;
+        json_object *data = json_object_new_object();
+        _cleanup_free_ char *cmd = NULL;
+
+        (void) c;
+        if (asprintf(&cmd, "avatarctl watch %s", w->set_name) < 0)
+                cmd = NULL;
+        if (data) {
+                json_object_object_add(data, "set_name", json_object_new_string(w->set_name));
+                json_object_object_add(data, "reattach", cmd ? json_object_new_string(cmd) : NULL);
+        }
+        call_reply_errorf(op_finish(&w->op), RPC_SHUTTING_DOWN, data, "The daemon is stopping; the jobs go on upstream: "
+                          "follow them again with '%s' (manager.watch_jobs) once it is back", strna(cmd));
 }
 
 /* The watch deadline passed. */
@@ -290,6 +475,7 @@ static void on_watch_deadline(evutil_socket_t fd, short what, void *userdata) {
  * deadline passes or the caller disconnects; the reply comes at the end. */
 static int method_watch_jobs(Call *c, json_object *params) {
         const char *set = json_str(params, "set_name"), *rid = json_str(params, "runner_id");
+        _cleanup_(json_object_putp) json_object *expect = NULL;
         json_object *v;
         double timeout = WAIT_DEFAULT_S;
         struct timeval tv;
@@ -304,6 +490,11 @@ static int method_watch_jobs(Call *c, json_object *params) {
                 if (!r->set_name)
                         return call_reply_errorf(c, RPC_INVALID_STATE, NULL, "Runner %s has not run yet", r->id);
                 set = r->set_name;
+                /* the runner's jobs are expected in the set, even before a poll showed them */
+                expect = json_object_new_array();
+                for (size_t i = 0; expect && i < r->n_jobs; i++)
+                        if (r->jobs[i].name)
+                                json_object_array_add(expect, json_object_new_string(r->jobs[i].name));
         }
         if (!set)
                 return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL, "Invalid params: give set_name or runner_id");
@@ -315,11 +506,15 @@ static int method_watch_jobs(Call *c, json_object *params) {
         w->op.cleanup = watch_cleanup;
         w->set_name = strdup(set);
         w->names = json_object_get(json_object_object_get(params, "jobs"));
+        if (w->set_name)
+                call_on_cancel(c, on_watch_cancel, w);
         notifier_init(&w->notifier);
         w->deadline = evtimer_new(c->core->base, on_watch_deadline, w);
         if (!w->set_name || !w->deadline)
                 return op_start_failed(&w->op, -ENOMEM);
         q = poller_watch(c->core->poller, set, on_watch_polled, w, &w->watch);
+        if (q >= 0)
+                q = poller_watch_expect(w->watch, w->names ?: expect);
         if (q < 0)
                 return op_start_failed(&w->op, q);
         /* joining a set that is already followed: start from what its last poll saw */
@@ -349,8 +544,8 @@ static int method_watch_jobs(Call *c, json_object *params) {
 }
 
 const MethodDef methods_runner_wait[] = {
-        { "manager.watch_jobs", method_watch_jobs, 0 },
+        { "manager.watch_jobs", method_watch_jobs, METHOD_LONG_WAIT },
         { "runner.get_status", method_get_status, 0 },
-        { "runner.wait", method_wait, 0 },
+        { "runner.wait", method_wait, METHOD_LONG_WAIT },
         {}
 };
