@@ -344,8 +344,13 @@ void runner_snapshot_restore(Runner *r, RunnerSnapshot *s) {
         snapshot_put_back(&r->tables, &s->tables);
         snapshot_put_back(&r->warnings, &s->warnings);
         r->updated_at = s->updated_at;
+        runner_save_undone(r, s->unsaved);
+}
+
+/* A change whose save failed was undone. */
+void runner_save_undone(Runner *r, bool was_unsaved) {
         /* the file holds what memory holds again, unless the failed save replaced it */
-        if (!s->unsaved && !r->file_replaced)
+        if (!was_unsaved && !r->file_replaced)
                 runner_set_unsaved(r, false);
 }
 
@@ -615,6 +620,15 @@ int runner_new(Runners *rs, uid_t owner, const char *display_name, json_object *
         runners_link(rs, r);
         q = runner_save(r);
         if (q < 0) {
+                /* refused: nothing to save later, and no file left for a restart to find (a
+                 * failed fsync of the directory comes after the rename) */
+                runner_set_unsaved(r, false);
+                if (r->file_replaced) {
+                        _cleanup_free_ char *name = runner_file(r);
+
+                        if (name)
+                                (void) state_remove(rs->dir, name);
+                }
                 TAILQ_REMOVE(&rs->list, r, link);
                 rs->n--;
                 runner_free(r);
@@ -1010,6 +1024,7 @@ static bool runner_knows_job(const Runner *r, const char *name) {
 /* Saves the runner with `run` as its record; on a failed save the record is `prev` again
  * (the record taken, prev given back or dropped). */
 static int runner_run_save(Runner *r, json_object *run, json_object *prev) {
+        bool was_unsaved = r->unsaved;
         int q;
 
         r->run = run;
@@ -1017,6 +1032,7 @@ static int runner_run_save(Runner *r, json_object *run, json_object *prev) {
         if (q < 0) {
                 r->run = prev;
                 json_object_put(run);
+                runner_save_undone(r, was_unsaved);
                 return q;
         }
         json_object_put(prev);

@@ -189,6 +189,11 @@ void runner_snapshot_restore(Runner *r, RunnerSnapshot *s);
 /* Releases a snapshot (restored or not). */
 void runner_snapshot_done(RunnerSnapshot *s);
 
+/* For a caller that undid the change of a failed save its own way (as
+ * runner_snapshot_restore() does): the runner is no longer unsaved unless it was before the
+ * change (`was_unsaved`, r->unsaved then) or the failed save replaced its file. */
+void runner_save_undone(Runner *r, bool was_unsaved);
+
 /* The message and error.data of a state_not_saved error for a failed save of r (`error`, a
  * -errno; `kept`: whether the change stays in memory, unsaved, to be written by the
  * retries): data {runner_id, state_directory, errno, kept, retryable}. Returns 0 or -ENOMEM;
