@@ -22,6 +22,17 @@ WAITS="$TMP/waits.jsonl"
 : >"$JOURNAL"
 : >"$WAITS"
 
+# With FAULTS_LOGS=DIR, the daemon's and the simulator's logs of a test that failed are kept
+# there (the temporary directory goes at the end), for scripts/soak and for debugging.
+keep_logs() {
+        [ -n "${FAULTS_LOGS:-}" ] && [ "$T_FAILED" -gt 0 ] || return 0
+        mkdir -p "$FAULTS_LOGS"
+        cp "$DAEMON_LOG" "$FAULTS_LOGS/$T_NAME.avatard.log" 2>/dev/null
+        cp "$SIM_LOG" "$FAULTS_LOGS/$T_NAME.sim.log" 2>/dev/null
+        cp "$SIM_REQUESTS" "$FAULTS_LOGS/$T_NAME.sim-requests.jsonl" 2>/dev/null
+        echo "# logs kept in $FAULTS_LOGS/$T_NAME.*"
+}
+
 # The multipart routes of the storage (avatar-sim's route names).
 R_MP_CREATE="POST /storage/{bucket}/{key}?uploads"
 R_MP_PART="PUT /storage/{bucket}/{key}?partNumber&uploadId"
@@ -115,6 +126,12 @@ sys.exit(0 if any(f["id"] == int(sys.argv[1]) and f["held"] > 0 for f in json.lo
 # journal JSON: records a call that returned success (invariants.py --journal).
 journal() {
         printf '%s\n' "$1" >>"$JOURNAL"
+}
+
+# reset_journals: forgets the calls and waits recorded (a new iteration, or a run replaced).
+reset_journals() {
+        : >"$JOURNAL"
+        : >"$WAITS"
 }
 
 # record_wait LABEL ELAPSED-MS DEADLINE-MS ERROR DONE: records a wait (true/false for the

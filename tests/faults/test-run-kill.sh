@@ -69,7 +69,7 @@ one_kill() {
         check_invariants "$label, after the resume"
         "$AVATARCTL" runner rm "$R" --yes >/dev/null 2>&1
         clean_upstream
-        : >"$JOURNAL"
+        reset_journals
 }
 
 for n in 1 2 3 4 5; do
@@ -80,4 +80,5 @@ one_kill TERM 4
 one_kill TERM 3 release
 
 check_no_sanitizer_reports
+keep_logs
 finish
