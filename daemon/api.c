@@ -166,6 +166,9 @@ json_object *api_error_data(const ApiError *e) {
                 json_object_object_add(d, "detail", json_object_new_string(e->detail));
         if (e->retry_after_ms >= 0)
                 json_object_object_add(d, "retry_after_ms", json_object_new_int64(e->retry_after_ms));
+        /* a server error or a request timeout may well pass when repeated */
+        if (e->code == RPC_UPSTREAM_HTTP_ERROR && (e->status >= 500 || e->status == 408))
+                json_object_object_add(d, "retryable", json_object_new_boolean(true));
         if (e->extra) {
                 json_object_object_foreach(e->extra, k, v)
                         json_object_object_add(d, k, json_object_get(v));

@@ -553,6 +553,8 @@ static void on_downloaded(const StorageResult *res, void *userdata) {
                         json_object_object_add(data, "status", json_object_new_int64(res->status));
                 if (data && res->s3_code)
                         json_object_object_add(data, "code", json_object_new_string(res->s3_code));
+                if (data && res->error != -EFBIG)
+                        json_object_object_add(data, "retryable", json_object_new_boolean(op_storage_retryable(res)));
                 c = op_finish(&d->op);
                 call_reply_error(c, res->error == -EFBIG ? RPC_INVALID_PARAMS :
                                     res->fd_failed ? RPC_IO_ERROR :

@@ -183,6 +183,7 @@ static void on_uploaded(const StorageResult *res, void *userdata) {
                         if (res->s3_code)
                                 json_object_object_add(data, "code", json_object_new_string(res->s3_code));
                         json_object_object_add(data, "file", json_object_new_string(it->key));
+                        json_object_object_add(data, "retryable", json_object_new_boolean(op_storage_retryable(res)));
                 }
                 add_table_fail(a, res->fd_failed ? RPC_IO_ERROR :
                                   res->error == -EREMOTEIO || res->status > 0 ? RPC_STORAGE_ERROR :
@@ -726,7 +727,11 @@ static void on_advice_file(const StorageResult *res, void *userdata) {
 
         a->storage = NULL;
         if (res->error < 0) {
-                call_reply_error(op_finish(&a->op), RPC_STORAGE_ERROR, res->message, NULL);
+                json_object *data = json_object_new_object();
+
+                if (data)
+                        json_object_object_add(data, "retryable", json_object_new_boolean(op_storage_retryable(res)));
+                call_reply_error(op_finish(&a->op), RPC_STORAGE_ERROR, res->message, data);
                 return;
         }
         if (json_parse_strict(res->data, res->len, 32, &j) < 0) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -72,6 +73,35 @@ int op_api_start(Op *op, const ApiCall *call, api_done_cb cb) {
         int r = api_start(op->core->api, call, cb, op, &op->req);
 
         return r < 0 ? op_start_failed(op, r) : 0;
+}
+
+/* Whether repeating a failed storage operation may succeed. */
+bool op_storage_retryable(const StorageResult *res) {
+        if (res->error >= 0 || res->fd_failed)
+                return false;
+        if (res->status >= 500 || res->status == 408 || res->status == 429)
+                return true;
+        if (streq_ptr(res->s3_code, "NoSuchUpload") || streq_ptr(res->s3_code, "RequestTimeout") ||
+            streq_ptr(res->s3_code, "SlowDown") || streq_ptr(res->s3_code, "InternalError"))
+                return true;
+        if (res->status > 0)
+                return false;
+        switch (res->error) {
+        case -ECONNREFUSED:
+        case -ECONNRESET:
+        case -ECONNABORTED:
+        case -EHOSTUNREACH:
+        case -ENETUNREACH:
+        case -ENETDOWN:
+        case -EHOSTDOWN:
+        case -EPIPE:
+        case -ETIMEDOUT:
+        case -ETIME:
+        case -EAGAIN:
+                return true;
+        default:
+                return false;
+        }
 }
 
 /* Finishes a call with an API error. */

@@ -13,6 +13,7 @@
 #include "cache.h"
 #include "call.h"
 #include "core.h"
+#include "storage.h"
 
 typedef struct Op Op;
 typedef void (*op_cleanup_fn)(Op *op);
@@ -47,6 +48,12 @@ int op_cache_get(Op *op, const CacheRead *read, cache_done_cb cb);
 
 /* Starts an API request; on failure to start, undoes the Op. */
 int op_api_start(Op *op, const ApiCall *call, api_done_cb cb);
+
+/* Whether repeating a storage operation that failed so may succeed: a network failure or a
+ * timeout, a 5xx, 408 or 429 answer, or an upload the storage no longer knows (NoSuchUpload:
+ * it restarted) — error.data.retryable for storage_error. A failure of the caller's
+ * descriptor is not. */
+bool op_storage_retryable(const StorageResult *res);
 
 /* Finishes a call with an API error. Returns 0. */
 int reply_api_error(Call *c, const ApiError *e);

@@ -101,6 +101,26 @@ check_eq "the abort reached the storage" "$((aborts + 1))" "$(sim_count "DELETE 
 check_eq "no multipart upload is left in progress" "0" "$(uploads_in_progress)"
 sim_release >/dev/null
 
+# --- error classes: what a retry can fix says retryable -----------------------------------------------
+drain_conf 30 >"$CONF"
+start_daemon || { fail "avatard starts a third time"; finish; exit $?; }
+sim_fault '{"route":"PUT /storage/{bucket}/{key}?partNumber&uploadId","status":503}'
+raw=$(pcall -t "$(scaled 60)" -f "$TMP/medium.bin" runner.add_table \
+        "{\"runner_id\":\"$R\",\"table_name\":\"medium3\",\"data\":{\"fd\":0},\"file_name\":\"medium3.bin\"}")
+check_match "a storage answering 503 on every repeat fails the upload with storage_error" '"code":-32014' "$(reply_of "$raw")"
+check_match "... which a retry can fix: retryable" '"status":503,.*"retryable":true' "$(reply_of "$raw")"
+sim_control reset '{}' >/dev/null
+sim_fault '{"route":"PUT /storage/{bucket}/{key}?partNumber&uploadId","status":403,"count":1}'
+raw=$(pcall -t "$(scaled 60)" -f "$TMP/medium.bin" runner.add_table \
+        "{\"runner_id\":\"$R\",\"table_name\":\"medium3\",\"data\":{\"fd\":0},\"file_name\":\"medium3.bin\"}")
+check_match "a storage refusing a part (403) is storage_error, not retryable" '"code":-32014,.*"status":403,.*"retryable":false' "$(reply_of "$raw")"
+sim_control reset '{}' >/dev/null
+sim_fault '{"route":"GET /api/jobs/{name}","status":502}'
+raw=$(rpc manager.get_job '{"name":"00000000-0000-4000-8000-000000000000"}')
+check_match "a server error (502) of the API is upstream_http_error, retryable" '"code":-32001,.*"retryable":true' "$raw"
+sim_control reset '{}' >/dev/null
+stop_daemon
+
 if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$DAEMON_LOG"; then
         fail "no sanitizer report in the daemon's log" "$(grep -E -m 5 -A 3 'ERROR:|runtime error:' "$DAEMON_LOG")"
 else
