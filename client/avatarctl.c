@@ -639,6 +639,9 @@ static void print_error_hint(const Ctl *ctl, const char *method, const AvatarCli
                          "and run 'avatarctl reload'");
         else if (streq(name, "incompatible"))
                 ctl_hint(ctl, "'avatarctl compat --refresh' asks the server again; it names the version it accepts");
+        else if (streq(name, "shutting_down") && ctl_member_string(e->data, "reattach"))
+                ctl_hint(ctl, "the jobs go on upstream: once the daemon is back, attach again with '%s'",
+                         ctl_member_string(e->data, "reattach"));
         else if (streq(name, "rate_limited") || streq(name, "overloaded") || streq(name, "shutting_down"))
                 ctl_hint(ctl, "try again in a moment");
         else if (streq(name, "state_not_saved"))

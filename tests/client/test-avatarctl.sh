@@ -883,6 +883,11 @@ lacks "$(printf '\r')" "$err"
 expect 0 --json runner wait "$runner" --wait-timeout 120 --timeout 600
 sent runner.wait "{\"runner_id\":\"$runner\",\"timeout_s\":120.0}"
 expect 0 -q runner wait "$runner" && same "" "$err" "runner wait -q: no progress"
+answer runner.wait '"error":{"code":-32016,"message":"The daemon is stopping","data":{"name":"shutting_down","retryable":true,"runner_id":"'"$runner"'","reattach":"avatarctl runner wait '"$runner"'"}}'
+expect 10 runner wait "$runner" && contains "hint: the jobs go on upstream: once the daemon is back, attach again with 'avatarctl runner wait $runner'" "$err"
+answer runner.wait '"error":{"code":-32019,"message":"Jobs lost upstream: standard (j1)","data":{"name":"jobs_lost","retryable":false,"runner_id":"'"$runner"'","lost":[{"job":"standard","job_name":"j1"}]}}'
+expect 8 runner wait "$runner" && contains "(jobs_lost)" "$err" && contains "'avatarctl runner run $runner' runs them again" "$err"
+answer runner.wait
 requests
 expect 0 --json runner results "$runner" && contains '"file_name":"iris.shuffled-0.csv"' "$out"
 sent runner.list_results "{\"runner_id\":\"$runner\"}"
