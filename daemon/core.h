@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 
 typedef struct Api Api;
 typedef struct Cache Cache;
@@ -41,6 +42,8 @@ typedef struct Core {
         Poller *poller;
         Runners *runners;        /* NULL until the server starts */
         Storage *storage;
+        bool stopping;           /* the daemon is stopping: a call cancelled now is cancelled for that,
+                                  * not because its caller left (dispatch_stop()) */
         const CoreOps *ops;
         void *userdata;
 } Core;

@@ -528,6 +528,7 @@ void peer_init(Peer *p, const PeerOps *ops) {
 /* Refuses new calls from now on. */
 void dispatch_stop(Dispatch *d) {
         d->stopping = true;
+        d->core->stopping = true;
 }
 
 /* Asks every call of the peer, or its long waits only, to stop. */

@@ -68,7 +68,8 @@ Dispatch *dispatch_free(Dispatch *d);
  * answered here. Returns 0, or -ENOMEM. */
 int dispatch_frame(Dispatch *d, Peer *p, const char *frame, size_t len, const int *fds, size_t n_fds);
 
-/* The daemon is stopping: new calls are refused with shutting_down (idempotent). */
+/* The daemon is stopping: new calls are refused with shutting_down (idempotent); the Core
+ * says so (Core.stopping) to the calls cancelled from now on. */
 void dispatch_stop(Dispatch *d);
 
 /* Asks every call of the peer to stop (call_cancel()): those with a cancel callback finish

@@ -140,6 +140,37 @@ static void run_save_failed(RunOp *u, int q, const char *what) {
 static void run_next_job(RunOp *u);
 static int run_read_set(RunOp *u);
 
+/* The call is cancelled. A caller that left does not stop the run: it goes on, and only its
+ * reply is lost. A stopping daemon ends it where it is: every step is recorded before it is
+ * taken, so the runner is interrupted, and runner.run finishes it once the daemon is back. */
+static void on_run_cancel(Call *c, void *userdata) {
+        RunOp *u = userdata;
+        Runner *r = u->runner;
+        _cleanup_free_ char *cmd = NULL;
+        json_object *data;
+
+        if (!c->core->stopping) {
+                call_on_cancel(c, on_run_cancel, u);
+                return;
+        }
+        log_ctx(LOG_NOTICE, &c->log, "Runner %s: the daemon stops in the middle of its run; the run is interrupted.",
+                r->id);
+        /* the request in flight goes (op_finish() takes it as done) */
+        api_cancel(TAKE_PTR(u->op.req));
+        if (asprintf(&cmd, "avatarctl runner run %s", r->id) < 0)
+                cmd = NULL;
+        data = json_object_new_object();
+        if (data) {
+                json_object_object_add(data, "runner_id", json_object_new_string(r->id));
+                json_object_object_add(data, "set_name", r->set_name && r->run ? json_object_new_string(r->set_name) : NULL);
+                json_object_object_add(data, "created_jobs", json_object_get(u->created));
+                json_object_object_add(data, "resume", cmd ? json_object_new_string(cmd) : NULL);
+        }
+        call_reply_errorf(op_finish(&u->op), RPC_SHUTTING_DOWN, data,
+                          "The daemon is stopping in the middle of the run; the runner knows what it created "
+                          "and finishes the run with '%s' (runner.run) once the daemon is back", strna(cmd));
+}
+
 /* Ends the call with the POST /jobs error, once the set was read (or could not be). */
 static void run_fail_reply(RunOp *u) {
         json_object *data = api_error_data(&u->failure);
@@ -545,10 +576,6 @@ static int method_run(Call *c, json_object *params) {
                 return -ENOMEM;
         }
         u->op.cleanup = run_cleanup;
-        /* not stopped when the caller goes: a run cut half-way would leave a set and some of
-         * its jobs upstream that no runner records; it completes its sequence and records
-         * the jobs it created, and only its reply is lost */
-        call_on_cancel(c, NULL, NULL);
         u->runner = runner_ref(r);
         u->pnames = pnames;
         u->created = json_object_new_array();
@@ -578,6 +605,8 @@ static int method_run(Call *c, json_object *params) {
         for (size_t i = 0; i < json_array_len(u->warnings); i++)
                 runner_warn(r, json_object_get_string(json_object_array_get_idx(u->warnings, i)));
         r->busy = "submitting";
+        /* not stopped when the caller goes, only when the daemon stops (on_run_cancel()) */
+        call_on_cancel(c, on_run_cancel, u);
         q = u->resumed ? run_read_set(u) : put_resources(&u->op, &u->put, r, on_resources_put);
         return q < 0 ? op_start_failed(&u->op, q) : 0;
 }
