@@ -190,6 +190,10 @@ check "SIGTERM: POST /jobs number 3 is held" run_held_at "$R" 3
 stop_daemon
 check_eq "SIGTERM: avatard exits 0" "0" "$?"
 wait "$PCALL_PID" 2>/dev/null
+check_match "SIGTERM: the caller is told, with the command that finishes the run" \
+        "\"resume\":\"avatarctl runner run $R\".*\"name\":\"shutting_down\"" "$(cat "$TMP/run.out")"
+check_match "SIGTERM: the log says the run is interrupted" "Runner $R: the daemon stops in the middle of its run" \
+        "$(cat "$DAEMON_LOG")"
 sim_unhold
 S=$(run_set "$R")
 check_eq "SIGTERM: the simulator holds two jobs of the set" "2" "$(count_lines "$(sim_set_jobs "$S")")"
