@@ -211,7 +211,7 @@ job_names() {
         grep -o '"name":"[0-9a-f-]\{36\}"' <<<"$1" | cut -d'"' -f4 | sort -u
 }
 
-# journal_names NAMES: the lines of NAMES as a JSON array of strings.
+# json_array_of NAMES: the words of NAMES as a JSON array of strings.
 json_array_of() {
         local first=1 n out="["
         for n in $1; do
@@ -248,7 +248,7 @@ check_results_exact() {
                 fi
         done
         if [ -z "$bad" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
-                pass "$label: every result file is byte-exact ($(ls "$dir" | wc -l) files)"
+                pass "$label: every result file is byte-exact ($(find "$dir" -type f | wc -l) files)"
         else
                 fail "$label: every result file is byte-exact" "differ or missing upstream:${bad:- (no file)}"
         fi
