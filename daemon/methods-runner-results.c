@@ -166,27 +166,58 @@ static json_object *results_files(json_object *results) {
         return a;
 }
 
-/* Saves the runner if the fetch stored results in it. For the cleanup of an Op that may go
- * in the middle of a fetch; NULL-runner safe (a fetch never started). A failed save leaves
- * the runner unsaved, for the retries (runner.h). Returns 0 or the save's -errno. */
+/* The end of a fetch waits for the save of what it stored; the fetch may go first. */
+struct ResultsSave {
+        ResultsFetch *fetch;     /* NULL once the fetch went */
+};
+
+/* Saves the runner (off the event loop, without waiting) if the fetch stored results in it,
+ * and forgets a save the fetch waits for. For the cleanup of an Op that may go in the middle
+ * of a fetch; NULL-runner safe (a fetch never started). A failed save leaves the runner
+ * unsaved, for the retries (runner.h). Returns 0 or -ENOMEM. */
 int results_fetch_flush(ResultsFetch *f) {
+        if (f->saving) {
+                f->saving->fetch = NULL;
+                f->saving = NULL;
+        }
         if (!f->dirty)
                 return 0;
         f->dirty = false;
-        return runner_save(f->runner);
+        return runner_save_async(f->runner, NULL, NULL);
 }
 
-/* Ends the fetch: saves what it stored, then calls back with the outcome. The results the
- * fetch stored stay in memory when the save fails, and the call fails (state_not_saved,
- * kept): a call repeated finds them there. */
-static void results_fetch_end(ResultsFetch *f, const ApiError *err) {
+/* The save of what the fetch stored ended: the fetch ends. The results stay in memory when
+ * the save failed, and the call fails (state_not_saved, kept): a call repeated finds them
+ * there. */
+static void on_results_saved(Runner *r, int error, void *userdata) {
         _cleanup_(api_error_done) ApiError e = { .retry_after_ms = -1 };
-        int q = results_fetch_flush(f);
+        ResultsSave *s = userdata;
+        ResultsFetch *f = s->fetch;
 
-        if (q < 0 && !err) {
-                api_error_not_saved(&e, f->runner, q, true);
-                err = &e;
+        free(s);
+        if (!f)
+                return;
+        f->saving = NULL;
+        if (error < 0)
+                api_error_not_saved(&e, r, error, true);
+        f->cb(f->op, error < 0 ? &e : NULL);
+}
+
+/* Ends the fetch: saves what it stored, then calls back with the outcome. */
+static void results_fetch_end(ResultsFetch *f, const ApiError *err) {
+        ResultsSave *s;
+
+        if (!err && f->dirty && (s = calloc(1, sizeof(ResultsSave)))) {
+                f->dirty = false;
+                s->fetch = f;
+                f->saving = s;
+                if (runner_save_async(f->runner, on_results_saved, s) >= 0)
+                        return;
+                f->saving = NULL;
+                free(s);
+                f->dirty = true;
         }
+        (void) results_fetch_flush(f);
         f->cb(f->op, err);
 }
 

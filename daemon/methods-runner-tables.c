@@ -126,24 +126,25 @@ static void add_table_finish(AddTableOp *a) {
                 json_object_object_add(up, "avatar_bytes", json_object_new_uint64(a->items[1].bytes));
         }
         json_object_object_add(r->tables, table, json_object_get(up));
-        q = runner_commit(r, &snap);
-        if (q < 0) {
-                /* the uploaded objects stay in storage, unnamed by any runner; a retry uploads
-                 * again into a new folder */
-                json_object_put(up);
-                reply_not_saved(op_finish(&a->op), r, q, false);
-                return;
-        }
         o = json_object_new_object();
-        json_object_object_add(o, "runner_id", json_object_new_string(r->id));
-        json_object_object_add(o, "table_name", json_object_new_string(table));
-        json_object_object_add(o, "upload", up);
-        json_object_object_add(o, "tables", runner_config_tables(r->docs));
-        json_object_object_add(o, "subscription", json_object_new_string(a->notifier.id));
+        if (o) {
+                json_object_object_add(o, "runner_id", json_object_new_string(r->id));
+                json_object_object_add(o, "table_name", json_object_new_string(table));
+                json_object_object_add(o, "upload", json_object_get(up));
+                json_object_object_add(o, "tables", runner_config_tables(r->docs));
+                json_object_object_add(o, "subscription", json_object_new_string(a->notifier.id));
+        }
+        json_object_put(up);
         /* table points into a->params, which op_finish() frees */
-        log_ctx(LOG_INFO, &a->op.call->log, "Runner %s: added table '%s' (%s).", r->id, table, "uploaded");
+        log_ctx(LOG_INFO, &a->op.call->log, "Runner %s: added table '%s' (%s), saving.", r->id, table, "uploaded");
+        /* replied once saved; if it cannot be, the table is undone (the uploaded objects stay in
+         * storage, named by no runner: a call repeated uploads again into a new folder) */
+        runner_ref(r);
         c = op_finish(&a->op);
-        call_reply(c, o);
+        q = runner_commit_reply(c, r, &snap, o);
+        if (q < 0)
+                call_reply_errno(c, q, NULL);
+        runner_unref(r);
 }
 
 static void upload_next(AddTableOp *a);
@@ -452,10 +453,7 @@ static int method_add_link(Call *c, json_object *params) {
                 return call_reply_errorf(c, RPC_INVALID_PARAMS, NULL, "Invalid params: %s", strna(err));
         if (q < 0)
                 return q;
-        q = runner_commit(r, &snap);
-        if (q < 0)
-                return reply_not_saved(c, r, q, false);
-        return reply_status(c, r);
+        return runner_commit_reply(c, r, &snap, runner_status_json(r, false));
 }
 
 /* set_parameters and update_parameters: apply, then reply with the table's parameters and
@@ -494,21 +492,15 @@ static int parameters_common(Call *c, json_object *params, bool update) {
         }
         for (size_t i = 0; i < json_array_len(warnings); i++)
                 runner_warn(r, json_object_get_string(json_object_array_get_idx(warnings, i)));
-        q = runner_commit(r, &snap);
-        if (q < 0) {
-                json_object_put(warnings);
-                return reply_not_saved(c, r, q, false);
-        }
         o = json_object_new_object();
-        if (!o) {
+        if (o) {
+                json_object_object_add(o, "runner_id", json_object_new_string(r->id));
+                json_object_object_add(o, "table_name", json_object_new_string(table));
+                json_object_object_add(o, "parameters", runner_config_get_parameters(r->docs, table));
+                json_object_object_add(o, "warnings", warnings);
+        } else
                 json_object_put(warnings);
-                return -ENOMEM;
-        }
-        json_object_object_add(o, "runner_id", json_object_new_string(r->id));
-        json_object_object_add(o, "table_name", json_object_new_string(table));
-        json_object_object_add(o, "parameters", runner_config_get_parameters(r->docs, table));
-        json_object_object_add(o, "warnings", warnings);
-        return call_reply(c, o);
+        return runner_commit_reply(c, r, &snap, o);
 }
 
 /* runner.set_parameters */
@@ -551,11 +543,8 @@ static int method_delete_table(Call *c, json_object *params) {
         if (q < 0)
                 return q;
         json_object_object_del(r->tables, table);
-        q = runner_commit(r, &snap);
-        if (q < 0)
-                return reply_not_saved(c, r, q, false);
-        log_ctx(LOG_INFO, &c->log, "Runner %s: deleted table '%s'.", r->id, table);
-        return reply_status(c, r);
+        log_ctx(LOG_INFO, &c->log, "Runner %s: deleted table '%s', saving.", r->id, table);
+        return runner_commit_reply(c, r, &snap, runner_status_json(r, false));
 }
 
 /* runner.delete_link */
@@ -583,10 +572,7 @@ static int method_delete_link(Call *c, json_object *params) {
         }
         if (q < 0)
                 return q;
-        q = runner_commit(r, &snap);
-        if (q < 0)
-                return reply_not_saved(c, r, q, false);
-        return reply_status(c, r);
+        return runner_commit_reply(c, r, &snap, runner_status_json(r, false));
 }
 
 /* runner.delete_parameters: parameters_names absent or null removes them all. */
@@ -617,17 +603,14 @@ static int method_delete_parameters(Call *c, json_object *params) {
         }
         if (q < 0)
                 return q;
-        q = runner_commit(r, &snap);
-        if (q < 0)
-                return reply_not_saved(c, r, q, false);
         o = json_object_new_object();
-        if (!o)
-                return -ENOMEM;
-        json_object_object_add(o, "runner_id", json_object_new_string(r->id));
-        json_object_object_add(o, "table_name", json_object_new_string(table));
-        json_object_object_add(o, "parameters", runner_config_get_parameters(r->docs, table));
-        json_object_object_add(o, "warnings", json_object_new_array());
-        return call_reply(c, o);
+        if (o) {
+                json_object_object_add(o, "runner_id", json_object_new_string(r->id));
+                json_object_object_add(o, "table_name", json_object_new_string(table));
+                json_object_object_add(o, "parameters", runner_config_get_parameters(r->docs, table));
+                json_object_object_add(o, "warnings", json_object_new_array());
+        }
+        return runner_commit_reply(c, r, &snap, o);
 }
 
 /* ---- runner.advise_parameters -------------------------------------------------------------- */
@@ -672,6 +655,7 @@ static void advise_apply(AdviseOp *a) {
         Runner *r = a->runner;
         json_object *warnings = json_object_new_array(), *params = json_object_new_object(), *o;
         RunnerSnapshot snap;
+        Call *c;
         int q;
 
         if (!warnings || !params || runner_snapshot(r, &snap) < 0) {
@@ -701,21 +685,24 @@ static void advise_apply(AdviseOp *a) {
         }
         for (size_t i = 0; i < json_array_len(warnings); i++)
                 runner_warn(r, json_object_get_string(json_object_array_get_idx(warnings, i)));
-        q = runner_commit(r, &snap);
-        if (q < 0) {
-                /* the advice job stays the runner's (saved with it when it was created) */
-                json_object_put(warnings);
-                json_object_put(params);
-                reply_not_saved(op_finish(&a->op), r, q, false);
-                return;
-        }
         o = json_object_new_object();
-        json_object_object_add(o, "runner_id", json_object_new_string(r->id));
-        json_object_object_add(o, "set_name", r->set_name ? json_object_new_string(r->set_name) : NULL);
-        json_object_object_add(o, "advice", json_object_get(a->advice));
-        json_object_object_add(o, "parameters", params);
-        json_object_object_add(o, "warnings", warnings);
-        call_reply(op_finish(&a->op), o);
+        if (o) {
+                json_object_object_add(o, "runner_id", json_object_new_string(r->id));
+                json_object_object_add(o, "set_name", r->set_name ? json_object_new_string(r->set_name) : NULL);
+                json_object_object_add(o, "advice", json_object_get(a->advice));
+                json_object_object_add(o, "parameters", params);
+                json_object_object_add(o, "warnings", warnings);
+        } else {
+                json_object_put(params);
+                json_object_put(warnings);
+        }
+        /* replied once saved; the advice job stays the runner's (saved when it was created) */
+        runner_ref(r);
+        c = op_finish(&a->op);
+        q = runner_commit_reply(c, r, &snap, o);
+        if (q < 0)
+                call_reply_errno(c, q, NULL);
+        runner_unref(r);
 }
 
 static void advise_next_file(AdviseOp *a);

@@ -110,14 +110,88 @@ void api_error_not_saved(ApiError *e, Runner *r, int error, bool kept) {
         }
 }
 
-/* Saves a change, or undoes it. */
-int runner_commit(Runner *r, RunnerSnapshot *snap) {
-        int q = runner_save(r);
+typedef struct CommitOp CommitOp;
 
-        if (q < 0)
+/* A change waiting for its save: lives until the save ended, whether the call is still
+ * there or not. */
+typedef struct CommitWait {
+        CommitOp *op;            /* NULL once the call went away */
+        Runner *runner;          /* a reference */
+        RunnerSnapshot snap;
+        json_object *reply;
+        uint64_t gen;            /* the save's number (runner.h) */
+} CommitWait;
+
+struct CommitOp {
+        Op op;
+        CommitWait *wait;
+};
+
+/* The call went away (or was finished): the save goes on without it. */
+static void commit_cleanup(Op *op) {
+        CommitOp *o = (CommitOp *) op;
+
+        if (o->wait)
+                o->wait->op = NULL;
+}
+
+static void commit_wait_free(CommitWait *w) {
+        runner_snapshot_done(&w->snap);
+        json_object_put(w->reply);
+        runner_unref(w->runner);
+        free(w);
+}
+
+/* The save ended: reply, or undo the change (while no later save carries it) and refuse. */
+static void on_committed(Runner *r, int error, void *userdata) {
+        CommitWait *w = userdata;
+        bool undo = error < 0 && r->save_gen == w->gen && !r->closed;
+
+        if (undo) {
+                runner_snapshot_restore(r, &w->snap);
+                log_info("Runner %s: a change could not be saved and was undone.", r->id);
+        }
+        if (w->op) {
+                CommitOp *o = w->op;
+                Call *c;
+
+                o->wait = NULL;
+                c = op_finish(&o->op);
+                if (error < 0)
+                        reply_not_saved(c, r, error, !undo);
+                else
+                        call_reply(c, TAKE_PTR(w->reply));
+        }
+        commit_wait_free(w);
+}
+
+/* Saves a change off the event loop, then replies or refuses. */
+int runner_commit_reply(Call *c, Runner *r, RunnerSnapshot *snap, json_object *reply) {
+        CommitOp *o = reply ? op_new(c, sizeof(CommitOp)) : NULL;
+        CommitWait *w = o ? calloc(1, sizeof(CommitWait)) : NULL;
+        int q;
+
+        if (!w) {
+                if (o)
+                        op_start_failed(&o->op, 0);
+                json_object_put(reply);
                 runner_snapshot_restore(r, snap);
-        runner_snapshot_done(snap);
-        return q;
+                runner_snapshot_done(snap);
+                return -ENOMEM;
+        }
+        *w = (CommitWait){ .op = o, .runner = runner_ref(r), .snap = *snap, .reply = reply, .gen = r->save_gen + 1 };
+        *snap = (RunnerSnapshot){};
+        o->op.cleanup = commit_cleanup;
+        o->wait = w;
+        q = runner_save_async(r, on_committed, w);
+        if (q < 0) {
+                o->wait = NULL;
+                op_start_failed(&o->op, 0);
+                runner_snapshot_restore(r, &w->snap);
+                commit_wait_free(w);
+                return q;
+        }
+        return 0;
 }
 
 /* The reply to a runner_new() that failed: its save (state_not_saved, nothing created), or

@@ -47,11 +47,13 @@ int reply_not_savedf(Call *c, Runner *r, int error, bool kept, const char *fmt, 
 /* The same error as an ApiError, for the callbacks that take one (e is reset first). */
 void api_error_not_saved(ApiError *e, Runner *r, int error, bool kept);
 
-/* Saves r after the change made since `snap` (runner_snapshot()) and releases the snapshot.
- * Returns 0 when the change is on disk. Otherwise the change is undone
- * (runner_snapshot_restore()) and the save's -errno returned: the caller then replies with
- * reply_not_saved(..., false) and changes nothing more. */
-int runner_commit(Runner *r, RunnerSnapshot *snap);
+/* Saves r after the change the call made since `snap` (runner_snapshot(); taken) and finishes
+ * the call: with `reply` (taken) once the change is on disk; else with state_not_saved, the
+ * change undone when no later save of the runner was asked for meanwhile (data.kept false),
+ * or kept in memory, unsaved, for the retries (data.kept true). The save is made off the event
+ * loop (runner_save_async()); the reply comes when it ended. Returns 0 (the call is or will be
+ * finished), or -ENOMEM with the change undone and the call not finished. */
+int runner_commit_reply(Call *c, Runner *r, RunnerSnapshot *snap, json_object *reply);
 
 /* ---- notifications (methods-runner.c) ---- */
 
@@ -97,6 +99,7 @@ bool runner_has_run(const Runner *r);
 /* ---- results and storage access (methods-runner-results.c) ---- */
 
 typedef struct ResultsFetch ResultsFetch;
+typedef struct ResultsSave ResultsSave;
 typedef void (*results_fetch_cb)(Op *op, const ApiError *err);
 
 /* Fetches the missing GET /results of the finished jobs of a runner (all, or one), one after
@@ -109,11 +112,13 @@ struct ResultsFetch {
         results_fetch_cb cb;
         Op *op;
         bool dirty;              /* results were stored since the last save */
+        ResultsSave *saving;     /* the save the end of the fetch waits for, or NULL */
 };
 
-/* Saves the runner if the fetch stored results in it. For the cleanup of an Op that may go
- * in the middle of a fetch; NULL-runner safe (a fetch never started). A failed save leaves
- * the runner unsaved, for the retries (runner.h). Returns 0 or the save's -errno. */
+/* Saves the runner (off the event loop, without waiting) if the fetch stored results in it,
+ * and forgets a save the fetch waits for. For the cleanup of an Op that may go in the middle
+ * of a fetch; NULL-runner safe (a fetch never started). A failed save leaves the runner
+ * unsaved, for the retries (runner.h). Returns 0 or -ENOMEM. */
 int results_fetch_flush(ResultsFetch *f);
 
 /* Continues with the next job that needs its results. */

@@ -230,49 +230,123 @@ static void runners_arm_retry(Runners *rs, unsigned ms) {
         (void) evtimer_add(rs->save_retry, &tv);
 }
 
-/* Saves the runner now. */
-int runner_save(Runner *r) {
+/* A save's outcome, in the order the saves were asked for: a save older than the last one
+ * whose outcome is known (a write_now one that overtook the delivery of queued ones) changes
+ * nothing but the counters. */
+static void runner_saved(Runner *r, uint64_t gen, int q, bool replaced) {
         Runners *rs = r->runners;
-        _cleanup_free_ char *name = NULL;
-        json_object *o;
-        uint64_t before = r->updated_at;
-        int q;
 
         if (r->closed || !rs)
-                return 0;
-        r->updated_at = (uint64_t) time(NULL);
-        name = runner_file(r);
-        o = runner_to_file_json(r);
-        if (!name || !o) {
-                json_object_put(o);
-                q = -ENOMEM;
-                r->file_replaced = false;
-        } else {
-                q = state_write_json_ext(rs->dir, name, o, &r->file_replaced);
-                json_object_put(o);
-        }
+                return;
+        if (q < 0)
+                rs->save_errors++;
+        else
+                rs->saves++;
+        if (gen < r->save_gen_done)
+                return;
+        r->save_gen_done = gen;
+        r->file_replaced = q < 0 && replaced;
         if (q < 0) {
-                /* the time of the last change that reached the file stays */
-                r->updated_at = before;
                 r->save_error = q;
                 rs->last_save_error = q;
-                rs->save_errors++;
                 runner_set_unsaved(r, true);
                 runners_arm_retry(rs, rs->save_retry_ms);
-                return log_error_errno(q, "Failed to save runner %s in '%s': %m%s", r->id, rs->dir,
-                                       state_error_retryable(q) ? "; saving it again as soon as possible" : "");
+                log_error_errno(q, "Failed to save runner %s in '%s': %m%s", r->id, rs->dir,
+                                state_error_retryable(q) ? "; saving it again as soon as possible" : "");
+                return;
         }
-        rs->saves++;
         rs->last_save_error = 0;
         if (r->unsaved)
                 log_info("Runner %s is saved again.", r->id);
         runner_set_unsaved(r, false);
-        r->file_replaced = false;
         r->save_error = 0;
         /* the disk takes writes again: the others are due now */
         rs->save_retry_ms = RUNNER_SAVE_RETRY_MIN_MS;
         runners_arm_retry(rs, 0);
+}
+
+/* The text of the runner's file and its name, for a save; r->updated_at is now. */
+static int runner_save_text(Runner *r, char **ret_name, char **ret_text) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+
+        r->updated_at = (uint64_t) time(NULL);
+        o = runner_to_file_json(r);
+        *ret_name = runner_file(r);
+        *ret_text = o ? state_json_text(o) : NULL;
+        if (!*ret_name || !*ret_text) {
+                free(*ret_name);
+                free(*ret_text);
+                return -ENOMEM;
+        }
         return 0;
+}
+
+/* Saves the runner now. */
+int runner_save(Runner *r) {
+        Runners *rs = r->runners;
+        _cleanup_free_ char *name = NULL, *text = NULL;
+        uint64_t gen;
+        bool replaced = false;
+        int q;
+
+        if (r->closed || !rs)
+                return 0;
+        gen = ++r->save_gen;
+        q = runner_save_text(r, &name, &text);
+        if (q >= 0)
+                q = state_writer_write_now(rs->writer, rs->dir, name, text, &replaced);
+        runner_saved(r, gen, q, replaced);
+        return q;
+}
+
+typedef struct RunnerSave {
+        Runner *runner;          /* a reference */
+        uint64_t gen;
+        runner_saved_cb cb;
+        void *userdata;
+} RunnerSave;
+
+/* A save of the writer ended (event loop). */
+static void on_runner_written(int error, bool replaced, void *userdata) {
+        RunnerSave *sv = userdata;
+        Runner *r = sv->runner;
+
+        runner_saved(r, sv->gen, error, replaced);
+        if (sv->cb)
+                sv->cb(r, error, sv->userdata);
+        runner_unref(r);
+        free(sv);
+}
+
+/* Saves the runner off the event loop. */
+int runner_save_async(Runner *r, runner_saved_cb cb, void *userdata) {
+        Runners *rs = r->runners;
+        _cleanup_free_ char *name = NULL;
+        char *text = NULL;
+        RunnerSave *sv;
+        int q;
+
+        if (r->closed || !rs || !rs->writer) {
+                q = runner_save(r);
+                if (cb)
+                        cb(r, q, userdata);
+                return 0;
+        }
+        sv = calloc(1, sizeof(RunnerSave));
+        if (!sv)
+                return -ENOMEM;
+        q = runner_save_text(r, &name, &text);
+        if (q < 0) {
+                free(sv);
+                return q;
+        }
+        *sv = (RunnerSave){ .runner = runner_ref(r), .gen = ++r->save_gen, .cb = cb, .userdata = userdata };
+        q = state_writer_submit(rs->writer, rs->dir, name, text, on_runner_written, sv);
+        if (q < 0) {
+                runner_unref(r);
+                free(sv);
+        }
+        return q;
 }
 
 /* Saves every unsaved runner, and the set owner records whose save failed. */
@@ -289,26 +363,37 @@ size_t runners_save_pending(Runners *rs) {
         return runners_pending(rs);
 }
 
-/* The retry timer: save the unsaved runners, back off while it fails. */
+/* The retry timer: the unsaved runners are saved off the event loop (a failure arms the timer
+ * again, later each time), the set records at once (they are few and small). */
 static void on_save_retry(evutil_socket_t fd, short what, void *userdata) {
         Runners *rs = userdata;
+        Runner *r;
 
         (void) fd;
         (void) what;
-        if (runners_save_pending(rs) == 0)
-                return;
         rs->save_retry_ms = MIN(rs->save_retry_ms * 2, RUNNER_SAVE_RETRY_MAX_MS);
-        runners_arm_retry(rs, rs->save_retry_ms);
+        TAILQ_FOREACH(r, &rs->list, link)
+                if (r->unsaved && runner_save_async(r, NULL, NULL) < 0)
+                        break;
+        if (rs->sets)
+                (void) set_owners_save_pending(rs->sets);
+        if (rs->sets && set_owners_unsaved(rs->sets) > 0)
+                runners_arm_retry(rs, rs->save_retry_ms);
 }
 
 /* Gives the registry its event loop. */
 int runners_set_event_base(Runners *rs, struct event_base *base) {
+        int q;
+
         if (rs->save_retry)
                 return 0;
         rs->base = base;
         rs->save_retry = evtimer_new(base, on_save_retry, rs);
         if (!rs->save_retry)
                 return -ENOMEM;
+        q = state_writer_new(base, &rs->writer);
+        if (q < 0)
+                return q;
         /* runners left unsaved before (none at start, but a registry may come first) */
         runners_arm_retry(rs, 0);
         return 0;
@@ -569,6 +654,8 @@ Runners *runners_free(Runners *rs) {
 
         if (!rs)
                 return NULL;
+        /* the queued saves are written (their callbacks run) before the last attempt */
+        rs->writer = state_writer_free(rs->writer);
         if (runners_pending(rs) > 0 && runners_save_pending(rs) > 0)
                 log_error("%zu runner(s) or set owner record(s) could not be saved in '%s' before the daemon "
                           "stopped: their last changes are lost.", runners_pending(rs), rs->dir);
@@ -707,8 +794,11 @@ void runner_close(Runner *r) {
         runner_ref(r);
         runner_end_waiters(r);
         if (rs) {
-                if (name)
+                if (name) {
+                        /* no queued save may bring the file back */
+                        state_writer_forget(rs->writer, rs->dir, name);
                         (void) state_remove(rs->dir, name);
+                }
                 runner_set_unsaved(r, false);
                 TAILQ_REMOVE(&rs->list, r, link);
                 rs->n--;
@@ -875,8 +965,9 @@ static void on_runner_polled(const char *set_name, json_object *jobs, json_objec
                                 json_object_array_add(changed_p, json_object_new_string(p));
                 }
                 json_object_put(adopted);
+                /* off the event loop: a failure leaves the runner unsaved, for the retries */
                 if (json_array_len(changed_p) > 0)
-                        (void) runner_save(r);
+                        (void) runner_save_async(r, NULL, NULL);
         }
         for (w = TAILQ_FIRST(&r->waiters); w; w = next) {
                 const RunnerJob *failed = NULL;
@@ -1004,6 +1095,8 @@ json_object *runners_stats_json(const Runners *rs) {
         json_object_object_add(o, "saves", json_object_new_uint64(rs->saves));
         json_object_object_add(o, "save_errors", json_object_new_uint64(rs->save_errors));
         json_object_object_add(o, "unsaved", runners_unsaved_json(rs));
+        if (rs->writer)
+                json_object_object_add(o, "writer", state_writer_stats_json(rs->writer));
         json_object_object_add(o, "last_save_error", rs->last_save_error < 0 ?
                                json_object_new_string(strerrorname_np(-rs->last_save_error) ?: "unknown") : NULL);
         if (rs->sets)

@@ -34,6 +34,7 @@ typedef struct SetOwners SetOwners;
 typedef struct Runner Runner;
 typedef struct RunnerWaiter RunnerWaiter;
 typedef struct Runners Runners;
+typedef struct StateWriter StateWriter;
 
 #define RUNNER_ID_LEN 36
 
@@ -78,6 +79,8 @@ struct Runner {
         uint64_t created_at;     /* unix seconds */
         uint64_t updated_at;
         bool unsaved;            /* the last save failed: the file is behind (saving, below) */
+        uint64_t save_gen;       /* saves asked for (the number of the latest) */
+        uint64_t save_gen_done;  /* the latest of them whose outcome is known */
         bool file_replaced;      /* the last failed save replaced the file all the same */
         int save_error;          /* that save's -errno */
         const char *busy;        /* static name of the operation in progress, or NULL */
@@ -105,6 +108,7 @@ struct Runners {
         size_t n_unsaved;        /* runners whose last save failed */
         struct event_base *base; /* for the save retry timer; NULL: retried on the next save only */
         struct event *save_retry;
+        StateWriter *writer;     /* writes the runner files off the event loop (state.h) */
         unsigned save_retry_ms;  /* the retry timer's next delay (backoff) */
         int last_save_error;     /* the -errno of the last failed save, 0 after a success */
         char *access_batch_missing; /* the API URL of a server without POST /access/batch, or NULL */
@@ -158,8 +162,22 @@ Runner *runner_unref(Runner *r);
 #define RUNNER_SAVE_RETRY_MIN_MS 500u
 #define RUNNER_SAVE_RETRY_MAX_MS 10000u
 
-/* Saves the runner now. Returns 0 or -errno (logged; the runner is then unsaved). */
+/* Saves the runner now: the event loop waits for the write (made by the writer thread, after
+ * the saves queued before it). For the few saves that must be on disk before the caller goes
+ * on (runner.run's write-ahead). Returns 0 or -errno (logged; the runner is then unsaved). */
 int runner_save(Runner *r);
+
+/* error: 0 once the save is on disk, else its -errno (-ECANCELED: the runner was closed).
+ * The save is number r->save_gen as runner_save_async() returns: a later save was asked for
+ * when r->save_gen is larger by the time cb runs (a change whose save failed can be undone only
+ * while none was: a later save may have written it). */
+typedef void (*runner_saved_cb)(Runner *r, int error, void *userdata);
+
+/* Saves the runner off the event loop: the file's text is made now, the writer thread writes
+ * it, and cb (may be NULL) runs on the event loop with the outcome (which also updates
+ * `unsaved` as runner_save() does). Without a writer (no event base) the save is made here and
+ * cb runs before this returns. Returns 0 (cb will run), or -ENOMEM (cb will not). */
+int runner_save_async(Runner *r, runner_saved_cb cb, void *userdata);
 
 /* Gives the registry the event loop its save retry timer runs on (the server, once). Without
  * one an unsaved runner is saved again only with the next successful save. Returns 0 or

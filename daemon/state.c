@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,18 +61,24 @@ static int write_all(int fd, const char *p, size_t n) {
         return 0;
 }
 
-/* Writes o as dir/name atomically and durably. */
-int state_write_json_ext(const char *dir, const char *name, json_object *o, bool *ret_replaced) {
+/* The text of a state file. */
+char *state_json_text(json_object *o) {
+        const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        char *s = NULL;
+
+        if (!t || asprintf(&s, "%s\n", t) < 0)
+                return NULL;
+        return s;
+}
+
+/* Writes text as dir/name atomically and durably (any thread). */
+static int write_text(const char *dir, const char *name, const char *text, bool *ret_replaced) {
         _cleanup_free_ char *tmp = NULL, *dst = NULL;
         _cleanup_close_ int fd = -1, dfd = -1;
-        const char *text;
         int r;
 
         if (ret_replaced)
                 *ret_replaced = false;
-        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!text)
-                return -ENOMEM;
         if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, name) < 0 || asprintf(&dst, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
         /* opened first: without a descriptor of the directory the write could not be made
@@ -82,8 +92,6 @@ int state_write_json_ext(const char *dir, const char *name, json_object *o, bool
         r = fchmod(fd, 0600) < 0 ? -errno : 0;
         if (r >= 0)
                 r = write_all(fd, text, strlen(text));
-        if (r >= 0)
-                r = write_all(fd, "\n", 1);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         /* a close that fails (NFS) reports a write that did not reach the server */
@@ -101,6 +109,17 @@ int state_write_json_ext(const char *dir, const char *name, json_object *o, bool
         if (fsync(dfd) < 0)
                 return -errno;
         return 0;
+}
+
+/* Writes o as dir/name atomically and durably. */
+int state_write_json_ext(const char *dir, const char *name, json_object *o, bool *ret_replaced) {
+        _cleanup_free_ char *text = state_json_text(o);
+
+        if (ret_replaced)
+                *ret_replaced = false;
+        if (!text)
+                return -ENOMEM;
+        return write_text(dir, name, text, ret_replaced);
 }
 
 int state_write_json(const char *dir, const char *name, json_object *o) {
@@ -300,4 +319,333 @@ int state_load_dir(const char *dir, state_load_cb cb, void *userdata, json_objec
         }
         free(names);
         return loaded;
+}
+
+/* ---- the writer thread ----------------------------------------------------------------------- */
+
+typedef struct WriteCallback {
+        state_written_cb cb;
+        void *userdata;
+} WriteCallback;
+
+typedef struct StateWrite StateWrite;
+struct StateWrite {
+        char *dir, *name, *text;
+        WriteCallback *cbs;
+        size_t n_cbs;
+        bool now;                /* state_writer_write_now() waits for it */
+        bool done;
+        int error;
+        bool replaced;
+        StateWrite *next;
+};
+
+struct StateWriter {
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t work;     /* a write was queued, or the writer stops */
+        pthread_cond_t written;  /* a write ended */
+        StateWrite *queue, *queue_tail;   /* not begun */
+        StateWrite *current;              /* being written */
+        StateWrite *finished, *finished_tail; /* for the event loop */
+        bool stopping;
+        int efd;                 /* eventfd: finished writes wait */
+        struct event *ev;
+        uint64_t written_total, failed_total, queued, slowest_usec;
+};
+
+static void state_write_free(StateWrite *j) {
+        if (!j)
+                return;
+        free(j->dir);
+        free(j->name);
+        free(j->text);
+        free(j->cbs);
+        free(j);
+}
+
+static StateWrite *state_write_new(const char *dir, const char *name, char *text) {
+        StateWrite *j = calloc(1, sizeof(StateWrite));
+
+        if (!j) {
+                free(text);
+                return NULL;
+        }
+        j->text = text;
+        j->dir = strdup(dir);
+        j->name = strdup(name);
+        if (!j->dir || !j->name) {
+                state_write_free(j);
+                return NULL;
+        }
+        return j;
+}
+
+static int state_write_add_cb(StateWrite *j, state_written_cb cb, void *userdata) {
+        WriteCallback *n;
+
+        if (!cb)
+                return 0;
+        n = reallocarray(j->cbs, j->n_cbs + 1, sizeof(WriteCallback));
+        if (!n)
+                return -ENOMEM;
+        j->cbs = n;
+        j->cbs[j->n_cbs++] = (WriteCallback){ cb, userdata };
+        return 0;
+}
+
+/* Hands a finished write to the event loop (lock held). */
+static void finish_locked(StateWriter *w, StateWrite *j) {
+        uint64_t one = 1;
+
+        j->next = NULL;
+        if (w->finished_tail)
+                w->finished_tail->next = j;
+        else
+                w->finished = j;
+        w->finished_tail = j;
+        (void) !write(w->efd, &one, sizeof(one));
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* The thread: one write after the other until stopped with nothing queued. */
+static void *writer_thread(void *userdata) {
+        StateWriter *w = userdata;
+
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                StateWrite *j;
+                uint64_t t0, t;
+
+                while (!w->queue && !w->stopping)
+                        pthread_cond_wait(&w->work, &w->lock);
+                if (!w->queue)
+                        break;
+                j = w->queue;
+                w->queue = j->next;
+                if (!w->queue)
+                        w->queue_tail = NULL;
+                w->queued--;
+                w->current = j;
+                pthread_mutex_unlock(&w->lock);
+
+                t0 = now_usec();
+                j->error = write_text(j->dir, j->name, j->text, &j->replaced);
+                t = now_usec() - t0;
+
+                pthread_mutex_lock(&w->lock);
+                w->current = NULL;
+                if (j->error < 0)
+                        w->failed_total++;
+                else
+                        w->written_total++;
+                w->slowest_usec = MAX(w->slowest_usec, t);
+                if (j->now)
+                        j->done = true;
+                else
+                        finish_locked(w, j);
+                pthread_cond_broadcast(&w->written);
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+/* Runs the callbacks of the finished writes (event loop). */
+static void deliver_finished(StateWriter *w) {
+        StateWrite *j, *next;
+
+        pthread_mutex_lock(&w->lock);
+        j = w->finished;
+        w->finished = w->finished_tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+        for (; j; j = next) {
+                next = j->next;
+                for (size_t i = 0; i < j->n_cbs; i++)
+                        j->cbs[i].cb(j->error, j->replaced, j->cbs[i].userdata);
+                state_write_free(j);
+        }
+}
+
+static void on_writer_event(evutil_socket_t fd, short what, void *userdata) {
+        uint64_t n;
+
+        (void) what;
+        (void) !read(fd, &n, sizeof(n));
+        deliver_finished(userdata);
+}
+
+int state_writer_new(struct event_base *base, StateWriter **ret) {
+        StateWriter *w = calloc(1, sizeof(StateWriter));
+        sigset_t all, old;
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->efd < 0) {
+                r = -errno;
+                free(w);
+                return r;
+        }
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->work, NULL);
+        pthread_cond_init(&w->written, NULL);
+        w->ev = event_new(base, w->efd, EV_READ | EV_PERSIST, on_writer_event, w);
+        if (!w->ev || event_add(w->ev, NULL) < 0) {
+                if (w->ev)
+                        event_free(w->ev);
+                safe_close(w->efd);
+                free(w);
+                return -ENOMEM;
+        }
+        /* the thread takes no signal: they are the event loop's */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        r = -pthread_create(&w->thread, NULL, writer_thread, w);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r < 0) {
+                event_free(w->ev);
+                safe_close(w->efd);
+                free(w);
+                return r;
+        }
+        *ret = w;
+        return 0;
+}
+
+StateWriter *state_writer_free(StateWriter *w) {
+        if (!w)
+                return NULL;
+        pthread_mutex_lock(&w->lock);
+        w->stopping = true;
+        pthread_cond_broadcast(&w->work);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+        deliver_finished(w);
+        event_free(w->ev);
+        safe_close(w->efd);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->work);
+        pthread_cond_destroy(&w->written);
+        free(w);
+        return NULL;
+}
+
+int state_writer_submit(StateWriter *w, const char *dir, const char *name, char *text, state_written_cb cb,
+                        void *userdata) {
+        StateWrite *j;
+        int r;
+
+        pthread_mutex_lock(&w->lock);
+        /* a write of the same file not begun yet carries the newer text instead */
+        for (j = w->queue; j; j = j->next)
+                if (!j->now && streq(j->name, name) && streq(j->dir, dir))
+                        break;
+        if (j) {
+                r = state_write_add_cb(j, cb, userdata);
+                if (r >= 0) {
+                        free(j->text);
+                        j->text = text;
+                } else
+                        free(text);
+                pthread_mutex_unlock(&w->lock);
+                return r;
+        }
+        pthread_mutex_unlock(&w->lock);
+
+        j = state_write_new(dir, name, text);
+        if (!j)
+                return -ENOMEM;
+        if (state_write_add_cb(j, cb, userdata) < 0) {
+                state_write_free(j);
+                return -ENOMEM;
+        }
+        pthread_mutex_lock(&w->lock);
+        if (w->queue_tail)
+                w->queue_tail->next = j;
+        else
+                w->queue = j;
+        w->queue_tail = j;
+        w->queued++;
+        pthread_cond_signal(&w->work);
+        pthread_mutex_unlock(&w->lock);
+        return 0;
+}
+
+int state_writer_write_now(StateWriter *w, const char *dir, const char *name, const char *text,
+                           bool *ret_replaced) {
+        StateWrite *j;
+        char *copy;
+        int r;
+
+        if (!w)
+                return write_text(dir, name, text, ret_replaced);
+        copy = strdup(text);
+        j = copy ? state_write_new(dir, name, copy) : NULL;
+        if (!j)
+                return -ENOMEM;
+        j->now = true;
+        pthread_mutex_lock(&w->lock);
+        if (w->queue_tail)
+                w->queue_tail->next = j;
+        else
+                w->queue = j;
+        w->queue_tail = j;
+        w->queued++;
+        pthread_cond_signal(&w->work);
+        while (!j->done)
+                pthread_cond_wait(&w->written, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+        r = j->error;
+        if (ret_replaced)
+                *ret_replaced = j->replaced;
+        state_write_free(j);
+        return r;
+}
+
+void state_writer_forget(StateWriter *w, const char *dir, const char *name) {
+        StateWrite *j, *prev = NULL, *next;
+
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->lock);
+        for (j = w->queue; j; j = next) {
+                next = j->next;
+                if (j->now || !streq(j->name, name) || !streq(j->dir, dir)) {
+                        prev = j;
+                        continue;
+                }
+                if (prev)
+                        prev->next = next;
+                else
+                        w->queue = next;
+                if (w->queue_tail == j)
+                        w->queue_tail = prev;
+                w->queued--;
+                j->error = -ECANCELED;
+                finish_locked(w, j);
+        }
+        while (w->current && streq(w->current->name, name) && streq(w->current->dir, dir))
+                pthread_cond_wait(&w->written, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+}
+
+json_object *state_writer_stats_json(StateWriter *w) {
+        json_object *o = json_object_new_object();
+
+        if (!o || !w)
+                return o;
+        pthread_mutex_lock(&w->lock);
+        json_object_object_add(o, "written", json_object_new_uint64(w->written_total));
+        json_object_object_add(o, "failed", json_object_new_uint64(w->failed_total));
+        json_object_object_add(o, "queued", json_object_new_uint64(w->queued));
+        json_object_object_add(o, "slowest_ms", json_object_new_double((double) w->slowest_usec / 1000.0));
+        pthread_mutex_unlock(&w->lock);
+        return o;
 }

@@ -10,6 +10,8 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
+struct event_base;
+
 /* Creates `dir` (and its parent) with mode 0700 when missing. Returns 0 or -errno. */
 int state_mkdir(const char *dir);
 
@@ -30,6 +32,47 @@ bool state_error_retryable(int error);
  * stopped in the middle of a write left in dir. For the start, before anything writes there.
  * Returns how many were removed, or -errno for the directory itself (a missing one: 0). */
 int state_remove_temp_files(const char *dir);
+
+/* ---- writing off the event loop ----
+ * A StateWriter writes state files with state_write_json_ext()'s steps on a thread of its
+ * own, so that the fsyncs of a save never stall the event loop (and the other clients). The
+ * writes happen one at a time, in the order they were asked for; a write of a file not begun
+ * yet is replaced by a newer one of the same file (its callbacks are kept: each hears of the
+ * write that carried its content). Callbacks run on the event loop. */
+
+typedef struct StateWriter StateWriter;
+
+/* error: 0 or -errno of the write; replaced: whether the file was replaced (see
+ * state_write_json_ext()). -ECANCELED: the write was dropped (state_writer_forget()). */
+typedef void (*state_written_cb)(int error, bool replaced, void *userdata);
+
+/* Starts the writer's thread; its completions reach `base`. Returns 0 or -errno. */
+int state_writer_new(struct event_base *base, StateWriter **ret);
+
+/* Writes what is still queued, runs the callbacks that are due, stops the thread. */
+StateWriter *state_writer_free(StateWriter *w);
+
+/* Queues text (taken, also on failure) to be written as dir/name; cb (may be NULL) runs on
+ * the event loop once it is written or failed, never before this returns. Returns 0 or
+ * -ENOMEM. */
+int state_writer_submit(StateWriter *w, const char *dir, const char *name, char *text, state_written_cb cb,
+                        void *userdata);
+
+/* Writes text (borrowed) as dir/name now, after every write queued before it, waiting for it
+ * (for the few writes that must be on disk before the caller goes on). w may be NULL: the
+ * write is made here. Returns as state_write_json_ext(). */
+int state_writer_write_now(StateWriter *w, const char *dir, const char *name, const char *text,
+                           bool *ret_replaced);
+
+/* Drops the queued writes of dir/name (their callbacks get -ECANCELED) and waits for one in
+ * progress to end: for a file about to be removed. */
+void state_writer_forget(StateWriter *w, const char *dir, const char *name);
+
+/* {"written": n, "failed": n, "queued": n, "slowest_ms": n}. New reference. */
+json_object *state_writer_stats_json(StateWriter *w);
+
+/* The text state_write_json() writes for o (malloc'd), or NULL on OOM. */
+char *state_json_text(json_object *o);
 
 /* Removes dir/name; a missing file is fine. Returns 0 or -errno. */
 int state_remove(const char *dir, const char *name);
