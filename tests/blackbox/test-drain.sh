@@ -43,6 +43,26 @@ ctl runner.run "{\"runner_id\":\"$RW\"}"
 check_eq "a run to wait on" "0" "$CTL_RC"
 
 # --- SIGTERM during an upload that can finish, and a runner.wait ------------------------------------
+# a connection open before the stop: it sends one daemon.ping, then another when told on its
+# standard input (a FIFO the test writes to)
+cat >"$TMP/conn.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+for i in (1, 2):
+    if i == 2 and not sys.stdin.readline():
+        break
+    f.write(b'{"jsonrpc":"2.0","id":%d,"method":"daemon.ping"}\n' % i)
+    f.flush()
+    print(f.readline().decode().strip(), flush=True)
+PY
+mkfifo "$TMP/go"
+python3 "$TMP/conn.py" "$SOCK" <"$TMP/go" >"$TMP/conn.out" 2>&1 &
+CONN=$!
+exec 3>"$TMP/go"
+wait_for_output 20 "$TMP/conn.out" '"id":1' "$CONN"
+
 calls=$(status_num runner.wait)
 pcall_bg "$TMP/wait.out" -t "$(scaled 60)" runner.wait "{\"runner_id\":\"$RW\",\"timeout_s\":3600}"
 WAIT=$PCALL_PID
@@ -64,6 +84,11 @@ check "the upload is still held when the wait has ended (the wait did not wait f
 check "the daemon is still running for the upload" kill -0 "$DAEMON_PID"
 "$AVATARCTL" --socket "$SOCK" --timeout "$(scaled 10)" call daemon.ping >/dev/null 2>&1
 check_fails "a new connection is refused while stopping" test "$?" = 0
+echo go >&3
+wait "$CONN"
+exec 3>&-
+check_match "a connection open before the stop gets shutting_down for a new call" \
+        '"id":2.*"code":-32016|"code":-32016.*"id":2' "$(tail -n 1 "$TMP/conn.out")"
 sim_release >/dev/null
 wait "$UPLOAD"
 reply=$(reply_of "$(cat "$TMP/upload.out")")
