@@ -10,7 +10,7 @@
 /* Bumped on every addition to the protocol (new method, new optional param, new error
  * class). Changes are additive only: a method's meaning never changes and a retired name is
  * never reused. */
-#define PROTOCOL_VERSION 5
+#define PROTOCOL_VERSION 6
 
 /* Largest frame (one JSON text plus its newline) accepted from a client, in bytes.
  * Configurable as limits.max_frame_bytes. A line longer than this closes the connection
