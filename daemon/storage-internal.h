@@ -22,6 +22,8 @@
  *                         FILL ─► CREATE ─► PART (filling the next buffers while│
  *                                 the full ones go up) ─► COMPLETE ─────────────┤
  *   get:                  GET [─► RETRY_WAIT ─► GET (resumed with Range)] ──────┘
+ *                         (into a regular file: the first part_size bytes, then the rest
+ *                         in ranges of part_size, C at a time, each resumed on its own)
  *   a 5xx answer to PUT, CREATE, COMPLETE or GET:  RETRY_WAIT ─► the same request
  *   a 5xx answer to one part:  that part alone waits on its slot's timer and goes again
  *
@@ -45,6 +47,13 @@
  *     least 1): while full buffers go up, the next one fills. One byte read past a full
  *     buffer (the carry) tells whether more data follows, without another buffer (a stream
  *     of exactly part_size bytes is one PutObject); it starts the next buffer.
+ *   - A download into a regular file (not O_APPEND) asks for its first part_size bytes
+ *     ("Range: bytes=0-N"); when the answer's Content-Range says the object is larger, the
+ *     rest comes in ranges of part_size over C connections, each with "If-Match: <ETag>"
+ *     and written at its offset with pwrite(), each resumed from its own next byte after a
+ *     network failure. The descriptor's position ends after the object, as if written in
+ *     order. A pipe or socket gets one GetObject, in order, as before. A server that
+ *     ignores Range answers 200 with the whole object, which is then simply read through.
  *   - A part that fails for good fails the upload: the other parts are cancelled (their
  *     connections closed), then the upload is aborted. storage_cancel() does the same,
  *     without waiting for the abort.
@@ -164,6 +173,8 @@ typedef struct StoragePart {
         uint64_t len;
         uint64_t pos;             /* bytes of this attempt handed to libcurl */
         unsigned http_retries;    /* repeats of this part after a 5xx */
+        unsigned resumes;         /* get: resumes of this range in a row without progress */
+        uint64_t attempt_pos;     /* get: `pos` when the current request began */
         char *buf;                /* stream: this slot's buffer of part_size bytes */
         size_t fill;              /* stream: bytes in buf */
 } StoragePart;
@@ -290,6 +301,10 @@ struct StorageOp {
         uint64_t skip;            /* bytes at the head of the next sink call already written */
         unsigned resumes;         /* GET resumes in a row without progress */
         char *object_etag;        /* of the first answer: If-Match for resumes */
+        bool ranged;              /* regular file: the object in ranges, written with pwrite */
+        uint64_t base;            /* ranged: the descriptor's position at the start */
+        uint64_t range_end;       /* ranged: last byte the first request asks for */
+        uint64_t object_size;     /* ranged: from the first answer's Content-Range */
 
         /* progress */
         uint64_t progress_total;

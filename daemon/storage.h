@@ -21,7 +21,10 @@
  *                 multipart.
  *   get           GetObject streamed into a descriptor or memory. A transfer cut by a network
  *                 failure (or by the request deadline while it was moving) resumes from the
- *                 next byte with "Range" and "If-Match: <ETag>".
+ *                 next byte with "Range" and "If-Match: <ETag>". Into a regular file (not
+ *                 O_APPEND), an object larger than part_size comes in ranges of part_size,
+ *                 `concurrency` at a time over connections of their own, each written at
+ *                 its offset with pwrite() and resumed on its own.
  *
  * Memory stays flat whatever the object size: a regular file is streamed with pread() at
  * the offsets of each request (so a failed part can be retried), whatever the concurrency;
@@ -144,8 +147,9 @@ int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred
 int storage_put_memory(Storage *s, const char *s3url, const StorageCredentials *cred, const void *data,
                        size_t len, storage_done_cb done, void *userdata, StorageOp **ret);
 
-/* Downloads s3url into `fd` (borrowed), writing from the descriptor's current position. After
- * a failure the descriptor holds the `bytes` written so far. */
+/* Downloads s3url into `fd` (borrowed), writing from the descriptor's current position, which
+ * ends after the object. After a failure the descriptor holds the `bytes` written so far (in
+ * ranges at their offsets, for a regular file: not always a prefix of the object). */
 int storage_get_fd(Storage *s, const char *s3url, const StorageCredentials *cred, int fd,
                    storage_progress_cb progress, storage_done_cb done, void *userdata, StorageOp **ret);
 

@@ -3,8 +3,9 @@
  * Concurrent multipart uploads of daemon/storage.c against avatar-sim: parts really in
  * flight together (the simulator holds them: a test waits until N are held), the configured
  * concurrency respected, a part that meets a transient answer repeated alone while the
- * others go on, a cancellation that closes every part in flight and aborts the upload, and a
- * pipe whose part buffers stay within 64 MiB in all.
+ * others go on, a cancellation that closes every part in flight and aborts the upload, a
+ * pipe whose part buffers stay within 64 MiB in all; and downloads into a regular file in
+ * ranges over several connections, a range cut half-way resumed alone.
  *
  * The harness is storage-harness.c. Usage: test-storage-parts AVATAR_SIM.
  */
@@ -275,6 +276,149 @@ START_TEST(test_pipe_buffers_bounded) {
 }
 END_TEST
 
+/* Uploads a file of `size` pattern bytes as `key` (8 parts at a time) and returns its path. */
+static char *uploaded(Ctx *c, const char *name, const char *key, size_t size, uint64_t seed) {
+        char *src = make_file(name, size, seed), *url;
+        Res put = {};
+
+        ck_assert_int_ge(asprintf(&url, "s3://" BUCKET "/%s", key), 0);
+        upload_file_ok(c, url, src, &put);
+        res_done(&put);
+        free(url);
+        return src;
+}
+
+/* Starts the get of `key` into a new file whose position starts at `at` (pattern bytes
+ * before it). */
+static int get_into(Ctx *c, const char *key, const char *path, off_t at, Res *r) {
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        char *url;
+
+        ck_assert_int_ge(fd, 0);
+        if (at > 0) {
+                ck_assert_int_eq(pwrite(fd, "HEAD", 4, 0), 4);
+                ck_assert_int_eq(lseek(fd, at, SEEK_SET), at);
+        }
+        ck_assert_int_ge(asprintf(&url, "s3://" BUCKET "/%s", key), 0);
+        r->ctx = c;
+        ck_assert_int_eq(storage_get_fd(c->st, url, &good_cred, fd, on_progress_sample, on_done, r,
+                                        &r->op), 0);
+        free(url);
+        return fd;
+}
+
+/* Asserts that `path` holds src's bytes from `at` on. */
+static void assert_file_at(const char *path, const char *src, off_t at) {
+        size_t n, m;
+        uint8_t *a = read_file(path, &n), *b = read_file(src, &m);
+
+        ck_assert_uint_eq(n, m + (size_t) at);
+        ck_assert(memcmp(a + at, b, m) == 0);
+        free(a);
+        free(b);
+}
+
+/* A 38 MiB object into a file: the first 5 MiB, then the 7 other ranges 3 at a time (the
+ * simulator holds them: 3 at once), written at their offsets after the file's position; the
+ * position ends after the object. One stream (the old way) never gets 3 held. */
+START_TEST(test_get_ranges_concurrent) {
+        const size_t size = 38 * MIB + 12345;
+        char *src, *dst = work_path("ranges.out");
+        int64_t released = 0;
+        Res get = {};
+        int fd;
+        Ctx c;
+
+        ctx_init_concurrency(&c, 3);
+        src = uploaded(&c, "ranges.bin", "ranges/x.bin", size, 25);
+        sim_reset();
+        sim_fault("{\"route\": \"" ROUTE_GET "\", \"hold\": true, \"after\": 1}");
+        fd = get_into(&c, "ranges/x.bin", dst, 1000, &get);
+        while (released < 7) {
+                int64_t want = MIN(7 - released, (int64_t) 3), n;
+
+                ctx_wait_sim(&c, held_at_least, &want, "ranges held");
+                ck_assert_int_eq(sim_held(), want);
+                n = sim_release();
+                ck_assert_int_eq(n, want);
+                released += n;
+        }
+        ctx_run(&c, c.done + 1);
+        ck_assert_msg(get.error == 0, "get failed: %s", strna(get.message));
+        ck_assert_uint_eq(get.bytes, size);
+        ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), (off_t) (1000 + size));
+        close(fd);
+        ck_assert_int_eq(sim_route(ROUTE_GET), 8);
+        ck_assert_uint_le(max_in_flight, 3);
+        ck_assert(!get.progress_backwards);
+        assert_file_at(dst, src, 1000);
+        res_done(&get);
+        ctx_done(&c);
+        unlink(src);
+        unlink(dst);
+        free(src);
+        free(dst);
+}
+END_TEST
+
+/* One range is cut half-way (the third GET): it alone resumes from its next byte. */
+START_TEST(test_get_range_resumed_alone) {
+        const size_t size = 24 * MIB;
+        char *src, *dst = work_path("ranges-cut.out");
+        Res get = {};
+        int fd;
+        Ctx c;
+
+        ctx_init_concurrency(&c, 0);
+        src = uploaded(&c, "ranges-cut.bin", "ranges/cut.bin", size, 26);
+        sim_reset();
+        sim_fault("{\"route\": \"" ROUTE_GET "\", \"body\": \"short\", \"after\": 2, \"count\": 1}");
+        fd = get_into(&c, "ranges/cut.bin", dst, 0, &get);
+        ctx_run(&c, c.done + 1);
+        ck_assert_msg(get.error == 0, "get failed: %s", strna(get.message));
+        ck_assert_uint_eq(get.bytes, size);
+        ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), (off_t) size);
+        close(fd);
+        /* 5 ranges of 5 MiB (the last of 4), and the resume of the one that was cut */
+        ck_assert_int_eq(sim_route(ROUTE_GET), 6);
+        assert_file_at(dst, src, 0);
+        res_done(&get);
+
+        /* an object of one range after it: one GET, and the position after it too */
+        {
+                char *small = uploaded(&c, "ranges-small.bin", "ranges/small.bin", 300000, 27);
+                const char *url = "s3://" BUCKET "/ranges/small.bin";
+                uint8_t *a, *b;
+                size_t n, m;
+
+                fd = open(dst, O_RDWR | O_CLOEXEC);
+                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(lseek(fd, (off_t) size, SEEK_SET), (off_t) size);
+                get.ctx = &c;
+                ck_assert_int_eq(storage_get_fd(c.st, url, &good_cred, fd, NULL, on_done, &get,
+                                                &get.op), 0);
+                ctx_run(&c, c.done + 1);
+                ck_assert_int_eq(get.error, 0);
+                ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), (off_t) (size + 300000));
+                close(fd);
+                a = read_file(dst, &n);
+                b = read_file(small, &m);
+                ck_assert_uint_eq(n, size + m);
+                ck_assert(memcmp(a + size, b, m) == 0);
+                free(a);
+                free(b);
+                unlink(small);
+                free(small);
+                res_done(&get);
+        }
+        ctx_done(&c);
+        unlink(src);
+        unlink(dst);
+        free(src);
+        free(dst);
+}
+END_TEST
+
 /* The suite. */
 static Suite *parts_suite(bool slow) {
         Suite *s = suite_create("storage-parts");
@@ -287,6 +431,8 @@ static Suite *parts_suite(bool slow) {
         tcase_add_test(tc, test_part_retried_alone);
         tcase_add_test(tc, test_cancel_aborts_parts);
         tcase_add_test(tc, test_pipe_buffers_bounded);
+        tcase_add_test(tc, test_get_ranges_concurrent);
+        tcase_add_test(tc, test_get_range_resumed_alone);
         suite_add_tcase(s, tc);
         return s;
 }
