@@ -903,7 +903,8 @@ int runner_track(Runner *r) {
         }
         if (r->reconcile)
                 pending = true;
-        if (!pending || !r->set_name || r->closed || !r->runners) {
+        /* a registry without a poller (unit tests) follows nothing */
+        if (!pending || !r->set_name || r->closed || !r->runners || !r->runners->poller) {
                 poller_unwatch(r->watch);
                 r->watch = NULL;
                 return 0;
