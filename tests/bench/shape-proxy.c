@@ -209,6 +209,7 @@ int main(int argc, char **argv) {
         socklen_t al = sizeof(a);
         unsigned port = 0;
         struct sigaction sa = { .sa_handler = on_signal };
+        sigset_t stop_signals;
         int lfd, one = 1;
 
         for (int i = 1; i < argc; i++) {
@@ -297,7 +298,11 @@ int main(int argc, char **argv) {
                 printf("%u\n", ntohs(a.sin_port));
         fflush(stdout);
 
+        sigemptyset(&stop_signals);
+        sigaddset(&stop_signals, SIGTERM);
+        sigaddset(&stop_signals, SIGINT);
         while (!stop) {
+                sigset_t old_mask;
                 pthread_attr_t attr;
                 pthread_t t;
                 Conn *c;
@@ -333,8 +338,11 @@ int main(int argc, char **argv) {
                 atomic_fetch_add(&n_conns, 1);
                 pthread_attr_init(&attr);
                 pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                /* SIGTERM and SIGINT go to this thread only, the one in accept() */
+                pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
                 if (pthread_create(&t, &attr, conn_main, c) != 0)
                         die("pthread_create");
+                pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
                 pthread_attr_destroy(&attr);
         }
         if (port_file)
