@@ -245,8 +245,10 @@ static json_object *job_lost_new(const char *name, json_object *old, const char 
 
         if (!j)
                 return NULL;
-        json_object_object_foreach(old, k, v)
-                json_object_object_add(j, k, json_object_get(v));
+        if (json_object_is_type(old, json_type_object)) {
+                json_object_object_foreach(old, k, v)
+                        json_object_object_add(j, k, json_object_get(v));
+        }
         json_object_object_add(j, "name", json_object_new_string(name));
         json_object_object_add(j, "status", json_object_new_string("lost"));
         json_object_object_add(j, "done", json_object_new_boolean(true));
