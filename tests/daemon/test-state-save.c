@@ -36,11 +36,18 @@
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
 
-static unsigned fsync_countdown; /* 0: fsync works; N: the Nth call from now fails */
-static bool fsync_fail_always;   /* every call fails (a full disk) */
-static int fsync_errno = EIO;
+static volatile unsigned fsync_countdown; /* 0: fsync works; N: the Nth call from now fails */
+static volatile bool fsync_fail_always;   /* every call fails (a full disk) */
+static volatile int fsync_errno = EIO;
+/* a slow disk: while set, each fsync first reads a byte from this pipe (the test writes one to
+ * let a write through); what a disk does, not a wait of the test */
+static volatile int fsync_gate = -1;
 
 int __wrap_fsync(int fd) {
+        char b;
+
+        if (fsync_gate >= 0)
+                (void) !read(fsync_gate, &b, 1);
         if (fsync_fail_always || (fsync_countdown > 0 && --fsync_countdown == 0)) {
                 errno = fsync_errno;
                 return -1;
@@ -431,6 +438,167 @@ START_TEST(test_runner_snapshot_restore) {
 }
 END_TEST
 
+/* ---- the writer thread ---- */
+
+typedef struct Outcome {
+        unsigned calls;
+        int error;
+} Outcome;
+
+static void on_written(int error, bool replaced, void *userdata) {
+        Outcome *o = userdata;
+
+        (void) replaced;
+        o->calls++;
+        o->error = error;
+}
+
+static bool outcome_in(void *arg) {
+        return ((Outcome *) arg)->calls > 0;
+}
+
+static char *text_of(const char *value) {
+        _cleanup_(json_object_putp) json_object *o = doc(value);
+        char *t = state_json_text(o);
+
+        ck_assert_ptr_nonnull(t);
+        return t;
+}
+
+/* Writes from the thread reach the file; callbacks run on the loop; a failed one reports its
+ * errno and leaves no temporary file. */
+START_TEST(test_writer_writes) {
+        _cleanup_free_ char *top = make_tmp_dir(), *t = NULL;
+        struct event_base *base = event_base_new();
+        StateWriter *w = NULL;
+        Outcome a = {}, b = {};
+
+        fsync_heal();
+        ck_assert_int_eq(state_writer_new(base, &w), 0);
+        ck_assert_int_eq(state_writer_submit(w, top, "f.json", text_of("one"), on_written, &a), 0);
+        /* never before submit returns, and only from the loop */
+        ck_assert_uint_eq(a.calls, 0);
+        ck_assert(test_wait_until(base, outcome_in, &a, TEST_WAIT_MS));
+        ck_assert_int_eq(a.error, 0);
+        t = read_text(top, "f.json");
+        ck_assert_ptr_nonnull(strstr(t, "\"one\""));
+
+        fsync_fail_always = true;
+        fsync_errno = ENOSPC;
+        ck_assert_int_eq(state_writer_submit(w, top, "f.json", text_of("two"), on_written, &b), 0);
+        ck_assert(test_wait_until(base, outcome_in, &b, TEST_WAIT_MS));
+        fsync_heal();
+        ck_assert_int_eq(b.error, -ENOSPC);
+        free(t);
+        t = read_text(top, "f.json");
+        ck_assert_ptr_nonnull(strstr(t, "\"one\""));
+        ck_assert_uint_eq(count_dot_files(top), 0);
+
+        /* a write made now comes after the queued ones, and is on disk when it returns */
+        ck_assert_int_eq(state_writer_write_now(w, top, "f.json", "{\"value\": \"now\"}\n", NULL), 0);
+        free(t);
+        t = read_text(top, "f.json");
+        ck_assert_ptr_nonnull(strstr(t, "\"now\""));
+        state_writer_free(w);
+        event_base_free(base);
+        rm_rf(top);
+}
+END_TEST
+
+/* While the disk is slow, the writes of one file queued behind the one in progress become a
+ * single write of the newest text (every callback hears of it); a forgotten file's queued
+ * write is dropped (-ECANCELED) and never reaches the disk. */
+START_TEST(test_writer_coalesces_and_forgets) {
+        _cleanup_free_ char *top = make_tmp_dir(), *t = NULL;
+        struct event_base *base = event_base_new();
+        StateWriter *w = NULL;
+        Outcome busy = {}, o1 = {}, o2 = {}, o3 = {}, gone = {};
+        json_object *st;
+        int gate[2];
+
+        fsync_heal();
+        ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
+        ck_assert_int_eq(state_writer_new(base, &w), 0);
+        fsync_gate = gate[0];
+        /* the thread takes this one and waits in its fsync */
+        ck_assert_int_eq(state_writer_submit(w, top, "busy.json", text_of("busy"), on_written, &busy), 0);
+        ck_assert_int_eq(state_writer_submit(w, top, "f.json", text_of("v1"), on_written, &o1), 0);
+        ck_assert_int_eq(state_writer_submit(w, top, "f.json", text_of("v2"), on_written, &o2), 0);
+        ck_assert_int_eq(state_writer_submit(w, top, "f.json", text_of("v3"), on_written, &o3), 0);
+        ck_assert_int_eq(state_writer_submit(w, top, "gone.json", text_of("gone"), on_written, &gone), 0);
+        state_writer_forget(w, top, "gone.json");
+        ck_assert(test_wait_until(base, outcome_in, &gone, TEST_WAIT_MS));
+        ck_assert_int_eq(gone.error, -ECANCELED);
+
+        /* the disk goes on: two fsyncs per write (busy.json, then f.json once) */
+        fsync_gate = -1;
+        ck_assert_int_eq(write(gate[1], "xx", 2), 2);
+        ck_assert(test_wait_until(base, outcome_in, &o3, TEST_WAIT_MS));
+        ck_assert_uint_eq(busy.calls, 1);
+        ck_assert_uint_eq(o1.calls, 1);
+        ck_assert_uint_eq(o2.calls, 1);
+        ck_assert_int_eq(o1.error, 0);
+        ck_assert_int_eq(o3.error, 0);
+        t = read_text(top, "f.json");
+        ck_assert_ptr_nonnull(strstr(t, "\"v3\""));
+        ck_assert_ptr_null(read_text(top, "gone.json"));
+        st = state_writer_stats_json(w);
+        ck_assert_int_eq(json_object_get_int(json_object_object_get(st, "written")), 2);
+        json_object_put(st);
+        state_writer_free(w);
+        event_base_free(base);
+        close(gate[0]);
+        close(gate[1]);
+        rm_rf(top);
+}
+END_TEST
+
+static void on_runner_saved(Runner *r, int error, void *userdata) {
+        Outcome *o = userdata;
+
+        (void) r;
+        o->calls++;
+        o->error = error;
+}
+
+/* A runner closed while its save waits in the queue: the save is dropped, and its file does not
+ * come back. */
+START_TEST(test_runner_closed_while_queued) {
+        _cleanup_free_ char *top = make_tmp_dir(), *name = NULL, *path = NULL;
+        struct event_base *base = event_base_new();
+        Runners *rs = NULL;
+        Runner *x, *y;
+        Outcome ox = {}, oy = {};
+        int gate[2];
+
+        ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
+        ck_assert_int_eq(runners_new(NULL, top, &rs), 0);
+        ck_assert_int_eq(runners_set_event_base(rs, base), 0);
+        x = new_runner(rs);
+        y = new_runner(rs);
+        ck_assert_int_ge(asprintf(&name, "%s.json", y->id), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/%s", rs->dir, name), 0);
+
+        fsync_gate = gate[0];
+        ck_assert_int_eq(runner_save_async(x, on_runner_saved, &ox), 0);
+        ck_assert_int_eq(runner_save_async(y, on_runner_saved, &oy), 0);
+        runner_close(y);
+        ck_assert_int_eq(access(path, F_OK), -1);
+        fsync_gate = -1;
+        ck_assert_int_eq(write(gate[1], "xx", 2), 2);
+        ck_assert(test_wait_until(base, outcome_in, &ox, TEST_WAIT_MS));
+        ck_assert(test_wait_until(base, outcome_in, &oy, TEST_WAIT_MS));
+        ck_assert_int_eq(ox.error, 0);
+        ck_assert_int_eq(oy.error, -ECANCELED);
+        ck_assert_int_eq(access(path, F_OK), -1);
+        runners_free(rs);
+        event_base_free(base);
+        close(gate[0]);
+        close(gate[1]);
+        rm_rf(top);
+}
+END_TEST
+
 static Suite *state_save_suite(void) {
         Suite *s = suite_create("state-save");
         TCase *tc = tcase_create("write");
@@ -450,6 +618,12 @@ static Suite *state_save_suite(void) {
         tcase_add_test(tc, test_runner_saved_again);
         tcase_add_test(tc, test_runner_saved_with_next_save);
         tcase_add_test(tc, test_runner_snapshot_restore);
+        tcase_add_test(tc, test_runner_closed_while_queued);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("writer");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_writer_writes);
+        tcase_add_test(tc, test_writer_coalesces_and_forgets);
         suite_add_tcase(s, tc);
         return s;
 }
