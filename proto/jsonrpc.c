@@ -583,8 +583,9 @@ static json_object *detail_new(const char *detail, size_t limit) {
 static ssize_t fast_string(const char *s, size_t n, size_t *i) {
         size_t k = *i + 1, start = k;
 
+        /* printable ASCII but '\\' (0x5c) and '"' (0x22, which ends it) */
         for (; k < n && s[k] != '"'; k++)
-                if ((unsigned char) s[k] < 0x20 || (unsigned char) s[k] > 0x7e || s[k] == '\\')
+                if ((unsigned char) (s[k] - 0x20) > 0x7e - 0x20 || s[k] == '\\')
                         return -1;
         if (k >= n)
                 return -1;
@@ -970,6 +971,13 @@ static size_t utf8_bad_bytes(const char *s, size_t n) {
         size_t bad = 0;
 
         for (size_t i = 0, l; i < n; i += l) {
+                uint64_t w;
+
+                /* eight ASCII bytes at a time: a reply is mostly ASCII */
+                if (n - i >= 8 && (memcpy(&w, s + i, 8), (w & UINT64_C(0x8080808080808080)) == 0)) {
+                        l = 8;
+                        continue;
+                }
                 if ((unsigned char) s[i] < 0x80) {
                         l = 1;
                         continue;
@@ -1095,6 +1103,182 @@ bool json_raw_get(json_object *o, const char **ret, size_t *ret_len) {
         return true;
 }
 
+/* ---- a faster serializer for the values of replies ----
+ * json-c prints every integer with snprintf and grows a printbuf per value; replies are
+ * written on every call. json_write() gives the same bytes as
+ * json_object_to_json_string_ext(JSONRPC_WIRE_FLAGS) (tests/proto/test-jsonrpc-fast): it
+ * writes objects, arrays, integers, booleans, null and strings of printable ASCII itself, and
+ * leaves every other value (doubles, strings to escape, values with a serializer of their
+ * own) to json-c, one value at a time. */
+
+typedef struct WBuf {
+        char *p;
+        size_t n, cap;
+} WBuf;
+
+/* Room for `more` bytes. */
+static int wbuf_reserve(WBuf *b, size_t more) {
+        size_t cap;
+        char *p;
+
+        if (b->cap - b->n >= more)
+                return 0;
+        cap = MAX(b->cap * 2, b->n + more + 256);
+        p = realloc(b->p, cap);
+        if (!p)
+                return -ENOMEM;
+        b->p = p;
+        b->cap = cap;
+        return 0;
+}
+
+static int wbuf_put(WBuf *b, const char *s, size_t n) {
+        if (wbuf_reserve(b, n) < 0)
+                return -ENOMEM;
+        memcpy(b->p + b->n, s, n);
+        b->n += n;
+        return 0;
+}
+
+/* Whether json-c would write s[0..n) between quotes as it is (with NOSLASHESCAPE):
+ * printable ASCII without '"' and '\\'. */
+static bool json_string_plain(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) s[i];
+
+                if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+                        return false;
+        }
+        return true;
+}
+
+/* A value json-c writes (and the text it gives). */
+static int json_write_by_json_c(WBuf *b, json_object *o) {
+        const char *s;
+        size_t n;
+
+        s = json_object_to_json_string_length(o, JSONRPC_WIRE_FLAGS, &n);
+        if (!s)
+                return -ENOMEM;
+        return wbuf_put(b, s, n);
+}
+
+static int json_write(WBuf *b, json_object *o, unsigned depth) {
+        const char *s;
+        size_t n;
+        int r;
+
+        if (!o)
+                return wbuf_put(b, "null", 4);
+        /* a value with a serializer of its own (a raw value, a number kept as written), or
+         * nested deeper than any reply: json-c's way */
+        if (depth > 64 || json_object_get_userdata(o)) {
+                if (json_raw_get(o, &s, &n))
+                        return wbuf_put(b, s, n);
+                return json_write_by_json_c(b, o);
+        }
+        switch (json_object_get_type(o)) {
+        case json_type_null:
+                return wbuf_put(b, "null", 4);
+        case json_type_boolean:
+                return json_object_get_boolean(o) ? wbuf_put(b, "true", 4) : wbuf_put(b, "false", 5);
+        case json_type_int: {
+                int64_t v = json_object_get_int64(o);
+                uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+                char tmp[24], *q = tmp + sizeof(tmp);
+
+                if (v == INT64_MAX) /* or a larger uint64 */
+                        return json_write_by_json_c(b, o);
+                do
+                        *--q = (char) ('0' + u % 10);
+                while ((u /= 10) > 0);
+                if (v < 0)
+                        *--q = '-';
+                return wbuf_put(b, q, (size_t) (tmp + sizeof(tmp) - q));
+        }
+        case json_type_string:
+                s = json_object_get_string(o);
+                n = (size_t) json_object_get_string_len(o);
+                if (!json_string_plain(s, n))
+                        return json_write_by_json_c(b, o);
+                if (wbuf_reserve(b, n + 2) < 0)
+                        return -ENOMEM;
+                b->p[b->n++] = '"';
+                memcpy(b->p + b->n, s, n);
+                b->n += n;
+                b->p[b->n++] = '"';
+                return 0;
+        case json_type_array: {
+                size_t len = json_object_array_length(o);
+
+                if (wbuf_put(b, "[", 1) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < len; i++) {
+                        if (i > 0 && wbuf_put(b, ",", 1) < 0)
+                                return -ENOMEM;
+                        r = json_write(b, json_object_array_get_idx(o, i), depth + 1);
+                        if (r < 0)
+                                return r;
+                }
+                return wbuf_put(b, "]", 1);
+        }
+        case json_type_object: {
+                bool first = true;
+
+                /* a key json-c would escape: the whole object its way */
+                json_object_object_foreach(o, k, v) {
+                        (void) v;
+                        if (!json_string_plain(k, strlen(k)))
+                                return json_write_by_json_c(b, o);
+                }
+                if (wbuf_put(b, "{", 1) < 0)
+                        return -ENOMEM;
+                json_object_object_foreach(o, key, val) {
+                        size_t kl = strlen(key);
+
+                        if (wbuf_reserve(b, kl + 4) < 0)
+                                return -ENOMEM;
+                        if (!first)
+                                b->p[b->n++] = ',';
+                        first = false;
+                        b->p[b->n++] = '"';
+                        memcpy(b->p + b->n, key, kl);
+                        b->n += kl;
+                        b->p[b->n++] = '"';
+                        b->p[b->n++] = ':';
+                        r = json_write(b, val, depth + 1);
+                        if (r < 0)
+                                return r;
+                }
+                return wbuf_put(b, "}", 1);
+        }
+        default: /* doubles */
+                return json_write_by_json_c(b, o);
+        }
+}
+
+/* The buffer result texts are written into, kept for the next reply unless it grew large. */
+#define WBUF_KEEP_BYTES (64u * 1024u)
+static __thread WBuf result_wbuf;
+
+/* Serializes a value as json-c does with JSONRPC_WIRE_FLAGS, see jsonrpc.h. */
+int json_to_wire_text(json_object *o, char **ret, size_t *ret_len) {
+        WBuf b = {};
+        int r;
+
+        r = json_write(&b, o, 0);
+        if (r >= 0)
+                r = wbuf_reserve(&b, 1);
+        if (r < 0) {
+                free(b.p);
+                return r;
+        }
+        b.p[b.n] = '\0';
+        *ret = b.p;
+        *ret_len = b.n;
+        return 0;
+}
+
 /* The wire text of a result reply, built from the serialized result and id (no reply object
  * is made: this is every successful call's path). */
 int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t *ret_len) {
@@ -1104,13 +1288,20 @@ int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t
         char idbuf[24];
         int64_t iv;
         bool raw = false;
+        int r;
         char *buf, *p;
 
         assert_return(ret && ret_len, -EINVAL);
         if (json_raw_get(result, &rs, &rn))
                 raw = true; /* checked and repaired when it was made */
-        else if (result && !(rs = json_object_to_json_string_length(result, JSONRPC_WIRE_FLAGS, &rn)))
-                return -ENOMEM;
+        else if (result) {
+                result_wbuf.n = 0;
+                r = json_write(&result_wbuf, result, 0);
+                if (r < 0)
+                        goto finish;
+                rs = result_wbuf.p;
+                rn = result_wbuf.n;
+        }
         if (id && json_object_is_type(id, json_type_int) && !json_object_get_userdata(id) &&
             (iv = json_object_get_int64(id)) != INT64_MAX && iv != INT64_MIN) {
                 /* an integer id (the common case) as json-c prints it, without a printbuf:
@@ -1126,16 +1317,22 @@ int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t
                         *--q = '-';
                 is = q;
                 in = (size_t) (idbuf + sizeof(idbuf) - q);
-        } else if (id && !(is = json_object_to_json_string_length(id, JSONRPC_WIRE_FLAGS, &in)))
-                return -ENOMEM;
-        if ((!raw && frame_check_encodable(rs, rn) < 0) || frame_check_encodable(is, in) < 0)
-                return -EINVAL;
+        } else if (id && !(is = json_object_to_json_string_length(id, JSONRPC_WIRE_FLAGS, &in))) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        if ((!raw && frame_check_encodable(rs, rn) < 0) || frame_check_encodable(is, in) < 0) {
+                r = -EINVAL;
+                goto finish;
+        }
         rbad = raw ? 0 : utf8_bad_bytes(rs, rn);
         ibad = utf8_bad_bytes(is, in);
         n = STRLEN(head) + rn + 2 * rbad + STRLEN(mid) + in + 2 * ibad + 2;
         buf = malloc(n + 1);
-        if (!buf)
-                return -ENOMEM;
+        if (!buf) {
+                r = -ENOMEM;
+                goto finish;
+        }
         p = mempcpy(buf, head, STRLEN(head));
         p = utf8_copy_repaired(p, rs, rn, rbad);
         p = mempcpy(p, mid, STRLEN(mid));
@@ -1145,7 +1342,14 @@ int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t
         *p = '\0';
         *ret = buf;
         *ret_len = n;
-        return 0;
+        r = 0;
+finish:
+        /* a large reply does not keep its buffer */
+        if (result_wbuf.cap > WBUF_KEEP_BYTES) {
+                result_wbuf.p = mfree(result_wbuf.p);
+                result_wbuf.n = result_wbuf.cap = 0;
+        }
+        return r;
 }
 
 /* Writes v as "%.*f" does, see jsonrpc.h. */

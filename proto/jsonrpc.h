@@ -137,6 +137,11 @@ int json_parse_strict(const char *text, size_t len, unsigned max_depth, json_obj
  * it. A text that cannot go on the wire (frame_check_encodable()) gives NULL, as does a lack
  * of memory; bytes that are not UTF-8 become U+FFFD as in every reply. */
 json_object *json_raw_new(const char *text, size_t len);
+/* Serializes a value to exactly what json_object_to_json_string_ext(o, JSONRPC_WIRE_FLAGS)
+ * gives, faster (integers and plain strings without printf and printbuf; the reply writer's
+ * own serializer). Returns 0 with a NUL-terminated text to free, or -ENOMEM. */
+int json_to_wire_text(json_object *o, char **ret, size_t *ret_len);
+
 /* The text of a raw value (json_raw_new()); false for any other value. */
 bool json_raw_get(json_object *o, const char **ret, size_t *ret_len);
 

@@ -243,6 +243,86 @@ START_TEST(test_result_text_ids) {
 }
 END_TEST
 
+/* A random value for the serializer test. */
+static json_object *random_value(unsigned *seed, int depth) {
+        static const char *const strings[] = { "", "plain", "a/b", "quote\"d", "back\\slash", "tab\tnl\n",
+                                               "\x01\x1f\x7f", "d\xc3\xa9j\xc3\xa0", "\xff\xfe bad", "\xf0\x9f\x98\x80" };
+        static const char *const keys[] = { "a", "key_1", "with space", "q\"k", "s/k", "\xc3\xa9", "nl\n", "" };
+        unsigned k;
+
+        *seed = *seed * 1103515245u + 12345u;
+        k = (*seed >> 16) % (depth > 3 ? 7 : 9);
+        switch (k) {
+        case 0:
+                return NULL;
+        case 1:
+                return json_object_new_boolean(*seed & 1);
+        case 2: {
+                static const int64_t ints[] = { 0, 1, -1, 42, INT64_MAX, INT64_MIN, 1000000007, -99 };
+
+                return json_object_new_int64(ints[(*seed >> 8) % ELEMENTSOF(ints)]);
+        }
+        case 3:
+                return (*seed >> 8) % 2 ? json_object_new_uint64(UINT64_MAX - (*seed >> 20)) :
+                                          json_object_new_uint64((*seed >> 12) % 1000);
+        case 4: {
+                static const double ds[] = { 0.0, 1.5, -2.25, 1e300, 3.141592653589793, 0.1, -0.0 };
+
+                return (*seed >> 8) % 2 ? json_object_new_double(ds[(*seed >> 9) % ELEMENTSOF(ds)]) :
+                                          json_new_rounded((double) (*seed % 100000) / 1000.0, 3);
+        }
+        case 5:
+        case 6:
+                return json_object_new_string(strings[(*seed >> 8) % ELEMENTSOF(strings)]);
+        case 7: {
+                json_object *a = json_object_new_array();
+                unsigned n = (*seed >> 10) % 5;
+
+                for (unsigned i = 0; i < n; i++)
+                        json_object_array_add(a, random_value(seed, depth + 1));
+                return a;
+        }
+        default: {
+                json_object *o = json_object_new_object();
+                unsigned n = (*seed >> 10) % 6;
+
+                for (unsigned i = 0; i < n; i++)
+                        json_object_object_add(o, keys[(*seed >> (i + 3)) % ELEMENTSOF(keys)],
+                                               random_value(seed, depth + 1));
+                return o;
+        }
+        }
+}
+
+/* json_to_wire_text() (and so every result reply) writes what json-c writes. */
+START_TEST(test_wire_text_same_as_json_c) {
+        static const char *const parsed[] = {
+                "{\"a\":1.50,\"b\":1e3,\"c\":-0.0,\"d\":18446744073709551615,\"e\":-9223372036854775808}",
+                "[1,2,[3,[4,{\"x\":null}]],\"\\u00e9\\n\\/\"]",
+                "{\"\\u00e9k\\n\":1}", "{}", "[]", "\"s\"", "12", "null", "true",
+        };
+        unsigned seed = 7;
+
+        for (size_t i = 0; i < ELEMENTSOF(parsed) + 3000; i++) {
+                json_object *o = NULL;
+                const char *want;
+                char *got = NULL;
+                size_t n = 0;
+
+                if (i < ELEMENTSOF(parsed))
+                        ck_assert_int_eq(json_parse_strict(parsed[i], strlen(parsed[i]), 64, &o), 0);
+                else
+                        o = random_value(&seed, 0);
+                want = o ? json_object_to_json_string_ext(o, JSONRPC_WIRE_FLAGS) : "null";
+                ck_assert_int_eq(json_to_wire_text(o, &got, &n), 0);
+                ck_assert_msg(streq(got, want), "%s != %s", got, want);
+                ck_assert_uint_eq(n, strlen(want));
+                free(got);
+                json_object_put(o);
+        }
+}
+END_TEST
+
 static Suite *jsonrpc_fast_suite(void) {
         Suite *s = suite_create("jsonrpc-fast");
         TCase *tc = tcase_create("core");
@@ -253,6 +333,7 @@ static Suite *jsonrpc_fast_suite(void) {
         tcase_add_test(tc, test_raw_value);
         tcase_add_test(tc, test_rounded_text);
         tcase_add_test(tc, test_result_text_ids);
+        tcase_add_test(tc, test_wire_text_same_as_json_c);
         suite_add_tcase(s, tc);
         return s;
 }
