@@ -129,6 +129,7 @@ static void run_save_failed(RunOp *u, int q, const char *what) {
 
         log_ctx(LOG_WARNING, &u->op.call->log, "Runner %s: cannot record %s; the run stops there: %s", r->id, what,
                 strerror(-q));
+        (void) runner_track(r);
         if (runner_save_error_json(r, q, true, &m, &data) >= 0) {
                 json_object_object_add(data, "set_name", r->set_name ? json_object_new_string(r->set_name) : NULL);
                 json_object_object_add(data, "created_jobs", json_object_get(u->created));

@@ -1270,7 +1270,7 @@ int runner_run_created(Runner *r, const char *parameters_name, const char *name,
                 q = runner_save(r);
         else
                 (void) runner_save(r);
-        (void) runner_track(r);
+        /* followed once the run ends (runner_run_end()), as a run's jobs always were */
         return q;
 }
 

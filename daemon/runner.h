@@ -315,9 +315,9 @@ int runner_run_set_created(Runner *r, const char *set_name, bool replaced);
  * record is as it was before. */
 int runner_run_creating(Runner *r, const char *parameters_name);
 
-/* Records a created job in the runner (replacing a job of the same parameters name), saves
- * and tracks it. Returns 0, -ENOMEM, or the failed save's -errno (the job is then known in
- * memory). */
+/* Records a created job in the runner (replacing a job of the same parameters name) and
+ * saves it; it is followed once the run ends or stops. Returns 0, -ENOMEM, or the failed
+ * save's -errno (the job is then known in memory). */
 int runner_run_created(Runner *r, const char *parameters_name, const char *name, const char *location);
 
 /* The run created every job it planned: the record goes. Saves and tracks. */
