@@ -352,6 +352,7 @@ typedef struct WatchOp {
         Notifier notifier;
         char *set_name;
         json_object *last;       /* last jobs seen */
+        json_object *expect;     /* job names expected in the set (names, or the runner's) */
 } WatchOp;
 
 /* Releases the watch. */
@@ -363,6 +364,7 @@ static void watch_cleanup(Op *op) {
                 event_free(w->deadline);
         json_object_put(w->names);
         json_object_put(w->last);
+        json_object_put(w->expect);
         free(w->set_name);
 }
 
@@ -410,6 +412,10 @@ static void on_watch_polled(const char *set_name, json_object *jobs, json_object
                 const char *name = json_str(j, "name");
 
                 if (w->names && !json_array_has_str(w->names, name))
+                        continue;
+                /* a lost job only some watcher expected (maybe not even this set's) */
+                if (json_object_get_boolean(json_object_object_get(j, "expected_only")) &&
+                    !json_array_has_str(w->expect, name))
                         continue;
                 json_object_array_add(w->last, json_object_get(j));
                 if (!job_done(j))
@@ -513,8 +519,9 @@ static int method_watch_jobs(Call *c, json_object *params) {
         if (!w->set_name || !w->deadline)
                 return op_start_failed(&w->op, -ENOMEM);
         q = poller_watch(c->core->poller, set, on_watch_polled, w, &w->watch);
+        w->expect = json_object_get(w->names ?: expect);
         if (q >= 0)
-                q = poller_watch_expect(w->watch, w->names ?: expect);
+                q = poller_watch_expect(w->watch, w->expect);
         if (q < 0)
                 return op_start_failed(&w->op, q);
         /* joining a set that is already followed: start from what its last poll saw */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 
 #include "cache.h"
@@ -239,8 +240,9 @@ static bool job_is_lost(json_object *job) {
         return json_object_object_get_ex(job, "lost_upstream", &v) && json_object_get_boolean(v);
 }
 
-/* The job as the poller shows it once lost: the last answer's job (if any) marked so. */
-static json_object *job_lost_new(const char *name, json_object *old, const char *why) {
+/* The job as the poller shows it once lost: the last answer's job (if any) marked so; a job
+ * the set's list never showed (only a watcher expected it) is marked "expected_only". */
+static json_object *job_lost_new(const char *name, json_object *old, const char *why, bool expected_only) {
         json_object *j = json_object_new_object();
 
         if (!j)
@@ -254,6 +256,8 @@ static json_object *job_lost_new(const char *name, json_object *old, const char 
         json_object_object_add(j, "done", json_object_new_boolean(true));
         json_object_object_add(j, "exception", json_object_new_string(why));
         json_object_object_add(j, "lost_upstream", json_object_new_boolean(true));
+        if (expected_only)
+                json_object_object_add(j, "expected_only", json_object_new_boolean(true));
         return j;
 }
 
@@ -294,13 +298,20 @@ static void on_checked(const ApiResponse *resp, const ApiError *err, void *userd
         json_object *old = job_in(s->last, name), *add = NULL;
 
         c->req = NULL;
-        if (resp && json_object_is_type(resp->json, json_type_object) && !isempty(member_text(resp->json, "deleted_at"))) {
-                if (asprintf(&why, "The job was deleted on the server (at %s)", member_text(resp->json, "deleted_at")) >= 0)
-                        add = job_lost_new(name, resp->json, why);
-        } else if (resp && json_object_is_type(resp->json, json_type_object))
-                add = json_object_get(resp->json);
-        else if (err && err->status == 404)
-                add = job_lost_new(name, old, "The server no longer knows the job (GET /jobs/{name}: 404)");
+        if (resp && json_object_is_type(resp->json, json_type_object)) {
+                json_object *job = resp->json;
+                const char *jset = json_str(job, "set_name");
+
+                /* a name a watcher gave may be another set's job: nothing of it is shown */
+                if (jset ? strcasecmp(jset, s->set_name) != 0 : !old)
+                        add = job_lost_new(name, NULL, "The job is not in this set on the server", !old);
+                else if (!isempty(member_text(job, "deleted_at"))) {
+                        if (asprintf(&why, "The job was deleted on the server (at %s)", member_text(job, "deleted_at")) >= 0)
+                                add = job_lost_new(name, job, why, !old);
+                } else
+                        add = json_object_get(job);
+        } else if (err && err->status == 404)
+                add = job_lost_new(name, old, "The server no longer knows the job (GET /jobs/{name}: 404)", !old);
         else if (old)
                 add = json_object_get(old);
         if (add && job_is_lost(add))
@@ -412,7 +423,7 @@ static void on_polled(const ApiResponse *resp, const ApiError *err, void *userda
 
                         if (!isempty(member_text(j, "deleted_at")) && !job_is_lost(j))
                                 json_object_array_add(copy, job_lost_new(member_text(j, "name"), j,
-                                                                         "The job was deleted on the server"));
+                                                                         "The job was deleted on the server", false));
                         else
                                 json_object_array_add(copy, json_object_get(j));
                 }

@@ -26,8 +26,11 @@
  * seen. A set the server answers 404 for is an empty list. A lost job is delivered as its
  * last answer (if any) with "status": "lost", "done": true, "exception" saying why and
  * "lost_upstream": true, and stays so (it is not checked again, nor cached); so it fails
- * like a job the server calls lost, and its watchers end. At most POLLER_CHECKS_MAX checks
- * run per poll; the others wait for the next one.
+ * like a job the server calls lost, and its watchers end. A job the list never showed (a
+ * watcher expected it; it may not even be the set's: a 200 for another set's job shows
+ * nothing of it) is also marked "expected_only": true, and only a watcher that expects it
+ * may take it as a job of the set. At most POLLER_CHECKS_MAX checks run per poll; the
+ * others wait for the next one.
  */
 #pragma once
 

@@ -70,6 +70,8 @@ check_contains "avatarctl hints at running them again" "avatarctl runner run $RL
 # the run can be redone on the same runner
 ctl runner.run "{\"runner_id\":\"$RL\"}"
 check_eq "runner.run runs the lost jobs again" "0" "$CTL_RC"
+SL2=$(json_str set_name "$OUT")
+STD2=$(job_field "$OUT" standard name)
 check_no_match "... in a new set" "\"set_name\":\"$SL\"" "$OUT"
 sim_control clock '{"job_step_ms":20}' >/dev/null
 wait_runner "$RL" 60
@@ -87,6 +89,12 @@ wait_for_calls manager.watch_jobs $((${calls:-0} + 1))
 # the watch has seen the five jobs (a snapshot, then a poll): it names what it saw
 five_seen() { [ "$(grep -o '"parameters_name":' "$TMP/watch.out" | wc -l)" -ge 5 ]; }
 wait_until 20 five_seen
+# a job of another set named in a watch of this one: not in the set, and nothing of it shown
+out=$(pcall -t "$(scaled 30)" manager.watch_jobs "{\"set_name\":\"$SW\",\"jobs\":[\"$STD2\"],\"timeout_s\":3600}")
+reply=$(reply_of "$out")
+check_match "watch_jobs naming another set's job ends with jobs_lost" '"code":-32019' "$reply"
+check_contains "... saying it is not in this set" "not in this set" "$reply"
+check_no_match "... without showing anything of the other set's job" "$SL2|finished|parameters_name" "$out"
 delete_set_jobs "$SW"
 wait "$WATCH"
 check_eq "manager.watch_jobs ends once the jobs are deleted upstream" "0" "$?"
