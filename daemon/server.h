@@ -73,6 +73,8 @@ struct Server {
         uint64_t start_usec;           /* CLOCK_MONOTONIC */
         uint64_t start_realtime_usec;
         unsigned max_connections;      /* config value clamped to what RLIMIT_NOFILE allows */
+        uint64_t fd_limit;             /* descriptor numbers the connections may reach */
+        int fd_slots;                  /* numbers below it have their libevent entry made */
 
         struct event *sig_term, *sig_int, *sig_hup;
         struct event *watchdog_timer;

@@ -693,6 +693,8 @@ static int cmd_call(const Options *o, bool coalesce) {
         return 0;
 }
 
+static long status_number(const char *sock, const char *key);
+
 /* idle: VmRSS with 0 and each level of idle connections. */
 static int cmd_idle(const Options *o) {
         if (!o->socket || o->pid <= 0)
@@ -753,11 +755,21 @@ static int cmd_idle(const Options *o) {
                        (double) (anon - anon0) * 1024.0 / (double) want);
                 fflush(stdout);
         }
-        /* and once they are gone: what the daemon keeps of what they used */
+        /* and once they are gone: what the daemon keeps of what they used, once it has given
+         * its heap back (daemon.status heap_trims_total moved on; up to 30 s) */
+        long trims0 = status_number(o->socket, "heap_trims_total"), trims = trims0;
         conns_close(&r, r.n);
+        uint64_t t_close = now_ns();
+        while (now_ns() - t_close < 30 * 1000000000ull) {
+                sleep_s(0.1);
+                trims = status_number(o->socket, "heap_trims_total");
+                if (trims > trims0)
+                        break;
+        }
+        double trim_s = (double) (now_ns() - t_close) / 1e9;
         sleep_s(o->settle_s);
         print_head("idle-closed", o);
-        printf(" conns=0 after=%u", open);
+        printf(" conns=0 after=%u trims=%ld trim_s=%.2f", open, trims - trims0, trim_s);
         print_memory(o->pid);
         printf("\n");
         fflush(stdout);
