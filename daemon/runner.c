@@ -1069,6 +1069,11 @@ json_object *runner_status_json(Runner *r, bool with_docs) {
         json_object_object_add(o, "last_error", json_object_get(r->last_error));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t) r->created_at));
         json_object_object_add(o, "updated_at", json_object_new_int64((int64_t) r->updated_at));
+        /* the state directory could not take its last change: it is only in memory */
+        if (r->unsaved) {
+                json_object_object_add(o, "unsaved", json_object_new_boolean(true));
+                json_object_object_add(o, "save_error", json_object_new_string(strerrorname_np(-r->save_error) ?: "unknown"));
+        }
         if (with_docs)
                 json_object_object_add(o, "documents", json_object_get(r->docs));
         return o;

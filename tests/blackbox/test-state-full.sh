@@ -133,6 +133,8 @@ check_eq "daemon.status lists the unsaved runner" "\"unsaved\":[\"$R\"]" "$(grep
 check_match "daemon.status names the last save error" '"last_save_error": ?"ENOSPC"' "$st"
 human=$("$AVATARCTL" status)
 check_match "avatarctl status names the unsaved runner" "NOT SAVED: $R" "$human"
+ctl runner.get_status "{\"runner_id\":\"$R\"}"
+check_match "runner.get_status says the runner is unsaved, and why" '"unsaved":true,"save_error":"ENOSPC"' "$OUT"
 check_eq "the runner file still holds no results" "$nulls_before" "$(results_null)"
 check_eq "no temporary file is left in the state directory" "" "$(find "$STATE" -name '.*' -type f)"
 
@@ -146,6 +148,8 @@ unsaved_empty() {
         "$AVATARCTL" --json status | grep -q '"unsaved":\[\]'
 }
 check "daemon.status lists no unsaved runner any more" wait_until 10 unsaved_empty
+ctl runner.get_status "{\"runner_id\":\"$R\"}"
+check_no_match "runner.get_status no longer says unsaved" '"unsaved"' "$OUT"
 check_match "the log says the runner is saved again" "Runner $R is saved again" "$(cat "$DAEMON_LOG")"
 
 # --- restart: the runner is intact, stale temporary files go --------------------------------------------
