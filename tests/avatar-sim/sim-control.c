@@ -29,6 +29,7 @@ struct Fault {
         bool retry_in_body;
         bool drop;
         bool hold;      /* park matching requests until /_sim/release */
+        bool hold_answer; /* park their answers instead, once the requests took effect */
         BodyFault body;
         EchoShape echo; /* the credential sent back (sim-echo.h) */
         char *response; /* JSON text, NULL: default body */
@@ -152,6 +153,7 @@ void fault_match(Sim *sim, Req *r) {
                 r->latency_ms = MIN(r->latency_ms + f->latency_ms, (unsigned) FAULT_MAX_LATENCY_MS);
                 if (f->hold) {
                         r->hold_id = f->id;
+                        r->hold_answer = f->hold_answer;
                         f->held++;
                 }
                 if (fault_has_action(f)) {
@@ -173,7 +175,7 @@ void fault_match(Sim *sim, Req *r) {
                         if (f->latency_ms > 0)
                                 evbuffer_add_printf(desc, " latency=%ums", f->latency_ms);
                         if (f->hold)
-                                evbuffer_add_printf(desc, " hold");
+                                evbuffer_add_printf(desc, f->hold_answer ? " hold-answer" : " hold");
                         if (f->drop)
                                 evbuffer_add_printf(desc, " drop");
                         if (f->body != BODY_FAULT_NONE)
@@ -380,6 +382,7 @@ static json_object *fault_to_json(const Fault *f) {
                                f->retry_after_s >= 0 ? json_object_new_int(f->retry_after_s) : NULL);
         json_object_object_add(o, "drop", json_object_new_boolean(f->drop));
         json_object_object_add(o, "hold", json_object_new_boolean(f->hold));
+        json_object_object_add(o, "hold_answer", json_object_new_boolean(f->hold_answer));
         json_object_object_add(o, "held", json_object_new_int64(f->held));
         json_object_object_add(o, "body", json_object_new_string(body_fault_names[f->body]));
         json_object_object_add(o, "echo", json_object_new_string(echo_shape_to_string(f->echo)));
@@ -446,8 +449,11 @@ static int fault_parse_effect(Req *r, json_object *body, Fault *f) {
                 return -EINVAL;
         }
         if (opt_bool(r, body, "drop", &f->drop) < 0 || opt_bool(r, body, "hold", &f->hold) < 0 ||
-            opt_string(r, body, "body", &body_kind) < 0)
+            opt_bool(r, body, "hold_answer", &f->hold_answer) < 0 || opt_string(r, body, "body", &body_kind) < 0)
                 return -EINVAL;
+        /* holding the answer is a hold too */
+        if (f->hold_answer)
+                f->hold = true;
         if (body_kind) {
                 f->body = _BODY_FAULT_INVALID;
                 for (size_t i = 0; i < ELEMENTSOF(body_fault_names); i++)
@@ -508,7 +514,8 @@ static void on_fault_add(Req *r) {
         static const char *const keys[] = { "path",          "route",          "method", "status",
                                             "count",         "latency_ms",     "retry_after_s",
                                             "retry_after_in", "drop",          "body",   "response",
-                                            "hold",          "echo",   "after",  "query" };
+                                            "hold",          "echo",   "after",  "query",
+                                            "hold_answer" };
         _cleanup_(json_object_putp) json_object *body = NULL;
         Fault *f, **p;
         int64_t count = -1, after = 0;

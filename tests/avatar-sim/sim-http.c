@@ -115,6 +115,8 @@ static Req *req_free(Req *r) {
         free(r->action.response);
         free(r->fault);
         free(r->body_copy);
+        if (r->parked)
+                evbuffer_free(r->parked);
         free(r);
         return NULL;
 }
@@ -500,6 +502,8 @@ static void apply_body_fault(Req *r, struct evbuffer **body) {
 }
 
 /* Sends the answer. Takes ownership of body. */
+static void req_hold(Req *r);
+
 void req_reply(Req *r, int status, const char *content_type, struct evbuffer *body) {
         struct evkeyvalq *out = evhttp_request_get_output_headers(r->ev);
 
@@ -524,6 +528,12 @@ void req_reply(Req *r, int status, const char *content_type, struct evbuffer *bo
         }
         r->replied = true;
         r->status = status;
+        if (r->hold_answer && r->hold_id > 0) {
+                /* the request took effect; its answer waits for /_sim/release */
+                r->parked = body;
+                req_hold(r);
+                return;
+        }
         /* before the answer leaves: a client that got it finds its request in the log */
         wire_log(r);
         evhttp_send_reply(r->ev, status, http_reason(status), body);
@@ -840,7 +850,8 @@ static void on_delay_done(evutil_socket_t fd _unused_, short what _unused_, void
 
         delayed_unlink(r->sim, r);
         req_run(r);
-        req_free(r);
+        if (!r->parked)
+                req_free(r);
 }
 
 /* Lets a routed request go on: answered after its injected latency, or now. Frees r. */
@@ -860,7 +871,9 @@ static void req_proceed(Req *r) {
                 }
         }
         req_run(r);
-        req_free(r);
+        /* an answer held after the request took effect is freed once sent */
+        if (!r->parked)
+                req_free(r);
 }
 
 /* Event on a held request's socket: its client closed the connection (or sent more). */
@@ -909,6 +922,17 @@ static void req_hold(Req *r) {
         sim->n_held++;
 }
 
+/* Sends the answer a hold_answer rule parked, then frees r. */
+static void req_send_parked(Req *r) {
+        struct evbuffer *body = TAKE_PTR(r->parked);
+
+        wire_log(r);
+        evhttp_send_reply(r->ev, r->status, http_reason(r->status), body);
+        evbuffer_free(body);
+        req_log(r);
+        req_free(r);
+}
+
 /* Lets held requests go on. */
 size_t http_release(Sim *sim, unsigned fault_id, const char *route) {
         Req *go = NULL, **tail = &go;
@@ -942,7 +966,10 @@ size_t http_release(Sim *sim, unsigned fault_id, const char *route) {
                 }
                 fault_hold_end(sim, r->hold_id);
                 r->hold_id = 0;
-                req_proceed(r);
+                if (r->parked)
+                        req_send_parked(r);
+                else
+                        req_proceed(r);
         }
         return n;
 }
@@ -990,7 +1017,8 @@ static void on_request(struct evhttp_request *ev, void *userdata) {
         }
         if (!r->control && k >= 0)
                 fault_match(sim, r);
-        if (r->hold_id > 0) {
+        /* (a hold of the answer parks the request once its handler has answered) */
+        if (r->hold_id > 0 && !r->hold_answer) {
                 req_hold(r);
                 return;
         }

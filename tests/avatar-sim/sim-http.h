@@ -74,6 +74,8 @@ struct Req {
         FaultAction action;
         unsigned latency_ms;
         unsigned hold_id; /* the hold fault that parks this request; 0: none */
+        bool hold_answer; /* the hold parks its answer, once the request took effect */
+        struct evbuffer *parked; /* that answer's body while it is held, owned */
         char *fault;      /* description of the applied fault for the log, owned */
         uint64_t t0;
         size_t bytes_in;

@@ -1107,6 +1107,25 @@ check "stats: no held route once released" expect 200 '"held_routes":{}'
 ctl POST /_sim/fault '{"route":"GET /api/health","hold":true,"after":-1}'
 check "a negative after is refused" expect 422 'after'
 
+# hold_answer: the request takes effect, its answer waits for the release
+ctl POST /_sim/fault '{"route":"PUT /storage/{bucket}/{key}","hold_answer":true,"count":1}'
+check "control: a hold of the answer" expect 201 '"hold":true' '"hold_answer":true'
+HID=$(number id)
+printf 'stored before answered' >"$TMP/held-answer.txt"
+curl -sS --max-time "$MAX_TIME" -o "$TMP/ha.body" -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+        --user "$S3_ID:$S3_SECRET" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+        -T "$TMP/held-answer.txt" "$BASE/storage/$USER1/30d/held-answer.txt" >"$TMP/ha.code" 2>/dev/null &
+HA=$!
+check "hold_answer: the answer is held" wait_until 20 held_now 1
+check "hold_answer: its client has no answer yet" test ! -s "$TMP/ha.code"
+s3 GET "$USER1/30d/held-answer.txt"
+check "hold_answer: the request took effect before its answer" expect 200 'stored before answered'
+ctl POST /_sim/release "{\"id\":$HID}"
+check "hold_answer: release sends the answer" expect 200 '{"released":1}'
+wait "$HA" || true
+check "hold_answer: the client gets the handler's answer" same "status" 200 "$(cat "$TMP/ha.code")"
+check "hold_answer: logged with its rule when answered" grep -qF "\"fault\":\"#$HID hold-answer\"" "$REQLOG"
+
 # ---------------------------------------------------------------- robustness
 api POST /api/jobs -H 'Content-Type: application/json' --data-binary "@-" < <(head -c 2000000 /dev/zero | tr '\0' ' ')
 check "an oversized JSON body is 413" expect 413
