@@ -145,6 +145,30 @@ ctl runner.download "{\"runner_id\":\"$R\",\"result\":\"shuffled\",\"fd\":{\"fd\
 check_eq "its results download" "0" "$CTL_RC"
 check "the shuffled table is there" test -s "$TMP/shuffled.csv"
 
+# --- SIGKILL while the answer of the 3rd POST /jobs is held: the job exists upstream, the daemon
+# was not told; the start reconciles ------------------------------------------------------------------
+R=$(new_iris_runner killed-before-answer)
+sim_fault '{"route":"POST /api/jobs","after":2,"hold_answer":true,"count":1}'
+pcall_bg "$TMP/run3.out" -t 120 runner.run "{\"runner_id\":\"$R\"}"
+check "answer held: the 3rd job is created and its answer held" wait_until 30 sim_held 1
+kill_daemon
+wait "$PCALL_PID" 2>/dev/null
+sim_unhold
+S=$(run_set "$R")
+check_eq "answer held: the simulator holds three jobs of the set" "3" "$(count_lines "$(sim_set_jobs "$S")")"
+check_eq "answer held: the state file knows two, and the third being created" "2" "$(state_job_names "$R" | grep -c .)"
+check_match "answer held: ... the record names the job being created" '"creating":"privacy_metrics"' \
+        "$(tr -d ' \n' <"$STATE/runners/$R.json")"
+start_daemon || { fail "avatard restarts"; finish; exit $?; }
+check "answer held: after the restart the runner adopts the third without being asked" \
+        wait_until 20 runner_knows_set "$R" "$S"
+status_of "$R"
+check_match "answer held: still interrupted (two jobs to create)" '"state":"interrupted"' "$OUT"
+ctl runner.run "{\"runner_id\":\"$R\"}"
+check_eq "answer held: runner.run finishes the run" "0" "$CTL_RC"
+check_match "answer held: resumed" '"resumed":true' "$OUT"
+check_finished_once "$R" "$S" "answer held"
+
 # --- a job created upstream whose answer is lost: adopted before the reply ------------------------
 R=$(new_iris_runner lost-answer)
 sim_fault '{"route":"POST /api/jobs","body":"truncated","count":1}'
