@@ -287,6 +287,10 @@ START_TEST(test_file_sizes) {
                           "test.yaml:2: limits.max_frame_bytes: must be between 4096 and 67108864, got '65M'");
         assert_load_error("runners:\n  multipart_threshold_bytes: 6G\n",
                           "test.yaml:2: runners.multipart_threshold_bytes: must be between 5242880 and 5368709120, got '6G'");
+        assert_load_error("runners:\n  transfer_concurrency: 0\n",
+                          "test.yaml:2: runners.transfer_concurrency: must be between 1 and 64, got '0'");
+        assert_load_error("runners:\n  transfer_concurrency: 65\n",
+                          "test.yaml:2: runners.transfer_concurrency: must be between 1 and 64, got '65'");
         assert_load_error("upstream:\n  max_body_bytes: 4294967297\n",
                           "test.yaml:2: upstream.max_body_bytes: must be between 65536 and 4294967296, got '4294967297'");
         /* a suffix that overflows 64 bits is out of range, not wrapped */

@@ -108,6 +108,7 @@ START_TEST(test_defaults) {
         ck_assert_uint_eq(c->poll_max_s, 20);
         ck_assert_uint_eq(c->multipart_threshold_bytes, 64 * 1024 * 1024);
         ck_assert_uint_eq(c->multipart_part_bytes, 16 * 1024 * 1024);
+        ck_assert_uint_eq(c->transfer_concurrency, 10);
         ck_assert_uint_eq(c->max_runners_per_uid, 1000);
 
         /* root is admin by rule; the "avatar" group, when it exists, gets operate */
