@@ -105,11 +105,14 @@ sigterm_seen() {
         return 1
 }
 
-# hold_at ROUTE N: the simulator holds request N of ROUTE (counted from now), and that one
-# only, unanswered until released: a kill point on a simulator event. Prints the rule's id
-# (rule_held waits for it).
+# hold_at ROUTE N [answer]: the simulator holds request N of ROUTE (counted from now), and
+# that one only, unanswered until released: a kill point on a simulator event. With
+# "answer", the request is served first and only its answer held (a job created, a part
+# stored, that the client never hears of). Prints the rule's id (rule_held waits for it).
 hold_at() {
-        json_num id "$(sim_control fault "{\"route\":\"$1\",\"hold\":true,\"after\":$(($2 - 1)),\"count\":1}")"
+        local how='"hold":true'
+        [ "${3:-}" = answer ] && how='"hold_answer":true'
+        json_num id "$(sim_control fault "{\"route\":\"$1\",$how,\"after\":$(($2 - 1)),\"count\":1}")"
 }
 
 # rule_held ID PID: the hold rule ID holds a request now (for wait_until); never once process

@@ -2,7 +2,8 @@
 # Faults: a SIGKILL loop. Each iteration starts a whole avatarize and kills the daemon at a
 # point chosen from a printed seed: request N of a route of the flow (the upload, the set, a
 # job's creation, a poll, a results listing, a download), held at the simulator until the
-# kill, an event rather than a delay. Then the daemon starts again on the same state
+# kill, an event rather than a delay; half of the time only its answer is held, once it took
+# effect upstream. Then the daemon starts again on the same state
 # directory, the CLI's one resume command (avatarctl avatarize --resume) finishes the run,
 # and the invariants are checked: the run is done with byte-exact results, no job upstream
 # that no runner lists, no duplicate job, no multipart upload left.
@@ -51,12 +52,15 @@ while [ "$i" -lt "$ITERATIONS" ]; do
         [ "$t_end" -gt 0 ] && [ "$(date +%s)" -ge "$t_end" ] && { i=$((i - 1)); break; }
         IFS='|' read -r route max table <<<"${KILL_POINTS[RANDOM % ${#KILL_POINTS[@]}]}"
         n=$((RANDOM % max + 1))
+        # half the kill points hold the answer only: the request took effect upstream
+        how=""
+        [ $((RANDOM % 2)) = 1 ] && how=answer
         file=$IRIS
         [ "$table" = big ] && file=$BIG
         name="loop-$i"
-        L="#$i ($route #$n)"
-        echo "# iteration $i: SIGKILL at request $n of $route ($table)"
-        rule=$(hold_at "$route" "$n")
+        L="#$i ($route #$n${how:+, answer})"
+        echo "# iteration $i: SIGKILL at request $n of $route (${how:-request} held; $table)"
+        rule=$(hold_at "$route" "$n" $how)
         "$AVATARCTL" --timeout "$(scaled 120)" avatarize "$file" --name "$name" -o "$TMP/out-$i" \
                 >"$TMP/av.out" 2>"$TMP/av.err" </dev/null &
         av=$!

@@ -13,17 +13,20 @@ faults_conf "$SHUTDOWN_S" >"$CONF"
 export AVATAR_API_KEY="$SIM_KEY"
 start_daemon || { fail "avatard starts"; finish; exit $?; }
 
-# one_kill SIGNAL JOB-N [release]: a runner's run interrupted at job creation JOB-N; with
-# "release", the held creation goes on once the daemon began to stop (a run that can finish
-# within the drain).
+# one_kill SIGNAL JOB-N [release|answer]: a runner's run interrupted at job creation JOB-N;
+# with "release", the held creation goes on once the daemon began to stop (a run that can
+# finish within the drain); with "answer", job JOB-N is created upstream and only its answer
+# held (the daemon never learns its name).
 one_kill() {
-        local sig="$1" n="$2" release="${3:-}" label name R rule pid rc terms names set
-        label="$sig at job $n${release:+ (released during the drain)}"
-        name="run-${sig,,}-$n${release:+-r}"
+        local sig="$1" n="$2" release="" answer="" label name R rule pid rc terms names set
+        [ "${3:-}" = release ] && release=1
+        [ "${3:-}" = answer ] && answer=answer
+        label="$sig at job $n${release:+ (released during the drain)}${answer:+ (created, its answer held)}"
+        name="run-${sig,,}-$n${release:+-r}${answer:+-a}"
         R=$(new_iris_runner "$name")
         journal "{\"runner_id\":\"$R\",\"table\":\"iris\"}"
         journal "{\"runner_id\":\"$R\",\"table\":\"iris\",\"k\":5}"
-        rule=$(hold_at "POST /api/jobs" "$n")
+        rule=$(hold_at "POST /api/jobs" "$n" $answer)
         "$AVATARCTL" --json --timeout "$(scaled 60)" call runner.run "{\"runner_id\":\"$R\"}" \
                 >"$TMP/run.out" 2>&1 &
         pid=$!
@@ -75,8 +78,12 @@ one_kill() {
 for n in 1 2 3 4 5; do
         one_kill KILL "$n"
 done
+one_kill KILL 1 answer
+one_kill KILL 3 answer
+one_kill KILL 5 answer
 one_kill TERM 2
 one_kill TERM 4
+one_kill TERM 4 answer
 one_kill TERM 3 release
 
 check_no_sanitizer_reports
