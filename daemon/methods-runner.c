@@ -120,6 +120,7 @@ typedef struct CommitWait {
         RunnerSnapshot snap;
         json_object *reply;
         uint64_t gen;            /* the save's number (runner.h) */
+        bool created;            /* the call created the runner: a failed save closes it */
 } CommitWait;
 
 struct CommitOp {
@@ -143,10 +144,25 @@ static void commit_wait_free(CommitWait *w) {
 }
 
 /* The save ended: reply, or undo the change (while no later save carries it) and refuse. */
+static int reply_create_failed(Call *c, int q);
+
 static void on_committed(Runner *r, int error, void *userdata) {
         CommitWait *w = userdata;
         bool undo = error < 0 && r->save_gen == w->gen && !r->closed;
 
+        if (error < 0 && w->created) {
+                /* a runner whose creation could not be saved is not created */
+                if (!r->closed)
+                        runner_close(r);
+                if (w->op) {
+                        CommitOp *o = w->op;
+
+                        o->wait = NULL;
+                        reply_create_failed(op_finish(&o->op), error);
+                }
+                commit_wait_free(w);
+                return;
+        }
         if (undo) {
                 runner_snapshot_restore(r, &w->snap);
                 log_info("Runner %s: a change could not be saved and was undone.", r->id);
@@ -166,7 +182,7 @@ static void on_committed(Runner *r, int error, void *userdata) {
 }
 
 /* Saves a change off the event loop, then replies or refuses. */
-int runner_commit_reply(Call *c, Runner *r, RunnerSnapshot *snap, json_object *reply) {
+static int commit_start(Call *c, Runner *r, RunnerSnapshot *snap, json_object *reply, bool created) {
         CommitOp *o = reply ? op_new(c, sizeof(CommitOp)) : NULL;
         CommitWait *w = o ? calloc(1, sizeof(CommitWait)) : NULL;
         int q;
@@ -179,7 +195,8 @@ int runner_commit_reply(Call *c, Runner *r, RunnerSnapshot *snap, json_object *r
                 runner_snapshot_done(snap);
                 return -ENOMEM;
         }
-        *w = (CommitWait){ .op = o, .runner = runner_ref(r), .snap = *snap, .reply = reply, .gen = r->save_gen + 1 };
+        *w = (CommitWait){ .op = o, .runner = runner_ref(r), .snap = *snap, .reply = reply, .gen = r->save_gen + 1,
+                           .created = created };
         *snap = (RunnerSnapshot){};
         o->op.cleanup = commit_cleanup;
         o->wait = w;
@@ -192,6 +209,22 @@ int runner_commit_reply(Call *c, Runner *r, RunnerSnapshot *snap, json_object *r
                 return q;
         }
         return 0;
+}
+
+int runner_commit_reply(Call *c, Runner *r, RunnerSnapshot *snap, json_object *reply) {
+        return commit_start(c, r, snap, reply, false);
+}
+
+/* A runner the call created (runner_new_unsaved()) is saved off the event loop; the call gets
+ * `reply` (taken) once it is on disk, or state_not_saved with the runner closed. Returns 0, or
+ * -ENOMEM with the runner closed and the call not finished. */
+static int runner_create_reply(Call *c, Runner *r, json_object *reply) {
+        RunnerSnapshot none = {};
+        int q = commit_start(c, r, &none, reply, true);
+
+        if (q < 0)
+                runner_close(r);
+        return q;
 }
 
 /* The reply to a runner_new() that failed: its save (state_not_saved, nothing created), or
@@ -266,13 +299,14 @@ static int create_and_reply(Call *c, const char *display_name, json_object *docs
         json_object *o;
         int q;
 
-        q = runner_new(c->core->runners, c->peer->uid, display_name, docs, options, &r);
+        q = runner_new_unsaved(c->core->runners, c->peer->uid, display_name, docs, options, &r);
         if (q < 0)
                 return reply_create_failed(c, q);
         log_ctx(LOG_INFO, &c->log, "Created runner %s '%s' for uid %u.", r->id, r->display_name,
                 (unsigned) r->owner);
         o = runner_status_json(r, false);
-        return o ? call_reply(c, o) : -ENOMEM;
+        /* replied once it is saved */
+        return runner_create_reply(c, r, o);
 }
 
 /* manager.create_runner: a new runner with its AvatarMetadata. */
@@ -422,7 +456,7 @@ static void from_id_finish(FromIdOp *f) {
                 call_reply_errno(op_finish(&f->op), -ENOMEM, NULL);
                 return;
         }
-        q = runner_new(f->op.core->runners, c->peer->uid, display, TAKE_PTR(f->docs), options, &r);
+        q = runner_new_unsaved(f->op.core->runners, c->peer->uid, display, TAKE_PTR(f->docs), options, &r);
         if (q < 0) {
                 json_object_put(jobs);
                 reply_create_failed(op_finish(&f->op), q);
@@ -457,18 +491,14 @@ static void from_id_finish(FromIdOp *f) {
                 runner_warn(r, json_object_get_string(json_object_array_get_idx(f->warnings, i)));
         runner_warn(r, "Running this runner again creates a new set; the results of the loaded set stay "
                        "available through manager.create_runner_from_id.");
-        q = runner_save(r);
-        if (q < 0) {
-                /* the runner made for the set goes again (its first file with it): nothing was
-                 * loaded, and nothing upstream changed */
-                reply_not_saved(op_finish(&f->op), r, q, false);
-                runner_close(r);
-                return;
-        }
         (void) runner_track(r);
         c = op_finish(&f->op);
         log_ctx(LOG_INFO, &c->log, "Loaded set %s into runner %s '%s'.", r->set_name, r->id, r->display_name);
-        reply_status(c, r);
+        /* replied once saved; if it cannot be, the runner made for the set goes again: nothing
+         * was loaded, and nothing upstream changed */
+        q = runner_create_reply(c, r, runner_status_json(r, false));
+        if (q < 0)
+                call_reply_errno(c, q, NULL);
 }
 
 /* The results of one finished job arrived (or not). */

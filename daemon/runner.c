@@ -424,6 +424,8 @@ static void snapshot_put_back(json_object **member, json_object **saved) {
 
 /* Puts a snapshot back after a failed save. */
 void runner_snapshot_restore(Runner *r, RunnerSnapshot *s) {
+        if (!s->tables)
+                return; /* an empty snapshot (nothing taken) */
         snapshot_put_back(&r->docs, &s->docs);
         snapshot_put_back(&r->options, &s->options);
         snapshot_put_back(&r->tables, &s->tables);
@@ -686,6 +688,35 @@ Runners *runners_free(Runners *rs) {
 /* Creates a runner. */
 int runner_new(Runners *rs, uid_t owner, const char *display_name, json_object *docs, json_object *options,
                Runner **ret) {
+        Runner *r = NULL;
+        int q;
+
+        q = runner_new_unsaved(rs, owner, display_name, docs, options, &r);
+        if (q < 0)
+                return q;
+        q = runner_save(r);
+        if (q < 0) {
+                /* refused: nothing to save later, and no file left for a restart to find (a
+                 * failed fsync of the directory comes after the rename) */
+                runner_set_unsaved(r, false);
+                if (r->file_replaced) {
+                        _cleanup_free_ char *name = runner_file(r);
+
+                        if (name)
+                                (void) state_remove(rs->dir, name);
+                }
+                TAILQ_REMOVE(&rs->list, r, link);
+                rs->n--;
+                runner_free(r);
+                return q;
+        }
+        *ret = r;
+        return 0;
+}
+
+/* Creates a runner without saving it. */
+int runner_new_unsaved(Runners *rs, uid_t owner, const char *display_name, json_object *docs, json_object *options,
+                       Runner **ret) {
         Runner *r = runner_alloc(rs);
         int q;
 
@@ -705,22 +736,6 @@ int runner_new(Runners *rs, uid_t owner, const char *display_name, json_object *
                 return q < 0 ? q : -ENOMEM;
         }
         runners_link(rs, r);
-        q = runner_save(r);
-        if (q < 0) {
-                /* refused: nothing to save later, and no file left for a restart to find (a
-                 * failed fsync of the directory comes after the rename) */
-                runner_set_unsaved(r, false);
-                if (r->file_replaced) {
-                        _cleanup_free_ char *name = runner_file(r);
-
-                        if (name)
-                                (void) state_remove(rs->dir, name);
-                }
-                TAILQ_REMOVE(&rs->list, r, link);
-                rs->n--;
-                runner_free(r);
-                return q;
-        }
         *ret = r;
         return 0;
 }

@@ -122,9 +122,15 @@ struct Runners {
 int runners_new(Poller *poller, const char *state_directory, Runners **ret);
 Runners *runners_free(Runners *rs);
 
-/* Creates a runner owned by uid with docs and options (both taken). */
+/* Creates a runner owned by uid with docs and options (both taken) and saves it (waiting for
+ * the write, runner_save()); a runner that cannot be saved is not created (the save's -errno). */
 int runner_new(Runners *rs, uid_t owner, const char *display_name, json_object *docs, json_object *options,
                Runner **ret);
+
+/* The same without saving: the runner is in the registry, for a caller that saves it off the
+ * event loop (runner_save_async()) and runner_close()s it when that fails. */
+int runner_new_unsaved(Runners *rs, uid_t owner, const char *display_name, json_object *docs, json_object *options,
+                       Runner **ret);
 
 /* Finds a runner by id (NULL when unknown). */
 Runner *runner_find(Runners *rs, const char *id);
@@ -201,7 +207,7 @@ int runner_snapshot(const Runner *r, RunnerSnapshot *s);
 
 /* Puts the snapshot back into the runner (taking its content) after a failed save, and
  * tells the registry the runner is saved again unless it was unsaved before or the failed
- * save replaced its file. */
+ * save replaced its file. An empty snapshot ({}) changes nothing. */
 void runner_snapshot_restore(Runner *r, RunnerSnapshot *s);
 
 /* Releases a snapshot (restored or not). */

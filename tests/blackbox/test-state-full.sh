@@ -112,8 +112,11 @@ check_eq "the refused run sent nothing upstream" "$resources" "$(sim_count "PUT 
 ctl manager.create_runner '{"set_name":"never"}'
 refused "create_runner"
 refused_raw "create_runner" manager.create_runner '{"set_name":"never"}'
+ctl manager.create_runner_from_id "{\"set_name\":\"$S\"}"
+refused "create_runner_from_id"
 ctl runner.list
 check_no_match "the refused runner does not exist" '"display_name":"never"' "$OUT"
+check_eq "runner.list holds the one runner" "1" "$(grep -o '"runner_id":' <<<"$OUT" | wc -l)"
 
 # nothing the daemon refused shows
 ctl runner.export_yaml "{\"runner_id\":\"$R\"}"
