@@ -527,7 +527,21 @@ StateWriter *state_writer_free(StateWriter *w) {
         pthread_cond_broadcast(&w->work);
         pthread_mutex_unlock(&w->lock);
         pthread_join(w->thread, NULL);
-        deliver_finished(w);
+        /* a callback may ask for another write: made here, the thread is gone */
+        for (;;) {
+                StateWrite *j;
+
+                deliver_finished(w);
+                j = w->queue;
+                if (!j)
+                        break;
+                w->queue = j->next;
+                if (!w->queue)
+                        w->queue_tail = NULL;
+                w->queued--;
+                j->error = write_text(j->dir, j->name, j->text, &j->replaced);
+                finish_locked(w, j);
+        }
         event_free(w->ev);
         safe_close(w->efd);
         pthread_mutex_destroy(&w->lock);
@@ -586,6 +600,14 @@ int state_writer_write_now(StateWriter *w, const char *dir, const char *name, co
 
         if (!w)
                 return write_text(dir, name, text, ret_replaced);
+        pthread_mutex_lock(&w->lock);
+        if (w->stopping) {
+                /* from a callback of state_writer_free(): the thread is gone, and before it
+                 * every queued write was made */
+                pthread_mutex_unlock(&w->lock);
+                return write_text(dir, name, text, ret_replaced);
+        }
+        pthread_mutex_unlock(&w->lock);
         copy = strdup(text);
         j = copy ? state_write_new(dir, name, copy) : NULL;
         if (!j)
