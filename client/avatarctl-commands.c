@@ -191,7 +191,8 @@ const CtlCommand ctl_commands[] = {
                         "                 requests and errors per kind, cache, storage, ...\n",
                 .details = "Calls daemon.status. Without --verbose, one screen: the version, the\n"
                            "Avatar server and its state, where the API key comes from, the uptime, the\n"
-                           "calls served and failed, and the runners held.\n",
+                           "calls served and failed, and the runners held (naming those not saved:\n"
+                           "a full state directory; the daemon keeps trying to save them).\n",
                 .options = status_options,
                 .short_options = "v",
                 .run = ctl_cmd_status,
