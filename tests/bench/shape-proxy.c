@@ -212,7 +212,7 @@ int main(int argc, char **argv) {
         sigset_t stop_signals;
         int lfd, one = 1;
 
-        for (int i = 1; i < argc; i++) {
+        for (int i = 1; i < argc; i += 2) {
                 const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
                 if (!v) {
@@ -237,7 +237,6 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "shape-proxy: unknown option %s\n", argv[i]);
                         return 2;
                 }
-                i++;
         }
         if (!target_s || rate == 0 || (!cert != !key)) {
                 fprintf(stderr, "Usage: shape-proxy --target HOST:PORT [--listen ADDR] [--port N] "
