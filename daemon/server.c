@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -845,28 +846,6 @@ static void server_on_accept(int fd, void *userdata) {
         s->connections_accepted++;
 }
 
-/* The limits block of daemon.status. */
-static json_object *server_limits_json(const Server *s) {
-        const Config *c = s->core.config;
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "max_frame_bytes", json_object_new_uint64(c->max_frame_bytes));
-        json_object_object_add(o, "max_json_depth", json_object_new_int(PROTO_JSON_DEPTH_MAX));
-        json_object_object_add(o, "max_batch", json_object_new_int(PROTO_BATCH_MAX));
-        json_object_object_add(o, "max_fds_per_message", json_object_new_int(PROTO_FDS_PER_MESSAGE_MAX));
-        json_object_object_add(o, "max_inflight_per_connection",
-                               json_object_new_int64(c->max_inflight_per_connection));
-        json_object_object_add(o, "max_connections", json_object_new_int64(s->max_connections));
-        json_object_object_add(o, "max_connections_per_uid",
-                               json_object_new_int64(c->max_connections_per_uid));
-        json_object_object_add(o, "max_output_bytes", json_object_new_uint64(c->max_output_bytes));
-        json_object_object_add(o, "max_buffered_bytes", json_object_new_uint64(c->max_buffered_bytes));
-        json_object_object_add(o, "idle_timeout_s", json_object_new_int64(c->idle_timeout_s));
-        json_object_object_add(o, "frame_timeout_s", json_object_new_int64(c->frame_timeout_s));
-        json_object_object_add(o, "shutdown_timeout_s", json_object_new_int64(c->shutdown_timeout_s));
-        return o;
-}
-
 /* The proxy of a URL for daemon.status: masked, or null when the URL is reached directly. */
 static json_object *proxy_url_json(const Config *c, const char *url) {
         _cleanup_free_ char *m = NULL;
@@ -897,92 +876,267 @@ static json_object *server_proxy_json(const Config *c) {
         return o;
 }
 
-/* The upstream block of daemon.status: URLs, credential kind and source (never the secret),
- * the proxy, compatibility, HTTP statistics and breakers. */
-static json_object *server_upstream_json(Server *s) {
-        const Credential *cred = api_get_credential(s->core.api);
-        json_object *o = json_object_new_object(), *cr = json_object_new_object(), *co = json_object_new_object(),
-                    *answer = api_compat_answer(s->core.api);
+/* ---- daemon.status as text ----
+ * daemon.status is written straight to text, in the order and form the object it replaces had
+ * (tests/blackbox/test-status-shape holds it to that object's golden shape): the daemon's own
+ * counters without an object each, the blocks of the other modules (cache, poller, storage,
+ * runners, upstream statistics) from their objects by the reply writer. */
 
-        json_object_object_add(o, "api_url", json_object_new_string(s->core.config->api_url));
-        json_object_object_add(o, "storage_url", json_object_new_string(s->core.config->storage_url));
-        json_object_object_add(o, "proxy", server_proxy_json(s->core.config));
-        json_object_object_add(cr, "kind", json_object_new_string(cred ? credential_kind_to_string(cred->kind) : "none"));
-        json_object_object_add(cr, "source", cred && cred->source ? json_object_new_string(cred->source) : NULL);
-        json_object_object_add(o, "credential", cr);
-        json_object_object_add(co, "status", json_object_new_string(compat_status_to_string(api_compat_status(s->core.api))));
-        json_object_object_add(co, "verification", json_object_new_boolean(s->core.config->verify_compatibility));
-        json_object_object_add(co, "answer", answer ? json_object_get(answer) : NULL);
-        json_object_object_add(co, "age_s", json_new_rounded(api_compat_age_s(s->core.api), 3));
-        json_object_object_add(o, "compatibility", co);
-        json_object_object_add(o, "breaker", json_object_new_string(upstream_breaker_state(s->core.upstream, s->core.config->api_url)));
-        json_object_object_add(o, "http", upstream_stats_json(s->core.upstream));
-        json_object_object_add(o, "api", api_stats_json(s->core.api));
-        return o;
+typedef struct StatusText {
+        char *p;
+        size_t n, cap;
+        bool oom;
+} StatusText;
+
+static void st_put(StatusText *t, const char *s, size_t n) {
+        if (t->oom)
+                return;
+        if (t->cap - t->n < n) {
+                size_t cap = MAX(t->cap * 2, t->n + n + 1024);
+                char *p = realloc(t->p, cap);
+
+                if (!p) {
+                        t->oom = true;
+                        return;
+                }
+                t->p = p;
+                t->cap = cap;
+        }
+        memcpy(t->p + t->n, s, n);
+        t->n += n;
 }
 
-/* daemon.status as JSON. */
-static json_object *server_status_json(Server *s) {
-        json_object *o = json_object_new_object(), *conn, *per_uid, *reload;
+static void st_puts(StatusText *t, const char *s) {
+        st_put(t, s, strlen(s));
+}
 
-        if (!o)
-                return NULL;
-        json_object_object_add(o, "version", json_object_new_string(AVATARD_VERSION));
-        json_object_object_add(o, "protocol_version", json_object_new_int(PROTOCOL_VERSION));
-        json_object_object_add(o, "pid", json_object_new_int((int) getpid()));
-        json_object_object_add(o, "state", json_object_new_string(server_state_to_string(s->state)));
-        json_object_object_add(o, "uptime_s",
-                               json_new_rounded((double) (now_usec() - s->start_usec) / 1e6, 3));
-        json_object_object_add(o, "started_at_unix",
-                               json_object_new_int64((int64_t) (s->start_realtime_usec / USEC_PER_SEC)));
-        json_object_object_add(o, "socket", json_object_new_string(strna(listener_path(s->listener))));
-        json_object_object_add(o, "socket_activated",
-                               json_object_new_boolean(listener_socket_activated(s->listener)));
-        json_object_object_add(o, "limits", server_limits_json(s));
+static void st_u64(StatusText *t, uint64_t v) {
+        char b[24], *q = b + sizeof(b);
 
-        conn = json_object_new_object();
-        json_object_object_add(conn, "current", json_object_new_int64(s->n_clients));
-        json_object_object_add(conn, "accepted_total", json_object_new_uint64(s->connections_accepted));
-        json_object_object_add(conn, "rejected_total", json_object_new_uint64(s->connections_rejected));
-        json_object_object_add(conn, "closed_idle_total", json_object_new_uint64(s->client_host.counters.closed_idle));
-        json_object_object_add(conn, "closed_protocol_error_total",
-                               json_object_new_uint64(s->client_host.counters.closed_protocol));
-        json_object_object_add(conn, "closed_by_peer_total", json_object_new_uint64(s->client_host.counters.closed_by_peer));
-        json_object_object_add(conn, "closed_frame_timeout_total",
-                               json_object_new_uint64(s->client_host.counters.closed_frame_timeout));
-        json_object_object_add(conn, "refused_input_total",
-                               json_object_new_uint64(s->client_host.counters.refused_buffered));
-        json_object_object_add(conn, "buffered_bytes", json_object_new_uint64(s->client_host.buffered_bytes));
-        json_object_object_add(conn, "heap_trims_total", json_object_new_uint64(s->trims));
-        per_uid = json_object_new_object();
-        for (size_t i = 0; i < s->n_uid_counts; i++) {
-                char k[16];
+        do
+                *--q = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        st_put(t, q, (size_t) (b + sizeof(b) - q));
+}
 
-                snprintf(k, sizeof(k), "%u", (unsigned) s->uid_counts[i].uid);
-                json_object_object_add(per_uid, k, json_object_new_int64(s->uid_counts[i].count));
+static void st_i64(StatusText *t, int64_t v) {
+        if (v < 0) {
+                st_put(t, "-", 1);
+                st_u64(t, 0 - (uint64_t) v);
+        } else
+                st_u64(t, (uint64_t) v);
+}
+
+static void st_bool(StatusText *t, bool v) {
+        st_puts(t, v ? "true" : "false");
+}
+
+/* A value as the reply writer writes it (NULL: null). Takes o. */
+static void st_json(StatusText *t, json_object *o) {
+        _cleanup_free_ char *text = NULL;
+        size_t n;
+
+        if (!o) {
+                st_put(t, "null", 4);
+                return;
         }
-        json_object_object_add(conn, "per_uid", per_uid);
-        json_object_object_add(o, "connections", conn);
+        if (json_to_wire_text(o, &text, &n) < 0)
+                t->oom = true;
+        else
+                st_put(t, text, n);
+        json_object_put(o);
+}
 
-        json_object_object_add(o, "requests_in_flight", json_object_new_int64(dispatch_inflight(s->dispatch)));
-        json_object_object_add(o, "requests_total", json_object_new_uint64(dispatch_requests_total(s->dispatch)));
-        json_object_object_add(o, "requests", dispatch_requests_json(s->dispatch));
-        json_object_object_add(o, "errors", dispatch_errors_json(s->dispatch));
-        json_object_object_add(o, "bytes_received", json_object_new_uint64(s->client_host.counters.bytes_received));
-        json_object_object_add(o, "bytes_sent", json_object_new_uint64(s->client_host.counters.bytes_sent));
+/* A string (NULL: null): copied between quotes when json-c would write it so, else json-c's
+ * way. */
+static void st_str(StatusText *t, const char *s) {
+        bool plain = true;
 
-        reload = json_object_new_object();
-        json_object_object_add(reload, "config", s->core.config->source ? json_object_new_string(s->core.config->source) : NULL);
-        json_object_object_add(reload, "reloads", json_object_new_uint64(s->reloads));
-        json_object_object_add(reload, "failures", json_object_new_uint64(s->reload_failures));
-        json_object_object_add(reload, "last_error",
-                               s->last_reload_error ? json_object_new_string(s->last_reload_error) : NULL);
-        json_object_object_add(o, "configuration", reload);
-        json_object_object_add(o, "upstream", server_upstream_json(s));
-        json_object_object_add(o, "cache", cache_stats_json(s->core.cache));
-        json_object_object_add(o, "poller", poller_stats_json(s->core.poller));
-        json_object_object_add(o, "storage", storage_stats_json(s->core.storage));
-        if (s->core.runners)
-                json_object_object_add(o, "runners", runners_stats_json(s->core.runners));
+        if (!s) {
+                st_put(t, "null", 4);
+                return;
+        }
+        for (const char *c = s; *c; c++)
+                if ((unsigned char) *c < 0x20 || (unsigned char) *c >= 0x7f || *c == '"' || *c == '\\') {
+                        plain = false;
+                        break;
+                }
+        if (!plain) {
+                st_json(t, json_object_new_string(s));
+                return;
+        }
+        st_put(t, "\"", 1);
+        st_puts(t, s);
+        st_put(t, "\"", 1);
+}
+
+/* A number as json_new_rounded() gives it. */
+static void st_rounded(StatusText *t, double v, int decimals) {
+        char b[JSON_ROUNDED_TEXT_MAX];
+
+        if (isnan(v) || isinf(v))
+                v = 0;
+        if (v >= 1e15 || v <= -1e15) {
+                st_json(t, json_object_new_double(v));
+                return;
+        }
+        st_put(t, b, json_rounded_text(v, decimals, b));
+}
+
+/* The limits block of daemon.status. */
+static void server_limits_text(const Server *s, StatusText *t) {
+        const Config *c = s->core.config;
+
+        st_puts(t, "{\"max_frame_bytes\":");
+        st_u64(t, c->max_frame_bytes);
+        st_puts(t, ",\"max_json_depth\":");
+        st_i64(t, PROTO_JSON_DEPTH_MAX);
+        st_puts(t, ",\"max_batch\":");
+        st_i64(t, PROTO_BATCH_MAX);
+        st_puts(t, ",\"max_fds_per_message\":");
+        st_i64(t, PROTO_FDS_PER_MESSAGE_MAX);
+        st_puts(t, ",\"max_inflight_per_connection\":");
+        st_i64(t, c->max_inflight_per_connection);
+        st_puts(t, ",\"max_connections\":");
+        st_i64(t, s->max_connections);
+        st_puts(t, ",\"max_connections_per_uid\":");
+        st_i64(t, c->max_connections_per_uid);
+        st_puts(t, ",\"max_output_bytes\":");
+        st_u64(t, c->max_output_bytes);
+        st_puts(t, ",\"max_buffered_bytes\":");
+        st_u64(t, c->max_buffered_bytes);
+        st_puts(t, ",\"idle_timeout_s\":");
+        st_i64(t, c->idle_timeout_s);
+        st_puts(t, ",\"frame_timeout_s\":");
+        st_i64(t, c->frame_timeout_s);
+        st_puts(t, ",\"shutdown_timeout_s\":");
+        st_i64(t, c->shutdown_timeout_s);
+        st_puts(t, "}");
+}
+
+/* The upstream block of daemon.status: URLs, credential kind and source (never the secret),
+ * the proxy, compatibility, HTTP statistics and breakers. */
+static void server_upstream_text(Server *s, StatusText *t) {
+        const Credential *cred = api_get_credential(s->core.api);
+        json_object *answer = api_compat_answer(s->core.api);
+
+        st_puts(t, "{\"api_url\":");
+        st_str(t, s->core.config->api_url);
+        st_puts(t, ",\"storage_url\":");
+        st_str(t, s->core.config->storage_url);
+        st_puts(t, ",\"proxy\":");
+        st_json(t, server_proxy_json(s->core.config));
+        st_puts(t, ",\"credential\":{\"kind\":");
+        st_str(t, cred ? credential_kind_to_string(cred->kind) : "none");
+        st_puts(t, ",\"source\":");
+        st_str(t, cred ? cred->source : NULL);
+        st_puts(t, "},\"compatibility\":{\"status\":");
+        st_str(t, compat_status_to_string(api_compat_status(s->core.api)));
+        st_puts(t, ",\"verification\":");
+        st_bool(t, s->core.config->verify_compatibility);
+        st_puts(t, ",\"answer\":");
+        st_json(t, answer ? json_object_get(answer) : NULL);
+        st_puts(t, ",\"age_s\":");
+        st_rounded(t, api_compat_age_s(s->core.api), 3);
+        st_puts(t, "},\"breaker\":");
+        st_str(t, upstream_breaker_state(s->core.upstream, s->core.config->api_url));
+        st_puts(t, ",\"http\":");
+        st_json(t, upstream_stats_json(s->core.upstream));
+        st_puts(t, ",\"api\":");
+        st_json(t, api_stats_json(s->core.api));
+        st_puts(t, "}");
+}
+
+/* daemon.status: a raw value (json_raw_new()) of its text, NULL on OOM. */
+static json_object *server_status_json(Server *s) {
+        StatusText t = {};
+        const ClientCounters *cc = &s->client_host.counters;
+        json_object *o;
+
+        st_puts(&t, "{\"version\":");
+        st_str(&t, AVATARD_VERSION);
+        st_puts(&t, ",\"protocol_version\":");
+        st_i64(&t, PROTOCOL_VERSION);
+        st_puts(&t, ",\"pid\":");
+        st_i64(&t, (int) getpid());
+        st_puts(&t, ",\"state\":");
+        st_str(&t, server_state_to_string(s->state));
+        st_puts(&t, ",\"uptime_s\":");
+        st_rounded(&t, (double) (now_usec() - s->start_usec) / 1e6, 3);
+        st_puts(&t, ",\"started_at_unix\":");
+        st_i64(&t, (int64_t) (s->start_realtime_usec / USEC_PER_SEC));
+        st_puts(&t, ",\"socket\":");
+        st_str(&t, strna(listener_path(s->listener)));
+        st_puts(&t, ",\"socket_activated\":");
+        st_bool(&t, listener_socket_activated(s->listener));
+        st_puts(&t, ",\"limits\":");
+        server_limits_text(s, &t);
+
+        st_puts(&t, ",\"connections\":{\"current\":");
+        st_i64(&t, s->n_clients);
+        st_puts(&t, ",\"accepted_total\":");
+        st_u64(&t, s->connections_accepted);
+        st_puts(&t, ",\"rejected_total\":");
+        st_u64(&t, s->connections_rejected);
+        st_puts(&t, ",\"closed_idle_total\":");
+        st_u64(&t, cc->closed_idle);
+        st_puts(&t, ",\"closed_protocol_error_total\":");
+        st_u64(&t, cc->closed_protocol);
+        st_puts(&t, ",\"closed_by_peer_total\":");
+        st_u64(&t, cc->closed_by_peer);
+        st_puts(&t, ",\"closed_frame_timeout_total\":");
+        st_u64(&t, cc->closed_frame_timeout);
+        st_puts(&t, ",\"refused_input_total\":");
+        st_u64(&t, cc->refused_buffered);
+        st_puts(&t, ",\"buffered_bytes\":");
+        st_u64(&t, s->client_host.buffered_bytes);
+        st_puts(&t, ",\"heap_trims_total\":");
+        st_u64(&t, s->trims);
+        st_puts(&t, ",\"per_uid\":{");
+        for (size_t i = 0; i < s->n_uid_counts; i++) {
+                st_puts(&t, i > 0 ? ",\"" : "\"");
+                st_u64(&t, (unsigned) s->uid_counts[i].uid);
+                st_puts(&t, "\":");
+                st_i64(&t, s->uid_counts[i].count);
+        }
+        st_puts(&t, "}}");
+
+        st_puts(&t, ",\"requests_in_flight\":");
+        st_i64(&t, dispatch_inflight(s->dispatch));
+        st_puts(&t, ",\"requests_total\":");
+        st_u64(&t, dispatch_requests_total(s->dispatch));
+        st_puts(&t, ",\"requests\":");
+        st_json(&t, dispatch_requests_json(s->dispatch));
+        st_puts(&t, ",\"errors\":");
+        st_json(&t, dispatch_errors_json(s->dispatch));
+        st_puts(&t, ",\"bytes_received\":");
+        st_u64(&t, cc->bytes_received);
+        st_puts(&t, ",\"bytes_sent\":");
+        st_u64(&t, cc->bytes_sent);
+
+        st_puts(&t, ",\"configuration\":{\"config\":");
+        st_str(&t, s->core.config->source);
+        st_puts(&t, ",\"reloads\":");
+        st_u64(&t, s->reloads);
+        st_puts(&t, ",\"failures\":");
+        st_u64(&t, s->reload_failures);
+        st_puts(&t, ",\"last_error\":");
+        st_str(&t, s->last_reload_error);
+        st_puts(&t, "},\"upstream\":");
+        server_upstream_text(s, &t);
+        st_puts(&t, ",\"cache\":");
+        st_json(&t, cache_stats_json(s->core.cache));
+        st_puts(&t, ",\"poller\":");
+        st_json(&t, poller_stats_json(s->core.poller));
+        st_puts(&t, ",\"storage\":");
+        st_json(&t, storage_stats_json(s->core.storage));
+        if (s->core.runners) {
+                st_puts(&t, ",\"runners\":");
+                st_json(&t, runners_stats_json(s->core.runners));
+        }
+        st_puts(&t, "}");
+
+        o = t.oom ? NULL : json_raw_new(t.p, t.n);
+        free(t.p);
         return o;
 }
