@@ -47,6 +47,7 @@ struct PollSet {
         struct event *timer;
         ApiRequest *req;
         json_object *last;          /* the last jobs array seen */
+        bool last_stale;            /* a job was created since: last is not shown to a new watcher */
         json_object *pending;       /* an answer waiting for its checks (jobs array) */
         PollCheck checks[POLLER_CHECKS_MAX];
         unsigned n_checks;          /* checks in flight */
@@ -284,6 +285,7 @@ static void set_polled(PollSet *s, json_object *jobs) {
         }
         json_object_put(s->last);
         s->last = jobs;
+        s->last_stale = false;
         set_deliver(s, jobs, changed, NULL);
         json_object_put(changed);
         set_after_poll(s);
@@ -636,7 +638,15 @@ void poller_kick(Poller *p, const char *set_name) {
 json_object *poller_last_jobs(Poller *p, const char *set_name) {
         PollSet *s = set_find(p, set_name);
 
-        return s ? s->last : NULL;
+        return s && !s->last_stale ? s->last : NULL;
+}
+
+/* A job was created in a set: its last list is missing it until the next poll. */
+void poller_set_grew(Poller *p, const char *set_name) {
+        PollSet *s = set_find(p, set_name);
+
+        if (s)
+                s->last_stale = true;
 }
 
 /* Statistics. */

@@ -79,8 +79,12 @@ void poller_unwatch(PollerWatch *w);
 /* Polls a set now and restarts its backoff (a job was just created in it). */
 void poller_kick(Poller *p, const char *set_name);
 
-/* The last jobs seen for a set (borrowed array), or NULL. */
+/* The last jobs seen for a set (borrowed array), or NULL (none yet, or a job was created in
+ * the set since: a new watcher then waits for the next poll rather than see a list without it). */
 json_object *poller_last_jobs(Poller *p, const char *set_name);
+
+/* Tells the poller a job was just created in the set. */
+void poller_set_grew(Poller *p, const char *set_name);
 
 /* {"sets": n, "watchers": n, "polls": n, "errors": n, "sets_waited": n (sets someone waits
  * on; the others are polled at the slowest interval)}. New reference. */

@@ -848,11 +848,13 @@ int runner_set_jobs(Runner *r, json_object *jobs) {
         return q < 0 ? q : s;
 }
 
-/* Adds one job, replacing one of the same parameters name. */
-int runner_add_job(Runner *r, const char *parameters_name, const char *name, const char *location) {
+/* Records a job just created in the runner's set, replacing one of the same parameters name;
+ * the poller's last list of the set lacks it from now on. Returns 0 or -ENOMEM. */
+static int runner_put_job(Runner *r, const char *parameters_name, const char *name, const char *location) {
         RunnerJob *j = runner_job(r, parameters_name);
-        int q, s;
 
+        if (r->set_name && r->runners && r->runners->poller)
+                poller_set_grew(r->runners->poller, r->set_name);
         if (j) {
                 char *p = TAKE_PTR(j->parameters_name);
 
@@ -861,9 +863,15 @@ int runner_add_job(Runner *r, const char *parameters_name, const char *name, con
                 j->kind = strdup(runner_config_job_kind(parameters_name));
                 j->name = strdup(name);
                 j->location = location ? strdup(location) : NULL;
-                q = j->kind && j->name && (!location || j->location) ? 0 : -ENOMEM;
-        } else
-                q = runner_append_job(r, parameters_name, runner_config_job_kind(parameters_name), name, location);
+                return j->kind && j->name && (!location || j->location) ? 0 : -ENOMEM;
+        }
+        return runner_append_job(r, parameters_name, runner_config_job_kind(parameters_name), name, location);
+}
+
+/* Adds one job, replacing one of the same parameters name. */
+int runner_add_job(Runner *r, const char *parameters_name, const char *name, const char *location) {
+        int q = runner_put_job(r, parameters_name, name, location), s;
+
         s = runner_save(r);
         (void) runner_track(r);
         return q < 0 ? q : s;
@@ -1270,20 +1278,8 @@ int runner_run_creating(Runner *r, const char *parameters_name) {
 
 /* Records a created job. */
 int runner_run_created(Runner *r, const char *parameters_name, const char *name, const char *location) {
-        RunnerJob *j = runner_job(r, parameters_name);
-        int q;
+        int q = runner_put_job(r, parameters_name, name, location);
 
-        if (j) {
-                char *p = TAKE_PTR(j->parameters_name);
-
-                runner_job_clear(j);
-                j->parameters_name = p;
-                j->kind = strdup(runner_config_job_kind(parameters_name));
-                j->name = strdup(name);
-                j->location = location ? strdup(location) : NULL;
-                q = j->kind && j->name && (!location || j->location) ? 0 : -ENOMEM;
-        } else
-                q = runner_append_job(r, parameters_name, runner_config_job_kind(parameters_name), name, location);
         if (r->run)
                 json_object_object_add(r->run, "creating", NULL);
         if (q >= 0)
