@@ -16,10 +16,7 @@ if ! mount -t tmpfs -o size=2m,mode=0700 tmpfs "$STATE" 2>"$TMP/mount.err"; then
 fi
 trap 'umount -l "$STATE" 2>/dev/null; on_exit' EXIT
 
-start_sim --api-key "$SIM_KEY" --job-step-ms 20 || { fail "avatar-sim starts"; finish; exit $?; }
-faults_conf >"$CONF"
-export AVATAR_API_KEY="$SIM_KEY"
-start_daemon || { fail "avatard starts"; finish; exit $?; }
+faults_start || { fail "avatar-sim and avatard start"; finish; exit $?; }
 
 # fill: the state directory's file system has no byte left.
 fill() {

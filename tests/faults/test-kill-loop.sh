@@ -36,10 +36,7 @@ KILL_POINTS=(
         "$R_MP_COMPLETE|1|big"
 )
 
-start_sim --api-key "$SIM_KEY" --job-step-ms 20 || { fail "avatar-sim starts"; finish; exit $?; }
-faults_conf >"$CONF"
-export AVATAR_API_KEY="$SIM_KEY"
-start_daemon || { fail "avatard starts"; finish; exit $?; }
+faults_start || { fail "avatar-sim and avatard start"; finish; exit $?; }
 BIG="$TMP/big.csv"
 make_csv "$BIG" 200000
 

@@ -8,10 +8,7 @@
 # the deadline of each wait: a wait that runs into it failed
 DEADLINE_S=$(scaled 15)
 # the job clock stands still unless the test moves it
-start_sim --api-key "$SIM_KEY" --job-step-ms 0 || { fail "avatar-sim starts"; finish; exit $?; }
-faults_conf >"$CONF"
-export AVATAR_API_KEY="$SIM_KEY"
-start_daemon || { fail "avatard starts"; finish; exit $?; }
+faults_start --job-step-ms 0 || { fail "avatar-sim and avatard start"; finish; exit $?; }
 
 # new_run NAME: a runner of that name whose run was created (RUN_R, RUN_SET, RUN_NAMES).
 new_run() {
