@@ -216,6 +216,32 @@ static void on_fetched(const ApiResponse *resp, const ApiError *err, void *userd
                 entry_free(e);
 }
 
+/* The entry of a read when it holds a fresh value that may be served. */
+static CacheEntry *entry_fresh(Cache *c, const CacheRead *read) {
+        CacheEntry *e = entry_find(c, read->key);
+
+        /* while the server says incompatible, the gate in api_start() answers, not the cache */
+        if (e && e->value && !read->force && !api_compat_blocks(c->api) &&
+            (e->final || now_usec() - e->fetched_usec < read->ttl_usec))
+                return e;
+        return NULL;
+}
+
+/* A fresh value without a wait, see cache.h. */
+bool cache_peek(Cache *c, const CacheRead *read, json_object **ret_value, double *ret_age_s) {
+        CacheEntry *e;
+
+        assert_return(c && read && read->key && ret_value && ret_age_s, false);
+        e = entry_fresh(c, read);
+        if (!e)
+                return false;
+        c->hits++;
+        entry_touch(e);
+        *ret_value = e->value;
+        *ret_age_s = entry_age_s(e);
+        return true;
+}
+
 /* Gets a value. */
 int cache_get(Cache *c, const CacheRead *read, cache_done_cb cb, void *userdata, CacheWaiter **ret_waiter) {
         CacheEntry *e;
@@ -225,15 +251,14 @@ int cache_get(Cache *c, const CacheRead *read, cache_done_cb cb, void *userdata,
         assert_return(c && read && read->key && cb, -EINVAL);
         if (ret_waiter)
                 *ret_waiter = NULL;
-        e = entry_find(c, read->key);
-        /* while the server says incompatible, the gate in api_start() answers, not the cache */
-        if (e && e->value && !read->force && !api_compat_blocks(c->api) &&
-            (e->final || now_usec() - e->fetched_usec < read->ttl_usec)) {
+        e = entry_fresh(c, read);
+        if (e) {
                 c->hits++;
                 entry_touch(e);
                 cb(e->value, entry_age_s(e), false, NULL, userdata);
                 return 0;
         }
+        e = entry_find(c, read->key);
         if (!e) {
                 e = entry_new(c, read->key);
                 if (!e)

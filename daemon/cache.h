@@ -50,6 +50,12 @@ Cache *cache_free(Cache *c);
  * only when the callback has not run yet. Returns 0 or -ENOMEM. */
 int cache_get(Cache *c, const CacheRead *read, cache_done_cb cb, void *userdata, CacheWaiter **ret_waiter);
 
+/* The fresh value of a read when the cache has one (the hit cache_get() would answer at once,
+ * counted as one): true with a borrowed *ret_value (valid until the loop turns) and its age;
+ * false when cache_get() would have to wait. For callers that answer a hit without setting up
+ * a wait. */
+bool cache_peek(Cache *c, const CacheRead *read, json_object **ret_value, double *ret_age_s);
+
 /* Stops waiting; the callback will not be called. NULL-safe. */
 void cache_waiter_cancel(CacheWaiter *w);
 
