@@ -558,8 +558,8 @@ ctl manager.create_runner '{"set_name":"storage-faults"}'
 RS=$(runner_id_of "$OUT")
 sim_fault '{"route":"PUT /storage/{bucket}/{key}","status":403,"count":1}'
 raw=$(rpc runner.add_table "{\"runner_id\":\"$RS\",\"table_name\":\"iris\",\"data\":\"a,b\\n1,2\\n\"}")
-check_match "an upload refused by storage: storage_error with the S3 status and code" \
-        "\"code\":-32014,\"message\":\"PutObject: [^\"]*\",\"data\":\\{\"status\":403,\"code\":\"AccessDenied\",\"file\":\"$RS/[0-9a-f]{32}/iris.csv\",\"name\":\"storage_error\"" "$raw"
+check_match "an upload refused by storage: storage_error with the S3 status and code, not retryable" \
+        "\"code\":-32014,\"message\":\"PutObject: [^\"]*\",\"data\":\\{\"status\":403,\"code\":\"AccessDenied\",\"file\":\"$RS/[0-9a-f]{32}/iris.csv\",\"retryable\":false,\"name\":\"storage_error\"" "$raw"
 ctl runner.get_status "{\"runner_id\":\"$RS\"}"
 check_match "after a failed upload the runner is usable and has no table" '"state":"configuring".*"tables":\[\]' "$OUT"
 puts=$(sim_count "PUT /storage/{bucket}/{key}")
