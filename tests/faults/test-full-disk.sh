@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Faults: the state directory on a tiny tmpfs (2 MiB), filled up while a runner is configured
-# and run. Every call either returns success and is saved (a restart after SIGKILL finds it), or
+# Faults: the state directory on a tiny tmpfs (2 MiB), filled up while a runner is configured,
+# run, waited for and downloaded. Every call either returns success and is saved (a restart after SIGKILL finds it), or
 # fails with a retryable error; the run leaves no job upstream that no runner knows; once space
 # is free again the failed calls succeed when repeated and the run finishes. Needs root (mount);
 # skipped (77) otherwise.
@@ -134,6 +134,20 @@ else
 fi
 restart_after_kill "$L"
 finish_run "$L" full-c
+
+# --- full while the run is waited for and downloaded ----------------------------------------
+L="full during wait and download"
+R=$(new_iris_runner full-d)
+journal "{\"runner_id\":\"$R\",\"table\":\"iris\"}"
+ctl runner.run "{\"runner_id\":\"$R\"}"
+check_eq "$L: the run starts with space" "0" "$CTL_RC"
+journal "{\"runner_id\":\"$R\",\"set_name\":\"$(json_str set_name "$OUT")\",\"jobs\":$(json_array_of "$(job_names "$OUT")")}"
+fill
+call_logged "$L" "" runner.wait "{\"runner_id\":\"$R\",\"timeout_s\":$(scaled 60)}"
+call_logged "$L" "" runner.download "{\"runner_id\":\"$R\",\"result\":\"shuffled\",\"fd\":{\"fd\":0}}" \
+        -o "$TMP/full-d.csv"
+restart_after_kill "$L"
+finish_run "$L" full-d
 
 stop_daemon >/dev/null 2>&1
 umount "$STATE" 2>/dev/null || umount -l "$STATE"

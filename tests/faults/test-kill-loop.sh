@@ -73,7 +73,11 @@ while [ "$i" -lt "$ITERATIONS" ]; do
         wait "$av" 2>/dev/null
         sim_unhold
         start_daemon || { fail "$L: avatard starts again"; break; }
+        t0=$(test_now_ms)
         resume_avatarize "$name" "$file" "$TMP/out-$i"
+        # (its wait is bounded by avatarctl's --timeout)
+        record_wait "$L: avatarize --resume" $(($(test_now_ms) - t0)) $(($(scaled 120) * 1000)) \
+                "$([ "$RC" != 0 ] && echo true || echo false)" "$([ "$RC" = 0 ] && echo true || echo false)"
         check_eq "$L: avatarize --resume finishes the run" "0" "$RC"
         [ "$RC" = 0 ] || printf '#   %s\n' "$(tail -n 5 <<<"$ERR")"
         R=$(runner_by_name "$name")
@@ -82,6 +86,7 @@ while [ "$i" -lt "$ITERATIONS" ]; do
         check_invariants "$L"
         "$AVATARCTL" runner rm "$R" --yes >/dev/null 2>&1
         clean_upstream
+        reset_journals
         rm -rf "$TMP/out-$i"
 done
 echo "# seed $SEED: $i iterations, $reached kill points reached"
