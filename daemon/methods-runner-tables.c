@@ -928,6 +928,11 @@ static int method_advise_parameters(Call *c, json_object *params) {
         if (runner_has_run(r))
                 return call_reply_errorf(c, RPC_INVALID_STATE, NULL,
                                          "Runner %s has already run: ask for advice before runner.run", r->id);
+        /* advice would replace the set an interrupted run is to be finished in */
+        if (r->run && r->set_name)
+                return call_reply_errorf(c, RPC_INVALID_STATE, NULL,
+                                         "Runner %s has a run interrupted in set %s: finish it first with runner.run "
+                                         "(avatarctl runner run %s)", r->id, r->set_name, r->id);
         if (table) {
                 json_object *tables = runner_config_tables(r->docs);
                 bool known = json_array_has_str(tables, table);

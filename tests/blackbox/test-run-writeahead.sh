@@ -122,6 +122,11 @@ for n in 1 2 4; do
                 "\"run\":\\{[^}]*\"creating\":\"[a-z_]+\"" "$OUT"
         if [ "$n" -gt 1 ]; then
                 check "kill at job $n: the runner knows every job of the set" runner_knows_set "$R" "$S"
+        else
+                # no job yet, but a set: advice would replace the set the run is to finish in
+                ctl runner.advise_parameters "{\"runner_id\":\"$R\"}"
+                check_match "kill at job 1: advise_parameters is refused while the run is interrupted" \
+                        'has a run interrupted in set' "$OUT"
         fi
         if [ "$n" = 2 ]; then
                 # the command a user types: avatarctl runner run
