@@ -15,6 +15,8 @@ if ! mount -t tmpfs -o size=2m,mode=0700 tmpfs "$STATE" 2>"$TMP/mount.err"; then
         exit 77
 fi
 trap 'umount -l "$STATE" 2>/dev/null; on_exit' EXIT
+# (a test stopped by its timeout leaves no mount behind either)
+trap 'exit 143' TERM INT
 
 faults_start || { fail "avatar-sim and avatard start"; finish; exit $?; }
 
