@@ -37,6 +37,8 @@ typedef enum MethodFlags {
         METHOD_MUTATING = 1 << 0, /* logged with the caller's uid, pid and command */
         METHOD_LONG_WAIT = 1 << 1, /* waits on upstream events (runner.wait): a stopping daemon
                                     * ends it at once instead of letting it finish */
+        METHOD_NO_PARAMS = 1 << 2, /* takes no params: a call without them gets params NULL, no
+                                    * validation (dispatch checks the document agrees at start) */
 } MethodFlags;
 
 typedef struct MethodDef {

@@ -83,6 +83,20 @@ static Role role_of(const OpenRpcMethod *m) {
         return role_from_string(r);
 }
 
+/* Whether a method flagged METHOD_NO_PARAMS takes none in the document too: validating absent
+ * params gives no error and no default (what dispatch_run() then skips). */
+static bool no_params_agrees(const OpenRpc *doc, const MethodDef *m, const OpenRpcMethod *dm) {
+        _cleanup_(openrpc_error_done) OpenRpcError err = {};
+        json_object *p = NULL;
+        bool ok;
+
+        if (!(m->flags & METHOD_NO_PARAMS))
+                return true;
+        ok = openrpc_validate_params(doc, dm, NULL, &p, &err) >= 0 && p && json_object_object_length(p) == 0;
+        json_object_put(p);
+        return ok;
+}
+
 /* Builds the method table and checks it against the document. */
 int dispatch_new(Core *core, const OpenRpc *doc, dispatch_idle_cb idle, void *userdata, Dispatch **ret,
                  const char **ret_missing) {
@@ -111,7 +125,7 @@ int dispatch_new(Core *core, const OpenRpc *doc, dispatch_idle_cb idle, void *us
                                 .doc = dm,
                                 .role = role_of(dm),
                         };
-                        if (entries[n - 1].role < 0) {
+                        if (entries[n - 1].role < 0 || !no_params_agrees(doc, m, dm)) {
                                 if (ret_missing)
                                         *ret_missing = m->name;
                                 return -EINVAL;
@@ -390,7 +404,12 @@ static void dispatch_run(Dispatch *d, DispatchCall *dc, JsonRpcCall *jc) {
                 return;
         }
 
-        r = openrpc_validate_params(d->doc, e->doc, jc->params, &c->params, &verr);
+        /* a method without params called without them: nothing to validate (checked against
+         * the document at start); its handler gets NULL */
+        if (!jc->params && (e->def->flags & METHOD_NO_PARAMS))
+                r = 0;
+        else
+                r = openrpc_validate_params(d->doc, e->doc, jc->params, &c->params, &verr);
         if (r == -EINVAL) {
                 call_reply_errorf(c, RPC_INVALID_PARAMS, invalid_params_data(&verr), "Invalid params: %s",
                                   strna(verr.message));

@@ -61,9 +61,9 @@ static int method_daemon_reload(Call *c, json_object *params) {
 }
 
 const MethodDef methods_daemon[] = {
-        { "rpc.discover", method_rpc_discover, 0 },
+        { "rpc.discover", method_rpc_discover, METHOD_NO_PARAMS },
         { "daemon.ping", method_daemon_ping, 0 },
-        { "daemon.status", method_daemon_status, 0 },
+        { "daemon.status", method_daemon_status, METHOD_NO_PARAMS },
         { "daemon.reload", method_daemon_reload, METHOD_MUTATING },
         {}
 };

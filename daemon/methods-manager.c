@@ -1697,7 +1697,7 @@ static int method_delete_job_by_id(Call *c, json_object *params) {
 }
 
 const MethodDef methods_manager[] = {
-        { "manager.get_health", method_get_health, 0 },
+        { "manager.get_health", method_get_health, METHOD_NO_PARAMS },
         { "manager.verify_compatibility", method_verify_compatibility, 0 },
         { "manager.authenticate", method_authenticate, METHOD_MUTATING },
         { "manager.forgotten_password", method_forgotten_password, METHOD_MUTATING },
