@@ -231,7 +231,10 @@ START_TEST(test_result_text_ids) {
 
                 snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":%s}", ids[i]);
                 ck_assert_int_eq(jsonrpc_parse(text, strlen(text), PROTO_JSON_DEPTH_MAX, PROTO_BATCH_MAX, &m, &err), 0);
-                ck_assert_int_eq(jsonrpc_result_text(m->calls[0].id, json_object_new_string("pong"), &a, &an), 0);
+                json_object *pong = json_object_new_string("pong");
+
+                ck_assert_int_eq(jsonrpc_result_text(m->calls[0].id, pong, &a, &an), 0);
+                json_object_put(pong);
                 reply = jsonrpc_result_new(m->calls[0].id, json_object_new_string("pong"));
                 ck_assert_int_eq(jsonrpc_serialize(reply, &b, &bn), 0);
                 ck_assert_msg(streq(a, b), "id %s: %s != %s", ids[i], a, b);
