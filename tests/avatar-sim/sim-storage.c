@@ -48,6 +48,7 @@ struct Upload {
         char *dir;
         Part *parts; /* sorted by number */
         size_t n_parts;
+        int64_t initiated; /* usec */
         Upload *next;
 };
 
@@ -596,23 +597,6 @@ static int s3_begin(Req *r, S3Ctx *c, bool need_bucket) {
                 return -EINVAL;
         }
         return 0;
-}
-
-/* Content-Type for an object, from its extension. */
-static const char *content_type_of(const char *key) {
-        static const struct {
-                const char *ext;
-                const char *type;
-        } types[] = {
-                { ".csv", "text/csv" },           { ".json", "application/json" },
-                { ".pdf", "application/pdf" },    { ".html", "text/html" },
-                { ".yaml", "application/yaml" },  { ".txt", "text/plain" },
-                { ".docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(types); i++)
-                if (endswith(key, types[i].ext))
-                        return types[i].type;
-        return "application/octet-stream";
 }
 
 /* GET /storage/: ListBuckets. */
@@ -1179,42 +1163,6 @@ static void on_put_object(Req *r) {
         req_reply(r, 200, "application/xml", NULL);
 }
 
-/* Parses "bytes=a-b", "bytes=a-", "bytes=-n". 0: range set; 1: no usable range; -ERANGE. */
-static int parse_range(const char *h, off_t size, off_t *ret_start, off_t *ret_len) {
-        long long a = -1, b = -1;
-        const char *s;
-        char *end;
-
-        if (!h || !(s = startswith(h, "bytes=")) || strchr(s, ','))
-                return 1;
-        if (*s == '-') {
-                errno = 0;
-                b = strtoll(s + 1, &end, 10);
-                if (errno || end == s + 1 || *end || b < 0)
-                        return 1;
-                if (b == 0 || size == 0)
-                        return -ERANGE;
-                *ret_start = size - MIN((off_t) b, size);
-                *ret_len = size - *ret_start;
-                return 0;
-        }
-        errno = 0;
-        a = strtoll(s, &end, 10);
-        if (errno || end == s || *end != '-' || a < 0)
-                return 1;
-        s = end + 1;
-        if (*s) {
-                b = strtoll(s, &end, 10);
-                if (errno || *end || b < a)
-                        return 1;
-        }
-        if (a >= size)
-                return -ERANGE;
-        *ret_start = a;
-        *ret_len = (b < 0 || b >= size ? size - 1 : (off_t) b) - a + 1;
-        return 0;
-}
-
 /* GET and HEAD /storage/<bucket>/<key>: GetObject, HeadObject. */
 static void on_get_object(Req *r) {
         _cleanup_(s3_ctx_done) S3Ctx c = {};
@@ -1376,6 +1324,7 @@ static void on_create_multipart(Req *r) {
                 return;
         }
         up->owner = c.user;
+        up->initiated = now_usec();
         up->next = r->sim->uploads;
         r->sim->uploads = up;
         r->sim->n_uploads++;
@@ -1388,6 +1337,42 @@ static void on_create_multipart(Req *r) {
                 xml_elem(b, "UploadId", up->id);
                 evbuffer_add_printf(b, "</InitiateMultipartUploadResult>\n");
         }
+        s3_reply_xml(r, 200, b);
+}
+
+/* GET /storage/<bucket>?uploads: ListMultipartUploads, with prefix; never truncated (at most
+ * SIM_MAX_UPLOADS exist), newest first. */
+static void on_list_multipart(Req *r) {
+        _cleanup_(s3_ctx_done) S3Ctx c = {};
+        const char *prefix = req_query(r, "prefix");
+        struct evbuffer *b;
+
+        if (s3_begin(r, &c, true) < 0)
+                return;
+        b = evbuffer_new();
+        if (!b) {
+                s3_error(r, 500, "InternalError", "Out of memory", NULL);
+                return;
+        }
+        evbuffer_add_printf(b, XML_DECL "<ListMultipartUploadsResult xmlns=\"" S3_XMLNS "\">");
+        xml_elem(b, "Bucket", c.bucket);
+        xml_elem(b, "KeyMarker", "");
+        xml_elem(b, "UploadIdMarker", "");
+        xml_elem(b, "Prefix", prefix ? prefix : "");
+        evbuffer_add_printf(b, "<MaxUploads>%u</MaxUploads><IsTruncated>false</IsTruncated>", SIM_MAX_UPLOADS);
+        for (Upload *u = r->sim->uploads; u; u = u->next) {
+                char t[ISO8601_LEN];
+
+                if (!streq(u->bucket, c.bucket) || (prefix && !startswith(u->key, prefix)))
+                        continue;
+                format_iso8601(u->initiated, t);
+                evbuffer_add_printf(b, "<Upload>");
+                xml_elem(b, "Key", u->key);
+                xml_elem(b, "UploadId", u->id);
+                xml_elem(b, "Initiated", t);
+                evbuffer_add_printf(b, "<StorageClass>STANDARD</StorageClass></Upload>");
+        }
+        evbuffer_add_printf(b, "</ListMultipartUploadsResult>\n");
         s3_reply_xml(r, 200, b);
 }
 
@@ -1718,8 +1703,9 @@ void storage_route(Req *r) {
                 case EVHTTP_REQ_GET:
                         if (req_query(r, "location"))
                                 storage_set(r, "/storage/{bucket}?location", on_bucket_location);
-                        else if (req_query(r, "uploads") || req_query(r, "versions") ||
-                                 req_query(r, "policy") || req_query(r, "acl"))
+                        else if (req_query(r, "uploads"))
+                                storage_set(r, "/storage/{bucket}?uploads", on_list_multipart);
+                        else if (req_query(r, "versions") || req_query(r, "policy") || req_query(r, "acl"))
                                 storage_set(r, "/storage/{bucket}?subresource", on_not_implemented);
                         else if (streq_ptr(req_query(r, "list-type"), "2"))
                                 storage_set(r, "/storage/{bucket}?list-type=2", on_list_objects);

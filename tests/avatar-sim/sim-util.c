@@ -484,3 +484,56 @@ void evbuffer_sha256_hex(struct evbuffer *b, char out[static SHA256_HEX_LEN]) {
         }
         hex_encode(d, sizeof(d), out);
 }
+
+/* Content-Type for an object, from its extension. */
+const char *content_type_of(const char *key) {
+        static const struct {
+                const char *ext;
+                const char *type;
+        } types[] = {
+                { ".csv", "text/csv" },           { ".json", "application/json" },
+                { ".pdf", "application/pdf" },    { ".html", "text/html" },
+                { ".yaml", "application/yaml" },  { ".txt", "text/plain" },
+                { ".docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(types); i++)
+                if (endswith(key, types[i].ext))
+                        return types[i].type;
+        return "application/octet-stream";
+}
+
+/* Parses "bytes=a-b", "bytes=a-", "bytes=-n". 0: range set; 1: no usable range; -ERANGE. */
+int parse_range(const char *h, off_t size, off_t *ret_start, off_t *ret_len) {
+        long long a = -1, b = -1;
+        const char *s;
+        char *end;
+
+        if (!h || !(s = startswith(h, "bytes=")) || strchr(s, ','))
+                return 1;
+        if (*s == '-') {
+                errno = 0;
+                b = strtoll(s + 1, &end, 10);
+                if (errno || end == s + 1 || *end || b < 0)
+                        return 1;
+                if (b == 0 || size == 0)
+                        return -ERANGE;
+                *ret_start = size - MIN((off_t) b, size);
+                *ret_len = size - *ret_start;
+                return 0;
+        }
+        errno = 0;
+        a = strtoll(s, &end, 10);
+        if (errno || end == s || *end != '-' || a < 0)
+                return 1;
+        s = end + 1;
+        if (*s) {
+                b = strtoll(s, &end, 10);
+                if (errno || *end || b < a)
+                        return 1;
+        }
+        if (a >= size)
+                return -ERANGE;
+        *ret_start = a;
+        *ret_len = (b < 0 || b >= size ? size - 1 : (off_t) b) - a + 1;
+        return 0;
+}

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/buffer.h>
 #include <json-c/json.h>
@@ -110,3 +111,8 @@ uint64_t fnv1a(uint64_t h, const char *s);
 char *strdup_or_null(const char *s);
 /* Returns a new string made with printf-style formatting, or NULL on OOM. */
 char *strprintf(const char *fmt, ...) _printf_(1, 2);
+/* The Content-Type of an object, from its key's extension. */
+const char *content_type_of(const char *key);
+/* Parses a Range header "bytes=a-b", "bytes=a-", "bytes=-n" against a size. 0: range set;
+ * 1: no usable range (serve it all); -ERANGE: not satisfiable. */
+int parse_range(const char *h, off_t size, off_t *ret_start, off_t *ret_len);

@@ -556,10 +556,20 @@ ctl GET /_sim/uploads
 check "/_sim/uploads lists the upload in progress with its parts" expect 200 \
         "{\"id\":\"$UPLOAD2\",\"bucket\":\"$USER1\",\"key\":\"30d/small.bin\",\"parts\":2}"
 check "/_sim/uploads does not list a completed upload" lacks "\"$UPLOAD\""
+s3 GET "$USER1?prefix=30d&uploads="
+check "ListMultipartUploads lists the upload in progress under the prefix" expect 200 \
+        '<ListMultipartUploadsResult' "<Key>30d/small.bin</Key><UploadId>$UPLOAD2</UploadId><Initiated>"
+check "ListMultipartUploads does not list a completed upload" lacks "$UPLOAD<"
+s3 GET "$USER1?prefix=zzz&uploads="
+check "ListMultipartUploads: another prefix lists nothing" expect 200 '<ListMultipartUploadsResult'
+check "ListMultipartUploads: no upload under another prefix" lacks '<Upload>'
 s3 DELETE "$USER1/30d/small.bin?uploadId=$UPLOAD2"
 check "AbortMultipartUpload" expect 204
 ctl GET /_sim/uploads
 check "an aborted upload leaves /_sim/uploads" expect 200 '{"uploads":[]}'
+s3 GET "$USER1?uploads="
+check "ListMultipartUploads answers after an abort" expect 200 '<IsTruncated>false</IsTruncated>'
+check "ListMultipartUploads: an aborted upload is not listed" lacks "$UPLOAD2"
 s3 PUT "$USER1/30d/small.bin?partNumber=3&uploadId=$UPLOAD2" --data-binary 'x'
 check "an aborted upload is gone" expect 404 'NoSuchUpload'
 
