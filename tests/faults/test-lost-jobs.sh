@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Faults: the upstream loses a run's jobs while a client waits for them: every job deleted by
-# another client, one job deleted while the others finish, the simulator restarted (every job
-# gone, 404). Every wait ends before its deadline with an error naming the lost jobs
+# another client or with avatarctl runs delete, one job deleted while the others finish, the
+# simulator restarted (every job gone, 404); each twice. Every wait ends before its deadline with an error naming the lost jobs
 # (jobs_lost), the runner records it, and the CLI's resume runs the lost jobs again.
 . "$(dirname "$0")/faults-lib.sh"
 
@@ -73,64 +73,87 @@ resume_again() {
         sim_control clock '{"job_step_ms":0}' >/dev/null
 }
 
-# --- every job deleted upstream by another client, while runner.wait follows them -------------
-new_run lost-all
-sim_tick 2
-wait_bg
-for n in $RUN_NAMES; do
-        sim_api DELETE "/jobs/$n" >/dev/null
+# lost_all ROUND: every job deleted upstream while runner.wait follows them: by another client
+# through the API in round 1, with avatarctl runs delete in round 2.
+lost_all() {
+        local L="jobs deleted upstream (round $1)" n
+        new_run "lost-all-$1"
+        sim_tick 2
+        wait_bg
+        if [ "$1" = 1 ]; then
+                for n in $RUN_NAMES; do
+                        sim_api DELETE "/jobs/$n" >/dev/null
+                done
+        else
+                L="jobs deleted with avatarctl runs delete (round $1)"
+                run_ctl --timeout "$(scaled 30)" runs delete --id "$RUN_SET" --yes
+                check_eq "$L: runs delete succeeds" "0" "$RC"
+        fi
+        wait_end "$L" "$RUN_NAMES" ""
+        check_recorded "$L"
+        check_invariants "$L"
+        resume_again "$L" "lost-all-$1"
+        check_invariants "$L, resumed"
+        "$AVATARCTL" runner rm "$RUN_R" --yes >/dev/null 2>&1
+        clean_upstream
+        reset_journals
+}
+
+# lost_one ROUND: one job deleted (report_pia), the others finish.
+lost_one() {
+        local L="one job deleted (round $1)" victim kept
+        new_run "lost-one-$1"
+        wait_bg
+        victim=$(sim_api GET "/jobs?set_name=$RUN_SET&kind=report" |
+                grep -o '"name":"[0-9a-f-]*","set_name":"[^"]*","parameters_name":"report_pia"' | cut -d'"' -f4)
+        sim_api DELETE "/jobs/$victim" >/dev/null
+        sim_tick 40
+        kept=$(grep -v -x -F "$victim" <<<"$RUN_NAMES")
+        wait_end "$L" "$victim" "$kept"
+        check_recorded "$L"
+        check_invariants "$L"
+        "$AVATARCTL" runner rm "$RUN_R" --yes >/dev/null 2>&1
+        clean_upstream
+        reset_journals
+}
+
+# lost_restart ROUND: the simulator restarted (every job gone, 404) while avatarize waits.
+lost_restart() {
+        local L="simulator restarted (round $1)" port waits t0 av rc elapsed
+        new_run "lost-restart-$1"
+        port=$SIM_PORT
+        waits=$(status_num runner.wait)
+        t0=$(test_now_ms)
+        "$AVATARCTL" --timeout $((DEADLINE_S + $(scaled 30))) avatarize --resume "lost-restart-$1" "$IRIS" \
+                -o "$TMP/out-restart-$1" --wait-timeout "$DEADLINE_S" >"$TMP/av.out" 2>"$TMP/av.err" </dev/null &
+        av=$!
+        # avatarize is waiting once the daemon runs its runner.wait
+        wait_for_calls runner.wait $((${waits:-0} + 1))
+        stop_sim
+        start_sim --api-key "$SIM_KEY" --job-step-ms 0 --port "$port" || { fail "$L: avatar-sim starts again"; return 1; }
+        check_eq "$L: the simulator is back on its port" "$port" "$SIM_PORT"
+        rc=0
+        wait "$av" || rc=$?
+        elapsed=$(($(test_now_ms) - t0))
+        record_wait "$L: avatarize" "$elapsed" $((DEADLINE_S * 1000)) \
+                "$([ "$rc" != 0 ] && [ "$rc" != 4 ] && echo true || echo false)" "$([ "$rc" = 0 ] && echo true || echo false)"
+        check "$L: avatarize ends before its deadline ($elapsed ms of $((DEADLINE_S * 1000)))" \
+                test "$elapsed" -lt $((DEADLINE_S * 1000))
+        check_eq "$L: avatarize exits 8 (jobs lost)" "8" "$rc"
+        check_match "$L: avatarize says the jobs were lost" '[Ll]ost' "$(cat "$TMP/av.err")"
+        check_recorded "$L"
+        resume_again "$L" "lost-restart-$1"
+        check_invariants "$L, resumed"
+        "$AVATARCTL" runner rm "$RUN_R" --yes >/dev/null 2>&1
+        clean_upstream
+        reset_journals
+}
+
+for round in 1 2; do
+        lost_all "$round"
+        lost_one "$round"
+        lost_restart "$round"
 done
-wait_end "jobs deleted upstream" "$RUN_NAMES" ""
-check_recorded "jobs deleted upstream"
-check_invariants "jobs deleted upstream"
-resume_again "jobs deleted upstream" lost-all
-check_invariants "jobs deleted upstream, resumed"
-"$AVATARCTL" runner rm "$RUN_R" --yes >/dev/null 2>&1
-clean_upstream
-reset_journals
-
-# --- one job deleted, the others finish --------------------------------------------------------
-new_run lost-one
-wait_bg
-lost=$(json_str name "$(sim_api GET "/jobs?set_name=$RUN_SET&kind=report")")
-lost_pia=$(sim_api GET "/jobs?set_name=$RUN_SET&kind=report" | grep -o '"name":"[0-9a-f-]*","set_name":"[^"]*","parameters_name":"report_pia"' |
-        cut -d'"' -f4)
-victim=${lost_pia:-$lost}
-sim_api DELETE "/jobs/$victim" >/dev/null
-sim_tick 40
-kept=$(grep -v -x -F "$victim" <<<"$RUN_NAMES")
-wait_end "one job deleted" "$victim" "$kept"
-check_recorded "one job deleted"
-check_invariants "one job deleted"
-"$AVATARCTL" runner rm "$RUN_R" --yes >/dev/null 2>&1
-clean_upstream
-reset_journals
-
-# --- the simulator restarted: every job gone (404), while avatarize waits ----------------------
-new_run lost-restart
-port=$SIM_PORT
-waits=$(status_num runner.wait)
-t0=$(test_now_ms)
-"$AVATARCTL" --timeout $((DEADLINE_S + $(scaled 30))) avatarize --resume lost-restart "$IRIS" \
-        -o "$TMP/out-restart" --wait-timeout "$DEADLINE_S" >"$TMP/av.out" 2>"$TMP/av.err" </dev/null &
-av=$!
-# avatarize is waiting once the daemon runs its runner.wait
-wait_for_calls runner.wait $((${waits:-0} + 1))
-stop_sim
-start_sim --api-key "$SIM_KEY" --job-step-ms 0 --port "$port" || { fail "avatar-sim starts again on its port"; finish; exit $?; }
-check_eq "the simulator is back on its port" "$port" "$SIM_PORT"
-rc=0
-wait "$av" || rc=$?
-elapsed=$(($(test_now_ms) - t0))
-record_wait "avatarize across a simulator restart" "$elapsed" $((DEADLINE_S * 1000)) \
-        "$([ "$rc" != 0 ] && [ "$rc" != 4 ] && echo true || echo false)" "$([ "$rc" = 0 ] && echo true || echo false)"
-check "simulator restarted: avatarize ends before its deadline ($elapsed ms of $((DEADLINE_S * 1000)))" \
-        test "$elapsed" -lt $((DEADLINE_S * 1000))
-check_eq "simulator restarted: avatarize exits 8 (jobs lost)" "8" "$rc"
-check_match "simulator restarted: avatarize says the jobs were lost" '[Ll]ost' "$(cat "$TMP/av.err")"
-check_recorded "simulator restarted"
-resume_again "simulator restarted" lost-restart
-check_invariants "simulator restarted, resumed"
 
 check_no_sanitizer_reports
 keep_logs
