@@ -546,13 +546,18 @@ static void client_update_frame_deadline(Client *c, bool progress) {
 
         if (t == 0 || c->state != CLIENT_RUNNING || c->read_eof || !c->decoder ||
             frame_decoder_pending(c->decoder) == 0) {
-                event_del(c->frame_timer);
+                /* the common case after every request: nothing armed, nothing to remove */
+                if (c->frame_timer_armed) {
+                        event_del(c->frame_timer);
+                        c->frame_timer_armed = false;
+                }
                 return;
         }
         if (progress || !evtimer_pending(c->frame_timer, NULL)) {
                 struct timeval tv = { .tv_sec = t };
 
                 evtimer_add(c->frame_timer, &tv);
+                c->frame_timer_armed = true;
         }
 }
 

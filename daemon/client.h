@@ -128,6 +128,7 @@ struct Client {
         struct event *idle_timer;      /* armed once; re-armed for what is left when it fires */
         uint64_t active_usec;          /* the last activity (CLOCK_MONOTONIC), for idle_timer */
         struct event *frame_timer;     /* deadline of the request line being received */
+        bool frame_timer_armed;        /* frame_timer may be pending (added since last removed) */
         struct event *resume_ev;       /* re-runs frame processing after a yield */
         struct evbuffer *out;
 

@@ -31,6 +31,7 @@ struct Dispatch {
         bool stopping;
         MethodEntry *entries;  /* sorted by name */
         size_t n_entries;
+        MethodEntry *last;     /* the method found last: the next call is often the same */
         uint64_t unknown_count;
         uint64_t total;
         uint64_t *errors;      /* indexed like rpc_error_table() */
@@ -182,9 +183,14 @@ Dispatch *dispatch_free(Dispatch *d) {
 
 /* Looks a method up. */
 static MethodEntry *dispatch_find(Dispatch *d, const char *name) {
-        MethodEntry key = { .name = name };
+        MethodEntry key = { .name = name }, *e;
 
-        return bsearch(&key, d->entries, d->n_entries, sizeof(MethodEntry), entry_cmp);
+        if (d->last && streq(d->last->name, name))
+                return d->last;
+        e = bsearch(&key, d->entries, d->n_entries, sizeof(MethodEntry), entry_cmp);
+        if (e)
+                d->last = e;
+        return e;
 }
 
 /* Counts an error reply by class. */
