@@ -580,14 +580,20 @@ static json_object *detail_new(const char *detail, size_t limit) {
 
 /* The plain string token at s[*i] (its opening quote): advances *i past it and returns the
  * length of its content, or -1 when it is not plain. */
+/* The bytes json-c writes between quotes as they are, and a plain string holds: printable
+ * ASCII but '"' and '\\'. */
+static const bool plain_byte[256] = {
+        [0x20 ... 0x21] = true, /* '"' is 0x22 */
+        [0x23 ... 0x5b] = true, /* '\\' is 0x5c */
+        [0x5d ... 0x7e] = true,
+};
+
 static ssize_t fast_string(const char *s, size_t n, size_t *i) {
         size_t k = *i + 1, start = k;
 
-        /* printable ASCII but '\\' (0x5c) and '"' (0x22, which ends it) */
-        for (; k < n && s[k] != '"'; k++)
-                if ((unsigned char) (s[k] - 0x20) > 0x7e - 0x20 || s[k] == '\\')
-                        return -1;
-        if (k >= n)
+        while (k < n && plain_byte[(unsigned char) s[k]])
+                k++;
+        if (k >= n || s[k] != '"')
                 return -1;
         *i = k + 1;
         return (ssize_t) (k - start);
@@ -1143,12 +1149,9 @@ static int wbuf_put(WBuf *b, const char *s, size_t n) {
 /* Whether json-c would write s[0..n) between quotes as it is (with NOSLASHESCAPE):
  * printable ASCII without '"' and '\\'. */
 static bool json_string_plain(const char *s, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
-
-                if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+        for (size_t i = 0; i < n; i++)
+                if (!plain_byte[(unsigned char) s[i]])
                         return false;
-        }
         return true;
 }
 
