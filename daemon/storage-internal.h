@@ -8,6 +8,7 @@
  *   storage-multipart.c  CreateMultipartUpload, UploadPart, CompleteMultipartUpload
  *   storage-put.c        uploads: PutObject, reading a stream, storage_put_*()
  *   storage-get.c        downloads: GetObject and its resumes, storage_get_*()
+ *   storage-abort.c      what a killed client left: ListMultipartUploads, AbortMultipartUpload
  *   storage.c            the client: options, cancel, free, statistics
  * Where storage-op.c must call into a later file (a stream that became readable, a request to
  * repeat once a wait is over), the operation carries the function to call.
@@ -27,6 +28,9 @@
  *   a 5xx answer to PUT, CREATE, COMPLETE or GET:  RETRY_WAIT ─► the same request
  *   a 5xx answer to one part:  that part alone waits on its slot's timer and goes again
  *
+ *   with a StorageUploadHook:  RECORD before CREATE is sent, and RECORD after its answer
+ *                              named the upload, before the first part (the caller's write-ahead)
+ *   abort:                [LIST ─►] ABORT × N ─► DONE   (storage_abort_uploads())
  *   a failure once an upload id exists:  ABORT ─► DONE (done runs after the abort answered)
  *   storage_cancel():                    CANCELLED ─► freed (the abort is fire and forget)
  *
@@ -129,12 +133,15 @@ typedef void (*storage_op_step_fn)(StorageOp *op);
 typedef enum OpKind {
         OP_PUT,
         OP_GET,
+        OP_ABORT,          /* storage_abort_uploads(): what a killed client left (storage-abort.c) */
 } OpKind;
 
 typedef enum OpPhase {
         PHASE_FILL,        /* stream: reading the next part into the buffer */
         PHASE_PUT,         /* PutObject in flight */
         PHASE_CREATE,      /* CreateMultipartUpload in flight */
+        PHASE_RECORD,      /* the caller records the upload (StorageUploadHook) before it goes on */
+        PHASE_LIST,        /* ListMultipartUploads in flight (storage_abort_uploads()) */
         PHASE_PART,        /* UploadPart in flight */
         PHASE_COMPLETE,    /* CompleteMultipartUpload in flight */
         PHASE_VERIFY,      /* HeadObject after a retried Complete met NoSuchUpload */
@@ -290,6 +297,14 @@ struct StorageOp {
         uint64_t parts_pos;       /* bytes of the parts in flight handed to libcurl */
         char **etags;             /* of the stored parts, by part number - 1 */
         unsigned etags_alloc;
+        StorageUploadHook hook;   /* the caller's write-ahead of the upload, or {} */
+        bool record_done;         /* the caller answered the hook (storage_upload_recorded()) */
+        int record_error;         /* … with this outcome */
+
+        /* abort (storage-abort.c) */
+        char **abort_ids;         /* the uploads to abort */
+        unsigned n_abort_ids;
+        unsigned abort_next;      /* the next of them */
 
         /* get */
         bool to_memory;
@@ -436,3 +451,6 @@ int storage_op_start_create(StorageOp *op);
 /* Stream: op->filling holds a part. With an upload id it goes up now, and the next slot
  * free starts filling; without, it waits (PART_READY) for CreateMultipartUpload. */
 void storage_op_part_filled(StorageOp *op);
+/* The caller answered the hook (storage_upload_recorded()) while the operation waited in
+ * RECORD: goes on (the timer calls it). */
+void storage_op_record_continue(StorageOp *op);

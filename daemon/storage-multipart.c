@@ -19,6 +19,8 @@
 #include "storage-internal.h"
 
 static void op_start_complete(StorageOp *op);
+static int op_send_create(StorageOp *op);
+static bool op_record(StorageOp *op);
 
 /* Upstream: CompleteMultipartUpload answered (or its HeadObject check). */
 static void on_verify_done(const UpstreamResponse *resp, void *userdata) {
@@ -472,7 +474,7 @@ static void op_parts_begin(StorageOp *op) {
 static void op_repeat_create(StorageOp *op) {
         int r;
 
-        r = storage_op_start_create(op);
+        r = op_send_create(op);
         if (r < 0)
                 storage_op_fail_repeat(op, r);
 }
@@ -506,11 +508,14 @@ static void on_create_done(const UpstreamResponse *resp, void *userdata) {
         op->upload_id = TAKE_PTR(id);
         log_debug("s3://%s/%s: multipart upload started, parts of %" PRIu64 " bytes",
                   op->bucket, op->key, op->part_size);
+        /* the caller records the upload id before the first part */
+        if (op_record(op))
+                return;
         op_parts_begin(op);
 }
 
-/* Starts CreateMultipartUpload. */
-int storage_op_start_create(StorageOp *op) {
+/* Sends CreateMultipartUpload. */
+static int op_send_create(StorageOp *op) {
         UpstreamCall call = {
                 .method = UPSTREAM_POST,
                 .headers = storage_headers_plain,
@@ -527,4 +532,70 @@ int storage_op_start_create(StorageOp *op) {
                 return r;
         op->phase = PHASE_CREATE;
         return 0;
+}
+
+/* ---- the caller's write-ahead (StorageUploadHook) ------------------------------------------ */
+
+/* Asks the caller to record the upload (its intent before Create, its id after): returns
+ * true when the operation waits for the answer in RECORD, or failed. */
+static bool op_record(StorageOp *op) {
+        int r;
+
+        if (!op->hook.cb)
+                return false;
+        op->record_done = false;
+        op->record_error = 0;
+        r = op->hook.cb(op, op->upload_id, op->hook.userdata);
+        if (r == 0)
+                return false;
+        if (r < 0) {
+                storage_op_set_error(op, r, 0, NULL, "The multipart upload could not be recorded: %s",
+                                     strerror(-r));
+                storage_op_fail(op);
+                return true;
+        }
+        op->phase = PHASE_RECORD;
+        if (op->record_done)
+                storage_op_arm(op, 0); /* answered from inside the hook */
+        return true;
+}
+
+/* The caller answered. */
+void storage_upload_recorded(StorageOp *op, int error) {
+        if (!op || op->record_done)
+                return;
+        op->record_done = true;
+        op->record_error = error;
+        if (op->phase == PHASE_RECORD)
+                storage_op_arm(op, 0);
+}
+
+/* The timer after the answer: on with Create or the parts, or the failure. */
+void storage_op_record_continue(StorageOp *op) {
+        int r;
+
+        assert(op->phase == PHASE_RECORD);
+        if (op->record_error < 0) {
+                storage_op_set_error(op, op->record_error, 0, NULL,
+                                     "The multipart upload could not be recorded: %s",
+                                     strerror(-op->record_error));
+                storage_op_fail(op);
+                return;
+        }
+        if (op->upload_id) {
+                op_parts_begin(op);
+                return;
+        }
+        r = op_send_create(op);
+        if (r < 0) {
+                storage_op_set_error(op, r, 0, NULL, "CreateMultipartUpload: %s", strerror(-r));
+                storage_op_fail(op);
+        }
+}
+
+/* Starts CreateMultipartUpload, once the caller recorded its intent. */
+int storage_op_start_create(StorageOp *op) {
+        if (op_record(op))
+                return 0;
+        return op_send_create(op);
 }

@@ -30,6 +30,8 @@ static const char *const phase_table[_PHASE_MAX] = {
         [PHASE_FILL] = "fill",
         [PHASE_PUT] = "put",
         [PHASE_CREATE] = "create",
+        [PHASE_RECORD] = "record",
+        [PHASE_LIST] = "list",
         [PHASE_PART] = "part",
         [PHASE_COMPLETE] = "complete",
         [PHASE_VERIFY] = "verify",
@@ -127,6 +129,9 @@ StorageOp *storage_op_free(StorageOp *op) {
                 explicit_bzero_safe(op->buf, op->buf_cap);
         free(op->buf);
         free(op->upload_id);
+        for (unsigned i = 0; i < op->n_abort_ids; i++)
+                free(op->abort_ids[i]);
+        free(op->abort_ids);
         free(op->data);
         free(op->object_etag);
         free(op->s3_code);
@@ -546,6 +551,10 @@ static void on_op_timer(evutil_socket_t fd, short what, void *userdata) {
                 break;
         case PHASE_RETRY_WAIT:
                 op->repeat(op); /* the wait is over: the same request again */
+                break;
+        case PHASE_RECORD:
+                if (op->record_done)
+                        storage_op_record_continue(op); /* the caller recorded the upload */
                 break;
         default:
                 break;

@@ -231,6 +231,13 @@ static int op_start_upload(StorageOp *op, uint64_t threshold) {
 int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred, int fd,
                    int64_t size, storage_progress_cb progress, storage_done_cb done,
                    void *userdata, StorageOp **ret) {
+        return storage_put_fd_hooked(s, s3url, cred, fd, size, NULL, progress, done, userdata, ret);
+}
+
+/* Uploads from a descriptor, with the caller's write-ahead. */
+int storage_put_fd_hooked(Storage *s, const char *s3url, const StorageCredentials *cred, int fd,
+                          int64_t size, const StorageUploadHook *hook, storage_progress_cb progress,
+                          storage_done_cb done, void *userdata, StorageOp **ret) {
         StorageOp *op = NULL;
         int r;
 
@@ -240,6 +247,8 @@ int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred
         r = storage_op_new(s, OP_PUT, s3url, cred, done, userdata, &op);
         if (r < 0)
                 goto fail;
+        if (hook)
+                op->hook = *hook;
         op->progress = progress;
         op->part_size = s->part_size;
         r = storage_op_adopt_fd(op, fd);
@@ -290,6 +299,13 @@ fail:
 int storage_put_memory(Storage *s, const char *s3url, const StorageCredentials *cred,
                        const void *data, size_t len, storage_done_cb done, void *userdata,
                        StorageOp **ret) {
+        return storage_put_memory_hooked(s, s3url, cred, data, len, NULL, done, userdata, ret);
+}
+
+/* Uploads from memory, with the caller's write-ahead. */
+int storage_put_memory_hooked(Storage *s, const char *s3url, const StorageCredentials *cred,
+                              const void *data, size_t len, const StorageUploadHook *hook,
+                              storage_done_cb done, void *userdata, StorageOp **ret) {
         StorageOp *op = NULL;
         int r;
 
@@ -298,6 +314,8 @@ int storage_put_memory(Storage *s, const char *s3url, const StorageCredentials *
         r = storage_op_new(s, OP_PUT, s3url, cred, done, userdata, &op);
         if (r < 0)
                 goto fail;
+        if (hook)
+                op->hook = *hook;
         op->source = SOURCE_MEMORY;
         op->size = len;
         op->size_known = true;

@@ -143,6 +143,43 @@ char *storage_object_url(const Storage *s, const char *bucket, const char *key, 
 int storage_put_fd(Storage *s, const char *s3url, const StorageCredentials *cred, int fd, int64_t size,
                    storage_progress_cb progress, storage_done_cb done, void *userdata, StorageOp **ret);
 
+/* The write-ahead of a multipart upload: a caller that must be able to abort an upload after a
+ * crash records it before it exists. The hook is called before CreateMultipartUpload is sent
+ * (upload_id NULL), and once its answer named the upload (upload_id), before the first part.
+ * It returns 0 to go on at once, -errno to fail the upload (aborting it when it exists), or
+ * 1 when the caller answers later with storage_upload_recorded() (the operation waits until
+ * then; a cancel in the meantime aborts the upload as usual). A PutObject (at most the
+ * threshold) calls nothing: it leaves nothing behind. Called from a libevent callback or from
+ * inside storage_put_*_hooked(). */
+typedef int (*storage_upload_cb)(StorageOp *op, const char *upload_id, void *userdata);
+
+typedef struct StorageUploadHook {
+        storage_upload_cb cb;
+        void *userdata;
+} StorageUploadHook;
+
+/* storage_put_fd() and storage_put_memory() with a write-ahead hook (NULL: none; copied). */
+int storage_put_fd_hooked(Storage *s, const char *s3url, const StorageCredentials *cred, int fd, int64_t size,
+                          const StorageUploadHook *hook, storage_progress_cb progress, storage_done_cb done,
+                          void *userdata, StorageOp **ret);
+int storage_put_memory_hooked(Storage *s, const char *s3url, const StorageCredentials *cred, const void *data,
+                              size_t len, const StorageUploadHook *hook, storage_done_cb done, void *userdata,
+                              StorageOp **ret);
+
+/* The answer to a hook that returned 1: error 0 goes on, a -errno fails the upload with it
+ * (aborting the upload when it exists; done's message says the upload could not be
+ * recorded). May be called from inside the hook. NULL-safe. */
+void storage_upload_recorded(StorageOp *op, int error);
+
+/* Aborts what a client stopped during a multipart upload to s3url may have left upstream:
+ * the upload `upload_id` (AbortMultipartUpload), or with upload_id NULL every upload in
+ * progress of exactly that key (ListMultipartUploads with the key as prefix, then an abort of
+ * each). An upload already gone (NoSuchUpload) counts as aborted. done: error 0 once nothing
+ * of the key is left in progress, `bytes` the uploads aborted; transient answers are repeated
+ * as for the other requests. Returns 0 or -errno (never calling done), as storage_put_fd(). */
+int storage_abort_uploads(Storage *s, const char *s3url, const StorageCredentials *cred, const char *upload_id,
+                          storage_done_cb done, void *userdata, StorageOp **ret);
+
 /* Uploads `len` bytes from memory (copied). */
 int storage_put_memory(Storage *s, const char *s3url, const StorageCredentials *cred, const void *data,
                        size_t len, storage_done_cb done, void *userdata, StorageOp **ret);
