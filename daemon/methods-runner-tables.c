@@ -24,6 +24,7 @@
 #include "methods-runner.h"
 #include "op.h"
 #include "runner-config.h"
+#include "runner-uploads.h"
 #include "runner.h"
 #include "scrub.h"
 #include "storage.h"
@@ -46,6 +47,13 @@ typedef struct UploadItem {
         uint64_t bytes;
 } UploadItem;
 
+/* A save of an upload's record that the upload waits for; the Op lets go of it when it ends
+ * first (a->record = NULL). */
+typedef struct UploadRecordWait {
+        struct AddTableOp *add;  /* NULL once the Op went */
+        StorageOp *storage;      /* the upload that waits */
+} UploadRecordWait;
+
 typedef struct AddTableOp {
         Op op;
         Runner *runner;
@@ -56,6 +64,8 @@ typedef struct AddTableOp {
         StorageOp *storage;
         Notifier notifier;
         uint64_t last_notified;
+        UploadRecordWait *record;  /* the save of the upload's record in flight, or NULL */
+        int record_error;          /* that save failed: the upload is refused (state_not_saved) */
 } AddTableOp;
 
 /* Releases an upload item. */
@@ -70,6 +80,8 @@ static void upload_item_done(UploadItem *it) {
 static void add_table_cleanup(Op *op) {
         AddTableOp *a = (AddTableOp *) op;
 
+        if (a->record)
+                a->record->add = NULL;
         storage_cancel(a->storage);
         for (size_t i = 0; i < a->n_items; i++)
                 upload_item_done(&a->items[i]);
@@ -176,8 +188,16 @@ static void on_uploaded(const StorageResult *res, void *userdata) {
 
         a->storage = NULL;
         if (res->error < 0) {
-                json_object *data = json_object_new_object();
+                json_object *data;
 
+                /* the upload is aborted: once that is confirmed its record goes */
+                (void) runners_abort_uploads(a->op.core->runners, a->op.core->api, a->op.core->storage,
+                                             a->op.core->config->api_url, a->runner, NULL, it->storage_url);
+                if (a->record_error < 0) {
+                        reply_not_saved(op_finish(&a->op), a->runner, a->record_error, false);
+                        return;
+                }
+                data = json_object_new_object();
                 if (data) {
                         if (res->status > 0)
                                 json_object_object_add(data, "status", json_object_new_int64(res->status));
@@ -192,8 +212,59 @@ static void on_uploaded(const StorageResult *res, void *userdata) {
                 return;
         }
         it->bytes = res->bytes;
+        /* complete: its record goes with the table's save */
+        runner_upload_forget(a->runner, it->storage_url);
         a->cur++;
         upload_next(a);
+}
+
+/* The save of an upload's record ended: the upload goes on, or fails with the save's error. */
+static void on_upload_recorded(Runner *r, int error, void *userdata) {
+        UploadRecordWait *w = userdata;
+        AddTableOp *a = w->add;
+        StorageOp *op = w->storage;
+
+        free(w);
+        if (!a)
+                return; /* the Op went, and its upload with it */
+        a->record = NULL;
+        if (error < 0) {
+                UploadItem *it = &a->items[a->cur];
+                int i = -1;
+
+                a->record_error = error;
+                /* an intent whose save failed names nothing upstream */
+                for (size_t k = 0; k < json_array_len(r->uploads); k++)
+                        if (streq_ptr(json_str(json_object_array_get_idx(r->uploads, k), "url"), it->storage_url) &&
+                            !json_str(json_object_array_get_idx(r->uploads, k), "upload_id"))
+                                i = (int) k;
+                if (i >= 0)
+                        runner_upload_forget(r, it->storage_url);
+        }
+        storage_upload_recorded(op, error);
+}
+
+/* The storage is about to create a multipart upload (upload_id NULL) or has created it: the
+ * runner records it before anything more goes upstream (runner-uploads.h). */
+static int on_upload_record(StorageOp *op, const char *upload_id, void *userdata) {
+        AddTableOp *a = userdata;
+        UploadItem *it = &a->items[a->cur];
+        UploadRecordWait *w;
+        int q;
+
+        w = calloc(1, sizeof(UploadRecordWait));
+        if (!w)
+                return -ENOMEM;
+        *w = (UploadRecordWait){ .add = a, .storage = op };
+        a->record = w;
+        q = runner_upload_record(a->runner, json_str(a->params, "table_name"), it->storage_url, upload_id,
+                                 on_upload_recorded, w);
+        if (q < 0) {
+                a->record = NULL;
+                free(w);
+                return q;
+        }
+        return 1;
 }
 
 /* The storage credentials for the item arrived: upload. */
@@ -202,6 +273,7 @@ static void on_upload_access(const ApiResponse *resp, const ApiError *err, void 
         UploadItem *it = &a->items[a->cur];
         json_object *creds;
         StorageCredentials sc;
+        StorageUploadHook hook = { .cb = on_upload_record, .userdata = a };
         int q;
 
         a->op.req = NULL;
@@ -221,11 +293,11 @@ static void on_upload_access(const ApiResponse *resp, const ApiError *err, void 
                 return;
         }
         if (it->fd >= 0)
-                q = storage_put_fd(a->op.core->storage, it->storage_url, &sc, it->fd, it->size, on_upload_progress,
-                                   on_uploaded, a, &a->storage);
+                q = storage_put_fd_hooked(a->op.core->storage, it->storage_url, &sc, it->fd, it->size, &hook,
+                                          on_upload_progress, on_uploaded, a, &a->storage);
         else
-                q = storage_put_memory(a->op.core->storage, it->storage_url, &sc, it->inline_data, it->inline_len,
-                                       on_uploaded, a, &a->storage);
+                q = storage_put_memory_hooked(a->op.core->storage, it->storage_url, &sc, it->inline_data,
+                                              it->inline_len, &hook, on_uploaded, a, &a->storage);
         explicit_bzero((char *) sc.secret_access_key, strlen(sc.secret_access_key));
         if (q < 0)
                 call_reply_errno(op_finish(&a->op), q, "Cannot start the upload: %m");
@@ -426,6 +498,11 @@ static int method_add_table(Call *c, json_object *params) {
                                          "the descriptor names a file whose size the kernel does not tell (procfs, sysfs); "
                                          "pass its content through a pipe, or inline");
         }
+        if (q < 0)
+                return op_start_failed(&a->op, q);
+        /* what an earlier add_table of the table left upstream when the daemon was stopped */
+        q = runners_abort_uploads(c->core->runners, c->core->api, c->core->storage, c->core->config->api_url, r,
+                                  table, NULL);
         if (q < 0)
                 return op_start_failed(&a->op, q);
         r->busy = "uploading";

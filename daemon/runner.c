@@ -81,6 +81,7 @@ static void runner_free(Runner *r) {
         json_object_put(r->last_error);
         json_object_put(r->run);
         json_object_put(r->past_sets);
+        json_object_put(r->uploads);
         free(r);
 }
 
@@ -185,6 +186,8 @@ static json_object *runner_to_file_json(const Runner *r) {
         json_object_object_add(o, "jobs", jobs);
         json_object_object_add(o, "run", json_object_get(r->run));
         json_object_object_add(o, "past_sets", json_object_get(r->past_sets));
+        if (json_array_len(r->uploads) > 0)
+                json_object_object_add(o, "uploads", json_object_get(r->uploads));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t) r->created_at));
         json_object_object_add(o, "updated_at", json_object_new_int64((int64_t) r->updated_at));
         return o;
@@ -555,6 +558,10 @@ static int runner_from_file_json(Runners *rs, const char *file, json_object *o, 
                 json_object_put(r->past_sets);
                 r->past_sets = json_object_get(v);
         }
+        /* multipart uploads the daemon stopped in the middle of: aborted at start */
+        if (json_object_object_get_ex(o, "uploads", &v) && json_object_is_type(v, json_type_array) &&
+            json_array_len(v) > 0)
+                r->uploads = json_object_get(v);
         /* a run the daemon stopped in the middle of: its set is asked for its jobs at once */
         if (json_object_object_get_ex(o, "run", &v) && json_object_is_type(v, json_type_object)) {
                 r->run = json_object_get(v);
@@ -656,6 +663,10 @@ Runners *runners_free(Runners *rs) {
 
         if (!rs)
                 return NULL;
+        /* the aborts of upload records in flight hold runners, requests and saves */
+        if (rs->uploads_free)
+                rs->uploads_free(rs->uploads);
+        rs->uploads = NULL;
         /* the queued saves are written (their callbacks run) before the last attempt */
         rs->writer = state_writer_free(rs->writer);
         if (runners_pending(rs) > 0 && runners_save_pending(rs) > 0)

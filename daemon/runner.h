@@ -88,6 +88,8 @@ struct Runner {
         json_object *last_error; /* the last poll error, or NULL */
         json_object *run;        /* the write-ahead record of a runner.run not finished, or NULL (below) */
         json_object *past_sets;  /* the sets of earlier runs, oldest first (below) */
+        json_object *uploads;    /* the write-ahead records of its multipart uploads, or NULL
+                                  * (runner-uploads.h) */
         bool reconcile;          /* the set's jobs are adopted from its next poll (below) */
         struct RunnerWaiterList waiters;
         unsigned n_ref;
@@ -112,6 +114,8 @@ struct Runners {
         unsigned save_retry_ms;  /* the retry timer's next delay (backoff) */
         int last_save_error;     /* the -errno of the last failed save, 0 after a success */
         char *access_batch_missing; /* the API URL of a server without POST /access/batch, or NULL */
+        struct RunnerUploads *uploads; /* the aborts of upload records in flight (runner-uploads.h) */
+        void (*uploads_free)(struct RunnerUploads *u); /* ends them, at the registry's end first */
 };
 
 /* Creates the registry and loads the runners saved in state_directory/runners, resuming the

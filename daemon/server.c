@@ -31,6 +31,7 @@
 #include "poller.h"
 #include "protocol.h"
 #include "proxy.h"
+#include "runner-uploads.h"
 #include "runner.h"
 #include "storage.h"
 #include "server.h"
@@ -593,6 +594,10 @@ int server_start(Server *s) {
                                  streq(config_proxy_source(s->core.config), "config") ? "configuration" : "environment");
         }
         api_compat_check(s->core.api);
+        /* the multipart uploads a killed daemon left upstream (runner-uploads.h) */
+        if (runners_abort_uploads(s->core.runners, s->core.api, s->core.storage, s->core.config->api_url, NULL, NULL,
+                                  NULL) < 0)
+                return log_oom();
 
         s->state = SERVER_RUNNING;
         server_update_status(s);
