@@ -190,9 +190,16 @@ static void on_uploaded(const StorageResult *res, void *userdata) {
         if (res->error < 0) {
                 json_object *data;
 
-                /* the upload is aborted: once that is confirmed its record goes */
-                (void) runners_abort_uploads(a->op.core->runners, a->op.core->api, a->op.core->storage,
-                                             a->op.core->config->api_url, a->runner, NULL, it->storage_url);
+                /* the upload is aborted: its record goes, or, when that is not sure, once an
+                 * abort is confirmed */
+                if (res->upload_left)
+                        (void) runners_abort_uploads(a->op.core->runners, a->op.core->api, a->op.core->storage,
+                                                     a->op.core->config->api_url, a->runner, NULL, it->storage_url);
+                else if (runner_has_uploads(a->runner)) {
+                        runner_upload_forget(a->runner, it->storage_url);
+                        /* a failure leaves the runner unsaved, for the retries (runner.h) */
+                        (void) runner_save_async(a->runner, NULL, NULL);
+                }
                 if (a->record_error < 0) {
                         reply_not_saved(op_finish(&a->op), a->runner, a->record_error, false);
                         return;

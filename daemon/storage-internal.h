@@ -300,6 +300,7 @@ struct StorageOp {
         StorageUploadHook hook;   /* the caller's write-ahead of the upload, or {} */
         bool record_done;         /* the caller answered the hook (storage_upload_recorded()) */
         int record_error;         /* … with this outcome */
+        bool upload_left;         /* the upload may be in progress still (StorageResult) */
 
         /* abort (storage-abort.c) */
         char **abort_ids;         /* the uploads to abort */

@@ -486,6 +486,9 @@ static void on_create_done(const UpstreamResponse *resp, void *userdata) {
         int r;
 
         op->req = NULL;
+        /* without an answer the upload may exist all the same */
+        if (resp->error < 0)
+                op->upload_left = true;
         if (storage_op_answer_handled(op, resp, "CreateMultipartUpload", op_repeat_create))
                 return;
         if (resp->status != 200 || xml_root_is(resp->body, resp->body_len, "Error")) {

@@ -348,6 +348,8 @@ static void on_abort_done(const UpstreamResponse *resp, void *userdata) {
 
         op->req = NULL;
         op->upload_id = mfree(op->upload_id);
+        if (resp->error < 0 || (resp->status / 100 != 2 && resp->status != 404))
+                op->upload_left = true;
         if (resp->error < 0)
                 log_debug("Aborting the multipart upload of s3://%s/%s failed: %s", op->bucket,
                           op->key, resp->error_text);
@@ -400,6 +402,7 @@ void storage_op_fail(StorageOp *op) {
         if (r < 0) {
                 log_debug_errno(r, "Failed to start aborting the multipart upload of s3://%s/%s: "
                                    "%m", op->bucket, op->key);
+                op->upload_left = true;
                 op->upload_id = mfree(op->upload_id);
                 storage_op_finish(op);
                 return;
@@ -442,6 +445,7 @@ static void op_deliver(StorageOp *op) {
                 .len = op->error >= 0 && op->to_memory ? (size_t) op->received : 0,
                 .etag = op->error >= 0 ? op->etag : NULL,
                 .fd_failed = op->error < 0 && op->fd_failed,
+                .upload_left = op->error < 0 && op->upload_left,
         };
         done(&res, userdata);
         storage_op_free(op);

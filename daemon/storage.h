@@ -106,6 +106,9 @@ typedef struct StorageResult {
         bool fd_failed;           /* the failure is the caller's descriptor's (reading or writing
                                    * it failed, or it held fewer or more bytes than announced),
                                    * not the storage's: an io_error, whatever the status */
+        bool upload_left;         /* a failed put's multipart upload may still be in progress
+                                   * upstream: its abort failed, or CreateMultipartUpload got no
+                                   * answer (storage_abort_uploads() settles it) */
 } StorageResult;
 
 typedef void (*storage_done_cb)(const StorageResult *res, void *userdata);
