@@ -15,6 +15,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "errors.h"
 #include "frame.h"
@@ -979,7 +982,16 @@ static size_t utf8_bad_bytes(const char *s, size_t n) {
         for (size_t i = 0, l; i < n; i += l) {
                 uint64_t w;
 
-                /* eight ASCII bytes at a time: a reply is mostly ASCII */
+                /* 32, then eight ASCII bytes at a time: a reply is mostly ASCII */
+                if (n - i >= 32) {
+                        uint64_t v[4];
+
+                        memcpy(v, s + i, 32);
+                        if (((v[0] | v[1] | v[2] | v[3]) & UINT64_C(0x8080808080808080)) == 0) {
+                                l = 32;
+                                continue;
+                        }
+                }
                 if (n - i >= 8 && (memcpy(&w, s + i, 8), (w & UINT64_C(0x8080808080808080)) == 0)) {
                         l = 8;
                         continue;
@@ -995,6 +1007,28 @@ static size_t utf8_bad_bytes(const char *s, size_t n) {
                 }
         }
         return bad;
+}
+
+/* Whether every byte of s[0..n) is printable ASCII or DEL (0x20-0x7f): the common case of a
+ * reply's text, which then holds neither a line break nor a byte that is not UTF-8. Sixteen
+ * bytes at a time where SSE2 is there: a signed byte below 0x20 is one of 0x00-0x1f or
+ * 0x80-0xff. */
+static bool text_printable_ascii(const char *s, size_t n) {
+        size_t i = 0;
+
+#ifdef __SSE2__
+        const __m128i lim = _mm_set1_epi8(0x20);
+        __m128i bad = _mm_setzero_si128();
+
+        for (; n - i >= 16; i += 16)
+                bad = _mm_or_si128(bad, _mm_cmplt_epi8(_mm_loadu_si128((const __m128i *) (const void *) (s + i)), lim));
+        if (_mm_movemask_epi8(bad) != 0)
+                return false;
+#endif
+        for (; i < n; i++)
+                if ((signed char) s[i] < 0x20)
+                        return false;
+        return true;
 }
 
 /* Copies s[0..n) to p with each byte utf8_bad_bytes() counts replaced by U+FFFD (bad of them:
@@ -1075,9 +1109,14 @@ json_object *json_raw_new(const char *text, size_t len) {
         json_object *o;
         char *p;
 
-        if (len > INT_MAX / 2 || frame_check_encodable(text, len) < 0)
+        if (len > INT_MAX / 2)
                 return NULL;
-        bad = utf8_bad_bytes(text, len);
+        if (text_printable_ascii(text, len))
+                bad = 0; /* neither a line break nor a byte that is not UTF-8 */
+        else if (frame_check_encodable(text, len) < 0)
+                return NULL;
+        else
+                bad = utf8_bad_bytes(text, len);
         t = malloc(sizeof(RawText) + len + 2 * bad + 1);
         if (!t)
                 return NULL;
@@ -1282,6 +1321,86 @@ int json_to_wire_text(json_object *o, char **ret, size_t *ret_len) {
         return 0;
 }
 
+/* ---- JsonText: a text written piece by piece (jsonrpc.h) ---- */
+
+bool json_text_reserve(JsonText *t, size_t n) {
+        WBuf b;
+
+        if (t->oom)
+                return false;
+        b = (WBuf) { t->p, t->n, t->cap };
+        if (wbuf_reserve(&b, n) < 0) {
+                t->oom = true;
+                return false;
+        }
+        t->p = b.p;
+        t->cap = b.cap;
+        return true;
+}
+
+void json_text_add_u64(JsonText *t, uint64_t v) {
+        size_t n = 1;
+        char *q;
+
+        if (t->cap - t->n < 20 && !json_text_reserve(t, 20))
+                return;
+        for (uint64_t x = v; x >= 10; x /= 10)
+                n++;
+        t->n += n;
+        q = t->p + t->n;
+        do
+                *--q = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+}
+
+void json_text_add_i64(JsonText *t, int64_t v) {
+        if (v < 0) {
+                json_text_add(t, "-", 1);
+                json_text_add_u64(t, 0 - (uint64_t) v);
+        } else
+                json_text_add_u64(t, (uint64_t) v);
+}
+
+void json_text_add_value(JsonText *t, json_object *o) {
+        WBuf b;
+
+        if (t->oom)
+                return;
+        b = (WBuf) { t->p, t->n, t->cap };
+        if (json_write(&b, o, 0) < 0)
+                t->oom = true;
+        /* what was written before a failure stays allocated: the writer frees it */
+        t->p = b.p;
+        t->n = b.n;
+        t->cap = b.cap;
+}
+
+void json_text_add_str(JsonText *t, const char *s) {
+        size_t n;
+
+        if (!s) {
+                json_text_add(t, "null", 4);
+                return;
+        }
+        n = strlen(s);
+        if (json_string_plain(s, n)) {
+                if (t->cap - t->n < n + 2 && !json_text_reserve(t, n + 2))
+                        return;
+                t->p[t->n++] = '"';
+                memcpy(t->p + t->n, s, n);
+                t->n += n;
+                t->p[t->n++] = '"';
+        } else {
+                json_object *o = json_object_new_string_len(s, (int) n);
+
+                if (!o)
+                        t->oom = true;
+                else
+                        json_text_add_value(t, o);
+                json_object_put(o);
+        }
+}
+
 /* The wire text of a result reply, built from the serialized result and id (no reply object
  * is made: this is every successful call's path). */
 int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t *ret_len) {
@@ -1402,4 +1521,22 @@ json_object *json_new_rounded(double v, int decimals) {
                 return json_object_new_double(v);
         (void) json_rounded_text(v, decimals, buf);
         return json_object_new_double_s(strtod(buf, NULL), buf);
+}
+
+void json_text_add_rounded(JsonText *t, double v, int decimals) {
+        char b[JSON_ROUNDED_TEXT_MAX];
+
+        if (isnan(v) || isinf(v))
+                v = 0;
+        if (v >= 1e15 || v <= -1e15) {
+                json_object *o = json_new_rounded(v, decimals);
+
+                if (!o)
+                        t->oom = true;
+                else
+                        json_text_add_value(t, o);
+                json_object_put(o);
+                return;
+        }
+        json_text_add(t, b, json_rounded_text(v, decimals, b));
 }

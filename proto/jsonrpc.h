@@ -27,6 +27,8 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "jsonc-helpers.h"
 
@@ -141,6 +143,46 @@ json_object *json_raw_new(const char *text, size_t len);
  * gives, faster (integers and plain strings without printf and printbuf; the reply writer's
  * own serializer). Returns 0 with a NUL-terminated text to free, or -ENOMEM. */
 int json_to_wire_text(json_object *o, char **ret, size_t *ret_len);
+
+/* A JSON text written piece by piece (a reply assembled from several modules' blocks, such as
+ * daemon.status), byte for byte what json-c would write for the same values with
+ * JSONRPC_WIRE_FLAGS. A failed allocation is remembered in `oom` and makes every later call
+ * a no-op; the writer frees p. */
+typedef struct JsonText JsonText;
+struct JsonText {
+        char *p;
+        size_t n, cap;
+        bool oom;
+};
+
+/* Makes room for n more bytes; false (and oom set) when memory is short. */
+bool json_text_reserve(JsonText *t, size_t n);
+
+/* Appends n bytes as they are. */
+static inline void json_text_add(JsonText *t, const char *s, size_t n) {
+        if (__builtin_expect(t->cap - t->n < n, 0) && !json_text_reserve(t, n))
+                return;
+        memcpy(t->p + t->n, s, n);
+        t->n += n;
+}
+/* Appends a NUL-terminated text as it is (a key, punctuation: its length is known when it
+ * is a literal). */
+#define json_text_add_literal(t, s) json_text_add((t), (s), strlen(s))
+/* Appends an integer as json-c writes it. */
+void json_text_add_u64(JsonText *t, uint64_t v);
+void json_text_add_i64(JsonText *t, int64_t v);
+static inline void json_text_add_bool(JsonText *t, bool v) {
+        if (v)
+                json_text_add(t, "true", 4);
+        else
+                json_text_add(t, "false", 5);
+}
+/* Appends a string as json-c writes it (NULL: null). */
+void json_text_add_str(JsonText *t, const char *s);
+/* Appends a value as json_to_wire_text() writes it (NULL: null). Borrows o. */
+void json_text_add_value(JsonText *t, json_object *o);
+/* Appends what json_new_rounded(v, decimals) is written as. */
+void json_text_add_rounded(JsonText *t, double v, int decimals);
 
 /* The text of a raw value (json_raw_new()); false for any other value. */
 bool json_raw_get(json_object *o, const char **ret, size_t *ret_len);
