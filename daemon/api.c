@@ -68,6 +68,11 @@ struct Api {
 
         CompatStatus compat;
         json_object *compat_answer;
+        uint64_t compat_answer_changes; /* bumped whenever compat_answer is replaced */
+        char *compat_answer_text;       /* its text as of compat_answer_text_changes */
+        size_t compat_answer_text_len;
+        uint64_t compat_answer_text_changes;
+        bool compat_answer_text_valid;
         uint64_t compat_at_usec;
         UpstreamRequest *compat_req;
         ApiError compat_error;     /* why the last check failed (COMPAT_FAILED) */
@@ -502,6 +507,7 @@ Api *api_free(Api *a) {
         upstream_request_cancel(a->compat_req);
         upstream_request_cancel(a->refresh_req);
         json_object_put(a->compat_answer);
+        free(a->compat_answer_text);
         api_error_done(&a->compat_error);
         credential_free(a->credential);
         free(a);
@@ -752,6 +758,7 @@ static void on_compat_done(const UpstreamResponse *resp, void *userdata) {
                          * cleaned up as every server message is */
                         json_object_put(a->compat_answer);
                         a->compat_answer = json_cleaned(json, 0);
+                        a->compat_answer_changes++;
                         a->compat_at_usec = now_usec();
                         if (a->compat == COMPAT_COMPATIBLE)
                                 log_info("The Avatar server at %s says this client is compatible.", a->config->api_url);
@@ -822,6 +829,7 @@ void api_compat_invalidate(Api *a) {
         a->compat = a->config->verify_compatibility ? COMPAT_UNCHECKED : COMPAT_DISABLED;
         json_object_put(a->compat_answer);
         a->compat_answer = NULL;
+        a->compat_answer_changes++;
 }
 
 /* The compatibility state. */
@@ -841,9 +849,35 @@ json_object *api_compat_answer(const Api *a) {
 
 /* Age of the last answer. */
 double api_compat_age_s(const Api *a) {
+        return api_compat_age_s_at(a, now_usec());
+}
+
+double api_compat_age_s_at(const Api *a, uint64_t now) {
         if (a->compat_at_usec == 0)
                 return -1;
-        return (double) (now_usec() - a->compat_at_usec) / 1e6;
+        return (double) (now - a->compat_at_usec) / 1e6;
+}
+
+/* The text of the last answer, kept until the answer is replaced. */
+void api_compat_answer_text(const Api *a, JsonText *t) {
+        Api *m = (Api *) a; /* the kept text only */
+
+        if (!a->compat_answer_text_valid || a->compat_answer_text_changes != a->compat_answer_changes) {
+                JsonText r = {};
+
+                json_text_add_value(&r, a->compat_answer);
+                if (r.oom) {
+                        free(r.p);
+                        t->oom = true;
+                        return;
+                }
+                free(m->compat_answer_text);
+                m->compat_answer_text = r.p;
+                m->compat_answer_text_len = r.n;
+                m->compat_answer_text_changes = a->compat_answer_changes;
+                m->compat_answer_text_valid = true;
+        }
+        json_text_add(t, a->compat_answer_text, a->compat_answer_text_len);
 }
 
 /* Starts the shared refresh for an expired login session. */
@@ -1217,4 +1251,18 @@ json_object *api_stats_json(const Api *a) {
         json_object_object_add(o, "token_refreshes", json_object_new_uint64(a->n_refreshes));
         json_object_object_add(o, "secrets_removed", json_object_new_uint64(a->n_secrets_removed));
         return o;
+}
+
+void api_stats_text(const Api *a, JsonText *t) {
+        json_text_add_literal(t, "{\"requests\":");
+        json_text_add_u64(t, a->n_requests);
+        json_text_add_literal(t, ",\"compatibility_checks\":");
+        json_text_add_u64(t, a->n_compat_checks);
+        json_text_add_literal(t, ",\"compatibility_waits\":");
+        json_text_add_u64(t, a->n_compat_waits);
+        json_text_add_literal(t, ",\"token_refreshes\":");
+        json_text_add_u64(t, a->n_refreshes);
+        json_text_add_literal(t, ",\"secrets_removed\":");
+        json_text_add_u64(t, a->n_secrets_removed);
+        json_text_add_literal(t, "}");
 }

@@ -129,8 +129,12 @@ CompatStatus api_compat_status(const Api *a);
 bool api_compat_blocks(const Api *a);
 /* The last /check_client answer (borrowed), or NULL. */
 json_object *api_compat_answer(const Api *a);
-/* Seconds since the last answer, or -1. */
+/* Seconds since the last answer, or -1; _at() at the time `now` (now_usec()). */
 double api_compat_age_s(const Api *a);
+double api_compat_age_s_at(const Api *a, uint64_t now);
+/* The last answer's text as the reply writer writes it (null when there is none), kept
+ * until the answer is replaced (daemon.status). */
+void api_compat_answer_text(const Api *a, JsonText *t);
 /* The sentence that explains an incompatible or unknown answer (server message, versions,
  * what to do). Malloc'd, NULL on OOM. */
 char *api_compat_message(const Api *a, CompatStatus status, json_object *answer);
@@ -164,3 +168,5 @@ char *api_extract_message(const char *body, size_t len, json_object *json);
 
 /* Statistics: {"requests": n, "compat_waits": n, "refreshes": n}. New reference. */
 json_object *api_stats_json(const Api *a);
+/* api_stats_json()'s text, byte for byte, appended to t (daemon.status). */
+void api_stats_text(const Api *a, JsonText *t);

@@ -354,3 +354,21 @@ json_object *cache_stats_json(const Cache *c) {
         json_object_object_add(o, "evictions", json_object_new_uint64(c->evictions));
         return o;
 }
+
+void cache_stats_text(const Cache *c, JsonText *t) {
+        json_text_add_literal(t, "{\"entries\":");
+        json_text_add_u64(t, c->n_entries);
+        json_text_add_literal(t, ",\"hits\":");
+        json_text_add_u64(t, c->hits);
+        json_text_add_literal(t, ",\"misses\":");
+        json_text_add_u64(t, c->misses);
+        json_text_add_literal(t, ",\"coalesced\":");
+        json_text_add_u64(t, c->coalesced);
+        json_text_add_literal(t, ",\"stale_served\":");
+        json_text_add_u64(t, c->stale_served);
+        json_text_add_literal(t, ",\"errors\":");
+        json_text_add_u64(t, c->errors);
+        json_text_add_literal(t, ",\"evictions\":");
+        json_text_add_u64(t, c->evictions);
+        json_text_add_literal(t, "}");
+}

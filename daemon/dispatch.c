@@ -615,6 +615,43 @@ json_object *dispatch_errors_json(const Dispatch *d) {
         return o;
 }
 
+/* dispatch_requests_json()'s and dispatch_errors_json()'s texts (daemon.status). */
+void dispatch_requests_text(const Dispatch *d, JsonText *t) {
+        bool first = true;
+
+        json_text_add_literal(t, "{");
+        for (size_t i = 0; i < d->n_entries; i++)
+                if (d->entries[i].count > 0) {
+                        json_text_add_literal(t, first ? "" : ",");
+                        first = false;
+                        json_text_add_str(t, d->entries[i].name);
+                        json_text_add_literal(t, ":");
+                        json_text_add_u64(t, d->entries[i].count);
+                }
+        if (d->unknown_count > 0) {
+                json_text_add_literal(t, first ? "\"(unknown)\":" : ",\"(unknown)\":");
+                json_text_add_u64(t, d->unknown_count);
+        }
+        json_text_add_literal(t, "}");
+}
+
+void dispatch_errors_text(const Dispatch *d, JsonText *t) {
+        size_t n;
+        const RpcErrorInfo *e = rpc_error_table(&n);
+        bool first = true;
+
+        json_text_add_literal(t, "{");
+        for (size_t i = 0; i < n && i < d->n_errors; i++)
+                if (d->errors[i] > 0) {
+                        json_text_add_literal(t, first ? "" : ",");
+                        first = false;
+                        json_text_add_str(t, e[i].name);
+                        json_text_add_literal(t, ":");
+                        json_text_add_u64(t, d->errors[i]);
+                }
+        json_text_add_literal(t, "}");
+}
+
 /* Requests received (valid or not). */
 uint64_t dispatch_requests_total(const Dispatch *d) {
         return d->total;

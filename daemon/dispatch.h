@@ -19,6 +19,7 @@
 #include <sys/queue.h>
 
 #include "call.h"
+typedef struct JsonText JsonText;
 
 typedef struct Dispatch Dispatch;
 typedef struct DispatchCall DispatchCall;
@@ -86,4 +87,7 @@ unsigned dispatch_inflight(const Dispatch *d);
 /* Per-method request counts and per-class error counts as JSON objects (new references). */
 json_object *dispatch_requests_json(const Dispatch *d);
 json_object *dispatch_errors_json(const Dispatch *d);
+/* Their texts, byte for byte, appended to t (daemon.status). */
+void dispatch_requests_text(const Dispatch *d, JsonText *t);
+void dispatch_errors_text(const Dispatch *d, JsonText *t);
 uint64_t dispatch_requests_total(const Dispatch *d);

@@ -667,3 +667,23 @@ json_object *poller_stats_json(const Poller *p) {
         json_object_object_add(o, "sets_waited", json_object_new_int64(n_waited));
         return o;
 }
+
+void poller_stats_text(const Poller *p, JsonText *t) {
+        const PollSet *s;
+        int64_t n_waited = 0;
+
+        TAILQ_FOREACH(s, &p->sets, link)
+                if (s->n_waiting > 0)
+                        n_waited++;
+        json_text_add_literal(t, "{\"sets\":");
+        json_text_add_i64(t, p->n_sets);
+        json_text_add_literal(t, ",\"watchers\":");
+        json_text_add_i64(t, p->n_watchers);
+        json_text_add_literal(t, ",\"polls\":");
+        json_text_add_u64(t, p->polls);
+        json_text_add_literal(t, ",\"errors\":");
+        json_text_add_u64(t, p->errors);
+        json_text_add_literal(t, ",\"sets_waited\":");
+        json_text_add_i64(t, n_waited);
+        json_text_add_literal(t, "}");
+}

@@ -1144,6 +1144,40 @@ json_object *runners_stats_json(const Runners *rs) {
         return o;
 }
 
+/* runners_stats_json()'s text, byte for byte, appended to t (daemon.status). */
+void runners_stats_text(const Runners *rs, JsonText *t) {
+        const Runner *r;
+        bool first = true;
+
+        json_text_add_literal(t, "{\"runners\":");
+        json_text_add_i64(t, (int64_t) rs->n);
+        json_text_add_literal(t, ",\"damaged_files\":");
+        json_text_add_value(t, rs->damaged);
+        json_text_add_literal(t, ",\"saves\":");
+        json_text_add_u64(t, rs->saves);
+        json_text_add_literal(t, ",\"save_errors\":");
+        json_text_add_u64(t, rs->save_errors);
+        json_text_add_literal(t, ",\"unsaved\":[");
+        TAILQ_FOREACH(r, &rs->list, link)
+                if (r->unsaved) {
+                        json_text_add_literal(t, first ? "" : ",");
+                        first = false;
+                        json_text_add_str(t, r->id);
+                }
+        json_text_add_literal(t, "]");
+        if (rs->writer) {
+                json_text_add_literal(t, ",\"writer\":");
+                state_writer_stats_text(rs->writer, t);
+        }
+        json_text_add_literal(t, ",\"last_save_error\":");
+        json_text_add_str(t, rs->last_save_error < 0 ? strerrorname_np(-rs->last_save_error) ?: "unknown" : NULL);
+        if (rs->sets) {
+                json_text_add_literal(t, ",\"sets\":");
+                set_owners_stats_text(rs->sets, t);
+        }
+        json_text_add_literal(t, "}");
+}
+
 /* ---- the write-ahead of runs ---------------------------------------------------------------- */
 
 /* Whether the runner knows a job of that name. */

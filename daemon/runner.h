@@ -285,6 +285,8 @@ void runner_warn(Runner *r, const char *text);
 /* {"runners": n, "damaged": [...], "saves": n, "save_errors": n, "unsaved": [ids],
  * "last_save_error": "ENOSPC" or null, "sets": {...}}. New reference. */
 json_object *runners_stats_json(const Runners *rs);
+/* Its text, byte for byte, appended to t (daemon.status). */
+void runners_stats_text(const Runners *rs, JsonText *t);
 
 /* ---- the write-ahead of runs ----------------------------------------------------------------
  * runner.run records what it is about to do upstream before it does it, in the runner's

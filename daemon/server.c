@@ -200,6 +200,7 @@ int server_new(struct event_base *base, const ServerOptions *opts, Server **ret,
         s->options = *opts;
         s->state = SERVER_STARTING;
         s->start_usec = now_usec();
+        s->pid = getpid();
         s->start_realtime_usec = now_realtime_usec();
         TAILQ_INIT(&s->clients);
 
@@ -298,6 +299,8 @@ Server *server_free(Server *s) {
         if (s->trim_timer)
                 event_free(s->trim_timer);
         free(s->uid_counts);
+        free(s->proxy_text);
+        free(s->status_buf);
         free(s->last_reload_error);
         free(s);
         return NULL;
@@ -722,6 +725,8 @@ int server_reload(Server *s, char **ret_error) {
         }
         config_free(s->core.config);
         s->core.config = n;
+        s->proxy_text = mfree(s->proxy_text);
+        s->proxy_text_config = NULL;
         log_set_max_level(n->log_level);
         /* SIGHUP also refreshes the compatibility answer */
         api_compat_invalidate(s->core.api);
@@ -884,108 +889,47 @@ static json_object *server_proxy_json(const Config *c) {
 /* ---- daemon.status as text ----
  * daemon.status is written straight to text, in the order and form the object it replaces had
  * (tests/blackbox/test-status-shape holds it to that object's golden shape): the daemon's own
- * counters without an object each, the blocks of the other modules (cache, poller, storage,
- * runners, upstream statistics) from their objects by the reply writer. */
+ * counters and every other module's block written as text into one JsonText (jsonrpc.h),
+ * without objects; what only changes with the configuration (the proxy block) or with an
+ * answer (the compatibility answer, the upstream request counts) kept as text until it does.
+ * One clock read a call. */
 
-typedef struct StatusText {
-        char *p;
-        size_t n, cap;
-        bool oom;
-} StatusText;
+typedef JsonText StatusText;
 
-static void st_put(StatusText *t, const char *s, size_t n) {
-        if (t->oom)
-                return;
-        if (t->cap - t->n < n) {
-                size_t cap = MAX(t->cap * 2, t->n + n + 1024);
-                char *p = realloc(t->p, cap);
+/* The text's buffer is kept for the next call unless it grew larger than this. */
+#define STATUS_BUF_KEEP_BYTES (64u * 1024u)
 
-                if (!p) {
+#define st_put json_text_add
+#define st_puts json_text_add_literal
+#define st_u64 json_text_add_u64
+#define st_i64 json_text_add_i64
+#define st_bool json_text_add_bool
+#define st_str json_text_add_str
+#define st_rounded json_text_add_rounded
+
+/* The proxy block's text: made once per configuration (server_reload() forgets it). */
+static void server_proxy_text(Server *s, JsonText *t) {
+        if (!s->proxy_text || s->proxy_text_config != s->core.config) {
+                JsonText p = {};
+
+                json_object *o = server_proxy_json(s->core.config);
+
+                if (o)
+                        json_text_add_value(&p, o);
+                else
+                        p.oom = true;
+                json_object_put(o);
+                if (p.oom) {
+                        free(p.p);
                         t->oom = true;
                         return;
                 }
-                t->p = p;
-                t->cap = cap;
+                free(s->proxy_text);
+                s->proxy_text = p.p;
+                s->proxy_text_len = p.n;
+                s->proxy_text_config = s->core.config;
         }
-        memcpy(t->p + t->n, s, n);
-        t->n += n;
-}
-
-static void st_puts(StatusText *t, const char *s) {
-        st_put(t, s, strlen(s));
-}
-
-static void st_u64(StatusText *t, uint64_t v) {
-        char b[24], *q = b + sizeof(b);
-
-        do
-                *--q = (char) ('0' + v % 10);
-        while ((v /= 10) > 0);
-        st_put(t, q, (size_t) (b + sizeof(b) - q));
-}
-
-static void st_i64(StatusText *t, int64_t v) {
-        if (v < 0) {
-                st_put(t, "-", 1);
-                st_u64(t, 0 - (uint64_t) v);
-        } else
-                st_u64(t, (uint64_t) v);
-}
-
-static void st_bool(StatusText *t, bool v) {
-        st_puts(t, v ? "true" : "false");
-}
-
-/* A value as the reply writer writes it (NULL: null). Takes o. */
-static void st_json(StatusText *t, json_object *o) {
-        _cleanup_free_ char *text = NULL;
-        size_t n;
-
-        if (!o) {
-                st_put(t, "null", 4);
-                return;
-        }
-        if (json_to_wire_text(o, &text, &n) < 0)
-                t->oom = true;
-        else
-                st_put(t, text, n);
-        json_object_put(o);
-}
-
-/* A string (NULL: null): copied between quotes when json-c would write it so, else json-c's
- * way. */
-static void st_str(StatusText *t, const char *s) {
-        bool plain = true;
-
-        if (!s) {
-                st_put(t, "null", 4);
-                return;
-        }
-        for (const char *c = s; *c; c++)
-                if ((unsigned char) *c < 0x20 || (unsigned char) *c >= 0x7f || *c == '"' || *c == '\\') {
-                        plain = false;
-                        break;
-                }
-        if (!plain) {
-                st_json(t, json_object_new_string(s));
-                return;
-        }
-        st_put(t, "\"", 1);
-        st_puts(t, s);
-        st_put(t, "\"", 1);
-}
-
-/* A number as json_new_rounded() gives it. */
-static void st_rounded(StatusText *t, double v, int decimals) {
-        char b[JSON_ROUNDED_TEXT_MAX];
-
-        if (isnan(v) || isinf(v))
-                v = 0;
-        if (v >= 1e15 || v <= -1e15) {
-                st_json(t, json_object_new_double(v));
-                return;
-        }
-        st_put(t, b, json_rounded_text(v, decimals, b));
+        json_text_add(t, s->proxy_text, s->proxy_text_len);
 }
 
 /* The limits block of daemon.status. */
@@ -1021,16 +965,15 @@ static void server_limits_text(const Server *s, StatusText *t) {
 
 /* The upstream block of daemon.status: URLs, credential kind and source (never the secret),
  * the proxy, compatibility, HTTP statistics and breakers. */
-static void server_upstream_text(Server *s, StatusText *t) {
+static void server_upstream_text(Server *s, StatusText *t, uint64_t now) {
         const Credential *cred = api_get_credential(s->core.api);
-        json_object *answer = api_compat_answer(s->core.api);
 
         st_puts(t, "{\"api_url\":");
         st_str(t, s->core.config->api_url);
         st_puts(t, ",\"storage_url\":");
         st_str(t, s->core.config->storage_url);
         st_puts(t, ",\"proxy\":");
-        st_json(t, server_proxy_json(s->core.config));
+        server_proxy_text(s, t);
         st_puts(t, ",\"credential\":{\"kind\":");
         st_str(t, cred ? credential_kind_to_string(cred->kind) : "none");
         st_puts(t, ",\"source\":");
@@ -1040,22 +983,24 @@ static void server_upstream_text(Server *s, StatusText *t) {
         st_puts(t, ",\"verification\":");
         st_bool(t, s->core.config->verify_compatibility);
         st_puts(t, ",\"answer\":");
-        st_json(t, answer ? json_object_get(answer) : NULL);
+        api_compat_answer_text(s->core.api, t);
         st_puts(t, ",\"age_s\":");
-        st_rounded(t, api_compat_age_s(s->core.api), 3);
+        st_rounded(t, api_compat_age_s_at(s->core.api, now), 3);
         st_puts(t, "},\"breaker\":");
-        st_str(t, upstream_breaker_state(s->core.upstream, s->core.config->api_url));
+        st_str(t, upstream_breaker_state_at(s->core.upstream, s->core.config->api_url, now));
         st_puts(t, ",\"http\":");
-        st_json(t, upstream_stats_json(s->core.upstream));
+        upstream_stats_text(s->core.upstream, t, now);
         st_puts(t, ",\"api\":");
-        st_json(t, api_stats_json(s->core.api));
+        api_stats_text(s->core.api, t);
         st_puts(t, "}");
 }
 
 /* daemon.status: a raw value (json_raw_new()) of its text, NULL on OOM. */
 static json_object *server_status_json(Server *s) {
-        StatusText t = {};
+        /* the buffer of the last call, kept (the reply copies the text) */
+        StatusText t = { .p = TAKE_PTR(s->status_buf), .cap = s->status_buf_cap };
         const ClientCounters *cc = &s->client_host.counters;
+        uint64_t now = now_usec();
         json_object *o;
 
         st_puts(&t, "{\"version\":");
@@ -1063,11 +1008,11 @@ static json_object *server_status_json(Server *s) {
         st_puts(&t, ",\"protocol_version\":");
         st_i64(&t, PROTOCOL_VERSION);
         st_puts(&t, ",\"pid\":");
-        st_i64(&t, (int) getpid());
+        st_i64(&t, (int) s->pid);
         st_puts(&t, ",\"state\":");
         st_str(&t, server_state_to_string(s->state));
         st_puts(&t, ",\"uptime_s\":");
-        st_rounded(&t, (double) (now_usec() - s->start_usec) / 1e6, 3);
+        st_rounded(&t, (double) (now - s->start_usec) / 1e6, 3);
         st_puts(&t, ",\"started_at_unix\":");
         st_i64(&t, (int64_t) (s->start_realtime_usec / USEC_PER_SEC));
         st_puts(&t, ",\"socket\":");
@@ -1111,9 +1056,9 @@ static json_object *server_status_json(Server *s) {
         st_puts(&t, ",\"requests_total\":");
         st_u64(&t, dispatch_requests_total(s->dispatch));
         st_puts(&t, ",\"requests\":");
-        st_json(&t, dispatch_requests_json(s->dispatch));
+        dispatch_requests_text(s->dispatch, &t);
         st_puts(&t, ",\"errors\":");
-        st_json(&t, dispatch_errors_json(s->dispatch));
+        dispatch_errors_text(s->dispatch, &t);
         st_puts(&t, ",\"bytes_received\":");
         st_u64(&t, cc->bytes_received);
         st_puts(&t, ",\"bytes_sent\":");
@@ -1128,20 +1073,26 @@ static json_object *server_status_json(Server *s) {
         st_puts(&t, ",\"last_error\":");
         st_str(&t, s->last_reload_error);
         st_puts(&t, "},\"upstream\":");
-        server_upstream_text(s, &t);
+        server_upstream_text(s, &t, now);
         st_puts(&t, ",\"cache\":");
-        st_json(&t, cache_stats_json(s->core.cache));
+        cache_stats_text(s->core.cache, &t);
         st_puts(&t, ",\"poller\":");
-        st_json(&t, poller_stats_json(s->core.poller));
+        poller_stats_text(s->core.poller, &t);
         st_puts(&t, ",\"storage\":");
-        st_json(&t, storage_stats_json(s->core.storage));
+        storage_stats_text(s->core.storage, &t);
         if (s->core.runners) {
                 st_puts(&t, ",\"runners\":");
-                st_json(&t, runners_stats_json(s->core.runners));
+                runners_stats_text(s->core.runners, &t);
         }
         st_puts(&t, "}");
 
         o = t.oom ? NULL : json_raw_new(t.p, t.n);
-        free(t.p);
+        if (t.cap <= STATUS_BUF_KEEP_BYTES) {
+                s->status_buf = t.p;
+                s->status_buf_cap = t.cap;
+        } else {
+                free(t.p);
+                s->status_buf_cap = 0;
+        }
         return o;
 }

@@ -90,6 +90,14 @@ struct Server {
         uint64_t reloads;
         uint64_t reload_failures;
         char *last_reload_error;
+
+        /* daemon.status */
+        pid_t pid;
+        char *status_buf;              /* the last call's text buffer, for the next */
+        size_t status_buf_cap;
+        char *proxy_text;              /* the proxy block's text for proxy_text_config */
+        size_t proxy_text_len;
+        const Config *proxy_text_config;
 };
 
 /* Builds the configuration from `opts` (defaults, environment, file, overrides) and the

@@ -8,6 +8,7 @@
 
 #include "json-util.h"
 #include "jsonc-helpers.h"
+#include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
 #include "sets.h"
@@ -273,4 +274,16 @@ json_object *set_owners_stats_json(const SetOwners *s) {
         json_object_object_add(o, "save_errors", json_object_new_uint64(s->save_errors));
         json_object_object_add(o, "unsaved", json_object_new_int64(json_object_object_length(s->unsaved)));
         return o;
+}
+
+void set_owners_stats_text(const SetOwners *s, JsonText *t) {
+        json_text_add_literal(t, "{\"sets\":");
+        json_text_add_i64(t, json_object_object_length(s->records));
+        json_text_add_literal(t, ",\"damaged_files\":");
+        json_text_add_value(t, s->damaged);
+        json_text_add_literal(t, ",\"save_errors\":");
+        json_text_add_u64(t, s->save_errors);
+        json_text_add_literal(t, ",\"unsaved\":");
+        json_text_add_i64(t, json_object_object_length(s->unsaved));
+        json_text_add_literal(t, "}");
 }

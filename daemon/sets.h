@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+typedef struct JsonText JsonText;
+
 typedef struct SetOwners SetOwners;
 
 /* The owner of a set whose record was damaged: nobody (admins only). */
@@ -70,3 +72,5 @@ bool set_owners_others(const SetOwners *s, uid_t uid);
 
 /* {"sets": n, "damaged_files": [...], "save_errors": n}. New reference. */
 json_object *set_owners_stats_json(const SetOwners *s);
+/* Its text, byte for byte, appended to t (daemon.status). */
+void set_owners_stats_text(const SetOwners *s, JsonText *t);

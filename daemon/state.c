@@ -352,6 +352,11 @@ struct StateWriter {
         int efd;                 /* eventfd: finished writes wait */
         struct event *ev;
         uint64_t written_total, failed_total, queued, slowest_usec;
+        /* the event loop's own: the text of slowest_ms for slowest_text_usec */
+        char slowest_text[64];
+        size_t slowest_text_len;
+        uint64_t slowest_text_usec;
+        bool slowest_text_valid;
 };
 
 static void state_write_free(StateWrite *j) {
@@ -670,4 +675,47 @@ json_object *state_writer_stats_json(StateWriter *w) {
         json_object_object_add(o, "slowest_ms", json_object_new_double((double) w->slowest_usec / 1000.0));
         pthread_mutex_unlock(&w->lock);
         return o;
+}
+
+/* state_writer_stats_json()'s text, byte for byte, appended to t (daemon.status); the text of
+ * slowest_ms is kept while it does not change. */
+void state_writer_stats_text(StateWriter *w, JsonText *t) {
+        _cleanup_(json_object_putp) json_object *d = NULL;
+        uint64_t written, failed, queued, slowest;
+        const char *s = w ? w->slowest_text : NULL;
+        size_t n = w ? w->slowest_text_len : 0;
+
+        if (!w) {
+                json_text_add_literal(t, "{}");
+                return;
+        }
+        pthread_mutex_lock(&w->lock);
+        written = w->written_total;
+        failed = w->failed_total;
+        queued = w->queued;
+        slowest = w->slowest_usec;
+        pthread_mutex_unlock(&w->lock);
+        if (!w->slowest_text_valid || w->slowest_text_usec != slowest) {
+                d = json_object_new_double((double) slowest / 1000.0);
+                s = d ? json_object_to_json_string_length(d, JSONRPC_WIRE_FLAGS, &n) : NULL;
+                if (!s) {
+                        t->oom = true;
+                        return;
+                }
+                w->slowest_text_valid = n < sizeof(w->slowest_text);
+                if (w->slowest_text_valid) {
+                        memcpy(w->slowest_text, s, n);
+                        w->slowest_text_len = n;
+                        w->slowest_text_usec = slowest;
+                }
+        }
+        json_text_add_literal(t, "{\"written\":");
+        json_text_add_u64(t, written);
+        json_text_add_literal(t, ",\"failed\":");
+        json_text_add_u64(t, failed);
+        json_text_add_literal(t, ",\"queued\":");
+        json_text_add_u64(t, queued);
+        json_text_add_literal(t, ",\"slowest_ms\":");
+        json_text_add(t, s, n);
+        json_text_add_literal(t, "}");
 }

@@ -10,6 +10,8 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
+typedef struct JsonText JsonText;
+
 struct event_base;
 
 /* Creates `dir` (and its parent) with mode 0700 when missing. Returns 0 or -errno. */
@@ -70,6 +72,8 @@ void state_writer_forget(StateWriter *w, const char *dir, const char *name);
 
 /* {"written": n, "failed": n, "queued": n, "slowest_ms": n}. New reference. */
 json_object *state_writer_stats_json(StateWriter *w);
+/* Its text, byte for byte, appended to t (daemon.status). */
+void state_writer_stats_text(StateWriter *w, JsonText *t);
 
 /* The text state_write_json() writes for o (malloc'd), or NULL on OOM. */
 char *state_json_text(json_object *o);

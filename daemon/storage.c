@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
 #include "storage-internal.h"
@@ -171,6 +172,25 @@ static int stats_add(json_object *o, const char *name, uint64_t v) {
                 return -ENOMEM;
         }
         return 0;
+}
+
+/* storage_stats_json()'s text (daemon.status). */
+void storage_stats_text(const Storage *s, JsonText *t) {
+        static const char *const names[] = { "{\"puts\":", ",\"multipart_uploads\":", ",\"parts\":",
+                                             ",\"gets\":", ",\"bytes_up\":", ",\"bytes_down\":", ",\"errors\":" };
+        uint64_t v[ELEMENTSOF(names)];
+
+        if (!s) {
+                json_text_add_literal(t, "null");
+                return;
+        }
+        v[0] = s->n_puts, v[1] = s->n_multipart, v[2] = s->n_parts, v[3] = s->n_gets;
+        v[4] = s->bytes_up, v[5] = s->bytes_down, v[6] = s->n_errors;
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                json_text_add_literal(t, names[i]);
+                json_text_add_u64(t, MIN(v[i], (uint64_t) INT64_MAX));
+        }
+        json_text_add_literal(t, "}");
 }
 
 /* Counters for daemon.status. */

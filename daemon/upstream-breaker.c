@@ -51,6 +51,7 @@ void upstream_stats_count(Upstream *u, const char *label, const char *key) {
 
         if (!u->stats_requests)
                 return;
+        u->stats_requests_changes++;
         if (!json_object_object_get_ex(u->stats_requests, label, &per_label)) {
                 if (json_object_object_length(u->stats_requests) >= UPSTREAM_STATS_LABELS_MAX) {
                         label = UPSTREAM_STATS_OTHER;
@@ -279,17 +280,85 @@ json_object *upstream_stats_json(const Upstream *u) {
         return TAKE_PTR(o);
 }
 
-/* The breaker state of the host of a URL. */
-const char *upstream_breaker_state(const Upstream *u, const char *url) {
-        _cleanup_(curl_url_cleanupp) CURLU *h = NULL;
-        _cleanup_free_ char *url_log = NULL, *key = NULL;
+/* upstream_stats_json()'s text, written into t (daemon.status): the same bytes, without the
+ * objects; the requests' text is kept until they change. */
+void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now) {
+        Upstream *m = (Upstream *) u; /* the kept text only */
         const Breaker *b;
 
-        if (!u || upstream_url_parse(url, &h) < 0 ||
-            upstream_url_describe(h, UPSTREAM_GET, &url_log, NULL, &key) < 0)
+        if (!u) {
+                json_text_add_literal(t, "null");
+                return;
+        }
+        if (!m->stats_text_valid || m->stats_text_changes != u->stats_requests_changes) {
+                JsonText r = {};
+
+                json_text_add_value(&r, u->stats_requests ?: NULL);
+                if (r.oom) {
+                        free(r.p);
+                        t->oom = true;
+                        return;
+                }
+                free(m->stats_text);
+                m->stats_text = r.p;
+                m->stats_text_len = r.n;
+                m->stats_text_changes = u->stats_requests_changes;
+                m->stats_text_valid = true;
+        }
+        json_text_add_literal(t, "{\"requests\":");
+        json_text_add(t, m->stats_text, m->stats_text_len);
+        json_text_add_literal(t, ",\"retries\":{\"network\":");
+        json_text_add_i64(t, (int64_t) u->retries_network);
+        json_text_add_literal(t, ",\"rate_limited\":");
+        json_text_add_i64(t, (int64_t) u->retries_rate_limited);
+        json_text_add_literal(t, "},\"in_flight\":");
+        json_text_add_i64(t, u->in_flight);
+        json_text_add_literal(t, ",\"breakers\":{");
+        TAILQ_FOREACH(b, &u->breakers, link) {
+                json_text_add_literal(t, b == TAILQ_FIRST(&u->breakers) ? "" : ",");
+                json_text_add_str(t, b->key);
+                json_text_add_literal(t, ":{\"state\":");
+                json_text_add_str(t, breaker_state_to_string(breaker_effective_state(u, b, now)));
+                json_text_add_literal(t, ",\"consecutive_failures\":");
+                json_text_add_i64(t, b->consecutive_failures);
+                json_text_add_literal(t, ",\"opened\":");
+                json_text_add_i64(t, b->opened);
+                json_text_add_literal(t, "}");
+        }
+        json_text_add_literal(t, "}}");
+}
+
+/* The breaker state of the host of a URL. The URL's key is kept for the next call with the
+ * same URL (daemon.status asks about the API's URL on every call). */
+const char *upstream_breaker_state(const Upstream *u, const char *url) {
+        return upstream_breaker_state_at(u, url, now_usec());
+}
+
+const char *upstream_breaker_state_at(const Upstream *u, const char *url, uint64_t now) {
+        Upstream *m = (Upstream *) u; /* the kept key only */
+        const Breaker *b;
+
+        if (!u || !url)
                 return "closed";
-        b = breaker_find(u, key);
+        if (!m->state_url || !streq(m->state_url, url)) {
+                _cleanup_(curl_url_cleanupp) CURLU *h = NULL;
+                _cleanup_free_ char *url_log = NULL, *key = NULL, *copy = NULL;
+
+                if (upstream_url_parse(url, &h) < 0 ||
+                    upstream_url_describe(h, UPSTREAM_GET, &url_log, NULL, &key) < 0)
+                        return "closed";
+                copy = strdup(url);
+                if (!copy) {
+                        b = breaker_find(u, key);
+                        return b ? breaker_state_to_string(breaker_effective_state(u, b, now)) : "closed";
+                }
+                free(m->state_url);
+                free(m->state_url_key);
+                m->state_url = TAKE_PTR(copy);
+                m->state_url_key = TAKE_PTR(key);
+        }
+        b = m->state_url_key ? breaker_find(u, m->state_url_key) : NULL;
         if (!b)
                 return "closed";
-        return breaker_state_to_string(breaker_effective_state(u, b, now_usec()));
+        return breaker_state_to_string(breaker_effective_state(u, b, now));
 }

@@ -185,8 +185,19 @@ struct Upstream {
         unsigned in_flight;
 
         json_object *stats_requests; /* {"label": {"200": n, "timeout": n}} */
+        uint64_t stats_requests_changes; /* bumped by every change of stats_requests */
         uint64_t retries_network;
         uint64_t retries_rate_limited;
+
+        /* daemon.status: the text of stats_requests as of stats_text_changes, and the breaker
+         * key of the URL last asked about (upstream_breaker_state()), so that neither is made
+         * again while it is the same */
+        char *stats_text;
+        size_t stats_text_len;
+        uint64_t stats_text_changes;
+        bool stats_text_valid;
+        char *state_url;
+        char *state_url_key;        /* NULL: the URL has no breaker key ("closed") */
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);

@@ -225,6 +225,9 @@ Upstream *upstream_free(Upstream *u) {
                 upstream_breaker_free(b);
         }
         json_object_put(u->stats_requests);
+        free(u->stats_text);
+        free(u->state_url);
+        free(u->state_url_key);
         upstream_strings_done(&u->strings);
         free(u);
         return NULL;

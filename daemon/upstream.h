@@ -38,6 +38,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+typedef struct JsonText JsonText;
+
 typedef struct Upstream Upstream;
 typedef struct UpstreamRequest UpstreamRequest;
 
@@ -194,8 +196,16 @@ char *upstream_redirect_text(long status, const char *location);
  * "closed|open|half_open", "consecutive_failures": n, "opened": n}}}. New reference. */
 json_object *upstream_stats_json(const Upstream *u);
 
-/* The breaker state of the host of `url`: "closed", "open" or "half_open". */
+/* upstream_stats_json()'s text, byte for byte, appended to t; `now` (now_usec()) tells an
+ * open breaker past its cooldown. For daemon.status: no objects, the requests' text kept
+ * while they do not change. NULL u: null. */
+void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now);
+
+/* The breaker state of the host of `url`: "closed", "open" or "half_open". The key of the
+ * last URL asked about is kept, so that asking again about it parses nothing. _at() takes the
+ * time (now_usec()). */
 const char *upstream_breaker_state(const Upstream *u, const char *url);
+const char *upstream_breaker_state_at(const Upstream *u, const char *url, uint64_t now);
 
 /* Number of requests started and not yet completed or cancelled. */
 unsigned upstream_in_flight(const Upstream *u);

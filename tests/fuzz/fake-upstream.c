@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "fake-upstream.h"
+#include "jsonrpc.h"
 
 /* What libcurl hands a write callback at most at once (CURL_MAX_WRITE_SIZE). */
 #define SINK_CHUNK (16u * 1024u)
@@ -386,6 +387,19 @@ const char *upstream_breaker_state(const Upstream *u, const char *url) {
         (void) u;
         (void) url;
         return "closed";
+}
+
+const char *upstream_breaker_state_at(const Upstream *u, const char *url, uint64_t now) {
+        (void) now;
+        return upstream_breaker_state(u, url);
+}
+
+void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now) {
+        json_object *o = upstream_stats_json(u);
+
+        (void) now;
+        json_text_add_value(t, o);
+        json_object_put(o);
 }
 
 unsigned upstream_in_flight(const Upstream *u) {
