@@ -124,7 +124,7 @@
 #define STORAGE_ERROR_MESSAGE_MAX 512u            /* bytes of an S3 error Message we report */
 #define STORAGE_CONCURRENCY_DEFAULT 10u           /* parts in flight: the AWS CLI's default */
 #define STORAGE_CONCURRENCY_MAX 64u
-#define STORAGE_STREAM_BUFFERS_MAX (64 * MIB)     /* part buffers of one stream, in all */
+#define STORAGE_STREAM_BUFFERS_MAX (32 * MIB)     /* part buffers of one stream, in all */
 
 /* A step of an operation that storage-op.c calls back: the stream reader, or the request a
  * wait repeats. It handles its own failure. */

@@ -29,7 +29,7 @@
  * Memory stays flat whatever the object size: a regular file is streamed with pread() at
  * the offsets of each request (so a failed part can be retried), whatever the concurrency;
  * any other descriptor (pipe, socket) is read sequentially into one buffer of part_size per
- * part in flight, 64 MiB in all (so fewer parts go at a time when part_size × concurrency is
+ * part in flight, 32 MiB in all (so fewer parts go at a time when part_size × concurrency is
  * larger; one buffer at least).
  * Downloads stream into the caller's descriptor; a pipe that is full pauses the transfer until
  * it is writable again. Nothing blocks the loop: sockets are read and written with

@@ -19,24 +19,16 @@
 #include "log.h"
 #include "macro.h"
 #include "runner.h"
+#include "test-tmpdir.h"
 
 #define SET "11111111-2222-4333-8444-555555555555"
 #define OLD_SET "66666666-7777-4888-8999-aaaaaaaaaaaa"
 #define OTHER_SET "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff"
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) st;
-        (void) flag;
-        (void) ftw;
-        return remove(path);
-}
-
 /* A fresh state directory (malloc'd path) with a registry on it that follows nothing. */
 static char *new_state(Runners **ret) {
-        char *top = strdup(TEST_TMP_DIR "/runner-run-XXXXXX");
+        char *top = test_tmpdir_new("runner-run");
 
-        ck_assert_ptr_nonnull(top);
-        ck_assert_ptr_nonnull(mkdtemp(top));
         ck_assert_int_eq(runners_new(NULL, top, ret), 0);
         return top;
 }
@@ -115,7 +107,7 @@ START_TEST(test_adopt) {
         ck_assert_int_eq(runner_adopt_jobs(r, list, NULL), 0);
         ck_assert_uint_eq(r->n_jobs, 3);
         runners_free(rs);
-        ck_assert_int_eq(nftw(top, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
@@ -188,7 +180,7 @@ START_TEST(test_record) {
         ck_assert(!r->reconcile);
         ck_assert_str_eq(state_of(r, &st4), "configuring");
         runners_free(rs);
-        ck_assert_int_eq(nftw(top, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+        test_tmpdir_remove(top);
 }
 END_TEST
 

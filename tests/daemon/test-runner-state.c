@@ -19,6 +19,7 @@
 #include "log.h"
 #include "macro.h"
 #include "runner.h"
+#include "test-tmpdir.h"
 
 #define GOOD_ID "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 
@@ -63,17 +64,6 @@ static char *read_text(const char *path) {
         return text;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) st;
-        (void) flag;
-        (void) ftw;
-        return remove(path);
-}
-
-/* Removes a directory tree. */
-static void rm_rf(const char *dir) {
-        ck_assert_int_eq(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
 
 /* Points stderr at a new file and returns the fd of the old stderr. */
 static int capture_stderr(const char *path) {
@@ -103,7 +93,7 @@ static char *release_stderr(const char *path, int saved) {
  * save of what was loaded writes outside_name.json beside the state directory (when not
  * NULL). */
 static void check_refused(const char *bad_id, const char *outside_name) {
-        _cleanup_free_ char *top = strdup(TEST_TMP_DIR "/runner-state-XXXXXX"), *state = NULL, *runners = NULL,
+        _cleanup_free_ char *top = test_tmpdir_new("runner-state"), *state = NULL, *runners = NULL,
                             *good = NULL, *bad = NULL, *log_path = NULL, *log = NULL, *outside = NULL,
                             *kept_path = NULL, *kept = NULL, *expect_log = NULL;
         const char *bad_name = "44444444-4444-4444-8444-444444444444.json";
@@ -111,8 +101,6 @@ static void check_refused(const char *bad_id, const char *outside_name) {
         Runner *r;
         int saved;
 
-        ck_assert_ptr_nonnull(top);
-        ck_assert_ptr_nonnull(mkdtemp(top));
         ck_assert_int_ge(asprintf(&state, "%s/state", top), 0);
         ck_assert_int_ge(asprintf(&runners, "%s/runners", state), 0);
         ck_assert_int_eq(mkdir(state, 0700), 0);
@@ -152,7 +140,7 @@ static void check_refused(const char *bad_id, const char *outside_name) {
                 ck_assert_msg(access(outside, F_OK) < 0, "%s was written", outside);
         }
         runners_free(rs);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 
 /* "../../" and a name, 36 characters long: saved, it would land beside the state directory. */

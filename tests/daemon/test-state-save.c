@@ -29,6 +29,7 @@
 #include "macro.h"
 #include "runner.h"
 #include "state.h"
+#include "test-tmpdir.h"
 #include "test-wait.h"
 
 /* ---- fsync() failure injection ---- */
@@ -67,25 +68,6 @@ static void fsync_heal(void) {
 }
 
 /* ---- helpers ---- */
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) st;
-        (void) flag;
-        (void) ftw;
-        return remove(path);
-}
-
-static void rm_rf(const char *dir) {
-        ck_assert_int_eq(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
-static char *make_tmp_dir(void) {
-        char *top = strdup(TEST_TMP_DIR "/state-save-XXXXXX");
-
-        ck_assert_ptr_nonnull(top);
-        ck_assert_ptr_nonnull(mkdtemp(top));
-        return top;
-}
 
 /* Reads a whole file (malloc'd), NULL when it does not exist. */
 static char *read_text(const char *dir, const char *name) {
@@ -158,7 +140,7 @@ static void assert_old(const char *dir) {
 /* ---- state_write_json ---- */
 
 START_TEST(test_write_ok) {
-        _cleanup_free_ char *top = make_tmp_dir(), *t = NULL, *path = NULL;
+        _cleanup_free_ char *top = test_tmpdir_new("state-save"), *t = NULL, *path = NULL;
         _cleanup_(json_object_putp) json_object *o = doc("new");
         struct stat st;
         bool replaced = false;
@@ -172,25 +154,25 @@ START_TEST(test_write_ok) {
         ck_assert_int_ge(asprintf(&path, "%s/f.json", top), 0);
         ck_assert_int_eq(stat(path, &st), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0600);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
 START_TEST(test_write_missing_dir) {
-        _cleanup_free_ char *top = make_tmp_dir(), *missing = NULL;
+        _cleanup_free_ char *top = test_tmpdir_new("state-save"), *missing = NULL;
         _cleanup_(json_object_putp) json_object *o = doc("new");
 
         ck_assert_int_ge(asprintf(&missing, "%s/nope", top), 0);
         ck_assert_int_eq(state_write_json(missing, "f.json", o), -ENOENT);
         ck_assert_int_eq(access(missing, F_OK), -1);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
 /* The file's fsync fails (a full disk, as ext4 and XFS report delayed allocation): an error,
  * the old file untouched, no temporary file left. */
 START_TEST(test_write_file_fsync_fails) {
-        _cleanup_free_ char *top = make_tmp_dir();
+        _cleanup_free_ char *top = test_tmpdir_new("state-save");
         _cleanup_(json_object_putp) json_object *o = doc("new");
         bool replaced = true;
 
@@ -200,14 +182,14 @@ START_TEST(test_write_file_fsync_fails) {
         fsync_heal();
         ck_assert(!replaced);
         assert_old(top);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
 /* The directory's fsync fails after the rename: the write is not durable, so it is an error
  * (it used to be ignored), and the caller learns the file was replaced. */
 START_TEST(test_write_dir_fsync_fails) {
-        _cleanup_free_ char *top = make_tmp_dir();
+        _cleanup_free_ char *top = test_tmpdir_new("state-save");
         _cleanup_(json_object_putp) json_object *o = doc("new");
         bool replaced = false;
 
@@ -219,13 +201,13 @@ START_TEST(test_write_dir_fsync_fails) {
         fsync_heal();
         ck_assert(replaced);
         ck_assert_uint_eq(count_dot_files(top), 0);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
 /* write() itself fails (here EFBIG from RLIMIT_FSIZE): an error, nothing left behind. */
 START_TEST(test_write_fails) {
-        _cleanup_free_ char *top = make_tmp_dir(), *big = NULL;
+        _cleanup_free_ char *top = test_tmpdir_new("state-save"), *big = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         struct rlimit old, small = { .rlim_cur = 4096, .rlim_max = RLIM_INFINITY };
 
@@ -242,7 +224,7 @@ START_TEST(test_write_fails) {
         ck_assert_int_eq(state_write_json(top, "f.json", o), -EFBIG);
         ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
         assert_old(top);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
@@ -260,7 +242,7 @@ END_TEST
 /* A state directory with a runners/ and a sets/ directory, each with stale temporary files
  * and things that only look alike. */
 START_TEST(test_temp_files_removed_at_start) {
-        _cleanup_free_ char *top = make_tmp_dir(), *runners = NULL, *sets = NULL, *d = NULL, *t = NULL;
+        _cleanup_free_ char *top = test_tmpdir_new("state-save"), *runners = NULL, *sets = NULL, *d = NULL, *t = NULL;
         Runners *rs = NULL;
 
         ck_assert_int_ge(asprintf(&runners, "%s/runners", top), 0);
@@ -287,7 +269,7 @@ START_TEST(test_temp_files_removed_at_start) {
         ck_assert_int_eq(access(d, F_OK), 0);
         ck_assert_uint_eq(rs->n, 0);
         runners_free(rs);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
@@ -323,7 +305,7 @@ static bool retried(void *arg) {
 /* A failed save leaves the runner unsaved and listed; once the disk takes writes again the
  * retry timer saves it without any call. */
 START_TEST(test_runner_saved_again) {
-        _cleanup_free_ char *top = make_tmp_dir();
+        _cleanup_free_ char *top = test_tmpdir_new("state-save");
         struct event_base *base = event_base_new();
         Runners *rs = NULL;
         Runner *r;
@@ -366,13 +348,13 @@ START_TEST(test_runner_saved_again) {
 
         runners_free(rs);
         event_base_free(base);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
 /* A successful save of one runner saves the unsaved others at once (no timer: no event base). */
 START_TEST(test_runner_saved_with_next_save) {
-        _cleanup_free_ char *top = make_tmp_dir();
+        _cleanup_free_ char *top = test_tmpdir_new("state-save");
         Runners *rs = NULL;
         Runner *a, *b;
 
@@ -388,7 +370,7 @@ START_TEST(test_runner_saved_with_next_save) {
         ck_assert(file_has(rs, a, "change-a"));
         ck_assert(!b->unsaved);
         runners_free(rs);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
@@ -396,7 +378,7 @@ END_TEST
  * but when the failed save had replaced the file (the directory's fsync failed), it stays
  * unsaved so that the file is written again. */
 START_TEST(test_runner_snapshot_restore) {
-        _cleanup_free_ char *top = make_tmp_dir(), *msg = NULL;
+        _cleanup_free_ char *top = test_tmpdir_new("state-save"), *msg = NULL;
         _cleanup_(json_object_putp) json_object *data = NULL;
         Runners *rs = NULL;
         RunnerSnapshot snap;
@@ -434,7 +416,7 @@ START_TEST(test_runner_snapshot_restore) {
         ck_assert(!file_has(rs, r, "replaced"));
 
         runners_free(rs);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
@@ -468,7 +450,7 @@ static char *text_of(const char *value) {
 /* Writes from the thread reach the file; callbacks run on the loop; a failed one reports its
  * errno and leaves no temporary file. */
 START_TEST(test_writer_writes) {
-        _cleanup_free_ char *top = make_tmp_dir(), *t = NULL;
+        _cleanup_free_ char *top = test_tmpdir_new("state-save"), *t = NULL;
         struct event_base *base = event_base_new();
         StateWriter *w = NULL;
         Outcome a = {}, b = {};
@@ -501,7 +483,7 @@ START_TEST(test_writer_writes) {
         ck_assert_ptr_nonnull(strstr(t, "\"now\""));
         state_writer_free(w);
         event_base_free(base);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
@@ -509,7 +491,7 @@ END_TEST
  * single write of the newest text (every callback hears of it); a forgotten file's queued
  * write is dropped (-ECANCELED) and never reaches the disk. */
 START_TEST(test_writer_coalesces_and_forgets) {
-        _cleanup_free_ char *top = make_tmp_dir(), *t = NULL;
+        _cleanup_free_ char *top = test_tmpdir_new("state-save"), *t = NULL;
         struct event_base *base = event_base_new();
         StateWriter *w = NULL;
         Outcome busy = {}, o1 = {}, o2 = {}, o3 = {}, gone = {};
@@ -549,7 +531,7 @@ START_TEST(test_writer_coalesces_and_forgets) {
         event_base_free(base);
         close(gate[0]);
         close(gate[1]);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 
@@ -564,7 +546,7 @@ static void on_runner_saved(Runner *r, int error, void *userdata) {
 /* A runner closed while its save waits in the queue: the save is dropped, and its file does not
  * come back. */
 START_TEST(test_runner_closed_while_queued) {
-        _cleanup_free_ char *top = make_tmp_dir(), *name = NULL, *path = NULL;
+        _cleanup_free_ char *top = test_tmpdir_new("state-save"), *name = NULL, *path = NULL;
         struct event_base *base = event_base_new();
         Runners *rs = NULL;
         Runner *x, *y;
@@ -595,7 +577,7 @@ START_TEST(test_runner_closed_while_queued) {
         event_base_free(base);
         close(gate[0]);
         close(gate[1]);
-        rm_rf(top);
+        test_tmpdir_remove(top);
 }
 END_TEST
 

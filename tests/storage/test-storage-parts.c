@@ -4,7 +4,7 @@
  * flight together (the simulator holds them: a test waits until N are held), the configured
  * concurrency respected, a part that meets a transient answer repeated alone while the
  * others go on, a cancellation that closes every part in flight and aborts the upload, a
- * pipe whose part buffers stay within 64 MiB in all; and downloads into a regular file in
+ * pipe whose part buffers stay within 32 MiB in all; and downloads into a regular file in
  * ranges over several connections, a range cut half-way resumed alone.
  *
  * The harness is storage-harness.c. Usage: test-storage-parts AVATAR_SIM.
@@ -223,13 +223,13 @@ static void *feeder_main(void *userdata) {
         return NULL;
 }
 
-/* A pipe, 5 MiB parts, 20 allowed in flight: 12 buffers (60 MiB) fill and go up, and the
+/* A pipe, 5 MiB parts, 20 allowed in flight: 6 buffers (30 MiB) fill and go up, and the
  * pipe is read no further while they are held; then all of it arrives. */
 START_TEST(test_pipe_buffers_bounded) {
         const size_t len = 90 * MIB + 777;
         uint8_t *data = malloc(len), *got;
         char *obj = sim_object_path("pbound/x.bin");
-        int64_t twelve = 12;
+        int64_t six = 6;
         size_t n, cap;
         Feeder f = {};
         pthread_t t;
@@ -248,11 +248,11 @@ START_TEST(test_pipe_buffers_bounded) {
         ck_assert_int_eq(storage_put_fd(c.st, "s3://" BUCKET "/pbound/x.bin", &good_cred, p[0],
                                         -1, on_progress_sample, on_done, &put, &put.op), 0);
         ck_assert_int_eq(pthread_create(&t, NULL, feeder_main, &f), 0);
-        ctx_wait_sim(&c, held_at_least, &twelve, "12 parts held");
-        /* 12 buffers of 5 MiB are all there is: the pipe is read no further */
-        ck_assert_int_eq(sim_held(), 12);
-        ck_assert_uint_eq(upstream_in_flight(c.up), 12);
-        ck_assert_uint_le(atomic_load(&f.written), 60 * MIB + 1 + cap);
+        ctx_wait_sim(&c, held_at_least, &six, "6 parts held");
+        /* 6 buffers of 5 MiB are all there is: the pipe is read no further */
+        ck_assert_int_eq(sim_held(), 6);
+        ck_assert_uint_eq(upstream_in_flight(c.up), 6);
+        ck_assert_uint_le(atomic_load(&f.written), 30 * MIB + 1 + cap);
         while (put.calls == 0) {
                 ctx_wait_sim(&c, done_or_held, &put, "the upload's end or a held part");
                 if (put.calls == 0)
@@ -262,7 +262,7 @@ START_TEST(test_pipe_buffers_bounded) {
         close(p[0]);
         ck_assert_msg(put.error == 0, "put failed: %s", strna(put.message));
         ck_assert_uint_eq(put.bytes, len);
-        ck_assert_uint_le(max_in_flight, 12);
+        ck_assert_uint_le(max_in_flight, 6);
         ck_assert_int_eq(sim_route(ROUTE_PART), 19);
         got = read_file(obj, &n);
         ck_assert_uint_eq(n, len);
