@@ -60,6 +60,7 @@ struct Progress {
 
         ProgressJob jobs[JOBS_MAX];
         size_t n_jobs;
+        uint64_t stalled_shown; /* polls without news last said (0: news since) */
 };
 
 /* Seconds on the monotonic clock. */
@@ -477,6 +478,20 @@ void progress_download_end(Progress *p, uint64_t bytes) {
         print_line(p, line);
 }
 
+/* The daemon's polls of the run's jobs brought nothing new `polls` times in a row: said
+ * once, then again each time the count doubles (a wait of hours says it a few times). */
+static void progress_stalled(Progress *p, uint64_t polls, const char *last_error) {
+        char line[1024];
+
+        if (p->mode == PROGRESS_OFF || polls == 0 || (p->stalled_shown > 0 && polls < 2 * p->stalled_shown))
+                return;
+        p->stalled_shown = polls;
+        (void) snprintf(line, sizeof(line),
+                        "no news of the jobs from the Avatar server in %" PRIu64 " polls%s%s%s; still waiting", polls,
+                        last_error ? " (last error: " : "", last_error ?: "", last_error ? ")" : "");
+        print_line(p, line);
+}
+
 /* An unsigned integer member, 0 when absent or not a number. */
 static uint64_t u64_member(json_object *o, const char *key) {
         json_object *v = NULL;
@@ -514,7 +529,9 @@ void progress_on_notification(const char *method, json_object *params, void *use
         else if (streq_ptr(event, "jobs")) {
                 json_object *jobs = NULL;
 
+                p->stalled_shown = 0;
                 if (json_object_object_get_ex(params, "jobs", &jobs))
                         progress_jobs(p, jobs);
-        }
+        } else if (streq_ptr(event, "stalled"))
+                progress_stalled(p, u64_member(params, "stalled_polls"), ctl_member_string(params, "last_error"));
 }

@@ -888,6 +888,15 @@ expect 10 runner wait "$runner" && contains "hint: the jobs go on upstream: once
 answer runner.wait '"error":{"code":-32019,"message":"Jobs lost upstream: standard (j1)","data":{"name":"jobs_lost","retryable":false,"runner_id":"'"$runner"'","lost":[{"job":"standard","job_name":"j1"}]}}'
 expect 8 runner wait "$runner" && contains "(jobs_lost)" "$err" && contains "'avatarctl runner run $runner' runs them again" "$err"
 answer runner.wait
+# polls without news: said at 3, again once the count doubled (6), not at each poll
+st() { printf '{"method":"runner.progress","params":{"subscription":"w1","seq":%s,"runner_id":"%s","event":"stalled","stalled_polls":%s%s}}' "$1" "$runner" "$2" "${3:+,\"last_error\":\"$3\"}"; }
+answer runner.wait '"notify":['"$(st 1 3),$(st 2 4),$(st 3 5),$(st 4 6 'connection refused')"'],"result":{"done":true,"timed_out":false,"jobs":[]}'
+expect 0 runner wait "$runner"
+contains "no news of the jobs from the Avatar server in 3 polls; still waiting" "$err"
+contains "no news of the jobs from the Avatar server in 6 polls (last error: connection refused); still waiting" "$err"
+lacks "in 4 polls" "$err"
+lacks "in 5 polls" "$err"
+answer runner.wait
 requests
 expect 0 --json runner results "$runner" && contains '"file_name":"iris.shuffled-0.csv"' "$out"
 sent runner.list_results "{\"runner_id\":\"$runner\"}"
