@@ -1253,7 +1253,12 @@ json_object *api_stats_json(const Api *a) {
         return o;
 }
 
-void api_stats_text(const Api *a, JsonText *t) {
+void api_stats_text(const Api *a, JsonText *t, JsonTextMemo *m) {
+        uint64_t key[] = { a->n_requests, a->n_compat_checks, a->n_compat_waits, a->n_refreshes, a->n_secrets_removed };
+        size_t start;
+
+        if (m && json_text_memo_hit(m, t, key, ELEMENTSOF(key), &start))
+                return;
         json_text_add_literal(t, "{\"requests\":");
         json_text_add_u64(t, a->n_requests);
         json_text_add_literal(t, ",\"compatibility_checks\":");
@@ -1265,4 +1270,6 @@ void api_stats_text(const Api *a, JsonText *t) {
         json_text_add_literal(t, ",\"secrets_removed\":");
         json_text_add_u64(t, a->n_secrets_removed);
         json_text_add_literal(t, "}");
+        if (m)
+                json_text_memo_keep(m, t, start);
 }

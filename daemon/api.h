@@ -168,5 +168,6 @@ char *api_extract_message(const char *body, size_t len, json_object *json);
 
 /* Statistics: {"requests": n, "compat_waits": n, "refreshes": n}. New reference. */
 json_object *api_stats_json(const Api *a);
-/* api_stats_json()'s text, byte for byte, appended to t (daemon.status). */
-void api_stats_text(const Api *a, JsonText *t);
+/* api_stats_json()'s text, byte for byte, appended to t (daemon.status); m (may be NULL)
+ * keeps it while the figures are the same. */
+void api_stats_text(const Api *a, JsonText *t, JsonTextMemo *m);

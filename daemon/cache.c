@@ -355,7 +355,12 @@ json_object *cache_stats_json(const Cache *c) {
         return o;
 }
 
-void cache_stats_text(const Cache *c, JsonText *t) {
+void cache_stats_text(const Cache *c, JsonText *t, JsonTextMemo *m) {
+        uint64_t key[] = { c->n_entries, c->hits, c->misses, c->coalesced, c->stale_served, c->errors, c->evictions };
+        size_t start;
+
+        if (m && json_text_memo_hit(m, t, key, ELEMENTSOF(key), &start))
+                return;
         json_text_add_literal(t, "{\"entries\":");
         json_text_add_u64(t, c->n_entries);
         json_text_add_literal(t, ",\"hits\":");
@@ -371,4 +376,6 @@ void cache_stats_text(const Cache *c, JsonText *t) {
         json_text_add_literal(t, ",\"evictions\":");
         json_text_add_u64(t, c->evictions);
         json_text_add_literal(t, "}");
+        if (m)
+                json_text_memo_keep(m, t, start);
 }

@@ -67,5 +67,6 @@ int cache_put(Cache *c, const char *key, json_object *value, bool final);
 
 /* {"entries", "hits", "misses", "coalesced", "stale_served", "evictions"}. New reference. */
 json_object *cache_stats_json(const Cache *c);
-/* cache_stats_json()'s text, byte for byte, appended to t (daemon.status). */
-void cache_stats_text(const Cache *c, JsonText *t);
+/* cache_stats_json()'s text, byte for byte, appended to t (daemon.status); m (may be NULL)
+ * keeps it while the figures are the same. */
+void cache_stats_text(const Cache *c, JsonText *t, JsonTextMemo *m);

@@ -635,11 +635,13 @@ void dispatch_requests_text(const Dispatch *d, JsonText *t) {
         json_text_add_literal(t, "}");
 }
 
-void dispatch_errors_text(const Dispatch *d, JsonText *t) {
-        size_t n;
+void dispatch_errors_text(const Dispatch *d, JsonText *t, JsonTextMemo *m) {
+        size_t n, start;
         const RpcErrorInfo *e = rpc_error_table(&n);
         bool first = true;
 
+        if (m && json_text_memo_hit(m, t, d->errors, MIN(n, d->n_errors), &start))
+                return;
         json_text_add_literal(t, "{");
         for (size_t i = 0; i < n && i < d->n_errors; i++)
                 if (d->errors[i] > 0) {
@@ -650,6 +652,8 @@ void dispatch_errors_text(const Dispatch *d, JsonText *t) {
                         json_text_add_u64(t, d->errors[i]);
                 }
         json_text_add_literal(t, "}");
+        if (m)
+                json_text_memo_keep(m, t, start);
 }
 
 /* Requests received (valid or not). */

@@ -20,6 +20,7 @@
 
 #include "call.h"
 typedef struct JsonText JsonText;
+typedef struct JsonTextMemo JsonTextMemo;
 
 typedef struct Dispatch Dispatch;
 typedef struct DispatchCall DispatchCall;
@@ -87,7 +88,8 @@ unsigned dispatch_inflight(const Dispatch *d);
 /* Per-method request counts and per-class error counts as JSON objects (new references). */
 json_object *dispatch_requests_json(const Dispatch *d);
 json_object *dispatch_errors_json(const Dispatch *d);
-/* Their texts, byte for byte, appended to t (daemon.status). */
+/* Their texts, byte for byte, appended to t (daemon.status); m (may be NULL) keeps the
+ * errors' while the counts are the same. */
 void dispatch_requests_text(const Dispatch *d, JsonText *t);
-void dispatch_errors_text(const Dispatch *d, JsonText *t);
+void dispatch_errors_text(const Dispatch *d, JsonText *t, JsonTextMemo *m);
 uint64_t dispatch_requests_total(const Dispatch *d);

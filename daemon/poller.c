@@ -668,13 +668,17 @@ json_object *poller_stats_json(const Poller *p) {
         return o;
 }
 
-void poller_stats_text(const Poller *p, JsonText *t) {
+void poller_stats_text(const Poller *p, JsonText *t, JsonTextMemo *m) {
         const PollSet *s;
         int64_t n_waited = 0;
+        size_t start;
 
         TAILQ_FOREACH(s, &p->sets, link)
                 if (s->n_waiting > 0)
                         n_waited++;
+        uint64_t key[] = { p->n_sets, p->n_watchers, p->polls, p->errors, (uint64_t) n_waited };
+        if (m && json_text_memo_hit(m, t, key, ELEMENTSOF(key), &start))
+                return;
         json_text_add_literal(t, "{\"sets\":");
         json_text_add_i64(t, p->n_sets);
         json_text_add_literal(t, ",\"watchers\":");
@@ -686,4 +690,6 @@ void poller_stats_text(const Poller *p, JsonText *t) {
         json_text_add_literal(t, ",\"sets_waited\":");
         json_text_add_i64(t, n_waited);
         json_text_add_literal(t, "}");
+        if (m)
+                json_text_memo_keep(m, t, start);
 }

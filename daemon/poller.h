@@ -89,5 +89,6 @@ void poller_set_grew(Poller *p, const char *set_name);
 /* {"sets": n, "watchers": n, "polls": n, "errors": n, "sets_waited": n (sets someone waits
  * on; the others are polled at the slowest interval)}. New reference. */
 json_object *poller_stats_json(const Poller *p);
-/* poller_stats_json()'s text, byte for byte, appended to t (daemon.status). */
-void poller_stats_text(const Poller *p, JsonText *t);
+/* poller_stats_json()'s text, byte for byte, appended to t (daemon.status); m (may be NULL)
+ * keeps it while the figures are the same. */
+void poller_stats_text(const Poller *p, JsonText *t, JsonTextMemo *m);

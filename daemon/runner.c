@@ -1145,10 +1145,16 @@ json_object *runners_stats_json(const Runners *rs) {
 }
 
 /* runners_stats_json()'s text, byte for byte, appended to t (daemon.status). */
-void runners_stats_text(const Runners *rs, JsonText *t) {
+void runners_stats_text(const Runners *rs, JsonText *t, JsonTextMemo *m) {
         const Runner *r;
         bool first = true;
+        /* the part up to the unsaved runners, kept while there are none */
+        uint64_t key[] = { rs->n, (uintptr_t) rs->damaged, rs->damaged ? json_object_array_length(rs->damaged) : 0,
+                           rs->saves, rs->save_errors };
+        size_t start;
 
+        if (m && rs->n_unsaved == 0 && json_text_memo_hit(m, t, key, ELEMENTSOF(key), &start))
+                goto unsaved;
         json_text_add_literal(t, "{\"runners\":");
         json_text_add_i64(t, (int64_t) rs->n);
         json_text_add_literal(t, ",\"damaged_files\":");
@@ -1158,6 +1164,9 @@ void runners_stats_text(const Runners *rs, JsonText *t) {
         json_text_add_literal(t, ",\"save_errors\":");
         json_text_add_u64(t, rs->save_errors);
         json_text_add_literal(t, ",\"unsaved\":[");
+        if (m && rs->n_unsaved == 0)
+                json_text_memo_keep(m, t, start);
+unsaved:
         TAILQ_FOREACH(r, &rs->list, link)
                 if (r->unsaved) {
                         json_text_add_literal(t, first ? "" : ",");

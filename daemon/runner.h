@@ -285,8 +285,9 @@ void runner_warn(Runner *r, const char *text);
 /* {"runners": n, "damaged": [...], "saves": n, "save_errors": n, "unsaved": [ids],
  * "last_save_error": "ENOSPC" or null, "sets": {...}}. New reference. */
 json_object *runners_stats_json(const Runners *rs);
-/* Its text, byte for byte, appended to t (daemon.status). */
-void runners_stats_text(const Runners *rs, JsonText *t);
+/* Its text, byte for byte, appended to t (daemon.status); m (may be NULL) keeps its first
+ * part while those figures are the same. */
+void runners_stats_text(const Runners *rs, JsonText *t, JsonTextMemo *m);
 
 /* ---- the write-ahead of runs ----------------------------------------------------------------
  * runner.run records what it is about to do upstream before it does it, in the runner's

@@ -301,6 +301,8 @@ Server *server_free(Server *s) {
         free(s->uid_counts);
         free(s->proxy_text);
         free(s->status_buf);
+        for (size_t i = 0; i < ELEMENTSOF(s->status_memos); i++)
+                json_text_memo_done(&s->status_memos[i]);
         free(s->last_reload_error);
         free(s);
         return NULL;
@@ -968,12 +970,6 @@ static void server_limits_text(const Server *s, StatusText *t) {
 static void server_upstream_text(Server *s, StatusText *t, uint64_t now) {
         const Credential *cred = api_get_credential(s->core.api);
 
-        st_puts(t, "{\"api_url\":");
-        st_str(t, s->core.config->api_url);
-        st_puts(t, ",\"storage_url\":");
-        st_str(t, s->core.config->storage_url);
-        st_puts(t, ",\"proxy\":");
-        server_proxy_text(s, t);
         st_puts(t, ",\"credential\":{\"kind\":");
         st_str(t, cred ? credential_kind_to_string(cred->kind) : "none");
         st_puts(t, ",\"source\":");
@@ -989,9 +985,9 @@ static void server_upstream_text(Server *s, StatusText *t, uint64_t now) {
         st_puts(t, "},\"breaker\":");
         st_str(t, upstream_breaker_state_at(s->core.upstream, s->core.config->api_url, now));
         st_puts(t, ",\"http\":");
-        upstream_stats_text(s->core.upstream, t, now);
+        upstream_stats_text(s->core.upstream, t, now, &s->status_memos[STATUS_MEMO_HTTP]);
         st_puts(t, ",\"api\":");
-        api_stats_text(s->core.api, t);
+        api_stats_text(s->core.api, t, &s->status_memos[STATUS_MEMO_API]);
         st_puts(t, "}");
 }
 
@@ -1001,6 +997,13 @@ static json_object *server_status_json(Server *s) {
         StatusText t = { .p = TAKE_PTR(s->status_buf), .cap = s->status_buf_cap };
         const ClientCounters *cc = &s->client_host.counters;
         uint64_t now = now_usec();
+        /* what changes only with the configuration, the listener or a reload is kept as
+         * text while the values it is written from are the same */
+        const uint64_t key_conf[] = { (uintptr_t) s->core.config, s->reloads, s->reload_failures,
+                                      s->max_connections, (uintptr_t) s->listener,
+                                      listener_socket_activated(s->listener), (uint64_t) s->pid };
+        JsonTextMemo *m;
+        size_t start;
         json_object *o;
 
         st_puts(&t, "{\"version\":");
@@ -1013,14 +1016,18 @@ static json_object *server_status_json(Server *s) {
         st_str(&t, server_state_to_string(s->state));
         st_puts(&t, ",\"uptime_s\":");
         st_rounded(&t, (double) (now - s->start_usec) / 1e6, 3);
-        st_puts(&t, ",\"started_at_unix\":");
-        st_i64(&t, (int64_t) (s->start_realtime_usec / USEC_PER_SEC));
-        st_puts(&t, ",\"socket\":");
-        st_str(&t, strna(listener_path(s->listener)));
-        st_puts(&t, ",\"socket_activated\":");
-        st_bool(&t, listener_socket_activated(s->listener));
-        st_puts(&t, ",\"limits\":");
-        server_limits_text(s, &t);
+        m = &s->status_memos[STATUS_MEMO_LIMITS];
+        if (!json_text_memo_hit(m, &t, key_conf, ELEMENTSOF(key_conf), &start)) {
+                st_puts(&t, ",\"started_at_unix\":");
+                st_i64(&t, (int64_t) (s->start_realtime_usec / USEC_PER_SEC));
+                st_puts(&t, ",\"socket\":");
+                st_str(&t, strna(listener_path(s->listener)));
+                st_puts(&t, ",\"socket_activated\":");
+                st_bool(&t, listener_socket_activated(s->listener));
+                st_puts(&t, ",\"limits\":");
+                server_limits_text(s, &t);
+                json_text_memo_keep(m, &t, start);
+        }
 
         st_puts(&t, ",\"connections\":{\"current\":");
         st_i64(&t, s->n_clients);
@@ -1058,31 +1065,40 @@ static json_object *server_status_json(Server *s) {
         st_puts(&t, ",\"requests\":");
         dispatch_requests_text(s->dispatch, &t);
         st_puts(&t, ",\"errors\":");
-        dispatch_errors_text(s->dispatch, &t);
+        dispatch_errors_text(s->dispatch, &t, &s->status_memos[STATUS_MEMO_ERRORS]);
         st_puts(&t, ",\"bytes_received\":");
         st_u64(&t, cc->bytes_received);
         st_puts(&t, ",\"bytes_sent\":");
         st_u64(&t, cc->bytes_sent);
 
-        st_puts(&t, ",\"configuration\":{\"config\":");
-        st_str(&t, s->core.config->source);
-        st_puts(&t, ",\"reloads\":");
-        st_u64(&t, s->reloads);
-        st_puts(&t, ",\"failures\":");
-        st_u64(&t, s->reload_failures);
-        st_puts(&t, ",\"last_error\":");
-        st_str(&t, s->last_reload_error);
-        st_puts(&t, "},\"upstream\":");
+        m = &s->status_memos[STATUS_MEMO_CONFIGURATION];
+        if (!json_text_memo_hit(m, &t, key_conf, ELEMENTSOF(key_conf), &start)) {
+                st_puts(&t, ",\"configuration\":{\"config\":");
+                st_str(&t, s->core.config->source);
+                st_puts(&t, ",\"reloads\":");
+                st_u64(&t, s->reloads);
+                st_puts(&t, ",\"failures\":");
+                st_u64(&t, s->reload_failures);
+                st_puts(&t, ",\"last_error\":");
+                st_str(&t, s->last_reload_error);
+                st_puts(&t, "},\"upstream\":{\"api_url\":");
+                st_str(&t, s->core.config->api_url);
+                st_puts(&t, ",\"storage_url\":");
+                st_str(&t, s->core.config->storage_url);
+                st_puts(&t, ",\"proxy\":");
+                server_proxy_text(s, &t);
+                json_text_memo_keep(m, &t, start);
+        }
         server_upstream_text(s, &t, now);
         st_puts(&t, ",\"cache\":");
-        cache_stats_text(s->core.cache, &t);
+        cache_stats_text(s->core.cache, &t, &s->status_memos[STATUS_MEMO_CACHE]);
         st_puts(&t, ",\"poller\":");
-        poller_stats_text(s->core.poller, &t);
+        poller_stats_text(s->core.poller, &t, &s->status_memos[STATUS_MEMO_POLLER]);
         st_puts(&t, ",\"storage\":");
-        storage_stats_text(s->core.storage, &t);
+        storage_stats_text(s->core.storage, &t, &s->status_memos[STATUS_MEMO_STORAGE]);
         if (s->core.runners) {
                 st_puts(&t, ",\"runners\":");
-                runners_stats_text(s->core.runners, &t);
+                runners_stats_text(s->core.runners, &t, &s->status_memos[STATUS_MEMO_RUNNERS]);
         }
         st_puts(&t, "}");
 

@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "config.h"
 #include "core.h"
+#include "jsonrpc.h"
 #include "macro.h"
 
 typedef struct Dispatch Dispatch;
@@ -56,6 +57,20 @@ typedef struct UidCount {
 } UidCount;
 
 TAILQ_HEAD(ClientList, Client);
+
+/* The blocks of daemon.status kept as text while their figures are the same. */
+typedef enum StatusMemo {
+        STATUS_MEMO_LIMITS,
+        STATUS_MEMO_ERRORS,
+        STATUS_MEMO_CONFIGURATION,
+        STATUS_MEMO_HTTP,
+        STATUS_MEMO_API,
+        STATUS_MEMO_CACHE,
+        STATUS_MEMO_POLLER,
+        STATUS_MEMO_STORAGE,
+        STATUS_MEMO_RUNNERS,
+        _STATUS_MEMO_MAX,
+} StatusMemo;
 
 struct Server {
         Core core;                     /* event base, configuration, services: what methods see */
@@ -95,6 +110,7 @@ struct Server {
         pid_t pid;
         char *status_buf;              /* the last call's text buffer, for the next */
         size_t status_buf_cap;
+        JsonTextMemo status_memos[_STATUS_MEMO_MAX]; /* blocks kept with their figures */
         char *proxy_text;              /* the proxy block's text for proxy_text_config */
         size_t proxy_text_len;
         const Config *proxy_text_config;

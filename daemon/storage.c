@@ -175,10 +175,11 @@ static int stats_add(json_object *o, const char *name, uint64_t v) {
 }
 
 /* storage_stats_json()'s text (daemon.status). */
-void storage_stats_text(const Storage *s, JsonText *t) {
+void storage_stats_text(const Storage *s, JsonText *t, JsonTextMemo *m) {
         static const char *const names[] = { "{\"puts\":", ",\"multipart_uploads\":", ",\"parts\":",
                                              ",\"gets\":", ",\"bytes_up\":", ",\"bytes_down\":", ",\"errors\":" };
         uint64_t v[ELEMENTSOF(names)];
+        size_t start;
 
         if (!s) {
                 json_text_add_literal(t, "null");
@@ -186,11 +187,15 @@ void storage_stats_text(const Storage *s, JsonText *t) {
         }
         v[0] = s->n_puts, v[1] = s->n_multipart, v[2] = s->n_parts, v[3] = s->n_gets;
         v[4] = s->bytes_up, v[5] = s->bytes_down, v[6] = s->n_errors;
+        if (m && json_text_memo_hit(m, t, v, ELEMENTSOF(v), &start))
+                return;
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                 json_text_add_literal(t, names[i]);
                 json_text_add_u64(t, MIN(v[i], (uint64_t) INT64_MAX));
         }
         json_text_add_literal(t, "}");
+        if (m)
+                json_text_memo_keep(m, t, start);
 }
 
 /* Counters for daemon.status. */

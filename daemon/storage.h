@@ -218,5 +218,6 @@ void storage_on_drained(Storage *s, storage_drained_cb cb, void *userdata);
  * successful gets, bytes stored (PutObject and part bodies), bytes received, failed
  * operations (cancelled ones are not counted). New reference. */
 struct json_object *storage_stats_json(const Storage *s);
-/* storage_stats_json()'s text, byte for byte, appended to t (NULL s: null). */
-void storage_stats_text(const Storage *s, JsonText *t);
+/* storage_stats_json()'s text, byte for byte, appended to t (NULL s: null); m (may be
+ * NULL) keeps it while the figures are the same. */
+void storage_stats_text(const Storage *s, JsonText *t, JsonTextMemo *m);

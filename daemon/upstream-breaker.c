@@ -133,6 +133,7 @@ Breaker *upstream_breaker_get(Upstream *u, const char *key) {
         b->key = strdup(key);
         if (!b->key)
                 return upstream_breaker_free(b);
+        b->serial = ++u->breakers_made;
         TAILQ_INSERT_TAIL(&u->breakers, b, link);
         u->n_breakers++;
         return b;
@@ -282,14 +283,33 @@ json_object *upstream_stats_json(const Upstream *u) {
 
 /* upstream_stats_json()'s text, written into t (daemon.status): the same bytes, without the
  * objects; the requests' text is kept until they change. */
-void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now) {
+void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now, JsonTextMemo *memo) {
         Upstream *m = (Upstream *) u; /* the kept text only */
+        uint64_t key[JSON_TEXT_MEMO_KEY_MAX];
+        size_t n_key = 0, start;
         const Breaker *b;
 
         if (!u) {
                 json_text_add_literal(t, "null");
                 return;
         }
+        /* the figures of the block, each breaker by its serial (never reused) */
+        if (memo && 5 + 4 * (size_t) u->n_breakers <= ELEMENTSOF(key)) {
+                key[n_key++] = u->stats_requests_changes;
+                key[n_key++] = u->retries_network;
+                key[n_key++] = u->retries_rate_limited;
+                key[n_key++] = u->in_flight;
+                key[n_key++] = u->n_breakers;
+                TAILQ_FOREACH(b, &u->breakers, link) {
+                        key[n_key++] = b->serial;
+                        key[n_key++] = breaker_effective_state(u, b, now);
+                        key[n_key++] = b->consecutive_failures;
+                        key[n_key++] = b->opened;
+                }
+                if (json_text_memo_hit(memo, t, key, n_key, &start))
+                        return;
+        } else
+                memo = NULL;
         if (!m->stats_text_valid || m->stats_text_changes != u->stats_requests_changes) {
                 JsonText r = {};
 
@@ -326,6 +346,8 @@ void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now) {
                 json_text_add_literal(t, "}");
         }
         json_text_add_literal(t, "}}");
+        if (memo)
+                json_text_memo_keep(memo, t, start);
 }
 
 /* The breaker state of the host of a URL. The URL's key is kept for the next call with the

@@ -71,6 +71,7 @@ struct UpstreamSocket {
 /* Circuit breaker of one scheme://host:port. */
 struct Breaker {
         char *key;
+        uint64_t serial;            /* which breaker of the Upstream's it is (1, 2, ...) */
         BreakerState state; /* OPEN past its cooldown is reported as half_open */
         unsigned consecutive_failures;
         unsigned opened;            /* times it opened */
@@ -182,6 +183,7 @@ struct Upstream {
         TAILQ_HEAD(, UpstreamSocket) sockets;
         TAILQ_HEAD(, Breaker) breakers;
         unsigned n_breakers;
+        uint64_t breakers_made;
         unsigned in_flight;
 
         json_object *stats_requests; /* {"label": {"200": n, "timeout": n}} */

@@ -39,6 +39,7 @@
 #include <sys/types.h>
 
 typedef struct JsonText JsonText;
+typedef struct JsonTextMemo JsonTextMemo;
 
 typedef struct Upstream Upstream;
 typedef struct UpstreamRequest UpstreamRequest;
@@ -198,8 +199,9 @@ json_object *upstream_stats_json(const Upstream *u);
 
 /* upstream_stats_json()'s text, byte for byte, appended to t; `now` (now_usec()) tells an
  * open breaker past its cooldown. For daemon.status: no objects, the requests' text kept
- * while they do not change. NULL u: null. */
-void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now);
+ * while they do not change, and the whole block in memo (may be NULL) while none of its
+ * figures changes. NULL u: null. */
+void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now, JsonTextMemo *memo);
 
 /* The breaker state of the host of `url`: "closed", "open" or "half_open". The key of the
  * last URL asked about is kept, so that asking again about it parses nothing. _at() takes the

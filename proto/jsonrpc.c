@@ -1401,6 +1401,46 @@ void json_text_add_str(JsonText *t, const char *s) {
         }
 }
 
+bool json_text_memo_hit(JsonTextMemo *m, JsonText *t, const uint64_t *key, size_t n_key, size_t *ret_start) {
+        if (m->valid && m->n_key == n_key && memcmp(m->key, key, n_key * sizeof(uint64_t)) == 0) {
+                json_text_add(t, m->text, m->len);
+                return true;
+        }
+        m->valid = false;
+        if (n_key <= JSON_TEXT_MEMO_KEY_MAX) {
+                memcpy(m->key, key, n_key * sizeof(uint64_t));
+                m->n_key = n_key;
+        } else
+                m->n_key = SIZE_MAX; /* never kept */
+        *ret_start = t->n;
+        return false;
+}
+
+void json_text_memo_keep(JsonTextMemo *m, const JsonText *t, size_t start) {
+        size_t n;
+
+        if (t->oom || m->n_key > JSON_TEXT_MEMO_KEY_MAX || start > t->n)
+                return;
+        n = t->n - start;
+        if (m->cap < n) {
+                char *p = realloc(m->text, n);
+
+                if (!p)
+                        return;
+                m->text = p;
+                m->cap = n;
+        }
+        memcpy(m->text, t->p + start, n);
+        m->len = n;
+        m->valid = true;
+}
+
+void json_text_memo_done(JsonTextMemo *m) {
+        m->text = mfree(m->text);
+        m->len = m->cap = 0;
+        m->valid = false;
+}
+
 /* The wire text of a result reply, built from the serialized result and id (no reply object
  * is made: this is every successful call's path). */
 int jsonrpc_result_text(json_object *id, json_object *result, char **ret, size_t *ret_len) {

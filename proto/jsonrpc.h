@@ -184,6 +184,36 @@ void json_text_add_value(JsonText *t, json_object *o);
 /* Appends what json_new_rounded(v, decimals) is written as. */
 void json_text_add_rounded(JsonText *t, double v, int decimals);
 
+/* A block of a JsonText kept with the values it was written from, to be copied instead of
+ * written again while they are the same (values, never time, decide: what is copied is always
+ * what would be written). The key is up to JSON_TEXT_MEMO_KEY_MAX numbers.
+ *
+ *         uint64_t key[] = { a, b };
+ *         size_t start;
+ *
+ *         if (json_text_memo_hit(&m, t, key, ELEMENTSOF(key), &start))
+ *                 return;
+ *         ... write the block into t ...
+ *         json_text_memo_keep(&m, t, start);
+ */
+#define JSON_TEXT_MEMO_KEY_MAX 40
+typedef struct JsonTextMemo {
+        uint64_t key[JSON_TEXT_MEMO_KEY_MAX];
+        size_t n_key;
+        bool valid;         /* text is the block written from key */
+        char *text;
+        size_t len, cap;
+} JsonTextMemo;
+
+/* Appends the kept text and returns true when it was written from this key; else takes the
+ * key, sets *ret_start to where the block begins and returns false (a key longer than
+ * JSON_TEXT_MEMO_KEY_MAX is never kept). */
+bool json_text_memo_hit(JsonTextMemo *m, JsonText *t, const uint64_t *key, size_t n_key, size_t *ret_start);
+/* Keeps what t holds from start on as the text of the key json_text_memo_hit() took. */
+void json_text_memo_keep(JsonTextMemo *m, const JsonText *t, size_t start);
+/* Frees the kept text. */
+void json_text_memo_done(JsonTextMemo *m);
+
 /* The text of a raw value (json_raw_new()); false for any other value. */
 bool json_raw_get(json_object *o, const char **ret, size_t *ret_len);
 

@@ -394,10 +394,11 @@ const char *upstream_breaker_state_at(const Upstream *u, const char *url, uint64
         return upstream_breaker_state(u, url);
 }
 
-void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now) {
+void upstream_stats_text(const Upstream *u, JsonText *t, uint64_t now, JsonTextMemo *memo) {
         json_object *o = upstream_stats_json(u);
 
         (void) now;
+        (void) memo;
         json_text_add_value(t, o);
         json_object_put(o);
 }
