@@ -160,7 +160,7 @@ END_TEST
                 _cleanup_free_ char *_want = json_c_text(_o), *_got = NULL;                        \
                 JsonText _t = {};                                                                  \
                                                                                                    \
-                for (int _i = 0; _i < 2; _i++) {                                                   \
+                for (int _k = 0; _k < 2; _k++) {                                                   \
                         JsonText *t = &_t;                                                         \
                                                                                                    \
                         text_call;                                                                 \
