@@ -399,6 +399,17 @@ static int state_write_add_cb(StateWrite *j, state_written_cb cb, void *userdata
         return 0;
 }
 
+/* Queues a write for the thread (lock held). */
+static void writer_enqueue_locked(StateWriter *w, StateWrite *j) {
+        if (w->queue_tail)
+                w->queue_tail->next = j;
+        else
+                w->queue = j;
+        w->queue_tail = j;
+        w->queued++;
+        pthread_cond_signal(&w->work);
+}
+
 /* Hands a finished write to the event loop (lock held). */
 static void finish_locked(StateWriter *w, StateWrite *j) {
         uint64_t one = 1;
@@ -586,13 +597,7 @@ int state_writer_submit(StateWriter *w, const char *dir, const char *name, char 
                 return -ENOMEM;
         }
         pthread_mutex_lock(&w->lock);
-        if (w->queue_tail)
-                w->queue_tail->next = j;
-        else
-                w->queue = j;
-        w->queue_tail = j;
-        w->queued++;
-        pthread_cond_signal(&w->work);
+        writer_enqueue_locked(w, j);
         pthread_mutex_unlock(&w->lock);
         return 0;
 }
@@ -619,13 +624,7 @@ int state_writer_write_now(StateWriter *w, const char *dir, const char *name, co
                 return -ENOMEM;
         j->now = true;
         pthread_mutex_lock(&w->lock);
-        if (w->queue_tail)
-                w->queue_tail->next = j;
-        else
-                w->queue = j;
-        w->queue_tail = j;
-        w->queued++;
-        pthread_cond_signal(&w->work);
+        writer_enqueue_locked(w, j);
         while (!j->done)
                 pthread_cond_wait(&w->written, &w->lock);
         pthread_mutex_unlock(&w->lock);

@@ -509,26 +509,18 @@ static int op_request_get(StorageOp *op) {
         UpstreamCall call;
         int r;
 
-        if (op->range_end > 0 && op->received <= op->range_end) {
-                /* the first part of a ranged download (or its resume) */
-                if (asprintf(&range, "Range: bytes=%" PRIu64 "-%" PRIu64, op->received,
-                             op->range_end) < 0) {
-                        range = NULL;
-                        return -ENOMEM;
-                }
-                headers[n++] = range;
-                if (op->object_etag) {
-                        if (asprintf(&if_match, "If-Match: %s", op->object_etag) < 0) {
-                                if_match = NULL;
-                                return -ENOMEM;
-                        }
-                        headers[n++] = if_match;
-                }
-        } else if (op->received > 0) {
-                if (asprintf(&range, "Range: bytes=%" PRIu64 "-", op->received) < 0) {
-                        range = NULL;
-                        return -ENOMEM;
-                }
+        /* the first part of a ranged download (or its resume), or the resume of a whole one */
+        if (op->range_end > 0 && op->received <= op->range_end)
+                r = asprintf(&range, "Range: bytes=%" PRIu64 "-%" PRIu64, op->received, op->range_end);
+        else if (op->received > 0)
+                r = asprintf(&range, "Range: bytes=%" PRIu64 "-", op->received);
+        else
+                r = 0;
+        if (r < 0) {
+                range = NULL;
+                return -ENOMEM;
+        }
+        if (range) {
                 headers[n++] = range;
                 if (op->object_etag) {
                         if (asprintf(&if_match, "If-Match: %s", op->object_etag) < 0) {
