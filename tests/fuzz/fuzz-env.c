@@ -641,6 +641,11 @@ char *fuzz_env_substitute(const char *line, size_t len, size_t *ret_len) {
         return out;
 }
 
+/* Whether the input runs with the credential. */
+bool fuzz_env_has_key(void) {
+        return !nokey;
+}
+
 /* What the loop has to do at the present time, and when its next timer is due. */
 typedef struct Scan {
         struct timeval now;

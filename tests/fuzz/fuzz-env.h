@@ -63,6 +63,10 @@ void fuzz_env_init(void);
  * the harness's part of the input (borrowed until fuzz_env_end()). */
 const char *fuzz_env_begin(const char *data, size_t size, size_t *ret_len);
 
+/* Whether the input under way runs with the credential FUZZ_API_KEY (not "nokey"): without
+ * it the daemon cannot know the key, and a server echoing its text leaks nothing. */
+bool fuzz_env_has_key(void);
+
 /* The services and the dispatcher of the input under way. */
 Core *fuzz_env_core(void);
 Dispatch *fuzz_env_dispatch(void);
